@@ -1,0 +1,3 @@
+from spanreel.cli import run
+
+run()

@@ -1,0 +1,61 @@
+"""The ``spanreel`` command line (click). Sub-commands live beside the code they drive and are
+imported only when invoked, so ``spanreel --help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from spanreel import __version__
+
+#: sub-command name -> (module, attribute, one-line help shown by ``spanreel --help``)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "demo": ("spanreel._demo", "demo_command", "Run the whole loop: record a debate, query it, replay it."),
+    "collector": ("spanreel.collector._cli", "collector_command", "Receive OTLP traces and store them in DuckDB."),
+    "sql": ("spanreel.replay._cli", "sql_command", "Run a read-only SQL query over the stored spans."),
+    "traces": ("spanreel.replay._cli", "traces_command", "List recent traces."),
+    "show": ("spanreel.replay._cli", "show_command", "Show one trace as a span tree."),
+    "replay": ("spanreel.replay._cli", "replay_command", "Re-run a recorded trace's LLM calls and compare."),
+    "fake-llm": ("spanreel.fakellm", "fake_llm_command", "Serve the deterministic OpenAI-compatible test server."),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, attr, _ = entry
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in _COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="spanreel")
+def main() -> None:
+    """spanreel — record, query and replay LLM conversations with OpenTelemetry.
+
+    \b
+    Record:  SPANREEL_ENABLED=1 python your_app.py   (no code change)
+    Collect: spanreel collector                      (OTLP gRPC :4317, HTTP :4318 -> DuckDB)
+    Query:   spanreel traces | spanreel show TRACE_ID | spanreel sql "SELECT ..."
+    Replay:  spanreel replay TRACE_ID [--model M] [--base-url URL]
+
+    Try `spanreel demo` to see the whole loop on a local fake LLM server.
+    """
+
+
+def run(args: list[str] | None = None) -> Any:
+    """Entry point for ``python -m spanreel``."""
+    return main.main(args=args, prog_name="spanreel")
