@@ -56,13 +56,20 @@ def main() -> None:
     baseline_us = timeit.timeit(lambda: exec(empty, {}), number=n) / n * 1e6
     if saved is not None:
         os.environ["SPANREEL_ENABLED"] = saved
-    print(f"hook line, SPANREEL_ENABLED unset: {per_call_us:.2f} µs per start (exec of an empty line: {baseline_us:.2f} µs)")
+    print(
+        f"hook line, SPANREEL_ENABLED unset: {per_call_us:.2f} µs per start "
+        f"(exec of an empty line: {baseline_us:.2f} µs)"
+    )
 
     unset = _startup_ms(env, args.runs)
     disabled = _startup_ms({**env, "SPANREEL_ENABLED": "0"}, args.runs)
-    enabled = _startup_ms({**env, "SPANREEL_ENABLED": "1", "OTEL_TRACES_EXPORTER": "none"}, max(5, args.runs // 3))
-    print(f"python -c pass, median of {args.runs}: unset {unset:.1f} ms, SPANREEL_ENABLED=0 {disabled:.1f} ms "
-          f"(ratio {disabled / unset:.3f}), SPANREEL_ENABLED=1 {enabled:.1f} ms (instrumentation loaded)")
+    enabled = _startup_ms(
+        {**env, "SPANREEL_ENABLED": "1", "OTEL_TRACES_EXPORTER": "none"}, max(5, args.runs // 3)
+    )
+    print(
+        f"python -c pass, median of {args.runs}: unset {unset:.1f} ms, SPANREEL_ENABLED=0 {disabled:.1f} ms "
+        f"(ratio {disabled / unset:.3f}), SPANREEL_ENABLED=1 {enabled:.1f} ms (instrumentation loaded)"
+    )
     verdict = "OK" if per_call_us < 1000 else "OVER"
     print(f"target: hook cost < 1 ms when unset -> {per_call_us / 1000:.4f} ms [{verdict}]")
 

@@ -62,7 +62,9 @@ def _collector(console: Console, db: Path) -> Iterator[dict[str, Any]]:
         "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--query-endpoint", "127.0.0.1:0",
     )  # fmt: skip
     console.print(f"[dim]$ spanreel {shlex.join(cmd[3:])}[/dim]")
-    proc = subprocess.Popen(cmd, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -71,11 +73,15 @@ def _collector(console: Console, db: Path) -> Iterator[dict[str, Any]]:
                 break
             if proc.poll() is not None:
                 err = proc.stderr.read() if proc.stderr else ""
-                raise click.ClickException(f"the collector exited with code {proc.returncode}:\n{err.strip()}")
+                raise click.ClickException(
+                    f"the collector exited with code {proc.returncode}:\n{err.strip()}"
+                )
             if time.monotonic() > deadline:
                 raise click.ClickException("the collector did not start within 60 s")
             time.sleep(0.1)
-        console.print(f"Collector up: OTLP gRPC {info.grpc_endpoint}, OTLP/HTTP {info.http_endpoint}, DB {db}")
+        console.print(
+            f"Collector up: OTLP gRPC {info.grpc_endpoint}, OTLP/HTTP {info.http_endpoint}, DB {db}"
+        )
         yield {"grpc_endpoint": info.grpc_endpoint, "http_endpoint": info.http_endpoint}
     finally:
         if proc.poll() is None:
@@ -114,11 +120,15 @@ def _wait_for_trace(db: Path, trace_id: str, llm_calls: int, timeout: float = 30
     while time.monotonic() < deadline:
         res = run_query("SELECT count(*) FROM llm_calls WHERE trace_id = ?", db, [trace_id])
         stored = int(res.rows[0][0])
-        roots = run_query("SELECT count(*) FROM spans WHERE trace_id = ? AND parent_span_id IS NULL", db, [trace_id])
+        roots = run_query(
+            "SELECT count(*) FROM spans WHERE trace_id = ? AND parent_span_id IS NULL", db, [trace_id]
+        )
         if stored >= llm_calls and int(roots.rows[0][0]) >= 1:
             return
         time.sleep(0.2)
-    raise click.ClickException(f"only {stored} of {llm_calls} LLM spans of trace {trace_id} arrived in {timeout:.0f} s")
+    raise click.ClickException(
+        f"only {stored} of {llm_calls} LLM spans of trace {trace_id} arrived in {timeout:.0f} s"
+    )
 
 
 def _show_cli(console: Console, title: str, args: list[str]) -> None:
@@ -131,7 +141,9 @@ def _show_cli(console: Console, title: str, args: list[str]) -> None:
 
 
 @click.command("demo")
-@click.option("--db", "db_opt", type=click.Path(dir_okay=False), help="DuckDB file (default: as for every command).")
+@click.option(
+    "--db", "db_opt", type=click.Path(dir_okay=False), help="DuckDB file (default: as for every command)."
+)
 @click.option("--base-url", help="Use a real OpenAI-compatible provider instead of the local fake server "
               "(its key from OPENAI_API_KEY).")  # fmt: skip
 @click.option("--model", default="gpt-4o-mini", show_default=True, help="Model for the two debaters.")
@@ -180,7 +192,9 @@ def demo_command(
                 OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
                 OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{endpoints['http_endpoint']}",
                 OPENAI_BASE_URL=llm_url,
-                OPENAI_API_KEY=os.environ.get("OPENAI_API_KEY", "sk-spanreel-demo") if base_url else "sk-spanreel-demo",
+                OPENAI_API_KEY=os.environ.get("OPENAI_API_KEY", "sk-spanreel-demo")
+                if base_url
+                else "sk-spanreel-demo",
                 SPANREEL_DEMO_MODEL=model,
                 SPANREEL_DEMO_JUDGE_MODEL=judge_model,
                 SPANREEL_DEMO_ROUNDS=str(rounds),
@@ -194,7 +208,9 @@ def demo_command(
                 "sum(output_tokens) AS output_tokens FROM llm_calls "
                 f"WHERE trace_id = '{trace_id}' GROUP BY request_model ORDER BY request_model"
             )
-            _show_cli(console, "3. SQL over the stored spans: tokens per model", ["sql", sql, "--db", str(db)])
+            _show_cli(
+                console, "3. SQL over the stored spans: tokens per model", ["sql", sql, "--db", str(db)]
+            )
             replay_args = ["replay", trace_id, "--db", str(db), "--system", system_edit]
             if fake is not None:
                 replay_args += ["--base-url", fake.base_url]
@@ -210,7 +226,8 @@ def demo_command(
         "Try:\n"
         f"  spanreel traces{db_flag}\n"
         f"  spanreel show {trace_id}{db_flag}\n"
-        f"  spanreel sql \"SELECT name, request_model, output_tokens FROM llm_calls WHERE trace_id = '{trace_id}'\"{db_flag}\n"
+        "  spanreel sql \"SELECT name, request_model, output_tokens FROM llm_calls "
+        f"WHERE trace_id = '{trace_id}'\"{db_flag}\n"
         "  spanreel fake-llm --port 8000          # in another terminal, then:\n"
         f"  spanreel replay {trace_id}{db_flag} --base-url http://127.0.0.1:8000/v1 --model gpt-4o\n"
         "  spanreel collector                      # and run your own app with SPANREEL_ENABLED=1"

@@ -17,6 +17,7 @@ import os
 import sys
 
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry import trace
 
 import spanreel
@@ -26,11 +27,13 @@ SIDES = {
     "pro": "You argue FOR the motion. Be concise, concrete and persuasive; rebut the other side.",
     "con": "You argue AGAINST the motion. Be concise, concrete and persuasive; rebut the other side.",
 }
-JUDGE_SYSTEM = "You are a strict, fair debate judge. Reply with one sentence of reasoning, then 'Score: N/10'."
+JUDGE_SYSTEM = (
+    "You are a strict, fair debate judge. Reply with one sentence of reasoning, then 'Score: N/10'."
+)
 
 
 def _argue(client: OpenAI, model: str, side: str, transcript: list[str], stream: bool) -> str:
-    messages = [
+    messages: list[ChatCompletionMessageParam] = [
         {"role": "system", "content": SIDES[side]},
         {
             "role": "user",
@@ -41,14 +44,14 @@ def _argue(client: OpenAI, model: str, side: str, transcript: list[str], stream:
     ]
     print(f"\n[{side.upper()}] ", end="", flush=True)
     if not stream:
-        reply = client.chat.completions.create(model=model, messages=messages, temperature=0.7)  # type: ignore[arg-type]
+        reply = client.chat.completions.create(model=model, messages=messages, temperature=0.7)
         text = reply.choices[0].message.content or ""
         print(text, flush=True)
         return text
     parts: list[str] = []
     chunks = client.chat.completions.create(
         model=model,
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         temperature=0.7,
         stream=True,
         stream_options={"include_usage": True},
@@ -66,7 +69,10 @@ def _judge(client: OpenAI, model: str, side: str, argument: str) -> str:
         model=model,
         messages=[
             {"role": "system", "content": JUDGE_SYSTEM},
-            {"role": "user", "content": f"Score this {side.upper()} argument on the motion '{TOPIC}':\n{argument}"},
+            {
+                "role": "user",
+                "content": f"Score this {side.upper()} argument on the motion '{TOPIC}':\n{argument}",
+            },
         ],
         temperature=0,
     )

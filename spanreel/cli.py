@@ -13,12 +13,20 @@ from spanreel import __version__
 #: sub-command name -> (module, attribute, one-line help shown by ``spanreel --help``)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("spanreel._demo", "demo_command", "Run the whole loop: record a debate, query it, replay it."),
-    "collector": ("spanreel.collector._cli", "collector_command", "Receive OTLP traces and store them in DuckDB."),
+    "collector": (
+        "spanreel.collector._cli",
+        "collector_command",
+        "Receive OTLP traces and store them in DuckDB.",
+    ),
     "sql": ("spanreel.replay._cli", "sql_command", "Run a read-only SQL query over the stored spans."),
     "traces": ("spanreel.replay._cli", "traces_command", "List recent traces."),
     "show": ("spanreel.replay._cli", "show_command", "Show one trace as a span tree."),
     "replay": ("spanreel.replay._cli", "replay_command", "Re-run a recorded trace's LLM calls and compare."),
-    "fake-llm": ("spanreel.fakellm", "fake_llm_command", "Serve the deterministic OpenAI-compatible test server."),
+    "fake-llm": (
+        "spanreel.fakellm",
+        "fake_llm_command",
+        "Serve the deterministic OpenAI-compatible test server.",
+    ),
 }
 
 

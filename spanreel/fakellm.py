@@ -33,6 +33,7 @@ Use :class:`FakeLLMServer` in tests (a background thread with its own event loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import re
@@ -250,7 +251,9 @@ def _tool_call_for(body: Mapping[str, Any]) -> dict[str, Any] | None:
     wanted: str | None = None
     if isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
         wanted = choice["function"].get("name")
-    functions = [t["function"] for t in tools if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping)]
+    functions = [
+        t["function"] for t in tools if isinstance(t, Mapping) and isinstance(t.get("function"), Mapping)
+    ]
     chosen = next((f for f in functions if f.get("name") == wanted), functions[0] if functions else None)
     if chosen is None:
         return None
@@ -313,13 +316,12 @@ def _complete(body: Mapping[str, Any]) -> _Completion:
             _prompt_tokens(messages),
             count_words(tool_call["function"]["name"]) + count_words(args),
         )
-    words = generate_answer(body).split(" ")
+    text = generate_answer(body)
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
     finish = "stop"
-    text = " ".join(words)
     if isinstance(limit, int) and limit > 0 and count_words(text) > limit:
         # Cut to ``limit`` whitespace words, keeping the original spacing (incl. newlines).
-        kept = re.match(r"\s*(?:\S+\s+){%d}" % (limit - 1) + r"\S+", text)
+        kept = re.match(rf"\s*(?:\S+\s+){{{limit - 1}}}\S+", text)
         text = kept.group(0) if kept else text
         finish = "length"
     return _Completion(
@@ -456,7 +458,9 @@ class FakeLLMServer:
             raise
         self.port = sock.getsockname()[1]
         self._ready.clear()
-        self._thread = threading.Thread(target=self._serve, args=(sock,), name="spanreel-fake-llm", daemon=True)
+        self._thread = threading.Thread(
+            target=self._serve, args=(sock,), name="spanreel-fake-llm", daemon=True
+        )
         self._thread.start()
         self._ready.wait()
         if self._startup_error is not None:
@@ -472,10 +476,8 @@ class FakeLLMServer:
             return
         if self._runner is not None:
             fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
-            try:
+            with contextlib.suppress(Exception):  # best effort on shutdown
                 fut.result(timeout=10)
-            except Exception:  # pragma: no cover - best effort on shutdown
-                pass
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         self._thread = None
@@ -495,9 +497,11 @@ class FakeLLMServer:
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:
-            runner = web.AppRunner(self._make_app(), access_log=None, handle_signals=False)
+            runner = web.AppRunner(
+                self._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            )
             loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.SockSite(runner, sock, shutdown_timeout=1.0).start())
+            loop.run_until_complete(web.SockSite(runner, sock).start())
             self._runner = runner
         except BaseException as exc:  # pragma: no cover - reported by start()
             self._startup_error = exc
@@ -529,7 +533,9 @@ class FakeLLMServer:
                 parsed = json.loads(raw)
             except ValueError:
                 parsed = None
-        self.requests.append(RecordedRequest(request.method, request.path, dict(request.headers), parsed, raw))
+        self.requests.append(
+            RecordedRequest(request.method, request.path, dict(request.headers), parsed, raw)
+        )
         return raw, parsed
 
     async def _models(self, request: web.Request) -> web.Response:
@@ -542,7 +548,11 @@ class FakeLLMServer:
         if not isinstance(body, dict):
             what = "empty" if not raw else "not a JSON object"
             return web.json_response(
-                _error_body(f"We could not parse the JSON body of your request ({what}).", "invalid_request_error", None),
+                _error_body(
+                    f"We could not parse the JSON body of your request ({what}).",
+                    "invalid_request_error",
+                    None,
+                ),
                 status=400,
             )
         messages = body.get("messages")
@@ -561,7 +571,9 @@ class FakeLLMServer:
             status = int(forced.group(1))
             type_ = "server_error" if status >= 500 else "invalid_request_error"
             return web.json_response(
-                _error_body(f"Forced error {status} from the fake LLM server.", type_, f"fake_error_{status}"),
+                _error_body(
+                    f"Forced error {status} from the fake LLM server.", type_, f"fake_error_{status}"
+                ),
                 status=status,
             )
         completion = _complete(body)

@@ -35,7 +35,8 @@ APP = textwrap.dedent(
         trace_id = format(trace.get_current_span().get_span_context().trace_id, "032x")
         a = client.chat.completions.create(
             model="gpt-4o-mini", temperature=0.2,
-            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}],
+            messages=[{"role": "system", "content": "Be brief."},
+                      {"role": "user", "content": "Name a colour."}],
         ).choices[0].message.content
         parts = []
         for chunk in client.chat.completions.create(
@@ -151,7 +152,9 @@ def test_record_collect_query_replay_shutdown(
     assert all(r["finish_reasons"] == ["stop"] for r in rows)
 
     # The API key never reaches the store, in any column.
-    leaked = _json("sql", f"SELECT count(*) FROM spans WHERE CAST(spans AS VARCHAR) LIKE '%{canary}%'", "--db", str(db))
+    leaked = _json(
+        "sql", f"SELECT count(*) FROM spans WHERE CAST(spans AS VARCHAR) LIKE '%{canary}%'", "--db", str(db)
+    )
     assert leaked["rows"][0][0] == 0
 
     traces = _json("traces", "--db", str(db))
@@ -203,7 +206,12 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     proc = _spanreel("demo", "--db", str(db), "--rounds", "1", timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
-    for expected in ("The session tree", "tokens per model", "Replay with an edited system prompt", "Trace id:"):
+    for expected in (
+        "The session tree",
+        "tokens per model",
+        "Replay with an edited system prompt",
+        "Trace id:",
+    ):
         assert expected in out
     trace_id = out.split("Trace id:")[1].split()[0]
     n = _json("sql", f"SELECT count(*) FROM llm_calls WHERE trace_id = '{trace_id}'", "--db", str(db))

@@ -1,0 +1,133 @@
+"""Sessions (``session.id`` through W3C baggage) and replay links (``replay_of``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import TracebackType
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TracerProvider
+
+from spanreel import __version__
+from spanreel._attributes import SESSION_ID
+
+TRACER_NAME = "spanreel"
+
+_REPLAY: ContextVar[SpanContext | None] = ContextVar("spanreel_replay_of", default=None)
+_tracer_provider: TracerProvider | None = None
+
+
+def set_tracer_provider(provider: TracerProvider | None) -> None:
+    """The provider spanreel's own spans use (``None``: the global one). Set by the instrumentor."""
+    global _tracer_provider
+    _tracer_provider = provider
+
+
+def get_tracer() -> trace.Tracer:
+    """spanreel's tracer (scope ``spanreel``, version ``spanreel.__version__``)."""
+    return trace.get_tracer(TRACER_NAME, __version__, tracer_provider=_tracer_provider)
+
+
+def _parse_hex(value: str, length: int, what: str) -> int:
+    text = value.strip().lower()
+    try:
+        number = int(text, 16) if len(text) == length else 0
+    except ValueError:
+        number = 0
+    if number == 0:
+        raise ValueError(f"{what} must be {length} hex characters and not all zero, got {value!r}")
+    return number
+
+
+@contextmanager
+def replay_of(trace_id_hex: str, span_id_hex: str) -> Iterator[SpanContext]:
+    """Mark LLM calls made inside the block as replays of the recorded span ``span_id_hex`` in
+    trace ``trace_id_hex`` (32 and 16 hex characters).
+
+    Each GenAI span started inside gets a span link to the original span context and the
+    attributes ``spanreel.replay.original_trace_id`` / ``spanreel.replay.original_span_id``.
+    Context-local (``contextvars``): works across threads started with a copied context and in
+    asyncio tasks. Yields the original :class:`~opentelemetry.trace.SpanContext`.
+
+    Raises ``ValueError`` for malformed ids.
+    """
+    original = SpanContext(
+        trace_id=_parse_hex(trace_id_hex, 32, "trace id"),
+        span_id=_parse_hex(span_id_hex, 16, "span id"),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    token = _REPLAY.set(original)
+    try:
+        yield original
+    finally:
+        _REPLAY.reset(token)
+
+
+def current_replay() -> SpanContext | None:
+    """The original span context set by the innermost active :func:`replay_of`, if any."""
+    return _REPLAY.get()
+
+
+class Session:
+    """A conversation session: ``with session("debate") as s: …`` (or ``async with``).
+
+    On enter, ``session.id`` (:attr:`id`) is put into W3C baggage for the block, so every span
+    started inside carries it (spanreel's GenAI spans copy it; other spans get it from the
+    ``BaggageSpanProcessor`` installed by the auto-setup). If no span is active, a root span
+    named :attr:`name` (kind INTERNAL, attribute ``session.id``) is started and made current, so
+    all calls in the block share one trace; inside an existing span the calls share its trace
+    and no span is created (:attr:`span` stays ``None``). An exception leaving the block is
+    recorded on the root span (status ERROR, ``error.type``) and re-raised. Enter it once.
+
+    Baggage is propagated to outgoing HTTP requests: never use secrets as session ids.
+    """
+
+    def __init__(self, name: str, session_id: str | None = None) -> None:
+        self.name = name
+        self.id: str = session_id or uuid.uuid4().hex
+        self.span: trace.Span | None = None
+        self._token: object | None = None
+
+    def __enter__(self) -> Session:
+        if self._token is not None:
+            raise RuntimeError("this session is already active; create a new one with session()")
+        ctx = baggage.set_baggage(SESSION_ID, self.id)
+        if not trace.get_current_span(ctx).get_span_context().is_valid:
+            self.span = get_tracer().start_span(
+                self.name, context=ctx, kind=SpanKind.INTERNAL, attributes={SESSION_ID: self.id}
+            )
+            ctx = trace.set_span_in_context(self.span, ctx)
+        self._token = context.attach(ctx)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            context.detach(token)  # type: ignore[arg-type]
+        span = self.span
+        if span is not None and span.is_recording():
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            span.end()
+
+    async def __aenter__(self) -> Session:
+        return self.__enter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def session(name: str, session_id: str | None = None) -> Session:
+    """Start a session: see :class:`Session`. ``session_id`` defaults to a new ``uuid4().hex``."""
+    return Session(name, session_id)

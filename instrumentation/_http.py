@@ -1,0 +1,158 @@
+"""HTTP-level helpers (pure): URL sanitising, provider detection by host, content decoding."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
+
+#: Query parameter names (compared case-insensitively, ``-`` and ``_`` equivalent) whose values are
+#: credentials and must never be recorded.
+CREDENTIAL_QUERY_PARAMS: frozenset[str] = frozenset(
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "x_api_key",
+        "token",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "auth",
+        "authorization",
+        "sig",
+        "signature",
+        "x_goog_signature",
+        "x_amz_signature",
+        "x_amz_credential",
+        "x_amz_security_token",
+        "awsaccesskeyid",
+        "client_secret",
+        "password",
+        "secret",
+        "code",
+    }
+)
+
+_PROVIDER = GenAiProviderNameValues
+#: Exact host → ``gen_ai.provider.name`` for OpenAI-compatible endpoints.
+_HOST_PROVIDERS: dict[str, str] = {
+    "api.openai.com": _PROVIDER.OPENAI.value,
+    "api.groq.com": _PROVIDER.GROQ.value,
+    "api.deepseek.com": _PROVIDER.DEEPSEEK.value,
+    "api.mistral.ai": _PROVIDER.MISTRAL_AI.value,
+    "api.x.ai": _PROVIDER.X_AI.value,
+    "api.perplexity.ai": _PROVIDER.PERPLEXITY.value,
+    "generativelanguage.googleapis.com": _PROVIDER.GCP_GEMINI.value,
+    "api.anthropic.com": _PROVIDER.ANTHROPIC.value,
+    "api.cohere.ai": _PROVIDER.COHERE.value,
+    "api.cohere.com": _PROVIDER.COHERE.value,
+}
+#: Host suffix → provider (checked after the exact table).
+_SUFFIX_PROVIDERS: tuple[tuple[str, str], ...] = (
+    (".openai.azure.com", _PROVIDER.AZURE_AI_OPENAI.value),
+    (".services.ai.azure.com", _PROVIDER.AZURE_AI_INFERENCE.value),
+    (".models.ai.azure.com", _PROVIDER.AZURE_AI_INFERENCE.value),
+    ("-aiplatform.googleapis.com", _PROVIDER.GCP_VERTEX_AI.value),
+)
+
+
+def provider_for_host(host: str, default: str = _PROVIDER.OPENAI.value) -> str:
+    """``gen_ai.provider.name`` for an OpenAI-compatible API host.
+
+    Known hosts map to their semconv provider value (``api.groq.com`` → ``groq``,
+    ``*.openai.azure.com`` → ``azure.ai.openai`` …); anything else (a proxy, a local server)
+    gives ``default`` — the API shape spoken, ``openai``.
+    """
+    h = host.lower().rstrip(".")
+    found = _HOST_PROVIDERS.get(h)
+    if found is not None:
+        return found
+    for suffix, provider in _SUFFIX_PROVIDERS:
+        if h.endswith(suffix):
+            return provider
+    return default
+
+
+def _is_credential(name: str) -> bool:
+    return name.lower().replace("-", "_") in CREDENTIAL_QUERY_PARAMS
+
+
+def sanitize_url(url: str) -> str:
+    """``url`` without credentials: user-info (``user:pass@``) and credential query parameters
+    (:data:`CREDENTIAL_QUERY_PARAMS`, e.g. ``key``, ``api-key``, ``token``, ``sig``) are removed;
+    everything else, including the order of the other parameters, is kept."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if not _is_credential(k)]
+        if len(kept) != len(pairs):
+            query = urlencode(kept)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def default_port(scheme: str) -> int | None:
+    """The default TCP port for ``http``/``https`` (``ws``/``wss``), else ``None``."""
+    return {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme.lower())
+
+
+Decoder = Callable[[bytes], bytes]
+
+
+def make_decoder(content_encoding: str) -> Decoder | None:
+    """An incremental decoder for a ``Content-Encoding`` header value.
+
+    Returns a function ``bytes -> bytes`` fed the raw body chunk by chunk (``identity``/empty →
+    pass-through; ``gzip``/``x-gzip``/``deflate`` via :mod:`zlib`, applied in reverse order of
+    a comma-separated list). Returns ``None`` for encodings it cannot decode (e.g. ``br``,
+    ``zstd``): the caller then skips parsing the body, never the body itself.
+    """
+    codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
+    steps: list[Decoder] = []
+    for coding in reversed(codings):
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            steps.append(zlib.decompressobj(zlib.MAX_WBITS | 16).decompress)
+        elif coding == "deflate":
+            steps.append(_DeflateDecoder())
+        else:
+            return None
+    if not steps:
+        return _identity
+    if len(steps) == 1:
+        return steps[0]
+
+    def chained(data: bytes) -> bytes:
+        for step in steps:
+            data = step(data)
+        return data
+
+    return chained
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class _DeflateDecoder:
+    """``deflate`` is zlib-wrapped per RFC 9110 but some servers send raw DEFLATE; handle both."""
+
+    def __init__(self) -> None:
+        self._obj: zlib._Decompress | None = None
+
+    def __call__(self, data: bytes) -> bytes:
+        if self._obj is None:
+            if not data:
+                return b""
+            # A zlib header (RFC 1950): method 8 in the low nibble and a 16-bit check value.
+            zlib_header = data[0] & 0x0F == 8 and (len(data) < 2 or (data[0] << 8 | data[1]) % 31 == 0)
+            wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
+            self._obj = zlib.decompressobj(wbits)
+        return self._obj.decompress(data)

@@ -1,0 +1,203 @@
+"""``Instrumentor``: installs the GenAI transport wrappers on httpx and httpx2.
+
+Order matters: opentelemetry-instrumentation-httpx is instrumented first (its wrapper becomes
+the inner one) and ours is wrapped around it, so the GenAI span is the parent of the HTTP span.
+Its instrumentors are singletons, so a later ``instrument()`` (e.g. by ``opentelemetry-instrument``)
+is a no-op and cannot reverse the order.
+
+Libraries are instrumented when imported (wrapt post-import hooks), so enabling spanreel at
+interpreter start-up does not import httpx/httpx2 in processes that never use them.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import threading
+from collections.abc import Collection
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import wrapt
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
+from opentelemetry.trace import Tracer, TracerProvider
+
+from spanreel import __version__
+
+from ._call import log_once
+from ._capture import content_capture_enabled
+from ._context import TRACER_NAME, set_tracer_provider
+from ._http import sanitize_url
+from ._transport import async_wrapper, sync_wrapper
+
+#: Libraries whose transports are wrapped, with their opentelemetry-instrumentation-httpx class.
+LIBRARIES: dict[str, str] = {"httpx": "HTTPXClientInstrumentor", "httpx2": "HTTPX2ClientInstrumentor"}
+_TARGETS = (("HTTPTransport", "handle_request", False), ("AsyncHTTPTransport", "handle_async_request", True))
+
+
+def _sanitize_http_span(span: trace.Span, request: Any) -> None:
+    """request_hook for the HTTP client span: drop credential query parameters from its URL."""
+    try:
+        url = str(request.url)
+        clean = sanitize_url(url)
+        if clean != url:
+            span.set_attribute(URL_FULL, clean)
+            attributes = getattr(span, "attributes", None) or {}
+            if HTTP_URL in attributes:
+                span.set_attribute(HTTP_URL, clean)
+    except Exception:
+        log_once("http_hook", "spanreel: could not sanitise the HTTP span URL")
+
+
+async def _async_sanitize_http_span(span: trace.Span, request: Any) -> None:
+    _sanitize_http_span(span, request)
+
+
+@dataclass
+class _Installed:
+    wrappers: list[tuple[type, str, Any]]  # (class, method name, our wrapper object)
+    enabled_http_instrumentor: bool
+
+
+class _State:
+    """Process-wide state shared by all ``Instrumentor`` instances (it is a singleton anyway)."""
+
+    def __init__(self) -> None:
+        self.tracer: Tracer | None = None
+        self.capture_content = True
+        self.tracer_provider: TracerProvider | None = None
+        self.installed: dict[str, _Installed] = {}
+        self.hooks: set[str] = set()
+        self._lock = threading.Lock()
+        self._pending = False
+
+    # -- activation ------------------------------------------------------------------------------
+
+    def activate(self, tracer_provider: TracerProvider | None, capture_content: bool) -> None:
+        self.tracer_provider = tracer_provider
+        self.capture_content = capture_content
+        set_tracer_provider(tracer_provider)
+        self.tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
+        for name in LIBRARIES:
+            if name in sys.modules:
+                continue
+            if name not in self.hooks:
+                self.hooks.add(name)
+                wrapt.register_post_import_hook(self._on_import, name)
+        self.process()
+
+    def deactivate(self) -> None:
+        with self._lock:
+            self.tracer = None
+            for name, installed in list(self.installed.items()):
+                self._uninstall(name, installed)
+            self.installed.clear()
+        set_tracer_provider(None)
+
+    def _on_import(self, module: ModuleType) -> None:
+        try:
+            self.process()
+        except Exception:  # never break the application's import
+            log_once("hook", "spanreel: could not instrument %s", getattr(module, "__name__", module))
+
+    def process(self) -> None:
+        """Install on every imported, not yet instrumented library. Re-entrant (an import made
+        while installing triggers hooks) and non-blocking across threads (the lock holder
+        picks up work flagged by others), so it cannot deadlock with the import system."""
+        self._pending = True
+        while self._pending:
+            if not self._lock.acquire(blocking=False):
+                return
+            try:
+                while self._pending:
+                    self._pending = False
+                    if self.tracer is None:
+                        continue
+                    for name in LIBRARIES:
+                        if name in sys.modules and name not in self.installed:
+                            self._install(name)
+            finally:
+                self._lock.release()
+
+    # -- per library -----------------------------------------------------------------------------
+
+    def _install(self, name: str) -> None:
+        lib = sys.modules[name]
+        try:
+            http_module = importlib.import_module("opentelemetry.instrumentation.httpx")
+            http_instrumentor = getattr(http_module, LIBRARIES[name])()
+            enabled = False
+            if not http_instrumentor.is_instrumented_by_opentelemetry:
+                http_instrumentor.instrument(
+                    tracer_provider=self.tracer_provider,
+                    request_hook=_sanitize_http_span,
+                    async_request_hook=_async_sanitize_http_span,
+                )
+                enabled = http_instrumentor.is_instrumented_by_opentelemetry
+        except Exception:
+            log_once(f"http:{name}", "spanreel: opentelemetry-instrumentation-httpx unavailable for %s", name)
+            enabled = False
+        wrappers: list[tuple[type, str, Any]] = []
+        try:
+            for cls_name, method, is_async in _TARGETS:
+                cls = getattr(lib, cls_name)
+                fn = async_wrapper if is_async else sync_wrapper
+                wrapper = functools.partial(fn, settings=self, lib=lib)
+                wrapt.wrap_function_wrapper(cls, method, wrapper)
+                wrappers.append((cls, method, wrapper))
+        except Exception:
+            log_once(f"wrap:{name}", "spanreel: could not wrap the %s transport", name)
+        self.installed[name] = _Installed(wrappers, enabled)
+
+    @staticmethod
+    def _uninstall(name: str, installed: _Installed) -> None:
+        for cls, method, wrapper in installed.wrappers:
+            current = cls.__dict__.get(method)
+            if (
+                isinstance(current, wrapt.FunctionWrapper)
+                and getattr(current, "_self_wrapper", None) is wrapper
+            ):
+                setattr(cls, method, current.__wrapped__)
+            else:
+                log_once(f"unwrap:{name}", "spanreel: %s.%s was re-wrapped by someone else", cls, method)
+        if installed.enabled_http_instrumentor:
+            try:
+                http_module = importlib.import_module("opentelemetry.instrumentation.httpx")
+                getattr(http_module, LIBRARIES[name])().uninstrument()
+            except Exception:
+                log_once(f"uninstrument:{name}", "spanreel: could not uninstrument httpx for %s", name)
+
+
+_STATE = _State()
+
+
+class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """OpenTelemetry instrumentor for LLM calls over httpx / httpx2 (entry point ``spanreel`` in
+    ``opentelemetry_instrumentor``, so ``opentelemetry-instrument`` loads it too).
+
+    ``Instrumentor().instrument(tracer_provider=None, capture_content=None)``:
+    ``tracer_provider`` defaults to the global one; ``capture_content`` (``bool``) overrides
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (spanreel's default: on; see
+    :func:`content_capture_enabled`). Also instruments the HTTP client spans with
+    opentelemetry-instrumentation-httpx unless that was already done. ``uninstrument()``
+    removes both (the HTTP instrumentation only if spanreel enabled it).
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        # httpx and httpx2 are both optional: whichever is imported gets instrumented.
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        capture = kwargs.get("capture_content")
+        _STATE.activate(
+            kwargs.get("tracer_provider"),
+            content_capture_enabled() if capture is None else bool(capture),
+        )
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        _STATE.deactivate()

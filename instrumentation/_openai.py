@@ -1,0 +1,577 @@
+"""OpenAI Chat Completions ↔ GenAI semantic conventions (pure functions, no I/O, no OTel SDK).
+
+Request body → span-start attributes, response body (JSON or SSE chunks) → end attributes,
+following the OpenTelemetry GenAI semantic conventions (v1.41: inference spans, message/parts
+schema for ``gen_ai.input.messages`` / ``gen_ai.output.messages``) and docs/internals.md §1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.util.types import AttributeValue
+
+from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
+
+Attributes = dict[str, AttributeValue]
+
+CHAT_PATH_SUFFIX = "/chat/completions"
+OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages → semconv parts
+# ---------------------------------------------------------------------------------------------
+
+
+def _tool_arguments(arguments: Any) -> Any:
+    """Tool call arguments as a JSON value when the string is valid JSON, else as sent."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    """OpenAI message ``content`` (a string or a list of typed parts) → semconv parts."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if not isinstance(content, list):
+        return [{"type": "text", "content": _json(content)}]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, str):
+            parts.append({"type": "text", "content": part})
+            continue
+        if not isinstance(part, Mapping):
+            continue
+        ptype = part.get("type")
+        if ptype == "text":
+            parts.append({"type": "text", "content": part.get("text", "")})
+        elif ptype == "refusal":
+            parts.append({"type": "text", "content": part.get("refusal", "")})
+        elif ptype == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else image
+            if isinstance(url, str) and url.startswith("data:") and ";base64," in url:
+                mime, _, data = url[5:].partition(";base64,")
+                parts.append({"type": "blob", "modality": "image", "mime_type": mime, "content": data})
+            else:
+                parts.append({"type": "uri", "modality": "image", "uri": url})
+        elif ptype == "input_audio":
+            audio = part.get("input_audio")
+            if isinstance(audio, Mapping):
+                fmt = audio.get("format")
+                parts.append(
+                    {
+                        "type": "blob",
+                        "modality": "audio",
+                        "mime_type": f"audio/{fmt}" if fmt else None,
+                        "content": audio.get("data"),
+                    }
+                )
+        elif ptype == "file":
+            file = part.get("file")
+            entry: dict[str, Any] = {"type": "file", "modality": "document"}
+            if isinstance(file, Mapping):
+                if file.get("file_id"):
+                    entry["file_id"] = file["file_id"]
+                if file.get("file_data"):
+                    entry["content"] = file["file_data"]
+                if file.get("filename"):
+                    entry["filename"] = file["filename"]
+            parts.append(entry)
+        else:
+            generic = {k: v for k, v in part.items()}
+            generic["type"] = str(ptype)
+            parts.append(generic)
+    return parts
+
+
+def _tool_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if not isinstance(tool_calls, list):
+        return parts
+    for call in tool_calls:
+        if not isinstance(call, Mapping):
+            continue
+        fn = call.get("function")
+        fn = fn if isinstance(fn, Mapping) else {}
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": fn.get("name"),
+                "arguments": _tool_arguments(fn.get("arguments")),
+            }
+        )
+    return parts
+
+
+def input_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """OpenAI ``messages`` → semconv input messages ``[{"role", "parts": [...]}, …]``.
+
+    Text → ``text`` parts; assistant ``tool_calls`` → ``tool_call`` parts (``id``, ``name``,
+    ``arguments`` parsed from JSON when valid); ``tool`` (and legacy ``function``) messages →
+    ``tool_call_response`` parts; images/audio/files → ``uri``/``blob``/``file`` parts. System and
+    developer messages stay in place (order matters for replay).
+    """
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if not isinstance(message, Mapping):
+            continue
+        role = str(message.get("role") or "user")
+        entry: dict[str, Any] = {"role": role}
+        if isinstance(message.get("name"), str):
+            entry["name"] = message["name"]
+        if role in ("tool", "function"):
+            content = message.get("content")
+            response: Any = content
+            if isinstance(content, list):
+                response = "".join(
+                    p.get("content", "") for p in _content_parts(content) if p["type"] == "text"
+                )
+            call_id = message.get("tool_call_id") if role == "tool" else message.get("name")
+            entry["parts"] = [{"type": "tool_call_response", "id": call_id, "response": response}]
+        else:
+            parts = _content_parts(message.get("content"))
+            if isinstance(message.get("refusal"), str):
+                parts.append({"type": "text", "content": message["refusal"]})
+            parts.extend(_tool_call_parts(message.get("tool_calls")))
+            fc = message.get("function_call")
+            if isinstance(fc, Mapping):
+                parts.extend(_tool_call_parts([{"id": None, "function": fc}]))
+            entry["parts"] = parts
+        out.append(entry)
+    return out
+
+
+def tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    """OpenAI ``tools`` → semconv ``gen_ai.tool.definitions`` entries (``type``, ``name``,
+    ``description``, ``parameters``)."""
+    defs: list[dict[str, Any]] = []
+    if not isinstance(tools, list):
+        return defs
+    for tool in tools:
+        if not isinstance(tool, Mapping):
+            continue
+        fn = tool.get("function")
+        if isinstance(fn, Mapping):
+            entry = {"type": str(tool.get("type") or "function"), "name": fn.get("name")}
+            for key in ("description", "parameters"):
+                if key in fn:
+                    entry[key] = fn[key]
+            defs.append(entry)
+        else:
+            defs.append(dict(tool))
+    return defs
+
+
+# ---------------------------------------------------------------------------------------------
+# Request
+# ---------------------------------------------------------------------------------------------
+
+
+def is_chat_completions(method: str, path: str) -> bool:
+    """Cheap pre-check (before reading the body): ``POST …/chat/completions``."""
+    return method == "POST" and path.rstrip("/").endswith(CHAT_PATH_SUFFIX)
+
+
+def parse_chat_body(content: bytes) -> dict[str, Any] | None:
+    """The request body as a dict when it is a Chat Completions request (a JSON object with a
+    ``messages`` list), else ``None``."""
+    if not content or content[:1] not in (b"{", b" ", b"\n", b"\r", b"\t"):
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+        return body
+    return None
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """What the span needs from one request: name, start attributes, and whether it streams."""
+
+    span_name: str
+    attributes: Attributes
+    stream: bool
+
+
+def request_attributes(
+    body: Mapping[str, Any],
+    *,
+    method: str,
+    url: str,
+    host: str,
+    port: int | None,
+    provider: str,
+    raw_body: str | None,
+    capture_content: bool,
+) -> ChatRequest:
+    """Span name and span-start attributes for a Chat Completions request.
+
+    ``url`` must already be sanitised (no credentials). ``raw_body`` is the exact request body
+    text, recorded as ``spanreel.request.body`` only when ``capture_content`` is true (so are
+    ``gen_ai.input.messages`` and ``gen_ai.tool.definitions``). Request parameters that are
+    absent or of the wrong JSON type are left out.
+    """
+    model = body.get("model")
+    model_name = model if isinstance(model, str) and model else None
+    attrs: Attributes = {
+        ga.GEN_AI_OPERATION_NAME: OPERATION_CHAT,
+        ga.GEN_AI_PROVIDER_NAME: provider,
+        SERVER_ADDRESS: host,
+        SPANREEL_REQUEST_METHOD: method,
+        SPANREEL_REQUEST_URL: url,
+    }
+    if port is not None:
+        attrs[SERVER_PORT] = port
+    if model_name:
+        attrs[ga.GEN_AI_REQUEST_MODEL] = model_name
+    for key, attr in (
+        ("temperature", ga.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", ga.GEN_AI_REQUEST_TOP_P),
+        ("frequency_penalty", ga.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+        ("presence_penalty", ga.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ):
+        number = _number(body.get(key))
+        if number is not None:
+            attrs[attr] = number
+    max_tokens = _integer(body.get("max_completion_tokens"))
+    if max_tokens is None:
+        max_tokens = _integer(body.get("max_tokens"))
+    if max_tokens is not None:
+        attrs[ga.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    top_k = _number(body.get("top_k"))
+    if top_k is not None:
+        attrs[ga.GEN_AI_REQUEST_TOP_K] = top_k
+    seed = _integer(body.get("seed"))
+    if seed is not None:
+        attrs[ga.GEN_AI_REQUEST_SEED] = seed
+    choices = _integer(body.get("n"))
+    if choices is not None and choices != 1:
+        attrs[ga.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        attrs[ga.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        attrs[ga.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
+    stream = body.get("stream") is True
+    attrs[ga.GEN_AI_REQUEST_STREAM] = stream
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping) and isinstance(response_format.get("type"), str):
+        fmt = response_format["type"]
+        attrs[ga.GEN_AI_OUTPUT_TYPE] = "json" if fmt.startswith("json") else fmt
+    if capture_content:
+        attrs[ga.GEN_AI_INPUT_MESSAGES] = _json(input_messages(body.get("messages") or []))
+        defs = tool_definitions(body.get("tools"))
+        if defs:
+            attrs[ga.GEN_AI_TOOL_DEFINITIONS] = _json(defs)
+        if raw_body is not None:
+            attrs[SPANREEL_REQUEST_BODY] = raw_body
+    name = f"{OPERATION_CHAT} {model_name}" if model_name else OPERATION_CHAT
+    return ChatRequest(name, attrs, stream)
+
+
+# ---------------------------------------------------------------------------------------------
+# Response
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ToolCall:
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Choice:
+    """One choice, normalised from a JSON ``message`` or assembled from stream ``delta``s."""
+
+    index: int
+    role: str = "assistant"
+    content: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
+    finish_reason: str | None = None
+    has_content: bool = False
+
+    def output_message(self) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = []
+        if self.reasoning:
+            parts.append({"type": "reasoning", "content": "".join(self.reasoning)})
+        if self.has_content:
+            parts.append({"type": "text", "content": "".join(self.content)})
+        if self.refusal:
+            parts.append({"type": "text", "content": "".join(self.refusal)})
+        for _, call in sorted(self.tool_calls.items()):
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": call.id,
+                    "name": call.name,
+                    "arguments": _tool_arguments("".join(call.arguments)),
+                }
+            )
+        message: dict[str, Any] = {"role": self.role, "parts": parts}
+        if self.finish_reason is not None:
+            message["finish_reason"] = self.finish_reason
+        return message
+
+
+def usage_attributes(usage: Any) -> Attributes:
+    """OpenAI ``usage`` → ``gen_ai.usage.*`` (input/output tokens, cached input tokens,
+    reasoning output tokens)."""
+    attrs: Attributes = {}
+    if not isinstance(usage, Mapping):
+        return attrs
+    prompt = _integer(usage.get("prompt_tokens"))
+    completion = _integer(usage.get("completion_tokens"))
+    if prompt is not None:
+        attrs[ga.GEN_AI_USAGE_INPUT_TOKENS] = prompt
+    if completion is not None:
+        attrs[ga.GEN_AI_USAGE_OUTPUT_TOKENS] = completion
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, Mapping):
+        cached = _integer(details.get("cached_tokens"))
+        if cached is not None:
+            attrs[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
+    details = usage.get("completion_tokens_details")
+    if isinstance(details, Mapping):
+        reasoning = _integer(details.get("reasoning_tokens"))
+        if reasoning is not None:
+            attrs[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+    return attrs
+
+
+def _result_attributes(
+    response_id: Any, model: Any, choices: list[_Choice], usage: Any, capture_content: bool
+) -> Attributes:
+    attrs: Attributes = {}
+    if isinstance(response_id, str) and response_id:
+        attrs[ga.GEN_AI_RESPONSE_ID] = response_id
+    if isinstance(model, str) and model:
+        attrs[ga.GEN_AI_RESPONSE_MODEL] = model
+    ordered = sorted(choices, key=lambda c: c.index)
+    reasons = [c.finish_reason for c in ordered if c.finish_reason is not None]
+    if reasons:
+        attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    attrs.update(usage_attributes(usage))
+    if capture_content and ordered:
+        attrs[ga.GEN_AI_OUTPUT_MESSAGES] = _json([c.output_message() for c in ordered])
+    return attrs
+
+
+def response_attributes(body: Any, *, capture_content: bool) -> Attributes:
+    """A non-streamed ``chat.completion`` JSON object → span-end attributes: response id and
+    model, finish reasons (one per choice, in choice order), usage, and (with content capture)
+    ``gen_ai.output.messages`` with ``finish_reason``. Anything unrecognised gives ``{}``."""
+    if not isinstance(body, Mapping):
+        return {}
+    choices: list[_Choice] = []
+    raw_choices = body.get("choices")
+    for i, raw in enumerate(raw_choices if isinstance(raw_choices, list) else []):
+        if not isinstance(raw, Mapping):
+            continue
+        index = _integer(raw.get("index"))
+        choice = _Choice(index=i if index is None else index)
+        reason = raw.get("finish_reason")
+        choice.finish_reason = reason if isinstance(reason, str) else None
+        message = raw.get("message")
+        if isinstance(message, Mapping):
+            _apply_delta(choice, message)
+        choices.append(choice)
+    return _result_attributes(body.get("id"), body.get("model"), choices, body.get("usage"), capture_content)
+
+
+def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
+    """Merge a stream ``delta`` (or a whole ``message``) into ``choice``."""
+    role = delta.get("role")
+    if isinstance(role, str) and role:
+        choice.role = role
+    content = delta.get("content")
+    if isinstance(content, str):
+        choice.content.append(content)
+        choice.has_content = True
+    elif isinstance(content, list):  # some compatible servers return content parts
+        for part in _content_parts(content):
+            if part.get("type") == "text":
+                choice.content.append(str(part.get("content", "")))
+                choice.has_content = True
+    for reasoning_key in ("reasoning_content", "reasoning"):
+        reasoning = delta.get(reasoning_key)
+        if isinstance(reasoning, str) and reasoning:
+            choice.reasoning.append(reasoning)
+            break
+    refusal = delta.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        choice.refusal.append(refusal)
+    calls = delta.get("tool_calls")
+    if isinstance(calls, list):
+        for position, raw in enumerate(calls):
+            if not isinstance(raw, Mapping):
+                continue
+            index = _integer(raw.get("index"))
+            key = position if index is None else index
+            call = choice.tool_calls.setdefault(key, _ToolCall())
+            if isinstance(raw.get("id"), str):
+                call.id = raw["id"]
+            fn = raw.get("function")
+            if isinstance(fn, Mapping):
+                if isinstance(fn.get("name"), str) and fn["name"]:
+                    call.name = fn["name"]
+                if isinstance(fn.get("arguments"), str):
+                    call.arguments.append(fn["arguments"])
+    fc = delta.get("function_call")
+    if isinstance(fc, Mapping):
+        call = choice.tool_calls.setdefault(0, _ToolCall())
+        if isinstance(fc.get("name"), str):
+            call.name = fc["name"]
+        if isinstance(fc.get("arguments"), str):
+            call.arguments.append(fc["arguments"])
+
+
+def error_type_from_body(body: Any) -> tuple[str | None, str | None]:
+    """``(error.type, message)`` from an error JSON body.
+
+    OpenAI shape ``{"error": {"code", "type", "message"}}`` (also Anthropic's
+    ``{"type": "error", "error": {"type", "message"}}``): the provider's ``code`` if set, else
+    its ``type``; ``(None, None)`` when the body has neither.
+    """
+    if not isinstance(body, Mapping):
+        return None, None
+    err = body.get("error")
+    if isinstance(err, str):
+        return None, err
+    if not isinstance(err, Mapping):
+        return None, None
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    for key in ("code", "type"):
+        value = err.get(key)
+        if (isinstance(value, str) and value) or (isinstance(value, int) and not isinstance(value, bool)):
+            return str(value), message
+    return None, message
+
+
+class ChatStreamAccumulator:
+    """Assembles a streamed Chat Completions response from its SSE ``data`` payloads.
+
+    :meth:`add` takes one event's data (a ``chat.completion.chunk`` JSON text, or ``[DONE]``)
+    and returns ``True`` when it was a chunk. :meth:`attributes` gives the span-end attributes:
+    response id/model, finish reasons, usage (from the final chunk sent with
+    ``stream_options.include_usage``), and ``gen_ai.output.messages`` with the assembled text and
+    tool calls. An ``{"error": …}`` event is kept as :attr:`error_type` / :attr:`error_message`.
+    """
+
+    __slots__ = ("_choices", "_id", "_model", "_usage", "done", "error_message", "error_type")
+
+    def __init__(self) -> None:
+        self._choices: dict[int, _Choice] = {}
+        self._id: Any = None
+        self._model: Any = None
+        self._usage: Any = None
+        self.done = False
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+
+    def add(self, data: str) -> bool:
+        """Add one SSE data payload. Invalid JSON is ignored (returns ``False``)."""
+        if data.strip() == "[DONE]":
+            self.done = True
+            return False
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(chunk, Mapping):
+            return False
+        if "error" in chunk and chunk.get("error"):
+            self.error_type, self.error_message = error_type_from_body(chunk)
+            if self.error_type is None:
+                self.error_type = "error"
+            return True
+        if self._id is None and chunk.get("id"):
+            self._id = chunk.get("id")
+        if chunk.get("model"):
+            self._model = chunk.get("model")
+        if chunk.get("usage"):
+            self._usage = chunk.get("usage")
+        raw_choices = chunk.get("choices")
+        for position, raw in enumerate(raw_choices if isinstance(raw_choices, list) else []):
+            if not isinstance(raw, Mapping):
+                continue
+            index = _integer(raw.get("index"))
+            key = position if index is None else index
+            choice = self._choices.get(key)
+            if choice is None:
+                choice = self._choices[key] = _Choice(index=key)
+            delta = raw.get("delta")
+            if isinstance(delta, Mapping):
+                _apply_delta(choice, delta)
+            reason = raw.get("finish_reason")
+            if isinstance(reason, str) and reason:
+                choice.finish_reason = reason
+        return True
+
+    def attributes(self, *, capture_content: bool) -> Attributes:
+        """Span-end attributes for what has been received so far."""
+        return _result_attributes(
+            self._id, self._model, list(self._choices.values()), self._usage, capture_content
+        )
+
+
+def extract_output_text(output_messages_json: str | None) -> str:
+    """The assistant's text from a ``gen_ai.output.messages`` JSON string.
+
+    Concatenates the ``text`` parts of each output message; several messages (choices) are
+    joined with a blank line. Returns ``""`` for ``None``, invalid JSON or no text parts.
+    """
+    if not output_messages_json:
+        return ""
+    try:
+        messages = json.loads(output_messages_json)
+    except ValueError:
+        return ""
+    texts: list[str] = []
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, Mapping):
+            continue
+        parts = message.get("parts")
+        text = "".join(
+            str(p.get("content", ""))
+            for p in (parts if isinstance(parts, list) else [])
+            if isinstance(p, Mapping) and p.get("type") == "text"
+        )
+        if text:
+            texts.append(text)
+    return "\n\n".join(texts)

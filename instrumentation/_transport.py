@@ -1,0 +1,211 @@
+"""Thin sync/async wrappers around ``HTTPTransport.handle_request`` /
+``AsyncHTTPTransport.handle_async_request`` of httpx and httpx2, and the response-stream tee.
+
+The wrapper starts the GenAI span (see :mod:`._call`), makes it current around the transport
+call (so the opentelemetry-instrumentation-httpx span, wrapped inside ours, is its child), and
+replaces ``response.stream`` with a tee that hands every chunk to the application unchanged and
+immediately while a copy goes to the parser. The span ends when the body is exhausted, closed,
+fails, or the stream is garbage-collected unread.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import ModuleType
+from typing import Any, Protocol
+
+from opentelemetry import context
+from opentelemetry.trace import Tracer
+
+from ._call import LLMCall, log_once, start_call
+
+
+class Settings(Protocol):
+    """What the wrappers read on each call (the instrumentor's live state)."""
+
+    @property
+    def tracer(self) -> Tracer | None: ...
+
+    @property
+    def capture_content(self) -> bool: ...
+
+
+def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[0] if args else kwargs.get("request")
+
+
+def _safe_start(
+    args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
+) -> tuple[LLMCall, Any] | None:
+    tracer = settings.tracer
+    if tracer is None:
+        return None
+    try:
+        return start_call(_request_of(args, kwargs), tracer, settings.capture_content)
+    except Exception:
+        log_once("start", "spanreel: could not start the GenAI span; request passed through")
+        return None
+
+
+class _SyncTee:
+    """Mixin for the library's ``SyncByteStream``: pass chunks through, feed the call a copy."""
+
+    def __init__(self, inner: Any, call: LLMCall) -> None:
+        self._inner = inner
+        self._call = call
+        weakref.finalize(self, call.finish)
+
+    def __iter__(self) -> Iterator[bytes]:
+        call = self._call
+        try:
+            for chunk in self._inner:
+                call.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            call.finish()
+            raise
+        except BaseException as exc:
+            call.finish(exc)
+            raise
+        call.finish()
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._call.finish()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_inner", "_call"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+class _AsyncTee:
+    """Mixin for the library's ``AsyncByteStream``: pass chunks through, feed the call a copy."""
+
+    def __init__(self, inner: Any, call: LLMCall) -> None:
+        self._inner = inner
+        self._call = call
+        weakref.finalize(self, call.finish)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        call = self._call
+        iterator = self._inner.__aiter__()
+        try:
+            async for chunk in iterator:
+                call.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            call.finish()
+            raise
+        except BaseException as exc:
+            call.finish(exc)
+            raise
+        finally:
+            # Mirror httpx's own aiter_raw(): close the inner async generator explicitly.
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        call.finish()
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            self._call.finish()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_inner", "_call"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+
+_tee_classes: dict[str, tuple[type[_SyncTee], type[_AsyncTee]]] = {}
+
+
+def _tees(lib: ModuleType) -> tuple[type[_SyncTee], type[_AsyncTee]]:
+    """Tee classes that are also instances of ``lib.SyncByteStream`` / ``lib.AsyncByteStream``
+    (the Response checks ``isinstance`` before iterating or closing)."""
+    found = _tee_classes.get(lib.__name__)
+    if found is None:
+        sync_cls = type("SpanreelSyncByteStream", (_SyncTee, lib.SyncByteStream), {"__module__": __name__})
+        async_cls = type(
+            "SpanreelAsyncByteStream", (_AsyncTee, lib.AsyncByteStream), {"__module__": __name__}
+        )
+        found = _tee_classes[lib.__name__] = (sync_cls, async_cls)
+    return found
+
+
+def _observe(response: Any, call: LLMCall, lib: ModuleType, is_async: bool) -> None:
+    try:
+        headers = response.headers
+        call.on_response(
+            int(response.status_code),
+            headers.get("content-type", ""),
+            headers.get("content-encoding", ""),
+        )
+        sync_cls, async_cls = _tees(lib)
+        stream = response.stream
+        if is_async and isinstance(stream, lib.AsyncByteStream):
+            response.stream = async_cls(stream, call)
+        elif not is_async and isinstance(stream, lib.SyncByteStream):
+            response.stream = sync_cls(stream, call)
+        else:
+            call.finish()
+    except Exception:
+        log_once("observe", "spanreel: could not observe the LLM response body")
+        call.finish()
+
+
+def sync_wrapper(
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    settings: Settings,
+    lib: ModuleType,
+) -> Any:
+    """wrapt wrapper for ``HTTPTransport.handle_request`` (httpx or httpx2 ``lib``)."""
+    started = _safe_start(args, kwargs, settings)
+    if started is None:
+        return wrapped(*args, **kwargs)
+    call, ctx = started
+    token = context.attach(ctx)
+    try:
+        response = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        call.finish(exc)
+        raise
+    finally:
+        context.detach(token)
+    _observe(response, call, lib, is_async=False)
+    return response
+
+
+async def async_wrapper(
+    wrapped: Callable[..., Awaitable[Any]],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    *,
+    settings: Settings,
+    lib: ModuleType,
+) -> Any:
+    """wrapt wrapper for ``AsyncHTTPTransport.handle_async_request`` (httpx or httpx2 ``lib``)."""
+    started = _safe_start(args, kwargs, settings)
+    if started is None:
+        return await wrapped(*args, **kwargs)
+    call, ctx = started
+    token = context.attach(ctx)
+    try:
+        response = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        call.finish(exc)
+        raise
+    finally:
+        context.detach(token)
+    _observe(response, call, lib, is_async=True)
+    return response

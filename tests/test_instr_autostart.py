@@ -1,0 +1,213 @@
+"""End to end: ``SPANREEL_ENABLED=1`` instruments an unmodified program (the .pth start-up hook),
+exports over real OTLP/HTTP to an in-test receiver, and flushes at exit."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from spanreel.fakellm import FakeLLMServer
+
+SECRET = "sk-E2E-SECRET-777"
+
+APP = textwrap.dedent(
+    """
+    import openai
+    import spanreel
+
+    client = openai.OpenAI(max_retries=0)  # OPENAI_BASE_URL / OPENAI_API_KEY from the environment
+    with spanreel.session("e2e-session", session_id="sess-e2e"):
+        r = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Is tea better than coffee?"}]
+        )
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "And streamed?"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        streamed = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    print(r.choices[0].message.content)
+    """
+)
+
+
+class _Receiver:
+    """A minimal OTLP/HTTP trace receiver (protobuf) collecting ExportTraceServiceRequests."""
+
+    def __init__(self) -> None:
+        self.requests: list[ExportTraceServiceRequest] = []
+        self.raw: list[bytes] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if self.path != "/v1/traces":
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                request = ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                receiver.raw.append(body)
+                receiver.requests.append(request)
+                reply = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def spans(self) -> list[tuple[str, Any, Any]]:
+        """(service.name, scope, span) for every received span."""
+        out = []
+        for req in self.requests:
+            for rs in req.resource_spans:
+                service = next(
+                    (a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), ""
+                )
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        out.append((service, ss.scope, span))
+        return out
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    r = _Receiver()
+    r.thread.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as srv:
+        yield srv
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_", "OPENAI_"))}
+    env.update(extra)
+    return env
+
+
+def _run(code: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "app.py"
+    script.write_text(code)
+    return subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+
+
+def _attrs(span: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in span.attributes:
+        v = kv.value
+        out[kv.key] = getattr(v, v.WhichOneof("value")) if v.WhichOneof("value") else None
+    return out
+
+
+def test_pth_hook_is_installed() -> None:
+    pth = Path(sysconfig.get_paths()["purelib"]) / "spanreel-autoinstrument.pth"
+    assert pth.is_file()
+    assert "SPANREEL_ENABLED" in pth.read_text() and "spanreel._autostart" in pth.read_text()
+
+
+def test_zero_code_change_auto_instrumentation(
+    receiver: _Receiver, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    env = _env(
+        SPANREEL_ENABLED="1",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_SERVICE_NAME="e2e-app",
+        # A long batch delay: spans can only arrive through the flush at exit.
+        OTEL_BSP_SCHEDULE_DELAY="600000",
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_API_KEY=SECRET,
+    )
+    proc = _run(APP, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert "spanreel:" not in proc.stderr
+
+    spans = receiver.spans()
+    assert {service for service, _, _ in spans} == {"e2e-app"}
+    genai = [(scope, s) for _, scope, s in spans if scope.name == "spanreel" and s.name.startswith("chat ")]
+    assert len(genai) == 2
+    roots = [s for _, scope, s in spans if s.name == "e2e-session"]
+    assert len(roots) == 1
+    root = roots[0]
+    by_id = {s.span_id: s for _, _, s in spans}
+    for scope, span in genai:
+        a = _attrs(span)
+        assert span.name == "chat gpt-4o-mini" and span.kind == 3  # SPAN_KIND_CLIENT
+        assert scope.version
+        assert a["gen_ai.provider.name"] == "openai"
+        assert a["session.id"] == "sess-e2e"
+        assert a["gen_ai.usage.output_tokens"] > 0
+        assert span.trace_id == root.trace_id and span.parent_span_id == root.span_id
+        assert "spanreel.request.body" in a
+    streamed = next(s for _, s in genai if _attrs(s)["gen_ai.request.stream"])
+    assert "gen_ai.response.time_to_first_chunk" in _attrs(streamed)
+    http = [s for _, scope, s in spans if scope.name.startswith("opentelemetry.instrumentation.httpx")]
+    assert len(http) == 2
+    for span in http:
+        assert by_id[span.parent_span_id].name == "chat gpt-4o-mini"
+        assert _attrs(span)["session.id"] == "sess-e2e"  # BaggageSpanProcessor
+    assert all(SECRET.encode() not in raw for raw in receiver.raw)
+
+
+def test_disabled_by_default_and_light_when_enabled(tmp_path: Path, receiver: _Receiver) -> None:
+    probe = "import sys; print(*(m in sys.modules for m in ('spanreel._autostart', 'httpx2', 'httpx')))"
+    off = _run(probe, _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint), tmp_path)
+    assert off.returncode == 0 and off.stdout.split() == ["False", "False", "False"]
+    on = _run(probe, _env(SPANREEL_ENABLED="1", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint), tmp_path)
+    assert on.returncode == 0, on.stderr
+    # Enabled, yet httpx/httpx2 are only instrumented when the program imports them.
+    assert on.stdout.split() == ["True", "False", "False"]
+    assert receiver.requests == []
+
+
+def test_bad_configuration_reports_one_line_and_continues(tmp_path: Path, llm: FakeLLMServer) -> None:
+    code = "import openai; print(openai.OpenAI(max_retries=0).models.list().data[0].id)"
+    env = _env(
+        SPANREEL_ENABLED="1",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/json",
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_API_KEY="k",
+    )
+    proc = _run(code, env, tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == "fake-gpt"
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert (
+        len(lines) == 1
+        and lines[0].startswith("spanreel: auto-instrumentation disabled")
+        and "http/json" in lines[0]
+    )
