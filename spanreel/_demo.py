@@ -226,7 +226,7 @@ def demo_command(
         "Try:\n"
         f"  spanreel traces{db_flag}\n"
         f"  spanreel show {trace_id}{db_flag}\n"
-        "  spanreel sql \"SELECT name, request_model, output_tokens FROM llm_calls "
+        '  spanreel sql "SELECT name, request_model, output_tokens FROM llm_calls '
         f"WHERE trace_id = '{trace_id}'\"{db_flag}\n"
         "  spanreel fake-llm --port 8000          # in another terminal, then:\n"
         f"  spanreel replay {trace_id}{db_flag} --base-url http://127.0.0.1:8000/v1 --model gpt-4o\n"
