@@ -1,0 +1,180 @@
+"""Query access for the CLI and replay (docs/internals.md §3), and the collector discovery file.
+
+A running collector holds the DuckDB file open for writing (DuckDB allows one writer process, and
+no reader processes beside it), so readers go through its read-only query API. The collector
+announces itself in ``<db_path>.collector.json``::
+
+    {"pid": 1234, "query_url": "http://127.0.0.1:40123", "grpc_endpoint": "127.0.0.1:4317",
+     "http_endpoint": "127.0.0.1:4318", "db_path": "/abs/path.duckdb", "started_at": "…Z"}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+
+from spanreel.collector._query import (
+    DATABASE_CONFIG,
+    NoDatabaseError,
+    QueryError,
+    QueryResult,
+    execute_read_only,
+)
+
+__all__ = [
+    "CollectorInfo",
+    "discovery_path",
+    "remove_discovery",
+    "run_query",
+    "running_collector",
+    "write_discovery",
+]
+
+_HEALTH_TIMEOUT_S = 2.0
+_QUERY_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class CollectorInfo:
+    """What a running collector wrote to its discovery file (actual bound ports, never 0)."""
+
+    pid: int
+    #: base URL of the query API, e.g. ``http://127.0.0.1:40123``
+    query_url: str
+    #: ``host:port`` of the OTLP/gRPC receiver, ``None`` when disabled
+    grpc_endpoint: str | None
+    #: ``host:port`` of the OTLP/HTTP receiver, ``None`` when disabled
+    http_endpoint: str | None
+    #: absolute path of the DuckDB file
+    db_path: str
+    #: ISO-8601 UTC start time
+    started_at: str
+
+
+def discovery_path(db_path: str | os.PathLike[str]) -> Path:
+    """``<db_path>.collector.json`` (``db_path`` made absolute)."""
+    return Path(os.path.abspath(os.fspath(db_path)) + ".collector.json")
+
+
+def write_discovery(info: CollectorInfo) -> Path:
+    """Atomically write ``info`` next to its database; return the file's path."""
+    path = discovery_path(info.db_path)
+    tmp = path.with_name(f".{path.name}.{info.pid}.tmp")
+    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def remove_discovery(db_path: str | os.PathLike[str], pid: int) -> None:
+    """Delete the discovery file if it still belongs to ``pid``."""
+    path = discovery_path(db_path)
+    info = _read_discovery(path)
+    if info is not None and info.pid == pid:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _read_discovery(path: Path) -> CollectorInfo | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return CollectorInfo(
+            pid=int(data["pid"]),
+            query_url=str(data["query_url"]),
+            grpc_endpoint=data.get("grpc_endpoint"),
+            http_endpoint=data.get("http_endpoint"),
+            db_path=str(data["db_path"]),
+            started_at=str(data.get("started_at", "")),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _http_client(timeout: float) -> httpx.Client:
+    # trust_env=False: a configured HTTP(S)_PROXY must not capture loopback calls.
+    return httpx.Client(timeout=timeout, trust_env=False)
+
+
+def running_collector(db_path: str | os.PathLike[str]) -> CollectorInfo | None:
+    """The collector serving ``db_path``, or ``None``: its discovery file must exist, its pid be
+    alive, and its ``GET /api/health`` answer ``{"status": "ok"}`` within 2 s."""
+    info = _read_discovery(discovery_path(db_path))
+    if info is None or not _pid_alive(info.pid):
+        return None
+    try:
+        with _http_client(_HEALTH_TIMEOUT_S) as client:
+            response = client.get(f"{info.query_url}/api/health")
+        if response.status_code == 200 and response.json().get("status") == "ok":
+            return info
+    except (httpx.HTTPError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def _query_api(info: CollectorInfo, sql: str, params: Sequence[Any] | None) -> QueryResult:
+    body = {"sql": sql, "params": list(params) if params else []}
+    try:
+        with _http_client(_QUERY_TIMEOUT_S) as client:
+            response = client.post(f"{info.query_url}/api/query", json=body)
+    except httpx.HTTPError as exc:
+        raise QueryError(f"the collector (pid {info.pid}) at {info.query_url} did not answer: {exc}") from exc
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if response.status_code == 200:
+        return QueryResult(columns=list(data["columns"]), rows=[list(r) for r in data["rows"]])
+    message = data.get("error") if isinstance(data, dict) else None
+    raise QueryError(message or f"query API answered HTTP {response.status_code}")
+
+
+def run_query(sql: str, db_path: Path, params: list[Any] | None = None) -> QueryResult:
+    """Run read-only ``sql`` over the spans database at ``db_path``.
+
+    Asks the running collector's query API when one serves ``db_path`` (see
+    :func:`running_collector`), else opens the file with DuckDB ``read_only=True``. Values are
+    JSON-safe and identical in both paths (see :mod:`spanreel.collector._query`).
+
+    Raises :class:`NoDatabaseError` when there is no collector and no file at ``db_path``;
+    :class:`QueryError` when the SQL is rejected (bad SQL, not read-only) or the file is locked.
+    """
+    info = running_collector(db_path)
+    if info is not None:
+        return _query_api(info, sql, params)
+    path = Path(db_path)
+    if not path.exists():
+        raise NoDatabaseError(
+            f"no spanreel database at {path}: start `spanreel collector` (it creates it) or pass --db PATH"
+        )
+    try:
+        con = duckdb.connect(str(path), read_only=True, config=DATABASE_CONFIG)
+    except duckdb.Error as exc:
+        if "lock" in str(exc).lower():
+            raise QueryError(
+                f"the database {path} is locked by another process and no running collector answers "
+                f"for it ({exc})"
+            ) from exc
+        raise QueryError(f"cannot open {path}: {exc}") from exc
+    try:
+        return execute_read_only(con, sql, params)
+    finally:
+        con.close()

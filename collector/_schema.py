@@ -1,0 +1,211 @@
+"""DuckDB schema: migrations, the ``spans`` Arrow layout, and span rows → Arrow.
+
+The tables and views are those of docs/internals.md §2. Schema changes are **migrations**: an
+append-only list of numbered, named steps (:data:`MIGRATIONS`); each applied step is recorded in
+``schema_migrations(version, name, applied_at)`` in the same transaction as its DDL. Never edit or
+reorder a released step — append a new one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import duckdb
+import pyarrow as pa
+
+__all__ = [
+    "MIGRATIONS",
+    "SPANS_SCHEMA",
+    "Migration",
+    "SchemaError",
+    "migrate",
+    "rows_to_arrow",
+]
+
+
+class SchemaError(RuntimeError):
+    """The database's schema cannot be used by this version of spanreel."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: ``version`` (1, 2, …), a short ``name``, and its SQL statements."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_CREATE_SPANS = """
+CREATE TABLE spans (
+    trace_id            VARCHAR NOT NULL,
+    span_id             VARCHAR NOT NULL,
+    parent_span_id      VARCHAR,
+    trace_state         VARCHAR,
+    name                VARCHAR,
+    kind                VARCHAR,
+    service_name        VARCHAR,
+    scope_name          VARCHAR,
+    scope_version       VARCHAR,
+    start_time          TIMESTAMP_NS,
+    end_time            TIMESTAMP_NS,
+    duration_ns         BIGINT,
+    status_code         VARCHAR,
+    status_message      VARCHAR,
+    attributes          JSON,
+    resource_attributes JSON,
+    events              JSON,
+    links               JSON,
+    operation           VARCHAR,
+    provider            VARCHAR,
+    request_model       VARCHAR,
+    response_model      VARCHAR,
+    input_tokens        BIGINT,
+    output_tokens       BIGINT,
+    finish_reasons      VARCHAR[],
+    session_id          VARCHAR,
+    conversation_id     VARCHAR,
+    received_at         TIMESTAMP,
+    PRIMARY KEY (trace_id, span_id)
+)
+"""
+
+_CREATE_TRACE_INDEX = """
+CREATE TABLE trace_index (
+    trace_id      VARCHAR PRIMARY KEY,
+    start_time    TIMESTAMP_NS,
+    end_time      TIMESTAMP_NS,
+    root_span_id  VARCHAR,
+    root_name     VARCHAR,
+    service_name  VARCHAR,
+    span_count    BIGINT NOT NULL,
+    llm_calls     BIGINT NOT NULL,
+    input_tokens  BIGINT,
+    output_tokens BIGINT,
+    session_id    VARCHAR
+)
+"""
+
+_CREATE_LLM_CALLS = """
+CREATE VIEW llm_calls AS
+SELECT trace_id, span_id, parent_span_id, name, service_name, start_time, end_time, duration_ns,
+       status_code, operation, provider, request_model, response_model, input_tokens, output_tokens,
+       finish_reasons, session_id, conversation_id, attributes
+FROM spans
+WHERE operation IS NOT NULL
+"""
+
+_CREATE_TRACES = """
+CREATE VIEW traces AS
+SELECT trace_id, start_time, end_time, root_span_id, root_name, service_name, span_count, llm_calls,
+       input_tokens, output_tokens, session_id,
+       epoch_ns(end_time) - epoch_ns(start_time) AS duration_ns
+FROM trace_index
+"""
+
+#: The append-only list of schema steps.
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(
+        1,
+        "create spans, trace_index, llm_calls, traces",
+        (_CREATE_SPANS, _CREATE_TRACE_INDEX, _CREATE_LLM_CALLS, _CREATE_TRACES),
+    ),
+)
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """Apply the pending :data:`MIGRATIONS` (each in its own transaction); return those applied.
+
+    Idempotent. Raises :class:`SchemaError` when the database records a version this spanreel
+    does not know (it was written by a newer release).
+    """
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+    )
+    applied = {int(v) for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    known = {m.version for m in MIGRATIONS}
+    unknown = sorted(applied - known)
+    if unknown:
+        raise SchemaError(
+            f"the database has schema version(s) {unknown} that this spanreel does not know; "
+            "upgrade spanreel or use another --db"
+        )
+    done: list[Migration] = []
+    for migration in MIGRATIONS:
+        if migration.version in applied:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for statement in migration.statements:
+                con.execute(statement)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.name, datetime.now(UTC).replace(tzinfo=None)],
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        done.append(migration)
+    return done
+
+
+#: Arrow layout of a batch for ``INSERT INTO spans BY NAME`` (JSON columns travel as strings).
+SPANS_SCHEMA: Final = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("trace_state", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),
+        ("service_name", pa.string()),
+        ("scope_name", pa.string()),
+        ("scope_version", pa.string()),
+        ("start_time", pa.timestamp("ns")),
+        ("end_time", pa.timestamp("ns")),
+        ("duration_ns", pa.int64()),
+        ("status_code", pa.string()),
+        ("status_message", pa.string()),
+        ("attributes", pa.string()),
+        ("resource_attributes", pa.string()),
+        ("events", pa.string()),
+        ("links", pa.string()),
+        ("operation", pa.string()),
+        ("provider", pa.string()),
+        ("request_model", pa.string()),
+        ("response_model", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("finish_reasons", pa.list_(pa.string())),
+        ("session_id", pa.string()),
+        ("conversation_id", pa.string()),
+    ]
+)
+
+_JSON_COLUMNS: Final = frozenset({"attributes", "resource_attributes", "events", "links"})
+_ROW_KEYS: Final = {"start_time": "start_time_unix_nano", "end_time": "end_time_unix_nano"}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
+    """Normalised span rows → a :data:`SPANS_SCHEMA` table (``received_at`` is added by the writer).
+
+    Raises ``ValueError`` if a row holds a value that is not JSON-safe.
+    """
+    columns: dict[str, list[Any]] = {}
+    for field in SPANS_SCHEMA:
+        key = _ROW_KEYS.get(field.name, field.name)
+        if field.name in _JSON_COLUMNS:
+            columns[field.name] = [_dumps(row[key]) for row in rows]
+        else:
+            columns[field.name] = [row[key] for row in rows]
+    return pa.Table.from_pydict(columns, schema=SPANS_SCHEMA)

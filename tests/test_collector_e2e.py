@@ -1,0 +1,411 @@
+"""End to end: `python -m spanreel collector` as a subprocess, real OTLP over loopback from the
+stock OpenTelemetry exporters and raw HTTP/gRPC clients, queries through the API and directly."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from google.rpc import status_pb2
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+
+from spanreel.collector import QueryError, run_query, running_collector
+
+EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[str]
+    db: Path
+    info: dict[str, Any]
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.info['http_endpoint']}/v1/traces"
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANREEL_", "OTEL_"))}
+    return env
+
+
+def start_collector(tmp: Path, *extra: str, name: str = "spans.duckdb") -> Running:
+    db = tmp / name
+    discovery = Path(str(db) + ".collector.json")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spanreel",
+            "collector",
+            "--db",
+            str(db),
+            "--grpc-endpoint",
+            "127.0.0.1:0",
+            "--http-endpoint",
+            "127.0.0.1:0",
+            *extra,
+        ],
+        cwd=tmp,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not discovery.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            _, err = proc.communicate()
+            raise AssertionError(f"collector did not start: {err}")
+        time.sleep(0.05)
+    return Running(proc, db, json.loads(discovery.read_text()))
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    running = start_collector(tmp_path_factory.mktemp("collector"))
+    yield running
+    if running.proc.poll() is None:
+        running.proc.kill()
+        running.proc.communicate()
+
+
+@pytest.fixture(scope="module")
+def small_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    tmp = tmp_path_factory.mktemp("small")
+    (tmp / "small.yaml").write_text(
+        """
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "127.0.0.1:4317", max_recv_msg_size_mib: 0.01}
+      http: {endpoint: "127.0.0.1:4318", max_request_body_size: 10000}
+exporters:
+  duckdb: {}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [duckdb]}
+"""
+    )
+    running = start_collector(tmp, "--config", str(tmp / "small.yaml"))
+    yield running
+    running.proc.kill()
+    running.proc.communicate()
+
+
+def _spans(service: str, n_children: int = 1, big: str = "") -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("e2e", "1.0")
+    with tracer.start_as_current_span("agent run"):
+        for i in range(n_children):
+            attrs: dict[str, Any] = {
+                gen_ai.GEN_AI_OPERATION_NAME: "chat",
+                gen_ai.GEN_AI_PROVIDER_NAME: "openai",
+                gen_ai.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                gen_ai.GEN_AI_USAGE_INPUT_TOKENS: 10 + i,
+                gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: 3,
+                gen_ai.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
+                "session.id": "sess-1",
+            }
+            if big:
+                attrs["big"] = big
+            with tracer.start_as_current_span("chat gpt-4o-mini", attributes=attrs):
+                pass
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def _trace_id(spans: list[ReadableSpan]) -> str:
+    context = spans[0].get_span_context()
+    assert context is not None
+    return f"{context.trace_id:032x}"
+
+
+def test_stock_exporters_then_query_api_then_sigterm(tmp_path: Path) -> None:
+    running = start_collector(tmp_path)
+    try:
+        grpc_spans = _spans("grpc-app", n_children=2)
+        http_spans = _spans("http-app")
+        grpc_exporter = GrpcExporter(
+            endpoint=running.info["grpc_endpoint"], insecure=True, compression=grpc.Compression.Gzip
+        )
+        http_exporter = HttpExporter(endpoint=running.http_url, compression=HttpCompression.Gzip)
+        assert grpc_exporter.export(grpc_spans) == SpanExportResult.SUCCESS
+        assert http_exporter.export(http_spans) == SpanExportResult.SUCCESS
+        # A retried export delivers duplicates: still one row per span.
+        assert grpc_exporter.export(grpc_spans) == SpanExportResult.SUCCESS
+        grpc_exporter.shutdown()
+        http_exporter.shutdown()
+
+        assert running_collector(running.db) is not None
+        sql = (
+            "SELECT trace_id, service_name, span_count, llm_calls, input_tokens, output_tokens, session_id, "
+            "start_time FROM traces ORDER BY service_name"
+        )
+        live = run_query(sql, running.db)  # acked exports are committed: visible at once
+        assert [r[1:7] for r in live.rows] == [
+            ["grpc-app", 3, 2, 21, 6, "sess-1"],
+            ["http-app", 2, 1, 10, 3, "sess-1"],
+        ]
+        assert live.rows[0][0] == _trace_id(grpc_spans)
+        calls_sql = (
+            "SELECT span_id, parent_span_id, NULL AS kind, operation, provider, request_model, "
+            "finish_reasons, attributes, start_time, end_time, duration_ns FROM llm_calls ORDER BY span_id"
+        )
+        calls_live = run_query(calls_sql, running.db)
+        assert len(calls_live.rows) == 3
+        assert all(r[3:7] == ["chat", "openai", "gpt-4o-mini", ["stop"]] for r in calls_live.rows)
+        assert all(r[2] is None for r in calls_live.rows)  # kind is not an llm_calls column
+        assert json.loads(calls_live.rows[0][7])["session.id"] == "sess-1"
+
+        code, err = running.stop()
+        assert code == 0, err
+        assert "stopped" in err
+        assert not Path(str(running.db) + ".collector.json").exists()
+        # Direct DuckDB path after shutdown: same values, same JSON-safe types.
+        assert running_collector(running.db) is None
+        assert run_query(sql, running.db) == live
+        assert run_query(calls_sql, running.db) == calls_live
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.communicate()
+
+
+def _otlp_json(trace_hex: str, span_hex: str, **extra: Any) -> dict[str, Any]:
+    span = {
+        "traceId": trace_hex,
+        "spanId": span_hex,
+        "name": "chat json-model",
+        "kind": 3,
+        "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000250000000",
+        "attributes": [
+            {"key": gen_ai.GEN_AI_OPERATION_NAME, "value": {"stringValue": "chat"}},
+            {"key": gen_ai.GEN_AI_SYSTEM, "value": {"stringValue": "openai"}},
+            {"key": gen_ai.GEN_AI_USAGE_PROMPT_TOKENS, "value": {"intValue": "42"}},
+        ],
+    }
+    span.update(extra)
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-app"}}]},
+                "scopeSpans": [{"scope": {"name": "raw"}, "spans": [span]}],
+            }
+        ]
+    }
+
+
+def test_otlp_json_gzip_and_partial_success(collector: Running) -> None:
+    trace_hex = "5b8efff798038103d269b633813fc60c"
+    good = _otlp_json(trace_hex, "eee19b7ec3c1b174")
+    bad_span = _otlp_json(trace_hex, "0000000000000000")["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    good["resourceSpans"][0]["scopeSpans"][0]["spans"].append(bad_span)
+    body = gzip.compress(json.dumps(good).encode())
+    response = httpx.post(
+        collector.http_url,
+        content=body,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    partial = response.json()["partialSuccess"]
+    assert int(partial["rejectedSpans"]) == 1 and "span_id" in partial["errorMessage"]
+    rows = run_query(
+        "SELECT span_id, provider, input_tokens, duration_ns, start_time FROM spans WHERE trace_id = ?",
+        collector.db,
+        [trace_hex],
+    ).rows
+    assert rows == [["eee19b7ec3c1b174", "openai", 42, 250_000_000, "2023-11-14T22:13:20.000000000Z"]]
+    # Full success: empty partial success, protobuf in -> protobuf out.
+    request = ExportTraceServiceRequest()
+    response = httpx.post(
+        collector.http_url,
+        content=request.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-protobuf"
+    assert not ExportTraceServiceResponse.FromString(response.content).HasField("partial_success")
+
+
+def test_http_error_statuses(collector: Running, small_collector: Running) -> None:
+    url = collector.http_url
+    r = httpx.post(url, content=b"x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415 and "application/x-protobuf" in r.json()["message"]
+    r = httpx.get(url)
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    r = httpx.post(url, content=b"{nope", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "invalid JSON" in r.json()["message"]
+    r = httpx.post(url, content=b"\xff\xff\xff", headers={"Content-Type": "application/x-protobuf"})
+    assert r.status_code == 400
+    assert "protobuf" in status_pb2.Status.FromString(r.content).message
+    r = httpx.post(
+        url,
+        content=b"not gzip at all",
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert r.status_code == 400
+    # 413 is judged after decompression: 40 kB of JSON compresses to well under the 10 kB limit.
+    doc = _otlp_json("6b8efff798038103d269b633813fc60c", "aee19b7ec3c1b174", name="x" * 40_000)
+    compressed = gzip.compress(json.dumps(doc).encode())
+    assert len(compressed) < 10_000
+    r = httpx.post(
+        small_collector.http_url,
+        content=compressed,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert r.status_code == 413 and "max_request_body_size" in r.json()["message"]
+
+
+def test_grpc_status_codes(collector: Running, small_collector: Running) -> None:
+    with grpc.insecure_channel(collector.info["grpc_endpoint"]) as channel:
+        export = channel.unary_unary(EXPORT_PATH)
+        with pytest.raises(grpc.RpcError) as bad:
+            export(b"\xff\xff\xff\xff", timeout=10)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # Partial success: the invalid span is reported, the valid one stored.
+        spans = _spans("partial-grpc")
+        request = ExportTraceServiceRequest()
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+        request.CopyFrom(encode_spans(spans))
+        bad_span = request.resource_spans[0].scope_spans[0].spans.add()
+        bad_span.CopyFrom(request.resource_spans[0].scope_spans[0].spans[0])
+        bad_span.end_time_unix_nano = bad_span.start_time_unix_nano - 1
+        reply = ExportTraceServiceResponse.FromString(export(request.SerializeToString(), timeout=10))
+        assert reply.partial_success.rejected_spans == 1
+        assert "end_time_unix_nano" in reply.partial_success.error_message
+    count = run_query("SELECT count(*) FROM spans WHERE service_name = 'partial-grpc'", collector.db)
+    assert count.rows == [[2]]
+    # Over the limit after decompression: RESOURCE_EXHAUSTED (0.01 MiB limit, 40 kB attribute).
+    big = encode_spans(_spans("big", big="y" * 40_000)).SerializeToString()
+    with grpc.insecure_channel(small_collector.info["grpc_endpoint"]) as channel:
+        export = channel.unary_unary(EXPORT_PATH)
+        with pytest.raises(grpc.RpcError) as too_big:
+            export(big, timeout=10, compression=grpc.Compression.Gzip)
+        assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_query_api_read_only(collector: Running) -> None:
+    url = collector.info["query_url"]
+    assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
+    ok = httpx.post(f"{url}/api/query", json={"sql": "SELECT ? + 1 AS x", "params": [41]})
+    assert ok.status_code == 200 and ok.json() == {"columns": ["x"], "rows": [[42]]}
+    for sql in (
+        "INSERT INTO spans (trace_id, span_id) VALUES ('a', 'b')",
+        "COPY spans TO 'out.csv'",
+        "ATTACH 'other.duckdb' AS other",
+        "SELECT 1; DELETE FROM spans",
+        "EXPLAIN ANALYZE DELETE FROM spans",
+        "SELECT * FROM read_text('/etc/hostname')",
+    ):
+        r = httpx.post(f"{url}/api/query", json={"sql": sql})
+        assert r.status_code == 400, sql
+        assert r.json()["error"]
+        with pytest.raises(QueryError):
+            run_query(sql, collector.db)
+    assert httpx.post(f"{url}/api/query", content=b"nope").status_code == 400
+    assert httpx.post(f"{url}/api/query", json={"sql": 1}).status_code == 400
+
+
+def test_second_collector_on_same_db_fails_clearly(collector: Running) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spanreel",
+            "collector",
+            "--db",
+            str(collector.db),
+            "--grpc-endpoint",
+            "127.0.0.1:0",
+            "--http-endpoint",
+            "127.0.0.1:0",
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert str(collector.db) in proc.stderr and "--db" in proc.stderr
+    assert collector.proc.poll() is None  # the first one is unaffected
+
+
+def test_help_mentions_endpoints_and_stop() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "spanreel", "collector", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    for text in ("4317", "4318", "SPANREEL_DB", "--db", "SIGTERM", "--query-endpoint"):
+        assert text in proc.stdout
+
+
+async def test_in_process_collector(tmp_path: Path) -> None:
+    import asyncio
+
+    from spanreel.collector import Collector, CollectorConfig
+
+    config = CollectorConfig(
+        db_path=tmp_path / "inproc.duckdb", grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0"
+    )
+    discovery = Path(str(config.db_path) + ".collector.json")
+    async with Collector(config) as collector:
+        info = collector.info
+        assert info.grpc_endpoint and not info.grpc_endpoint.endswith(":0")
+        assert json.loads(discovery.read_text())["query_url"] == info.query_url
+        doc = _otlp_json("7b8efff798038103d269b633813fc60c", "bee19b7ec3c1b174")
+        async with httpx.AsyncClient() as client:
+            r = await client.post(f"http://{info.http_endpoint}/v1/traces", json=doc)
+        assert r.status_code == 200 and r.json() == {}
+        result = await asyncio.to_thread(run_query, "SELECT name FROM spans", config.db_path)
+        assert result.rows == [["chat json-model"]]
+    assert not discovery.exists()
+
+
+def test_unavailable_status_carries_retry_info() -> None:
+    from google.rpc import error_details_pb2
+
+    from spanreel.collector._server import RETRY_AFTER_S, _unavailable_status
+
+    status = _unavailable_status("queue full")
+    assert status.code == grpc.StatusCode.UNAVAILABLE
+    trailers = dict(status.trailing_metadata)
+    retry = error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
+    assert retry.retry_delay.seconds == RETRY_AFTER_S
+    rich = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+    assert rich.message == "queue full" and rich.details[0].Is(error_details_pb2.RetryInfo.DESCRIPTOR)

@@ -1,0 +1,290 @@
+"""Storage, query and config tests on real DuckDB files in tmp_path (no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from spanreel._config import ConfigError
+from spanreel.collector import NoDatabaseError, QueryError, load_collector_config, run_query
+from spanreel.collector._query import DATABASE_CONFIG, execute_read_only
+from spanreel.collector._schema import MIGRATIONS, migrate, rows_to_arrow
+from spanreel.collector._writer import SpanWriter, open_database
+
+REPO = Path(__file__).resolve().parents[1]
+T1 = "11" * 16
+T2 = "22" * 16
+
+
+def _row(trace_id: str, span_id: str, parent: str | None, start: int, end: int, **kw: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "trace_id": trace_id,
+        "span_id": span_id,
+        "parent_span_id": parent,
+        "trace_state": "",
+        "name": f"span {span_id[:4]}",
+        "kind": "INTERNAL",
+        "service_name": "svc",
+        "scope_name": "test",
+        "scope_version": "1",
+        "start_time_unix_nano": start,
+        "end_time_unix_nano": end,
+        "duration_ns": end - start,
+        "status_code": "UNSET",
+        "status_message": "",
+        "attributes": {"k": "v"},
+        "resource_attributes": {"service.name": "svc"},
+        "events": [],
+        "links": [],
+        "operation": None,
+        "provider": None,
+        "request_model": None,
+        "response_model": None,
+        "input_tokens": None,
+        "output_tokens": None,
+        "finish_reasons": None,
+        "session_id": None,
+        "conversation_id": None,
+    }
+    row.update(kw)
+    return row
+
+
+def test_migrations_idempotent_and_recorded(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    assert [m.version for m in migrate(con)] == [m.version for m in MIGRATIONS]
+    assert migrate(con) == []
+    recorded = con.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert recorded == [(m.version, m.name) for m in MIGRATIONS]
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"spans", "trace_index", "llm_calls", "traces", "schema_migrations"} <= tables
+
+
+def test_writer_group_commit_duplicates_and_trace_index(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    writer = SpanWriter(open_database(db))
+    base = 1_700_000_000_000_000_000
+    child = _row(
+        T1,
+        "bb" * 8,
+        "aa" * 8,
+        base + 10,
+        base + 20,
+        operation="chat",
+        input_tokens=5,
+        output_tokens=2,
+        session_id="s1",
+        finish_reasons=["stop"],
+    )
+    batch1 = rows_to_arrow([child, child])  # duplicate inside one batch
+    root = _row(T1, "aa" * 8, None, base, base + 100, name="root", service_name="root-svc")
+    other = _row(T2, "cc" * 8, None, base + 1, base + 2)
+    futures = [writer.submit(batch1), writer.submit(rows_to_arrow([root, other]))]
+    assert [f.result(timeout=10).committed for f in futures] == [2, 2]
+    # A retried export: same spans again, plus one new LLM span of trace 1.
+    more = _row(T1, "dd" * 8, "aa" * 8, base + 30, base + 150, operation="chat", input_tokens=1)
+    writer.submit(rows_to_arrow([child, root, more])).result(timeout=10)
+    assert writer.stored_spans == 4 and writer.duplicate_spans == 3
+    cur = writer.cursor()
+    result = execute_read_only(cur, "SELECT count(*) FROM spans")
+    assert result.rows == [[4]]
+    traces = execute_read_only(
+        cur,
+        "SELECT trace_id, start_time, end_time, root_span_id, root_name, service_name, span_count, "
+        "llm_calls, input_tokens, output_tokens, session_id, duration_ns FROM traces ORDER BY trace_id",
+    )
+    assert traces.rows[0] == [
+        T1,
+        "2023-11-14T22:13:20.000000000Z",
+        "2023-11-14T22:13:20.000000150Z",
+        "aa" * 8,
+        "root",
+        "root-svc",
+        3,
+        2,
+        6,
+        2,
+        "s1",
+        150,
+    ]
+    assert traces.rows[1][0] == T2 and traces.rows[1][6] == 1
+    llm = execute_read_only(cur, "SELECT span_id, finish_reasons, attributes FROM llm_calls ORDER BY span_id")
+    assert llm.rows == [["bb" * 8, ["stop"], '{"k":"v"}'], ["dd" * 8, None, '{"k":"v"}']]
+    cur.close()
+    writer.close()
+    with pytest.raises(RuntimeError):
+        writer.submit(rows_to_arrow([other]))
+
+
+def test_second_writer_process_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    db = tmp_path / "locked.duckdb"
+    writer = SpanWriter(open_database(db))
+    code = "\n".join(
+        [
+            "import sys",
+            "from pathlib import Path",
+            "from spanreel.collector._writer import DatabaseLockedError, open_database",
+            "try:",
+            "    open_database(Path(sys.argv[1]))",
+            "except DatabaseLockedError as e:",
+            "    print(e)",
+            "    sys.exit(3)",
+        ]
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(db)], capture_output=True, text=True, timeout=60)
+    writer.close()
+    assert proc.returncode == 3, proc.stderr
+    assert str(db) in proc.stdout and "--db" in proc.stdout
+
+
+def test_run_query_direct_path_and_read_only(tmp_path: Path) -> None:
+    db = tmp_path / "q.duckdb"
+    with pytest.raises(NoDatabaseError):
+        run_query("SELECT 1", db)
+    writer = SpanWriter(open_database(db))
+    writer.submit(rows_to_arrow([_row(T1, "aa" * 8, None, 5, 9)])).result(timeout=10)
+    writer.close()
+    result = run_query("SELECT trace_id, start_time, attributes FROM spans WHERE trace_id = ?", db, [T1])
+    assert result.columns == ["trace_id", "start_time", "attributes"]
+    assert result.rows == [[T1, "1970-01-01T00:00:00.000000005Z", '{"k":"v"}']]
+    for sql in (
+        "INSERT INTO spans (trace_id, span_id) VALUES ('a', 'b')",
+        "DELETE FROM spans",
+        f"COPY spans TO '{tmp_path / 'x.csv'}'",
+        f"ATTACH '{tmp_path / 'other.duckdb'}' AS o",
+        "SELECT 1; DROP TABLE spans",
+        "CREATE TABLE x (a INT)",
+        "PRAGMA enable_profiling",
+    ):
+        with pytest.raises(QueryError):
+            run_query(sql, db)
+    with pytest.raises(QueryError, match=r"(?i)permission|disabled"):
+        run_query("SELECT * FROM read_csv('/etc/hostname')", db)
+    with pytest.raises(QueryError):
+        run_query("SELEC nonsense", db)
+    assert run_query("SELECT count(*) FROM spans", db).rows == [[1]]
+
+
+def test_json_safe_values() -> None:
+    con = duckdb.connect(config=DATABASE_CONFIG)
+    result = execute_read_only(
+        con,
+        "SELECT TIMESTAMP '2024-01-02 03:04:05.123456' AS ts, TIMESTAMPTZ '2024-01-02 05:04:05+02' AS tz, "
+        "DATE '2024-01-02' AS d, 'ab'::BLOB AS b, 12::HUGEINT AS h, 1.25::DECIMAL(5,2) AS dec, "
+        "'NaN'::DOUBLE AS nan, [1, 2] AS l, {'a': 1} AS s, MAP {'k': 2} AS m, '{\"x\":1}'::JSON AS j, "
+        "sum(x) AS total FROM range(3) t(x)",
+    )
+    assert result.rows == [
+        [
+            "2024-01-02T03:04:05.123456Z",
+            "2024-01-02T03:04:05.000000Z",
+            "2024-01-02",
+            "YWI=",
+            12,
+            1.25,
+            "NaN",
+            [1, 2],
+            {"a": 1},
+            {"k": 2},
+            '{"x":1}',
+            3,
+        ]
+    ]
+    json.dumps(result.rows, allow_nan=False)
+    explain = execute_read_only(con, "EXPLAIN SELECT 42")
+    assert explain.columns and explain.rows
+
+
+def test_explain_analyze_cannot_write(tmp_path: Path) -> None:
+    con = duckdb.connect(str(tmp_path / "e.duckdb"), config=DATABASE_CONFIG)
+    con.execute("CREATE TABLE t (a INT)")
+    with pytest.raises(QueryError):
+        execute_read_only(con, "EXPLAIN ANALYZE INSERT INTO t VALUES (1)")
+    assert con.execute("SELECT count(*) FROM t").fetchall() == [(0,)]
+
+
+# -- config --------------------------------------------------------------------------------------
+
+
+def test_repo_config_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    monkeypatch.delenv("SPANREEL_GRPC_ENDPOINT", raising=False)
+    monkeypatch.setenv("SPANREEL_HTTP_ENDPOINT", "127.0.0.1:5318")
+    cfg = load_collector_config(REPO / "otel-config.yaml")
+    assert cfg.grpc_endpoint == "127.0.0.1:4317" and cfg.http_endpoint == "127.0.0.1:5318"
+    assert cfg.query_endpoint == "127.0.0.1:0" and cfg.max_recv_msg_size == 64 * 1024 * 1024
+    assert cfg.db_path.name == "spanreel.duckdb"
+    cfg = load_collector_config(REPO / "otel-config.yaml", db=tmp_path / "x.duckdb", grpc_endpoint="[::1]:0")
+    assert cfg.db_path == tmp_path / "x.duckdb" and cfg.grpc_endpoint == "[::1]:0"
+
+
+def test_defaults_without_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPANREEL_DB", str(tmp_path / "env.duckdb"))
+    cfg = load_collector_config()
+    assert (cfg.grpc_endpoint, cfg.http_endpoint, cfg.query_endpoint) == (
+        "127.0.0.1:4317",
+        "127.0.0.1:4318",
+        "127.0.0.1:0",
+    )
+    assert cfg.db_path == tmp_path / "env.duckdb"
+
+
+_VALID = """
+receivers:
+  otlp/main:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        max_recv_msg_size_mib: 1
+exporters:
+  duckdb/local:
+    path: rel.duckdb
+service:
+  pipelines:
+    traces:
+      receivers: [otlp/main]
+      exporters: [duckdb/local]
+"""
+
+
+def test_named_components_and_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    path = tmp_path / "c.yaml"
+    path.write_text(_VALID)
+    cfg = load_collector_config(path)
+    assert cfg.grpc_endpoint == "127.0.0.1:0" and cfg.http_endpoint is None
+    assert cfg.max_recv_msg_size == 1024 * 1024 and cfg.db_path == tmp_path / "rel.duckdb"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (_VALID.replace("otlp/main:\n", "zipkin:\n", 1), "receivers.zipkin"),
+        (_VALID.replace("duckdb/local:\n", "kafka:\n", 1), "exporters.kafka"),
+        (
+            _VALID.replace("duckdb/local:\n    path: rel.duckdb", "otlp:\n    endpoint: x:4317"),
+            "later release",
+        ),
+        (_VALID.replace("exporters: [duckdb/local]", "exporters: [duckdb/other]"), "duckdb/other"),
+        (_VALID.replace("    traces:", "    logs:"), "service.pipelines"),
+        (_VALID.replace("endpoint: 127.0.0.1:0", "endpoint: nohost"), "protocols.grpc.endpoint"),
+        (_VALID.replace("max_recv_msg_size_mib: 1", "max_recv_msg_size_mib: -1"), "max_recv_msg_size_mib"),
+        (_VALID.replace("path: rel.duckdb", "path: rel.duckdb\n    query_endpoint: 0.0.0.0:0"), "loopback"),
+    ],
+)
+def test_config_errors_name_the_key(
+    text: str, key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("/", "/")):
+        load_collector_config(path)
