@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+
+from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
 from spanreel.instrumentation import (
     ChatStreamAccumulator,
     SSEDecoder,
@@ -27,8 +29,6 @@ from spanreel.instrumentation._openai import (
     parse_chat_body,
     request_attributes,
 )
-
-from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
 
 TOOL_CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},

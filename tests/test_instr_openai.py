@@ -25,8 +25,6 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import SpanKind, StatusCode
-from spanreel.instrumentation import Instrumentor, extract_output_text, replay_of, session
-from spanreel.instrumentation._openai import ChatStreamAccumulator
 
 import spanreel
 from spanreel._attributes import (
@@ -37,6 +35,8 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_URL,
 )
 from spanreel.fakellm import FakeLLMServer, generate_answer
+from spanreel.instrumentation import Instrumentor, extract_output_text, replay_of, session
+from spanreel.instrumentation._openai import ChatStreamAccumulator
 
 SECRET = "sk-TOPSECRET-4242"
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me about tea."}]
