@@ -170,7 +170,7 @@ def demo_command(
     """
     from spanreel.fakellm import FakeLLMServer
 
-    console = Console()
+    console = Console(soft_wrap=True)
     try:
         db = resolve_db_path(db_opt)
     except ConfigError as exc:
