@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
+from conftest import CollectorProcess, clean_env, start_collector
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
@@ -37,71 +34,14 @@ from spanreel.collector import QueryError, run_query, running_collector
 EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-@dataclass
-class Running:
-    proc: subprocess.Popen[str]
-    db: Path
-    info: dict[str, Any]
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.info['http_endpoint']}/v1/traces"
-
-    def stop(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=30)
-        return self.proc.returncode, err
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANREEL_", "OTEL_"))}
-    return env
-
-
-def start_collector(tmp: Path, *extra: str, name: str = "spans.duckdb") -> Running:
-    db = tmp / name
-    discovery = Path(str(db) + ".collector.json")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spanreel",
-            "collector",
-            "--db",
-            str(db),
-            "--grpc-endpoint",
-            "127.0.0.1:0",
-            "--http-endpoint",
-            "127.0.0.1:0",
-            *extra,
-        ],
-        cwd=tmp,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while not discovery.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            _, err = proc.communicate()
-            raise AssertionError(f"collector did not start: {err}")
-        time.sleep(0.05)
-    return Running(proc, db, json.loads(discovery.read_text()))
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    with start_collector(tmp_path_factory.mktemp("collector") / "spans.duckdb") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    running = start_collector(tmp_path_factory.mktemp("collector"))
-    yield running
-    if running.proc.poll() is None:
-        running.proc.kill()
-        running.proc.communicate()
-
-
-@pytest.fixture(scope="module")
-def small_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+def small_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     tmp = tmp_path_factory.mktemp("small")
     (tmp / "small.yaml").write_text(
         """
@@ -117,10 +57,8 @@ service:
     traces: {receivers: [otlp], exporters: [duckdb]}
 """
     )
-    running = start_collector(tmp, "--config", str(tmp / "small.yaml"))
-    yield running
-    running.proc.kill()
-    running.proc.communicate()
+    with start_collector(tmp / "spans.duckdb", "--config", str(tmp / "small.yaml")) as running:
+        yield running
 
 
 def _spans(service: str, n_children: int = 1, big: str = "") -> list[ReadableSpan]:
@@ -154,8 +92,7 @@ def _trace_id(spans: list[ReadableSpan]) -> str:
 
 
 def test_stock_exporters_then_query_api_then_sigterm(tmp_path: Path) -> None:
-    running = start_collector(tmp_path)
-    try:
+    with start_collector(tmp_path / "spans.duckdb") as running:
         grpc_spans = _spans("grpc-app", n_children=2)
         http_spans = _spans("http-app")
         grpc_exporter = GrpcExporter(
@@ -193,15 +130,11 @@ def test_stock_exporters_then_query_api_then_sigterm(tmp_path: Path) -> None:
         code, err = running.stop()
         assert code == 0, err
         assert "stopped" in err
-        assert not Path(str(running.db) + ".collector.json").exists()
+        assert not running.discovery.exists()
         # Direct DuckDB path after shutdown: same values, same JSON-safe types.
         assert running_collector(running.db) is None
         assert run_query(sql, running.db) == live
         assert run_query(calls_sql, running.db) == calls_live
-    finally:
-        if running.proc.poll() is None:
-            running.proc.kill()
-            running.proc.communicate()
 
 
 def _otlp_json(trace_hex: str, span_hex: str, **extra: Any) -> dict[str, Any]:
@@ -229,7 +162,7 @@ def _otlp_json(trace_hex: str, span_hex: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_otlp_json_gzip_and_partial_success(collector: Running) -> None:
+def test_otlp_json_gzip_and_partial_success(collector: CollectorProcess) -> None:
     trace_hex = "5b8efff798038103d269b633813fc60c"
     good = _otlp_json(trace_hex, "eee19b7ec3c1b174")
     bad_span = _otlp_json(trace_hex, "0000000000000000")["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
@@ -262,7 +195,7 @@ def test_otlp_json_gzip_and_partial_success(collector: Running) -> None:
     assert not ExportTraceServiceResponse.FromString(response.content).HasField("partial_success")
 
 
-def test_http_error_statuses(collector: Running, small_collector: Running) -> None:
+def test_http_error_statuses(collector: CollectorProcess, small_collector: CollectorProcess) -> None:
     url = collector.http_url
     r = httpx.post(url, content=b"x", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415 and "application/x-protobuf" in r.json()["message"]
@@ -291,7 +224,7 @@ def test_http_error_statuses(collector: Running, small_collector: Running) -> No
     assert r.status_code == 413 and "max_request_body_size" in r.json()["message"]
 
 
-def test_grpc_status_codes(collector: Running, small_collector: Running) -> None:
+def test_grpc_status_codes(collector: CollectorProcess, small_collector: CollectorProcess) -> None:
     with grpc.insecure_channel(collector.info["grpc_endpoint"]) as channel:
         export = channel.unary_unary(EXPORT_PATH)
         with pytest.raises(grpc.RpcError) as bad:
@@ -320,7 +253,7 @@ def test_grpc_status_codes(collector: Running, small_collector: Running) -> None
         assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_query_api_read_only(collector: Running) -> None:
+def test_query_api_read_only(collector: CollectorProcess) -> None:
     url = collector.info["query_url"]
     assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
     ok = httpx.post(f"{url}/api/query", json={"sql": "SELECT ? + 1 AS x", "params": [41]})
@@ -342,7 +275,7 @@ def test_query_api_read_only(collector: Running) -> None:
     assert httpx.post(f"{url}/api/query", json={"sql": 1}).status_code == 400
 
 
-def test_second_collector_on_same_db_fails_clearly(collector: Running) -> None:
+def test_second_collector_on_same_db_fails_clearly(collector: CollectorProcess) -> None:
     proc = subprocess.run(
         [
             sys.executable,
@@ -356,7 +289,7 @@ def test_second_collector_on_same_db_fails_clearly(collector: Running) -> None:
             "--http-endpoint",
             "127.0.0.1:0",
         ],
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=60,

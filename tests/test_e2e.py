@@ -9,8 +9,6 @@ a replay that is itself recorded, and a clean SIGTERM shutdown.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import CollectorProcess, clean_env
 
 from spanreel.fakellm import FakeLLMServer
 
@@ -58,15 +57,13 @@ APP = textwrap.dedent(
 )
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANREEL_", "OTEL_"))}
-    env.update(extra)
-    return env
-
-
 def _spanreel(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "spanreel", *args], env=_env(), capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "spanreel", *args],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -82,27 +79,6 @@ def llm() -> Iterator[FakeLLMServer]:
         yield server
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any], Path]]:
-    db = tmp_path / "spans.duckdb"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spanreel", "collector", "--db", str(db), "--grpc-endpoint", "127.0.0.1:0",
-         "--http-endpoint", "127.0.0.1:0", "--query-endpoint", "127.0.0.1:0"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    discovery = Path(f"{db}.collector.json")
-    deadline = time.monotonic() + 30
-    while not discovery.exists():
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "collector did not start"
-        time.sleep(0.05)
-    info = json.loads(discovery.read_text())
-    yield proc, info, db
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
 def _wait_rows(db: Path, sql: str, expected: int, timeout: float = 20) -> int:
     deadline = time.monotonic() + timeout
     count = -1
@@ -115,15 +91,15 @@ def _wait_rows(db: Path, sql: str, expected: int, timeout: float = 20) -> int:
 
 
 def test_record_collect_query_replay_shutdown(
-    tmp_path: Path, llm: FakeLLMServer, collector: tuple[subprocess.Popen[str], dict[str, Any], Path]
+    tmp_path: Path, llm: FakeLLMServer, collector_process: CollectorProcess
 ) -> None:
-    proc, info, db = collector
+    info, db = collector_process.info, collector_process.db
     app = tmp_path / "app.py"
     app.write_text(APP)
     canary = "sk-canary-e2e-0123456789abcdef"
     run = subprocess.run(
         [sys.executable, str(app)],
-        env=_env(
+        env=clean_env(
             SPANREEL_ENABLED="1",
             OTEL_SERVICE_NAME="e2e-app",
             OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{info['http_endpoint']}",
@@ -185,9 +161,9 @@ def test_record_collect_query_replay_shutdown(
     assert linked == 3
 
     # SIGTERM drains and exits 0; the discovery file goes away; the DB is then read directly.
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
-    assert not Path(f"{db}.collector.json").exists()
+    code, err = collector_process.stop()
+    assert code == 0, err
+    assert not collector_process.discovery.exists()
     after = _json("sql", "SELECT count(DISTINCT trace_id) FROM llm_calls", "--db", str(db))
     assert after["rows"][0][0] >= 3  # original + two replays
 

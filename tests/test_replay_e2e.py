@@ -5,9 +5,6 @@ a fresh DuckDB file, then replayed against ``FakeLLMServer`` through the ``spanr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import CollectorProcess, start_collector
 from openai import OpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -65,36 +63,17 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
-    db = tmp_path_factory.mktemp("replay") / "spans.duckdb"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANREEL_", "OTEL_"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "spanreel", "collector", "--db", str(db), "--grpc-endpoint", "127.0.0.1:0",
-         "--http-endpoint", "127.0.0.1:0", "--query-endpoint", "127.0.0.1:0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    discovery = Path(f"{db}.collector.json")
-    try:
-        _wait(lambda: discovery.exists() or proc.poll() is not None, 30, "collector start")
-        assert proc.poll() is None, proc.communicate()[1]
-        yield db, json.loads(discovery.read_text())
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    with start_collector(tmp_path_factory.mktemp("replay") / "spans.duckdb") as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-def recorded(llm: FakeLLMServer, collector: tuple[Path, dict[str, Any]]) -> Recorded:
+def recorded(llm: FakeLLMServer, collector: CollectorProcess) -> Recorded:
     """Record: root span "debate" with 3 captured chat calls (one streamed) and 1 uncaptured."""
-    db, info = collector
+    db = collector.db
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "debate-app"}))
-    provider.add_span_processor(
-        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://{info['http_endpoint']}/v1/traces"))
-    )
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
     tracer = provider.get_tracer("test")
     client = OpenAI(base_url=llm.base_url, api_key=API_KEY)
     instrumentor = Instrumentor()

@@ -1,11 +1,10 @@
-"""Helpers for the replay/query tests (no tests here): build SpanRecords and DuckDB files with the
-documented storage schema (docs/internals.md §2) independently of the collector's writer, and a
-``run_query`` stand-in with the documented value conventions (§3)."""
+"""Helpers for the replay/query tests (no tests here): build SpanRecords, store them in a DuckDB file
+with the collector's own schema and writer (docs/internals.md §2), and a ``run_query`` stand-in
+with the documented value conventions (§3)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,30 +12,12 @@ from typing import Any
 
 import duckdb
 
+from spanreel.collector._schema import rows_to_arrow
+from spanreel.collector._writer import SpanWriter, open_database
 from spanreel.replay import SpanRecord
 
 T0 = 1_795_308_420_000_000_000  # 2026-11-21T20:07:00Z in ns
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-_DDL = """
-CREATE TABLE spans (
-    trace_id VARCHAR, span_id VARCHAR, parent_span_id VARCHAR, trace_state VARCHAR,
-    name VARCHAR, kind VARCHAR, service_name VARCHAR, scope_name VARCHAR, scope_version VARCHAR,
-    start_time TIMESTAMP_NS, end_time TIMESTAMP_NS, duration_ns BIGINT,
-    status_code VARCHAR, status_message VARCHAR,
-    attributes JSON, resource_attributes JSON, events JSON, links JSON,
-    operation VARCHAR, provider VARCHAR, request_model VARCHAR, response_model VARCHAR,
-    input_tokens BIGINT, output_tokens BIGINT, finish_reasons VARCHAR[],
-    session_id VARCHAR, conversation_id VARCHAR, received_at TIMESTAMP,
-    UNIQUE (trace_id, span_id)
-);
-CREATE TABLE trace_index (
-    trace_id VARCHAR PRIMARY KEY, start_time TIMESTAMP_NS, end_time TIMESTAMP_NS,
-    root_span_id VARCHAR, root_name VARCHAR, service_name VARCHAR, span_count BIGINT,
-    llm_calls BIGINT, input_tokens BIGINT, output_tokens BIGINT, session_id VARCHAR
-);
-CREATE VIEW traces AS SELECT *, epoch_ns(end_time) - epoch_ns(start_time) AS duration_ns FROM trace_index;
-"""
 
 
 def rec(
@@ -64,55 +45,46 @@ def rec(
     )
 
 
+def _row(s: SpanRecord) -> dict[str, Any]:
+    """``s`` as a normalised span row (the input of :func:`rows_to_arrow`)."""
+    return {
+        "trace_id": s.trace_id,
+        "span_id": s.span_id,
+        "parent_span_id": s.parent_span_id,
+        "trace_state": "",
+        "name": s.name,
+        "kind": s.kind,
+        "service_name": s.service_name,
+        "scope_name": s.scope_name,
+        "scope_version": "0.1.0",
+        "start_time_unix_nano": s.start_time_ns,
+        "end_time_unix_nano": s.end_time_ns,
+        "duration_ns": s.duration_ns,
+        "status_code": s.status_code,
+        "status_message": s.status_message,
+        "attributes": dict(s.attributes),
+        "resource_attributes": dict(s.resource_attributes),
+        "events": list(s.events),
+        "links": list(s.links),
+        "operation": s.operation,
+        "provider": s.provider,
+        "request_model": s.request_model,
+        "response_model": s.response_model,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "finish_reasons": list(s.finish_reasons) or None,
+        "session_id": s.session_id,
+        "conversation_id": None,
+    }
+
+
 def write_db(path: Path, spans: Sequence[SpanRecord]) -> Path:
-    """Create ``path`` with the documented schema and insert ``spans`` (+ their trace_index rows)."""
-    con = duckdb.connect(str(path))
+    """Create ``path`` and store ``spans`` (+ their trace_index rows) through the collector's writer."""
+    writer = SpanWriter(open_database(path))
     try:
-        con.execute(_DDL)
-        for s in spans:
-            con.execute(
-                "INSERT INTO spans VALUES (?, ?, ?, '', ?, ?, ?, ?, '0.1.0', "
-                "make_timestamp_ns(?), make_timestamp_ns(?), ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, NULL, now())",
-                [
-                    s.trace_id,
-                    s.span_id,
-                    s.parent_span_id,
-                    s.name,
-                    s.kind,
-                    s.service_name,
-                    s.scope_name,
-                    s.start_time_ns,
-                    s.end_time_ns,
-                    s.duration_ns,
-                    s.status_code,
-                    s.status_message,
-                    json.dumps(dict(s.attributes)),
-                    json.dumps(list(s.events)),
-                    json.dumps(list(s.links)),
-                    s.operation,
-                    s.provider,
-                    s.request_model,
-                    s.response_model,
-                    s.input_tokens,
-                    s.output_tokens,
-                    list(s.finish_reasons) or None,
-                    s.session_id,
-                ],
-            )
-        con.execute(
-            """
-            INSERT INTO trace_index
-            SELECT trace_id, min(start_time), max(end_time),
-                   arg_min(span_id, start_time) FILTER (WHERE parent_span_id IS NULL),
-                   arg_min(name, start_time) FILTER (WHERE parent_span_id IS NULL),
-                   arg_min(service_name, start_time), count(*),
-                   count(operation), sum(input_tokens), sum(output_tokens), any_value(session_id)
-            FROM spans GROUP BY trace_id
-            """
-        )
+        writer.submit(rows_to_arrow([_row(s) for s in spans])).result(timeout=30)
     finally:
-        con.close()
+        writer.close()
     return path
 
 

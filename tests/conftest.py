@@ -1,0 +1,118 @@
+"""Shared test helpers: a ``spanreel collector`` subprocess on its own DuckDB file.
+
+:func:`start_collector` runs ``python -m spanreel collector --db DB`` with every listener (OTLP/gRPC,
+OTLP/HTTP, query API) on ``127.0.0.1:0`` and returns once the collector has announced its bound
+ports in ``<db>.collector.json``. The ``collector_process`` fixture is one such collector per test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import pytest
+
+from spanreel.collector._client import discovery_path
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without ``SPANREEL_*``/``OTEL_*`` settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPANREEL_", "OTEL_"))}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class CollectorProcess:
+    """A running collector subprocess; ``info`` is its parsed discovery file."""
+
+    proc: subprocess.Popen[str]
+    db: Path
+    info: dict[str, Any]
+    stderr_path: Path
+    _stderr_file: IO[str] = field(repr=False)
+
+    @property
+    def discovery(self) -> Path:
+        return discovery_path(self.db)
+
+    @property
+    def http_url(self) -> str:
+        """The OTLP/HTTP traces URL (``http://host:port/v1/traces``)."""
+        return f"http://{self.info['http_endpoint']}/v1/traces"
+
+    def stderr(self) -> str:
+        """Everything the collector wrote to stderr so far."""
+        return self.stderr_path.read_text()
+
+    def stop(self, timeout: float = 30) -> tuple[int, str]:
+        """SIGTERM (a clean drain), then SIGKILL after ``timeout`` s; return (exit code, stderr).
+
+        Idempotent: a collector that already exited is only reaped.
+        """
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr_file.close()
+        return self.proc.returncode, self.stderr()
+
+    def __enter__(self) -> CollectorProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_collector(db: Path, *extra_args: str, timeout: float = 30) -> CollectorProcess:
+    """Start a collector on ``db`` (cwd: its folder; stderr to ``<db>.stderr.log``) and wait for it.
+
+    ``extra_args`` follow the endpoint options (e.g. ``"--config", path``). Raises
+    ``AssertionError`` with the collector's stderr if it exits or has not written its discovery
+    file within ``timeout`` seconds (it is then killed).
+    """
+    stderr_path = db.with_name(db.name + ".stderr.log")
+    stderr_file = stderr_path.open("w")
+    # stderr goes to a file, not a pipe: a long-running collector never blocks on a full pipe.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spanreel", "collector", "--db", str(db),
+         "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
+         "--query-endpoint", "127.0.0.1:0", *extra_args],
+        cwd=db.parent, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=stderr_file, text=True,
+    )  # fmt: skip
+    running = CollectorProcess(proc, db, {}, stderr_path, stderr_file)
+    discovery = discovery_path(db)
+    deadline = time.monotonic() + timeout
+    while not discovery.exists():
+        if proc.poll() is not None:
+            code, err = running.stop()
+            raise AssertionError(f"collector exited with code {code} before it was ready:\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            _, err = running.stop()
+            raise AssertionError(f"collector did not write {discovery} within {timeout} s:\n{err}")
+        time.sleep(0.05)
+    running.info = json.loads(discovery.read_text())
+    return running
+
+
+@pytest.fixture
+def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
+    """A collector on ``tmp_path / "spans.duckdb"``, stopped (SIGTERM, then SIGKILL) after the test."""
+    with start_collector(tmp_path / "spans.duckdb") as running:
+        yield running
