@@ -1,22 +1,73 @@
-"""``spanreel collector``: run the OTLP collector in the foreground until SIGINT / SIGTERM."""
+"""``spanreel collector`` (run the OTLP collector in the foreground until SIGINT / SIGTERM, or
+validate its config) and ``spanreel prune`` (retention on demand)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import signal
 import sys
+import time
+from pathlib import Path
 
 import click
 
-from spanreel._config import ConfigError
-from spanreel.collector._config import CollectorConfig, load_collector_config
+from spanreel._config import ConfigError, find_config, resolve_db_path
+from spanreel.collector._config import CollectorConfig, load_collector_config, parse_duration
 
-__all__ = ["collector_command"]
+__all__ = ["collector_command", "prune_command"]
+
+_MIB = 1024 * 1024
+
+
+def _setup_logging() -> None:
+    """Counters, retention and shutdown lines go to stderr, one line each, with a UTC time stamp."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter("%(asctime)s spanreel collector: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("spanreel.collector")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _describe_config(config: CollectorConfig, source: str) -> str:
+    """The effective settings, one per line, for ``--check-config``."""
+
+    def listener(endpoint: str | None, tls: object, auth: str | None) -> str:
+        if endpoint is None:
+            return "disabled"
+        extras = [x for x, on in (("TLS", tls is not None), ("bearer token", auth is not None)) if on]
+        return endpoint + (f" ({', '.join(extras)})" if extras else "")
+
+    workers = "one per CPU (max 4)" if config.decode_workers is None else str(config.decode_workers)
+    lines = [
+        f"configuration OK: {source}",
+        f"  OTLP/gRPC       {listener(config.grpc_endpoint, config.grpc_tls, config.grpc_auth)}",
+        f"  OTLP/HTTP       {listener(config.http_endpoint, config.http_tls, config.http_auth)}",
+        f"  query API       {listener(config.query_endpoint, None, config.query_auth)}",
+        f"  database        {config.db_path}",
+        f"  size limits     gRPC {config.max_recv_msg_size_mib:g} MiB, "
+        f"HTTP {config.max_request_body_size} bytes (after decompression)",
+        f"  queue           {config.max_queue_bytes / _MIB:g} MiB; decode workers: {workers}",
+        f"  retention       {_duration_text(config.ttl_s) if config.ttl_s else 'keep everything'}",
+    ]
+    return "\n".join(lines)
 
 
 async def _serve(config: CollectorConfig) -> None:
     from spanreel.collector._server import Collector
 
+    _setup_logging()
     collector = Collector(config)
     info = await collector.start()
     stop = asyncio.Event()
@@ -63,12 +114,19 @@ async def _serve(config: CollectorConfig) -> None:
     metavar="HOST:PORT",
     help="Loopback address of the read-only query API [default: 127.0.0.1:0, a free port].",
 )
+@click.option(
+    "--check-config",
+    is_flag=True,
+    help="Validate the configuration (file, options, TLS files), print the effective settings and "
+    "exit: 0 when valid, 1 with the offending key otherwise.",
+)
 def collector_command(
     config_path: str | None,
     db: str | None,
     grpc_endpoint: str | None,
     http_endpoint: str | None,
     query_endpoint: str | None,
+    check_config: bool,
 ) -> None:
     """Receive OTLP traces and store them in DuckDB.
 
@@ -91,7 +149,16 @@ def collector_command(
     Point an app at it with the standard variables, e.g.
       OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317
     Stop with Ctrl-C or SIGTERM: it stops listening, commits every queued span, removes the
-    discovery file and exits 0.
+    discovery file and exits 0. Counters (received, stored, duplicates, rejected, refused, queue
+    depth) are logged to stderr every minute while they change and served at /api/health.
+
+    \b
+    Optional, in otel-config.yaml (OpenTelemetry Collector keys):
+      receivers.otlp.protocols.{grpc,http}.tls.cert_file / key_file    TLS
+      receivers.otlp.protocols.{grpc,http}.auth.authenticator          bearer token (with
+      exporters.duckdb.auth.authenticator                              extensions.bearertokenauth)
+      exporters.duckdb.max_queue_bytes    queue bound; beyond it UNAVAILABLE / 503 + Retry-After
+      exporters.duckdb.ttl                retention, e.g. 30d (see also `spanreel prune`)
     """
     from spanreel.collector._server import CollectorStartError
 
@@ -105,9 +172,101 @@ def collector_command(
         )
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from exc
+    if check_config:
+        source = find_config(config_path)
+        click.echo(_describe_config(config, str(source) if source else "built-in defaults (no config file)"))
+        return
     try:
         asyncio.run(_serve(config))
     except (CollectorStartError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
         sys.exit(130)
+
+
+@click.command(
+    "prune",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="DURATION",
+    help="Delete traces that ended longer ago than this: 30d, 12h, 90m, 1w …",
+)
+@click.option(
+    "--db", type=click.Path(dir_okay=False), help="The DuckDB file [default: as `spanreel collector`]."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Collector config, read for exporters.duckdb.path [default: ./otel-config.yaml if present].",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print {traces, spans, cutoff, dry_run} as JSON.")
+def prune_command(
+    older_than: str, db: str | None, config_path: str | None, dry_run: bool, as_json: bool
+) -> None:
+    """Delete old traces from the spanreel database.
+
+    \b
+    Whole traces are deleted (spans and the per-trace index, in one transaction): a trace goes
+    when its last span ended before now - DURATION. While a collector runs on the database the
+    request goes through its API (SPANREEL_TOKEN is sent when the API requires a token);
+    otherwise the file is opened directly.
+
+    \b
+    Examples:
+      spanreel prune --older-than 30d --dry-run
+      spanreel prune --older-than 720h --db ./traces.duckdb
+    Automatic retention: exporters.duckdb.ttl in otel-config.yaml.
+    """
+    from spanreel.collector._client import call_api, running_collector
+    from spanreel.collector._query import QueryError
+
+    try:
+        older_than_s = parse_duration(older_than, "--older-than")
+        db_path = resolve_db_path(db, config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    info = running_collector(db_path)
+    if info is not None:
+        try:
+            result = call_api(info, "/api/prune", {"older_than": older_than_s, "dry_run": dry_run})
+        except QueryError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        result = _prune_file(Path(db_path), older_than_s, dry_run)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    verb = "would delete" if result["dry_run"] else "deleted"
+    click.echo(
+        f"{verb} {result['traces']} traces ({result['spans']} spans) that ended before {result['cutoff']}"
+    )
+
+
+def _prune_file(db_path: Path, older_than_s: float, dry_run: bool) -> dict[str, object]:
+    import duckdb
+
+    from spanreel.collector._retention import cutoff_ns, prune
+    from spanreel.collector._server import prune_result_json
+    from spanreel.collector._writer import open_database
+
+    if not db_path.exists():
+        raise click.ClickException(f"no spanreel database at {db_path}: pass --db PATH")
+    try:
+        con = open_database(db_path)
+    except (duckdb.Error, RuntimeError) as exc:  # DatabaseLockedError, SchemaError
+        raise click.ClickException(
+            f"cannot prune {db_path}: {exc}. If a spanreel collector holds it, it must be running and "
+            "answering on its query API (see <db>.collector.json)"
+        ) from exc
+    try:
+        return prune_result_json(prune(con, cutoff_ns(older_than_s), dry_run=dry_run))
+    except duckdb.Error as exc:
+        raise click.ClickException(f"pruning {db_path} failed: {exc}") from exc
+    finally:
+        con.close()

@@ -5,7 +5,12 @@ no reader processes beside it), so readers go through its read-only query API. T
 announces itself in ``<db_path>.collector.json``::
 
     {"pid": 1234, "query_url": "http://127.0.0.1:40123", "grpc_endpoint": "127.0.0.1:4317",
-     "http_endpoint": "127.0.0.1:4318", "db_path": "/abs/path.duckdb", "started_at": "…Z"}
+     "http_endpoint": "127.0.0.1:4318", "db_path": "/abs/path.duckdb", "started_at": "…Z",
+     "query_auth": false}
+
+When ``query_auth`` is true the query API wants ``Authorization: Bearer <token>``; the client
+takes the token from the ``SPANREEL_TOKEN`` environment variable (the token is never written to
+the discovery file).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from spanreel.collector._query import (
 )
 
 __all__ = [
+    "TOKEN_ENV",
     "CollectorInfo",
+    "call_api",
     "discovery_path",
     "remove_discovery",
     "run_query",
@@ -40,6 +47,8 @@ __all__ = [
 
 _HEALTH_TIMEOUT_S = 2.0
 _QUERY_TIMEOUT_S = 300.0
+#: Environment variable holding the bearer token the CLI sends to a query API that requires one.
+TOKEN_ENV = "SPANREEL_TOKEN"
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,8 @@ class CollectorInfo:
     db_path: str
     #: ISO-8601 UTC start time
     started_at: str
+    #: whether the query API requires a bearer token
+    query_auth: bool = False
 
 
 def discovery_path(db_path: str | os.PathLike[str]) -> Path:
@@ -92,6 +103,7 @@ def _read_discovery(path: Path) -> CollectorInfo | None:
             http_endpoint=data.get("http_endpoint"),
             db_path=str(data["db_path"]),
             started_at=str(data.get("started_at", "")),
+            query_auth=bool(data.get("query_auth", False)),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -116,35 +128,55 @@ def _http_client(timeout: float) -> httpx.Client:
 
 def running_collector(db_path: str | os.PathLike[str]) -> CollectorInfo | None:
     """The collector serving ``db_path``, or ``None``: its discovery file must exist, its pid be
-    alive, and its ``GET /api/health`` answer ``{"status": "ok"}`` within 2 s."""
+    alive, and its ``GET /healthz`` answer ``{"status": "ok"}`` with that pid within 2 s."""
     info = _read_discovery(discovery_path(db_path))
     if info is None or not _pid_alive(info.pid):
         return None
     try:
         with _http_client(_HEALTH_TIMEOUT_S) as client:
-            response = client.get(f"{info.query_url}/api/health")
-        if response.status_code == 200 and response.json().get("status") == "ok":
+            response = client.get(f"{info.query_url}/healthz")
+        data = response.json()
+        if response.status_code == 200 and data.get("status") == "ok" and data.get("pid") == info.pid:
             return info
     except (httpx.HTTPError, ValueError, AttributeError):
         pass
     return None
 
 
-def _query_api(info: CollectorInfo, sql: str, params: Sequence[Any] | None) -> QueryResult:
-    body = {"sql": sql, "params": list(params) if params else []}
+def call_api(info: CollectorInfo, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` to the collector's API at ``path`` (e.g. ``/api/query``) with the bearer token
+    from :data:`TOKEN_ENV` when the API requires one; return the JSON answer.
+
+    Raises :class:`QueryError` with the API's error message, or saying which token is missing.
+    """
+    headers = {}
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    elif info.query_auth:
+        raise QueryError(
+            f"the collector (pid {info.pid}) requires a bearer token on its query API: set {TOKEN_ENV}"
+        )
     try:
         with _http_client(_QUERY_TIMEOUT_S) as client:
-            response = client.post(f"{info.query_url}/api/query", json=body)
+            response = client.post(f"{info.query_url}{path}", json=body, headers=headers)
     except httpx.HTTPError as exc:
         raise QueryError(f"the collector (pid {info.pid}) at {info.query_url} did not answer: {exc}") from exc
     try:
         data = response.json()
     except ValueError:
         data = {}
-    if response.status_code == 200:
-        return QueryResult(columns=list(data["columns"]), rows=[list(r) for r in data["rows"]])
+    if response.status_code == 200 and isinstance(data, dict):
+        return data
+    if response.status_code == 401:
+        raise QueryError(f"the collector (pid {info.pid}) refused the bearer token: check {TOKEN_ENV}")
     message = data.get("error") if isinstance(data, dict) else None
-    raise QueryError(message or f"query API answered HTTP {response.status_code}")
+    raise QueryError(message or f"the collector's API answered HTTP {response.status_code}")
+
+
+def _query_api(info: CollectorInfo, sql: str, params: Sequence[Any] | None) -> QueryResult:
+    data = call_api(info, "/api/query", {"sql": sql, "params": list(params) if params else []})
+    return QueryResult(columns=list(data["columns"]), rows=[list(r) for r in data["rows"]])
 
 
 def run_query(sql: str, db_path: Path, params: list[Any] | None = None) -> QueryResult:

@@ -6,9 +6,19 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   ``protocols.grpc.max_recv_msg_size_mib`` (default 64, checked after decompression),
   ``protocols.http.endpoint`` (default ``127.0.0.1:4318``), ``protocols.http.max_request_body_size``
   (bytes, default 64 MiB, checked after decompression). A missing protocol is not served.
-- ``exporters.duckdb`` (or ``duckdb/<name>``): ``path`` (the DuckDB file) and ``query_endpoint``
-  (the loopback read-only query API, default ``127.0.0.1:0``).
-- ``exporters.otlp`` / ``exporters.otlphttp``: forwarding, arrives in a later release (rejected now).
+  Per protocol, optionally ``tls.cert_file`` / ``tls.key_file`` (PEM) and
+  ``auth.authenticator: bearertokenauth`` (see :mod:`spanreel.collector._security`).
+- ``extensions.bearertokenauth`` (or ``bearertokenauth/<name>``): ``token``, ``scheme`` (default
+  ``Bearer``); enabled by listing it in ``service.extensions``.
+- ``exporters.duckdb`` (or ``duckdb/<name>``): ``path`` (the DuckDB file), ``query_endpoint``
+  (the read-only query API, default ``127.0.0.1:0``; loopback only unless ``auth`` is set),
+  ``auth.authenticator`` (bearer token on the query API), ``max_queue_bytes`` (bound of the
+  in-memory queue, default 128 MiB), ``decode_workers`` (decoding processes, default one per CPU
+  up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``; default: keep
+  everything), ``metrics_log_interval`` (how often counters are logged, default ``60s``; ``0s``
+  turns it off).
+- ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
+  OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
 - ``service.pipelines.traces``: ``receivers`` / ``exporters`` lists of the ids above.
 
 See https://opentelemetry.io/docs/collector/configuration/ for the structure.
@@ -18,23 +28,27 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from spanreel._config import ConfigError, find_config, load_config, resolve_db_path
+from spanreel.collector._forward_config import FORWARDER_TYPES, ForwarderConfig, parse_forwarder
+from spanreel.collector._security import TLSSettings, parse_auth, parse_extensions, parse_tls
 
-__all__ = ["CollectorConfig", "load_collector_config", "parse_endpoint"]
+__all__ = ["CollectorConfig", "load_collector_config", "parse_duration", "parse_endpoint"]
 
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
 DEFAULT_QUERY_ENDPOINT = "127.0.0.1:0"
 DEFAULT_MAX_RECV_MSG_SIZE_MIB = 64.0
 _MIB = 1024 * 1024
+DEFAULT_MAX_QUEUE_BYTES = 128 * _MIB
+DEFAULT_METRICS_LOG_INTERVAL_S = 60.0
 
 _RECEIVER_TYPES = frozenset({"otlp"})
-_EXPORTER_TYPES = frozenset({"duckdb"})
-_LATER_EXPORTER_TYPES = frozenset({"otlp", "otlphttp"})
+_EXPORTER_TYPES = frozenset({"duckdb", *FORWARDER_TYPES})
 _PROCESSOR_TYPES = frozenset({"batch"})  # accepted and ignored: spanreel batches in its writer
 
 
@@ -55,8 +69,24 @@ class CollectorConfig:
     max_recv_msg_size_mib: float = DEFAULT_MAX_RECV_MSG_SIZE_MIB
     #: HTTP body limit in bytes (OTel Collector key ``max_request_body_size``).
     max_request_body_size: int = int(DEFAULT_MAX_RECV_MSG_SIZE_MIB * _MIB)
-    #: Bound of the writer queue, bytes of decoded request payload waiting to be written.
-    max_queue_bytes: int = 256 * _MIB
+    #: Bound of the in-memory queue: decompressed bytes of the export requests accepted and not
+    #: yet committed. Beyond it exports are refused with UNAVAILABLE / 503 (clients retry).
+    max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
+    #: Worker processes that decode requests; ``None``: one per CPU (at most 4), 0: threads only.
+    decode_workers: int | None = None
+    #: Retention in seconds: spans whose end time is older are deleted (``None``: keep forever).
+    ttl_s: float | None = None
+    #: Seconds between two log lines with the counters (0: never).
+    metrics_log_interval_s: float = DEFAULT_METRICS_LOG_INTERVAL_S
+    #: Expected ``authorization`` value (``"Bearer <token>"``) per listener; ``None``: no auth.
+    grpc_auth: str | None = field(default=None, repr=False)
+    http_auth: str | None = field(default=None, repr=False)
+    query_auth: str | None = field(default=None, repr=False)
+    #: TLS for the OTLP receivers (``None``: plaintext).
+    grpc_tls: TLSSettings | None = None
+    http_tls: TLSSettings | None = None
+    #: ``otlp`` / ``otlphttp`` exporters in the pipeline: where accepted spans are also forwarded.
+    forwarders: tuple[ForwarderConfig, ...] = ()
 
     @property
     def max_recv_msg_size(self) -> int:
@@ -82,6 +112,34 @@ def parse_endpoint(value: str, key: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{key}: port {port} out of range in {value!r}")
     return host, port
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)")
+_DURATION_UNIT_S = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+    "d": 86400.0, "w": 604800.0,
+}  # fmt: skip
+
+
+def parse_duration(value: Any, key: str) -> float:
+    """A duration in seconds from the OTel Collector's Go syntax (``90s``, ``1h30m``, ``720h``) plus
+    ``d`` (24 h) and ``w`` (7 d); a bare number is seconds. Raises :class:`ConfigError` naming ``key``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be a duration such as 30d, 12h or 90s, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"{key} must not be negative, got {value!r}")
+        return float(value)
+    text = str(value).strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ConfigError(f"{key} must be a duration such as 30d, 12h or 90s, got {value!r}")
+    return total
 
 
 def _is_loopback(host: str) -> bool:
@@ -119,7 +177,9 @@ def _endpoint(section: dict[str, Any], key: str, default: str) -> str:
     return value
 
 
-def _parse_receivers(receivers: dict[str, Any], used: list[str]) -> dict[str, Any]:
+def _parse_receivers(
+    receivers: dict[str, Any], used: list[str], base_dir: Path | None, authenticators: dict[str, str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rid, raw in receivers.items():
         section = _mapping(raw, f"receivers.{rid}")
@@ -133,6 +193,8 @@ def _parse_receivers(receivers: dict[str, Any], used: list[str]) -> dict[str, An
             key = f"receivers.{rid}.protocols.grpc"
             grpc = _mapping(protocols["grpc"], key)
             out["grpc_endpoint"] = _endpoint(grpc, key, DEFAULT_GRPC_ENDPOINT)
+            out["grpc_auth"] = parse_auth(grpc, key, authenticators)
+            out["grpc_tls"] = parse_tls(grpc, key, base_dir)
             if "max_recv_msg_size_mib" in grpc:
                 out["max_recv_msg_size_mib"] = _positive_number(
                     grpc["max_recv_msg_size_mib"], f"{key}.max_recv_msg_size_mib"
@@ -141,6 +203,8 @@ def _parse_receivers(receivers: dict[str, Any], used: list[str]) -> dict[str, An
             key = f"receivers.{rid}.protocols.http"
             http = _mapping(protocols["http"], key)
             out["http_endpoint"] = _endpoint(http, key, DEFAULT_HTTP_ENDPOINT)
+            out["http_auth"] = parse_auth(http, key, authenticators)
+            out["http_tls"] = parse_tls(http, key, base_dir)
             if "max_request_body_size" in http:
                 out["max_request_body_size"] = int(
                     _positive_number(http["max_request_body_size"], f"{key}.max_request_body_size")
@@ -150,12 +214,39 @@ def _parse_receivers(receivers: dict[str, Any], used: list[str]) -> dict[str, An
     return out
 
 
-def _parse_exporters(exporters: dict[str, Any], used: list[str], base_dir: Path | None) -> dict[str, Any]:
+def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"query_auth": parse_auth(section, key, authenticators)}
+    if "max_queue_bytes" in section:
+        out["max_queue_bytes"] = int(_positive_number(section["max_queue_bytes"], f"{key}.max_queue_bytes"))
+    if "decode_workers" in section:
+        workers = section["decode_workers"]
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 64:
+            raise ConfigError(f"{key}.decode_workers must be an integer from 0 to 64, got {workers!r}")
+        out["decode_workers"] = workers
+    if section.get("ttl") not in (None, "", 0):
+        ttl = parse_duration(section["ttl"], f"{key}.ttl")
+        out["ttl_s"] = ttl or None
+    if "metrics_log_interval" in section:
+        interval = section["metrics_log_interval"]
+        out["metrics_log_interval_s"] = parse_duration(interval, f"{key}.metrics_log_interval")
+    return out
+
+
+def _parse_exporters(
+    exporters: dict[str, Any], used: list[str], base_dir: Path | None, authenticators: dict[str, str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for eid, raw in exporters.items():
         section = _mapping(raw, f"exporters.{eid}")
         if eid not in used:
             continue
+        if _component_type(eid) in FORWARDER_TYPES:
+            out.setdefault("forwarders", []).append(
+                parse_forwarder(eid, section, parse_duration=parse_duration, base_dir=base_dir)
+            )
+            continue
+        if _component_type(eid) == "duckdb":
+            out.update(_parse_duckdb(section, f"exporters.{eid}", authenticators))
         if "query_endpoint" in section:
             value = section["query_endpoint"]
             key = f"exporters.{eid}.query_endpoint"
@@ -169,11 +260,12 @@ def _parse_exporters(exporters: dict[str, Any], used: list[str], base_dir: Path 
     return out
 
 
-def _validate_query_endpoint(value: str, key: str) -> None:
+def _validate_query_endpoint(value: str, key: str, authenticated: bool) -> None:
     host, _ = parse_endpoint(value, key)
-    if not _is_loopback(host):
+    if not authenticated and not _is_loopback(host):
         raise ConfigError(
-            f"{key}: the query API has no authentication and must bind a loopback address, got {host!r}"
+            f"{key}: without auth (exporters.duckdb.auth.authenticator) the query API must bind a "
+            f"loopback address, got {host!r}"
         )
 
 
@@ -199,14 +291,15 @@ def config_from_mapping(
             )
     for eid in exporters:
         etype = _component_type(eid)
-        if etype in _LATER_EXPORTER_TYPES:
-            raise ConfigError(
-                f"exporters.{eid}: forwarding exporters ({etype}) arrive in a later release of spanreel; "
-                "remove it for now"
-            )
         if etype not in _EXPORTER_TYPES:
-            raise ConfigError(f"exporters.{eid}: unknown exporter type {etype!r} (supported: duckdb)")
+            raise ConfigError(
+                f"exporters.{eid}: unknown exporter type {etype!r} (supported: duckdb, otlp, otlphttp)"
+            )
     service = _mapping(data.get("service"), "service")
+    enabled_extensions = service.get("extensions") or []
+    if not isinstance(enabled_extensions, list) or not all(isinstance(x, str) for x in enabled_extensions):
+        raise ConfigError("service.extensions must be a list of extension ids")
+    authenticators = parse_extensions(_mapping(data.get("extensions"), "extensions"), enabled_extensions)
     pipelines = _mapping(service.get("pipelines"), "service.pipelines")
     for name in pipelines:
         if _component_type(name) != "traces":
@@ -228,12 +321,17 @@ def config_from_mapping(
         raise ConfigError("service.pipelines.traces.receivers is empty: add otlp")
     if not lists["exporters"]:
         raise ConfigError("service.pipelines.traces.exporters is empty: add duckdb")
-    if len(lists["receivers"]) > 1 or len(lists["exporters"]) > 1:
-        raise ConfigError("service.pipelines.traces: one otlp receiver and one duckdb exporter are supported")
+    storage = [e for e in lists["exporters"] if _component_type(e) == "duckdb"]
+    if len(lists["receivers"]) > 1 or len(storage) != 1:
+        raise ConfigError(
+            "service.pipelines.traces: one otlp receiver and one duckdb exporter are supported "
+            "(plus any otlp / otlphttp exporters to forward to)"
+        )
     kwargs: dict[str, Any] = {"grpc_endpoint": None, "http_endpoint": None}
-    kwargs.update(_parse_receivers(receivers, lists["receivers"]))
-    exp = _parse_exporters(exporters, lists["exporters"], base_dir)
+    kwargs.update(_parse_receivers(receivers, lists["receivers"], base_dir, authenticators))
+    exp = _parse_exporters(exporters, lists["exporters"], base_dir, authenticators)
     db_path = exp.pop("config_db_path", None)
+    exp["forwarders"] = tuple(exp.get("forwarders", ()))
     kwargs.update(exp)
     return kwargs, db_path
 
@@ -269,7 +367,9 @@ def load_collector_config(
             parse_endpoint(value, f"--{key.replace('_', '-')}")
             overrides[key] = value
     config = replace(config, **overrides)
-    _validate_query_endpoint(config.query_endpoint, "exporters.duckdb.query_endpoint")
+    _validate_query_endpoint(
+        config.query_endpoint, "exporters.duckdb.query_endpoint", authenticated=config.query_auth is not None
+    )
     if config.grpc_endpoint is None and config.http_endpoint is None:
         raise ConfigError("receivers.otlp.protocols: neither grpc nor http is enabled")
     return config

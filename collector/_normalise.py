@@ -4,26 +4,50 @@ The columns (docs/internals.md §2): ``operation``, ``provider``, ``request_mode
 ``response_model``, ``input_tokens``, ``output_tokens``, ``finish_reasons``, ``session_id``,
 ``conversation_id``. Original attributes are never modified or dropped.
 
-Each column has an ordered lookup table of :class:`Source` entries; the first source whose
-attribute is present and converts to a usable value wins. Today's tables hold the OpenTelemetry
-GenAI semantic conventions (v1.41) plus their deprecated names (``gen_ai.system``,
-``gen_ai.usage.prompt_tokens`` / ``completion_tokens``). Peer conventions (OpenInference,
-OpenLLMetry, MLflow — see shared/reference/peer-conventions.md) are added by appending sources
-(with a converter, e.g. for MLflow's JSON-quoted values) to these tables.
+Spans from other GenAI instrumentations fill the same columns
+(``shared/reference/peer-conventions.md``; names in :mod:`spanreel.collector._peers`):
+OpenTelemetry GenAI semantic conventions v1.41 and their deprecated names (``gen_ai.system``,
+``gen_ai.usage.prompt_tokens`` …), OpenInference, OpenLLMetry (≤ 0.54 indexed
+``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` and ``llm.request.type``; newer ones use
+the OTel names), OpenLIT and MLflow, whose JSON-encoded values are decoded first.
+
+Each column has an ordered lookup table (:data:`LOOKUP_TABLES`); the first source that is present
+and converts to a usable value wins. The order follows Langfuse's ``OtelIngestionProcessor``
+where it applies: the OTel names first, then the deprecated OTel names, then the peers'.
+
+Two more pure derivations are exposed for columns the schema does not have yet:
+:func:`normalise_messages` (the conversation as OTel ``gen_ai.input.messages`` /
+``gen_ai.output.messages`` JSON, whatever the instrumentation) and :func:`normalise_cost`
+(the call's cost in USD, where the instrumentation records one).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID
 
-__all__ = ["GENAI_COLUMNS", "LOOKUP_TABLES", "Source", "normalise_row", "normalise_rows"]
+from spanreel.collector import _peers as peers
+
+__all__ = [
+    "GENAI_COLUMNS",
+    "LOOKUP_TABLES",
+    "Derived",
+    "Source",
+    "attribute_view",
+    "normalise_cost",
+    "normalise_messages",
+    "normalise_row",
+    "normalise_rows",
+]
 
 Converter = Callable[[Any], Any]
+Attributes = Mapping[str, Any]
 
 
 def as_text(value: Any) -> str | None:
@@ -62,7 +86,21 @@ def as_text_list(value: Any) -> list[str] | None:
     return None
 
 
-# Deprecated ``gen_ai.system`` spellings → current ``gen_ai.provider.name`` values.
+def as_amount(value: Any) -> float | None:
+    """A finite, non-negative number (int, float or decimal string), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+# Deprecated ``gen_ai.system`` and peer spellings → current ``gen_ai.provider.name`` values.
 _SYSTEM = gen_ai.GenAiSystemValues
 _PROVIDER = gen_ai.GenAiProviderNameValues
 _PROVIDER_ALIASES: Final[Mapping[str, str]] = {
@@ -71,11 +109,13 @@ _PROVIDER_ALIASES: Final[Mapping[str, str]] = {
     _SYSTEM.GEMINI.value: _PROVIDER.GCP_GEMINI.value,
     _SYSTEM.VERTEX_AI.value: _PROVIDER.GCP_VERTEX_AI.value,
     _SYSTEM.XAI.value: _PROVIDER.X_AI.value,
+    **peers.OI_PROVIDER_ALIASES,
 }
 
 
 def as_provider(value: Any) -> str | None:
-    """A provider name, lower-cased (OpenLLMetry writes ``Anthropic``) with deprecated aliases mapped."""
+    """A provider name, lower-cased (OpenLLMetry writes ``Anthropic``) with deprecated and peer
+    aliases mapped to the OTel ``gen_ai.provider.name`` values."""
     text = as_text(value)
     if text is None:
         return None
@@ -83,35 +123,257 @@ def as_provider(value: Any) -> str | None:
     return _PROVIDER_ALIASES.get(lowered, lowered)
 
 
+def _mapped(table: Mapping[str, str]) -> Converter:
+    """Look a (case-insensitive) text value up in ``table``."""
+    folded = {key.casefold(): value for key, value in table.items()}
+
+    def convert(value: Any) -> str | None:
+        text = as_text(value)
+        return folded.get(text.casefold()) if text else None
+
+    return convert
+
+
+def _json_field(key: str, convert: Converter) -> Converter:
+    """Read ``key`` of a JSON object (already decoded, or a JSON string) and convert it."""
+
+    def read(value: Any) -> Any:
+        obj = _load_json(value) if isinstance(value, str) else value
+        return convert(obj.get(key)) if isinstance(obj, dict) else None
+
+    return read
+
+
 @dataclass(frozen=True)
 class Source:
-    """One place a column's value may come from."""
+    """One attribute a column's value may come from."""
 
     key: str
     convert: Converter
     #: look in the resource attributes instead of the span attributes
     resource: bool = False
 
+    def read(self, attrs: Attributes, resource: Attributes) -> Any:
+        value = (resource if self.resource else attrs).get(self.key)
+        return None if value is None else self.convert(value)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A value computed from several attributes (indexed peer messages, JSON payloads)."""
+
+    name: str
+    derive: Callable[[Attributes], Any]
+
+    def read(self, attrs: Attributes, resource: Attributes) -> Any:
+        return self.derive(attrs)
+
+
+# -- helpers over the attribute view -----------------------------------------------------------
+
+
+def _load_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+class _MlflowAttributes(Mapping[str, Any]):
+    """MLflow's attributes with every JSON-encoded value decoded on first access (originals kept)."""
+
+    __slots__ = ("_cache", "_raw")
+
+    def __init__(self, raw: Attributes) -> None:
+        self._raw = raw
+        self._cache: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        value = self._raw[key]
+        if isinstance(value, str):
+            decoded = _load_json(value)
+            value = value if decoded is None else decoded
+        self._cache[key] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+def attribute_view(attributes: Attributes) -> Attributes:
+    """``attributes`` as the normaliser reads them: MLflow spans (recognised by
+    ``mlflow.spanType``) get their JSON-encoded values decoded lazily; others are returned as is."""
+    if peers.MLFLOW_SPAN_TYPE in attributes:
+        return _MlflowAttributes(attributes)
+    return attributes
+
+
+def _indexed(attrs: Attributes, prefix: str, probes: tuple[str, ...]) -> Iterator[str]:
+    """``prefix.0``, ``prefix.1`` … as long as one of ``prefix.{i}.{probe}`` is present (the
+    sub-keys the peer always writes; no scan over all keys)."""
+    i = 0
+    while True:
+        base = f"{prefix}.{i}"
+        if not any(f"{base}.{probe}" in attrs for probe in probes):
+            return
+        yield base
+        i += 1
+
+
+_LLMETRY_MESSAGE_PROBES: Final = (
+    peers.LLMETRY_ROLE,
+    peers.LLMETRY_CONTENT,
+    peers.LLMETRY_FINISH_REASON,
+    peers.LLMETRY_TOOL_CALL_ID_OF_MESSAGE,
+    f"{peers.LLMETRY_TOOL_CALLS}.0.{peers.LLMETRY_TOOL_CALL_NAME}",
+)
+_LLMETRY_TOOL_CALL_PROBES: Final = (
+    peers.LLMETRY_TOOL_CALL_NAME,
+    peers.LLMETRY_TOOL_CALL_ID,
+    peers.LLMETRY_TOOL_CALL_ARGUMENTS,
+)
+_OI_MESSAGE_PROBES: Final = (
+    peers.OI_MESSAGE_ROLE,
+    peers.OI_MESSAGE_CONTENT,
+    f"{peers.OI_MESSAGE_CONTENTS}.0.{peers.OI_MESSAGE_CONTENT_TEXT}",
+    f"{peers.OI_MESSAGE_TOOL_CALLS}.0.{peers.OI_TOOL_CALL_FUNCTION_NAME}",
+)
+_OI_CONTENT_PROBES: Final = (peers.OI_MESSAGE_CONTENT_TEXT, peers.OI_MESSAGE_CONTENT_TYPE)
+_OI_TOOL_CALL_PROBES: Final = (
+    peers.OI_TOOL_CALL_FUNCTION_NAME,
+    peers.OI_TOOL_CALL_ID,
+    peers.OI_TOOL_CALL_FUNCTION_ARGUMENTS,
+)
+
+
+# -- derived columns ---------------------------------------------------------------------------
+
+_OP = gen_ai.GenAiOperationNameValues
+
+
+_llmetry_operation: Final = _mapped(peers.LLMETRY_REQUEST_TYPE_OPERATIONS)
+_mlflow_operation: Final = _mapped(peers.MLFLOW_SPAN_TYPE_OPERATIONS)
+_oi_kind_operation: Final = _mapped(peers.OI_KIND_OPERATIONS)
+
+
+def _openinference_operation(attrs: Attributes) -> str | None:
+    """LLM → chat (text_completion when the span has ``llm.prompts`` and no input messages),
+    EMBEDDING → embeddings; other span kinds are not model calls."""
+    operation = _oi_kind_operation(attrs.get(peers.OI_SPAN_KIND))
+    if (
+        operation == _OP.CHAT.value
+        and peers.OI_PROMPTS in attrs
+        and f"{peers.OI_INPUT_MESSAGES}.0.{peers.OI_MESSAGE_ROLE}" not in attrs
+    ):
+        return _OP.TEXT_COMPLETION.value
+    return as_text(operation)
+
+
+def _llmetry_finish_reasons(attrs: Attributes) -> list[str] | None:
+    reasons: list[str] = []
+    for base in _indexed(attrs, peers.LLMETRY_COMPLETIONS, (peers.LLMETRY_FINISH_REASON,)):
+        reason = as_text(attrs.get(f"{base}.{peers.LLMETRY_FINISH_REASON}"))
+        if reason is not None:
+            reasons.append(reason)
+    return reasons or None
+
+
+def _is_mlflow_model_call(attrs: Attributes) -> bool:
+    return isinstance(attrs, _MlflowAttributes) and (
+        _mlflow_operation(attrs.get(peers.MLFLOW_SPAN_TYPE)) is not None
+    )
+
+
+def _mlflow_outputs(attrs: Attributes) -> dict[str, Any] | None:
+    # Only model calls: a chain or agent span's outputs can be large and are not a model response.
+    if not _is_mlflow_model_call(attrs):
+        return None
+    outputs = attrs.get(peers.MLFLOW_SPAN_OUTPUTS)
+    return outputs if isinstance(outputs, dict) else None
+
+
+def _mlflow_inputs(attrs: Attributes) -> dict[str, Any] | None:
+    if not _is_mlflow_model_call(attrs):
+        return None
+    inputs = attrs.get(peers.MLFLOW_SPAN_INPUTS)
+    return inputs if isinstance(inputs, dict) else None
+
+
+def _mlflow_response_model(attrs: Attributes) -> str | None:
+    outputs = _mlflow_outputs(attrs)
+    return as_text(outputs.get("model")) if outputs else None
+
+
+def _mlflow_finish_reasons(attrs: Attributes) -> list[str] | None:
+    outputs = _mlflow_outputs(attrs)
+    choices = outputs.get("choices") if outputs else None
+    if not isinstance(choices, list):
+        return None
+    reasons = [c["finish_reason"] for c in choices if isinstance(c, dict) and as_text(c.get("finish_reason"))]
+    return reasons or None
+
 
 #: column name → ordered sources (first usable value wins).
-LOOKUP_TABLES: Final[Mapping[str, tuple[Source, ...]]] = {
-    "operation": (Source(gen_ai.GEN_AI_OPERATION_NAME, as_text),),
+LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
+    "operation": (
+        Source(gen_ai.GEN_AI_OPERATION_NAME, as_text),
+        Source(peers.LLMETRY_REQUEST_TYPE, _llmetry_operation),
+        Derived("openinference.span.kind", _openinference_operation),
+        Source(peers.MLFLOW_SPAN_TYPE, _mlflow_operation),
+    ),
     "provider": (
         Source(gen_ai.GEN_AI_PROVIDER_NAME, as_provider),
         Source(gen_ai.GEN_AI_SYSTEM, as_provider),
+        Source(peers.OI_LLM_PROVIDER, as_provider),
+        Source(peers.OI_LLM_SYSTEM, as_provider),
+        Source(peers.MLFLOW_PROVIDER, as_provider),
+        Source(peers.MLFLOW_MESSAGE_FORMAT, _mapped(peers.MLFLOW_MESSAGE_FORMAT_PROVIDERS)),
     ),
-    "request_model": (Source(gen_ai.GEN_AI_REQUEST_MODEL, as_text),),
-    "response_model": (Source(gen_ai.GEN_AI_RESPONSE_MODEL, as_text),),
+    "request_model": (
+        Source(gen_ai.GEN_AI_REQUEST_MODEL, as_text),
+        Source(peers.OI_LLM_REQUEST_MODEL_NAME, as_text),
+        Source(peers.OI_LLM_MODEL_NAME, as_text),
+        Source(peers.OI_EMBEDDING_MODEL_NAME, as_text),
+        Source(peers.MLFLOW_MODEL, as_text),
+    ),
+    "response_model": (
+        Source(gen_ai.GEN_AI_RESPONSE_MODEL, as_text),
+        Source(peers.OI_LLM_RESPONSE_MODEL_NAME, as_text),
+        # OpenInference overwrites llm.model_name with the response's model once it has one.
+        Source(peers.OI_LLM_MODEL_NAME, as_text),
+        Derived("mlflow.spanOutputs.model", _mlflow_response_model),
+    ),
     "input_tokens": (
         Source(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, as_count),
         Source(gen_ai.GEN_AI_USAGE_PROMPT_TOKENS, as_count),
+        Source(peers.OI_TOKEN_COUNT_PROMPT, as_count),
+        Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_INPUT_TOKENS, as_count)),
     ),
     "output_tokens": (
         Source(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, as_count),
         Source(gen_ai.GEN_AI_USAGE_COMPLETION_TOKENS, as_count),
+        Source(peers.OI_TOKEN_COUNT_COMPLETION, as_count),
+        Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_OUTPUT_TOKENS, as_count)),
     ),
-    "finish_reasons": (Source(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, as_text_list),),
-    "session_id": (Source(SESSION_ID, as_text), Source(SESSION_ID, as_text, resource=True)),
+    "finish_reasons": (
+        Source(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, as_text_list),
+        Derived("gen_ai.completion.{i}.finish_reason", _llmetry_finish_reasons),
+        Source(peers.OI_FINISH_REASON, as_text_list),
+        Derived("mlflow.spanOutputs.choices[].finish_reason", _mlflow_finish_reasons),
+    ),
+    "session_id": (
+        Source(SESSION_ID, as_text),
+        Source(peers.LLMETRY_SESSION_ID, as_text),
+        Source(peers.MLFLOW_TRACE_SESSION, as_text),
+        Source(SESSION_ID, as_text, resource=True),
+    ),
     "conversation_id": (
         Source(gen_ai.GEN_AI_CONVERSATION_ID, as_text),
         Source(gen_ai.GEN_AI_CONVERSATION_ID, as_text, resource=True),
@@ -122,22 +384,20 @@ LOOKUP_TABLES: Final[Mapping[str, tuple[Source, ...]]] = {
 GENAI_COLUMNS: Final = tuple(LOOKUP_TABLES)
 
 
-def _lookup(sources: tuple[Source, ...], attrs: Mapping[str, Any], resource: Mapping[str, Any]) -> Any:
+def _lookup(sources: tuple[Source | Derived, ...], attrs: Attributes, resource: Attributes) -> Any:
     for source in sources:
-        value = (resource if source.resource else attrs).get(source.key)
+        value = source.read(attrs, resource)
         if value is not None:
-            converted = source.convert(value)
-            if converted is not None:
-                return converted
+            return value
     return None
 
 
 def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
     """Add the GenAI columns to ``row`` (a :data:`~spanreel.collector._decode.SpanRow`) in place
     and return it. Columns with no source present are ``None``; ``operation`` is ``None`` for
-    non-LLM spans."""
-    attrs: Mapping[str, Any] = row["attributes"]
-    resource: Mapping[str, Any] = row["resource_attributes"]
+    spans that are not model calls (peers' chain, tool, agent … spans included)."""
+    attrs = attribute_view(row["attributes"])
+    resource: Attributes = row["resource_attributes"]
     for column, sources in LOOKUP_TABLES.items():
         row[column] = _lookup(sources, attrs, resource)
     return row
@@ -148,3 +408,228 @@ def normalise_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         normalise_row(row)
     return rows
+
+
+# -- cost --------------------------------------------------------------------------------------
+
+#: Where a call's cost in USD may be recorded, first usable wins.
+COST_SOURCES: Final[tuple[Source, ...]] = (
+    Source(peers.OI_COST_TOTAL, as_amount),
+    Source(peers.OPENLIT_USAGE_COST, as_amount),
+    Source(peers.MLFLOW_COST, _json_field(peers.MLFLOW_COST_TOTAL, as_amount)),
+)
+
+
+def normalise_cost(attributes: Attributes) -> float | None:
+    """The cost of one call in US dollars from the span's attributes, or ``None`` when the
+    instrumentation recorded none (the OTel GenAI conventions define no cost attribute).
+
+    Sources, first usable wins: OpenInference ``llm.cost.total``, OpenLIT ``gen_ai.usage.cost``,
+    MLflow ``mlflow.llm.cost`` (JSON ``{"total_cost": …}``). Negative or non-finite values are
+    ignored.
+    """
+    return as_amount(_lookup(COST_SOURCES, attribute_view(attributes), {}))
+
+
+# -- messages ----------------------------------------------------------------------------------
+#
+# Output shape: the OTel GenAI message schema (gen-ai-input-messages.json /
+# gen-ai-output-messages.json): [{"role", "parts": [{"type": "text", "content"},
+# {"type": "tool_call", "id", "name", "arguments"}, {"type": "tool_call_response", "id",
+# "response"}], "finish_reason"?}].
+
+Message = dict[str, Any]
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "text", "content": text}
+
+
+def _tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "tool_call", "name": name if isinstance(name, str) else ""}
+    if isinstance(call_id, str) and call_id:
+        part["id"] = call_id
+    if isinstance(arguments, str):
+        decoded = _load_json(arguments)
+        part["arguments"] = arguments if decoded is None else decoded
+    elif arguments is not None:
+        part["arguments"] = arguments
+    return part
+
+
+def _content_parts(content: Any) -> list[dict[str, Any]]:
+    """OpenAI-style ``content`` (a string, a JSON string of parts, or a list of parts) → text parts."""
+    if isinstance(content, str):
+        stripped = content.lstrip()
+        if stripped.startswith("["):
+            decoded = _load_json(content)
+            if isinstance(decoded, list) and all(isinstance(p, dict) for p in decoded):
+                return _content_parts(decoded)
+        return [_text_part(content)] if content else []
+    if isinstance(content, list):
+        parts: list[dict[str, Any]] = []
+        for item in content:
+            if isinstance(item, str):
+                parts.append(_text_part(item))
+            elif isinstance(item, dict):
+                text = item.get("text", item.get("content"))
+                if isinstance(text, str):
+                    parts.append(_text_part(text))
+        return parts
+    return []
+
+
+def _openai_message(message: Any) -> Message | None:
+    """One OpenAI Chat Completions message (dict) → a semconv message."""
+    if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+        return None
+    role = message["role"]
+    if role == "tool":
+        return {
+            "role": role,
+            "parts": [
+                {
+                    "type": "tool_call_response",
+                    "id": message.get("tool_call_id"),
+                    "response": message.get("content"),
+                }
+            ],
+        }
+    parts = _content_parts(message.get("content"))
+    for call in message.get("tool_calls") or []:
+        if isinstance(call, dict):
+            nested = call.get("function")
+            function: dict[str, Any] = nested if isinstance(nested, dict) else call
+            parts.append(_tool_call_part(call.get("id"), function.get("name"), function.get("arguments")))
+    return {"role": role, "parts": parts}
+
+
+def _semconv_messages(value: Any) -> list[Message] | None:
+    messages = _load_json(value) if isinstance(value, str) else value
+    if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
+        return messages
+    return None
+
+
+def _llmetry_messages(attrs: Attributes, prefix: str, output: bool) -> list[Message] | None:
+    messages: list[Message] = []
+    for base in _indexed(attrs, prefix, _LLMETRY_MESSAGE_PROBES):
+        role = as_text(attrs.get(f"{base}.{peers.LLMETRY_ROLE}")) or ("assistant" if output else "user")
+        tool_call_id = attrs.get(f"{base}.{peers.LLMETRY_TOOL_CALL_ID_OF_MESSAGE}")
+        content = attrs.get(f"{base}.{peers.LLMETRY_CONTENT}")
+        if role == "tool" or tool_call_id is not None:
+            parts = [{"type": "tool_call_response", "id": tool_call_id, "response": content}]
+        else:
+            parts = _content_parts(content)
+        for call in _indexed(attrs, f"{base}.{peers.LLMETRY_TOOL_CALLS}", _LLMETRY_TOOL_CALL_PROBES):
+            parts.append(
+                _tool_call_part(
+                    attrs.get(f"{call}.{peers.LLMETRY_TOOL_CALL_ID}"),
+                    attrs.get(f"{call}.{peers.LLMETRY_TOOL_CALL_NAME}"),
+                    attrs.get(f"{call}.{peers.LLMETRY_TOOL_CALL_ARGUMENTS}"),
+                )
+            )
+        message: Message = {"role": role, "parts": parts}
+        reason = as_text(attrs.get(f"{base}.{peers.LLMETRY_FINISH_REASON}"))
+        if output:
+            message["finish_reason"] = reason or ""
+        messages.append(message)
+    return messages or None
+
+
+def _openinference_messages(attrs: Attributes, prefix: str, output: bool) -> list[Message] | None:
+    messages: list[Message] = []
+    for base in _indexed(attrs, prefix, _OI_MESSAGE_PROBES):
+        role = as_text(attrs.get(f"{base}.{peers.OI_MESSAGE_ROLE}")) or ("assistant" if output else "user")
+        content = attrs.get(f"{base}.{peers.OI_MESSAGE_CONTENT}")
+        parts: list[dict[str, Any]]
+        if role == "tool":
+            call_id = attrs.get(f"{base}.{peers.OI_MESSAGE_TOOL_CALL_ID}")
+            parts = [{"type": "tool_call_response", "id": call_id, "response": content}]
+        else:
+            parts = [_text_part(content)] if isinstance(content, str) and content else []
+            for item in _indexed(attrs, f"{base}.{peers.OI_MESSAGE_CONTENTS}", _OI_CONTENT_PROBES):
+                text = attrs.get(f"{item}.{peers.OI_MESSAGE_CONTENT_TEXT}")
+                if isinstance(text, str):
+                    parts.append(_text_part(text))
+        for call in _indexed(attrs, f"{base}.{peers.OI_MESSAGE_TOOL_CALLS}", _OI_TOOL_CALL_PROBES):
+            parts.append(
+                _tool_call_part(
+                    attrs.get(f"{call}.{peers.OI_TOOL_CALL_ID}"),
+                    attrs.get(f"{call}.{peers.OI_TOOL_CALL_FUNCTION_NAME}"),
+                    attrs.get(f"{call}.{peers.OI_TOOL_CALL_FUNCTION_ARGUMENTS}"),
+                )
+            )
+        message: Message = {"role": role, "parts": parts}
+        if output:
+            message["finish_reason"] = as_text(attrs.get(peers.OI_FINISH_REASON)) or ""
+        messages.append(message)
+    return messages or None
+
+
+def _mlflow_input_messages(attrs: Attributes) -> list[Message] | None:
+    inputs = _mlflow_inputs(attrs)
+    raw = inputs.get("messages") if inputs else None
+    if not isinstance(raw, list):
+        return None
+    messages = [m for m in map(_openai_message, raw) if m is not None]
+    return messages or None
+
+
+def _mlflow_output_messages(attrs: Attributes) -> list[Message] | None:
+    outputs = _mlflow_outputs(attrs)
+    choices = outputs.get("choices") if outputs else None
+    if not isinstance(choices, list):
+        return None
+    messages: list[Message] = []
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        message = _openai_message(choice.get("message"))
+        if message is not None:
+            message["finish_reason"] = as_text(choice.get("finish_reason")) or ""
+            messages.append(message)
+    return messages or None
+
+
+def _first(*candidates: Callable[[], list[Message] | None]) -> list[Message] | None:
+    for candidate in candidates:
+        messages = candidate()
+        if messages:
+            return messages
+    return None
+
+
+def _dumps(messages: list[Message] | None) -> str | None:
+    if not messages:
+        return None
+    return json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+
+
+def normalise_messages(attributes: Attributes) -> tuple[str | None, str | None]:
+    """The call's conversation as ``(input_messages_json, output_messages_json)`` in the OTel GenAI
+    message schema (``gen_ai.input.messages`` / ``gen_ai.output.messages``: a JSON array of
+    ``{"role", "parts": [...]}``, output messages with ``"finish_reason"``), or ``None`` for a side
+    that was not recorded. Pure; never raises for odd attribute values.
+
+    Sources, first present wins per side: ``gen_ai.input.messages`` / ``gen_ai.output.messages``
+    (spanreel, OpenLLMetry ≥ 0.55, OpenLIT; returned compacted), OpenLLMetry ≤ 0.54
+    ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*``, OpenInference
+    ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*``, MLflow
+    ``mlflow.spanInputs.messages`` / ``mlflow.spanOutputs.choices`` (OpenAI format). System
+    messages stay in the input messages (role ``system``).
+    """
+    attrs = attribute_view(attributes)
+    inputs = _first(
+        lambda: _semconv_messages(attrs.get(gen_ai.GEN_AI_INPUT_MESSAGES)),
+        lambda: _llmetry_messages(attrs, peers.LLMETRY_PROMPTS, output=False),
+        lambda: _openinference_messages(attrs, peers.OI_INPUT_MESSAGES, output=False),
+        lambda: _mlflow_input_messages(attrs),
+    )
+    outputs = _first(
+        lambda: _semconv_messages(attrs.get(gen_ai.GEN_AI_OUTPUT_MESSAGES)),
+        lambda: _llmetry_messages(attrs, peers.LLMETRY_COMPLETIONS, output=True),
+        lambda: _openinference_messages(attrs, peers.OI_OUTPUT_MESSAGES, output=True),
+        lambda: _mlflow_output_messages(attrs),
+    )
+    return _dumps(inputs), _dumps(outputs)

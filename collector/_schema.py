@@ -190,22 +190,35 @@ SPANS_SCHEMA: Final = pa.schema(
 
 _JSON_COLUMNS: Final = frozenset({"attributes", "resource_attributes", "events", "links"})
 _ROW_KEYS: Final = {"start_time": "start_time_unix_nano", "end_time": "end_time_unix_nano"}
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
     """Normalised span rows → a :data:`SPANS_SCHEMA` table (``received_at`` is added by the writer).
 
-    Raises ``ValueError`` if a row holds a value that is not JSON-safe.
+    JSON columns are encoded once per distinct object: the spans of one resource share its
+    attributes dict (see :func:`~spanreel.collector._decode.rows_from_request`), so it is encoded
+    once per request, not once per span. Raises ``ValueError`` if a row holds a value that is not
+    JSON-safe.
     """
-    columns: dict[str, list[Any]] = {}
+    shared: dict[int, str] = {}
+
+    def encode_shared(value: Any) -> str:
+        if not value:
+            return "[]" if isinstance(value, list) else "{}"
+        text = shared.get(id(value))  # ids are stable: ``rows`` keeps every value alive
+        if text is None:
+            text = shared[id(value)] = _encode_json(value)
+        return text
+
+    arrays = []
     for field in SPANS_SCHEMA:
         key = _ROW_KEYS.get(field.name, field.name)
-        if field.name in _JSON_COLUMNS:
-            columns[field.name] = [_dumps(row[key]) for row in rows]
+        if field.name == "attributes":  # distinct per span: no point caching
+            values = [_encode_json(row[key]) for row in rows]
+        elif field.name in _JSON_COLUMNS:
+            values = [encode_shared(row[key]) for row in rows]
         else:
-            columns[field.name] = [row[key] for row in rows]
-    return pa.Table.from_pydict(columns, schema=SPANS_SCHEMA)
+            values = [row[key] for row in rows]
+        arrays.append(pa.array(values, type=field.type))
+    return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)

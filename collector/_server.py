@@ -1,29 +1,39 @@
 """The collector process: OTLP receivers (gRPC + HTTP), the DuckDB writer and the query API, all
 served from one asyncio loop.
 
-Request path: receiver → decode + normalise + Arrow (thread pool, never on the loop) → writer
-queue → group commit → response (an export is acknowledged only after its spans are committed).
+Request path: receiver → authentication → admission into the bounded queue (bytes) → decode +
+normalise + Arrow (:class:`~spanreel.collector._batch.DecodePool`: worker processes or a thread,
+never on the loop) → writer → group commit → response. An export is acknowledged only after its
+spans are committed.
 
 OTLP behaviour (opentelemetry-proto ``docs/specification.md``):
 
 - gRPC ``opentelemetry.proto.collector.trace.v1.TraceService/Export``; gzip via gRPC's own
-  compression; over-size → ``RESOURCE_EXHAUSTED``; malformed → ``INVALID_ARGUMENT``; queue full or
-  storage failure → ``UNAVAILABLE`` with ``google.rpc.RetryInfo`` (in ``grpc-status-details-bin``
-  and ``google.rpc.retryinfo-bin``).
+  compression; over-size → ``RESOURCE_EXHAUSTED``; malformed → ``INVALID_ARGUMENT``; missing or
+  wrong bearer token → ``UNAUTHENTICATED``; queue full or storage failure → ``UNAVAILABLE`` with
+  ``google.rpc.RetryInfo`` (in ``grpc-status-details-bin`` and ``google.rpc.retryinfo-bin``).
 - HTTP ``POST /v1/traces`` with ``application/x-protobuf`` or ``application/json`` (response in the
   same type), ``Content-Encoding: gzip``; over-size (after decompression) → 413, other content
-  types → 415, other methods → 405, malformed → 400, queue full → 503 + ``Retry-After``; error
-  bodies are a ``google.rpc.Status``.
+  types → 415, other methods → 405, malformed → 400, bad token → 401, queue full → 503 +
+  ``Retry-After``; error bodies are a ``google.rpc.Status``.
 - Invalid spans are dropped and reported as ``partial_success`` (``rejected_spans``,
   ``error_message``); the valid spans of the request are stored.
+
+Query API (docs/internals.md §3): ``POST /api/query``, ``POST /api/prune``, ``GET /api/health``
+(counters), and ``GET /healthz`` (liveness, never authenticated).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import socket
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +42,6 @@ from typing import Any, Final
 
 import duckdb
 import grpc
-import pyarrow as pa
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import duration_pb2, json_format
@@ -45,15 +54,21 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanreel import __version__
+from spanreel._config import ConfigError
+from spanreel.collector._batch import DecodePool, default_decode_workers
 from spanreel.collector._client import CollectorInfo, remove_discovery, write_discovery
-from spanreel.collector._config import CollectorConfig, parse_endpoint
-from spanreel.collector._decode import DecodeError, decode_request
-from spanreel.collector._normalise import normalise_rows
+from spanreel.collector._config import CollectorConfig, parse_duration, parse_endpoint
+from spanreel.collector._decode import DecodeError
+from spanreel.collector._metrics import Counters, QueueBudget
 from spanreel.collector._query import QueryError, execute_read_only
-from spanreel.collector._schema import rows_to_arrow
+from spanreel.collector._retention import PruneResult, cutoff_ns, prune
+from spanreel.collector._security import AUTHORIZATION, check_authorization, server_ssl_context
+from spanreel.collector._ui import add_ui_routes, is_public_path
 from spanreel.collector._writer import QueueFullError, SpanWriter, WriterClosedError, open_database
 
-__all__ = ["Collector", "CollectorStartError"]
+__all__ = ["Collector", "CollectorStartError", "prune_result_json"]
+
+_log = logging.getLogger("spanreel.collector")
 
 _TRACE_SERVICE: Final = "opentelemetry.proto.collector.trace.v1.TraceService"
 _PROTOBUF: Final = "application/x-protobuf"
@@ -62,6 +77,9 @@ _JSON: Final = "application/json"
 RETRY_AFTER_S: Final = 1
 _GRPC_GRACE_S: Final = 5.0
 _READ_CHUNK: Final = 1 << 16
+_WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="spanreel"'}
+#: Retention runs every ttl/24, within these bounds (seconds).
+_PRUNE_INTERVAL_BOUNDS_S: Final = (60.0, 3600.0)
 
 
 class CollectorStartError(RuntimeError):
@@ -76,13 +94,6 @@ class _Ingested:
 
 class _Unavailable(Exception):
     """Spans could not be queued or stored now; the client should retry."""
-
-
-def _prepare(payload: bytes, json_encoded: bool) -> tuple[pa.Table, int, str]:
-    """Decode, normalise and convert one request (runs in the decode thread pool)."""
-    result = decode_request(payload, json_encoded=json_encoded)
-    table = rows_to_arrow(normalise_rows(result.rows))
-    return table, result.rejected_spans, result.error_message
 
 
 def _host_port(host: str, port: int) -> str:
@@ -101,6 +112,18 @@ def _bind_socket(endpoint: str, what: str) -> socket.socket:
     return sock
 
 
+def _metadata_value(metadata: Sequence[tuple[str, Any]] | None, key: str) -> str | None:
+    for name, value in metadata or ():
+        if name == key:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _iso_ns(unix_nano: int) -> str:
+    seconds, frac = divmod(unix_nano, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+
+
 class Collector:
     """The spanreel collector, usable in-process::
 
@@ -116,12 +139,17 @@ class Collector:
     def __init__(self, config: CollectorConfig) -> None:
         self.config = config
         self.db_path = Path(os.path.abspath(config.db_path))
+        #: totals since start (see :meth:`stats`)
+        self.counters = Counters()
+        self._budget = QueueBudget(config.max_queue_bytes)
         self._info: CollectorInfo | None = None
         self._writer: SpanWriter | None = None
-        self._decode_pool: ThreadPoolExecutor | None = None
+        self._decode: DecodePool | None = None
         self._query_pool: ThreadPoolExecutor | None = None
         self._grpc_server: grpc.aio.Server | None = None
         self._runners: list[web.AppRunner] = []
+        self._background: list[asyncio.Task[None]] = []
+        self._started = time.monotonic()
         self._stopped = asyncio.Event()
 
     @property
@@ -147,12 +175,16 @@ class Collector:
             raise CollectorStartError(f"cannot open the database {self.db_path}: {exc}") from exc
         except RuntimeError as exc:  # DatabaseLockedError, SchemaError
             raise CollectorStartError(str(exc)) from exc
-        self._writer = SpanWriter(con, max_queue_bytes=cfg.max_queue_bytes)
-        self._decode_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spanreel-decode")
+        # The budget bounds request bytes; their Arrow form is somewhat larger: the writer's own
+        # bound is a backstop that the budget keeps from being reached.
+        self._writer = SpanWriter(con, max_queue_bytes=4 * cfg.max_queue_bytes)
+        workers = cfg.decode_workers if cfg.decode_workers is not None else default_decode_workers()
+        self._decode = DecodePool(workers)
         self._query_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanreel-query")
+        http_ssl = server_ssl_context(cfg.http_tls) if cfg.http_tls is not None else None
         try:
             grpc_endpoint = await self._start_grpc() if cfg.grpc_endpoint else None
-            http_endpoint = await self._start_site(self._otlp_app(), cfg.http_endpoint, "OTLP/HTTP")
+            http_endpoint = await self._start_site(self._otlp_app(), cfg.http_endpoint, "OTLP/HTTP", http_ssl)
             query_endpoint = await self._start_site(self._query_app(), cfg.query_endpoint, "the query API")
         except BaseException:
             await self.stop()
@@ -165,50 +197,144 @@ class Collector:
             http_endpoint=http_endpoint,
             db_path=str(self.db_path),
             started_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            query_auth=cfg.query_auth is not None,
         )
         write_discovery(self._info)
+        if cfg.metrics_log_interval_s > 0:
+            self._background.append(asyncio.create_task(self._log_counters(cfg.metrics_log_interval_s)))
+        if cfg.ttl_s:
+            self._background.append(asyncio.create_task(self._retention(cfg.ttl_s)))
         return self._info
 
     async def stop(self) -> None:
         """Stop accepting, finish in-flight exports, commit the queue, close the DB. Idempotent."""
         if self._stopped.is_set():
             return
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._grpc_server is not None:
             await self._grpc_server.stop(_GRPC_GRACE_S)
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        loop = asyncio.get_running_loop()
         if self._writer is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._writer.close)
-        for pool in (self._decode_pool, self._query_pool):
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            await loop.run_in_executor(None, self._writer.close)
+        if self._decode is not None:
+            await loop.run_in_executor(None, self._decode.shutdown)
+        if self._query_pool is not None:
+            self._query_pool.shutdown(wait=True, cancel_futures=True)
         if self._info is not None:
             remove_discovery(self.db_path, self._info.pid)
+            _log.info("final counters: %s", self._format_stats())
         self._stopped.set()
 
     async def wait_stopped(self) -> None:
         """Wait until :meth:`stop` has finished."""
         await self._stopped.wait()
 
+    def stats(self) -> dict[str, int]:
+        """Counters since start-up plus the writer's totals and the queue's current depth:
+        ``received_requests, received_spans, rejected_spans, refused_requests, malformed_requests,
+        unauthenticated_requests, failed_requests, stored_spans, duplicate_spans, queued_requests,
+        queued_bytes, max_queue_bytes``."""
+        writer = self._writer
+        return {
+            **self.counters.as_dict(),
+            "stored_spans": writer.stored_spans if writer else 0,
+            "duplicate_spans": writer.duplicate_spans if writer else 0,
+            "queued_requests": self._budget.requests,
+            "queued_bytes": self._budget.bytes,
+            "max_queue_bytes": self._budget.max_bytes,
+        }
+
+    def _format_stats(self) -> str:
+        s = self.stats()
+        return (
+            f"received {s['received_spans']} spans in {s['received_requests']} requests, "
+            f"stored {s['stored_spans']}, duplicates {s['duplicate_spans']}, rejected {s['rejected_spans']}; "
+            f"refused {s['refused_requests']} requests (queue full), malformed {s['malformed_requests']}, "
+            f"unauthenticated {s['unauthenticated_requests']}, failed {s['failed_requests']}; "
+            f"queue {s['queued_requests']} requests, {s['queued_bytes']} bytes"
+        )
+
+    async def _log_counters(self, interval_s: float) -> None:
+        last: dict[str, int] | None = None
+        while True:
+            await asyncio.sleep(interval_s)
+            current = self.stats()
+            if current != last:  # an idle collector does not fill the log
+                _log.info("%s", self._format_stats())
+                last = current
+
+    async def prune(self, older_than_s: float, *, dry_run: bool = False) -> PruneResult:
+        """Delete the traces that ended more than ``older_than_s`` seconds ago (see
+        :mod:`spanreel.collector._retention`), on the writer thread between two commits.
+
+        Raises ``duckdb.Error``, or :class:`~spanreel.collector._writer.WriterClosedError` while stopping.
+        """
+        assert self._writer is not None
+        cutoff = cutoff_ns(older_than_s)
+        future = self._writer.run_exclusive(lambda con: prune(con, cutoff, dry_run=dry_run))
+        result: PruneResult = await asyncio.wrap_future(future)
+        return result
+
+    async def _retention(self, ttl_s: float) -> None:
+        low, high = _PRUNE_INTERVAL_BOUNDS_S
+        interval = min(max(ttl_s / 24, low), high)
+        while True:
+            try:
+                result = await self.prune(ttl_s)
+                if result.traces:
+                    _log.info(
+                        "retention: deleted %d traces (%d spans) that ended before %s",
+                        result.traces,
+                        result.spans,
+                        _iso_ns(result.cutoff_unix_nano),
+                    )
+            except (duckdb.Error, WriterClosedError) as exc:
+                _log.warning("retention: pruning failed, will retry: %s", exc)
+            await asyncio.sleep(interval)
+
     # -- shared ingest path ------------------------------------------------------------------
 
     async def _ingest(self, payload: bytes, json_encoded: bool) -> _Ingested:
         """Decode and store one export request. Raises DecodeError or _Unavailable."""
-        assert self._writer is not None
-        loop = asyncio.get_running_loop()
-        table, rejected, message = await loop.run_in_executor(
-            self._decode_pool, _prepare, payload, json_encoded
-        )
+        assert self._writer is not None and self._decode is not None
+        size = len(payload)
+        budget = self._budget
+        if not budget.try_acquire(size):
+            self.counters.refused_requests += 1
+            raise _Unavailable(
+                f"queue full ({budget.bytes} bytes of exports waiting, max_queue_bytes {budget.max_bytes}); "
+                "retry later"
+            )
         try:
-            future = self._writer.submit(table)
-        except (QueueFullError, WriterClosedError) as exc:
-            raise _Unavailable(str(exc)) from exc
-        try:
-            await asyncio.wrap_future(future)
-        except Exception as exc:  # disk full, I/O error …: the client keeps the data and retries
-            raise _Unavailable(f"storing spans failed: {exc}") from exc
-        return _Ingested(rejected, message)
+            try:
+                batch = await self._decode.prepare(payload, json_encoded)
+            except DecodeError:
+                self.counters.malformed_requests += 1
+                raise
+            counters = self.counters
+            counters.received_requests += 1
+            counters.received_spans += batch.table.num_rows + batch.rejected_spans
+            counters.rejected_spans += batch.rejected_spans
+            try:
+                future = self._writer.submit(batch.table)
+            except (QueueFullError, WriterClosedError) as exc:
+                counters.refused_requests += 1
+                raise _Unavailable(str(exc)) from exc
+            try:
+                await asyncio.wrap_future(future)
+            except Exception as exc:  # disk full, I/O error …: the client keeps the data and retries
+                counters.failed_requests += 1
+                raise _Unavailable(f"storing spans failed: {exc}") from exc
+            return _Ingested(batch.rejected_spans, batch.error_message)
+        finally:
+            budget.release(size)
 
     @staticmethod
     def _response(ingested: _Ingested) -> ExportTraceServiceResponse:
@@ -243,8 +369,14 @@ class Collector:
         )
         host, _ = parse_endpoint(cfg.grpc_endpoint, "receivers.otlp.protocols.grpc.endpoint")
         try:
-            port = server.add_insecure_port(cfg.grpc_endpoint)
-        except RuntimeError as exc:
+            if cfg.grpc_tls is not None:
+                credentials = grpc.ssl_server_credentials(
+                    [(cfg.grpc_tls.key_file.read_bytes(), cfg.grpc_tls.cert_file.read_bytes())]
+                )
+                port = server.add_secure_port(cfg.grpc_endpoint, credentials)
+            else:
+                port = server.add_insecure_port(cfg.grpc_endpoint)
+        except (RuntimeError, OSError) as exc:
             raise CollectorStartError(f"cannot listen for OTLP/gRPC on {cfg.grpc_endpoint}: {exc}") from exc
         await server.start()
         self._grpc_server = server
@@ -253,8 +385,18 @@ class Collector:
     async def _grpc_export(
         self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ExportTraceServiceResponse:
+        expected = self.config.grpc_auth
+        if expected is not None:
+            received = _metadata_value(context.invocation_metadata(), AUTHORIZATION)
+            if not check_authorization(received, expected):
+                self.counters.unauthenticated_requests += 1
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "missing or invalid bearer token (authorization metadata)",
+                )
         limit = self.config.max_recv_msg_size
         if len(request) > limit:
+            self.counters.malformed_requests += 1
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"request of {len(request)} bytes exceeds max_recv_msg_size_mib ({limit} bytes)",
@@ -274,14 +416,20 @@ class Collector:
         app.router.add_route("*", "/v1/traces", self._http_traces)
         return app
 
-    async def _start_site(self, app: web.Application, endpoint: str | None, what: str) -> str | None:
+    async def _start_site(
+        self,
+        app: web.Application,
+        endpoint: str | None,
+        what: str,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> str | None:
         if endpoint is None:
             return None
         sock = _bind_socket(endpoint, what)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         self._runners.append(runner)
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=ssl_context).start()
         host, _ = parse_endpoint(endpoint, what)
         return _host_port(host, sock.getsockname()[1])
 
@@ -292,6 +440,15 @@ class Collector:
             return _status_response(
                 405, code_pb2.UNIMPLEMENTED, "use POST /v1/traces", json_encoded, headers={"Allow": "POST"}
             )
+        if not check_authorization(request.headers.get(AUTHORIZATION), self.config.http_auth):
+            self.counters.unauthenticated_requests += 1
+            return _status_response(
+                401,
+                code_pb2.UNAUTHENTICATED,
+                "missing or invalid bearer token (Authorization header)",
+                json_encoded,
+                headers=_WWW_AUTHENTICATE,
+            )
         if content_type not in (_PROTOBUF, _JSON):
             return _status_response(
                 415,
@@ -299,6 +456,9 @@ class Collector:
                 f"unsupported content type {content_type!r}: use {_PROTOBUF} or {_JSON}",
                 json_encoded=content_type != _PROTOBUF,
             )
+        if self._budget.full:  # answer before reading a body that could not be queued anyway
+            self.counters.refused_requests += 1
+            return _http_unavailable("queue full; retry later", json_encoded)
         limit = self.config.max_request_body_size
         body = bytearray()
         try:
@@ -306,6 +466,7 @@ class Collector:
             async for chunk in request.content.iter_chunked(_READ_CHUNK):
                 body += chunk
                 if len(body) > limit:
+                    self.counters.malformed_requests += 1
                     return _status_response(
                         413,
                         code_pb2.RESOURCE_EXHAUSTED,
@@ -314,6 +475,7 @@ class Collector:
                     )
         except (HttpProcessingError, web.RequestPayloadError, OSError, ValueError) as exc:
             # e.g. a body sent with Content-Encoding: gzip that is not gzip
+            self.counters.malformed_requests += 1
             message = f"cannot read the request body: {exc}"
             return _status_response(400, code_pb2.INVALID_ARGUMENT, message, json_encoded)
         try:
@@ -321,9 +483,7 @@ class Collector:
         except DecodeError as exc:
             return _status_response(400, code_pb2.INVALID_ARGUMENT, str(exc), json_encoded)
         except _Unavailable as exc:
-            return _status_response(
-                503, code_pb2.UNAVAILABLE, str(exc), json_encoded, headers={"Retry-After": str(RETRY_AFTER_S)}
-            )
+            return _http_unavailable(str(exc), json_encoded)
         response = self._response(ingested)
         if json_encoded:
             return web.Response(
@@ -334,24 +494,65 @@ class Collector:
     # -- query API ---------------------------------------------------------------------------
 
     def _query_app(self) -> web.Application:
-        app = web.Application(client_max_size=4 * 1024 * 1024)
+        app = web.Application(client_max_size=4 * 1024 * 1024, middlewares=[self._query_auth])
+        app.router.add_get("/healthz", self._healthz)
         app.router.add_post("/api/query", self._api_query)
+        app.router.add_post("/api/prune", self._api_prune)
         app.router.add_get("/api/health", self._api_health)
+        add_ui_routes(  # the trace viewer: collector/_ui.py
+            app, self._run_query, self._query_pool, authenticated=self.config.query_auth is not None
+        )
         return app
 
+    @web.middleware
+    async def _query_auth(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        public = request.path == "/healthz" or is_public_path(request.path)  # the viewer's static page
+        if not public and not check_authorization(
+            request.headers.get(AUTHORIZATION), self.config.query_auth
+        ):
+            self.counters.unauthenticated_requests += 1
+            return web.json_response(
+                {"error": "missing or invalid bearer token (Authorization: Bearer …)"},
+                status=401,
+                headers=_WWW_AUTHENTICATE,
+            )
+        return await handler(request)
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "pid": os.getpid()})
+
     async def _api_health(self, request: web.Request) -> web.Response:
-        writer = self._writer
         return web.json_response(
             {
                 "status": "ok",
                 "version": __version__,
                 "pid": os.getpid(),
                 "db_path": str(self.db_path),
-                "stored_spans": writer.stored_spans if writer else 0,
-                "duplicate_spans": writer.duplicate_spans if writer else 0,
-                "queued_bytes": writer.queued_bytes if writer else 0,
+                "uptime_s": round(time.monotonic() - self._started, 3),
+                **self.stats(),
             }
         )
+
+    async def _api_prune(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return web.json_response({"error": f"body must be JSON: {exc}"}, status=400)
+        if not isinstance(body, dict) or "older_than" not in body:
+            return web.json_response(
+                {"error": 'body must be {"older_than": "30d", "dry_run": false}'}, status=400
+            )
+        try:
+            older_than_s = parse_duration(body["older_than"], "older_than")
+        except ConfigError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        try:
+            result = await self.prune(older_than_s, dry_run=bool(body.get("dry_run", False)))
+        except (duckdb.Error, WriterClosedError) as exc:
+            return web.json_response({"error": f"pruning failed: {exc}"}, status=500)
+        return web.json_response(prune_result_json(result))
 
     async def _api_query(self, request: web.Request) -> web.Response:
         try:
@@ -377,6 +578,23 @@ class Collector:
             return execute_read_only(cursor, sql, params)
         finally:
             cursor.close()
+
+
+def prune_result_json(result: PruneResult) -> dict[str, Any]:
+    """A :class:`~spanreel.collector._retention.PruneResult` as the JSON of ``POST /api/prune`` and
+    ``spanreel prune --json``: ``{"traces", "spans", "cutoff" (ISO-8601 UTC), "dry_run"}``."""
+    return {
+        "traces": result.traces,
+        "spans": result.spans,
+        "cutoff": _iso_ns(result.cutoff_unix_nano),
+        "dry_run": result.dry_run,
+    }
+
+
+def _http_unavailable(message: str, json_encoded: bool) -> web.Response:
+    return _status_response(
+        503, code_pb2.UNAVAILABLE, message, json_encoded, headers={"Retry-After": str(RETRY_AFTER_S)}
+    )
 
 
 def _dumps(value: Any) -> str:

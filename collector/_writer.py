@@ -9,16 +9,20 @@
   :class:`QueueFullError` (the receivers answer UNAVAILABLE / 503 so clients retry later).
 - **Clean drain**: :meth:`SpanWriter.close` refuses new batches, writes what is queued, checkpoints
   and closes the database.
+- **Maintenance** (retention pruning) runs on the same thread between two groups
+  (:meth:`SpanWriter.run_exclusive`), so it never races a commit.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -153,6 +157,7 @@ class SpanWriter:
         self._max_queue_bytes = max_queue_bytes
         self._max_group_rows = max_group_rows
         self._pending: deque[_Pending] = deque()
+        self._tasks: deque[tuple[Callable[[duckdb.DuckDBPyConnection], Any], Future[Any]]] = deque()
         self._queued_bytes = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -197,6 +202,17 @@ class SpanWriter:
             self._cond.notify()
         return future
 
+    def run_exclusive(self, task: Callable[[duckdb.DuckDBPyConnection], Any]) -> Future[Any]:
+        """Run ``task(connection)`` on the writer thread between two groups; the future holds its
+        result or exception. Raises :class:`WriterClosedError` after :meth:`close`."""
+        future: Future[Any] = Future()
+        with self._cond:
+            if self._closing:
+                raise WriterClosedError("the collector is shutting down")
+            self._tasks.append((task, future))
+            self._cond.notify()
+        return future
+
     def close(self, timeout: float | None = None) -> None:
         """Stop taking batches, write everything queued, checkpoint and close the database."""
         with self._cond:
@@ -209,10 +225,30 @@ class SpanWriter:
 
     # -- writer thread -------------------------------------------------------------------------
 
+    def _run_tasks(self) -> None:
+        while True:
+            with self._cond:
+                if not self._tasks:
+                    return
+                task, future = self._tasks.popleft()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(task(self._con))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
     def _take_group(self) -> list[_Pending] | None:
+        """The next group to write; runs maintenance tasks first. ``None`` once closed and drained."""
+        while True:
+            with self._cond:
+                while not self._pending and not self._tasks and not self._closing:
+                    self._cond.wait()
+                has_tasks = bool(self._tasks)
+            if has_tasks:
+                self._run_tasks()
+                continue
+            break
         with self._cond:
-            while not self._pending and not self._closing:
-                self._cond.wait()
             if not self._pending:
                 return None
             group = [self._pending.popleft()]

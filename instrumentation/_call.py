@@ -1,9 +1,17 @@
-"""One instrumented LLM HTTP call: starts the GenAI span, watches the response body, ends the span
-exactly once. Library-agnostic (httpx and httpx2 requests/responses are duck-typed) and shared by
-the sync and async transport wrappers.
+"""One instrumented LLM HTTP call: starts (or adopts) the GenAI span, watches the response body
+as the application reads it, ends the span exactly once. Library-agnostic (httpx and httpx2
+requests are duck-typed) and shared by the sync and async transport wrappers.
 
 Every method that runs inside the application's request path is guarded: a failure in
 spanreel's own code is logged once at debug level and the call continues uninstrumented.
+
+**Coexistence rule — one GenAI span per call.** When the current span is already the GenAI span
+of this call, made by another instrumentation (a recording ``CLIENT`` span with an inference
+``gen_ai.operation.name``, e.g. opentelemetry-instrumentation-openai-v2's ``chat …`` or the
+``anthropic`` SDK's own ``anthropic.messages.create`` call span), spanreel starts no span of its
+own: it *adopts* that span and adds what it knows to it — request attributes the span lacks,
+the exact request body, content, response attributes, cost. It never ends, renames or sets the
+status of an adopted span (its owner does), so retries inside one SDK call all land on it.
 """
 
 from __future__ import annotations
@@ -12,34 +20,40 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_CONVERSATION_ID,
-    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-)
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from spanreel._attributes import (
     SESSION_ID,
+    SPANREEL_CONTENT_TRUNCATED,
+    SPANREEL_COST_USD,
     SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
     SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
+    SPANREEL_REQUEST_BODY,
+    SPANREEL_REQUEST_BODY_MODIFIED,
+    SPANREEL_REQUEST_METHOD,
+    SPANREEL_REQUEST_URL,
+    SPANREEL_SESSION_NAME,
+    SPANREEL_SESSION_PATH,
+    USER_ID,
 )
 
-from ._context import current_replay
-from ._http import Decoder, default_port, make_decoder, provider_for_host, sanitize_url
-from ._openai import (
-    ChatStreamAccumulator,
-    error_type_from_body,
-    is_chat_completions,
-    parse_chat_body,
-    request_attributes,
-    response_attributes,
-)
+from ._apis import provider_for, route
+from ._common import Api, Attributes, Content, Parsed, StreamAccumulator, dumps, error_type_from_body
+from ._content import ContentPolicy
+from ._context import TRACER_NAME, current_replay
+from ._cost import cost_usd, warm_up
+from ._http import Decoder, default_port, make_decoder, sanitize_url
+from ._metrics import GenAIMetrics
 from ._sse import SSEDecoder
 
 _log = logging.getLogger("spanreel.instrumentation")
@@ -48,6 +62,26 @@ _logged: set[str] = set()
 #: Non-streamed response bodies larger than this (decoded) are passed through but not parsed.
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 
+#: Baggage entries copied onto spanreel's GenAI spans (and onto every span by the auto-setup's
+#: ``BaggageSpanProcessor``).
+BAGGAGE_KEYS: tuple[str, ...] = (
+    SESSION_ID,
+    USER_ID,
+    SPANREEL_SESSION_NAME,
+    SPANREEL_SESSION_PATH,
+    ga.GEN_AI_CONVERSATION_ID,
+)
+_INFERENCE_OPERATIONS = frozenset(
+    v.value
+    for v in (
+        ga.GenAiOperationNameValues.CHAT,
+        ga.GenAiOperationNameValues.TEXT_COMPLETION,
+        ga.GenAiOperationNameValues.GENERATE_CONTENT,
+        ga.GenAiOperationNameValues.EMBEDDINGS,
+    )
+)
+_JSON_START = (b"{", b" ", b"\n", b"\r", b"\t")
+
 
 def log_once(key: str, message: str, *args: object) -> None:
     """Log a debug message (with the current exception, if any) the first time ``key`` is seen."""
@@ -55,6 +89,17 @@ def log_once(key: str, message: str, *args: object) -> None:
         return
     _logged.add(key)
     _log.debug(message, *args, exc_info=True)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """What one call is recorded with (a snapshot of the instrumentor's settings)."""
+
+    tracer: Tracer
+    capture_content: bool
+    policy: ContentPolicy
+    metrics: GenAIMetrics | None
+    cost: bool = True
 
 
 class LLMCall:
@@ -67,39 +112,66 @@ class LLMCall:
 
     __slots__ = (
         "_acc",
+        "_api",
         "_buffer",
-        "_capture",
         "_decoder",
         "_ended",
         "_error_status",
         "_first_chunk_seen",
         "_lock",
+        "_owned",
         "_parse_ok",
+        "_settings",
         "_size",
         "_span",
         "_sse",
         "_start",
+        "_start_attrs",
+        "_status_code",
+        "_stream",
+        "_truncated",
     )
 
-    def __init__(self, span: trace.Span, capture_content: bool) -> None:
+    def __init__(
+        self,
+        span: trace.Span,
+        api: Api,
+        settings: CallSettings,
+        start_attrs: Attributes,
+        *,
+        owned: bool = True,
+        stream: bool = False,
+        truncated: tuple[str, ...] = (),
+    ) -> None:
         self._span = span
-        self._capture = capture_content
+        self._api = api
+        self._settings = settings
+        self._start_attrs = start_attrs
+        self._owned = owned
+        self._stream = stream
+        self._truncated = truncated
         self._start = time.monotonic()
         self._lock = threading.Lock()
         self._ended = False
         self._parse_ok = False
         self._decoder: Decoder | None = None
         self._sse: SSEDecoder | None = None
-        self._acc: ChatStreamAccumulator | None = None
+        self._acc: StreamAccumulator | None = None
         self._buffer: list[bytes] = []
         self._size = 0
         self._error_status = False
+        self._status_code = 0
         self._first_chunk_seen = False
 
     @property
     def span(self) -> trace.Span:
-        """The GenAI span."""
+        """The GenAI span (spanreel's own, or the adopted one of another instrumentation)."""
         return self._span
+
+    @property
+    def owned(self) -> bool:
+        """``False`` when the span was adopted from another instrumentation (see the module doc)."""
+        return self._owned
 
     @property
     def ended(self) -> bool:
@@ -109,39 +181,38 @@ class LLMCall:
     def on_response(self, status_code: int, content_type: str, content_encoding: str) -> None:
         """Response head received: mark HTTP errors and choose the body parser."""
         try:
+            self._status_code = status_code
             if status_code >= 400:
                 self._error_status = True
-                self._span.set_attribute(ERROR_TYPE, str(status_code))
-                self._span.set_status(Status(StatusCode.ERROR, f"HTTP {status_code}"))
             self._decoder = make_decoder(content_encoding)
             if self._decoder is None:
                 return  # an encoding we cannot decode: pass the body through unparsed
-            if content_type.lower().startswith("text/event-stream"):
+            if content_type[:17].lower() == "text/event-stream":
                 self._sse = SSEDecoder()
-                self._acc = ChatStreamAccumulator()
+                self._acc = self._api.stream()
             self._parse_ok = True
         except Exception:
             self._parse_ok = False
             log_once("on_response", "spanreel: could not inspect the LLM response head")
 
-    def feed(self, raw: bytes) -> None:
-        """One raw (possibly compressed) body chunk, exactly as the app receives it."""
+    def feed(self, raw: bytes, arrived: float | None = None) -> None:
+        """One raw (possibly compressed) body chunk, exactly as the app receives it;
+        ``arrived`` is its ``time.monotonic()`` arrival time (default: now)."""
         if not self._parse_ok or self._ended:
             return
         try:
             assert self._decoder is not None
             data = self._decoder(raw)
+            self._size += len(data)
             if self._sse is not None:
                 acc = self._acc
                 assert acc is not None
                 for event in self._sse.feed(data):
-                    if acc.add(event.data) and not self._first_chunk_seen:
-                        self._first_chunk_seen = True
-                        self._span.set_attribute(
-                            GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.monotonic() - self._start
-                        )
+                    if acc.add(event.data, event.event) and not self._first_chunk_seen:
+                        self._first_chunk(arrived)
             else:
-                self._size += len(data)
+                if self._stream and data and not self._first_chunk_seen:
+                    self._first_chunk(arrived)
                 if self._size > MAX_JSON_BODY_BYTES:
                     self._parse_ok = False
                     self._buffer.clear()
@@ -150,6 +221,11 @@ class LLMCall:
         except Exception:
             self._parse_ok = False
             log_once("feed", "spanreel: could not parse an LLM response body; passing it through")
+
+    def _first_chunk(self, arrived: float | None) -> None:
+        self._first_chunk_seen = True
+        at = time.monotonic() if arrived is None else arrived
+        self._span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, max(0.0, at - self._start))
 
     def finish(self, exc: BaseException | None = None) -> None:
         """End the span once: apply what the body said; ``exc`` (a transport or stream error,
@@ -160,93 +236,207 @@ class LLMCall:
             self._ended = True
         span = self._span
         try:
-            if self._parse_ok:
-                self._apply_body()
-            if exc is not None and not isinstance(exc, GeneratorExit):
-                span.record_exception(exc)
-                span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            self._record(exc)
         except Exception:
             log_once("finish", "spanreel: could not record the LLM response on the span")
         finally:
             self._buffer = []
-            try:
-                span.end()
-            except Exception:
-                log_once("end", "spanreel: could not end the GenAI span")
+            if self._owned:
+                try:
+                    span.end()
+                except Exception:
+                    log_once("end", "spanreel: could not end the GenAI span")
 
-    def _apply_body(self) -> None:
-        span = self._span
-        if self._acc is not None:
-            span.set_attributes(self._acc.attributes(capture_content=self._capture))
-            if self._acc.error_type is not None:
-                span.set_attribute(ERROR_TYPE, self._acc.error_type)
-                span.set_status(Status(StatusCode.ERROR, self._acc.error_message or self._acc.error_type))
-            return
+    def _parse(self) -> tuple[Parsed | None, str | None, str | None]:
+        """(response attributes, error type, error message) from the body received."""
+        capture = self._settings.capture_content
+        acc = self._acc
+        if acc is not None:
+            return acc.result(capture), acc.error_type, acc.error_message
         if not self._buffer:
-            return
+            return None, None, None
         try:
             body = json.loads(b"".join(self._buffer))
         except ValueError:
-            return
+            return None, None, None
         if self._error_status:
             error_type, message = error_type_from_body(body)
-            if error_type is not None:
-                span.set_attribute(ERROR_TYPE, error_type)
-            if message:
-                span.set_status(Status(StatusCode.ERROR, message[:1024]))
-        else:
-            span.set_attributes(response_attributes(body, capture_content=self._capture))
+            return None, error_type, message
+        return self._api.response(body, capture), None, None
+
+    def _record(self, exc: BaseException | None) -> None:
+        span = self._span
+        settings = self._settings
+        parsed, error_type, message = self._parse() if self._parse_ok else (None, None, None)
+        attrs: Attributes = {}
+        truncated = list(self._truncated)
+        if parsed is not None:
+            attrs.update(parsed.attributes)
+            if parsed.content:
+                policy = settings.policy
+                _put_content(attrs, parsed.content, policy, policy.needs_scrub(self._size), truncated)
+        if truncated:
+            attrs[SPANREEL_CONTENT_TRUNCATED] = truncated
+        if settings.cost and (
+            ga.GEN_AI_USAGE_INPUT_TOKENS in attrs or ga.GEN_AI_USAGE_OUTPUT_TOKENS in attrs
+        ):
+            model = attrs.get(ga.GEN_AI_RESPONSE_MODEL) or self._start_attrs.get(ga.GEN_AI_REQUEST_MODEL)
+            provider = self._start_attrs.get(ga.GEN_AI_PROVIDER_NAME)
+            cost = cost_usd(
+                provider if isinstance(provider, str) else None,
+                model if isinstance(model, str) else None,
+                attrs,
+            )
+            if cost is not None:
+                attrs[SPANREEL_COST_USD] = cost
+        status: Status | None = None
+        if exc is not None and not isinstance(exc, GeneratorExit):
+            error_type = type(exc).__qualname__
+            status = Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+            if self._owned:
+                span.record_exception(exc)
+        elif self._error_status:
+            error_type = error_type or str(self._status_code)
+            status = Status(StatusCode.ERROR, (message or f"HTTP {self._status_code}")[:1024])
+        elif error_type is not None:  # an error event inside a stream
+            status = Status(StatusCode.ERROR, (message or error_type)[:1024])
+        if self._owned and error_type is not None:
+            attrs[ERROR_TYPE] = error_type
+        if attrs:
+            span.set_attributes(attrs)
+        if self._owned and status is not None:
+            span.set_status(status)
+        metrics = settings.metrics
+        if metrics is not None:
+            metrics.record({**self._start_attrs, **attrs}, time.monotonic() - self._start, error_type)
 
 
-def start_call(request: Any, tracer: Tracer, capture_content: bool) -> tuple[LLMCall, Context] | None:
-    """Start the GenAI span for an httpx/httpx2 ``Request`` if it is a Chat Completions call.
+def _put_content(
+    attrs: Attributes, content: Content, policy: ContentPolicy, scrub: bool, truncated: list[str]
+) -> None:
+    """Serialise ``content`` into ``attrs`` through ``policy``: blob placeholders and redaction
+    when ``scrub``, the size cap always (names of cut attributes are appended to ``truncated``)."""
+    for key, value in (policy.scrub(content) if scrub else content).items():
+        text = dumps(value)
+        cut = policy.cap(text)
+        if cut is not None:
+            text = cut
+            truncated.append(key)
+        attrs[key] = text
 
-    Returns the call and the context to make current around the transport call (the span as
-    current, so the HTTP client span nests under it), or ``None`` to pass the request through
-    untouched. Cheap checks (method, path suffix) come before reading the body.
+
+def _foreign_genai_span(ctx: Context) -> trace.Span | None:
+    """The current span when it is another instrumentation's GenAI span of this call."""
+    span = trace.get_current_span(ctx)
+    if not span.is_recording() or getattr(span, "kind", None) is not SpanKind.CLIENT:
+        return None
+    attributes = getattr(span, "attributes", None)
+    if (
+        not isinstance(attributes, Mapping)
+        or attributes.get(ga.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS
+    ):
+        return None
+    scope = getattr(span, "instrumentation_scope", None)
+    if scope is not None and getattr(scope, "name", None) == TRACER_NAME:
+        return None
+    return span
+
+
+def _parse_body(content: bytes, api: Api) -> dict[str, Any] | None:
+    if not content or content[:1] not in _JSON_START:
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:  # also invalid UTF-8
+        return None
+    if isinstance(body, dict) and api.accepts(body):
+        return body
+    return None
+
+
+def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] | None:
+    """Start (or adopt) the GenAI span for an httpx/httpx2 ``Request`` of a known LLM API.
+
+    Returns the call and the context to make current around the transport call (the GenAI span
+    as current, so the HTTP client span nests under it), or ``None`` to pass the request
+    through untouched. Cheap checks (method, path suffix) come before reading the body.
     """
     if request.method != "POST":
         return None
     url = request.url
-    if not is_chat_completions("POST", url.path):
-        return None
-    if not is_instrumentation_enabled():
+    path: str = url.path
+    found = route(path)
+    if found is None or not is_instrumentation_enabled():
         return None
     try:
         content: bytes = request.content
     except Exception:  # a streamed request body that was not read: not ours to consume
         return None
-    body = parse_chat_body(content)
+    api = found.api
+    body = _parse_body(content, api)
     if body is None:
         return None
+    warm_up()
+    capture = settings.capture_content
+    policy = settings.policy
     host: str = url.host
     port = url.port or default_port(url.scheme)
-    parsed = request_attributes(
-        body,
-        method="POST",
-        url=sanitize_url(str(url)),
-        host=host,
-        port=port,
-        provider=provider_for_host(host),
-        raw_body=content.decode("utf-8", errors="replace") if capture_content else None,
-        capture_content=capture_content,
-    )
-    attributes = parsed.attributes
+    scrubbed: Any = body
+    if capture and policy.needs_scrub(len(content)):
+        scrubbed = policy.scrub(body)
+    parts = api.request(scrubbed, found.path_model, capture)
+    stream = parts.stream or found.path_stream
+    clean_url = sanitize_url(str(url))
+    if policy.redactor is not None:
+        clean_url = policy.redactor(clean_url)
+    attrs: Attributes = {
+        ga.GEN_AI_OPERATION_NAME: parts.operation,
+        ga.GEN_AI_PROVIDER_NAME: provider_for(api, host, path),
+        SERVER_ADDRESS: host,
+        SPANREEL_REQUEST_METHOD: "POST",
+        SPANREEL_REQUEST_URL: clean_url,
+    }
+    if port is not None:
+        attrs[SERVER_PORT] = port
+    attrs.update(parts.attributes)
+    if found.path_stream:
+        attrs[ga.GEN_AI_REQUEST_STREAM] = True
+    truncated: list[str] = []
+    if capture:
+        _put_content(attrs, parts.content, policy, False, truncated)  # the body was scrubbed
+        modified = scrubbed is not body
+        text = dumps(scrubbed) if modified else content.decode("utf-8", errors="replace")
+        cut = policy.cap(text)
+        if cut is not None:
+            text, modified = cut, True
+            truncated.append(SPANREEL_REQUEST_BODY)
+        attrs[SPANREEL_REQUEST_BODY] = text
+        if modified:
+            attrs[SPANREEL_REQUEST_BODY_MODIFIED] = True
     parent = context.get_current()
-    for key in (SESSION_ID, GEN_AI_CONVERSATION_ID):
-        value = baggage.get_baggage(key, parent)
-        if isinstance(value, str) and value:
-            attributes[key] = value
-    links: list[Link] = []
+    entries = baggage.get_all(parent)
+    if entries:
+        for key in BAGGAGE_KEYS:
+            value = entries.get(key)
+            if isinstance(value, str) and value:
+                attrs[key] = value
     original = current_replay()
+    links: list[Link] = []
     if original is not None:
-        trace_hex = format(original.trace_id, "032x")
-        span_hex = format(original.span_id, "016x")
-        attributes[SPANREEL_REPLAY_ORIGINAL_TRACE_ID] = trace_hex
-        attributes[SPANREEL_REPLAY_ORIGINAL_SPAN_ID] = span_hex
+        attrs[SPANREEL_REPLAY_ORIGINAL_TRACE_ID] = format(original.trace_id, "032x")
+        attrs[SPANREEL_REPLAY_ORIGINAL_SPAN_ID] = format(original.span_id, "016x")
         links.append(Link(original))
-    span = tracer.start_span(
-        parsed.span_name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, links=links
+    foreign = _foreign_genai_span(parent)
+    if foreign is not None:
+        existing = getattr(foreign, "attributes", None) or {}
+        foreign.set_attributes({k: v for k, v in attrs.items() if k not in existing})
+        for link in links:
+            foreign.add_link(link.context)
+        call = LLMCall(foreign, api, settings, attrs, owned=False, stream=stream, truncated=tuple(truncated))
+        return call, parent
+    name = f"{parts.operation} {parts.model}" if parts.model else parts.operation
+    span = settings.tracer.start_span(
+        name, context=parent, kind=SpanKind.CLIENT, attributes=attrs, links=links
     )
-    return LLMCall(span, capture_content), trace.set_span_in_context(span, parent)
+    call = LLMCall(span, api, settings, attrs, stream=stream, truncated=tuple(truncated))
+    return call, trace.set_span_in_context(span, parent)

@@ -49,6 +49,12 @@ _HOST_PROVIDERS: dict[str, str] = {
     "api.anthropic.com": _PROVIDER.ANTHROPIC.value,
     "api.cohere.ai": _PROVIDER.COHERE.value,
     "api.cohere.com": _PROVIDER.COHERE.value,
+    # Not in the semconv list (custom values are allowed): named like genai-prices' providers.
+    "openrouter.ai": "openrouter",
+    "api.together.xyz": "together_ai",
+    "api.together.ai": "together_ai",
+    "api.fireworks.ai": "fireworks_ai",
+    "api.cerebras.ai": "cerebras",
 }
 #: Host suffix → provider (checked after the exact table).
 _SUFFIX_PROVIDERS: tuple[tuple[str, str], ...] = (
@@ -59,13 +65,9 @@ _SUFFIX_PROVIDERS: tuple[tuple[str, str], ...] = (
 )
 
 
-def provider_for_host(host: str, default: str = _PROVIDER.OPENAI.value) -> str:
-    """``gen_ai.provider.name`` for an OpenAI-compatible API host.
-
-    Known hosts map to their semconv provider value (``api.groq.com`` → ``groq``,
-    ``*.openai.azure.com`` → ``azure.ai.openai`` …); anything else (a proxy, a local server)
-    gives ``default`` — the API shape spoken, ``openai``.
-    """
+def host_provider(host: str) -> str | None:
+    """``gen_ai.provider.name`` of a known API host (``api.groq.com`` → ``groq``,
+    ``*.openai.azure.com`` → ``azure.ai.openai`` …), else ``None``."""
     h = host.lower().rstrip(".")
     found = _HOST_PROVIDERS.get(h)
     if found is not None:
@@ -73,7 +75,13 @@ def provider_for_host(host: str, default: str = _PROVIDER.OPENAI.value) -> str:
     for suffix, provider in _SUFFIX_PROVIDERS:
         if h.endswith(suffix):
             return provider
-    return default
+    return None
+
+
+def provider_for_host(host: str, default: str = _PROVIDER.OPENAI.value) -> str:
+    """``gen_ai.provider.name`` for an OpenAI-compatible API host: :func:`host_provider`, and for
+    anything else (a proxy, a local server) ``default`` — the API shape spoken, ``openai``."""
+    return host_provider(host) or default
 
 
 def _is_credential(name: str) -> bool:

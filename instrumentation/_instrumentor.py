@@ -23,16 +23,19 @@ from typing import Any
 import wrapt
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import Tracer, TracerProvider
 
 from spanreel import __version__
 
-from ._call import log_once
+from ._call import CallSettings, log_once
 from ._capture import content_capture_enabled
+from ._content import ContentPolicy, Redactor, chain
 from ._context import TRACER_NAME, set_tracer_provider
 from ._http import sanitize_url
+from ._metrics import GenAIMetrics
 from ._transport import async_wrapper, sync_wrapper
 
 #: Libraries whose transports are wrapped, with their opentelemetry-instrumentation-httpx class.
@@ -71,18 +74,34 @@ class _State:
         self.tracer: Tracer | None = None
         self.capture_content = True
         self.tracer_provider: TracerProvider | None = None
+        self.http_spans = True
+        self.settings: CallSettings | None = None
         self.installed: dict[str, _Installed] = {}
         self.hooks: set[str] = set()
         self._lock = threading.Lock()
         self._pending = False
 
+    def call_settings(self) -> CallSettings | None:
+        """What the transport wrappers record calls with (``None`` when not active)."""
+        return self.settings
+
     # -- activation ------------------------------------------------------------------------------
 
-    def activate(self, tracer_provider: TracerProvider | None, capture_content: bool) -> None:
+    def activate(
+        self,
+        tracer_provider: TracerProvider | None,
+        capture_content: bool,
+        *,
+        policy: ContentPolicy | None = None,
+        metrics: GenAIMetrics | None = None,
+        http_spans: bool = True,
+    ) -> None:
         self.tracer_provider = tracer_provider
         self.capture_content = capture_content
+        self.http_spans = http_spans
         set_tracer_provider(tracer_provider)
         self.tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
+        self.settings = CallSettings(self.tracer, capture_content, policy or ContentPolicy(), metrics)
         for name in LIBRARIES:
             if name in sys.modules:
                 continue
@@ -94,6 +113,7 @@ class _State:
     def deactivate(self) -> None:
         with self._lock:
             self.tracer = None
+            self.settings = None
             for name, installed in list(self.installed.items()):
                 self._uninstall(name, installed)
             self.installed.clear()
@@ -132,7 +152,7 @@ class _State:
             http_module = importlib.import_module("opentelemetry.instrumentation.httpx")
             http_instrumentor = getattr(http_module, LIBRARIES[name])()
             enabled = False
-            if not http_instrumentor.is_instrumented_by_opentelemetry:
+            if self.http_spans and not http_instrumentor.is_instrumented_by_opentelemetry:
                 http_instrumentor.instrument(
                     tracer_provider=self.tracer_provider,
                     request_hook=_sanitize_http_span,
@@ -180,12 +200,24 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     """OpenTelemetry instrumentor for LLM calls over httpx / httpx2 (entry point ``spanreel`` in
     ``opentelemetry_instrumentor``, so ``opentelemetry-instrument`` loads it too).
 
-    ``Instrumentor().instrument(tracer_provider=None, capture_content=None)``:
-    ``tracer_provider`` defaults to the global one; ``capture_content`` (``bool``) overrides
-    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (spanreel's default: on; see
-    :func:`content_capture_enabled`). Also instruments the HTTP client spans with
-    opentelemetry-instrumentation-httpx unless that was already done. ``uninstrument()``
-    removes both (the HTTP instrumentation only if spanreel enabled it).
+    ``Instrumentor().instrument(**options)``, every option optional:
+
+    - ``tracer_provider`` — default: the global one;
+    - ``capture_content`` (``bool``) — overrides ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+      (spanreel's default: on; see :func:`content_capture_enabled`);
+    - ``redact`` (``str -> str``) — applied to every captured string after the built-in
+      ``SPANREEL_REDACT`` patterns and the ``SPANREEL_REDACT_HOOK`` function;
+    - ``max_content_bytes`` (``int``, 0 = no cap) and ``capture_blobs`` (``bool``) — override
+      ``SPANREEL_CAPTURE_MAX_BYTES`` / ``SPANREEL_CAPTURE_BLOBS`` (see :mod:`._content`);
+    - ``meter_provider`` / ``metrics`` (``bool``) — GenAI client metrics (``gen_ai.client.token.usage``,
+      ``gen_ai.client.operation.duration``) are recorded when ``metrics=True`` (on the given or
+      the global meter provider) or when a ``meter_provider`` is given;
+    - ``http_spans`` (``bool``, default ``True``) — also instrument the HTTP client spans with
+      opentelemetry-instrumentation-httpx unless that was already done.
+
+    Raises ``ValueError`` (or ``ImportError`` for a missing redaction hook module) for malformed
+    ``SPANREEL_CAPTURE_MAX_BYTES`` / ``SPANREEL_REDACT`` / ``SPANREEL_REDACT_HOOK`` values.
+    ``uninstrument()`` removes the wrappers and the HTTP instrumentation if spanreel enabled it.
     """
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -194,9 +226,24 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         capture = kwargs.get("capture_content")
+        policy = ContentPolicy.from_env()
+        user_redact: Redactor | None = kwargs.get("redact")
+        max_bytes = kwargs.get("max_content_bytes")
+        blobs = kwargs.get("capture_blobs")
+        policy = ContentPolicy(
+            max_bytes=policy.max_bytes if max_bytes is None else int(max_bytes),
+            keep_blobs=policy.keep_blobs if blobs is None else bool(blobs),
+            redactor=chain(policy.redactor, user_redact),
+        )
+        meter_provider: MeterProvider | None = kwargs.get("meter_provider")
+        wanted = kwargs.get("metrics")
+        metrics = GenAIMetrics(meter_provider) if (wanted or (wanted is None and meter_provider)) else None
         _STATE.activate(
             kwargs.get("tracer_provider"),
             content_capture_enabled() if capture is None else bool(capture),
+            policy=policy,
+            metrics=metrics,
+            http_spans=bool(kwargs.get("http_spans", True)),
         )
 
     def _uninstrument(self, **kwargs: Any) -> None:

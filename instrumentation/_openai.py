@@ -14,45 +14,41 @@ from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.util.types import AttributeValue
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
 
-Attributes = dict[str, AttributeValue]
+from ._common import (
+    Api,
+    Attributes,
+    Content,
+    Parsed,
+    RequestParts,
+    error_type_from_body,
+    set_stop_sequences,
+)
+from ._common import dumps as _json
+from ._common import integer as _integer
+from ._common import json_or_text as _tool_arguments
+from ._common import number as _number
+
+__all__ = [
+    "CHAT",
+    "ChatStreamAccumulator",
+    "error_type_from_body",
+    "extract_output_text",
+    "input_messages",
+    "request_attributes",
+    "response_attributes",
+    "tool_definitions",
+]
 
 CHAT_PATH_SUFFIX = "/chat/completions"
 OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _integer(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # Messages → semconv parts
 # ---------------------------------------------------------------------------------------------
-
-
-def _tool_arguments(arguments: Any) -> Any:
-    """Tool call arguments as a JSON value when the string is valid JSON, else as sent."""
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments)
-        except ValueError:
-            return arguments
-    return arguments
 
 
 def _content_parts(content: Any) -> list[dict[str, Any]]:
@@ -211,9 +207,68 @@ def parse_chat_body(content: bytes) -> dict[str, Any] | None:
         body = json.loads(content)
     except ValueError:
         return None
-    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+    if isinstance(body, dict) and _accepts(body):
         return body
     return None
+
+
+def _accepts(body: Mapping[str, Any]) -> bool:
+    return isinstance(body.get("messages"), list)
+
+
+def set_sampling_attributes(attrs: Attributes, body: Mapping[str, Any]) -> None:
+    """The OpenAI sampling parameters shared by chat and legacy completions → ``gen_ai.request.*``."""
+    for key, attr in (
+        ("temperature", ga.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", ga.GEN_AI_REQUEST_TOP_P),
+        ("frequency_penalty", ga.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+        ("presence_penalty", ga.GEN_AI_REQUEST_PRESENCE_PENALTY),
+        ("top_k", ga.GEN_AI_REQUEST_TOP_K),
+    ):
+        value = _number(body.get(key))
+        if value is not None:
+            attrs[attr] = value
+    max_tokens = _integer(body.get("max_completion_tokens"))
+    if max_tokens is None:
+        max_tokens = _integer(body.get("max_tokens"))
+    if max_tokens is not None:
+        attrs[ga.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    seed = _integer(body.get("seed"))
+    if seed is not None:
+        attrs[ga.GEN_AI_REQUEST_SEED] = seed
+    choices = _integer(body.get("n"))
+    if choices is not None and choices != 1:
+        attrs[ga.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+    set_stop_sequences(attrs, body.get("stop"))
+
+
+def chat_request(body: Mapping[str, Any], path_model: str | None, capture_content: bool) -> RequestParts:
+    """A Chat Completions request body → :class:`RequestParts` (operation ``chat``).
+
+    ``path_model`` (an Azure deployment name) stands in for a missing ``model``. With content
+    capture on, ``gen_ai.input.messages`` (system/developer messages stay in place: they are
+    part of the chat history) and ``gen_ai.tool.definitions``. Parameters that are absent or of
+    the wrong JSON type are left out.
+    """
+    model = body.get("model")
+    model_name = model if isinstance(model, str) and model else path_model
+    attrs: Attributes = {}
+    if model_name:
+        attrs[ga.GEN_AI_REQUEST_MODEL] = model_name
+    set_sampling_attributes(attrs, body)
+    stream = body.get("stream") is True
+    attrs[ga.GEN_AI_REQUEST_STREAM] = stream
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping) and isinstance(response_format.get("type"), str):
+        fmt = response_format["type"]
+        attrs[ga.GEN_AI_OUTPUT_TYPE] = "json" if fmt.startswith("json") else fmt
+    content: Content = {}
+    if capture_content:
+        content[ga.GEN_AI_INPUT_MESSAGES] = input_messages(body.get("messages") or [])
+        defs = tool_definitions(body.get("tools"))
+        if defs:
+            content[ga.GEN_AI_TOOL_DEFINITIONS] = defs
+    return RequestParts(OPERATION_CHAT, model_name, stream, attrs, content)
 
 
 @dataclass(frozen=True)
@@ -236,15 +291,14 @@ def request_attributes(
     raw_body: str | None,
     capture_content: bool,
 ) -> ChatRequest:
-    """Span name and span-start attributes for a Chat Completions request.
+    """Span name and all span-start attributes for a Chat Completions request, content
+    serialised as is (no content policy): :func:`chat_request` plus operation, provider,
+    ``server.*`` and the ``spanreel.request.*`` attributes.
 
     ``url`` must already be sanitised (no credentials). ``raw_body`` is the exact request body
-    text, recorded as ``spanreel.request.body`` only when ``capture_content`` is true (so are
-    ``gen_ai.input.messages`` and ``gen_ai.tool.definitions``). Request parameters that are
-    absent or of the wrong JSON type are left out.
+    text, recorded as ``spanreel.request.body`` only when ``capture_content`` is true.
     """
-    model = body.get("model")
-    model_name = model if isinstance(model, str) and model else None
+    parts = chat_request(body, None, capture_content)
     attrs: Attributes = {
         ga.GEN_AI_OPERATION_NAME: OPERATION_CHAT,
         ga.GEN_AI_PROVIDER_NAME: provider,
@@ -254,51 +308,13 @@ def request_attributes(
     }
     if port is not None:
         attrs[SERVER_PORT] = port
-    if model_name:
-        attrs[ga.GEN_AI_REQUEST_MODEL] = model_name
-    for key, attr in (
-        ("temperature", ga.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", ga.GEN_AI_REQUEST_TOP_P),
-        ("frequency_penalty", ga.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-        ("presence_penalty", ga.GEN_AI_REQUEST_PRESENCE_PENALTY),
-    ):
-        number = _number(body.get(key))
-        if number is not None:
-            attrs[attr] = number
-    max_tokens = _integer(body.get("max_completion_tokens"))
-    if max_tokens is None:
-        max_tokens = _integer(body.get("max_tokens"))
-    if max_tokens is not None:
-        attrs[ga.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
-    top_k = _number(body.get("top_k"))
-    if top_k is not None:
-        attrs[ga.GEN_AI_REQUEST_TOP_K] = top_k
-    seed = _integer(body.get("seed"))
-    if seed is not None:
-        attrs[ga.GEN_AI_REQUEST_SEED] = seed
-    choices = _integer(body.get("n"))
-    if choices is not None and choices != 1:
-        attrs[ga.GEN_AI_REQUEST_CHOICE_COUNT] = choices
-    stop = body.get("stop")
-    if isinstance(stop, str):
-        attrs[ga.GEN_AI_REQUEST_STOP_SEQUENCES] = [stop]
-    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        attrs[ga.GEN_AI_REQUEST_STOP_SEQUENCES] = list(stop)
-    stream = body.get("stream") is True
-    attrs[ga.GEN_AI_REQUEST_STREAM] = stream
-    response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and isinstance(response_format.get("type"), str):
-        fmt = response_format["type"]
-        attrs[ga.GEN_AI_OUTPUT_TYPE] = "json" if fmt.startswith("json") else fmt
-    if capture_content:
-        attrs[ga.GEN_AI_INPUT_MESSAGES] = _json(input_messages(body.get("messages") or []))
-        defs = tool_definitions(body.get("tools"))
-        if defs:
-            attrs[ga.GEN_AI_TOOL_DEFINITIONS] = _json(defs)
-        if raw_body is not None:
-            attrs[SPANREEL_REQUEST_BODY] = raw_body
-    name = f"{OPERATION_CHAT} {model_name}" if model_name else OPERATION_CHAT
-    return ChatRequest(name, attrs, stream)
+    attrs.update(parts.attributes)
+    for key, value in parts.content.items():
+        attrs[key] = _json(value)
+    if capture_content and raw_body is not None:
+        attrs[SPANREEL_REQUEST_BODY] = raw_body
+    name = f"{OPERATION_CHAT} {parts.model}" if parts.model else OPERATION_CHAT
+    return ChatRequest(name, attrs, parts.stream)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,9 +390,10 @@ def usage_attributes(usage: Any) -> Attributes:
     return attrs
 
 
-def _result_attributes(
+def result_parts(
     response_id: Any, model: Any, choices: list[_Choice], usage: Any, capture_content: bool
-) -> Attributes:
+) -> Parsed:
+    """Span-end attributes from assembled choices (shared by chat and legacy completions)."""
     attrs: Attributes = {}
     if isinstance(response_id, str) and response_id:
         attrs[ga.GEN_AI_RESPONSE_ID] = response_id
@@ -387,17 +404,19 @@ def _result_attributes(
     if reasons:
         attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     attrs.update(usage_attributes(usage))
+    content: Content = {}
     if capture_content and ordered:
-        attrs[ga.GEN_AI_OUTPUT_MESSAGES] = _json([c.output_message() for c in ordered])
-    return attrs
+        content[ga.GEN_AI_OUTPUT_MESSAGES] = [c.output_message() for c in ordered]
+    return Parsed(attrs, content)
 
 
-def response_attributes(body: Any, *, capture_content: bool) -> Attributes:
-    """A non-streamed ``chat.completion`` JSON object → span-end attributes: response id and
-    model, finish reasons (one per choice, in choice order), usage, and (with content capture)
-    ``gen_ai.output.messages`` with ``finish_reason``. Anything unrecognised gives ``{}``."""
+def choices_response(body: Any, capture_content: bool) -> Parsed:
+    """A non-streamed ``chat.completion`` (or legacy ``text_completion``) JSON object →
+    :class:`Parsed`: response id and model, finish reasons (one per choice, in choice order),
+    usage, and (with content capture) ``gen_ai.output.messages`` with ``finish_reason``.
+    Anything unrecognised gives an empty result."""
     if not isinstance(body, Mapping):
-        return {}
+        return Parsed()
     choices: list[_Choice] = []
     raw_choices = body.get("choices")
     for i, raw in enumerate(raw_choices if isinstance(raw_choices, list) else []):
@@ -410,8 +429,15 @@ def response_attributes(body: Any, *, capture_content: bool) -> Attributes:
         message = raw.get("message")
         if isinstance(message, Mapping):
             _apply_delta(choice, message)
+        elif isinstance(raw.get("text"), str):
+            _apply_delta(choice, raw)
         choices.append(choice)
-    return _result_attributes(body.get("id"), body.get("model"), choices, body.get("usage"), capture_content)
+    return result_parts(body.get("id"), body.get("model"), choices, body.get("usage"), capture_content)
+
+
+def response_attributes(body: Any, *, capture_content: bool) -> Attributes:
+    """:func:`choices_response` with the content serialised as is (no content policy)."""
+    return choices_response(body, capture_content).flat()
 
 
 def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
@@ -420,6 +446,8 @@ def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
     if isinstance(role, str) and role:
         choice.role = role
     content = delta.get("content")
+    if not isinstance(content, str | list):
+        content = delta.get("text")  # legacy completions
     if isinstance(content, str):
         choice.content.append(content)
         choice.has_content = True
@@ -461,28 +489,6 @@ def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
             call.arguments.append(fc["arguments"])
 
 
-def error_type_from_body(body: Any) -> tuple[str | None, str | None]:
-    """``(error.type, message)`` from an error JSON body.
-
-    OpenAI shape ``{"error": {"code", "type", "message"}}`` (also Anthropic's
-    ``{"type": "error", "error": {"type", "message"}}``): the provider's ``code`` if set, else
-    its ``type``; ``(None, None)`` when the body has neither.
-    """
-    if not isinstance(body, Mapping):
-        return None, None
-    err = body.get("error")
-    if isinstance(err, str):
-        return None, err
-    if not isinstance(err, Mapping):
-        return None, None
-    message = err.get("message") if isinstance(err.get("message"), str) else None
-    for key in ("code", "type"):
-        value = err.get(key)
-        if (isinstance(value, str) and value) or (isinstance(value, int) and not isinstance(value, bool)):
-            return str(value), message
-    return None, message
-
-
 class ChatStreamAccumulator:
     """Assembles a streamed Chat Completions response from its SSE ``data`` payloads.
 
@@ -504,8 +510,9 @@ class ChatStreamAccumulator:
         self.error_type: str | None = None
         self.error_message: str | None = None
 
-    def add(self, data: str) -> bool:
-        """Add one SSE data payload. Invalid JSON is ignored (returns ``False``)."""
+    def add(self, data: str, event: str = "message") -> bool:
+        """Add one SSE data payload (the event name is not used). Invalid JSON is ignored
+        (returns ``False``)."""
         if data.strip() == "[DONE]":
             self.done = True
             return False
@@ -538,16 +545,20 @@ class ChatStreamAccumulator:
             delta = raw.get("delta")
             if isinstance(delta, Mapping):
                 _apply_delta(choice, delta)
+            elif isinstance(raw.get("text"), str):  # a legacy completions chunk
+                _apply_delta(choice, raw)
             reason = raw.get("finish_reason")
             if isinstance(reason, str) and reason:
                 choice.finish_reason = reason
         return True
 
-    def attributes(self, *, capture_content: bool) -> Attributes:
+    def result(self, capture_content: bool) -> Parsed:
         """Span-end attributes for what has been received so far."""
-        return _result_attributes(
-            self._id, self._model, list(self._choices.values()), self._usage, capture_content
-        )
+        return result_parts(self._id, self._model, list(self._choices.values()), self._usage, capture_content)
+
+    def attributes(self, *, capture_content: bool) -> Attributes:
+        """:meth:`result` with the content serialised as is (no content policy)."""
+        return self.result(capture_content).flat()
 
 
 def extract_output_text(output_messages_json: str | None) -> str:
@@ -575,3 +586,13 @@ def extract_output_text(output_messages_json: str | None) -> str:
         if text:
             texts.append(text)
     return "\n\n".join(texts)
+
+
+CHAT = Api(
+    name="openai.chat_completions",
+    accepts=_accepts,
+    request=chat_request,
+    response=choices_response,
+    stream=ChatStreamAccumulator,
+)
+"""OpenAI Chat Completions (``POST …/chat/completions``), also any OpenAI-compatible server."""

@@ -4,7 +4,8 @@
 The wrapper starts the GenAI span (see :mod:`._call`), makes it current around the transport
 call (so the opentelemetry-instrumentation-httpx span, wrapped inside ours, is its child), and
 replaces ``response.stream`` with a tee that hands every chunk to the application unchanged and
-immediately while a copy goes to the parser. The span ends when the body is exhausted, closed,
+immediately; the parser sees each chunk (stamped with its arrival time) when the application
+asks for the next one, so parsing never delays a chunk. The span ends when the body is exhausted, closed,
 fails, or the stream is garbage-collected unread.
 """
 
@@ -12,23 +13,21 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from time import monotonic
 from types import ModuleType
 from typing import Any, Protocol
 
 from opentelemetry import context
-from opentelemetry.trace import Tracer
 
-from ._call import LLMCall, log_once, start_call
+from ._call import CallSettings, LLMCall, log_once, start_call
 
 
 class Settings(Protocol):
     """What the wrappers read on each call (the instrumentor's live state)."""
 
-    @property
-    def tracer(self) -> Tracer | None: ...
-
-    @property
-    def capture_content(self) -> bool: ...
+    def call_settings(self) -> CallSettings | None:
+        """The settings to record a call with, or ``None`` when not instrumenting."""
+        ...
 
 
 def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -38,11 +37,11 @@ def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _safe_start(
     args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
 ) -> tuple[LLMCall, Any] | None:
-    tracer = settings.tracer
-    if tracer is None:
+    current = settings.call_settings()
+    if current is None:
         return None
     try:
-        return start_call(_request_of(args, kwargs), tracer, settings.capture_content)
+        return start_call(_request_of(args, kwargs), current)
     except Exception:
         log_once("start", "spanreel: could not start the GenAI span; request passed through")
         return None
@@ -57,12 +56,20 @@ class _SyncTee:
         weakref.finalize(self, call.finish)
 
     def __iter__(self) -> Iterator[bytes]:
+        # Each chunk goes to the application first; the parser sees it when the application
+        # asks for the next one (with its arrival time), so parsing never delays a chunk.
         call = self._call
+        pending: bytes | None = None
+        arrived = 0.0
         try:
             for chunk in self._inner:
-                call.feed(chunk)
+                pending, arrived = chunk, monotonic()
                 yield chunk
+                pending = None
+                call.feed(chunk, arrived)
         except GeneratorExit:
+            if pending is not None:
+                call.feed(pending, arrived)
             call.finish()
             raise
         except BaseException as exc:
@@ -93,11 +100,17 @@ class _AsyncTee:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         call = self._call
         iterator = self._inner.__aiter__()
+        pending: bytes | None = None
+        arrived = 0.0
         try:
             async for chunk in iterator:
-                call.feed(chunk)
+                pending, arrived = chunk, monotonic()
                 yield chunk
+                pending = None
+                call.feed(chunk, arrived)
         except GeneratorExit:
+            if pending is not None:
+                call.feed(pending, arrived)
             call.finish()
             raise
         except BaseException as exc:

@@ -10,16 +10,21 @@ User errors (unknown trace, no database, bad SQL) are one-line messages with exi
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from ._load import SpanRecord
+    from ._report import FailOn
 
 __all__ = ["replay_command", "show_command", "sql_command", "traces_command"]
 
@@ -64,11 +69,11 @@ def _user_errors() -> Iterator[None]:
     """Turn the expected failures into one-line click errors (no traceback)."""
     from spanreel.collector import NoDatabaseError, QueryError
 
-    from ._load import TraceLookupError
+    from ._load import TraceFileError, TraceLookupError
 
     try:
         yield
-    except (NoDatabaseError, QueryError, TraceLookupError) as exc:
+    except (NoDatabaseError, QueryError, TraceLookupError, TraceFileError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -170,6 +175,20 @@ ORDER BY start_time DESC
 LIMIT ?
 """
 
+# Replays of a trace: traces with a span whose spanreel.replay.original_trace_id is the trace
+# (the replay root for a one-trace replay, the re-created spans for a session replay).
+_REPLAYS_SQL = """
+SELECT trace_id, root_name, service_name, start_time, duration_ns, span_count, llm_calls,
+       input_tokens, output_tokens, session_id
+FROM traces
+WHERE trace_id IN (
+    SELECT DISTINCT trace_id FROM spans
+    WHERE json_extract_string(attributes, '$."spanreel.replay.original_trace_id"') = ?
+)
+ORDER BY start_time DESC
+LIMIT ?
+"""
+
 
 def _fmt_duration_ns(value: Any) -> str:
     if value is None:
@@ -190,12 +209,23 @@ def _fmt_start(value: Any) -> str:
 Examples:
   spanreel traces
   spanreel traces --limit 5 --json
+  spanreel traces --replays-of 4bf92f35     # every replay of that trace
   spanreel show $(spanreel traces --limit 1 --json | jq -r '.[0].trace_id')""",
 )
 @_db_options
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many traces.")
+@click.option(
+    "--replays-of",
+    "replays_of",
+    default=None,
+    metavar="TRACE_ID",
+    help="Only the replays of this trace (id or unique prefix ≥ 8): traces whose spans carry "
+    "spanreel.replay.original_trace_id = TRACE_ID.",
+)
 @_json_option
-def traces_command(db: str | None, config_path: str | None, limit: int, as_json: bool) -> None:
+def traces_command(
+    db: str | None, config_path: str | None, limit: int, replays_of: str | None, as_json: bool
+) -> None:
     """List recent traces, newest first: id, root span, service, start (UTC), duration,
     span count, LLM calls, tokens in/out.
 
@@ -203,16 +233,22 @@ def traces_command(db: str | None, config_path: str | None, limit: int, as_json:
     """
     from spanreel.collector import run_query
 
+    from ._load import resolve_trace_id
+
     path = _resolve_db(db, config_path)
     with _user_errors():
-        result = run_query(_TRACES_SQL, path, params=[limit])
+        if replays_of is None:
+            result = run_query(_TRACES_SQL, path, params=[limit])
+        else:
+            original = resolve_trace_id(replays_of, path)
+            result = run_query(_REPLAYS_SQL, path, params=[original, limit])
     columns = list(result.columns)
     records = [dict(zip(columns, row, strict=True)) for row in result.rows]
     if as_json:
         _print_json(records)
         return
     if not records:
-        _stderr().print(f"no traces in {path}")
+        _stderr().print(f"no replays of {replays_of} in {path}" if replays_of else f"no traces in {path}")
         return
     table = Table(show_header=True, header_style="bold")
     table.add_column("trace id", no_wrap=True)
@@ -240,6 +276,47 @@ def traces_command(db: str | None, config_path: str | None, limit: int, as_json:
     _stdout().print(table)
 
 
+# --------------------------------------------------------------------------- sources
+
+
+def _source_options(func: F) -> F:
+    func = click.option(
+        "--from-file",
+        "from_file",
+        type=click.Path(dir_okay=False, exists=True),
+        default=None,
+        metavar="PATH",
+        help="Read the spans from an OTLP JSON file (as exported by `spanreel export --format "
+        "otlp-json`, the OpenTelemetry Collector's file exporter, Jaeger, Tempo …) instead of the database.",
+    )(func)
+    func = click.option(
+        "--session",
+        "session_id",
+        default=None,
+        metavar="ID",
+        help="Every trace with this session.id, in time order.",
+    )(func)
+    return func
+
+
+def _load_source(
+    trace_id: str | None, session_id: str | None, from_file: str | None, path: Path
+) -> list[SpanRecord]:
+    """The spans named by exactly one of TRACE_ID, --session, --from-file (UsageError otherwise)."""
+    from ._load import load_session, load_trace, load_trace_file
+
+    given = [x for x in (trace_id, session_id, from_file) if x is not None]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of TRACE_ID, --session ID or --from-file PATH")
+    with _user_errors():
+        if trace_id is not None:
+            return load_trace(trace_id, path)
+        if session_id is not None:
+            return load_session(session_id, path)
+        assert from_file is not None
+        return load_trace_file(from_file)
+
+
 # --------------------------------------------------------------------------- show
 
 
@@ -249,32 +326,125 @@ def traces_command(db: str | None, config_path: str | None, limit: int, as_json:
 Examples:
   spanreel show 4bf92f3577b34da6a3ce929d0e0e4736
   spanreel show 4bf92f35            # a unique prefix of at least 8 hex characters
+  spanreel show --session ticket-42 # every trace of a session
+  spanreel show --from-file trace.json
   spanreel show 4bf92f35 --json     # nested JSON with every attribute""",
 )
-@click.argument("trace_id")
+@click.argument("trace_id", required=False)
+@_source_options
 @_db_options
 @_json_option
-def show_command(trace_id: str, db: str | None, config_path: str | None, as_json: bool) -> None:
-    """Show one trace as a span tree: name, duration, model, tokens in→out, status.
+def show_command(
+    trace_id: str | None,
+    session_id: str | None,
+    from_file: str | None,
+    db: str | None,
+    config_path: str | None,
+    as_json: bool,
+) -> None:
+    """Show a trace as a span tree with a waterfall: a timing bar per span, duration, model,
+    tokens in→out, cost (USD) and status.
 
-    TRACE_ID is the 32-hex-character trace id or a unique prefix of at least 8 characters.
-    Spans whose parent was not recorded are shown under a placeholder, never dropped.
+    TRACE_ID is the 32-hex-character trace id or a unique prefix of at least 8 characters; or
+    use --session / --from-file. Spans whose parent was not recorded are shown under a
+    placeholder, never dropped. --json prints the tree as nested JSON ({"trace_id",
+    "span_count", "roots"}; several traces: {"trace_count", "span_count", "traces": [...]}).
     """
-    from ._load import load_trace
-    from ._render import render_tree, trace_to_json
+    from ._render import render_waterfall, trace_to_json, traces_to_json
     from ._tree import build_tree
 
-    path = _resolve_db(db, config_path)
-    with _user_errors():
-        spans = load_trace(trace_id, path)
-    roots = build_tree(spans)
+    path = _resolve_db(db, config_path) if from_file is None else Path(".")
+    spans = _load_source(trace_id, session_id, from_file, path)
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span)
+    forests = [(tid, build_tree(group)) for tid, group in by_trace.items()]
     if as_json:
-        _print_json(trace_to_json(spans[0].trace_id, roots))
+        if trace_id is not None and len(forests) == 1:
+            _print_json(trace_to_json(*forests[0]))
+        else:
+            _print_json(traces_to_json(forests))
         return
-    _stdout().print(render_tree(spans[0].trace_id, roots))
+    out = _stdout()
+    if session_id is not None:
+        out.print(
+            Text.assemble(("session ", "dim"), (session_id, "bold"), (f"  {len(forests)} traces", "dim"))
+        )
+    for tid, roots in forests:
+        out.print(render_waterfall(tid, roots))
 
 
 # --------------------------------------------------------------------------- replay
+
+
+def _read_text_arg(value: str | None, option: str) -> str | None:
+    """TEXT, or the contents of FILE for ``@FILE`` (``@@…`` for a literal leading ``@``)."""
+    if value is None or not value.startswith("@"):
+        return value
+    if value.startswith("@@"):
+        return value[1:]
+    file = Path(value[1:]).expanduser()
+    try:
+        return file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {file}: {exc}", param_hint=option) from exc
+
+
+def _load_callable(spec: str, option: str) -> Callable[..., Any]:
+    """``module:function`` or ``path/to/file.py:function`` → the callable (cwd is importable)."""
+    import importlib
+    import importlib.util
+
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise click.BadParameter(f"expected module:function, got {spec!r}", param_hint=option)
+    try:
+        if module_name.endswith(".py"):
+            file = Path(module_name).expanduser().resolve()
+            loader_spec = importlib.util.spec_from_file_location(file.stem, file)
+            if loader_spec is None or loader_spec.loader is None:
+                raise ImportError(f"cannot load {file}")
+            module = importlib.util.module_from_spec(loader_spec)
+            loader_spec.loader.exec_module(module)
+        else:
+            cwd = str(Path.cwd())
+            if cwd not in sys.path:
+                sys.path.insert(0, cwd)
+            module = importlib.import_module(module_name)
+        fn = getattr(module, attr)
+    except (ImportError, AttributeError, OSError, SyntaxError) as exc:
+        raise click.BadParameter(
+            f"cannot load {spec}: {type(exc).__name__}: {exc}", param_hint=option
+        ) from exc
+    if not callable(fn):
+        raise click.BadParameter(f"{spec} is not callable", param_hint=option)
+    result: Callable[..., Any] = fn
+    return result
+
+
+@contextmanager
+def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[int, int, Any], None] | None]:
+    """A rich progress bar on stderr (only when ``enabled``); yields the replay's progress callback."""
+    if not enabled or total < 2:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}", style="dim"),
+        console=_stderr(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=total)
+
+        def update(done: int, _total: int, call: Any) -> None:
+            bar.update(task, completed=done, description=f"{call.name}: {call.status}")
+
+        yield update
 
 
 @click.command(
@@ -284,16 +454,34 @@ Examples:
   spanreel replay 4bf92f35
   spanreel replay 4bf92f35 --base-url http://127.0.0.1:8000/v1
   spanreel replay 4bf92f35 --model gpt-4.1 --system "Answer in one sentence."
-  spanreel replay 4bf92f35 --json | jq .totals
+  spanreel replay --session ticket-42 --mode cascade --system-append "Be brief." --dry-run
+  spanreel replay --from-file trace.json --set temperature=0 --only 'agent/*/chat *'
+  spanreel replay 4bf92f35 --hook my_hooks:redact --json | jq .totals
+  spanreel replay 4bf92f35 --fail-on changed --similarity-threshold 0.9   # a CI regression check
 
 \b
-Credentials come from the environment only (OPENAI_API_KEY, ANTHROPIC_API_KEY, …),
-never from the trace. The replay is recorded as a new trace (service spanreel-replay)
-linked to the original, exported to the collector running on the same database
-(else to OTEL_EXPORTER_OTLP_ENDPOINT).""",
+Modes: verbatim re-sends every recorded request as recorded (edits aside); cascade
+substitutes each replayed call's new output into the later requests that contained the
+original output (assistant text or tool calls), so a change flows through the conversation.
+Credentials come from the environment only (OPENAI_API_KEY, ANTHROPIC_API_KEY, …), never
+from the trace. Only the recorded host or --base-url is contacted; link-local and cloud-metadata
+addresses are refused unless --allow-host. The replay is recorded as a new trace (service
+spanreel-replay) linked to the original, exported to the collector running on the same
+database (else to OTEL_EXPORTER_OTLP_ENDPOINT).
+Exit codes: 0 ok; 1 the --fail-on check failed (a call errored, or with --fail-on changed an
+output changed) or a user error; 2 bad usage.""",
 )
-@click.argument("trace_id")
+@click.argument("trace_id", required=False)
+@_source_options
 @_db_options
+@click.option(
+    "--mode",
+    type=click.Choice(["verbatim", "cascade"]),
+    default="verbatim",
+    show_default=True,
+    help="verbatim: each request as recorded; cascade: later requests get earlier calls' new outputs.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan (calls, targets, dependencies); send nothing.")
 @click.option(
     "--base-url",
     default=None,
@@ -304,50 +492,190 @@ linked to the original, exported to the collector running on the same database
 )
 @click.option("--model", default=None, metavar="M", help="Replace the request body's model.")
 @click.option(
+    "--set",
+    "set_values",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a request body key; VALUE is JSON (temperature=0, stop='[\"\\n\"]'), else a string; "
+    "a.b sets a nested key. Repeatable.",
+)
+@click.option(
     "--system",
     default=None,
-    metavar="TEXT",
-    help="Replace the system prompt (the system message's content; one is inserted if absent).",
+    metavar="TEXT|@FILE",
+    help="Replace the system prompt (one is inserted if absent); @FILE reads it from a file.",
+)
+@click.option(
+    "--system-append",
+    default=None,
+    metavar="TEXT|@FILE",
+    help="Append to the system prompt (after a blank line).",
+)
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="GLOB",
+    help="Apply the edits only to calls whose span name or session path (span names from the "
+    "trace root, joined by '/') matches. Repeatable.",
+)
+@click.option(
+    "--hook",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="A Python callable that receives each (edited) request body and returns the body to send.",
+)
+@click.option(
+    "--tool-hook",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="Supplies tool results when a replayed output asks for a different tool call than "
+    "recorded: called with (ToolCall, recorded result or None), returns the result text. "
+    "Default: reuse the recorded result.",
+)
+@click.option(
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Independent calls sent at the same time (dependent calls always wait).",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="HOST",
+    help="Allow a host that is refused by default (link-local / cloud metadata). Repeatable.",
+)
+@click.option(
+    "--retries", default=3, show_default=True, type=click.IntRange(min=0), help="Retries of HTTP 429/5xx."
+)
+@click.option(
+    "--max-retry-wait",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Cap in seconds on one wait between retries (also on a server's Retry-After).",
 )
 @click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds per request.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "changed", "never"]),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a replayed call errors (error), also when an output changed (changed), or never.",
+)
+@click.option(
+    "--similarity-threshold",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="With --fail-on changed: an output counts as changed when its word similarity to the "
+    "original is below this (1.0: any change).",
+)
+@click.option("--no-diff", is_flag=True, help="Do not print the unified diffs under the table.")
+@click.option("--no-progress", is_flag=True, help="No progress bar (it is off anyway without a terminal).")
 @_json_option
 def replay_command(
-    trace_id: str,
+    trace_id: str | None,
+    session_id: str | None,
+    from_file: str | None,
     db: str | None,
     config_path: str | None,
+    mode: str,
+    dry_run: bool,
     base_url: str | None,
     model: str | None,
+    set_values: tuple[str, ...],
     system: str | None,
+    system_append: str | None,
+    only: tuple[str, ...],
+    hook: str | None,
+    tool_hook: str | None,
+    concurrency: int,
+    allow_hosts: tuple[str, ...],
+    retries: int,
+    max_retry_wait: float,
     timeout: float,
+    fail_on: str,
+    similarity_threshold: float,
+    no_diff: bool,
+    no_progress: bool,
     as_json: bool,
 ) -> None:
-    """Re-send the recorded LLM requests of TRACE_ID and compare each with the original.
+    """Re-send the recorded LLM requests of TRACE_ID (or --session / --from-file) and compare
+    each with the original.
 
-    Every LLM call recorded with its request (content capture on) is sent again, verbatim
-    unless edited with --model / --system, in the original order. The report pairs each
-    original call with its replay: output text side by side, tokens, latency, finish reason,
-    status. Exit code 0 when every replayed call succeeded, 1 otherwise.
+    Every LLM call recorded with its request (content capture on; for other instrumentations,
+    their recorded messages) is sent again, verbatim unless edited, dependencies first and up
+    to --concurrency at a time. The report pairs each original call with its replay: outputs
+    side by side with a unified diff and a similarity score, tokens, latency, cost, finish
+    reason and their deltas, and tool-call divergences.
     """
-    from ._execute import replay_trace
+    from ._edits import ReplayEdits, parse_set, validate_only
+    from ._execute import execute_plan, prepare_replay
     from ._plan import rewrite_url
-    from ._report import render_report, report_to_json
+    from ._render import plan_to_json, render_plan
+    from ._report import judge, render_report, report_to_json
+    from ._safety import RetryPolicy
 
     if base_url is not None:
         try:
             rewrite_url("http://localhost/", base_url)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--base-url") from exc
+    try:
+        params = tuple(parse_set(v) for v in set_values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--set") from exc
+    try:
+        patterns = validate_only(only)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--only") from exc
+    edits = ReplayEdits(
+        model=model,
+        system=_read_text_arg(system, "--system"),
+        system_append=_read_text_arg(system_append, "--system-append"),
+        params=params,
+        only=patterns,
+        hook=_load_callable(hook, "--hook") if hook else None,
+        hook_name=hook,
+    )
+    tool_results = _load_callable(tool_hook, "--tool-hook") if tool_hook else None
     path = _resolve_db(db, config_path)
-    with _user_errors():
-        result = replay_trace(
-            trace_id, path, base_url=base_url, model=model, system=system, http_timeout=timeout
-        )
+    spans = _load_source(trace_id, session_id, from_file, path)
+    plan = prepare_replay(
+        spans, mode="cascade" if mode == "cascade" else "verbatim", edits=edits, session_id=session_id
+    )
+    if dry_run:
+        if as_json:
+            _print_json(plan_to_json(plan, base_url))
+        else:
+            _stdout().print(render_plan(plan, base_url))
+        return
     err = _stderr()
+    show_progress = not (as_json or no_progress) and err.is_terminal
+    total = sum(1 for c in plan.calls if c.replayable)
+    with _progress_bar(show_progress, total) as progress:
+        result = execute_plan(
+            plan,
+            db_path=path,
+            base_url=base_url,
+            concurrency=concurrency,
+            retry=RetryPolicy(max_retries=retries, max_delay=max_retry_wait),
+            allowed_hosts=allow_hosts,
+            tool_results=tool_results,
+            span_exporter=None,
+            http_timeout=timeout,
+            environ=os.environ,
+            progress=progress,
+        )
+    fail: FailOn = "changed" if fail_on == "changed" else "never" if fail_on == "never" else "error"
+    options: dict[str, Any] = {"fail_on": fail, "similarity_threshold": similarity_threshold}
     if as_json:
-        _print_json(report_to_json(result))
+        _print_json(report_to_json(result, **options))
     else:
-        _stdout().print(render_report(result))
+        _stdout().print(render_report(result, diffs=not no_diff, **options))
     for warning in result.warnings:
         err.print(f"warning: {warning}", style="yellow", markup=False)
-    if not result.ok:
+    if judge(result, fail, similarity_threshold).failed:
         sys.exit(1)

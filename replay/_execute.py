@@ -1,73 +1,79 @@
-"""Replay execution: re-send a trace's recorded LLM requests and record the replay as a new trace.
+"""Replay execution: re-send recorded LLM requests and record the replay as a new, linked trace.
 
-How a replay runs (:func:`replay_trace`):
+How a replay runs (:func:`replay_spans`; :func:`replay_trace` / :func:`replay_session` load first):
 
-1. load the original trace, rebuild its tree, plan the calls (:mod:`spanreel.replay._plan`);
+1. :func:`prepare_replay` (pure): rebuild each original trace's tree, plan the calls
+   (:mod:`spanreel.replay._plan`) and, in cascade mode, find which call's output each later
+   request contains (:mod:`spanreel.replay._cascade`). ``--dry-run`` stops here;
 2. create a private :class:`~opentelemetry.sdk.trace.TracerProvider` (resource
-   ``service.name=spanreel-replay``, always-on sampling) with two processors: an OTLP exporter
-   (see *Export* below) and an in-memory collector the report reads the new spans from;
-3. instrument with :class:`spanreel.instrumentation.Instrumentor` on that provider with content
-   capture on (an existing instrumentation is removed for the duration and restored after);
-4. open a root span ``replay {original root name}`` — a new trace — linked to the original root
-   span and carrying ``spanreel.replay.original_trace_id``; inside it, for each replayable call in
-   start-time order, send the recorded request (method, URL — rewritten by ``base_url``, see
-   :func:`spanreel.replay._plan.rewrite_url` — and JSON body, edited by ``--model``/``--system``)
-   with an ``httpx2.Client`` inside :func:`spanreel.instrumentation.replay_of`, so the GenAI span
-   carries a link and ``spanreel.replay.original_*`` attributes pointing at the original call;
+   ``service.name=spanreel-replay``, always-on sampling) exporting over OTLP
+   (:mod:`spanreel.replay._exporter`) and to memory, and instrument with
+   :class:`spanreel.instrumentation.Instrumentor` on it, content capture on (an existing
+   instrumentation is removed for the duration and restored after);
+3. open a root span — ``replay {original root name}``, ``replay session {id}`` for a session —
+   linked to each original trace's root, with ``spanreel.replay.original_trace_id`` (one trace) or
+   ``spanreel.replay.original_session_id`` and ``spanreel.replay.mode``; the original trees are
+   re-created under it (:mod:`spanreel.replay._structure`);
+4. send the replayable calls — up to ``concurrency`` at a time; a call whose request contains
+   earlier calls' outputs (cascade) waits for them and gets their *new* outputs substituted
+   (:func:`spanreel.replay._messages.substitute_turn`) — each inside
+   :func:`spanreel.instrumentation.replay_of`, so its GenAI span links to the original call. The
+   body is the recorded text verbatim unless a substitution or an edit changed it. Hosts are
+   checked and 429/5xx retried (:mod:`spanreel.replay._safety`);
 5. force-flush; export failures become a warning on the result, never an exception.
-
-Credentials come from the environment only, never from the trace (which holds none): see
-:data:`CREDENTIALS`.
-
-Export: to the collector running on the same DuckDB file (its discovery file
-``<db>.collector.json``, OTLP/HTTP endpoint preferred, else gRPC); without one, the standard
-``OTEL_EXPORTER_OTLP_*`` variables (``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` /
-``OTEL_EXPORTER_OTLP_PROTOCOL``: ``http/protobuf`` (default) or ``grpc``) and the SDK defaults.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import time
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx2
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    SimpleSpanProcessor,
-    SpanExporter,
-    SpanExportResult,
-)
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_OPERATION_NAME,
     GEN_AI_OUTPUT_MESSAGES,
-    GEN_AI_REQUEST_MODEL,
-    GEN_AI_RESPONSE_FINISH_REASONS,
-    GEN_AI_RESPONSE_MODEL,
-    GEN_AI_USAGE_INPUT_TOKENS,
-    GEN_AI_USAGE_OUTPUT_TOKENS,
-    GenAiProviderNameValues,
 )
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags
-from opentelemetry.trace.span import format_span_id, format_trace_id
+from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace.span import format_trace_id
 
 from spanreel import __version__
-from spanreel._attributes import SPANREEL_REPLAY_ORIGINAL_SPAN_ID, SPANREEL_REPLAY_ORIGINAL_TRACE_ID
+from spanreel._attributes import (
+    SPANREEL_REPLAY_MODE,
+    SPANREEL_REPLAY_ORIGINAL_SESSION_ID,
+    SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
+    SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
+)
 
-from ._load import QueryFn, SpanRecord, load_trace
-from ._plan import EditError, PlannedCall, ReplayEdits, apply_edits, plan_calls, rewrite_url
+from ._cascade import Dependency, find_dependencies, recorded_outputs, request_shape
+from ._edits import EditError, ReplayEdits, edit_body
+from ._exporter import RecordingExporter, make_otlp_exporter, quiet_exporter_logs
+from ._load import QueryFn, SpanRecord, load_session, load_trace
+from ._messages import (
+    ModelOutput,
+    ToolResultFn,
+    outputs_from_attribute,
+    substitute_turn,
+    tool_call_divergences,
+)
+from ._plan import PlannedCall, encode_body, plan_calls, rewrite_url
+from ._result import CallResult, CallSide, ExportStatus, ReplayResult, original_side, output_text, replay_side
+from ._safety import RetryPolicy, UnsafeHostError, check_url
+from ._send import CREDENTIALS, SendOutcome, send_request
+from ._structure import StructureBuilder, original_link
 from ._tree import TreeNode, build_tree
 
 __all__ = [
@@ -76,8 +82,13 @@ __all__ = [
     "CallResult",
     "CallSide",
     "ExportStatus",
+    "ReplayMode",
+    "ReplayPlan",
     "ReplayResult",
     "output_text",
+    "prepare_replay",
+    "replay_session",
+    "replay_spans",
     "replay_trace",
 ]
 
@@ -85,329 +96,85 @@ __all__ = [
 REPLAY_SERVICE_NAME = "spanreel-replay"
 #: Seconds a replayed request may take (connect/read/write/pool).
 DEFAULT_HTTP_TIMEOUT = 120.0
-#: Export timeout (s) when falling back to the SDK's default endpoint without any configuration.
-_FALLBACK_EXPORT_TIMEOUT = 3.0
+#: Calls replayed at the same time by default.
+DEFAULT_CONCURRENCY = 4
 
-#: provider (``gen_ai.provider.name``) → (environment variable, header, value prefix).
-#: Anything else, including OpenAI-compatible servers, uses the ``openai`` entry.
-CREDENTIALS: Mapping[str, tuple[str, str, str]] = {
-    GenAiProviderNameValues.OPENAI.value: ("OPENAI_API_KEY", "Authorization", "Bearer "),
-    GenAiProviderNameValues.ANTHROPIC.value: ("ANTHROPIC_API_KEY", "x-api-key", ""),
-    GenAiProviderNameValues.AZURE_AI_OPENAI.value: ("AZURE_OPENAI_API_KEY", "api-key", ""),
-    GenAiProviderNameValues.GCP_GEMINI.value: ("GEMINI_API_KEY", "x-goog-api-key", ""),
-}
-#: Headers a provider requires besides the credential (never recorded: headers are not stored).
-_EXTRA_HEADERS: Mapping[str, Mapping[str, str]] = {
-    GenAiProviderNameValues.ANTHROPIC.value: {"anthropic-version": "2023-06-01"},
-}
-
-_OTLP_LOGGERS = ("opentelemetry.exporter", "opentelemetry.sdk.trace.export")
+ReplayMode = Literal["verbatim", "cascade"]
+#: ``(calls finished, calls to replay, the call that just finished)``.
+ProgressFn = Callable[[int, int, CallResult], None]
 
 
-@dataclass(frozen=True, slots=True)
-class CallSide:
-    """One side of a call in the report.
-
-    ``output``: the output text (text parts joined; tool calls as ``name(arguments)``; several
-    choices separated by a ``---`` line), ``None`` when unknown. Tokens are counts, ``latency_ms``
-    the span duration in milliseconds. ``status``: ``"ok"`` or ``"error"`` (``error`` says why).
-    """
-
-    span_id: str | None
-    model: str | None
-    output: str | None
-    input_tokens: int | None
-    output_tokens: int | None
-    latency_ms: float | None
-    finish_reasons: tuple[str, ...]
-    status: str
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallResult:
-    """An original LLM call paired with its replay.
-
-    ``replay`` is ``None`` when the call was not replayed; ``skip_reason`` then says why.
-    ``url`` is where the replay was sent, ``http_status`` the replay's HTTP status.
-    """
-
-    index: int
-    name: str
-    original: CallSide
-    replay: CallSide | None
-    skip_reason: str | None = None
-    url: str | None = None
-    http_status: int | None = None
-
-    @property
-    def status(self) -> str:
-        """``"ok"``, ``"error"`` or ``"skipped"``."""
-        return "skipped" if self.replay is None else self.replay.status
-
-    @property
-    def output_changed(self) -> bool | None:
-        """Whether the replay's output text differs from the original's (``None`` if unknown)."""
-        if self.replay is None or self.replay.output is None or self.original.output is None:
-            return None
-        return self.replay.output != self.original.output
-
-
-@dataclass(frozen=True, slots=True)
-class ExportStatus:
-    """Where the replay trace was exported and whether every span got there."""
-
-    endpoint: str
-    ok: bool
-    error: str | None = None
+# --------------------------------------------------------------------------- planning (pure)
 
 
 @dataclass(frozen=True)
-class ReplayResult:
-    """The outcome of :func:`replay_trace`.
+class ReplayPlan:
+    """What a replay will do, computed without sending anything.
 
-    ``replay_trace_id`` is ``None`` when nothing was replayable (no trace is created then).
-    ``warnings`` are human-readable notes (export failure, missing spans) for stderr.
+    ``forests``: ``(trace id, roots)`` per original trace, in start order. ``calls``: every LLM
+    call, replayable or with a skip reason. ``dependencies``: call index → the earlier calls
+    whose output its request contains (cascade mode only; empty in verbatim mode). ``label``:
+    the replay root's name.
     """
 
-    original_trace_id: str
-    replay_trace_id: str | None
-    root_name: str
-    calls: tuple[CallResult, ...]
+    forests: tuple[tuple[str, tuple[TreeNode, ...]], ...]
+    calls: tuple[PlannedCall, ...]
+    dependencies: Mapping[int, tuple[Dependency, ...]]
+    mode: ReplayMode
     edits: ReplayEdits
-    base_url: str | None
-    export: ExportStatus | None
-    warnings: tuple[str, ...] = ()
+    label: str
+    session_id: str | None = None
 
     @property
-    def errors(self) -> int:
-        return sum(1 for c in self.calls if c.status == "error")
+    def trace_ids(self) -> tuple[str, ...]:
+        return tuple(t for t, _ in self.forests)
 
-    @property
-    def ok(self) -> bool:
-        """True when no replayed call errored (the CLI's exit code 0)."""
-        return self.errors == 0
+    def edited(self, call: PlannedCall) -> bool:
+        """Whether the edits apply to ``call``."""
+        return not self.edits.empty and self.edits.applies_to(call.span.name, call.path)
 
-
-# --------------------------------------------------------------------------- output extraction
-
-
-def _parse_json_attr(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
+    def sources(self, call: PlannedCall) -> tuple[int, ...]:
+        """Indexes of the calls ``call`` waits for (sorted, unique)."""
+        return tuple(sorted({d.source for d in self.dependencies.get(call.index, ())}))
 
 
-def output_text(messages_attr: Any) -> str | None:
-    """Text of a ``gen_ai.output.messages`` value (JSON string or parsed list, semconv
-    message/parts schema). Text parts are joined by newlines, tool calls shown as
-    ``name(arguments)``, several messages (choices) separated by ``\\n---\\n``. ``None`` when
-    absent or unreadable."""
-    messages = _parse_json_attr(messages_attr)
-    if not isinstance(messages, list):
-        return None
-    texts: list[str] = []
-    for message in messages:
-        if not isinstance(message, Mapping):
-            continue
-        parts_out: list[str] = []
-        for part in message.get("parts") or ():
-            if not isinstance(part, Mapping):
-                continue
-            kind = part.get("type")
-            if kind == "text":
-                parts_out.append(str(part.get("content", "")))
-            elif kind == "tool_call":
-                args = part.get("arguments")
-                if not isinstance(args, str):
-                    args = json.dumps(args, ensure_ascii=False, sort_keys=True)
-                parts_out.append(f"{part.get('name', '?')}({args})")
-        texts.append("\n".join(parts_out))
-    return "\n---\n".join(texts)
+def _root_of(roots: Sequence[TreeNode]) -> SpanRecord:
+    for node in roots:
+        if node.span is not None:
+            return node.span
+    # only placeholders: the earliest span stands in for the missing root
+    return min((s for r in roots for s in r.spans()), key=lambda s: (s.start_time_ns, s.span_id))
 
 
-def _opt_int(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
+def prepare_replay(
+    spans: Sequence[SpanRecord],
+    *,
+    mode: ReplayMode = "verbatim",
+    edits: ReplayEdits | None = None,
+    session_id: str | None = None,
+) -> ReplayPlan:
+    """Plan a replay of ``spans`` (one or several traces, e.g. from :func:`load_session`).
 
-
-def _str_tuple(value: Any) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, Sequence):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
-
-def _original_side(span: SpanRecord) -> CallSide:
-    attrs = span.attributes
-    error = None
-    if span.is_error:
-        error = span.status_message or str(attrs.get(ERROR_TYPE) or "error")
-    return CallSide(
-        span_id=span.span_id,
-        model=span.model,
-        output=output_text(attrs.get(GEN_AI_OUTPUT_MESSAGES)),
-        input_tokens=span.input_tokens
-        if span.input_tokens is not None
-        else _opt_int(attrs.get(GEN_AI_USAGE_INPUT_TOKENS)),
-        output_tokens=span.output_tokens
-        if span.output_tokens is not None
-        else _opt_int(attrs.get(GEN_AI_USAGE_OUTPUT_TOKENS)),
-        latency_ms=span.duration_ms,
-        finish_reasons=tuple(span.finish_reasons) or _str_tuple(attrs.get(GEN_AI_RESPONSE_FINISH_REASONS)),
-        status="error" if span.is_error else "ok",
-        error=error,
-    )
-
-
-def _replay_side(span: ReadableSpan | None, fallback_ms: float, error: str | None) -> CallSide:
-    if span is None:
-        return CallSide(None, None, None, None, None, fallback_ms, (), "error" if error else "ok", error)
-    attrs = span.attributes or {}
-    latency = fallback_ms
-    if span.start_time is not None and span.end_time is not None:
-        latency = (span.end_time - span.start_time) / 1e6
-    if error is None and span.status.status_code is StatusCode.ERROR:
-        error = span.status.description or str(attrs.get(ERROR_TYPE) or "error")
-    finish = _str_tuple(attrs.get(GEN_AI_RESPONSE_FINISH_REASONS))
-    model = attrs.get(GEN_AI_RESPONSE_MODEL) or attrs.get(GEN_AI_REQUEST_MODEL)
-    return CallSide(
-        span_id=format_span_id(span.context.span_id) if span.context else None,
-        model=str(model) if model is not None else None,
-        output=output_text(attrs.get(GEN_AI_OUTPUT_MESSAGES)),
-        input_tokens=_opt_int(attrs.get(GEN_AI_USAGE_INPUT_TOKENS)),
-        output_tokens=_opt_int(attrs.get(GEN_AI_USAGE_OUTPUT_TOKENS)),
-        latency_ms=latency,
-        finish_reasons=finish,
-        status="error" if error else "ok",
-        error=error,
-    )
-
-
-# --------------------------------------------------------------------------- export
-
-
-class _RecordingExporter(SpanExporter):
-    """Wraps the OTLP exporter and remembers whether any batch failed."""
-
-    def __init__(self, inner: SpanExporter) -> None:
-        self._inner = inner
-        self.failed_spans = 0
-        self.exported_spans = 0
-        self.last_error: str | None = None
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self._inner.export(spans)
-        except Exception as exc:  # an exporter must not raise; be safe anyway
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            result = SpanExportResult.FAILURE
-        if result is SpanExportResult.SUCCESS:
-            self.exported_spans += len(spans)
-        else:
-            self.failed_spans += len(spans)
-        return result
-
-    def shutdown(self) -> None:
-        self._inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._inner.force_flush(timeout_millis)
-
-
-class _LastError(logging.Handler):
-    """Keeps the exporter's last error log line instead of printing a traceback to the user."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.message: str | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno >= logging.ERROR or self.message is None:
-            self.message = record.getMessage()
-
-
-@contextmanager
-def _quiet_exporter_logs() -> Iterator[_LastError]:
-    handler = _LastError()
-    saved: list[tuple[logging.Logger, bool]] = []
-    for name in _OTLP_LOGGERS:
-        logger = logging.getLogger(name)
-        saved.append((logger, logger.propagate))
-        logger.addHandler(handler)
-        logger.propagate = False
-    try:
-        yield handler
-    finally:
-        for logger, propagate in saved:
-            logger.removeHandler(handler)
-            logger.propagate = propagate
-
-
-def _endpoint_value(info: Any, key: str) -> str | None:
-    value = info.get(key) if isinstance(info, Mapping) else getattr(info, key, None)
-    return str(value) if value else None
-
-
-def _running_collector_info(db_path: Path) -> Any:
-    """The running collector's :class:`~spanreel.collector.CollectorInfo` for ``db_path``, or ``None``."""
-    from spanreel.collector import running_collector
-
-    try:
-        return running_collector(db_path)
-    except Exception:  # discovery problems must not stop a replay; fall back to OTEL_* variables
-        return None
-
-
-def _with_scheme(endpoint: str) -> str:
-    return endpoint if "://" in endpoint else f"http://{endpoint}"
-
-
-def make_otlp_exporter(db_path: Path) -> tuple[SpanExporter, str]:
-    """The OTLP exporter for the replay trace and a description of where it sends (see module
-    docstring, *Export*)."""
-    info = _running_collector_info(db_path)
-    if info is not None:
-        http_ep = _endpoint_value(info, "http_endpoint")
-        if http_ep:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter as HTTPExporter,
-            )
-
-            url = _with_scheme(http_ep).rstrip("/") + "/v1/traces"
-            return HTTPExporter(endpoint=url), url
-        grpc_ep = _endpoint_value(info, "grpc_endpoint")
-        if grpc_ep:
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GRPCExporter,
-            )
-
-            return GRPCExporter(endpoint=grpc_ep, insecure=True), f"grpc://{grpc_ep}"
-
-    env = os.environ
-    configured = any(k in env for k in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"))
-    timeout_set = any(k in env for k in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"))
-    timeout = None if (configured or timeout_set) else _FALLBACK_EXPORT_TIMEOUT
-    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if (protocol or "http/protobuf").strip() == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GRPCExporter,
-        )
-
-        return GRPCExporter(timeout=timeout), endpoint or "localhost:4317 (gRPC default)"
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HTTPExporter
-
-    exporter = HTTPExporter(timeout=timeout)
-    return exporter, endpoint or "http://localhost:4318/v1/traces (default)"
+    Pure. Raises :class:`ValueError` for an unknown ``mode`` or no spans.
+    """
+    if mode not in ("verbatim", "cascade"):
+        raise ValueError(f"unknown replay mode {mode!r}: use 'verbatim' or 'cascade'")
+    if not spans:
+        raise ValueError("nothing to replay: no spans")
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        by_trace.setdefault(span.trace_id, []).append(span)
+    forests = tuple((tid, tuple(build_tree(group))) for tid, group in by_trace.items())
+    all_roots = [r for _, roots in forests for r in roots]
+    calls = tuple(plan_calls(all_roots))
+    deps = find_dependencies(calls) if mode == "cascade" else {}
+    if session_id is not None:
+        label = f"replay session {session_id}"
+    elif len(forests) == 1:
+        label = f"replay {_root_of(forests[0][1]).name}"
+    else:
+        label = f"replay {len(forests)} traces"
+    return ReplayPlan(forests, calls, deps, mode, edits or ReplayEdits(), label, session_id)
 
 
 # --------------------------------------------------------------------------- execution
@@ -430,204 +197,377 @@ def _instrumented(provider: TracerProvider) -> Iterator[None]:
             instrumentor.instrument()
 
 
-def _auth_headers(provider: str | None, environ: Mapping[str, str]) -> dict[str, str]:
-    key = (
-        provider if provider is not None and provider in CREDENTIALS else GenAiProviderNameValues.OPENAI.value
-    )
-    env_var, header, prefix = CREDENTIALS[key]
-    headers = dict(_EXTRA_HEADERS.get(key, {}))
-    secret = environ.get(env_var)
-    if secret:
-        headers[header] = prefix + secret
-    return headers
+class _ReplaySpans(SpanProcessor):
+    """Remembers, per original span id, the last GenAI span of its replay (retries make several)."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_original: dict[str, ReadableSpan] = {}
 
-def _http_error_text(response: httpx2.Response) -> str:
-    detail = ""
-    try:
-        payload = response.json()
-        err = payload.get("error") if isinstance(payload, dict) else None
-        if isinstance(err, Mapping):
-            detail = str(err.get("message") or "")
-        elif isinstance(err, str):
-            detail = err
-    except ValueError:
-        detail = response.text[:200]
-    return f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
-
-
-def _root_of(roots: Sequence[TreeNode]) -> SpanRecord:
-    for node in roots:
-        if node.span is not None:
-            return node.span
-    # only placeholders: the earliest span stands in for the missing root
-    return min((s for r in roots for s in r.spans()), key=lambda s: (s.start_time_ns, s.span_id))
-
-
-def _find_replay_span(spans: Sequence[ReadableSpan], original_span_id: str) -> ReadableSpan | None:
-    found = None
-    for span in spans:
+    def on_end(self, span: ReadableSpan) -> None:
         attrs = span.attributes or {}
-        if attrs.get(SPANREEL_REPLAY_ORIGINAL_SPAN_ID) == original_span_id and GEN_AI_OPERATION_NAME in attrs:
-            found = span
-    return found
+        original = attrs.get(SPANREEL_REPLAY_ORIGINAL_SPAN_ID)
+        if isinstance(original, str) and GEN_AI_OPERATION_NAME in attrs:
+            with self._lock:
+                self._by_original[original] = span
+
+    def get(self, original_span_id: str) -> ReadableSpan | None:
+        with self._lock:
+            return self._by_original.get(original_span_id)
 
 
 @dataclass
-class _Sent:
+class _Done:
+    """A replayed call's outcome, as later calls and the report need it."""
+
+    sent: SendOutcome
     url: str | None = None
-    http_status: int | None = None
-    error: str | None = None
-    elapsed_ms: float = 0.0
-    warnings: list[str] = field(default_factory=list)
+    span: ReadableSpan | None = None
+    outputs: list[ModelOutput] = field(default_factory=list)
+    divergences: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def _send(
-    client: httpx2.Client,
-    call: PlannedCall,
-    edits: ReplayEdits,
-    base_url: str | None,
-    environ: Mapping[str, str],
-) -> _Sent:
-    assert call.request is not None
-    sent = _Sent()
-    try:
-        body = apply_edits(call.request, edits, call.span.provider)
-        sent.url = rewrite_url(call.request.url, base_url)
-    except (EditError, ValueError) as exc:
-        sent.error = str(exc)
-        return sent
-    headers = {
-        "content-type": "application/json",
-        "accept": "application/json, text/event-stream",
-        "user-agent": f"spanreel-replay/{__version__}",
-        **_auth_headers(call.span.provider, environ),
+def _same_output(a: ModelOutput, b: ModelOutput) -> bool:
+    return a.text == b.text and a.tool_calls == b.tool_calls
+
+
+@dataclass
+class _Runner:
+    plan: ReplayPlan
+    client: httpx2.Client
+    structure: StructureBuilder
+    spans: _ReplaySpans
+    base_url: str | None
+    environ: Mapping[str, str]
+    retry: RetryPolicy
+    allowed_hosts: Collection[str]
+    tool_results: ToolResultFn | None
+    done: dict[int, _Done] = field(default_factory=dict)
+    _checked: dict[tuple[str, int | None], str | None] = field(default_factory=dict)
+    _check_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, url: str, allowed: Collection[str]) -> None:
+        """:func:`~spanreel.replay._safety.check_url`, resolving each host and port once per replay."""
+        parts = urlsplit(url)
+        key = (parts.hostname or "", parts.port)
+        with self._check_lock:
+            if key not in self._checked:
+                try:
+                    check_url(url, allowed)
+                    self._checked[key] = None
+                except UnsafeHostError as exc:
+                    self._checked[key] = str(exc)
+            problem = self._checked[key]
+        if problem is not None:
+            raise UnsafeHostError(problem)
+
+    def body_for(self, call: PlannedCall, state: _Done) -> bytes:
+        """The bytes to send: substitutions (cascade) and edits applied, else the recorded text."""
+        request = call.request
+        assert request is not None
+        body: Any = None
+        shape = request_shape(call)
+        for dep in self.plan.dependencies.get(call.index, ()):
+            source = self.done.get(dep.source)
+            recorded = recorded_outputs(self.plan.calls[dep.source - 1])
+            if source is None or source.sent.error or dep.choice >= len(source.outputs):
+                state.notes.append(
+                    f"call {dep.source} has no replayed output; its recorded output was kept "
+                    f"in message {dep.message_index}"
+                )
+                continue
+            new = source.outputs[dep.choice]
+            if _same_output(new, recorded[dep.choice]) or shape is None:
+                continue
+            if body is None:
+                body = json.loads(request.body)
+            sub = substitute_turn(
+                body, shape, dep.message_index, recorded[dep.choice], new, self.tool_results
+            )
+            state.divergences.extend(
+                f"message {dep.message_index} (call {dep.source}): {d}" for d in sub.divergences
+            )
+        if self.plan.edited(call):
+            if body is None:
+                if not isinstance(request.json_body, dict):
+                    raise EditError("cannot edit the request: the recorded body is not a JSON object")
+                body = json.loads(request.body)
+            body = edit_body(body, self.plan.edits, call.span.provider)
+        return request.body.encode("utf-8") if body is None else encode_body(body)
+
+    def run_call(self, call: PlannedCall) -> _Done:
+        from spanreel.instrumentation import replay_of
+
+        assert call.request is not None
+        state = _Done(SendOutcome())
+        if call.request.rebuilt_from:
+            state.notes.append(f"request rebuilt from {call.request.rebuilt_from}")
+        parent = self.structure.enter(call.span)
+        token = otel_context.attach(trace.set_span_in_context(parent, otel_context.Context()))
+        try:
+            try:
+                body = self.body_for(call, state)
+                state.url = rewrite_url(call.request.url, self.base_url)
+            except (EditError, ValueError) as exc:
+                state.sent.error = str(exc)
+                return state
+            with replay_of(call.span.trace_id, call.span.span_id):
+                state.sent = send_request(
+                    self.client,
+                    call.request.method,
+                    state.url,
+                    body,
+                    provider=call.span.provider,
+                    environ=self.environ,
+                    retry=self.retry,
+                    allowed_hosts=self.allowed_hosts,
+                    check=self.check,
+                )
+            state.span = self.spans.get(call.span.span_id)
+            if state.span is not None:
+                state.outputs = outputs_from_attribute(
+                    (state.span.attributes or {}).get(GEN_AI_OUTPUT_MESSAGES)
+                )
+            recorded = recorded_outputs(call)
+            if recorded and state.outputs:
+                state.divergences.extend(
+                    f"output: {d}" for d in tool_call_divergences(recorded[0], state.outputs[0])
+                )
+            return state
+        finally:
+            otel_context.detach(token)
+            self.structure.leave(call.span)
+
+
+def _call_result(plan: ReplayPlan, call: PlannedCall, done: _Done | None) -> CallResult:
+    original = original_side(call.span)
+    common: dict[str, Any] = {
+        "path": call.path,
+        "trace_id": call.span.trace_id,
+        "depends_on": plan.sources(call),
+        "edited": plan.edited(call),
     }
-    start = time.perf_counter()
+    if done is None:
+        return CallResult(call.index, call.span.name, original, None, call.skip_reason, **common)
+    side = replay_side(done.span, done.sent.elapsed_ms, done.sent.error)
+    return CallResult(
+        call.index,
+        call.span.name,
+        original,
+        side,
+        None,
+        done.url,
+        done.sent.http_status,
+        divergences=tuple(done.divergences),
+        notes=tuple(done.notes),
+        attempts=done.sent.attempts,
+        **common,
+    )
+
+
+def _schedule(runner: _Runner, plan: ReplayPlan, concurrency: int, progress: ProgressFn | None) -> None:
+    """Run the replayable calls: dependencies first, at most ``concurrency`` at a time, and
+    otherwise in plan order."""
+    pending = [c for c in plan.calls if c.replayable]
+    total = len(pending)
+    waiting = {c.index: set(plan.sources(c)) & {p.index for p in pending} for c in pending}
+    finished: set[int] = set()
+    running: dict[Future[_Done], PlannedCall] = {}
+    with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="spanreel-replay") as pool:
+        while pending or running:
+            for call in list(pending):
+                if len(running) >= concurrency:
+                    break
+                if waiting[call.index] <= finished:
+                    pending.remove(call)
+                    ctx = otel_context.get_current()
+                    running[pool.submit(_in_context, ctx, runner.run_call, call)] = call
+            completed, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in completed:
+                call = running.pop(future)
+                try:
+                    runner.done[call.index] = future.result()
+                except Exception as exc:  # a bug must not lose the other calls' results
+                    runner.done[call.index] = _Done(
+                        SendOutcome(error=f"internal error: {type(exc).__name__}: {exc}")
+                    )
+                finished.add(call.index)
+                if progress is not None:
+                    progress(len(finished), total, _call_result(plan, call, runner.done[call.index]))
+
+
+def _in_context(ctx: otel_context.Context, fn: Callable[[PlannedCall], _Done], call: PlannedCall) -> _Done:
+    token = otel_context.attach(ctx)
     try:
-        response = client.request(call.request.method, sent.url, content=body, headers=headers)
-    except httpx2.HTTPError as exc:
-        sent.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    else:
-        sent.http_status = response.status_code
-        if response.status_code >= 400:
-            sent.error = _http_error_text(response)
-    sent.elapsed_ms = (time.perf_counter() - start) * 1000
-    return sent
+        return fn(call)
+    finally:
+        otel_context.detach(token)
 
 
-def replay_trace(
-    trace_id: str,
-    db_path: str | Path,
+def replay_spans(
+    spans: Sequence[SpanRecord],
     *,
+    db_path: str | Path | None = None,
+    mode: ReplayMode = "verbatim",
+    edits: ReplayEdits | None = None,
     base_url: str | None = None,
-    model: str | None = None,
-    system: str | None = None,
-    query: QueryFn | None = None,
+    session_id: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    retry: RetryPolicy | None = None,
+    allowed_hosts: Collection[str] = (),
+    tool_results: ToolResultFn | None = None,
     span_exporter: SpanExporter | None = None,
     http_timeout: float = DEFAULT_HTTP_TIMEOUT,
     environ: Mapping[str, str] | None = None,
+    progress: ProgressFn | None = None,
 ) -> ReplayResult:
-    """Replay the LLM calls of a stored trace (verbatim mode) and pair each with the original.
+    """Replay the LLM calls among ``spans`` and pair each with the original (steps in the
+    module docstring).
 
-    ``trace_id``: 32 hex chars or a unique prefix ≥ 8. ``db_path``: the DuckDB file holding it.
-    ``base_url``: send to this origin/prefix instead of the recorded host (rule in
-    :func:`spanreel.replay._plan.rewrite_url`). ``model`` / ``system``: edits applied to every
-    request body (:class:`~spanreel.replay._plan.ReplayEdits`). ``span_exporter``: export the
-    replay trace there instead of the OTLP exporter chosen from the running collector / OTEL_*
-    variables. ``http_timeout``: seconds per request. ``environ``: where credentials are read
-    (default ``os.environ``).
+    ``spans``: one or more traces (:func:`load_trace`, :func:`load_session`,
+    :func:`load_trace_file`). ``db_path``: where the replay trace goes (the collector running on
+    that file; without one, the ``OTEL_EXPORTER_OTLP_*`` variables). ``mode``: ``"verbatim"`` or
+    ``"cascade"``. ``edits``: :class:`ReplayEdits`. ``base_url``: send there instead of the
+    recorded host (rule: :func:`spanreel.replay._plan.rewrite_url`). ``concurrency``: calls in
+    flight at once (≥ 1). ``retry``: :class:`RetryPolicy` for 429/5xx. ``allowed_hosts``: hosts
+    exempt from the link-local/metadata refusal. ``tool_results``: supplies tool results when a
+    replayed output asks for a different tool call (cascade). ``span_exporter``: export the
+    replay trace there instead. ``http_timeout``: seconds per request. ``environ``: where
+    credentials are read (default ``os.environ``). ``progress``: called after each call.
 
-    Raises what :func:`spanreel.replay.load_trace` raises, and :class:`ValueError` for a bad
-    ``base_url``. Failed calls do not raise: they are ``"error"`` in the result.
+    Raises :class:`ValueError` for a bad ``base_url``/``mode``/``concurrency``. Failed calls do
+    not raise: they are ``"error"`` in the result.
     """
-    path = Path(db_path)
-    env = os.environ if environ is None else environ
     if base_url is not None:
         rewrite_url("http://h/", base_url)  # validate early: ValueError
-    edits = ReplayEdits(model=model, system=system)
-    spans = load_trace(trace_id, path, query=query)
-    original_trace_id = spans[0].trace_id
-    roots = build_tree(spans)
-    root = _root_of(roots)
-    plan = plan_calls(roots)
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    plan = prepare_replay(spans, mode=mode, edits=edits, session_id=session_id)
+    return execute_plan(
+        plan,
+        db_path=db_path,
+        base_url=base_url,
+        concurrency=concurrency,
+        retry=retry or RetryPolicy(),
+        allowed_hosts=allowed_hosts,
+        tool_results=tool_results,
+        span_exporter=span_exporter,
+        http_timeout=http_timeout,
+        environ=os.environ if environ is None else environ,
+        progress=progress,
+    )
 
-    if not any(c.replayable for c in plan):
-        calls = tuple(
-            CallResult(c.index, c.span.name, _original_side(c.span), None, c.skip_reason) for c in plan
+
+def execute_plan(
+    plan: ReplayPlan,
+    *,
+    db_path: str | Path | None,
+    base_url: str | None,
+    concurrency: int,
+    retry: RetryPolicy,
+    allowed_hosts: Collection[str],
+    tool_results: ToolResultFn | None,
+    span_exporter: SpanExporter | None,
+    http_timeout: float,
+    environ: Mapping[str, str],
+    progress: ProgressFn | None,
+) -> ReplayResult:
+    """Run a prepared :class:`ReplayPlan` (arguments as in :func:`replay_spans`)."""
+    first_trace = plan.trace_ids[0]
+    result_fields: dict[str, Any] = {
+        "mode": plan.mode,
+        "original_trace_ids": plan.trace_ids,
+        "session_id": plan.session_id,
+    }
+    if not any(c.replayable for c in plan.calls):
+        calls = tuple(_call_result(plan, c, None) for c in plan.calls)
+        note = "no replayable LLM calls" if plan.calls else "no LLM calls"
+        where = "in this session" if plan.session_id else "in this trace"
+        return ReplayResult(
+            first_trace,
+            None,
+            plan.label,
+            calls,
+            plan.edits,
+            base_url,
+            None,
+            (f"{note} {where}",),
+            **result_fields,
         )
-        note = "no replayable LLM calls in this trace" if plan else "no LLM calls in this trace"
-        return ReplayResult(original_trace_id, None, root.name, calls, edits, base_url, None, (note,))
 
-    memory = InMemorySpanExporter()
-    with _quiet_exporter_logs() as log_errors:
+    replay_spans_seen = _ReplaySpans()
+    with quiet_exporter_logs() as log_errors:
         if span_exporter is None:
-            otlp, endpoint = make_otlp_exporter(path)
+            otlp, endpoint = make_otlp_exporter(
+                Path(db_path) if db_path is not None else Path("spanreel.duckdb")
+            )
         else:
             otlp, endpoint = span_exporter, type(span_exporter).__name__
-        recording = _RecordingExporter(otlp)
+        recording = RecordingExporter(otlp)
         provider = TracerProvider(
             resource=Resource.create({SERVICE_NAME: REPLAY_SERVICE_NAME}), sampler=ALWAYS_ON
         )
-        provider.add_span_processor(SimpleSpanProcessor(memory))
+        provider.add_span_processor(replay_spans_seen)
         provider.add_span_processor(BatchSpanProcessor(recording))
         tracer = provider.get_tracer("spanreel.replay", __version__)
-        original_root_ctx = SpanContext(
-            trace_id=int(original_trace_id, 16),
-            span_id=int(root.span_id, 16),
-            is_remote=True,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-        link_attrs = {
-            SPANREEL_REPLAY_ORIGINAL_TRACE_ID: original_trace_id,
-            SPANREEL_REPLAY_ORIGINAL_SPAN_ID: root.span_id,
-        }
-        sent_by_index: dict[int, _Sent] = {}
+        root_attrs: dict[str, Any] = {SPANREEL_REPLAY_MODE: plan.mode}
+        if len(plan.forests) == 1:
+            root_attrs[SPANREEL_REPLAY_ORIGINAL_TRACE_ID] = first_trace
+        if plan.session_id is not None:
+            root_attrs[SPANREEL_REPLAY_ORIGINAL_SESSION_ID] = plan.session_id
+        links = [original_link(_root_of(roots)) for _, roots in plan.forests]
+        replayed = frozenset((c.span.trace_id, c.span.span_id) for c in plan.calls if c.replayable)
         try:
-            from spanreel.instrumentation import replay_of
-
             with (
                 _instrumented(provider),
                 httpx2.Client(timeout=http_timeout, follow_redirects=False) as client,
                 tracer.start_as_current_span(
-                    f"replay {root.name}",
+                    plan.label,
                     context=otel_context.Context(),
                     kind=SpanKind.INTERNAL,
-                    links=[Link(original_root_ctx, link_attrs)],
-                    attributes={SPANREEL_REPLAY_ORIGINAL_TRACE_ID: original_trace_id},
+                    links=links,
+                    attributes=root_attrs,
                 ) as root_span,
             ):
                 replay_trace_id = format_trace_id(root_span.get_span_context().trace_id)
-                for call in plan:
-                    if not call.replayable:
-                        continue
-                    with replay_of(original_trace_id, call.span.span_id):
-                        sent_by_index[call.index] = _send(client, call, edits, base_url, env)
-                    if sent_by_index[call.index].error:
-                        root_span.set_status(StatusCode.ERROR, "a replayed call failed")
+                structure = StructureBuilder(
+                    tracer, root_span, [roots for _, roots in plan.forests], replayed
+                )
+                runner = _Runner(
+                    plan,
+                    client,
+                    structure,
+                    replay_spans_seen,
+                    base_url,
+                    environ,
+                    retry,
+                    allowed_hosts,
+                    tool_results,
+                )
+                try:
+                    structure.begin()
+                    _schedule(runner, plan, concurrency, progress)
+                finally:
+                    structure.finish()
+                if any(d.sent.error for d in runner.done.values()):
+                    root_span.set_status(StatusCode.ERROR, "a replayed call failed")
             flushed = provider.force_flush()
         finally:
             provider.shutdown()
 
     warnings: list[str] = []
-    new_spans = memory.get_finished_spans()
     results: list[CallResult] = []
-    for call in plan:
-        original = _original_side(call.span)
-        if not call.replayable:
-            results.append(CallResult(call.index, call.span.name, original, None, call.skip_reason))
-            continue
-        sent = sent_by_index[call.index]
-        new_span = _find_replay_span(new_spans, call.span.span_id)
-        if new_span is None and sent.http_status is not None:
+    for call in plan.calls:
+        done = runner.done.get(call.index) if call.replayable else None
+        if call.replayable and done is None:
+            done = _Done(SendOutcome(error="not run (the replay was interrupted)"))
+        if done is not None and done.span is None and done.sent.http_status is not None:
             warnings.append(
                 f"call {call.index} ({call.span.name}): the instrumentation recorded no GenAI span "
                 "for the replayed request; output and tokens are unknown"
             )
-        side = _replay_side(new_span, sent.elapsed_ms, sent.error)
-        results.append(
-            CallResult(call.index, call.span.name, original, side, None, sent.url, sent.http_status)
-        )
+        results.append(_call_result(plan, call, done))
 
     if recording.failed_spans or not flushed:
         error = recording.last_error or log_errors.message or "export did not finish in time"
@@ -639,12 +579,54 @@ def replay_trace(
     else:
         export = ExportStatus(endpoint, True)
     return ReplayResult(
-        original_trace_id,
+        first_trace,
         replay_trace_id,
-        root.name,
+        plan.label,
         tuple(results),
-        edits,
+        plan.edits,
         base_url,
         export,
         tuple(warnings),
+        **result_fields,
     )
+
+
+def replay_trace(
+    trace_id: str,
+    db_path: str | Path,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    system: str | None = None,
+    edits: ReplayEdits | None = None,
+    query: QueryFn | None = None,
+    **options: Any,
+) -> ReplayResult:
+    """Replay the LLM calls of a stored trace (see :func:`replay_spans` for ``options``).
+
+    ``trace_id``: 32 hex chars or a unique prefix ≥ 8. ``db_path``: the DuckDB file holding it
+    (the replay trace is exported to the collector running on it). ``model`` / ``system``:
+    shorthands for ``edits=ReplayEdits(model=…, system=…)``.
+
+    Raises what :func:`spanreel.replay.load_trace` raises, and :class:`ValueError` for a bad
+    ``base_url``. Failed calls do not raise: they are ``"error"`` in the result.
+    """
+    if edits is None:
+        edits = ReplayEdits(model=model, system=system)
+    if base_url is not None:
+        rewrite_url("http://h/", base_url)
+    spans = load_trace(trace_id, db_path, query=query)
+    return replay_spans(spans, db_path=db_path, base_url=base_url, edits=edits, **options)
+
+
+def replay_session(
+    session_id: str,
+    db_path: str | Path,
+    *,
+    query: QueryFn | None = None,
+    **options: Any,
+) -> ReplayResult:
+    """Replay every trace of a session, in time order, as one replay trace (see
+    :func:`replay_spans` for ``options``). Raises what :func:`load_session` raises."""
+    spans = load_session(session_id, db_path, query=query)
+    return replay_spans(spans, db_path=db_path, session_id=session_id, **options)

@@ -15,17 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._otlp_file import TraceFileError, read_trace_file
+
 __all__ = [
     "AmbiguousTraceId",
     "InvalidTraceId",
     "QueryFn",
     "QueryResultLike",
+    "SessionNotFound",
     "SpanRecord",
+    "TraceFileError",
     "TraceLookupError",
     "TraceNotFound",
     "default_query",
+    "load_session",
     "load_trace",
+    "load_trace_file",
     "normalize_trace_id",
+    "order_spans",
+    "record_from_span_row",
 ]
 
 #: Shortest trace-id prefix accepted in place of the full 32 hex characters.
@@ -71,6 +79,15 @@ class AmbiguousTraceId(TraceLookupError):
         super().__init__(f"trace id prefix {prefix!r} is ambiguous in {db_path} (matches {shown}, …)")
 
 
+class SessionNotFound(TraceLookupError):
+    """No stored span carries this ``session.id`` in the database at ``db_path``."""
+
+    def __init__(self, session_id: str, db_path: Path) -> None:
+        self.session_id = session_id
+        self.db_path = db_path
+        super().__init__(f"session {session_id!r} not found in {db_path} (no span has this session.id)")
+
+
 class InvalidTraceId(TraceLookupError, ValueError):
     """The text is not a trace id: 32 hex characters, or a unique prefix of at least 8."""
 
@@ -89,8 +106,8 @@ class SpanRecord:
     Ids are lowercase hex (trace 32 chars, span 16 chars). Times are **integer nanoseconds since
     the Unix epoch (UTC)**; :attr:`start_datetime` gives an aware :class:`datetime.datetime`
     (microsecond precision). ``attributes``/``resource_attributes`` are the parsed JSON objects,
-    ``events``/``links`` the parsed JSON lists. The GenAI columns (``operation`` … ``session_id``)
-    are the collector's normalised values and ``None`` for non-LLM spans.
+    ``events``/``links`` the parsed JSON lists. The GenAI columns (``operation`` …
+    ``conversation_id``) are the collector's normalised values and ``None`` for non-LLM spans.
     """
 
     trace_id: str
@@ -104,6 +121,8 @@ class SpanRecord:
     status_code: str = "UNSET"
     status_message: str = ""
     scope_name: str | None = None
+    scope_version: str | None = None
+    trace_state: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     resource_attributes: Mapping[str, Any] = field(default_factory=dict)
     events: Sequence[Mapping[str, Any]] = ()
@@ -116,6 +135,7 @@ class SpanRecord:
     output_tokens: int | None = None
     finish_reasons: Sequence[str] = ()
     session_id: str | None = None
+    conversation_id: str | None = None
 
     @property
     def duration_ns(self) -> int:
@@ -149,10 +169,10 @@ def _ns_to_datetime(ns: int) -> _dt.datetime:
 
 # Column list of the load query; kept beside the row decoder below.
 _SPAN_COLUMNS = (
-    "trace_id, span_id, parent_span_id, name, kind, service_name, scope_name, "
+    "trace_id, span_id, parent_span_id, trace_state, name, kind, service_name, scope_name, scope_version, "
     "epoch_ns(start_time) AS start_ns, epoch_ns(end_time) AS end_ns, status_code, status_message, "
     "attributes, resource_attributes, events, links, operation, provider, request_model, "
-    "response_model, input_tokens, output_tokens, finish_reasons, session_id"
+    "response_model, input_tokens, output_tokens, finish_reasons, session_id, conversation_id"
 )
 
 
@@ -188,6 +208,8 @@ def _record_from_row(row: Mapping[str, Any]) -> SpanRecord:
         kind=str(row.get("kind") or "UNSPECIFIED"),
         service_name=row.get("service_name"),
         scope_name=row.get("scope_name"),
+        scope_version=row.get("scope_version") or None,
+        trace_state=str(row.get("trace_state") or ""),
         start_time_ns=int(row.get("start_ns") or 0),
         end_time_ns=int(row.get("end_ns") or 0),
         status_code=str(row.get("status_code") or "UNSET"),
@@ -204,6 +226,7 @@ def _record_from_row(row: Mapping[str, Any]) -> SpanRecord:
         output_tokens=_opt_int(row.get("output_tokens")),
         finish_reasons=tuple(str(f) for f in finish) if isinstance(finish, list) else (),
         session_id=row.get("session_id"),
+        conversation_id=row.get("conversation_id"),
     )
 
 
@@ -276,3 +299,77 @@ def load_trace(trace_id: str, db_path: str | Path, *, query: QueryFn | None = No
     if not spans:
         raise TraceNotFound(tid, path)
     return spans
+
+
+# Spans of every trace that has a span in the session, the traces in start order.
+_SESSION_SQL = f"""
+WITH session_traces AS (
+    SELECT trace_id, min(start_time) AS trace_start
+    FROM spans
+    WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE session_id = ?)
+    GROUP BY trace_id
+)
+SELECT {_SPAN_COLUMNS}
+FROM spans JOIN session_traces USING (trace_id)
+ORDER BY session_traces.trace_start, trace_id, start_time, span_id
+"""
+
+
+def load_session(session_id: str, db_path: str | Path, *, query: QueryFn | None = None) -> list[SpanRecord]:
+    """All spans of every trace in a session, traces in start-time order.
+
+    A trace belongs to the session when any of its spans has ``session_id`` = ``session_id`` (the
+    collector's normalised ``session.id`` column, docs/internals.md §2); all of that trace's spans
+    are returned, also those without the attribute (e.g. a root span started before the session).
+    Order: trace start time, then within a trace span start time, then span id.
+
+    Raises :class:`SessionNotFound`, and the collector's ``NoDatabaseError`` / ``QueryError``.
+    """
+    path = Path(db_path)
+    run = query or default_query
+    result = run(_SESSION_SQL, path, [session_id])
+    columns = list(result.columns)
+    spans = [_record_from_row(dict(zip(columns, row, strict=True))) for row in result.rows]
+    if not spans:
+        raise SessionNotFound(session_id, path)
+    return spans
+
+
+def record_from_span_row(row: Mapping[str, Any]) -> SpanRecord:
+    """A :class:`SpanRecord` from a decoded, normalised span row (the collector's ``SpanRow``:
+    ``start_time_unix_nano`` / ``end_time_unix_nano`` int ns, parsed attribute dicts)."""
+    return _record_from_row(
+        {**row, "start_ns": row.get("start_time_unix_nano"), "end_ns": row.get("end_time_unix_nano")}
+    )
+
+
+def order_spans(spans: Sequence[SpanRecord]) -> list[SpanRecord]:
+    """Spans grouped by trace, traces in order of their earliest span, spans by (start, span id);
+    duplicate (trace id, span id) pairs keep the first occurrence."""
+    seen: set[tuple[str, str]] = set()
+    unique: list[SpanRecord] = []
+    for span in spans:
+        key = (span.trace_id, span.span_id)
+        if key not in seen:
+            seen.add(key)
+            unique.append(span)
+    trace_start: dict[str, int] = {}
+    for span in unique:
+        trace_start[span.trace_id] = min(
+            trace_start.get(span.trace_id, span.start_time_ns), span.start_time_ns
+        )
+    return sorted(unique, key=lambda s: (trace_start[s.trace_id], s.trace_id, s.start_time_ns, s.span_id))
+
+
+def load_trace_file(path: str | Path) -> list[SpanRecord]:
+    """All spans of an OTLP JSON trace file (formats: :mod:`spanreel.replay._otlp_file`), ordered
+    like :func:`load_session`: traces by their earliest span, spans by start time then span id.
+
+    The file may hold several traces (e.g. an exported session). Each span is decoded and
+    normalised exactly as the collector would store it (GenAI columns included). Duplicated
+    spans keep their first occurrence.
+
+    Raises :class:`TraceFileError` (message names the file) when the file cannot be read, is not
+    OTLP JSON trace data, holds an invalid span or holds no spans.
+    """
+    return order_spans([record_from_span_row(row) for row in read_trace_file(path)])

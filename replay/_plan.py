@@ -21,7 +21,7 @@ string is kept as recorded. Examples::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -33,7 +33,9 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
 
+from ._edits import EditError, ReplayEdits, edit_body
 from ._load import SpanRecord
+from ._peer import rebuild_request
 from ._tree import TreeNode
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "RecordedRequest",
     "ReplayEdits",
     "apply_edits",
+    "encode_body",
     "plan_calls",
     "rewrite_url",
 ]
@@ -74,47 +77,34 @@ SPANREEL_SCOPE = "spanreel"
 class RecordedRequest:
     """The wire request recorded on a span: HTTP ``method``, full ``url`` (credential query
     parameters already removed at record time), the exact ``body`` text, and ``json_body`` (the
-    parsed body)."""
+    parsed body). ``rebuilt_from`` names the peer attributes the request was rebuilt from
+    (:mod:`spanreel.replay._peer`); ``None`` for spanreel's exact recording."""
 
     method: str
     url: str
     body: str
     json_body: Any
+    rebuilt_from: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedCall:
-    """One LLM call of the original trace, in start-time order (``index`` from 1).
+    """One LLM call of the original trace(s), in start-time order (``index`` from 1).
 
     Exactly one of ``request`` (replayable) and ``skip_reason`` (not replayable) is set.
+    ``path``: the session path — span names from the trace root down to the call, joined by
+    ``/`` (what ``--only`` matches besides the name).
     """
 
     index: int
     span: SpanRecord
     request: RecordedRequest | None
     skip_reason: str | None
+    path: str = ""
 
     @property
     def replayable(self) -> bool:
         return self.request is not None
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayEdits:
-    """Edits applied to every replayed request body.
-
-    ``model``: replaces the body's top-level ``"model"``. ``system``: the new system prompt —
-    replaces the content of the first ``system``/``developer`` message of a chat ``messages``
-    list (or inserts a system message first), or sets Anthropic's top-level ``system`` /
-    the Responses API's ``instructions`` when the body uses those shapes.
-    """
-
-    model: str | None = None
-    system: str | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.model is None and self.system is None
 
 
 def _is_llm_span(span: SpanRecord) -> bool:
@@ -127,10 +117,11 @@ def _plan_one(span: SpanRecord) -> tuple[RecordedRequest | None, str | None]:
     if body is None:
         if span.scope_name in (None, SPANREEL_SCOPE):
             return None, CAPTURE_OFF_REASON
-        return None, (
-            f"recorded by {span.scope_name!r}, which does not store the wire request "
-            f"({SPANREEL_REQUEST_BODY}); record with spanreel's instrumentation to replay"
-        )
+        rebuilt = rebuild_request(attrs, span.provider, span.request_model)
+        if isinstance(rebuilt, str):
+            return None, f"recorded by {span.scope_name!r}: {rebuilt}"
+        text = json.dumps(rebuilt.body, ensure_ascii=False, separators=(",", ":"))
+        return RecordedRequest("POST", rebuilt.url, text, rebuilt.body, rebuilt.source), None
     url = attrs.get(SPANREEL_REQUEST_URL)
     if not isinstance(url, str) or not urlsplit(url).netloc:
         return None, f"no usable request URL recorded ({SPANREEL_REQUEST_URL})"
@@ -145,28 +136,34 @@ def _plan_one(span: SpanRecord) -> tuple[RecordedRequest | None, str | None]:
 
 
 def plan_calls(roots: Sequence[TreeNode]) -> list[PlannedCall]:
-    """The trace's LLM calls in start-time order, each replayable or with a skip reason.
+    """The LLM calls under ``roots`` in start-time order, each replayable or with a skip reason.
 
-    ``roots``: the forest from :func:`spanreel.replay.build_tree`.
+    ``roots``: the forest from :func:`spanreel.replay.build_tree` (one trace, or the roots of
+    several traces of a session in order). Calls are ordered by start time, then span id.
     """
-    planned: list[tuple[SpanRecord, RecordedRequest | None, str | None]] = []
+    planned: list[tuple[SpanRecord, RecordedRequest | None, str | None, str]] = []
     for root in roots:
-        for node in root.walk():
+        stack: list[tuple[TreeNode, str]] = [(root, "")]
+        while stack:
+            node, prefix = stack.pop()
             span = node.span
+            name = span.name if span is not None else f"<{node.placeholder_reason}>"
+            path = f"{prefix}/{name}" if prefix else name
+            stack.extend((child, path) for child in reversed(node.children))
             if span is None or not _is_llm_span(span):
                 continue
             request, reason = _plan_one(span)
-            if request is None and _has_replayable_descendant(node):
-                continue  # a wrapper around the recorded call
-            planned.append((span, request, reason))
+            if (request is None or request.rebuilt_from) and _has_replayable_descendant(node):
+                continue  # a wrapper (an SDK's or a peer instrumentation's span) around the call
+            planned.append((span, request, reason, path))
     planned.sort(key=lambda p: (p[0].start_time_ns, p[0].span_id))
-    return [PlannedCall(i, s, r, why) for i, (s, r, why) in enumerate(planned, start=1)]
+    return [PlannedCall(i, s, r, why, path) for i, (s, r, why, path) in enumerate(planned, start=1)]
 
 
 def _has_replayable_descendant(node: TreeNode) -> bool:
     it = node.walk()
     next(it)  # the node itself
-    return any(n.span is not None and SPANREEL_REQUEST_BODY in n.span.attributes for n in it)
+    return any(n.span is not None and _is_llm_span(n.span) and _plan_one(n.span)[0] is not None for n in it)
 
 
 def _segments(path: str) -> list[str]:
@@ -199,53 +196,19 @@ def rewrite_url(recorded_url: str, base_url: str | None) -> str:
     return urlunsplit((base.scheme, base.netloc, path, rec.query, ""))
 
 
-class EditError(ValueError):
-    """An edit cannot be applied to a recorded request body (unknown body shape)."""
-
-
-def _set_system(body: dict[str, Any], text: str, provider: str | None) -> None:
-    if "system" in body or (
-        provider == ANTHROPIC and "messages" in body
-    ):  # Anthropic Messages API: the system prompt is top-level
-        body["system"] = text
-        return
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for i, message in enumerate(messages):
-            if isinstance(message, Mapping) and message.get("role") in ("system", "developer"):
-                messages[i] = {**message, "content": text}
-                return
-        if _looks_anthropic(body):  # Anthropic body recorded without a provider name
-            body["system"] = text
-        else:
-            messages.insert(0, {"role": "system", "content": text})
-        return
-    if "input" in body or "instructions" in body:  # OpenAI Responses API
-        body["instructions"] = text
-        return
-    if "contents" in body:  # Gemini generateContent
-        body["systemInstruction"] = {"parts": [{"text": text}]}
-        return
-    raise EditError("cannot apply the system-prompt edit: the request body has no messages/input/contents")
-
-
-def _looks_anthropic(body: Mapping[str, Any]) -> bool:
-    model = body.get("model")
-    return isinstance(model, str) and model.startswith("claude")
-
-
 def apply_edits(request: RecordedRequest, edits: ReplayEdits, provider: str | None = None) -> bytes:
     """The body bytes to send: the recorded text verbatim when there are no edits, else the
-    edited JSON (UTF-8, compact separators). Raises :class:`EditError` when an edit does not fit
-    the body (not a JSON object, or no place for a system prompt). ``provider``: the recorded
-    ``gen_ai.provider.name`` (picks Anthropic's top-level ``system``)."""
+    edited JSON (UTF-8, compact separators; :func:`spanreel.replay._edits.edit_body`). Raises
+    :class:`EditError` when an edit does not fit the body (not a JSON object, no place for a
+    system prompt, a failing hook). ``provider``: the recorded ``gen_ai.provider.name``."""
     if edits.empty:
         return request.body.encode("utf-8")
     if not isinstance(request.json_body, dict):
         raise EditError("cannot edit the request: the recorded body is not a JSON object")
     body: dict[str, Any] = json.loads(request.body)  # a fresh copy to mutate
-    if edits.model is not None:
-        body["model"] = edits.model
-    if edits.system is not None:
-        _set_system(body, edits.system, provider)
+    return encode_body(edit_body(body, edits, provider))
+
+
+def encode_body(body: Any) -> bytes:
+    """A request body as sent after changes: UTF-8 JSON, compact separators."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

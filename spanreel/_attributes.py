@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from opentelemetry.semconv._incubating.attributes import user_attributes as _semconv_user
+
 #: HTTP method of the recorded LLM request, e.g. ``"POST"``.
 SPANREEL_REQUEST_METHOD: Final = "spanreel.request.method"
 #: Full request URL as sent, with credential query parameters (``key``, ``api-key``, …) removed.
@@ -19,5 +21,24 @@ SPANREEL_REQUEST_BODY: Final = "spanreel.request.body"
 SPANREEL_REPLAY_ORIGINAL_TRACE_ID: Final = "spanreel.replay.original_trace_id"
 #: On a replayed span: hex span id (16 chars) of the original span.
 SPANREEL_REPLAY_ORIGINAL_SPAN_ID: Final = "spanreel.replay.original_span_id"
+#: On a replay's root span: the replay mode, ``"verbatim"`` or ``"cascade"``.
+SPANREEL_REPLAY_MODE: Final = "spanreel.replay.mode"
+#: On a replay's root span when a whole session was replayed: the original ``session.id``.
+SPANREEL_REPLAY_ORIGINAL_SESSION_ID: Final = "spanreel.replay.original_session_id"
+#: ``true`` when ``spanreel.request.body`` is not byte for byte what was sent: inline blobs were
+#: replaced by placeholders, content was redacted, or the body was truncated.
+SPANREEL_REQUEST_BODY_MODIFIED: Final = "spanreel.request.body_modified"
+#: The call's cost in US dollars (float), from the genai-prices library; absent when the model or
+#: its price is unknown, or the response reported no token usage.
+SPANREEL_COST_USD: Final = "spanreel.cost.usd"
+#: Names of the content attributes cut to ``SPANREEL_CAPTURE_MAX_BYTES`` (list of strings); each
+#: cut value ends with the marker ``…[spanreel: truncated, N bytes]``.
+SPANREEL_CONTENT_TRUNCATED: Final = "spanreel.content.truncated"
 #: Baggage / attribute key for the session id (same name as the semconv ``session.id``).
 SESSION_ID: Final = "session.id"
+#: Baggage / attribute key for the end user of a session: the semconv ``user.id``.
+USER_ID: Final = _semconv_user.USER_ID
+#: Baggage / attribute key for the session's name (``spanreel.session(name)``).
+SPANREEL_SESSION_NAME: Final = "spanreel.session.name"
+#: Baggage / attribute key for the Helicone-style session path, e.g. ``/debate/round-2``.
+SPANREEL_SESSION_PATH: Final = "spanreel.session.path"

@@ -18,10 +18,22 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "collector_command",
         "Receive OTLP traces and store them in DuckDB.",
     ),
+    "prune": ("spanreel.collector._cli", "prune_command", "Delete traces older than a duration."),
     "sql": ("spanreel.replay._cli", "sql_command", "Run a read-only SQL query over the stored spans."),
     "traces": ("spanreel.replay._cli", "traces_command", "List recent traces."),
     "show": ("spanreel.replay._cli", "show_command", "Show one trace as a span tree."),
+    "ui": ("spanreel.collector._ui_cli", "ui_command", "Open the trace viewer in a browser."),
     "replay": ("spanreel.replay._cli", "replay_command", "Re-run a recorded trace's LLM calls and compare."),
+    "serve-recorded": (
+        "spanreel.replay._cli_offline",
+        "serve_recorded_command",
+        "Answer OpenAI/Anthropic requests with recorded responses, offline.",
+    ),
+    "export": (
+        "spanreel.replay._cli_offline",
+        "export_command",
+        "Export spans as fine-tuning JSONL, Parquet or OTLP JSON.",
+    ),
     "fake-llm": (
         "spanreel.fakellm",
         "fake_llm_command",

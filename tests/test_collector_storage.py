@@ -269,9 +269,11 @@ def test_named_components_and_relative_path(tmp_path: Path, monkeypatch: pytest.
     [
         (_VALID.replace("otlp/main:\n", "zipkin:\n", 1), "receivers.zipkin"),
         (_VALID.replace("duckdb/local:\n", "kafka:\n", 1), "exporters.kafka"),
-        (
-            _VALID.replace("duckdb/local:\n    path: rel.duckdb", "otlp:\n    endpoint: x:4317"),
-            "later release",
+        (  # a forwarder alone: the pipeline still needs its duckdb exporter
+            _VALID.replace("duckdb/local:\n    path: rel.duckdb", "otlp:\n    endpoint: x:4317").replace(
+                "exporters: [duckdb/local]", "exporters: [otlp]"
+            ),
+            "one duckdb exporter",
         ),
         (_VALID.replace("exporters: [duckdb/local]", "exporters: [duckdb/other]"), "duckdb/other"),
         (_VALID.replace("    traces:", "    logs:"), "service.pipelines"),

@@ -36,7 +36,7 @@ from spanreel._attributes import (
 )
 from spanreel.fakellm import FakeLLMServer, generate_answer
 from spanreel.instrumentation import Instrumentor, extract_output_text, replay_of, session
-from spanreel.instrumentation._openai import ChatStreamAccumulator
+from spanreel.instrumentation._openai import CHAT, ChatStreamAccumulator
 
 SECRET = "sk-TOPSECRET-4242"
 MESSAGES: list[Any] = [{"role": "user", "content": "Tell me about tea."}]
@@ -446,7 +446,7 @@ def test_telemetry_failure_never_breaks_the_app(
     def boom(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("spanreel bug")
 
-    monkeypatch.setattr("spanreel.instrumentation._call.request_attributes", boom)
+    monkeypatch.setattr(CHAT, "request", boom)
     r = client.chat.completions.create(model="m", messages=MESSAGES)
     assert r.choices[0].message.content == generate_answer({"model": "m", "messages": MESSAGES})
     assert genai(spans) == [] and len(http_spans(spans)) == 1
@@ -454,7 +454,7 @@ def test_telemetry_failure_never_breaks_the_app(
 
     spans.clear()
 
-    monkeypatch.setattr("spanreel.instrumentation._call.response_attributes", boom)
+    monkeypatch.setattr(CHAT, "response", boom)
     r = client.chat.completions.create(model="m", messages=MESSAGES)
     assert r.choices[0].message.content == generate_answer({"model": "m", "messages": MESSAGES})
     span = only_genai(spans)  # ended, without response attributes

@@ -28,6 +28,7 @@ from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 from spanreel.replay import load_trace, replay_trace
 from spanreel.replay._plan import CAPTURE_OFF_REASON
+from spanreel.replay._safety import RetryPolicy
 
 API_KEY = "sk-replay-test-key"
 
@@ -172,7 +173,7 @@ def test_verbatim_replay_pairs_calls_and_reproduces_outputs(
 
     # the exact recorded bytes were re-sent, with the credential from the environment only
     sent = llm.requests[before:]
-    assert [r.body for r in sent] == recorded.bodies[:3]
+    assert sorted(r.body for r in sent) == sorted(recorded.bodies[:3])  # sent concurrently
     assert all(r.header("authorization") == "Bearer sk-from-the-environment" for r in sent)
 
     # the new trace is stored: root "replay debate" linked to the original root, LLM spans linked
@@ -234,15 +235,20 @@ def test_edited_system_prompt_changes_outputs_and_report(recorded: Recorded) -> 
 
 def test_api_result_and_failed_calls_exit_1(recorded: Recorded) -> None:
     result = replay_trace(
-        recorded.trace_id, recorded.db, base_url=recorded.llm.base_url, model="fake-error-500"
+        recorded.trace_id,
+        recorded.db,
+        base_url=recorded.llm.base_url,
+        model="fake-error-500",
+        retry=RetryPolicy(max_retries=1, base_delay=0.01),
     )
     assert not result.ok and result.errors == 3
     assert [c.status for c in result.calls] == ["error", "error", "error", "skipped"]
     assert all(
         c.http_status == 500 and (c.replay and "HTTP 500" in (c.replay.error or "")) for c in result.calls[:3]
     )
+    assert all(c.attempts == 2 for c in result.calls[:3])  # 5xx is retried (bounded)
     res = cli("replay", recorded.trace_id, "--db", str(recorded.db), "--base-url", recorded.llm.base_url,
-              "--model", "fake-error-429", "--json")  # fmt: skip
+              "--model", "fake-error-429", "--retries", "0", "--json")  # fmt: skip
     assert res.exit_code == 1
     report = json.loads(res.stdout)
     assert report["totals"]["errors"] == 3 and all("429" in (c["error"] or "") for c in report["calls"][:3])
@@ -250,8 +256,9 @@ def test_api_result_and_failed_calls_exit_1(recorded: Recorded) -> None:
 
 def test_unreachable_host_is_a_call_error_not_a_crash(recorded: Recorded) -> None:
     res = cli(
-        "replay", recorded.trace_id, "--db", str(recorded.db), "--base-url", "http://127.0.0.1:9/v1", "--json"
-    )
+        "replay", recorded.trace_id, "--db", str(recorded.db), "--base-url", "http://127.0.0.1:9/v1",
+        "--retries", "0", "--json",
+    )  # fmt: skip
     assert res.exit_code == 1
     report = json.loads(res.stdout)
     assert [c["status"] for c in report["calls"]] == ["error", "error", "error", "skipped"]

@@ -51,12 +51,12 @@ def _row(s: SpanRecord) -> dict[str, Any]:
         "trace_id": s.trace_id,
         "span_id": s.span_id,
         "parent_span_id": s.parent_span_id,
-        "trace_state": "",
+        "trace_state": s.trace_state,
         "name": s.name,
         "kind": s.kind,
         "service_name": s.service_name,
         "scope_name": s.scope_name,
-        "scope_version": "0.1.0",
+        "scope_version": s.scope_version,
         "start_time_unix_nano": s.start_time_ns,
         "end_time_unix_nano": s.end_time_ns,
         "duration_ns": s.duration_ns,
@@ -74,7 +74,7 @@ def _row(s: SpanRecord) -> dict[str, Any]:
         "output_tokens": s.output_tokens,
         "finish_reasons": list(s.finish_reasons) or None,
         "session_id": s.session_id,
-        "conversation_id": None,
+        "conversation_id": s.conversation_id,
     }
 
 

@@ -1,0 +1,108 @@
+"""Export request bytes → an Arrow batch for the writer, computed off the event loop.
+
+:func:`prepare_batch` is the pure pipeline (decode → normalise → Arrow). :class:`DecodePool` runs
+it where it does not block the receivers: requests of at least ``process_threshold`` bytes go to a
+pool of worker processes (so decoding uses every core instead of contending for one GIL), smaller
+ones to a thread (a round trip to a process costs more than decoding a handful of spans).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Final
+
+import pyarrow as pa
+
+from spanreel.collector._decode import decode_request
+from spanreel.collector._normalise import normalise_rows
+from spanreel.collector._schema import rows_to_arrow
+
+__all__ = ["DecodePool", "PreparedBatch", "default_decode_workers", "prepare_batch"]
+
+#: Requests smaller than this (decompressed bytes) are decoded in a thread of the collector process.
+DEFAULT_PROCESS_THRESHOLD: Final = 64 * 1024
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """One decoded export request."""
+
+    #: the valid spans as a :data:`~spanreel.collector._schema.SPANS_SCHEMA` table
+    table: pa.Table
+    #: spans dropped as invalid (OTLP ``partial_success.rejected_spans``)
+    rejected_spans: int
+    #: why they were dropped, ``""`` when none were (OTLP ``partial_success.error_message``)
+    error_message: str
+
+
+def prepare_batch(payload: bytes, json_encoded: bool) -> PreparedBatch:
+    """Decode one ``ExportTraceServiceRequest`` (OTLP/JSON when ``json_encoded``, else protobuf),
+    derive the GenAI columns and build the Arrow batch. Pure.
+
+    Raises :class:`~spanreel.collector._decode.DecodeError` for a payload that cannot be parsed.
+    """
+    result = decode_request(payload, json_encoded=json_encoded)
+    table = rows_to_arrow(normalise_rows(result.rows))
+    return PreparedBatch(table, result.rejected_spans, result.error_message)
+
+
+def default_decode_workers() -> int:
+    """Worker processes used by default: one per CPU (at most 4); 0 (threads only) on one CPU."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cpus < 2 else min(cpus, 4)
+
+
+def _worker_init() -> None:
+    # Ctrl-C in a terminal signals the whole process group: the collector itself drains and stops
+    # the pool; a worker must not die with a KeyboardInterrupt traceback first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class DecodePool:
+    """Runs :func:`prepare_batch` off the event loop (see the module docstring).
+
+    ``workers`` is the number of worker processes (0: decode in threads only). Processes are
+    spawned (never forked: the collector has running threads) on first use.
+    """
+
+    def __init__(self, workers: int, *, process_threshold: int = DEFAULT_PROCESS_THRESHOLD) -> None:
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spanreel-decode")
+        self._processes: ProcessPoolExecutor | None = None
+        self._workers = workers
+        if workers > 0:
+            self._processes = self._new_process_pool()
+        self._threshold = process_threshold
+
+    def _new_process_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init,
+        )
+
+    async def prepare(self, payload: bytes, json_encoded: bool) -> PreparedBatch:
+        """:func:`prepare_batch` in a worker; raises what it raises."""
+        loop = asyncio.get_running_loop()
+        executor: Executor = self._threads
+        if self._processes is not None and len(payload) >= self._threshold:
+            executor = self._processes
+        try:
+            return await loop.run_in_executor(executor, prepare_batch, payload, json_encoded)
+        except BrokenProcessPool:
+            # A worker died (the OOM killer, say): decode this one here, replace the pool, keep serving.
+            if executor is self._processes:
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._processes = self._new_process_pool()
+            return await loop.run_in_executor(self._threads, prepare_batch, payload, json_encoded)
+
+    def shutdown(self) -> None:
+        """Wait for running decodes, then stop the threads and worker processes."""
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        if self._processes is not None:
+            self._processes.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,341 @@
+"""Settings of the forwarding exporters ``otlp`` (gRPC) and ``otlphttp`` (pure parsing, no I/O).
+
+The keys are the OpenTelemetry Collector's (exporterhelper / configgrpc / confighttp,
+https://github.com/open-telemetry/opentelemetry-collector/tree/main/exporter/otlpexporter and
+…/otlphttpexporter) so a section can be copied from an existing collector config::
+
+    exporters:
+      otlphttp/upstream:
+        endpoint: https://otel.example.com:4318      # traces go to <endpoint>/v1/traces
+        headers: {x-api-key: "${env:UPSTREAM_KEY}"}
+        compression: gzip                           # gzip (default) | none
+        timeout: 10s
+        retry_on_failure: {enabled: true, initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s}
+        sending_queue: {enabled: true, queue_size: 1000}
+
+Supported keys: ``endpoint``; ``traces_endpoint`` (otlphttp: the full URL); ``headers``;
+``compression``; ``encoding`` (otlphttp: ``proto`` | ``json``); ``timeout``; ``tls.insecure``,
+``tls.insecure_skip_verify``, ``tls.ca_file``, ``tls.cert_file``, ``tls.key_file``;
+``retry_on_failure.{enabled, initial_interval, max_interval, max_elapsed_time, multiplier,
+randomization_factor}``; ``sending_queue.{enabled, queue_size, num_consumers, sizer}`` (``sizer``:
+``requests`` (default), ``items`` = spans, or ``bytes``). Anything else is a
+:class:`~spanreel._config.ConfigError` naming the key. Durations use the Collector's syntax
+(``500ms``, ``5s``, ``1m``); ``max_elapsed_time: 0`` retries without a time limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+from spanreel._config import ConfigError
+
+__all__ = [
+    "FORWARDER_TYPES",
+    "ClientTLS",
+    "ForwarderConfig",
+    "QueueSettings",
+    "RetrySettings",
+    "parse_forwarder",
+]
+
+#: exporter type → wire protocol
+FORWARDER_TYPES: Final[Mapping[str, Literal["grpc", "http"]]] = {"otlp": "grpc", "otlphttp": "http"}
+#: OTLP/HTTP path of the traces signal, appended to ``endpoint``.
+TRACES_PATH: Final = "/v1/traces"
+
+Sizer = Literal["requests", "items", "bytes"]
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """``retry_on_failure``: exponential backoff, times in seconds (OTel Collector defaults)."""
+
+    enabled: bool = True
+    initial_interval_s: float = 5.0
+    max_interval_s: float = 30.0
+    #: give an export up after this long (0: never give up while the collector runs)
+    max_elapsed_time_s: float = 300.0
+    multiplier: float = 1.5
+    randomization_factor: float = 0.5
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """``sending_queue``: the bounded in-memory queue between the receivers and the upstream.
+
+    When full, the **oldest** queued export is dropped to make room (counted and logged): the
+    local database already holds every span, so the upstream gets the most recent data first.
+    ``enabled: false`` means a queue of one export per consumer (the newest waiting one wins).
+    """
+
+    enabled: bool = True
+    #: capacity in units of ``sizer``
+    queue_size: int = 1000
+    #: threads sending concurrently
+    num_consumers: int = 10
+    sizer: Sizer = "requests"
+
+
+@dataclass(frozen=True)
+class ClientTLS:
+    """``tls``: how the forwarder connects. Paths are absolute (resolved against the config file)."""
+
+    #: gRPC only: plaintext instead of TLS (for otlphttp the URL scheme decides)
+    insecure: bool = False
+    #: do not verify the server's certificate (testing only)
+    insecure_skip_verify: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ForwarderConfig:
+    """One forwarding exporter.
+
+    ``target`` is ``host:port`` for gRPC and the full traces URL for HTTP. ``headers`` are sent
+    with every export (gRPC metadata keys lower-cased). ``timeout_s`` bounds one attempt.
+    """
+
+    name: str
+    protocol: Literal["grpc", "http"]
+    target: str
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    compression: Literal["gzip", "none"] = "gzip"
+    #: HTTP body encoding sent upstream (gRPC is always protobuf)
+    encoding: Literal["proto", "json"] = "proto"
+    timeout_s: float = 5.0
+    tls: ClientTLS = ClientTLS()
+    retry: RetrySettings = RetrySettings()
+    queue: QueueSettings = QueueSettings()
+
+    @property
+    def plaintext(self) -> bool:
+        """Whether the connection is unencrypted."""
+        if self.protocol == "http":
+            return self.target.startswith("http://")
+        return self.tls.insecure
+
+
+_TOP_KEYS: Final = {
+    "grpc": frozenset(
+        {"endpoint", "headers", "compression", "timeout", "tls", "retry_on_failure", "sending_queue"}
+    ),
+    "http": frozenset(
+        {"endpoint", "traces_endpoint", "headers", "compression", "encoding", "timeout", "tls"}
+        | {"retry_on_failure", "sending_queue"}
+    ),
+}
+_TLS_KEYS: Final = frozenset({"insecure", "insecure_skip_verify", "ca_file", "cert_file", "key_file"})
+_RETRY_KEYS: Final = frozenset(
+    {"enabled", "initial_interval", "max_interval", "max_elapsed_time", "multiplier", "randomization_factor"}
+)
+_QUEUE_KEYS: Final = frozenset({"enabled", "queue_size", "num_consumers", "sizer"})
+
+
+def _mapping(value: Any, key: str) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _known(section: Mapping[str, Any], allowed: frozenset[str], key: str) -> None:
+    for name in section:
+        if name not in allowed:
+            raise ConfigError(f"{key}.{name}: unknown key (supported: {', '.join(sorted(allowed))})")
+
+
+def _bool(section: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
+    value = section.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}.{name} must be true or false, got {value!r}")
+    return value
+
+
+def _int(section: Mapping[str, Any], name: str, key: str, default: int, minimum: int = 1) -> int:
+    value = section.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{key}.{name} must be an integer ≥ {minimum}, got {value!r}")
+    return value
+
+
+def _number(section: Mapping[str, Any], name: str, key: str, default: float, minimum: float) -> float:
+    value = section.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"{key}.{name} must be a number ≥ {minimum}, got {value!r}")
+    return float(value)
+
+
+def _path(value: Any, key: str, base_dir: Path | None) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a file path, got {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise ConfigError(f"{key}: no such file {str(path)!r}")
+    return path
+
+
+def _headers(value: Any, key: str, grpc: bool) -> tuple[tuple[str, str], ...]:
+    headers = _mapping(value, key)
+    out: list[tuple[str, str]] = []
+    for name, raw in headers.items():
+        if not isinstance(name, str) or not name or not name.isascii() or any(c in name for c in " :\r\n"):
+            raise ConfigError(f"{key}: invalid header name {name!r}")
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise ConfigError(f"{key}.{name} must be a string, got {raw!r}")
+        text = str(raw)
+        if "\r" in text or "\n" in text:
+            raise ConfigError(f"{key}.{name}: header values must be one line")
+        out.append((name.lower() if grpc else name, text))
+    return tuple(out)
+
+
+def _grpc_target(endpoint: str, key: str) -> tuple[str, bool | None]:
+    """``host:port`` and, when the endpoint has a scheme, whether it asks for plaintext."""
+    plaintext: bool | None = None
+    text = endpoint.strip()
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(f"{key}: expected host:port or http(s)://host:port, got {endpoint!r}")
+        plaintext = parts.scheme == "http"
+        port = parts.port or (80 if plaintext else 443)
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        return f"{host}:{port}", plaintext
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{key}: expected host:port, got {endpoint!r}")
+    return text, plaintext
+
+
+def _http_url(value: str, key: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{key}: expected an http:// or https:// URL, got {value!r}")
+    return value.strip()
+
+
+def _choice(section: Mapping[str, Any], name: str, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = section.get(name, default)
+    if value not in choices:
+        raise ConfigError(f"{key}.{name} must be one of {', '.join(choices)}, got {value!r}")
+    return str(value)
+
+
+def parse_forwarder(
+    component_id: str,
+    section: Mapping[str, Any],
+    *,
+    parse_duration: Callable[[Any, str], float],
+    base_dir: Path | None = None,
+) -> ForwarderConfig:
+    """Validate one ``exporters.<component_id>`` section of type ``otlp`` or ``otlphttp``.
+
+    ``parse_duration(value, key) -> seconds`` reads the Collector's duration syntax (the caller
+    passes :func:`spanreel.collector._config.parse_duration`). Relative certificate paths are
+    resolved against ``base_dir`` (the config file's folder). Raises
+    :class:`~spanreel._config.ConfigError` naming the offending key.
+    """
+    key = f"exporters.{component_id}"
+    exporter_type = component_id.split("/", 1)[0]
+    protocol = FORWARDER_TYPES[exporter_type]
+    grpc = protocol == "grpc"
+    section = _mapping(section, key)
+    _known(section, _TOP_KEYS[protocol], key)
+
+    tls_section = _mapping(section.get("tls"), f"{key}.tls")
+    _known(tls_section, _TLS_KEYS, f"{key}.tls")
+    files = {
+        name: _path(tls_section[name], f"{key}.tls.{name}", base_dir)
+        for name in ("ca_file", "cert_file", "key_file")
+        if tls_section.get(name) not in (None, "")
+    }
+    if ("cert_file" in files) != ("key_file" in files):
+        raise ConfigError(f"{key}.tls: cert_file and key_file go together (client certificate)")
+    insecure = _bool(tls_section, "insecure", f"{key}.tls", False)
+
+    endpoint = section.get("endpoint")
+    if grpc:
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            raise ConfigError(f"{key}.endpoint is required (host:port of the upstream OTLP/gRPC receiver)")
+        target, scheme_plaintext = _grpc_target(endpoint, f"{key}.endpoint")
+        if scheme_plaintext is not None:
+            insecure = scheme_plaintext
+    else:
+        traces_endpoint = section.get("traces_endpoint")
+        if isinstance(traces_endpoint, str) and traces_endpoint.strip():
+            target = _http_url(traces_endpoint, f"{key}.traces_endpoint")
+        elif isinstance(endpoint, str) and endpoint.strip():
+            target = _http_url(endpoint, f"{key}.endpoint").rstrip("/") + TRACES_PATH
+        else:
+            raise ConfigError(f"{key}.endpoint is required (base URL of the upstream OTLP/HTTP receiver)")
+    tls = ClientTLS(
+        insecure=insecure,
+        insecure_skip_verify=_bool(tls_section, "insecure_skip_verify", f"{key}.tls", False),
+        **files,
+    )
+
+    retry_section = _mapping(section.get("retry_on_failure"), f"{key}.retry_on_failure")
+    _known(retry_section, _RETRY_KEYS, f"{key}.retry_on_failure")
+    rkey = f"{key}.retry_on_failure"
+    defaults = RetrySettings()
+
+    def duration(name: str, default: float) -> float:
+        return parse_duration(retry_section[name], f"{rkey}.{name}") if name in retry_section else default
+
+    retry = RetrySettings(
+        enabled=_bool(retry_section, "enabled", rkey, True),
+        initial_interval_s=duration("initial_interval", defaults.initial_interval_s),
+        max_interval_s=duration("max_interval", defaults.max_interval_s),
+        max_elapsed_time_s=duration("max_elapsed_time", defaults.max_elapsed_time_s),
+        multiplier=_number(retry_section, "multiplier", rkey, defaults.multiplier, 1.0),
+        randomization_factor=_number(
+            retry_section, "randomization_factor", rkey, defaults.randomization_factor, 0
+        ),
+    )
+    if retry.randomization_factor > 1:
+        raise ConfigError(
+            f"{rkey}.randomization_factor must be between 0 and 1, got {retry.randomization_factor}"
+        )
+    if retry.initial_interval_s <= 0 or retry.max_interval_s < retry.initial_interval_s:
+        raise ConfigError(f"{rkey}: need 0 < initial_interval ≤ max_interval")
+
+    queue_section = _mapping(section.get("sending_queue"), f"{key}.sending_queue")
+    _known(queue_section, _QUEUE_KEYS, f"{key}.sending_queue")
+    qkey = f"{key}.sending_queue"
+    queue = QueueSettings(
+        enabled=_bool(queue_section, "enabled", qkey, True),
+        queue_size=_int(queue_section, "queue_size", qkey, QueueSettings.queue_size),
+        num_consumers=_int(queue_section, "num_consumers", qkey, QueueSettings.num_consumers),
+        sizer=_choice(queue_section, "sizer", qkey, ("requests", "items", "bytes"), "requests"),  # type: ignore[arg-type]
+    )
+    if queue.num_consumers > 64:
+        raise ConfigError(f"{qkey}.num_consumers must be at most 64, got {queue.num_consumers}")
+
+    timeout = (
+        parse_duration(section["timeout"], f"{key}.timeout")
+        if "timeout" in section
+        else (5.0 if grpc else 30.0)
+    )
+    if timeout <= 0:
+        raise ConfigError(f"{key}.timeout must be positive")
+    return ForwarderConfig(
+        name=component_id,
+        protocol=protocol,
+        target=target,
+        headers=_headers(section.get("headers"), f"{key}.headers", grpc),
+        compression=_choice(section, "compression", key, ("gzip", "none"), "gzip"),  # type: ignore[arg-type]
+        encoding="proto" if grpc else _choice(section, "encoding", key, ("proto", "json"), "proto"),  # type: ignore[arg-type]
+        timeout_s=timeout,
+        tls=tls,
+        retry=retry,
+        queue=queue,
+    )

@@ -1,0 +1,160 @@
+"""Bearer-token authentication and TLS for the collector's listeners.
+
+Configured the way the OpenTelemetry Collector does it
+(https://github.com/open-telemetry/opentelemetry-collector/blob/main/config/configtls/README.md and
+the ``bearertokenauth`` extension of opentelemetry-collector-contrib)::
+
+    extensions:
+      bearertokenauth:
+        token: ${env:SPANREEL_TOKEN}      # scheme defaults to "Bearer"
+    receivers:
+      otlp:
+        protocols:
+          grpc:
+            auth: {authenticator: bearertokenauth}
+            tls: {cert_file: server.crt, key_file: server.key}
+    exporters:
+      duckdb:
+        auth: {authenticator: bearertokenauth}   # the query API
+    service:
+      extensions: [bearertokenauth]
+
+Requests must carry ``authorization: <scheme> <token>`` (gRPC metadata or HTTP header); anything
+else is refused with gRPC ``UNAUTHENTICATED`` / HTTP 401. Tokens are compared in constant time
+(:func:`hmac.compare_digest`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from spanreel._config import ConfigError
+
+__all__ = [
+    "AUTHORIZATION",
+    "TLSSettings",
+    "check_authorization",
+    "parse_auth",
+    "parse_extensions",
+    "parse_tls",
+    "server_ssl_context",
+]
+
+AUTHORIZATION: Final = "authorization"
+_AUTHENTICATOR_TYPES: Final = frozenset({"bearertokenauth"})
+
+
+@dataclass(frozen=True)
+class TLSSettings:
+    """Server certificate chain and private key (PEM files), as the OTel Collector's ``tls`` block."""
+
+    cert_file: Path
+    key_file: Path
+
+
+def check_authorization(received: str | None, expected: str | None) -> bool:
+    """True when no authentication is configured (``expected`` is ``None``) or ``received`` (the
+    ``authorization`` header / metadata value) equals ``expected`` — compared in constant time."""
+    if expected is None:
+        return True
+    if received is None:
+        return False
+    return hmac.compare_digest(received.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+
+
+def _mapping(value: Any, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def parse_extensions(extensions: dict[str, Any], enabled: list[str]) -> dict[str, str]:
+    """Validate ``extensions`` (only ``bearertokenauth[/name]``); return ``{id: "<scheme> <token>"}``
+    for those listed in ``service.extensions`` (``enabled``). Raises :class:`ConfigError`."""
+    out: dict[str, str] = {}
+    for xid, raw in extensions.items():
+        xtype = str(xid).split("/", 1)[0]
+        if xtype not in _AUTHENTICATOR_TYPES:
+            raise ConfigError(
+                f"extensions.{xid}: unknown extension type {xtype!r} (supported: bearertokenauth)"
+            )
+        section = _mapping(raw, f"extensions.{xid}")
+        for key in section:
+            if key not in ("token", "scheme"):
+                raise ConfigError(f"extensions.{xid}.{key}: unknown setting (token, scheme)")
+        token = section.get("token")
+        if not isinstance(token, str) or not token.strip():
+            raise ConfigError(
+                f"extensions.{xid}.token is empty: set it (e.g. token: ${{env:SPANREEL_TOKEN}}) "
+                "and make sure the environment variable is set"
+            )
+        scheme = section.get("scheme", "Bearer")
+        if not isinstance(scheme, str) or not scheme or " " in scheme:
+            raise ConfigError(f"extensions.{xid}.scheme must be one word such as Bearer, got {scheme!r}")
+        if xid in enabled:
+            out[xid] = f"{scheme} {token.strip()}"
+    for xid in enabled:
+        if xid not in extensions:
+            raise ConfigError(f"service.extensions refers to {xid!r}, which is not defined under extensions")
+    return out
+
+
+def parse_auth(section: dict[str, Any], key: str, authenticators: dict[str, str]) -> str | None:
+    """The expected ``authorization`` value for ``section.auth`` (``None`` when absent).
+
+    Raises :class:`ConfigError` when the authenticator is unknown or not enabled.
+    """
+    if "auth" not in section:
+        return None
+    auth = _mapping(section["auth"], f"{key}.auth")
+    name = auth.get("authenticator")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{key}.auth.authenticator must name an extension, e.g. bearertokenauth")
+    if name not in authenticators:
+        raise ConfigError(
+            f"{key}.auth.authenticator refers to {name!r}: define it under extensions and list it "
+            "in service.extensions"
+        )
+    return authenticators[name]
+
+
+def parse_tls(section: dict[str, Any], key: str, base_dir: Path | None) -> TLSSettings | None:
+    """``section.tls`` → :class:`TLSSettings` (``None`` when absent); relative paths are taken from
+    ``base_dir``. Raises :class:`ConfigError` for a missing key or an unreadable file."""
+    if "tls" not in section:
+        return None
+    tls = _mapping(section["tls"], f"{key}.tls")
+    for name in tls:
+        if name not in ("cert_file", "key_file"):
+            raise ConfigError(f"{key}.tls.{name}: unsupported setting (cert_file, key_file)")
+    paths: dict[str, Path] = {}
+    for name in ("cert_file", "key_file"):
+        value = tls.get(name)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{key}.tls.{name} is required (a PEM file)")
+        path = Path(value).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise ConfigError(f"{key}.tls.{name}: no such file {path}")
+        paths[name] = path
+    settings = TLSSettings(paths["cert_file"], paths["key_file"])
+    try:
+        server_ssl_context(settings)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError(f"{key}.tls: cannot load the certificate and key: {exc}") from exc
+    return settings
+
+
+def server_ssl_context(settings: TLSSettings) -> ssl.SSLContext:
+    """A TLS 1.2+ server context for ``settings``. Raises ``ssl.SSLError`` / ``OSError``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(settings.cert_file, settings.key_file)
+    return context

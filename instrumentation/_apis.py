@@ -1,0 +1,88 @@
+"""Which LLM API a request speaks, decided at the wire by URL path, then body shape (pure).
+
+| path (any prefix, any host)                         | body has          | API                      |
+|-----------------------------------------------------|-------------------|--------------------------|
+| ``…/chat/completions``                              | ``messages`` list | OpenAI Chat Completions  |
+| ``…/responses``                                     | ``input``/``model`` | OpenAI Responses       |
+| ``…/completions`` (not chat)                        | ``prompt``        | OpenAI legacy completions|
+| ``…/embeddings``                                    | ``input``         | OpenAI Embeddings        |
+| ``…/messages``                                      | ``messages`` list | Anthropic Messages       |
+| ``…/models/{model}:generateContent`` / ``:streamGenerateContent`` | ``contents`` | Gemini          |
+
+Azure OpenAI's ``/openai/deployments/{deployment}/…`` paths are the OpenAI ones under a prefix;
+the deployment stands in for a missing ``model``. ``gen_ai.provider.name`` comes from the host
+where it is known (:func:`~._http.provider_for_host`), else from the path (Azure deployments →
+``azure.ai.openai``), else the API's own provider (``anthropic``, ``gcp.gemini``), else
+``openai`` (an OpenAI-compatible server: vLLM, Ollama, LiteLLM, a proxy…).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
+
+from ._anthropic import MESSAGES
+from ._common import Api
+from ._gemini import GENERATE_CONTENT
+from ._http import host_provider
+from ._openai import CHAT
+from ._openai_misc import COMPLETIONS, EMBEDDINGS
+from ._openai_responses import RESPONSES
+
+_AZURE = GenAiProviderNameValues.AZURE_AI_OPENAI.value
+_OPENAI = GenAiProviderNameValues.OPENAI.value
+
+#: Path suffix → API, checked in order (``/chat/completions`` before ``/completions``).
+_SUFFIXES: tuple[tuple[str, Api], ...] = (
+    ("/chat/completions", CHAT),
+    ("/responses", RESPONSES),
+    ("/completions", COMPLETIONS),
+    ("/embeddings", EMBEDDINGS),
+    ("/messages", MESSAGES),
+)
+_GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
+
+
+class Route(NamedTuple):
+    """The API a path speaks, the model (or deployment) the path names, and whether the path
+    itself asks for a stream (Gemini ``:streamGenerateContent``)."""
+
+    api: Api
+    path_model: str | None
+    path_stream: bool
+
+
+def route(path: str) -> Route | None:
+    """The :class:`Route` for a request path, or ``None`` for paths of no known LLM API.
+    Cheap: string suffix checks only (called for every POST through httpx/httpx2)."""
+    path = path.rstrip("/")
+    for suffix, api in _SUFFIXES:
+        if path.endswith(suffix):
+            return Route(api, _deployment(path), False)
+    last = path.rpartition("/")[2]
+    if ":" in last:
+        model, _, method = last.partition(":")
+        stream = _GEMINI_METHODS.get(method)
+        if stream is not None and model:
+            return Route(GENERATE_CONTENT, model, stream)
+    return None
+
+
+def _deployment(path: str) -> str | None:
+    marker = "/openai/deployments/"
+    at = path.find(marker)
+    if at < 0:
+        return None
+    name = path[at + len(marker) :].partition("/")[0]
+    return name or None
+
+
+def provider_for(api: Api, host: str, path: str) -> str:
+    """``gen_ai.provider.name`` for a call of ``api`` to ``host`` (see the module docstring)."""
+    found = host_provider(host)
+    if found is not None:
+        return found
+    if "/openai/deployments/" in path:
+        return _AZURE
+    return api.provider or _OPENAI

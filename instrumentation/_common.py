@@ -1,0 +1,177 @@
+"""Shared pieces of the API mappers (pure): result types, the mapper interface, JSON helpers.
+
+Every API mapper (:mod:`._openai`, :mod:`._openai_responses`, :mod:`._openai_misc`,
+:mod:`._anthropic`, :mod:`._gemini`) turns a parsed request body into :class:`RequestParts`, a
+parsed response body into :class:`Parsed`, and streamed events into :class:`Parsed` through a
+:class:`StreamAccumulator`. Content (messages, system instructions, tool definitions) is kept as
+JSON-able structures in ``content`` so that the caller can apply the content policy (blob
+placeholders, redaction, size cap — :mod:`._content`) before serialising it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.util.types import AttributeValue
+
+Attributes = dict[str, AttributeValue]
+#: Attribute name → JSON-able value, serialised (compact JSON) when put on the span.
+Content = dict[str, Any]
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text, non-ASCII kept as is (the format of all JSON-valued attributes)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a float when it is a JSON number (not a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def integer(value: Any) -> int | None:
+    """``value`` when it is a JSON integer (not a bool), else ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def string(value: Any) -> str | None:
+    """``value`` when it is a non-empty string, else ``None``."""
+    return value if isinstance(value, str) and value else None
+
+
+def json_or_text(value: Any) -> Any:
+    """Tool-call arguments: the parsed JSON value when ``value`` is a valid JSON string, else as is."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def text_part(text: str) -> dict[str, Any]:
+    """A semconv ``text`` part."""
+    return {"type": "text", "content": text}
+
+
+def set_number(attrs: Attributes, key: str, value: Any) -> None:
+    """Set ``attrs[key]`` to ``value`` as a float when it is a JSON number."""
+    n = number(value)
+    if n is not None:
+        attrs[key] = n
+
+
+def set_integer(attrs: Attributes, key: str, value: Any) -> None:
+    """Set ``attrs[key]`` to ``value`` when it is a JSON integer."""
+    n = integer(value)
+    if n is not None:
+        attrs[key] = n
+
+
+def set_stop_sequences(attrs: Attributes, value: Any) -> None:
+    """``gen_ai.request.stop_sequences`` from a string or a list of strings."""
+    if isinstance(value, str):
+        attrs[ga.GEN_AI_REQUEST_STOP_SEQUENCES] = [value]
+    elif isinstance(value, list) and value and all(isinstance(s, str) for s in value):
+        attrs[ga.GEN_AI_REQUEST_STOP_SEQUENCES] = list(value)
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What a response (or a finished stream) says: plain attributes and, with content capture
+    on, the content attributes as JSON-able values (``gen_ai.output.messages``)."""
+
+    attributes: Attributes = field(default_factory=dict)
+    content: Content = field(default_factory=dict)
+
+    def flat(self) -> Attributes:
+        """Attributes with the content serialised to JSON strings (no content policy applied)."""
+        out = dict(self.attributes)
+        for key, value in self.content.items():
+            out[key] = dumps(value)
+        return out
+
+
+@dataclass(slots=True)
+class RequestParts:
+    """What a request says: the operation, the requested model (``None`` when not given), whether
+    the response streams, span-start attributes, and (with content capture on) the content
+    attributes as JSON-able values (input messages, system instructions, tool definitions)."""
+
+    operation: str
+    model: str | None
+    stream: bool
+    attributes: Attributes = field(default_factory=dict)
+    content: Content = field(default_factory=dict)
+
+
+class StreamAccumulator(Protocol):
+    """Assembles one streamed response from its Server-Sent Events (or JSON array elements)."""
+
+    error_type: str | None
+    error_message: str | None
+
+    def add(self, data: str, event: str = "message") -> bool:
+        """Add one event's ``data`` (``event`` is the SSE event name). ``True`` when it was a
+        response chunk (it counts for ``gen_ai.response.time_to_first_chunk``)."""
+        ...
+
+    def result(self, capture_content: bool) -> Parsed:
+        """What has been received so far, as span-end attributes."""
+        ...
+
+
+@dataclass(slots=True)
+class Api:
+    """One recognised LLM HTTP API.
+
+    ``accepts(body)`` checks the JSON body's shape; ``request(body, path_model, capture)`` maps
+    it (``path_model`` is the model or deployment named in the URL path, if any);
+    ``response(body, capture)`` maps a non-streamed JSON response; ``stream()`` makes the
+    accumulator for a streamed one. ``provider`` is the ``gen_ai.provider.name`` when the host
+    does not tell a more precise one (``None``: the OpenAI-compatible default, ``openai``).
+    """
+
+    name: str
+    accepts: Callable[[Mapping[str, Any]], bool]
+    request: Callable[[Mapping[str, Any], str | None, bool], RequestParts]
+    response: Callable[[Any, bool], Parsed]
+    stream: Callable[[], StreamAccumulator]
+    provider: str | None = None
+
+
+def error_type_from_body(body: Any) -> tuple[str | None, str | None]:
+    """``(error.type, message)`` from an error JSON body.
+
+    Shapes: OpenAI ``{"error": {"code", "type", "message"}}``, Anthropic
+    ``{"type": "error", "error": {"type", "message"}}``, Google
+    ``{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message"}}`` (also as the first
+    element of a JSON array). The error type is the first of: a string ``code``, ``type``,
+    ``status``, an integer ``code``. ``(None, None)`` when the body has none of them.
+    """
+    if isinstance(body, list) and body:
+        body = body[0]
+    if not isinstance(body, Mapping):
+        return None, None
+    err = body.get("error")
+    if isinstance(err, str):
+        return None, err
+    if not isinstance(err, Mapping):
+        return None, None
+    message = err.get("message") if isinstance(err.get("message"), str) else None
+    for key in ("code", "type", "status"):
+        value = err.get(key)
+        if isinstance(value, str) and value:
+            return value, message
+    code = integer(err.get("code"))
+    if code is not None:
+        return str(code), message
+    return None, message

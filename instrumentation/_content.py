@@ -1,0 +1,251 @@
+"""What captured content may look like when it leaves the process: inline blobs replaced by a
+placeholder, redaction, and a size cap per attribute (pure, no OpenTelemetry).
+
+Settings (read by :meth:`ContentPolicy.from_env`; ``Instrumentor().instrument(...)`` keyword
+arguments override them):
+
+- ``SPANREEL_CAPTURE_MAX_BYTES`` — cap on the UTF-8 size of each captured content attribute
+  (``gen_ai.input.messages``, ``gen_ai.output.messages``, ``gen_ai.system_instructions``,
+  ``gen_ai.tool.definitions``, ``spanreel.request.body``); default 1 MiB (1048576), ``0`` = no
+  cap. A longer value is cut at a character boundary and ends with the marker
+  ``…[spanreel: truncated, N bytes]`` (N = the full size); the span lists the attributes cut in
+  ``spanreel.content.truncated``. A cut JSON value is no longer valid JSON.
+- ``SPANREEL_CAPTURE_BLOBS`` — ``true`` keeps inline binary data; by default every inline
+  base64 blob (a ``data:…;base64,`` URL, or a string of at least 1024 base64 characters) is
+  replaced by ``[spanreel: base64 omitted, N bytes]`` (N = decoded size, with the media type when
+  known).
+- ``SPANREEL_REDACT`` — built-in redaction patterns, comma-separated: ``email``, ``phone``,
+  ``card`` (13–19 digits passing the Luhn check), ``api_key`` (``sk-…``, ``sk-ant-…``,
+  ``AIza…``, ``ghp_…``, ``AKIA…``, ``xox?-…``, ``Bearer …``), or ``all``. A match becomes
+  ``[REDACTED:<pattern>]``. Off by default.
+- ``SPANREEL_REDACT_HOOK`` — ``module:function`` of a user function ``str -> str`` applied to
+  every captured string (after the built-in patterns); ``instrument(redact=fn)`` does the same
+  in code.
+
+Blob replacement and redaction walk the parsed request/response (every string value, never
+keys), so the JSON stays valid; when they change the request, ``spanreel.request.body`` holds the
+changed JSON and ``spanreel.request.body_modified`` is ``true`` (the call is then not replayed
+byte for byte).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BYTES_ENV = "SPANREEL_CAPTURE_MAX_BYTES"
+BLOBS_ENV = "SPANREEL_CAPTURE_BLOBS"
+REDACT_ENV = "SPANREEL_REDACT"
+REDACT_HOOK_ENV = "SPANREEL_REDACT_HOOK"
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+#: Strings shorter than this are never blobs (so small bodies skip the walk entirely).
+BLOB_MIN_CHARS = 1024
+TRUNCATION_MARKER = "…[spanreel: truncated, {total} bytes]"
+BLOB_PLACEHOLDER = "[spanreel: {what} omitted, {size} bytes]"
+
+Redactor = Callable[[str], str]
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,", re.ASCII)
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+
+
+def _redact_cards(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(0))
+        return "[REDACTED:card]" if 13 <= len(digits) <= 19 and _luhn(digits) else m.group(0)
+
+    return _CARD.sub(repl, text)
+
+
+#: Built-in redaction patterns by name (``SPANREEL_REDACT``).
+PATTERNS: dict[str, Redactor] = {
+    "email": lambda s, _r=re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"): _r.sub(
+        "[REDACTED:email]", s
+    ),
+    "phone": lambda s, _r=re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}[ .-]\d{3,4}[ .-]?\d{3,4}(?![\w])"): (
+        _r.sub("[REDACTED:phone]", s)
+    ),
+    "card": _redact_cards,
+    "api_key": lambda s, _r=re.compile(r"\b(?:sk-ant-[\w-]{16,}|(?:sk|pk|rk)-(?:proj-)?[\w-]{16,}|AIza[\w-]{30,}|gh[pousr]_[A-Za-z0-9]{30,}" r"|AKIA[0-9A-Z]{16}|xox[abprs]-[\w-]{10,})" r"|\bBearer\s+[\w.~+/-]{16,}=*"): (
+        _r.sub("[REDACTED:api_key]", s)
+    ),
+}
+
+
+def builtin_redactor(names: str) -> Redactor | None:
+    """The redactor for a ``SPANREEL_REDACT`` value (``"email,card"``, ``"all"``); ``None`` for
+    an empty value. Raises ``ValueError`` naming an unknown pattern."""
+    wanted = [n.strip().lower() for n in names.split(",") if n.strip()]
+    if not wanted:
+        return None
+    if "all" in wanted:
+        wanted = list(PATTERNS)
+    unknown = [n for n in wanted if n not in PATTERNS]
+    if unknown:
+        raise ValueError(
+            f"{REDACT_ENV}: unknown pattern(s) {', '.join(unknown)} (known: {', '.join(PATTERNS)}, all)"
+        )
+    # api_key first: a key may contain digit runs that look like phone numbers
+    ordered = [PATTERNS[n] for n in sorted(set(wanted), key=lambda n: (n != "api_key", n))]
+
+    def redact(text: str) -> str:
+        for fn in ordered:
+            text = fn(text)
+        return text
+
+    return redact
+
+
+def load_hook(spec: str) -> Redactor:
+    """Import ``module:function`` (``SPANREEL_REDACT_HOOK``). Raises ``ValueError`` when the
+    spec is malformed or the object is not callable, ``ImportError`` when the module is missing."""
+    module_name, sep, attr = spec.strip().partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{REDACT_HOOK_ENV} must be 'module:function', got {spec!r}")
+    obj: Any = importlib.import_module(module_name)
+    for name in attr.split("."):
+        obj = getattr(obj, name)
+    if not callable(obj):
+        raise ValueError(f"{REDACT_HOOK_ENV}: {spec} is not callable")
+    fn: Redactor = obj
+    return fn
+
+
+def chain(*redactors: Redactor | None) -> Redactor | None:
+    """One redactor applying each given one in order (``None`` entries skipped)."""
+    present = [r for r in redactors if r is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def redact(text: str) -> str:
+        for fn in present:
+            text = fn(text)
+        return text
+
+    return redact
+
+
+def _env_bool(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def blob_size(b64_len: int, tail: str) -> int:
+    """Decoded size in bytes of ``b64_len`` base64 characters whose last ones are ``tail``."""
+    return b64_len * 3 // 4 - (len(tail) - len(tail.rstrip("=")))
+
+
+@dataclass(frozen=True, slots=True)
+class ContentPolicy:
+    """How captured content is shaped: ``max_bytes`` per attribute (0 = no cap), whether inline
+    blobs are kept, and the redactor (``None`` = none)."""
+
+    max_bytes: int = DEFAULT_MAX_BYTES
+    keep_blobs: bool = False
+    redactor: Redactor | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ContentPolicy:
+        """The policy the environment asks for (see the module docstring). Raises
+        ``ValueError`` for a malformed setting, ``ImportError`` for a missing hook module."""
+        env = os.environ if environ is None else environ
+        raw = env.get(MAX_BYTES_ENV, "").strip()
+        try:
+            max_bytes = int(raw) if raw else DEFAULT_MAX_BYTES
+        except ValueError:
+            raise ValueError(f"{MAX_BYTES_ENV} must be a whole number of bytes, got {raw!r}") from None
+        if max_bytes < 0:
+            raise ValueError(f"{MAX_BYTES_ENV} must be ≥ 0, got {max_bytes}")
+        hook = env.get(REDACT_HOOK_ENV, "").strip()
+        redactor = chain(builtin_redactor(env.get(REDACT_ENV, "")), load_hook(hook) if hook else None)
+        keep = env.get(BLOBS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        return cls(max_bytes=max_bytes, keep_blobs=keep, redactor=redactor)
+
+    def needs_scrub(self, size: int) -> bool:
+        """Whether a JSON document of ``size`` bytes/characters must be walked by :meth:`scrub`."""
+        return self.redactor is not None or (not self.keep_blobs and size >= BLOB_MIN_CHARS)
+
+    def scrub_text(self, text: str) -> str:
+        """One string: blob placeholder (unless kept), then the redactor."""
+        if not self.keep_blobs and len(text) >= BLOB_MIN_CHARS:
+            placeholder = _blob_placeholder(text)
+            if placeholder is not None:
+                return placeholder
+        if self.redactor is not None:
+            return self.redactor(text)
+        return text
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` (parsed JSON) with :meth:`scrub_text` applied to every string value;
+        copy-on-write: the very same object comes back when nothing changed."""
+        if isinstance(value, str):
+            return self.scrub_text(value)
+        if isinstance(value, dict):
+            out: dict[str, Any] | None = None
+            for key, item in value.items():
+                new = self.scrub(item)
+                if new is not item:
+                    if out is None:
+                        out = dict(value)
+                    out[key] = new
+            return value if out is None else out
+        if isinstance(value, list):
+            items: list[Any] | None = None
+            for i, item in enumerate(value):
+                new = self.scrub(item)
+                if new is not item:
+                    if items is None:
+                        items = list(value)
+                    items[i] = new
+            return value if items is None else items
+        return value
+
+    def cap(self, text: str) -> str | None:
+        """``text`` cut to :attr:`max_bytes` UTF-8 bytes plus the truncation marker, or ``None``
+        when it fits (or there is no cap)."""
+        limit = self.max_bytes
+        if not limit or len(text) * 4 <= limit:
+            return None
+        data = text.encode("utf-8", errors="surrogatepass")
+        if len(data) <= limit:
+            return None
+        kept = data[:limit].decode("utf-8", errors="ignore")
+        return kept + TRUNCATION_MARKER.format(total=len(data))
+
+
+def _blob_placeholder(text: str) -> str | None:
+    head = text[:200]
+    if head.startswith("data:"):
+        m = _DATA_URL.match(head)
+        if m is None:
+            return None
+        payload_len = len(text) - m.end()
+        what = f"{m.group(1)} base64" if m.group(1) else "base64"
+        return (
+            "data:"
+            + (m.group(1) or "")
+            + ";base64,"
+            + BLOB_PLACEHOLDER.format(what=what, size=blob_size(payload_len, text[-2:]))
+        )
+    if " " in head or _BASE64.fullmatch(text) is None:
+        return None
+    return BLOB_PLACEHOLDER.format(what="base64", size=blob_size(len(text), text[-2:]))

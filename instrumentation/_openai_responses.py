@@ -1,0 +1,357 @@
+"""OpenAI Responses API (``POST …/responses``) ↔ GenAI semantic conventions (pure functions).
+
+Request: ``model``, ``input`` (a string or a list of items: messages, ``function_call``,
+``function_call_output``, ``reasoning`` …) → ``gen_ai.input.messages``; ``instructions`` →
+``gen_ai.system_instructions``; ``tools`` → ``gen_ai.tool.definitions``; ``temperature``,
+``top_p``, ``max_output_tokens``, ``stream``, ``text.format`` → ``gen_ai.request.*`` /
+``gen_ai.output.type``. Operation ``chat`` (as in the GenAI conventions for OpenAI).
+
+Response (a ``response`` object, or the final ``response.completed`` / ``.incomplete`` /
+``.failed`` event of a stream): id, model, usage (cached and reasoning tokens too), the output
+items as one assistant message (reasoning, text, refusal and ``tool_call`` parts, in order) with a
+finish reason: ``stop`` (completed), ``tool_calls`` (completed with function calls), the
+incomplete reason (``max_output_tokens`` → ``length``), or ``error`` (failed). A stream that
+ends early is assembled from ``response.output_item.*`` and the text / arguments / reasoning
+``….delta`` events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+
+from ._common import (
+    Api,
+    Attributes,
+    Content,
+    Parsed,
+    RequestParts,
+    integer,
+    json_or_text,
+    set_number,
+    string,
+    text_part,
+)
+from ._openai import _content_parts
+
+OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
+
+_INPUT_PART_TYPES = {"input_text": "text", "output_text": "text"}
+
+
+def _response_parts(content: Any) -> list[dict[str, Any]]:
+    """Responses content parts (``input_text``, ``input_image``, ``input_file``, …) → semconv."""
+    if isinstance(content, str):
+        return [text_part(content)]
+    if not isinstance(content, list):
+        return []
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if not isinstance(part, Mapping):
+            continue
+        ptype = part.get("type")
+        if ptype in _INPUT_PART_TYPES:
+            parts.append(text_part(str(part.get("text", ""))))
+        elif ptype == "refusal":
+            parts.append(text_part(str(part.get("refusal", ""))))
+        elif ptype == "input_image":
+            if isinstance(part.get("image_url"), str):
+                parts.extend(_content_parts([{"type": "image_url", "image_url": {"url": part["image_url"]}}]))
+            else:
+                parts.append({"type": "file", "modality": "image", "file_id": part.get("file_id")})
+        elif ptype == "input_file":
+            entry: dict[str, Any] = {"type": "file", "modality": "document"}
+            for key, out in (("file_id", "file_id"), ("filename", "filename"), ("file_data", "content")):
+                if part.get(key):
+                    entry[out] = part[key]
+            if part.get("file_url"):
+                entry = {"type": "uri", "modality": "document", "uri": part["file_url"]}
+            parts.append(entry)
+        elif ptype == "input_audio":
+            parts.extend(_content_parts([part]))
+        else:
+            parts.append({**part, "type": str(ptype)})
+    return parts
+
+
+def _item_message(item: Mapping[str, Any]) -> dict[str, Any] | None:
+    """One ``input`` item → a semconv input message."""
+    itype = item.get("type")
+    if itype in (None, "message") and "role" in item:
+        return {"role": str(item.get("role") or "user"), "parts": _response_parts(item.get("content"))}
+    if itype == "function_call":
+        return {"role": "assistant", "parts": [_tool_call(item)]}
+    if itype == "function_call_output":
+        output = item.get("output")
+        if isinstance(output, list):
+            output = "".join(p.get("content", "") for p in _response_parts(output) if p["type"] == "text")
+        return {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": item.get("call_id"), "response": output}],
+        }
+    if itype == "reasoning":
+        return {"role": "assistant", "parts": [_reasoning_part(item)]}
+    if isinstance(itype, str):
+        return {"role": "assistant", "parts": [{**item, "type": itype}]}
+    return None
+
+
+def _tool_call(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "tool_call",
+        "id": item.get("call_id") or item.get("id"),
+        "name": item.get("name"),
+        "arguments": json_or_text(item.get("arguments")),
+    }
+
+
+def _reasoning_part(item: Mapping[str, Any]) -> dict[str, Any]:
+    summary = item.get("summary")
+    texts = (
+        [str(s.get("text", "")) for s in summary if isinstance(s, Mapping)]
+        if isinstance(summary, list)
+        else []
+    )
+    return {"type": "reasoning", "content": "\n".join(texts)}
+
+
+def input_messages(value: Any) -> list[dict[str, Any]]:
+    """Responses ``input`` (a string or a list of items) → semconv input messages."""
+    if isinstance(value, str):
+        return [{"role": "user", "parts": [text_part(value)]}]
+    out: list[dict[str, Any]] = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, Mapping):
+            message = _item_message(item)
+            if message is not None:
+                out.append(message)
+    return out
+
+
+def tool_definitions(tools: Any) -> list[dict[str, Any]]:
+    """Responses ``tools`` (flat ``{"type": "function", "name", "description", "parameters"}``
+    or built-in tools such as ``{"type": "web_search"}``) → ``gen_ai.tool.definitions``."""
+    defs: list[dict[str, Any]] = []
+    for tool in tools if isinstance(tools, list) else []:
+        if not isinstance(tool, Mapping):
+            continue
+        entry: dict[str, Any] = {"type": str(tool.get("type") or "function")}
+        for key in ("name", "description", "parameters"):
+            if key in tool:
+                entry[key] = tool[key]
+        defs.append(entry)
+    return defs
+
+
+def responses_request(body: Mapping[str, Any], path_model: str | None, capture_content: bool) -> RequestParts:
+    """A Responses request body → :class:`RequestParts` (operation ``chat``)."""
+    model = string(body.get("model")) or path_model
+    attrs: Attributes = {}
+    if model:
+        attrs[ga.GEN_AI_REQUEST_MODEL] = model
+    set_number(attrs, ga.GEN_AI_REQUEST_TEMPERATURE, body.get("temperature"))
+    set_number(attrs, ga.GEN_AI_REQUEST_TOP_P, body.get("top_p"))
+    max_tokens = integer(body.get("max_output_tokens"))
+    if max_tokens is not None:
+        attrs[ga.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    stream = body.get("stream") is True
+    attrs[ga.GEN_AI_REQUEST_STREAM] = stream
+    text = body.get("text")
+    fmt = text.get("format") if isinstance(text, Mapping) else None
+    if isinstance(fmt, Mapping) and isinstance(fmt.get("type"), str):
+        attrs[ga.GEN_AI_OUTPUT_TYPE] = "json" if fmt["type"].startswith("json") else fmt["type"]
+    content: Content = {}
+    if capture_content:
+        content[ga.GEN_AI_INPUT_MESSAGES] = input_messages(body.get("input"))
+        instructions = body.get("instructions")
+        if isinstance(instructions, str) and instructions:
+            content[ga.GEN_AI_SYSTEM_INSTRUCTIONS] = [text_part(instructions)]
+        defs = tool_definitions(body.get("tools"))
+        if defs:
+            content[ga.GEN_AI_TOOL_DEFINITIONS] = defs
+    return RequestParts(OPERATION_CHAT, model, stream, attrs, content)
+
+
+def _usage(usage: Any) -> Attributes:
+    attrs: Attributes = {}
+    if not isinstance(usage, Mapping):
+        return attrs
+    for key, attr in (
+        ("input_tokens", ga.GEN_AI_USAGE_INPUT_TOKENS),
+        ("output_tokens", ga.GEN_AI_USAGE_OUTPUT_TOKENS),
+    ):
+        value = integer(usage.get(key))
+        if value is not None:
+            attrs[attr] = value
+    for details_key, key, attr in (
+        ("input_tokens_details", "cached_tokens", ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        ("output_tokens_details", "reasoning_tokens", ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS),
+    ):
+        details = usage.get(details_key)
+        value = integer(details.get(key)) if isinstance(details, Mapping) else None
+        if value is not None:
+            attrs[attr] = value
+    return attrs
+
+
+_INCOMPLETE = {"max_output_tokens": "length"}
+
+
+def _finish_reason(response: Mapping[str, Any], has_tool_calls: bool) -> str | None:
+    status = response.get("status")
+    if status == "completed":
+        return "tool_calls" if has_tool_calls else "stop"
+    if status == "incomplete":
+        details = response.get("incomplete_details")
+        reason = details.get("reason") if isinstance(details, Mapping) else None
+        return _INCOMPLETE.get(str(reason), str(reason)) if reason else "length"
+    if status in ("failed", "cancelled"):
+        return "error" if status == "failed" else "cancelled"
+    return None
+
+
+def responses_response(body: Any, capture_content: bool) -> Parsed:
+    """A ``response`` object → :class:`Parsed` (see the module docstring)."""
+    if not isinstance(body, Mapping):
+        return Parsed()
+    attrs: Attributes = {}
+    response_id = string(body.get("id"))
+    if response_id:
+        attrs[ga.GEN_AI_RESPONSE_ID] = response_id
+    model = string(body.get("model"))
+    if model:
+        attrs[ga.GEN_AI_RESPONSE_MODEL] = model
+    attrs.update(_usage(body.get("usage")))
+    parts: list[dict[str, Any]] = []
+    has_tool_calls = False
+    output = body.get("output")
+    for item in output if isinstance(output, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        itype = item.get("type")
+        if itype == "message":
+            parts.extend(_response_parts(item.get("content")))
+        elif itype == "function_call":
+            has_tool_calls = True
+            parts.append(_tool_call(item))
+        elif itype == "reasoning":
+            parts.append(_reasoning_part(item))
+        elif isinstance(itype, str):
+            parts.append({"type": itype, **{k: v for k, v in item.items() if k in ("id", "status", "name")}})
+    reason = _finish_reason(body, has_tool_calls)
+    if reason is not None:
+        attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+    content: Content = {}
+    if capture_content and (parts or reason is not None):
+        message: dict[str, Any] = {"role": "assistant", "parts": parts}
+        if reason is not None:
+            message["finish_reason"] = reason
+        content[ga.GEN_AI_OUTPUT_MESSAGES] = [message]
+    return Parsed(attrs, content)
+
+
+class ResponsesStreamAccumulator:
+    """Assembles a streamed Responses API answer from its SSE events (see the module docstring).
+
+    ``error`` and ``response.failed`` events set :attr:`error_type` / :attr:`error_message`.
+    """
+
+    __slots__ = (
+        "_args",
+        "_final",
+        "_items",
+        "_reasoning",
+        "_response",
+        "_texts",
+        "error_message",
+        "error_type",
+    )
+
+    def __init__(self) -> None:
+        self._response: dict[str, Any] = {}
+        self._final: Mapping[str, Any] | None = None
+        self._items: dict[int, dict[str, Any]] = {}
+        self._texts: dict[int, list[str]] = {}
+        self._args: dict[int, list[str]] = {}
+        self._reasoning: dict[int, list[str]] = {}
+        self.error_type: str | None = None
+        self.error_message: str | None = None
+
+    def add(self, data: str, event: str = "message") -> bool:
+        """Add one SSE data payload; the event type is read from the payload's ``type``."""
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return False
+        if not isinstance(payload, Mapping):
+            return False
+        etype = payload.get("type") or event
+        response = payload.get("response")
+        if isinstance(response, Mapping):
+            if etype in ("response.completed", "response.incomplete", "response.failed"):
+                self._final = response
+                err = response.get("error")
+                if isinstance(err, Mapping):
+                    self.error_type = string(err.get("code")) or "error"
+                    self.error_message = string(err.get("message"))
+            else:
+                self._response.update(response)
+            return True
+        index = integer(payload.get("output_index"))
+        if etype == "error":
+            self.error_type = string(payload.get("code")) or "error"
+            self.error_message = string(payload.get("message"))
+            return True
+        if index is None:
+            return isinstance(etype, str) and etype.startswith("response.")
+        delta = payload.get("delta")
+        if etype in ("response.output_item.added", "response.output_item.done"):
+            item = payload.get("item")
+            if isinstance(item, Mapping):
+                self._items[index] = dict(item)
+                if etype.endswith(".done"):  # complete: the deltas are in it
+                    self._texts.pop(index, None)
+                    self._args.pop(index, None)
+                    self._reasoning.pop(index, None)
+        elif isinstance(delta, str):
+            if etype in ("response.output_text.delta", "response.refusal.delta"):
+                self._texts.setdefault(index, []).append(delta)
+            elif etype == "response.function_call_arguments.delta":
+                self._args.setdefault(index, []).append(delta)
+            elif etype.startswith("response.reasoning") and etype.endswith(".delta"):
+                self._reasoning.setdefault(index, []).append(delta)
+        return True
+
+    def _assembled(self) -> dict[str, Any]:
+        response = dict(self._response)  # status stays in_progress: no finish reason is invented
+        output = []
+        for index in sorted(set(self._items) | set(self._texts) | set(self._args) | set(self._reasoning)):
+            item = dict(self._items.get(index) or {"type": "message"})
+            if index in self._texts:
+                item["content"] = [{"type": "output_text", "text": "".join(self._texts[index])}]
+            if index in self._args:
+                item["arguments"] = "".join(self._args[index])
+            if index in self._reasoning:
+                item["summary"] = [{"text": "".join(self._reasoning[index])}]
+            output.append(item)
+        response["output"] = output
+        return response
+
+    def result(self, capture_content: bool) -> Parsed:
+        """Span-end attributes: from the final response event, else assembled from the deltas."""
+        return responses_response(
+            self._final if self._final is not None else self._assembled(), capture_content
+        )
+
+
+RESPONSES = Api(
+    name="openai.responses",
+    accepts=lambda body: "input" in body or "model" in body,
+    request=responses_request,
+    response=responses_response,
+    stream=ResponsesStreamAccumulator,
+)
+"""OpenAI Responses API (``POST …/responses``)."""

@@ -1,0 +1,223 @@
+"""Edits applied to replayed request bodies (pure, except for calling a user's hook).
+
+Order, for each call an edit applies to (all calls, or those selected by ``only``):
+
+1. ``model`` — replaces the body's top-level ``"model"``;
+2. ``params`` (``--set key=value``) — sets a body key; ``a.b`` walks into (or creates) nested
+   objects; values are JSON (``temperature=0`` is the number 0, ``stop=["\\n"]`` a list,
+   anything that is not JSON is a string);
+3. ``system`` — the new system prompt: replaces the content of the first ``system`` /
+   ``developer`` chat message (or inserts a system message first), or sets Anthropic's
+   top-level ``system`` / the Responses API's ``instructions`` / Gemini's
+   ``systemInstruction`` when the body has those shapes;
+4. ``system_append`` — appended to the existing system prompt after a blank line (it becomes
+   the system prompt when there is none);
+5. ``hook`` — a callable that receives the body (a ``dict``) and returns the body to send (or
+   ``None`` after changing it in place), like Helicone's ``modifyRequestBody``.
+
+``only``: glob patterns (:mod:`fnmatch`, case-sensitive); an edit applies to a call when any
+pattern matches its span name (``chat gpt-4o-mini``) or its *session path* — the span names from
+its trace's root down to the call, joined by ``/`` (``debate/judge/chat gpt-4o-mini``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+__all__ = [
+    "EditError",
+    "ReplayEdits",
+    "RequestHook",
+    "edit_body",
+    "parse_set",
+]
+
+#: ``--hook``: receives the request body, returns the body to send (``None``: edited in place).
+RequestHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
+
+_ANTHROPIC = "anthropic"
+
+
+class EditError(ValueError):
+    """An edit cannot be applied to a recorded request body (unknown body shape, bad hook result)."""
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """``"key=value"`` → ``(key, value)``; value parsed as JSON, else kept as a string.
+
+    Raises :class:`ValueError` when there is no ``=`` or the key is empty.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ValueError(f"expected KEY=VALUE (e.g. temperature=0), got {text!r}")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key, value
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayEdits:
+    """What to change in replayed requests (semantics and order in the module docstring).
+
+    ``model``, ``system``, ``system_append``: text or ``None``. ``params``: ``(key, JSON value)``
+    pairs applied in order. ``only``: glob patterns selecting the calls edited (empty: all).
+    ``hook``: a :data:`RequestHook`; ``hook_name`` how to show it (``module:function``).
+    """
+
+    model: str | None = None
+    system: str | None = None
+    system_append: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+    only: tuple[str, ...] = ()
+    hook: RequestHook | None = None
+    hook_name: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """No edit at all (``only`` alone changes nothing)."""
+        return (
+            self.model is None
+            and self.system is None
+            and self.system_append is None
+            and not self.params
+            and self.hook is None
+        )
+
+    def applies_to(self, name: str, path: str) -> bool:
+        """Whether the edits apply to a call with span ``name`` and session ``path``."""
+        if not self.only:
+            return True
+        return any(fnmatchcase(name, p) or fnmatchcase(path, p) for p in self.only)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-safe summary for reports."""
+        return {
+            "model": self.model,
+            "system": self.system,
+            "system_append": self.system_append,
+            "set": {k: v for k, v in self.params},
+            "only": list(self.only),
+            "hook": self.hook_name,
+        }
+
+
+def _looks_anthropic(body: Mapping[str, Any]) -> bool:
+    model = body.get("model")
+    return isinstance(model, str) and model.startswith("claude")
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"
+        )
+    return ""
+
+
+def _current_system(body: Mapping[str, Any]) -> str | None:
+    if "system" in body:
+        return _content_text(body["system"]) or None
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, Mapping) and message.get("role") in ("system", "developer"):
+                return _content_text(message.get("content"))
+        return None
+    if "instructions" in body:
+        return str(body["instructions"] or "") or None
+    instruction = body.get("systemInstruction")
+    if isinstance(instruction, Mapping):
+        parts = instruction.get("parts")
+        if isinstance(parts, list):
+            return "".join(str(p.get("text", "")) for p in parts if isinstance(p, Mapping)) or None
+    return None
+
+
+def _set_system(body: dict[str, Any], text: str, provider: str | None) -> None:
+    if "system" in body or (provider == _ANTHROPIC and "messages" in body):
+        body["system"] = text  # Anthropic Messages API: the system prompt is top-level
+        return
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for i, message in enumerate(messages):
+            if isinstance(message, Mapping) and message.get("role") in ("system", "developer"):
+                messages[i] = {**message, "content": text}
+                return
+        if _looks_anthropic(body):  # Anthropic body recorded without a provider name
+            body["system"] = text
+        else:
+            messages.insert(0, {"role": "system", "content": text})
+        return
+    if "input" in body or "instructions" in body:  # OpenAI Responses API
+        body["instructions"] = text
+        return
+    if "contents" in body:  # Gemini generateContent
+        body["systemInstruction"] = {"parts": [{"text": text}]}
+        return
+    raise EditError("cannot apply the system-prompt edit: the request body has no messages/input/contents")
+
+
+def _set_path(body: dict[str, Any], key: str, value: Any) -> None:
+    target = body
+    parts = key.split(".")
+    for part in parts[:-1]:
+        child = target.get(part)
+        if not isinstance(child, dict):
+            if child is not None:
+                raise EditError(f"cannot set {key}: {part!r} is not an object in the request body")
+            child = target[part] = {}
+        target = child
+    target[parts[-1]] = value
+
+
+def edit_body(body: dict[str, Any], edits: ReplayEdits, provider: str | None = None) -> dict[str, Any]:
+    """Apply ``edits`` to ``body`` (a parsed JSON object, mutated) and return the body to send.
+
+    ``provider``: the recorded ``gen_ai.provider.name`` (picks Anthropic's top-level ``system``).
+    Raises :class:`EditError` when an edit does not fit the body or the hook fails / returns a
+    non-object; the hook's own exception is chained.
+    """
+    if edits.model is not None:
+        body["model"] = edits.model
+    for key, value in edits.params:
+        _set_path(body, key, value)
+    if edits.system is not None:
+        _set_system(body, edits.system, provider)
+    if edits.system_append is not None:
+        current = _current_system(body)
+        _set_system(body, f"{current}\n\n{edits.system_append}" if current else edits.system_append, provider)
+    if edits.hook is not None:
+        try:
+            returned = edits.hook(body)
+        except Exception as exc:
+            raise EditError(
+                f"hook {edits.hook_name or edits.hook!r} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        if returned is not None:
+            if not isinstance(returned, dict):
+                raise EditError(
+                    f"hook {edits.hook_name or edits.hook!r} returned {type(returned).__name__}, "
+                    "expected the request body (a dict) or None"
+                )
+            body = returned
+    return body
+
+
+def validate_only(patterns: Sequence[str]) -> tuple[str, ...]:
+    """Strip and de-duplicate ``--only`` patterns; raises :class:`ValueError` for an empty one."""
+    out: list[str] = []
+    for p in patterns:
+        if not p.strip():
+            raise ValueError("--only needs a span name glob or a session path")
+        if p.strip() not in out:
+            out.append(p.strip())
+    return tuple(out)

@@ -1,0 +1,570 @@
+"""``spanreel export``: recorded spans as fine-tuning JSONL, Parquet or OTLP JSON.
+
+Input everywhere is a list of span rows in the collector's ``SpanRow`` shape
+(:mod:`spanreel.collector._decode`: the ``spans`` columns of docs/internals.md §2, times as int
+nanoseconds in ``start_time_unix_nano`` / ``end_time_unix_nano``, ``attributes`` /
+``resource_attributes`` as dicts, ``events`` / ``links`` as lists; optionally ``received_at`` in
+int microseconds). :func:`fetch_span_rows` reads them from the DuckDB store through the read-only
+query path; :func:`spanreel.replay._otlp_file.read_trace_file` reads them from an OTLP JSON file.
+
+Formats (pure converters, then a writer):
+
+- ``openai-jsonl`` — :func:`finetune_records`: one line per recorded LLM call in OpenAI's chat
+  fine-tuning format (https://platform.openai.com/docs/guides/supervised-fine-tuning):
+  ``{"messages": [...request messages..., {"role": "assistant", ...recorded output...}],
+  "tools": [...]}``; tool calls and tool results stay in OpenAI form
+  (``tool_calls[].function.arguments`` as a JSON string, ``{"role": "tool", "tool_call_id"}``).
+  Messages come from the recorded request body (OpenAI bodies as sent — ``developer`` becomes
+  ``system`` —, Anthropic bodies converted), else from ``gen_ai.input.messages`` /
+  ``gen_ai.system_instructions``. Failed calls and calls without recorded input or output are
+  skipped, each with a reason.
+- ``parquet`` — :func:`spans_to_arrow`: the span rows with the ``spans`` table's columns;
+  ``start_time`` / ``end_time`` ``timestamp[ns, UTC]``, ``received_at`` ``timestamp[us, UTC]``,
+  JSON columns with Arrow's JSON extension type (Parquet's JSON logical type; DuckDB reads them as
+  ``JSON``). Written in this process with pyarrow (the collector's DuckDB has external access
+  disabled, so ``COPY … TO`` is not used).
+- ``otlp-json`` — :func:`spans_to_otlp_json`: an OTLP/JSON ``ExportTraceServiceRequest``
+  (opentelemetry-proto JSON mapping with OTLP's rules: hex ids, integer enums, lowerCamelCase
+  keys, int64 as decimal strings), spans grouped by resource (its attributes) then by scope
+  (name, version) in order of first appearance. It loads back with ``--from-file`` /
+  :func:`spanreel.replay.load_trace_file` and is accepted by any OTLP/HTTP JSON receiver.
+  Limits of the stored form: ``bytes`` values come back as their base64 strings and non-finite
+  doubles as the strings ``"NaN"`` / ``"Infinity"``; resource/scope schema URLs and dropped
+  counts are not stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+
+from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
+
+from ._load import QueryFn, default_query, resolve_trace_id
+from ._recorded import WireApi, api_of_path, openai_assistant_message
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportError",
+    "FineTuneResult",
+    "export_text",
+    "fetch_span_rows",
+    "finetune_records",
+    "spans_to_arrow",
+    "spans_to_otlp_json",
+    "write_parquet",
+]
+
+#: ``--format`` values.
+EXPORT_FORMATS: tuple[str, ...] = ("openai-jsonl", "parquet", "otlp-json")
+
+#: GenAI operations that are one model call with messages (fine-tuning candidates).
+_CHAT_OPERATIONS = frozenset(
+    {ga.GenAiOperationNameValues.CHAT.value, ga.GenAiOperationNameValues.TEXT_COMPLETION.value}
+)
+
+_ROW_COLUMNS = (
+    "trace_id, span_id, parent_span_id, trace_state, name, kind, service_name, scope_name, "
+    "scope_version, epoch_ns(start_time) AS start_time_unix_nano, "
+    "epoch_ns(end_time) AS end_time_unix_nano, duration_ns, status_code, status_message, attributes, "
+    "resource_attributes, events, links, operation, provider, request_model, response_model, "
+    "input_tokens, output_tokens, finish_reasons, session_id, conversation_id, "
+    "epoch_us(received_at) AS received_at"
+)
+_JSON_COLUMNS = ("attributes", "resource_attributes", "events", "links")
+
+
+class ExportError(ValueError):
+    """The export cannot be made (bad ``--where`` clause, nothing selected, unwritable file)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading span rows (through the read-only query path)
+# ---------------------------------------------------------------------------------------------
+
+
+def _row_from_result(columns: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    row = dict(zip(columns, values, strict=True))
+    for key in _JSON_COLUMNS:
+        value = row.get(key)
+        if isinstance(value, str | bytes):
+            try:
+                row[key] = json.loads(value)
+            except ValueError:
+                row[key] = None
+        if row.get(key) is None:
+            row[key] = [] if key in ("events", "links") else {}
+    row["trace_state"] = row.get("trace_state") or ""
+    return row
+
+
+def _check_single_statement(sql: str) -> None:
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise ExportError(f"--where: {str(exc).splitlines()[0]}") from exc
+    if len(statements) != 1:
+        raise ExportError("--where must be one boolean expression (no ';', no extra statements)")
+
+
+def fetch_span_rows(
+    db_path: str | Path,
+    *,
+    trace_id: str | None = None,
+    session_id: str | None = None,
+    where: str | None = None,
+    query: QueryFn | None = None,
+) -> list[dict[str, Any]]:
+    """Span rows selected by exactly one of ``trace_id`` (full id or unique prefix ≥ 8 hex),
+    ``session_id`` (every span of every trace that has a span with this ``session.id``) or
+    ``where`` (a DuckDB boolean expression over the columns of ``spans`` — which are also all the
+    columns of ``llm_calls``), ordered by start time then span id.
+
+    Reads through :func:`spanreel.collector.run_query` (the running collector's read-only query
+    API, else the file opened read-only). Raises :class:`ExportError` (nothing matched, bad
+    ``where``), ``TraceLookupError`` subclasses for a bad trace id, and the collector's
+    ``NoDatabaseError`` / ``QueryError``.
+    """
+    if sum(x is not None for x in (trace_id, session_id, where)) != 1:
+        raise ValueError("give exactly one of trace_id, session_id, where")
+    path = Path(db_path)
+    run = query or default_query
+    params: list[Any]
+    if trace_id is not None:
+        condition, params = "trace_id = ?", [resolve_trace_id(trace_id, path, query=run)]
+        what = f"trace {params[0]}"
+    elif session_id is not None:
+        condition = "trace_id IN (SELECT trace_id FROM spans WHERE session_id = ?)"
+        params, what = [session_id], f"session {session_id!r}"
+    else:
+        assert where is not None
+        condition, params, what = f"({where}\n)", [], f"--where {where!r}"
+    sql = f"SELECT {_ROW_COLUMNS} FROM spans WHERE {condition} ORDER BY start_time, trace_id, span_id"
+    if where is not None:
+        _check_single_statement(sql)
+    result = run(sql, path, params or None)
+    rows = [_row_from_result(list(result.columns), values) for values in result.rows]
+    if not rows:
+        raise ExportError(f"no spans match {what} in {path}")
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# openai-jsonl
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FineTuneResult:
+    """``records``: one fine-tuning example per exported LLM call (``{"messages", "tools"?,
+    "parallel_tool_calls"?}``); ``skipped``: ``(span_id, reason)`` for LLM calls left out."""
+
+    records: list[dict[str, Any]]
+    skipped: list[tuple[str, str]]
+
+
+def _loads(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _text_blocks(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(b.get("text") or "") for b in content if isinstance(b, Mapping) and b.get("type") == "text"
+        )
+    return ""
+
+
+def _anthropic_image(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    source = block.get("source")
+    if not isinstance(source, Mapping):
+        return None
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+    elif source.get("type") == "url":
+        url = str(source.get("url"))
+    else:
+        return None
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _from_anthropic(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Anthropic Messages request → OpenAI chat messages (system, text, images, tool use/results)."""
+    out: list[dict[str, Any]] = []
+    system = body.get("system")
+    if system:
+        out.append({"role": "system", "content": _text_blocks(system)})
+    for message in body.get("messages") or ():
+        if not isinstance(message, Mapping):
+            continue
+        role, content = message.get("role"), message.get("content")
+        if isinstance(content, str):
+            out.append({"role": role, "content": content})
+            continue
+        blocks = [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
+        if role == "assistant":
+            entry: dict[str, Any] = {"role": "assistant", "content": _text_blocks(blocks) or None}
+            calls = [
+                {
+                    "id": b.get("id"),
+                    "type": "function",
+                    "function": {
+                        "name": b.get("name"),
+                        "arguments": json.dumps(b.get("input") or {}, ensure_ascii=False),
+                    },
+                }
+                for b in blocks
+                if b.get("type") == "tool_use"
+            ]
+            if calls:
+                entry["tool_calls"] = calls
+            out.append(entry)
+            continue
+        for b in blocks:
+            if b.get("type") == "tool_result":
+                out.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": b.get("tool_use_id"),
+                        "content": _text_blocks(b.get("content")),
+                    }
+                )
+        parts: list[dict[str, Any]] = []
+        for b in blocks:
+            if b.get("type") == "text":
+                parts.append({"type": "text", "text": str(b.get("text") or "")})
+            elif b.get("type") == "image":
+                image = _anthropic_image(b)
+                if image is not None:
+                    parts.append(image)
+        if parts:
+            only_text = all(p["type"] == "text" for p in parts)
+            out.append({"role": role, "content": "".join(p["text"] for p in parts) if only_text else parts})
+    return out
+
+
+def _from_semconv(messages: Any, system_instructions: Any) -> list[dict[str, Any]]:
+    """``gen_ai.input.messages`` (+ ``gen_ai.system_instructions``) → OpenAI chat messages."""
+    out: list[dict[str, Any]] = []
+    if isinstance(system_instructions, list):
+        text = "".join(str(p.get("content") or "") for p in system_instructions if isinstance(p, Mapping))
+        if text:
+            out.append({"role": "system", "content": text})
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, Mapping):
+            continue
+        role = str(message.get("role") or "user")
+        parts = [p for p in message.get("parts") or () if isinstance(p, Mapping)]
+        if role == "assistant":
+            out.append({k: v for k, v in openai_assistant_message(message).items() if v is not None})
+            continue
+        responses = [p for p in parts if p.get("type") == "tool_call_response"]
+        for p in responses:
+            response = p.get("response")
+            content = response if isinstance(response, str) else json.dumps(response, ensure_ascii=False)
+            out.append({"role": "tool", "tool_call_id": p.get("id"), "content": content})
+        text = "".join(str(p.get("content") or "") for p in parts if p.get("type") == "text")
+        if text or not responses:
+            out.append({"role": "system" if role == "developer" else role, "content": text})
+    return out
+
+
+def _tools(body: Mapping[str, Any] | None, definitions: Any) -> list[dict[str, Any]]:
+    tools = body.get("tools") if body is not None else None
+    out: list[dict[str, Any]] = []
+    if isinstance(tools, list):
+        for tool in tools:
+            if not isinstance(tool, Mapping):
+                continue
+            if isinstance(tool.get("function"), Mapping):
+                out.append(dict(tool))
+            elif "input_schema" in tool:  # Anthropic tool
+                fn = {
+                    "name": tool.get("name"),
+                    "description": tool.get("description"),
+                    "parameters": tool.get("input_schema"),
+                }
+                out.append({"type": "function", "function": {k: v for k, v in fn.items() if v is not None}})
+        return out
+    for d in definitions if isinstance(definitions, list) else ():
+        if isinstance(d, Mapping) and d.get("name"):
+            fn = {k: d[k] for k in ("name", "description", "parameters") if d.get(k) is not None}
+            out.append({"type": "function", "function": fn})
+    return out
+
+
+def _request_messages(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Mapping[str, Any] | None]:
+    body = _loads(attrs.get(SPANREEL_REQUEST_BODY))
+    if isinstance(body, Mapping) and isinstance(body.get("messages"), list):
+        url = attrs.get(SPANREEL_REQUEST_URL)
+        api = api_of_path(urlsplit(url).path) if isinstance(url, str) else WireApi.OTHER
+        # Anthropic: the /messages path, or its body shape (top-level system, Bedrock's version)
+        if api is WireApi.ANTHROPIC_MESSAGES or "system" in body or "anthropic_version" in body:
+            return _from_anthropic(body), body
+        messages = [
+            {**m, "role": "system"} if isinstance(m, Mapping) and m.get("role") == "developer" else m
+            for m in body["messages"]
+        ]
+        return [dict(m) for m in messages if isinstance(m, Mapping)], body
+    return _from_semconv(
+        _loads(attrs.get(ga.GEN_AI_INPUT_MESSAGES)), _loads(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))
+    ), None
+
+
+def _exact_arguments(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """tool-call id → exact ``arguments`` text sent back in a later OpenAI request body."""
+    found: dict[str, str] = {}
+    for row in rows:
+        body = _loads((row.get("attributes") or {}).get(SPANREEL_REQUEST_BODY))
+        for m in body.get("messages") or () if isinstance(body, Mapping) else ():
+            for call in m.get("tool_calls") or () if isinstance(m, Mapping) else ():
+                fn = call.get("function") if isinstance(call, Mapping) else None
+                if (
+                    isinstance(fn, Mapping)
+                    and isinstance(call.get("id"), str)
+                    and isinstance(fn.get("arguments"), str)
+                ):
+                    found.setdefault(call["id"], fn["arguments"])
+    return found
+
+
+def _is_llm_call(row: Mapping[str, Any]) -> bool:
+    attrs = row.get("attributes") or {}
+    return SPANREEL_REQUEST_BODY in attrs or (row.get("operation") or "") in _CHAT_OPERATIONS
+
+
+def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
+    """One OpenAI chat fine-tuning example per LLM call in ``rows`` (in row order); see the module
+    docstring. Pure."""
+    exact = _exact_arguments(rows)
+    records: list[dict[str, Any]] = []
+    skipped: list[tuple[str, str]] = []
+    for row in rows:
+        if not _is_llm_call(row):
+            continue
+        span_id = str(row.get("span_id"))
+        attrs: Mapping[str, Any] = row.get("attributes") or {}
+        if row.get("status_code") == "ERROR":
+            skipped.append((span_id, "the call failed (status ERROR)"))
+            continue
+        outputs = _loads(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
+        first = (
+            outputs[0] if isinstance(outputs, list) and outputs and isinstance(outputs[0], Mapping) else None
+        )
+        if first is None:
+            skipped.append(
+                (span_id, f"no output recorded ({ga.GEN_AI_OUTPUT_MESSAGES}; content capture off?)")
+            )
+            continue
+        messages, body = _request_messages(attrs)
+        if not messages:
+            skipped.append(
+                (
+                    span_id,
+                    f"no input messages recorded ({SPANREEL_REQUEST_BODY} / {ga.GEN_AI_INPUT_MESSAGES})",
+                )
+            )
+            continue
+        answer = openai_assistant_message(first, exact)
+        if answer["content"] is None and "tool_calls" not in answer:
+            skipped.append((span_id, "the recorded output has no text and no tool call"))
+            continue
+        if answer["content"] is None:
+            del answer["content"]
+        record: dict[str, Any] = {"messages": [*messages, answer]}
+        tools = _tools(body, _loads(attrs.get(ga.GEN_AI_TOOL_DEFINITIONS)))
+        if tools:
+            record["tools"] = tools
+        if body is not None and isinstance(body.get("parallel_tool_calls"), bool):
+            record["parallel_tool_calls"] = body["parallel_tool_calls"]
+        records.append(record)
+    return FineTuneResult(records, skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# parquet
+# ---------------------------------------------------------------------------------------------
+
+
+def spans_to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Span rows → an Arrow table with the ``spans`` columns (types in the module docstring)."""
+    import pyarrow as pa
+
+    from spanreel.collector._schema import rows_to_arrow
+
+    base = rows_to_arrow([dict(r) for r in rows])
+    utc_ns = pa.timestamp("ns", tz="UTC")
+    columns: dict[str, Any] = {}
+    for name in base.column_names:
+        column = base.column(name).combine_chunks()
+        if name in ("start_time", "end_time"):
+            column = column.cast(utc_ns)
+        elif name in _JSON_COLUMNS:
+            column = pa.ExtensionArray.from_storage(pa.json_(pa.string()), column)
+        columns[name] = column
+    received = [r.get("received_at") for r in rows]
+    columns["received_at"] = pa.array(received, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    return pa.table(columns)
+
+
+# ---------------------------------------------------------------------------------------------
+# otlp-json
+# ---------------------------------------------------------------------------------------------
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _any_value(value: Any) -> Any:
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    out = common_pb2.AnyValue()
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        out.int_value = value
+    elif isinstance(value, int | float):
+        out.double_value = float(value)
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, list | tuple):
+        out.array_value.values.extend(_any_value(v) for v in value)
+    elif isinstance(value, Mapping):
+        out.kvlist_value.values.extend(_key_values(value))
+    elif value is not None:
+        out.string_value = str(value)
+    return out
+
+
+def _key_values(attrs: Mapping[str, Any]) -> list[Any]:
+    from opentelemetry.proto.common.v1 import common_pb2
+
+    return [common_pb2.KeyValue(key=str(k), value=_any_value(v)) for k, v in attrs.items()]
+
+
+def _span_message(row: Mapping[str, Any]) -> Any:
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    span = trace_pb2.Span(
+        trace_id=bytes.fromhex(str(row["trace_id"])),
+        span_id=bytes.fromhex(str(row["span_id"])),
+        parent_span_id=bytes.fromhex(str(row.get("parent_span_id") or "")),
+        trace_state=str(row.get("trace_state") or ""),
+        name=str(row.get("name") or ""),
+        kind=trace_pb2.Span.SpanKind.Value("SPAN_KIND_" + str(row.get("kind") or "UNSPECIFIED")),
+        start_time_unix_nano=int(row.get("start_time_unix_nano") or 0),
+        end_time_unix_nano=int(row.get("end_time_unix_nano") or 0),
+        status=trace_pb2.Status(
+            code=trace_pb2.Status.StatusCode.Value("STATUS_CODE_" + str(row.get("status_code") or "UNSET")),
+            message=str(row.get("status_message") or ""),
+        ),
+    )
+    span.attributes.extend(_key_values(row.get("attributes") or {}))
+    for event in row.get("events") or ():
+        span.events.add(
+            time_unix_nano=int(event.get("time_unix_nano") or 0),
+            name=str(event.get("name") or ""),
+            attributes=_key_values(event.get("attributes") or {}),
+        )
+    for link in row.get("links") or ():
+        span.links.add(
+            trace_id=bytes.fromhex(str(link.get("trace_id") or "")),
+            span_id=bytes.fromhex(str(link.get("span_id") or "")),
+            trace_state=str(link.get("trace_state") or ""),
+            attributes=_key_values(link.get("attributes") or {}),
+        )
+    return span
+
+
+def _hex_ids(obj: Any) -> None:
+    """protobuf's JSON has base64 bytes; OTLP/JSON wants hex trace/span ids."""
+    for key in ("traceId", "spanId", "parentSpanId"):
+        if key in obj:
+            obj[key] = base64.b64decode(obj[key]).hex()
+    for link in obj.get("links", ()):
+        _hex_ids(link)
+
+
+def spans_to_otlp_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Span rows → an OTLP/JSON ``ExportTraceServiceRequest`` dict (rules in the module docstring).
+
+    Raises ``ValueError`` for a row with a malformed id or an unknown kind / status code."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.resource.v1 import resource_pb2
+
+    request = ExportTraceServiceRequest()
+    resources: dict[str, Any] = {}
+    scopes: dict[tuple[str, str, str], Any] = {}
+    for row in rows:
+        resource_attrs = row.get("resource_attributes") or {}
+        rkey = json.dumps(resource_attrs, sort_keys=True, ensure_ascii=False)
+        resource_spans = resources.get(rkey)
+        if resource_spans is None:
+            resource_spans = request.resource_spans.add(
+                resource=resource_pb2.Resource(attributes=_key_values(resource_attrs))
+            )
+            resources[rkey] = resource_spans
+        skey = (rkey, str(row.get("scope_name") or ""), str(row.get("scope_version") or ""))
+        scope_spans = scopes.get(skey)
+        if scope_spans is None:
+            scope_spans = resource_spans.scope_spans.add()
+            scope_spans.scope.name, scope_spans.scope.version = skey[1], skey[2]
+            scopes[skey] = scope_spans
+        scope_spans.spans.append(_span_message(row))
+    document: dict[str, Any] = json_format.MessageToDict(request, use_integers_for_enums=True)
+    for rs in document.get("resourceSpans", ()):
+        for ss in rs.get("scopeSpans", ()):
+            for span in ss.get("spans", ()):
+                _hex_ids(span)
+    return document
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------------
+
+
+def export_text(rows: Sequence[Mapping[str, Any]], fmt: str) -> tuple[str, int, list[tuple[str, str]]]:
+    """``rows`` as the text of a text format (``openai-jsonl`` or ``otlp-json``): returns (text,
+    items — JSONL lines or spans —, skipped LLM calls as ``(span_id, reason)``). Pure.
+
+    Raises :class:`ExportError` for another format."""
+    if fmt == "openai-jsonl":
+        result = finetune_records(rows)
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in result.records)
+        return text, len(result.records), result.skipped
+    if fmt == "otlp-json":
+        return json.dumps(spans_to_otlp_json(rows), ensure_ascii=False) + "\n", len(rows), []
+    raise ExportError(f"{fmt!r} is not a text format (text formats: openai-jsonl, otlp-json)")
+
+
+def write_parquet(rows: Sequence[Mapping[str, Any]], output: Path) -> int:
+    """Write ``rows`` as a Parquet file (see :func:`spans_to_arrow`); returns the row count.
+
+    Raises :class:`ExportError` when the file cannot be written."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.write_table(spans_to_arrow(rows), output)
+    except OSError as exc:
+        raise ExportError(f"cannot write {output}: {exc}") from exc
+    return len(rows)

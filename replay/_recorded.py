@@ -1,0 +1,645 @@
+"""Recorded LLM exchanges: a span's request and response, rebuilt in the provider's wire format (pure).
+
+A spanreel LLM span (docs/internals.md §1) holds the exact request (``spanreel.request.body``,
+``.url``, ``.method``) and the response as GenAI semantic-convention attributes
+(``gen_ai.output.messages`` with the message/parts schema, ``gen_ai.response.id`` / ``.model`` /
+``.finish_reasons``, ``gen_ai.usage.*``). From these this module rebuilds what the provider sent:
+
+- OpenAI Chat Completions (https://platform.openai.com/docs/api-reference/chat): the
+  ``chat.completion`` object and the ``chat.completion.chunk`` stream (with the usage chunk when
+  the request asks for ``stream_options.include_usage``);
+- Anthropic Messages (https://docs.anthropic.com/en/api/messages and ``…/messages-streaming``):
+  the ``message`` object and the SSE events ``message_start`` … ``message_stop``;
+- a recorded failure: the HTTP status and the provider-shaped error body.
+
+What is exact and what is rebuilt: text, tool calls (id, name, arguments), finish reasons,
+response id/model and token counts are the recorded values. Tool-call ``arguments`` are stored
+parsed on the span; the exact string is taken from a later request of the same recording that
+sent the call back (as apps do), else re-serialised (``json.dumps``, semantically equal).
+Chunk boundaries of a stream are not recorded: text is re-chunked a few words per chunk, so a
+streamed recording can be served as JSON and a JSON recording as a stream. ``created`` is the
+span's end time in seconds. Fields the span does not carry (``system_fingerprint``, logprobs)
+are ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+
+from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
+
+from ._load import SpanRecord
+
+__all__ = [
+    "RecordedError",
+    "RecordedExchange",
+    "RecordedUsage",
+    "UnservableCall",
+    "WireApi",
+    "anthropic_error_body",
+    "anthropic_message",
+    "anthropic_stream_events",
+    "api_of_path",
+    "exchanges_from_spans",
+    "openai_assistant_message",
+    "openai_chat_chunks",
+    "openai_chat_completion",
+    "openai_error_body",
+]
+
+_WORDS_PER_CHUNK = 3
+_ARGS_PER_CHUNK = 16
+
+
+class WireApi(Enum):
+    """The provider API a request path belongs to (by its final path segments)."""
+
+    OPENAI_CHAT = "openai.chat_completions"
+    ANTHROPIC_MESSAGES = "anthropic.messages"
+    OTHER = "other"
+
+
+def api_of_path(path: str) -> WireApi:
+    """``…/chat/completions`` → OpenAI Chat Completions, ``…/messages`` → Anthropic Messages.
+
+    Works for any prefix (``/v1``, Azure's ``/openai/deployments/NAME``, gateways)."""
+    trimmed = path.rstrip("/")
+    if trimmed.endswith("/chat/completions") or trimmed == "chat/completions":
+        return WireApi.OPENAI_CHAT
+    if trimmed.endswith("/messages") and not trimmed.endswith("/batches/messages"):
+        return WireApi.ANTHROPIC_MESSAGES
+    return WireApi.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedUsage:
+    """Token counts as recorded (``gen_ai.usage.*``; ``input_tokens`` includes cached tokens, per
+    the GenAI conventions). ``None`` when not recorded."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_output_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedError:
+    """A recorded failure: HTTP ``status`` (best known), ``type`` (``error.type``) and ``message``."""
+
+    status: int
+    type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedExchange:
+    """One servable recorded LLM call.
+
+    ``index``: 1-based position in recording order (start time, then span id). ``body``: the
+    parsed request body; ``path``: the recorded URL path. ``output_messages``: the semconv output
+    messages (one per choice). ``created_s``: span end time in whole **seconds** since the epoch.
+    ``tool_arguments``: tool-call id → the exact ``arguments`` string, when a later request sent
+    the call back. ``error`` is set when the recorded call failed (then there is no output).
+    """
+
+    index: int
+    span: SpanRecord
+    method: str
+    url: str
+    path: str
+    api: WireApi
+    body: Any
+    stream: bool
+    output_messages: tuple[Mapping[str, Any], ...]
+    response_id: str | None
+    response_model: str | None
+    finish_reasons: tuple[str, ...]
+    usage: RecordedUsage
+    created_s: int
+    error: RecordedError | None = None
+    tool_arguments: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        """The response model if recorded, else the request's ``model``, else ``""``."""
+        if self.response_model:
+            return self.response_model
+        model = self.body.get("model") if isinstance(self.body, Mapping) else None
+        return model if isinstance(model, str) else ""
+
+    @property
+    def label(self) -> str:
+        """Short human label: ``#2 chat gpt-4o-mini (span 5b8aa5a2d2c872e8)``."""
+        return f"#{self.index} {self.span.name} (span {self.span.span_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class UnservableCall:
+    """A recorded LLM span that cannot be served, with the reason (one line)."""
+
+    span: SpanRecord
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# spans → exchanges
+# ---------------------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _json_attr(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value
+
+
+def _error_status(span: SpanRecord, children: Sequence[SpanRecord]) -> int:
+    """Best-known HTTP status of a failed call: the child HTTP span's ``http.response.status_code``,
+    else a numeric ``error.type``, else ``HTTP NNN`` in the status message, else 500."""
+    for child in children:
+        status = _int(child.attributes.get(HTTP_RESPONSE_STATUS_CODE))
+        if status is not None and status >= 400:
+            return status
+    for text in (str(span.attributes.get(ERROR_TYPE) or ""), span.status_message):
+        found = re.search(r"\b([45]\d\d)\b", text)
+        if found:
+            return int(found.group(1))
+    return 500
+
+
+def _collect_tool_arguments(bodies: Sequence[Any]) -> dict[str, str]:
+    """tool-call id → exact ``arguments`` string, from assistant messages in OpenAI request bodies."""
+    found: dict[str, str] = {}
+    for body in bodies:
+        messages = body.get("messages") if isinstance(body, Mapping) else None
+        for message in messages if isinstance(messages, list) else ():
+            if not isinstance(message, Mapping) or message.get("role") != "assistant":
+                continue
+            calls = message.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
+                if not isinstance(call, Mapping) or not isinstance(call.get("id"), str):
+                    continue
+                fn = call.get("function")
+                if isinstance(fn, Mapping) and isinstance(fn.get("arguments"), str):
+                    found.setdefault(call["id"], fn["arguments"])
+    return found
+
+
+def exchanges_from_spans(spans: Sequence[SpanRecord]) -> tuple[list[RecordedExchange], list[UnservableCall]]:
+    """The servable LLM calls among ``spans`` (any number of traces), in recording order, and the
+    LLM calls that cannot be served with the reason.
+
+    A span is an LLM call when it carries ``spanreel.request.body`` or is a GenAI span (has a
+    normalised ``operation``); wrapper spans without a body whose descendant has one (e.g. the
+    ``anthropic`` SDK's own call span) are skipped silently. Servable: the body is JSON, the
+    path is OpenAI Chat Completions or Anthropic Messages, and the span has
+    ``gen_ai.output.messages`` or failed (status ERROR).
+    """
+    by_parent: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        if span.parent_span_id:
+            by_parent.setdefault(span.parent_span_id, []).append(span)
+
+    def has_recorded_descendant(span_id: str) -> bool:
+        stack = list(by_parent.get(span_id, ()))
+        seen: set[str] = set()
+        while stack:
+            child = stack.pop()
+            if child.span_id in seen:
+                continue
+            seen.add(child.span_id)
+            if SPANREEL_REQUEST_BODY in child.attributes:
+                return True
+            stack.extend(by_parent.get(child.span_id, ()))
+        return False
+
+    ordered = sorted(spans, key=lambda s: (s.start_time_ns, s.span_id))
+    candidates: list[tuple[SpanRecord, Any]] = []
+    unservable: list[UnservableCall] = []
+    for span in ordered:
+        raw = span.attributes.get(SPANREEL_REQUEST_BODY)
+        if raw is None:
+            if span.operation and not has_recorded_descendant(span.span_id):
+                unservable.append(
+                    UnservableCall(
+                        span,
+                        f"no request body recorded ({SPANREEL_REQUEST_BODY}): content capture was off "
+                        f"or another instrumentation recorded it (scope {span.scope_name!r})",
+                    )
+                )
+            continue
+        body = _json_attr(raw) if isinstance(raw, str) else None
+        if not isinstance(body, Mapping):
+            unservable.append(UnservableCall(span, f"{SPANREEL_REQUEST_BODY} is not a JSON object"))
+            continue
+        candidates.append((span, body))
+
+    tool_arguments = _collect_tool_arguments([body for _, body in candidates])
+    exchanges: list[RecordedExchange] = []
+    for span, body in candidates:
+        made = _exchange(len(exchanges) + 1, span, body, by_parent.get(span.span_id, ()), tool_arguments)
+        if isinstance(made, str):
+            unservable.append(UnservableCall(span, made))
+        else:
+            exchanges.append(made)
+    return exchanges, unservable
+
+
+def _exchange(
+    index: int,
+    span: SpanRecord,
+    body: Mapping[str, Any],
+    children: Sequence[SpanRecord],
+    tool_arguments: Mapping[str, str],
+) -> RecordedExchange | str:
+    attrs = span.attributes
+    url = str(attrs.get(SPANREEL_REQUEST_URL) or "")
+    path = urlsplit(url).path if url else ""
+    api = api_of_path(path) if url else WireApi.OTHER
+    if api is WireApi.OTHER:
+        return f"only OpenAI Chat Completions and Anthropic Messages can be served (recorded URL {url!r})"
+    outputs = _json_attr(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
+    output_messages = tuple(m for m in outputs if isinstance(m, Mapping)) if isinstance(outputs, list) else ()
+    error: RecordedError | None = None
+    if span.status_code == "ERROR" and not output_messages:
+        error = RecordedError(
+            status=_error_status(span, children),
+            type=str(attrs.get(ERROR_TYPE) or "error"),
+            message=span.status_message or "recorded call failed",
+        )
+    elif not output_messages:
+        return f"no response recorded ({ga.GEN_AI_OUTPUT_MESSAGES} is missing)"
+    reasons = attrs.get(ga.GEN_AI_RESPONSE_FINISH_REASONS)
+    if not isinstance(reasons, list):
+        reasons = list(span.finish_reasons)
+    response_id = attrs.get(ga.GEN_AI_RESPONSE_ID)
+    return RecordedExchange(
+        index=index,
+        span=span,
+        method=str(attrs.get(SPANREEL_REQUEST_METHOD) or "POST").upper(),
+        url=url,
+        path=path,
+        api=api,
+        body=body,
+        stream=body.get("stream") is True,
+        output_messages=output_messages,
+        response_id=response_id if isinstance(response_id, str) and response_id else None,
+        response_model=span.response_model or _str_or_none(attrs.get(ga.GEN_AI_RESPONSE_MODEL)),
+        finish_reasons=tuple(str(r) for r in reasons),
+        usage=RecordedUsage(
+            input_tokens=_int(attrs.get(ga.GEN_AI_USAGE_INPUT_TOKENS)),
+            output_tokens=_int(attrs.get(ga.GEN_AI_USAGE_OUTPUT_TOKENS)),
+            cache_read_input_tokens=_int(attrs.get(ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+            cache_creation_input_tokens=_int(attrs.get(ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+            reasoning_output_tokens=_int(attrs.get(ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)),
+        ),
+        created_s=span.end_time_ns // 1_000_000_000,
+        error=error,
+        tool_arguments=tool_arguments,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# ---------------------------------------------------------------------------------------------
+# semconv parts → wire pieces
+# ---------------------------------------------------------------------------------------------
+
+
+def _parts(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    parts = message.get("parts")
+    return [p for p in parts if isinstance(p, Mapping)] if isinstance(parts, list) else []
+
+
+def _text_of(message: Mapping[str, Any]) -> str | None:
+    """Concatenated ``text`` parts, or ``None`` when the message has no text part."""
+    texts = [str(p.get("content") or "") for p in _parts(message) if p.get("type") == "text"]
+    return "".join(texts) if texts else None
+
+
+def _reasoning_of(message: Mapping[str, Any]) -> str | None:
+    texts = [str(p.get("content") or "") for p in _parts(message) if p.get("type") == "reasoning"]
+    return "".join(texts) if texts else None
+
+
+def _tool_calls_of(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [p for p in _parts(message) if p.get("type") == "tool_call"]
+
+
+def _arguments_text(call: Mapping[str, Any], exact: Mapping[str, str]) -> str:
+    call_id = call.get("id")
+    if isinstance(call_id, str) and call_id in exact:
+        return exact[call_id]
+    args = call.get("arguments")
+    if isinstance(args, str):
+        return args
+    return json.dumps({} if args is None else args, ensure_ascii=False)
+
+
+def _arguments_object(call: Mapping[str, Any]) -> Any:
+    args = call.get("arguments")
+    if isinstance(args, str):
+        try:
+            return json.loads(args)
+        except ValueError:
+            return {}
+    return {} if args is None else args
+
+
+def openai_assistant_message(
+    message: Mapping[str, Any], tool_arguments: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A semconv output (or assistant input) message → an OpenAI assistant message:
+    ``{"role": "assistant", "content": str | None, "tool_calls": [{"id", "type": "function",
+    "function": {"name", "arguments": str}}]}`` (``tool_calls`` only when there are any)."""
+    out: dict[str, Any] = {"role": "assistant", "content": _text_of(message)}
+    calls = [
+        {
+            "id": call.get("id"),
+            "type": "function",
+            "function": {"name": call.get("name"), "arguments": _arguments_text(call, tool_arguments or {})},
+        }
+        for call in _tool_calls_of(message)
+    ]
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+#: semconv / other providers' finish reasons → OpenAI's (identity for OpenAI recordings).
+_TO_OPENAI_FINISH = {
+    "tool_call": "tool_calls",
+    "tool_use": "tool_calls",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+}
+#: semconv / OpenAI finish reasons → Anthropic ``stop_reason`` (identity for Anthropic recordings).
+_TO_ANTHROPIC_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_call": "tool_use",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def _finish_reason(ex: RecordedExchange, choice: int, message: Mapping[str, Any]) -> str | None:
+    reason = message.get("finish_reason")
+    if not isinstance(reason, str) or not reason:
+        reason = ex.finish_reasons[choice] if choice < len(ex.finish_reasons) else None
+    return reason
+
+
+def _openai_usage(usage: RecordedUsage) -> dict[str, Any] | None:
+    if usage.input_tokens is None and usage.output_tokens is None:
+        return None
+    prompt = usage.input_tokens or 0
+    completion = usage.output_tokens or 0
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if usage.cache_read_input_tokens is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_input_tokens}
+    if usage.reasoning_output_tokens is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_output_tokens}
+    return out
+
+
+def _response_id(ex: RecordedExchange, prefix: str) -> str:
+    return ex.response_id or f"{prefix}{ex.span.span_id}"
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenAI Chat Completions
+# ---------------------------------------------------------------------------------------------
+
+
+def openai_chat_completion(ex: RecordedExchange) -> dict[str, Any]:
+    """The ``chat.completion`` JSON object for a recorded (successful) exchange."""
+    choices = []
+    for i, message in enumerate(ex.output_messages):
+        wire = openai_assistant_message(message, ex.tool_arguments)
+        wire["refusal"] = None
+        reasoning = _reasoning_of(message)
+        if reasoning is not None:
+            wire["reasoning_content"] = reasoning
+        reason = _finish_reason(ex, i, message)
+        choices.append(
+            {
+                "index": i,
+                "message": wire,
+                "logprobs": None,
+                "finish_reason": _TO_OPENAI_FINISH.get(reason, reason) if reason else None,
+            }
+        )
+    out: dict[str, Any] = {
+        "id": _response_id(ex, "chatcmpl-"),
+        "object": "chat.completion",
+        "created": ex.created_s,
+        "model": ex.model,
+        "system_fingerprint": None,
+        "choices": choices,
+    }
+    usage = _openai_usage(ex.usage)
+    if usage is not None:
+        out["usage"] = usage
+    return out
+
+
+def _split_text(text: str, words: int = _WORDS_PER_CHUNK) -> list[str]:
+    """Pieces of a few words whose concatenation is exactly ``text``."""
+    tokens = re.findall(r"\s*\S+\s*", text) or ([text] if text else [])
+    return ["".join(tokens[i : i + words]) for i in range(0, len(tokens), words)]
+
+
+def openai_chat_chunks(ex: RecordedExchange, *, include_usage: bool) -> Iterator[dict[str, Any]]:
+    """The ``chat.completion.chunk`` objects of the recorded answer (each sent as one SSE
+    ``data:`` line, followed by ``data: [DONE]``). ``include_usage``: the request's
+    ``stream_options.include_usage`` — adds ``"usage": null`` to every chunk and a final chunk
+    with empty ``choices`` and the usage, as OpenAI does."""
+    rid, model = _response_id(ex, "chatcmpl-"), ex.model
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": rid,
+            "object": "chat.completion.chunk",
+            "created": ex.created_s,
+            "model": model,
+            "system_fingerprint": None,
+            "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if include_usage:
+            out["usage"] = None
+        return out
+
+    for i, message in enumerate(ex.output_messages):
+        text = _text_of(message)
+        calls = _tool_calls_of(message)
+        yield chunk(i, {"role": "assistant", "content": "" if text is not None or not calls else None})
+        reasoning = _reasoning_of(message)
+        if reasoning:
+            for piece in _split_text(reasoning):
+                yield chunk(i, {"reasoning_content": piece})
+        for piece in _split_text(text or ""):
+            yield chunk(i, {"content": piece})
+        for position, call in enumerate(calls):
+            args = _arguments_text(call, ex.tool_arguments)
+            head = {"index": position, "id": call.get("id"), "type": "function"}
+            yield chunk(
+                i, {"tool_calls": [{**head, "function": {"name": call.get("name"), "arguments": ""}}]}
+            )
+            for start in range(0, len(args), _ARGS_PER_CHUNK):
+                piece = args[start : start + _ARGS_PER_CHUNK]
+                yield chunk(i, {"tool_calls": [{"index": position, "function": {"arguments": piece}}]})
+        reason = _finish_reason(ex, i, message)
+        yield chunk(i, {}, _TO_OPENAI_FINISH.get(reason, reason) if reason else "stop")
+    usage = _openai_usage(ex.usage)
+    if include_usage and usage is not None:
+        final = chunk(0, {})
+        final["choices"] = []
+        final["usage"] = usage
+        yield final
+
+
+def openai_error_body(message: str, type_: str, code: str | None, **extra: Any) -> dict[str, Any]:
+    """OpenAI's error shape: ``{"error": {"message", "type", "param": null, "code", **extra}}``."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": code, **extra}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Anthropic Messages
+# ---------------------------------------------------------------------------------------------
+
+
+def _anthropic_usage(usage: RecordedUsage, *, output_tokens: int | None = None) -> dict[str, Any]:
+    cache_read = usage.cache_read_input_tokens or 0
+    cache_creation = usage.cache_creation_input_tokens or 0
+    # gen_ai.usage.input_tokens includes cached tokens; Anthropic's input_tokens does not.
+    uncached = max(0, (usage.input_tokens or 0) - cache_read - cache_creation)
+    out: dict[str, Any] = {
+        "input_tokens": uncached,
+        "output_tokens": (usage.output_tokens or 0) if output_tokens is None else output_tokens,
+    }
+    if usage.cache_read_input_tokens is not None:
+        out["cache_read_input_tokens"] = cache_read
+    if usage.cache_creation_input_tokens is not None:
+        out["cache_creation_input_tokens"] = cache_creation
+    return out
+
+
+def _anthropic_blocks(ex: RecordedExchange, message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for part in _parts(message):
+        kind = part.get("type")
+        if kind == "reasoning":
+            blocks.append({"type": "thinking", "thinking": str(part.get("content") or ""), "signature": ""})
+        elif kind == "text":
+            blocks.append({"type": "text", "text": str(part.get("content") or "")})
+        elif kind == "tool_call":
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": part.get("id"),
+                    "name": part.get("name"),
+                    "input": _arguments_object(part),
+                }
+            )
+    return blocks
+
+
+def _anthropic_stop_reason(ex: RecordedExchange) -> str | None:
+    message = ex.output_messages[0] if ex.output_messages else {}
+    reason = _finish_reason(ex, 0, message)
+    return _TO_ANTHROPIC_STOP.get(reason, reason) if reason else None
+
+
+def anthropic_message(ex: RecordedExchange) -> dict[str, Any]:
+    """The Messages API ``message`` object for a recorded (successful) exchange (first choice)."""
+    message = ex.output_messages[0] if ex.output_messages else {}
+    return {
+        "id": _response_id(ex, "msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": ex.model,
+        "content": _anthropic_blocks(ex, message),
+        "stop_reason": _anthropic_stop_reason(ex),
+        "stop_sequence": None,
+        "usage": _anthropic_usage(ex.usage),
+    }
+
+
+def anthropic_stream_events(ex: RecordedExchange) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(event name, data)`` pairs of the Messages streaming protocol: ``message_start``,
+    per block ``content_block_start`` / ``…_delta`` (``text_delta``, ``thinking_delta``,
+    ``input_json_delta``) / ``content_block_stop``, ``message_delta`` (stop reason, output
+    tokens), ``message_stop``."""
+    full = anthropic_message(ex)
+    start = {**full, "content": [], "stop_reason": None, "usage": _anthropic_usage(ex.usage, output_tokens=1)}
+    yield "message_start", {"type": "message_start", "message": start}
+    message = ex.output_messages[0] if ex.output_messages else {}
+    for index, block in enumerate(_anthropic_blocks(ex, message)):
+        kind = block["type"]
+        empty: dict[str, Any]
+        deltas: list[dict[str, Any]]
+        if kind == "text":
+            empty = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": piece} for piece in _split_text(block["text"])]
+        elif kind == "thinking":
+            empty = {"type": "thinking", "thinking": "", "signature": ""}
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in _split_text(block["thinking"])]
+        else:
+            empty = {**block, "input": {}}
+            args = json.dumps(block["input"], ensure_ascii=False)
+            deltas = [
+                {"type": "input_json_delta", "partial_json": args[i : i + _ARGS_PER_CHUNK]}
+                for i in range(0, len(args), _ARGS_PER_CHUNK)
+            ]
+        yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": empty}
+        for delta in deltas:
+            yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+        yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": full["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": ex.usage.output_tokens or 0},
+        },
+    )
+    yield "message_stop", {"type": "message_stop"}
+
+
+def anthropic_error_body(message: str, type_: str, **extra: Any) -> dict[str, Any]:
+    """Anthropic's error shape: ``{"type": "error", "error": {"type", "message", **extra}}``."""
+    return {"type": "error", "error": {"type": type_, "message": message, **extra}}

@@ -1,0 +1,127 @@
+"""Sending one replayed request: credentials from the environment, safety check, retries.
+
+Credentials come from the environment only, never from the trace (which holds none):
+:data:`CREDENTIALS` maps ``gen_ai.provider.name`` to the variable and header; anything else,
+including OpenAI-compatible servers, uses ``OPENAI_API_KEY`` as a Bearer token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+
+import httpx2
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
+
+from spanreel import __version__
+
+from ._safety import RetryPolicy, UnsafeHostError, check_url, parse_retry_after
+
+__all__ = ["CREDENTIALS", "SendOutcome", "auth_headers", "send_request"]
+
+#: provider (``gen_ai.provider.name``) → (environment variable, header, value prefix).
+CREDENTIALS: Mapping[str, tuple[str, str, str]] = {
+    GenAiProviderNameValues.OPENAI.value: ("OPENAI_API_KEY", "Authorization", "Bearer "),
+    GenAiProviderNameValues.ANTHROPIC.value: ("ANTHROPIC_API_KEY", "x-api-key", ""),
+    GenAiProviderNameValues.AZURE_AI_OPENAI.value: ("AZURE_OPENAI_API_KEY", "api-key", ""),
+    GenAiProviderNameValues.GCP_GEMINI.value: ("GEMINI_API_KEY", "x-goog-api-key", ""),
+}
+#: Headers a provider requires besides the credential (never recorded: headers are not stored).
+_EXTRA_HEADERS: Mapping[str, Mapping[str, str]] = {
+    GenAiProviderNameValues.ANTHROPIC.value: {"anthropic-version": "2023-06-01"},
+}
+
+
+def auth_headers(provider: str | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The credential header (and required provider headers) for ``provider`` from ``environ``."""
+    key = (
+        provider if provider is not None and provider in CREDENTIALS else GenAiProviderNameValues.OPENAI.value
+    )
+    env_var, header, prefix = CREDENTIALS[key]
+    headers = dict(_EXTRA_HEADERS.get(key, {}))
+    secret = environ.get(env_var)
+    if secret:
+        headers[header] = prefix + secret
+    return headers
+
+
+@dataclass
+class SendOutcome:
+    """What happened to one request: final ``http_status`` (``None`` without a response),
+    ``error`` text (``None`` on success), ``attempts`` made and wall time ``elapsed_ms``."""
+
+    http_status: int | None = None
+    error: str | None = None
+    attempts: int = 0
+    elapsed_ms: float = 0.0
+
+
+def _http_error_text(response: httpx2.Response) -> str:
+    detail = ""
+    try:
+        payload = response.json()
+        err = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(err, Mapping):
+            detail = str(err.get("message") or "")
+        elif isinstance(err, str):
+            detail = err
+    except ValueError:
+        detail = response.text[:200]
+    return f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
+
+
+def send_request(
+    client: httpx2.Client,
+    method: str,
+    url: str,
+    body: bytes,
+    *,
+    provider: str | None,
+    environ: Mapping[str, str],
+    retry: RetryPolicy,
+    allowed_hosts: Collection[str] = (),
+    check: Callable[[str, Collection[str]], None] = check_url,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SendOutcome:
+    """Send ``body`` to ``url`` (after :func:`~spanreel.replay._safety.check_url`), retrying 429,
+    5xx and connection errors per ``retry`` (honouring ``Retry-After``). Never raises for HTTP or
+    network failures: they are in the outcome."""
+    outcome = SendOutcome()
+    try:
+        check(url, allowed_hosts)
+    except UnsafeHostError as exc:
+        outcome.error = str(exc)
+        return outcome
+    headers = {
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+        "user-agent": f"spanreel-replay/{__version__}",
+        **auth_headers(provider, environ),
+    }
+    start = time.perf_counter()
+    while True:
+        outcome.attempts += 1
+        retry_after: float | None = None
+        retryable = False
+        try:
+            response = client.request(method, url, content=body, headers=headers)
+        except httpx2.HTTPError as exc:
+            outcome.http_status = None
+            outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            retryable = isinstance(exc, httpx2.TransportError)
+        else:
+            outcome.http_status = response.status_code
+            if response.status_code >= 400:
+                outcome.error = _http_error_text(response)
+                retryable = retry.retryable_status(response.status_code)
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+            else:
+                outcome.error = None
+        if not retryable or outcome.attempts > retry.max_retries:
+            break
+        sleep(retry.delay(outcome.attempts, retry_after))
+    outcome.elapsed_ms = (time.perf_counter() - start) * 1000
+    if outcome.error and outcome.attempts > 1:
+        outcome.error += f" (after {outcome.attempts} attempts)"
+    return outcome

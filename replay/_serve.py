@@ -1,0 +1,502 @@
+"""``spanreel serve-recorded``: answer OpenAI/Anthropic requests with recorded responses, offline.
+
+Matching (pure, :class:`RecordingIndex`):
+
+- A request matches a recorded one when both go to the same API (OpenAI Chat Completions
+  ``…/chat/completions`` or Anthropic Messages ``…/messages``; the path prefix does not matter)
+  and their JSON bodies are **semantically equal**: key order, whitespace and number spelling
+  (``1`` vs ``1.0``) are irrelevant; every other field and value counts.
+- ``stream`` and ``stream_options`` do **not** take part: they choose the transport, not the
+  answer. The answer is rebuilt from the span in the form the *incoming* request asks for, so a
+  streamed recording can be served as JSON and a JSON recording as SSE (see
+  :mod:`spanreel.replay._recorded`).
+- Identical requests recorded several times are answered in recorded order; once they are used
+  up, the last one repeats (a retry loop that recorded ``500, 500, 200`` replays exactly that).
+- No match: HTTP 404 with the provider's error shape (OpenAI ``{"error": {"message", "type",
+  "code": "spanreel_no_recorded_match", "closest": {...}}}``, Anthropic ``{"type": "error",
+  "error": {...}}``) naming the closest recorded request of the same API — by
+  :func:`similarity`, a ``difflib`` ratio over the canonical JSON texts — and the JSON paths where
+  the two differ.
+
+A recorded failure (span status ERROR) is answered with its recorded HTTP status and error.
+
+Serving (I/O, :class:`RecordedServer`): an aiohttp application on a background thread with its
+own event loop, bound to ``host:port`` (``port=0`` picks a free port). OpenAI SDKs use
+``{root}/v1`` as base URL, Anthropic SDKs the root itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import json
+import math
+import socket
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from ._recorded import (
+    RecordedExchange,
+    WireApi,
+    anthropic_error_body,
+    anthropic_message,
+    anthropic_stream_events,
+    api_of_path,
+    openai_chat_chunks,
+    openai_chat_completion,
+    openai_error_body,
+)
+
+__all__ = [
+    "IGNORED_FIELDS",
+    "NO_MATCH_CODE",
+    "Closest",
+    "RecordedServer",
+    "RecordingIndex",
+    "ServedRequest",
+    "canonical_json",
+    "json_differences",
+    "similarity",
+]
+
+#: Request fields left out of matching: they choose how the answer is delivered, not what it is.
+IGNORED_FIELDS: tuple[str, ...] = ("stream", "stream_options")
+#: ``error.code`` of the 404 answer when no recorded request matches.
+NO_MATCH_CODE = "spanreel_no_recorded_match"
+_MAX_DIFFERENCES = 5
+_EXCERPT = 80
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching (pure)
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def canonical_json(body: Any) -> str:
+    """The match key of a request body: compact JSON with sorted keys, integral floats written as
+    integers, :data:`IGNORED_FIELDS` removed from a top-level object."""
+    if isinstance(body, Mapping):
+        body = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
+    return json.dumps(_normalise(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _pretty(body: Any) -> str:
+    if isinstance(body, Mapping):
+        body = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
+    return json.dumps(_normalise(body), sort_keys=True, indent=1, ensure_ascii=False)
+
+
+def similarity(recorded: Any, received: Any) -> float:
+    """How alike two request bodies are, 0.0–1.0: ``difflib.SequenceMatcher`` ratio over their
+    canonical JSON texts (1.0 = same canonical JSON)."""
+    return difflib.SequenceMatcher(None, canonical_json(recorded), canonical_json(received), False).ratio()
+
+
+def _excerpt(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
+
+
+def json_differences(recorded: Any, received: Any, limit: int = _MAX_DIFFERENCES) -> list[str]:
+    """Where two JSON values differ, as readable lines (at most ``limit``), depth first:
+    ``messages[1].content: recorded "Tabs?" vs received "Spaces?"``, ``temperature: recorded 0.2,
+    missing in the request``, ``messages: recorded 3 items, received 2``. :data:`IGNORED_FIELDS`
+    at the top level are skipped."""
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if len(out) >= limit:
+            return
+        a, b = _normalise(a), _normalise(b)
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if not path and key in IGNORED_FIELDS:
+                    continue
+                sub = f"{path}.{key}" if path else key
+                if key not in b:
+                    out.append(f"{sub}: recorded {_excerpt(a[key])}, missing in the request")
+                elif key not in a:
+                    out.append(f"{sub}: not in the recorded request, received {_excerpt(b[key])}")
+                else:
+                    walk(a[key], b[key], sub)
+                if len(out) >= limit:
+                    return
+        elif isinstance(a, list) and isinstance(b, list):
+            if len(a) != len(b):
+                out.append(f"{path or '(body)'}: recorded {len(a)} items, received {len(b)}")
+            for i, (x, y) in enumerate(zip(a, b, strict=False)):
+                walk(x, y, f"{path}[{i}]")
+                if len(out) >= limit:
+                    return
+        elif a != b or type(a) is not type(b):
+            out.append(f"{path or '(body)'}: recorded {_excerpt(a)} vs received {_excerpt(b)}")
+
+    walk(recorded, received, "")
+    return out[:limit]
+
+
+def _floor3(score: float) -> str:
+    """Three decimals, rounded down: only an exact match shows ``1.000``."""
+    return f"{math.floor(score * 1000) / 1000:.3f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Closest:
+    """The recorded request most like an unmatched one: the exchange, the :func:`similarity`
+    score (0–1) and :func:`json_differences` (recorded vs received)."""
+
+    exchange: RecordedExchange
+    similarity: float
+    differences: list[str]
+
+    def describe(self) -> str:
+        """One line: ``closest recorded request: #2 chat gpt-4o-mini (span …), similarity 0.93;
+        differs in: …``."""
+        diffs = "; ".join(self.differences) or "only in fields that do not take part in matching"
+        return (
+            f"closest recorded request: {self.exchange.label}, similarity {_floor3(self.similarity)}; "
+            f"differs in: {diffs}"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        span = self.exchange.span
+        return {
+            "index": self.exchange.index,
+            "name": span.name,
+            "trace_id": span.trace_id,
+            "span_id": span.span_id,
+            "similarity": float(_floor3(self.similarity)),
+            "differences": self.differences,
+        }
+
+
+class RecordingIndex:
+    """Recorded exchanges by (API, :func:`canonical_json` of the body), answered in order.
+
+    :meth:`answer` is stateful (it advances the position of repeated requests); use one index
+    per server run. Not thread-safe: call it from one thread (the server's event loop).
+    """
+
+    def __init__(self, exchanges: Sequence[RecordedExchange]) -> None:
+        self.exchanges = list(exchanges)
+        self._by_key: dict[tuple[WireApi, str], list[RecordedExchange]] = {}
+        self._canonical: dict[int, str] = {}
+        for ex in self.exchanges:
+            key = canonical_json(ex.body)
+            self._canonical[ex.index] = key
+            self._by_key.setdefault((ex.api, key), []).append(ex)
+        self._used: dict[tuple[WireApi, str], int] = {}
+
+    def answer(self, api: WireApi, body: Any) -> RecordedExchange | None:
+        """The recorded exchange that answers this request, or ``None`` when nothing matches."""
+        key = (api, canonical_json(body))
+        candidates = self._by_key.get(key)
+        if not candidates:
+            return None
+        used = self._used.get(key, 0)
+        self._used[key] = used + 1
+        return candidates[min(used, len(candidates) - 1)]
+
+    def closest(self, api: WireApi, body: Any) -> Closest | None:
+        """The most similar recorded request of the same API (``None`` if the recording has none).
+
+        Candidates are ranked by ``SequenceMatcher.quick_ratio`` (an upper bound) and only
+        those that could beat the best full ratio so far are scored exactly."""
+        received = canonical_json(body)
+        pool = [ex for ex in self.exchanges if ex.api is api]
+        if not pool:
+            return None
+        matcher = difflib.SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2(received)
+        bounds = []
+        for ex in pool:
+            matcher.set_seq1(self._canonical[ex.index])
+            bounds.append((matcher.quick_ratio(), ex))
+        bounds.sort(key=lambda b: (-b[0], b[1].index))
+        best: tuple[float, RecordedExchange] | None = None
+        for bound, ex in bounds:
+            if best is not None and bound <= best[0]:
+                break
+            matcher.set_seq1(self._canonical[ex.index])
+            score = matcher.ratio()
+            if best is None or score > best[0]:
+                best = (score, ex)
+        assert best is not None
+        score, ex = best
+        return Closest(ex, score, json_differences(ex.body, body))
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP (aiohttp)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServedRequest:
+    """One request the server received: ``method``, ``path``, the ``exchange`` that answered it
+    (``None`` → 404/400), the HTTP ``status`` sent, and ``closest`` for a 404."""
+
+    method: str
+    path: str
+    exchange: RecordedExchange | None
+    status: int
+    closest: Closest | None = None
+
+
+def _sse(data: Mapping[str, Any], event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return (head + "data: " + json.dumps(data, ensure_ascii=False) + "\n\n").encode("utf-8")
+
+
+def _json_response(data: Any, status: int, exchange: RecordedExchange | None = None) -> web.Response:
+    headers = {"x-spanreel-recorded-span": exchange.span.span_id} if exchange else None
+    return web.json_response(
+        data, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False)
+    )
+
+
+def _error_for(api: WireApi, status: int, message: str, type_: str, **extra: Any) -> dict[str, Any]:
+    if api is WireApi.ANTHROPIC_MESSAGES:
+        return anthropic_error_body(message, type_, **extra)
+    return openai_error_body(message, type_, extra.pop("code", None), **extra)
+
+
+class RecordedServer:
+    """Serve recorded exchanges over HTTP on a background thread (see the module docstring).
+
+    ``RecordedServer(exchanges, host="127.0.0.1", port=0, on_request=None)``; :meth:`start`
+    returns once the socket is bound (raises ``OSError`` when it cannot bind), :meth:`stop`
+    shuts down (idempotent); also a context manager. ``on_request`` is called (on the server
+    thread) with each :class:`ServedRequest`; :attr:`served` lists them all in arrival order.
+    """
+
+    def __init__(
+        self,
+        exchanges: Sequence[RecordedExchange],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_request: Callable[[ServedRequest], None] | None = None,
+    ) -> None:
+        self.index = RecordingIndex(exchanges)
+        self.host = host
+        self.port = port
+        self.served: list[ServedRequest] = []
+        self._on_request = on_request
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` (valid after :meth:`start`); the Anthropic SDK's base URL."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """``http://HOST:PORT/v1``: the OpenAI SDK's base URL (``OPENAI_BASE_URL``)."""
+        return self.base_url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """``http://HOST:PORT``: the Anthropic SDK's base URL (``ANTHROPIC_BASE_URL``)."""
+        return self.base_url
+
+    @property
+    def unmatched(self) -> list[ServedRequest]:
+        """The requests answered with 404 (no recorded match)."""
+        return [r for r in self.served if r.status == 404]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> RecordedServer:
+        if self._thread is not None:
+            return self
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError:
+            sock.close()
+            raise
+        self.port = sock.getsockname()[1]
+        self._ready.clear()
+        self._thread = threading.Thread(
+            target=self._serve, args=(sock,), name="spanreel-serve-recorded", daemon=True
+        )
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            self._thread.join()
+            self._thread = None
+            raise RuntimeError("the recorded-response server failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if self._runner is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
+            with contextlib.suppress(Exception):  # best effort on shutdown
+                fut.result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._thread = self._loop = self._runner = None
+
+    def __enter__(self) -> RecordedServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _serve(self, sock: socket.socket) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            runner = web.AppRunner(
+                self._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            )
+            loop.run_until_complete(runner.setup())
+            loop.run_until_complete(web.SockSite(runner, sock).start())
+            self._runner = runner
+        except BaseException as exc:  # reported by start()
+            self._startup_error = exc
+            self._ready.set()
+            loop.close()
+            sock.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        for prefix in ("/v1", ""):
+            app.router.add_get(prefix + "/models", self._models)
+        app.router.add_post("/{path:.*}", self._handle)
+        return app
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _note(self, served: ServedRequest) -> None:
+        self.served.append(served)
+        if self._on_request is not None:
+            with contextlib.suppress(Exception):  # a reporting callback never breaks serving
+                self._on_request(served)
+
+    async def _models(self, request: web.Request) -> web.Response:
+        models = sorted({ex.model for ex in self.index.exchanges if ex.model})
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "spanreel-recorded"} for m in models]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        api = api_of_path(request.path)
+        raw = await request.read()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if api is WireApi.OTHER or not isinstance(body, dict):
+            what = "not a JSON object" if api is not WireApi.OTHER else "not an LLM endpoint spanreel serves"
+            status = 400 if api is not WireApi.OTHER else 404
+            self._note(ServedRequest(request.method, request.path, None, status))
+            message = (
+                f"spanreel serve-recorded: {request.method} {request.path}: {what} "
+                "(served: POST …/chat/completions, POST …/messages)"
+            )
+            return _json_response(_error_for(api, status, message, "invalid_request_error"), status)
+        exchange = self.index.answer(api, body)
+        if exchange is None:
+            return self._no_match(request, api, body)
+        self._note(
+            ServedRequest(
+                request.method, request.path, exchange, exchange.error.status if exchange.error else 200
+            )
+        )
+        if exchange.error is not None:
+            err = exchange.error
+            return _json_response(
+                _error_for(api, err.status, err.message, err.type, code=err.type), err.status, exchange
+            )
+        if body.get("stream") is True:
+            return await self._stream(request, api, exchange, body)
+        answer = (
+            anthropic_message(exchange)
+            if api is WireApi.ANTHROPIC_MESSAGES
+            else openai_chat_completion(exchange)
+        )
+        return _json_response(answer, 200, exchange)
+
+    def _no_match(self, request: web.Request, api: WireApi, body: Any) -> web.Response:
+        closest = self.index.closest(api, body)
+        self._note(ServedRequest(request.method, request.path, None, 404, closest))
+        message = (
+            f"spanreel serve-recorded: no recorded request matches this {request.method} "
+            f"{request.path} body; "
+        )
+        message += closest.describe() if closest else "the recording has no request to this API"
+        extra = {"closest": closest.to_json() if closest else None}
+        if api is WireApi.ANTHROPIC_MESSAGES:
+            return _json_response(
+                anthropic_error_body(message, "not_found_error", code=NO_MATCH_CODE, **extra), 404
+            )
+        return _json_response(
+            openai_error_body(message, "invalid_request_error", NO_MATCH_CODE, **extra), 404
+        )
+
+    async def _stream(
+        self, request: web.Request, api: WireApi, exchange: RecordedExchange, body: Mapping[str, Any]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "x-spanreel-recorded-span": exchange.span.span_id,
+            }
+        )
+        await response.prepare(request)
+        for piece in self._stream_pieces(api, exchange, body):
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    @staticmethod
+    def _stream_pieces(api: WireApi, exchange: RecordedExchange, body: Mapping[str, Any]) -> Iterator[bytes]:
+        if api is WireApi.ANTHROPIC_MESSAGES:
+            for event, data in anthropic_stream_events(exchange):
+                yield _sse(data, event)
+            return
+        options = body.get("stream_options")
+        include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+        for chunk in openai_chat_chunks(exchange, include_usage=include_usage):
+            yield _sse(chunk)
+        yield b"data: [DONE]\n\n"

@@ -1,0 +1,164 @@
+"""Spans from the real peer instrumentations land in the same ``llm_calls`` columns as spanreel's.
+
+Each peer (OpenInference, OpenLLMetry, MLflow tracing) wraps the real ``openai`` SDK calling the
+local fake LLM server in its own child process — they patch ``openai`` globally, so they must not
+run inside the pytest process — and exports over real OTLP/HTTP to a ``spanreel collector``
+subprocess. OpenLIT cannot be installed beside spanreel (it pins ``openai<3`` and older
+OpenTelemetry packages); its attributes are covered from its source in test_collector_peers.py.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from spanreel.collector import run_query
+from spanreel.fakellm import FakeLLMServer
+from tests.conftest import CollectorProcess, clean_env, start_collector
+
+pytest.importorskip("openinference.instrumentation.openai")
+pytest.importorskip("opentelemetry.instrumentation.openai")
+pytest.importorskip("mlflow")
+
+_CLIENT = r"""
+import os, sys
+import openai
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+peer = sys.argv[1]
+client = openai.OpenAI(base_url=os.environ["FAKE_LLM_URL"], api_key="test-key")
+messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is DuckDB fast?"}]
+
+def calls():
+    client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+    )
+    for _ in stream:
+        pass
+
+if peer == "mlflow":
+    import mlflow
+    mlflow.openai.autolog()
+    calls()
+    from mlflow.tracing.provider import provider
+    provider.get().force_flush()
+else:
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if peer == "openinference":
+        from openinference.instrumentation import using_session
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+        OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+        with using_session("sess-openinference"):
+            calls()
+    elif peer == "openllmetry":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+        OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+        calls()
+    tracer_provider.shutdown()
+"""
+
+_PEERS = ("openinference", "openllmetry", "mlflow")
+
+
+@pytest.fixture(scope="module")
+def peer_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess, FakeLLMServer]]:
+    """One collector that received the two calls of every peer, each made in its own process."""
+    tmp = tmp_path_factory.mktemp("peers")
+    with FakeLLMServer() as llm, start_collector(tmp / "peers.duckdb") as collector:
+        url = collector.http_url
+        env = clean_env(
+            FAKE_LLM_URL=llm.base_url,
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=url,
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+            OTEL_SERVICE_NAME="peer-mlflow",
+            MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
+        )
+        procs = {
+            peer: subprocess.Popen(
+                [sys.executable, "-c", _CLIENT, peer],
+                env=env,
+                cwd=tmp,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for peer in _PEERS
+        }
+        for peer, proc in procs.items():
+            out, _ = proc.communicate(timeout=90)
+            assert proc.returncode == 0, f"{peer} client failed:\n{out}"
+        _wait_for_llm_calls(collector, expected=2 * len(_PEERS))
+        yield collector, llm
+
+
+def _wait_for_llm_calls(collector: CollectorProcess, expected: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    count = 0
+    while time.monotonic() < deadline:
+        count = run_query("SELECT count(*) FROM llm_calls", collector.db).rows[0][0]
+        if count >= expected:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{count} of {expected} LLM calls stored:\n{collector.stderr()}")
+
+
+def _calls(collector: CollectorProcess, scope_prefix: str) -> list[dict[str, Any]]:
+    result = run_query(
+        "SELECT s.scope_name, c.operation, c.provider, c.request_model, c.response_model, c.input_tokens,"
+        " c.output_tokens, c.finish_reasons, c.session_id, c.attributes"
+        " FROM llm_calls c JOIN spans s USING (trace_id, span_id)"
+        " WHERE s.scope_name LIKE ? ORDER BY c.start_time",
+        collector.db,
+        params=[scope_prefix + "%"],
+    )
+    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+
+@pytest.mark.parametrize(
+    ("scope_prefix", "session_id", "original_key"),
+    [
+        ("openinference.instrumentation.openai", "sess-openinference", "llm.token_count.prompt"),
+        ("opentelemetry.instrumentation.openai", None, "gen_ai.input.messages"),
+        ("mlflow", None, "mlflow.chat.tokenUsage"),
+    ],
+    ids=["openinference", "openllmetry", "mlflow"],
+)
+def test_peer_llm_calls_fill_the_columns(
+    peer_db: tuple[CollectorProcess, FakeLLMServer],
+    scope_prefix: str,
+    session_id: str | None,
+    original_key: str,
+) -> None:
+    collector, _ = peer_db
+    calls = _calls(collector, scope_prefix)
+    assert len(calls) == 2, calls
+    for call in calls:
+        assert call["operation"] == "chat"
+        assert call["provider"] == "openai"
+        assert call["request_model"] == "gpt-4o-mini"
+        assert call["response_model"] == "gpt-4o-mini"
+        assert call["finish_reasons"] == ["stop"]
+        assert call["session_id"] == session_id
+        # the fake server counts prompt tokens as words of the messages' text ("Be brief." + question)
+        assert call["input_tokens"] == 5
+        assert isinstance(call["output_tokens"], int) and call["output_tokens"] >= 20
+        assert original_key in json.loads(call["attributes"])  # the original attributes are kept
+
+
+def test_each_peer_only_stores_its_model_calls_as_llm_calls(
+    peer_db: tuple[CollectorProcess, FakeLLMServer],
+) -> None:
+    collector, _ = peer_db
+    total = run_query("SELECT count(*) FROM llm_calls", collector.db).rows[0][0]
+    assert total == 2 * len(_PEERS)

@@ -1,0 +1,214 @@
+"""The trace viewer's data layer without a server: message parsing, cursors, filter validation,
+keyset pagination on a real DuckDB file written by the collector's own writer, and the helpers
+of ``spanreel ui``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from test_replay_support import rec, write_db
+
+from spanreel.collector._query import DATABASE_CONFIG, QueryResult, execute_read_only
+from spanreel.collector._ui import is_loopback_host, is_public_path, load_assets
+from spanreel.collector._ui_cli import can_open_browser, viewer_url
+from spanreel.collector._ui_data import (
+    MAX_PAGE_SIZE,
+    BadRequest,
+    NotFound,
+    QueryFn,
+    TraceFilters,
+    conversation,
+    decode_cursor,
+    encode_cursor,
+    list_traces,
+    output_text,
+    session_detail,
+    trace_detail,
+)
+
+TRACE_A = "a" * 32
+
+
+def test_conversation_follows_the_semconv_message_schema() -> None:
+    attributes = {
+        "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Be brief."}]),
+        "gen_ai.input.messages": json.dumps(
+            [
+                {"role": "user", "parts": [{"type": "text", "content": "Weather in Oslo?"}]},
+                {
+                    "role": "assistant",
+                    "parts": [
+                        {"type": "tool_call", "id": "c1", "name": "weather", "arguments": '{"city":"Oslo"}'},
+                    ],
+                },
+                {
+                    "role": "tool",
+                    "parts": [{"type": "tool_call_response", "id": "c1", "response": {"t": -3}}],
+                },
+                {"role": "user", "parts": [{"type": "blob", "modality": "image", "content": "A" * 500}]},
+            ]
+        ),
+        "gen_ai.output.messages": json.dumps(
+            [
+                {
+                    "role": "assistant",
+                    "finish_reason": "stop",
+                    "parts": [{"type": "reasoning", "content": "cold"}, {"type": "text", "content": "-3 °C"}],
+                }
+            ]
+        ),
+    }
+    chat = conversation(attributes)
+    assert [(m["role"], m["direction"]) for m in chat] == [
+        ("system", "input"),
+        ("user", "input"),
+        ("assistant", "input"),
+        ("tool", "input"),
+        ("user", "input"),
+        ("assistant", "output"),
+    ]
+    assert chat[0]["parts"] == [{"type": "text", "content": "Be brief."}]
+    assert chat[2]["parts"] == [
+        {"type": "tool_call", "id": "c1", "name": "weather", "arguments": '{\n  "city": "Oslo"\n}'}
+    ]
+    assert chat[3]["parts"] == [{"type": "tool_call_response", "id": "c1", "response": '{\n  "t": -3\n}'}]
+    blob = chat[4]["parts"][0]
+    assert blob["type"] == "blob" and "(500 chars)" in blob["content"] and len(blob["content"]) < 300
+    assert chat[5]["finish_reason"] == "stop"
+    assert output_text(chat) == "-3 °C"
+
+
+def test_conversation_of_odd_values() -> None:
+    assert conversation({}) == []
+    assert conversation({"gen_ai.input.messages": "not json"}) == [
+        {"role": "unknown", "direction": "input", "parts": [{"type": "text", "content": "not json"}]}
+    ]
+    # a message without a role: input defaults to user, output to assistant
+    chat = conversation(
+        {
+            "gen_ai.input.messages": json.dumps([{"parts": [{"type": "text", "content": "hi"}]}]),
+            "gen_ai.output.messages": json.dumps({"parts": [{"type": "text", "content": "yo"}]}),
+        }
+    )
+    assert [m["role"] for m in chat] == ["user", "assistant"]
+    two = conversation(
+        {
+            "gen_ai.output.messages": json.dumps(
+                [
+                    {"role": "assistant", "parts": [{"type": "text", "content": "a"}]},
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "tool_call", "name": "f", "arguments": {"x": 1}}],
+                    },
+                ]
+            )
+        }
+    )
+    assert output_text(two) == 'a\n---\nf({\n  "x": 1\n})'
+    assert output_text([]) is None
+
+
+def test_cursor_round_trip_and_rejection() -> None:
+    cursor = encode_cursor("2026-11-21T20:07:00.000000150Z", TRACE_A)
+    assert "=" not in cursor and decode_cursor(cursor) == ("2026-11-21T20:07:00.000000150Z", TRACE_A)
+    for bad in ("", "!!!", encode_cursor("yesterday", TRACE_A), encode_cursor("2026-01-01T00:00:00Z", "zz")):
+        with pytest.raises(BadRequest):
+            decode_cursor(bad)
+
+
+def test_filters_from_params() -> None:
+    assert TraceFilters.from_params({}) == TraceFilters()
+    f = TraceFilters.from_params(
+        {"service": " api ", "status": "error", "since": "2026-11-21T22:00:00+02:00", "until": "", "q": "x"}
+    )
+    assert f.service == "api" and f.status == "error" and f.until is None and f.text == "x"
+    assert f.since == "2026-11-21T20:00:00"  # converted to UTC
+    assert TraceFilters.from_params({"since": "2026-11-21T20:00"}).since == "2026-11-21T20:00:00"
+    with pytest.raises(BadRequest, match="status must be 'ok' or 'error'"):
+        TraceFilters.from_params({"status": "OK!"})
+    with pytest.raises(BadRequest, match="until must be an ISO-8601 time"):
+        TraceFilters.from_params({"until": "tomorrow"})
+
+
+@pytest.fixture
+def query(tmp_path: Path) -> Iterator[QueryFn]:
+    """Seven traces starting at the same nanosecond (keyset ties), one of them in a session."""
+    spans = []
+    for i in range(7):
+        tid = f"{i:x}" * 32
+        spans.append(rec("1", trace_id=tid, name=f"job {i}", session_id="s1" if i == 3 else None))
+        spans.append(
+            rec("2", "1", trace_id=tid, start_ms=1, dur_ms=2, status_code="ERROR" if i == 5 else "UNSET")
+        )
+    db = write_db(tmp_path / "spans.duckdb", spans)
+    con = duckdb.connect(str(db), read_only=True, config=DATABASE_CONFIG)
+
+    def run(sql: str, params: list[Any]) -> QueryResult:
+        return execute_read_only(con, sql, params)
+
+    yield run
+    con.close()
+
+
+def test_keyset_pagination_breaks_start_time_ties_by_trace_id(query: QueryFn) -> None:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = list_traces(query, TraceFilters(), limit=3, cursor=cursor)
+        seen += [t["trace_id"] for t in page["traces"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"{i:x}" * 32 for i in reversed(range(7))]
+    errors = list_traces(query, TraceFilters(status="error"))["traces"]
+    assert [(t["root_name"], t["errors"]) for t in errors] == [("job 5", 1)]
+    with pytest.raises(BadRequest):
+        list_traces(query, TraceFilters(), limit=MAX_PAGE_SIZE + 1)
+
+
+def test_trace_and_session_lookups(query: QueryFn) -> None:
+    detail = trace_detail(query, "3" * 32)
+    assert [s["name"] for s in detail["spans"]] == ["job 3", "span 2"]
+    assert detail["spans"][1]["offset_ns"] == 1_000_000 and detail["replays"] == []
+    with pytest.raises(NotFound):
+        trace_detail(query, "f" * 32)
+    with pytest.raises(BadRequest):
+        trace_detail(query, "3" * 31)
+    session = session_detail(query, "s1")
+    assert [t["trace_id"] for t in session["traces"]] == ["3" * 32]
+
+
+def test_loopback_hosts_and_public_paths() -> None:
+    for host in ("127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:4000", "127.1.2.3", "::1"):
+        assert is_loopback_host(host), host
+    for host in (
+        None,
+        "",
+        "attacker.example",
+        "attacker.example:80",
+        "10.0.0.1:80",
+        "[fe80::1]:8",
+        "0.0.0.0",
+    ):
+        assert not is_loopback_host(host), host
+    for path in ("/", "/ui", "/ui/", "/ui/app.js"):
+        assert is_public_path(path), path
+    for path in ("/api/ui/traces", "/ui/a/b", "/api/query", "/uix", "/healthz"):
+        assert not is_public_path(path), path
+    assert {"index.html", "app.js", "app.css", "favicon.svg"} <= set(load_assets())
+
+
+def test_ui_command_helpers() -> None:
+    assert viewer_url("http://127.0.0.1:5000") == "http://127.0.0.1:5000/ui/"
+    assert viewer_url("http://127.0.0.1:5000/", "a b/c&d") == "http://127.0.0.1:5000/ui/#token=a%20b%2Fc%26d"
+    assert can_open_browser({}, "darwin") and can_open_browser({}, "win32")
+    assert can_open_browser({"DISPLAY": ":0"}, "linux") and can_open_browser(
+        {"WAYLAND_DISPLAY": "w"}, "linux"
+    )
+    assert can_open_browser({"BROWSER": "firefox"}, "linux")
+    assert not can_open_browser({}, "linux") and not can_open_browser({"SSH_CONNECTION": "x"}, "freebsd14")
