@@ -254,6 +254,8 @@ def decode_json(payload: bytes) -> DecodeResult:
         doc = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
+    except RecursionError:
+        raise DecodeError("invalid OTLP/JSON: nested too deeply") from None
     _ids_hex_to_base64(doc)
     request = ExportTraceServiceRequest()
     try:

@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 import grpc
 import httpx
@@ -65,6 +65,7 @@ __all__ = [
     "Forwarder",
     "Forwarders",
     "Outcome",
+    "Sender",
     "backoff_delay",
     "json_to_protobuf",
     "parse_retry_after",
@@ -77,6 +78,8 @@ _EXPORT_METHOD: Final = "/opentelemetry.proto.collector.trace.v1.TraceService/Ex
 _PROTOBUF: Final = "application/x-protobuf"
 _JSON: Final = "application/json"
 _USER_AGENT: Final = f"spanreel-collector/{__version__}"
+#: Seconds a sending thread may still take after the drain deadline before it is abandoned.
+_JOIN_GRACE_S: Final = 1.0
 #: Seconds between two "queue full" warnings of one forwarder.
 _DROP_LOG_INTERVAL_S: Final = 10.0
 
@@ -202,15 +205,15 @@ class Outcome:
     rejected_spans: int = 0
 
 
-class _Sender:
-    def send(self, body: bytes) -> Outcome:
-        raise NotImplementedError
+class Sender(Protocol):
+    """Sends one encoded export request upstream (one attempt, no retry)."""
 
-    def close(self) -> None:
-        pass
+    def send(self, body: bytes) -> Outcome: ...
+
+    def close(self) -> None: ...
 
 
-class _GrpcSender(_Sender):
+class _GrpcSender:
     def __init__(self, config: ForwarderConfig) -> None:
         options = [("grpc.enable_retries", 0), ("grpc.primary_user_agent", _USER_AGENT)]
         if config.tls.insecure:
@@ -254,7 +257,7 @@ class _GrpcSender(_Sender):
         self._channel.close()
 
 
-class _HttpSender(_Sender):
+class _HttpSender:
     def __init__(self, config: ForwarderConfig) -> None:
         tls = config.tls
         verify: ssl.SSLContext | bool = True
@@ -398,13 +401,13 @@ class _Queue:
 class Forwarder:
     """One ``otlp`` / ``otlphttp`` exporter: a bounded queue and its sending threads."""
 
-    def __init__(self, config: ForwarderConfig, *, sender: _Sender | None = None) -> None:
+    def __init__(self, config: ForwarderConfig, *, sender: Sender | None = None) -> None:
         self.config = config
         queue = config.queue
         # sending_queue.enabled: false → at most one waiting export per consumer, newest kept
         self._sizer = queue.sizer if queue.enabled else "requests"
         self._queue = _Queue(queue.queue_size if queue.enabled else queue.num_consumers)
-        self._sender = sender
+        self._sender: Sender | None = sender
         self._stats = ForwardStats()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -453,9 +456,10 @@ class Forwarder:
     def finish_stop(self) -> None:
         """Wait for the threads (bounded by the drain deadline plus one attempt), drop what is
         left, close the connection."""
+        # A thread still in a send after the deadline is abandoned (daemon): closing the sender
+        # below cancels its request, and it counts the export as failed.
         for thread in self._threads:
-            remaining = self._deadline - time.monotonic()
-            thread.join(max(remaining, 0) + self.config.timeout_s + 1)
+            thread.join(max(self._deadline + _JOIN_GRACE_S - time.monotonic(), 0))
         left = self._queue.drain()
         if left:
             with self._lock:

@@ -37,6 +37,7 @@ from spanreel.collector import _peers as peers
 __all__ = [
     "GENAI_COLUMNS",
     "LOOKUP_TABLES",
+    "PEER_KEYS",
     "Derived",
     "Source",
     "attribute_view",
@@ -152,6 +153,8 @@ class Source:
     convert: Converter
     #: look in the resource attributes instead of the span attributes
     resource: bool = False
+    #: a peer convention's name (only consulted when the span has some peer attribute)
+    peer: bool = False
 
     def read(self, attrs: Attributes, resource: Attributes) -> Any:
         value = (resource if self.resource else attrs).get(self.key)
@@ -164,6 +167,8 @@ class Derived:
 
     name: str
     derive: Callable[[Attributes], Any]
+    #: attributes one of which must be present for ``derive`` to find anything
+    triggers: tuple[str, ...] = ()
 
     def read(self, attrs: Attributes, resource: Attributes) -> Any:
         return self.derive(attrs)
@@ -276,6 +281,9 @@ def _openinference_operation(attrs: Attributes) -> str | None:
     return as_text(operation)
 
 
+_LLMETRY_FIRST_FINISH_REASON: Final = f"{peers.LLMETRY_COMPLETIONS}.0.{peers.LLMETRY_FINISH_REASON}"
+
+
 def _llmetry_finish_reasons(attrs: Attributes) -> list[str] | None:
     reasons: list[str] = []
     for base in _indexed(attrs, peers.LLMETRY_COMPLETIONS, (peers.LLMETRY_FINISH_REASON,)):
@@ -324,54 +332,58 @@ def _mlflow_finish_reasons(attrs: Attributes) -> list[str] | None:
 LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
     "operation": (
         Source(gen_ai.GEN_AI_OPERATION_NAME, as_text),
-        Source(peers.LLMETRY_REQUEST_TYPE, _llmetry_operation),
-        Derived("openinference.span.kind", _openinference_operation),
-        Source(peers.MLFLOW_SPAN_TYPE, _mlflow_operation),
+        Source(peers.LLMETRY_REQUEST_TYPE, _llmetry_operation, peer=True),
+        Derived("openinference.span.kind", _openinference_operation, (peers.OI_SPAN_KIND,)),
+        Source(peers.MLFLOW_SPAN_TYPE, _mlflow_operation, peer=True),
     ),
     "provider": (
         Source(gen_ai.GEN_AI_PROVIDER_NAME, as_provider),
         Source(gen_ai.GEN_AI_SYSTEM, as_provider),
-        Source(peers.OI_LLM_PROVIDER, as_provider),
-        Source(peers.OI_LLM_SYSTEM, as_provider),
-        Source(peers.MLFLOW_PROVIDER, as_provider),
-        Source(peers.MLFLOW_MESSAGE_FORMAT, _mapped(peers.MLFLOW_MESSAGE_FORMAT_PROVIDERS)),
+        Source(peers.OI_LLM_PROVIDER, as_provider, peer=True),
+        Source(peers.OI_LLM_SYSTEM, as_provider, peer=True),
+        Source(peers.MLFLOW_PROVIDER, as_provider, peer=True),
+        Source(peers.MLFLOW_MESSAGE_FORMAT, _mapped(peers.MLFLOW_MESSAGE_FORMAT_PROVIDERS), peer=True),
     ),
     "request_model": (
         Source(gen_ai.GEN_AI_REQUEST_MODEL, as_text),
-        Source(peers.OI_LLM_REQUEST_MODEL_NAME, as_text),
-        Source(peers.OI_LLM_MODEL_NAME, as_text),
-        Source(peers.OI_EMBEDDING_MODEL_NAME, as_text),
-        Source(peers.MLFLOW_MODEL, as_text),
+        Source(peers.OI_LLM_REQUEST_MODEL_NAME, as_text, peer=True),
+        Source(peers.OI_LLM_MODEL_NAME, as_text, peer=True),
+        Source(peers.OI_EMBEDDING_MODEL_NAME, as_text, peer=True),
+        Source(peers.MLFLOW_MODEL, as_text, peer=True),
     ),
     "response_model": (
         Source(gen_ai.GEN_AI_RESPONSE_MODEL, as_text),
-        Source(peers.OI_LLM_RESPONSE_MODEL_NAME, as_text),
+        Source(peers.OI_LLM_RESPONSE_MODEL_NAME, as_text, peer=True),
         # OpenInference overwrites llm.model_name with the response's model once it has one.
-        Source(peers.OI_LLM_MODEL_NAME, as_text),
-        Derived("mlflow.spanOutputs.model", _mlflow_response_model),
+        Source(peers.OI_LLM_MODEL_NAME, as_text, peer=True),
+        Derived("mlflow.spanOutputs.model", _mlflow_response_model, (peers.MLFLOW_SPAN_TYPE,)),
     ),
     "input_tokens": (
         Source(gen_ai.GEN_AI_USAGE_INPUT_TOKENS, as_count),
         Source(gen_ai.GEN_AI_USAGE_PROMPT_TOKENS, as_count),
-        Source(peers.OI_TOKEN_COUNT_PROMPT, as_count),
-        Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_INPUT_TOKENS, as_count)),
+        Source(peers.OI_TOKEN_COUNT_PROMPT, as_count, peer=True),
+        Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_INPUT_TOKENS, as_count), peer=True),
     ),
     "output_tokens": (
         Source(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, as_count),
         Source(gen_ai.GEN_AI_USAGE_COMPLETION_TOKENS, as_count),
-        Source(peers.OI_TOKEN_COUNT_COMPLETION, as_count),
-        Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_OUTPUT_TOKENS, as_count)),
+        Source(peers.OI_TOKEN_COUNT_COMPLETION, as_count, peer=True),
+        Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_OUTPUT_TOKENS, as_count), peer=True),
     ),
     "finish_reasons": (
         Source(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, as_text_list),
-        Derived("gen_ai.completion.{i}.finish_reason", _llmetry_finish_reasons),
-        Source(peers.OI_FINISH_REASON, as_text_list),
-        Derived("mlflow.spanOutputs.choices[].finish_reason", _mlflow_finish_reasons),
+        Derived(
+            "gen_ai.completion.{i}.finish_reason", _llmetry_finish_reasons, (_LLMETRY_FIRST_FINISH_REASON,)
+        ),
+        Source(peers.OI_FINISH_REASON, as_text_list, peer=True),
+        Derived(
+            "mlflow.spanOutputs.choices[].finish_reason", _mlflow_finish_reasons, (peers.MLFLOW_SPAN_TYPE,)
+        ),
     ),
     "session_id": (
         Source(SESSION_ID, as_text),
-        Source(peers.LLMETRY_SESSION_ID, as_text),
-        Source(peers.MLFLOW_TRACE_SESSION, as_text),
+        Source(peers.LLMETRY_SESSION_ID, as_text, peer=True),
+        Source(peers.MLFLOW_TRACE_SESSION, as_text, peer=True),
         Source(SESSION_ID, as_text, resource=True),
     ),
     "conversation_id": (
@@ -382,6 +394,40 @@ LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
 
 #: The derived columns, in table order.
 GENAI_COLUMNS: Final = tuple(LOOKUP_TABLES)
+
+
+def _is_peer(source: Source | Derived) -> bool:
+    return isinstance(source, Derived) or source.peer
+
+
+def _compile(
+    tables: Mapping[str, tuple[Source | Derived, ...]], with_peers: bool
+) -> tuple[tuple[str, tuple[tuple[str | None, Callable[[Any], Any], bool], ...]], ...]:
+    """Tables as plain tuples ``(key, function, in_resource)`` (``key`` None: a Derived), for a
+    loop without method calls: this runs once per span on the ingest path."""
+    return tuple(
+        (
+            column,
+            tuple(
+                (None, s.derive, False) if isinstance(s, Derived) else (s.key, s.convert, s.resource)
+                for s in sources
+                if with_peers or not _is_peer(s)
+            ),
+        )
+        for column, sources in tables.items()
+    )
+
+
+_ALL_SOURCES: Final = _compile(LOOKUP_TABLES, with_peers=True)
+_OTEL_SOURCES: Final = _compile(LOOKUP_TABLES, with_peers=False)
+#: A span without any of these attributes gets the same columns from the OTel sources alone.
+PEER_KEYS: Final = frozenset(
+    key
+    for sources in LOOKUP_TABLES.values()
+    for s in sources
+    if _is_peer(s)
+    for key in (s.triggers if isinstance(s, Derived) else (s.key,))
+)
 
 
 def _lookup(sources: tuple[Source | Derived, ...], attrs: Attributes, resource: Attributes) -> Any:
@@ -396,10 +442,23 @@ def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
     """Add the GenAI columns to ``row`` (a :data:`~spanreel.collector._decode.SpanRow`) in place
     and return it. Columns with no source present are ``None``; ``operation`` is ``None`` for
     spans that are not model calls (peers' chain, tool, agent … spans included)."""
-    attrs = attribute_view(row["attributes"])
+    attrs: Attributes = row["attributes"]
     resource: Attributes = row["resource_attributes"]
-    for column, sources in LOOKUP_TABLES.items():
-        row[column] = _lookup(sources, attrs, resource)
+    compiled = _OTEL_SOURCES
+    if not PEER_KEYS.isdisjoint(attrs):
+        compiled = _ALL_SOURCES
+        attrs = attribute_view(attrs)
+    for column, entries in compiled:
+        value = None
+        for key, function, in_resource in entries:
+            if key is None:
+                value = function(attrs)
+            else:
+                raw = (resource if in_resource else attrs).get(key)
+                value = None if raw is None else function(raw)
+            if value is not None:
+                break
+        row[column] = value
     return row
 
 

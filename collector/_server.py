@@ -59,6 +59,7 @@ from spanreel.collector._batch import DecodePool, default_decode_workers
 from spanreel.collector._client import CollectorInfo, remove_discovery, write_discovery
 from spanreel.collector._config import CollectorConfig, parse_duration, parse_endpoint
 from spanreel.collector._decode import DecodeError
+from spanreel.collector._forward import Forwarders
 from spanreel.collector._metrics import Counters, QueueBudget
 from spanreel.collector._query import QueryError, execute_read_only
 from spanreel.collector._retention import PruneResult, cutoff_ns, prune
@@ -144,6 +145,8 @@ class Collector:
         self._budget = QueueBudget(config.max_queue_bytes)
         self._info: CollectorInfo | None = None
         self._writer: SpanWriter | None = None
+        #: otlp / otlphttp exporters: accepted exports are queued to them after their commit
+        self._forwarders = Forwarders(config.forwarders)
         self._decode: DecodePool | None = None
         self._query_pool: ThreadPoolExecutor | None = None
         self._grpc_server: grpc.aio.Server | None = None
@@ -178,6 +181,7 @@ class Collector:
         # The budget bounds request bytes; their Arrow form is somewhat larger: the writer's own
         # bound is a backstop that the budget keeps from being reached.
         self._writer = SpanWriter(con, max_queue_bytes=4 * cfg.max_queue_bytes)
+        self._forwarders.start()  # sending threads only; connections are opened on first send
         workers = cfg.decode_workers if cfg.decode_workers is not None else default_decode_workers()
         self._decode = DecodePool(workers)
         self._query_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanreel-query")
@@ -221,6 +225,7 @@ class Collector:
             await runner.cleanup()
         self._runners.clear()
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._forwarders.stop)  # bounded by its drain timeout
         if self._writer is not None:
             await loop.run_in_executor(None, self._writer.close)
         if self._decode is not None:
@@ -332,6 +337,7 @@ class Collector:
             except Exception as exc:  # disk full, I/O error …: the client keeps the data and retries
                 counters.failed_requests += 1
                 raise _Unavailable(f"storing spans failed: {exc}") from exc
+            self._forwarders.submit(payload, json_encoded=json_encoded, spans=batch.table.num_rows)
             return _Ingested(batch.rejected_spans, batch.error_message)
         finally:
             budget.release(size)
@@ -532,6 +538,7 @@ class Collector:
                 "db_path": str(self.db_path),
                 "uptime_s": round(time.monotonic() - self._started, 3),
                 **self.stats(),
+                "forwarders": self._forwarders.stats(),
             }
         )
 

@@ -39,6 +39,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 
 from spanreel._attributes import (
     SESSION_ID,
+    SPANREEL_COST_USD,
     SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
     SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
     SPANREEL_REQUEST_BODY,
@@ -65,9 +66,10 @@ __all__ = [
 #: ``(sql, params) -> QueryResult``: a read-only query on the spans database.
 QueryFn = Callable[[str, list[Any]], QueryResult]
 
-#: Span attributes holding an LLM call's cost in US dollars, first present wins: OpenLIT's
-#: ``gen_ai.usage.cost`` and OpenInference's ``llm.cost.total`` (see shared/reference/peer-conventions.md).
-COST_ATTRIBUTES: Final[tuple[str, ...]] = ("gen_ai.usage.cost", "llm.cost.total")
+#: Span attributes holding an LLM call's cost in US dollars, first present wins: spanreel's own
+#: ``spanreel.cost.usd``, OpenLIT's ``gen_ai.usage.cost`` and OpenInference's ``llm.cost.total``
+#: (see shared/reference/peer-conventions.md).
+COST_ATTRIBUTES: Final[tuple[str, ...]] = (SPANREEL_COST_USD, "gen_ai.usage.cost", "llm.cost.total")
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 200
@@ -252,15 +254,37 @@ class TraceFilters:
             )
             conds.append(exists if self.status == "error" else f"NOT {exists}")
         if self.text is not None:
-            # The messages are JSON text: search for the needle as it appears inside a JSON string.
-            needle = json.dumps(self.text.lower(), ensure_ascii=False)[1:-1]
+            # The messages are JSON text inside the attributes' JSON text: look for the needle as it
+            # appears there (escaped once in the message value, twice in the raw column). A
+            # case-insensitive regular expression over the raw column (no JSON parsing; RE2 is
+            # faster than ILIKE here) pre-filters; the message attributes decide.
+            in_message = _json_escape(self.text)
             conds.append(
                 "EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = ti.trace_id AND s.operation IS NOT NULL "
-                f"AND (contains(lower({_attr(GEN_AI_INPUT_MESSAGES)}), ?) "
-                f"OR contains(lower({_attr(GEN_AI_OUTPUT_MESSAGES)}), ?)))"
+                "AND regexp_matches(s.attributes::VARCHAR, ?) "
+                f"AND ({_attr(GEN_AI_INPUT_MESSAGES)} ILIKE ? ESCAPE '\\' "
+                f"OR {_attr(GEN_AI_OUTPUT_MESSAGES)} ILIKE ? ESCAPE '\\'))"
             )
-            params += [needle, needle]
+            pattern = _contains_pattern(in_message)
+            params += [_literal_regex(_json_escape(in_message)), pattern, pattern]
         return conds, params
+
+
+def _json_escape(text: str) -> str:
+    """``text`` as it appears between the quotes of a JSON string (spanreel writes non-ASCII as is)."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+def _literal_regex(text: str) -> str:
+    """A case-insensitive RE2 pattern matching ``text`` literally: every character that is not a
+    letter or digit is written as an RE2 ``\\x{HEX}`` escape, so none can act as an operator."""
+    return "(?i)" + "".join(c if c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
+
+
+def _contains_pattern(text: str) -> str:
+    """An ``ILIKE … ESCAPE '\\'`` pattern matching ``text`` anywhere, literally (no wildcards)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 _TRACE_COLUMNS: Final = (

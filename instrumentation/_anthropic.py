@@ -207,7 +207,7 @@ def messages_response(body: Any, capture_content: bool) -> Parsed:
     if not isinstance(body, Mapping):
         return Parsed()
     content = body.get("content")
-    blocks = [b for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
+    blocks = [dict(b) for b in content if isinstance(b, Mapping)] if isinstance(content, list) else []
     return _result(
         body.get("id"),
         body.get("model"),

@@ -33,7 +33,6 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from spanreel._attributes import (
-    SESSION_ID,
     SPANREEL_CONTENT_TRUNCATED,
     SPANREEL_COST_USD,
     SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
@@ -42,15 +41,12 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_BODY_MODIFIED,
     SPANREEL_REQUEST_METHOD,
     SPANREEL_REQUEST_URL,
-    SPANREEL_SESSION_NAME,
-    SPANREEL_SESSION_PATH,
-    USER_ID,
 )
 
 from ._apis import provider_for, route
 from ._common import Api, Attributes, Content, Parsed, StreamAccumulator, dumps, error_type_from_body
 from ._content import ContentPolicy
-from ._context import TRACER_NAME, current_replay
+from ._context import SESSION_BAGGAGE_KEYS, TRACER_NAME, current_replay
 from ._cost import cost_usd, warm_up
 from ._http import Decoder, default_port, make_decoder, sanitize_url
 from ._metrics import GenAIMetrics
@@ -64,13 +60,7 @@ MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 
 #: Baggage entries copied onto spanreel's GenAI spans (and onto every span by the auto-setup's
 #: ``BaggageSpanProcessor``).
-BAGGAGE_KEYS: tuple[str, ...] = (
-    SESSION_ID,
-    USER_ID,
-    SPANREEL_SESSION_NAME,
-    SPANREEL_SESSION_PATH,
-    ga.GEN_AI_CONVERSATION_ID,
-)
+BAGGAGE_KEYS: tuple[str, ...] = (*SESSION_BAGGAGE_KEYS, ga.GEN_AI_CONVERSATION_ID)
 _INFERENCE_OPERATIONS = frozenset(
     v.value
     for v in (

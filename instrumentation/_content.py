@@ -75,18 +75,32 @@ def _redact_cards(text: str) -> str:
     return _CARD.sub(repl, text)
 
 
+_EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}[ .-]\d{3,4}[ .-]?\d{3,4}(?![\w])"
+)
+_API_KEY = re.compile(
+    r"\b(?:sk-ant-[\w-]{16,}|(?:sk|pk|rk)-(?:proj-)?[\w-]{16,}|AIza[\w-]{30,}|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|AKIA[0-9A-Z]{16}|xox[abprs]-[\w-]{10,})"
+    r"|\bBearer\s+[\w.~+/-]{16,}=*"
+)
+
+
+def _sub(pattern: re.Pattern[str], name: str) -> Redactor:
+    replacement = f"[REDACTED:{name}]"
+
+    def redact(text: str) -> str:
+        return pattern.sub(replacement, text)
+
+    return redact
+
+
 #: Built-in redaction patterns by name (``SPANREEL_REDACT``).
 PATTERNS: dict[str, Redactor] = {
-    "email": lambda s, _r=re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"): _r.sub(
-        "[REDACTED:email]", s
-    ),
-    "phone": lambda s, _r=re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}[ .-]\d{3,4}[ .-]?\d{3,4}(?![\w])"): (
-        _r.sub("[REDACTED:phone]", s)
-    ),
+    "email": _sub(_EMAIL, "email"),
+    "phone": _sub(_PHONE, "phone"),
     "card": _redact_cards,
-    "api_key": lambda s, _r=re.compile(r"\b(?:sk-ant-[\w-]{16,}|(?:sk|pk|rk)-(?:proj-)?[\w-]{16,}|AIza[\w-]{30,}|gh[pousr]_[A-Za-z0-9]{30,}" r"|AKIA[0-9A-Z]{16}|xox[abprs]-[\w-]{10,})" r"|\bBearer\s+[\w.~+/-]{16,}=*"): (
-        _r.sub("[REDACTED:api_key]", s)
-    ),
+    "api_key": _sub(_API_KEY, "api_key"),
 }
 
 
@@ -143,10 +157,6 @@ def chain(*redactors: Redactor | None) -> Redactor | None:
         return text
 
     return redact
-
-
-def _env_bool(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def blob_size(b64_len: int, tail: str) -> int:

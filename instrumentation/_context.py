@@ -13,7 +13,11 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TracerProvider
 
 from spanreel import __version__
-from spanreel._attributes import SESSION_ID
+from spanreel._attributes import SESSION_ID, SPANREEL_SESSION_NAME, SPANREEL_SESSION_PATH, USER_ID
+
+#: Baggage entries that describe a session; copied onto spanreel's GenAI spans (and onto every
+#: span by the auto-setup's ``BaggageSpanProcessor``), with ``gen_ai.conversation.id``.
+SESSION_BAGGAGE_KEYS: tuple[str, ...] = (SESSION_ID, USER_ID, SPANREEL_SESSION_NAME, SPANREEL_SESSION_PATH)
 
 TRACER_NAME = "spanreel"
 
@@ -76,30 +80,62 @@ def current_replay() -> SpanContext | None:
 class Session:
     """A conversation session: ``with session("debate") as s: …`` (or ``async with``).
 
-    On enter, ``session.id`` (:attr:`id`) is put into W3C baggage for the block, so every span
-    started inside carries it (spanreel's GenAI spans copy it; other spans get it from the
-    ``BaggageSpanProcessor`` installed by the auto-setup). If no span is active, a root span
-    named :attr:`name` (kind INTERNAL, attribute ``session.id``) is started and made current, so
-    all calls in the block share one trace; inside an existing span the calls share its trace
-    and no span is created (:attr:`span` stays ``None``). An exception leaving the block is
-    recorded on the root span (status ERROR, ``error.type``) and re-raised. Enter it once.
+    On enter, the session is put into W3C baggage for the block — ``session.id`` (:attr:`id`),
+    ``user.id`` (:attr:`user_id`, if any), ``spanreel.session.name`` (:attr:`name`) and
+    ``spanreel.session.path`` (:attr:`path`) — so every span started inside carries them
+    (spanreel's GenAI spans copy them; other spans get them from the ``BaggageSpanProcessor``
+    installed by the auto-setup) and outgoing HTTP requests propagate them to downstream
+    services. Defaults come from the baggage already in the context — an enclosing session, or
+    one that arrived from an upstream service — so one session may span several traces and
+    services: ``session_id`` and ``user_id`` are inherited (a new ``uuid4().hex`` id when there
+    is none), and ``path`` extends the enclosing path by ``/name`` (Helicone-style session paths:
+    ``/debate``, ``/debate/round-2``).
 
-    Baggage is propagated to outgoing HTTP requests: never use secrets as session ids.
+    If no span is active, a root span named :attr:`name` (kind INTERNAL, with the session
+    attributes) is started and made current, so all calls in the block share one trace; inside
+    an existing span the calls share its trace and no span is created (:attr:`span` stays
+    ``None``). An exception leaving the block is recorded on the root span (status ERROR,
+    ``error.type``) and re-raised. Enter it once.
+
+    Baggage is sent to every service the block calls: never use secrets as session or user ids.
     """
 
-    def __init__(self, name: str, session_id: str | None = None) -> None:
+    def __init__(
+        self, name: str, session_id: str | None = None, user_id: str | None = None, path: str | None = None
+    ) -> None:
         self.name = name
-        self.id: str = session_id or uuid.uuid4().hex
+        self._session_id = session_id
+        self._user_id = user_id
+        self._path = path
+        self.id: str = session_id or ""
+        self.user_id: str | None = user_id
+        self.path: str = path or ""
         self.span: trace.Span | None = None
         self._token: object | None = None
 
     def __enter__(self) -> Session:
         if self._token is not None:
             raise RuntimeError("this session is already active; create a new one with session()")
-        ctx = baggage.set_baggage(SESSION_ID, self.id)
+        ctx = context.get_current()
+        inherited = baggage.get_all(ctx)
+        upstream_id = inherited.get(SESSION_ID)
+        self.id = self._session_id or (upstream_id if isinstance(upstream_id, str) and upstream_id else "")
+        self.id = self.id or uuid.uuid4().hex
+        upstream_user = inherited.get(USER_ID)
+        self.user_id = self._user_id or (
+            upstream_user if isinstance(upstream_user, str) and upstream_user else None
+        )
+        parent_path = inherited.get(SPANREEL_SESSION_PATH)
+        prefix = parent_path.rstrip("/") if isinstance(parent_path, str) else ""
+        self.path = self._path or f"{prefix}/{self.name}"
+        attributes = {SESSION_ID: self.id, SPANREEL_SESSION_NAME: self.name, SPANREEL_SESSION_PATH: self.path}
+        if self.user_id:
+            attributes[USER_ID] = self.user_id
+        for key, value in attributes.items():
+            ctx = baggage.set_baggage(key, value, ctx)
         if not trace.get_current_span(ctx).get_span_context().is_valid:
             self.span = get_tracer().start_span(
-                self.name, context=ctx, kind=SpanKind.INTERNAL, attributes={SESSION_ID: self.id}
+                self.name, context=ctx, kind=SpanKind.INTERNAL, attributes=attributes
             )
             ctx = trace.set_span_in_context(self.span, ctx)
         self._token = context.attach(ctx)
@@ -128,6 +164,13 @@ class Session:
         self.__exit__(exc_type, exc, tb)
 
 
-def session(name: str, session_id: str | None = None) -> Session:
-    """Start a session: see :class:`Session`. ``session_id`` defaults to a new ``uuid4().hex``."""
-    return Session(name, session_id)
+def session(
+    name: str, session_id: str | None = None, user_id: str | None = None, path: str | None = None
+) -> Session:
+    """Start a session (``with`` or ``async with``): see :class:`Session`.
+
+    ``session_id`` defaults to the one in the current baggage (an enclosing or upstream
+    session), else a new ``uuid4().hex``; ``user_id`` likewise to the baggage's ``user.id``;
+    ``path`` to the enclosing session's path plus ``/name``.
+    """
+    return Session(name, session_id, user_id, path)

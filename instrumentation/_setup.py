@@ -11,7 +11,13 @@ Configuration is the standard OpenTelemetry environment
   exporters read ``OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT``, ``…_HEADERS``, ``…_TIMEOUT`` themselves.
   Only the chosen exporter module is imported.
 - ``OTEL_SDK_DISABLED=true`` turns it all off; content capture:
-  ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (spanreel default: on).
+  ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (spanreel default: on); content shaping
+  and redaction: ``SPANREEL_CAPTURE_MAX_BYTES``, ``SPANREEL_CAPTURE_BLOBS``, ``SPANREEL_REDACT``,
+  ``SPANREEL_REDACT_HOOK`` (see :mod:`._content`).
+- GenAI metrics are opt-in: ``SPANREEL_METRICS=true`` sets up a ``MeterProvider`` (unless a
+  global one is set) whose exporter follows ``OTEL_METRICS_EXPORTER`` (``otlp`` default,
+  ``console``, ``none``), ``OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL``,
+  ``OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`` and ``OTEL_METRIC_EXPORT_INTERVAL`` (ms).
 
 Spans go through a ``BatchSpanProcessor``; the SDK's exit handler flushes them when the process
 exits normally. If a global tracer provider is already set it is used as is. A
@@ -24,29 +30,93 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_CONVERSATION_ID
 
-from spanreel._attributes import SESSION_ID
+from ._context import SESSION_BAGGAGE_KEYS
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
 
 _lock = threading.Lock()
 _done = False
 
 #: Baggage keys copied onto every span by the auto-setup's BaggageSpanProcessor.
-BAGGAGE_SPAN_KEYS = frozenset({SESSION_ID, "gen_ai.conversation.id"})
+BAGGAGE_SPAN_KEYS = frozenset({*SESSION_BAGGAGE_KEYS, GEN_AI_CONVERSATION_ID})
 
 
 class SetupError(Exception):
     """The environment asks for something spanreel cannot set up (the message says what)."""
 
 
-def _exporter_protocol() -> str:
+METRICS_ENV = "SPANREEL_METRICS"
+
+
+def _exporter_protocol(signal: str = "TRACES") -> str:
     value = (
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        os.environ.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL")
         or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "http/protobuf"
     )
     return value.strip().lower()
+
+
+def metrics_enabled() -> bool:
+    """Whether ``SPANREEL_METRICS`` asks for the GenAI metrics."""
+    return os.environ.get(METRICS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _make_metric_exporter() -> object | None:
+    names = [
+        n.strip().lower() for n in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",") if n.strip()
+    ]
+    name = names[0] if names else "otlp"
+    if name == "none":
+        return None
+    if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
+    if name != "otlp":
+        raise SetupError(f"OTEL_METRICS_EXPORTER={name!r} is not supported (use otlp, console or none)")
+    protocol = _exporter_protocol("METRICS")
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+
+        return GrpcExporter()
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
+
+        return HttpExporter()
+    raise SetupError(
+        f"OTLP protocol {protocol!r} is not supported by the Python exporter (use grpc or http/protobuf)"
+    )
+
+
+def configure_meter_provider() -> MeterProvider | None:
+    """The global meter provider, creating and registering an SDK one from the environment when
+    none is set yet; ``None`` for ``OTEL_METRICS_EXPORTER=none``. Raises :class:`SetupError`."""
+    from opentelemetry import metrics
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    current = metrics.get_meter_provider()
+    if not isinstance(current, metrics_internal._ProxyMeterProvider):
+        return current
+    exporter = _make_metric_exporter()
+    if exporter is None:
+        return None
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    assert isinstance(exporter, MetricExporter)
+    provider = SdkMeterProvider(
+        resource=Resource.create(), metric_readers=[PeriodicExportingMetricReader(exporter)]
+    )
+    metrics.set_meter_provider(provider)
+    return metrics.get_meter_provider()
 
 
 def _make_exporter() -> object | None:
@@ -113,8 +183,9 @@ def autostart() -> None:
         return
     try:
         provider = configure_tracer_provider()
+        meter_provider = configure_meter_provider() if metrics_enabled() else None
         from ._instrumentor import Instrumentor
 
-        Instrumentor().instrument(tracer_provider=provider)
+        Instrumentor().instrument(tracer_provider=provider, meter_provider=meter_provider)
     except Exception as exc:
         print(f"spanreel: auto-instrumentation disabled: {exc}", file=sys.stderr)

@@ -15,9 +15,11 @@ Order, for each call an edit applies to (all calls, or those selected by ``only`
 5. ``hook`` — a callable that receives the body (a ``dict``) and returns the body to send (or
    ``None`` after changing it in place), like Helicone's ``modifyRequestBody``.
 
-``only``: glob patterns (:mod:`fnmatch`, case-sensitive); an edit applies to a call when any
-pattern matches its span name (``chat gpt-4o-mini``) or its *session path* — the span names from
-its trace's root down to the call, joined by ``/`` (``debate/judge/chat gpt-4o-mini``).
+``only``: glob patterns (:mod:`fnmatch`, case-sensitive; ``*`` also matches ``/``); an edit
+applies to a call when any pattern matches its span name (``chat gpt-4o-mini``), its session
+path as recorded by ``spanreel.session`` (the ``spanreel.session.path`` attribute, e.g.
+``/debate/round-2``), or its tree path — the span names from its trace's root down to the call,
+joined by ``/`` (``debate/judge/chat gpt-4o-mini``).
 """
 
 from __future__ import annotations
@@ -90,11 +92,13 @@ class ReplayEdits:
             and self.hook is None
         )
 
-    def applies_to(self, name: str, path: str) -> bool:
-        """Whether the edits apply to a call with span ``name`` and session ``path``."""
+    def applies_to(self, name: str, *paths: str | None) -> bool:
+        """Whether the edits apply to a call with span ``name`` and the given paths (its tree path,
+        its ``spanreel.session.path``); ``None`` paths are ignored."""
         if not self.only:
             return True
-        return any(fnmatchcase(name, p) or fnmatchcase(path, p) for p in self.only)
+        candidates = [name, *(p for p in paths if p)]
+        return any(fnmatchcase(c, p) for p in self.only for c in candidates)
 
     def describe(self) -> dict[str, Any]:
         """JSON-safe summary for reports."""
@@ -196,16 +200,15 @@ def edit_body(body: dict[str, Any], edits: ReplayEdits, provider: str | None = N
         current = _current_system(body)
         _set_system(body, f"{current}\n\n{edits.system_append}" if current else edits.system_append, provider)
     if edits.hook is not None:
+        name = edits.hook_name or repr(edits.hook)
         try:
             returned = edits.hook(body)
         except Exception as exc:
-            raise EditError(
-                f"hook {edits.hook_name or edits.hook!r} failed: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise EditError(f"hook {name} failed: {type(exc).__name__}: {exc}") from exc
         if returned is not None:
             if not isinstance(returned, dict):
                 raise EditError(
-                    f"hook {edits.hook_name or edits.hook!r} returned {type(returned).__name__}, "
+                    f"hook {name} returned {type(returned).__name__}, "
                     "expected the request body (a dict) or None"
                 )
             body = returned

@@ -56,6 +56,7 @@ from spanreel._attributes import (
     SPANREEL_REPLAY_ORIGINAL_SESSION_ID,
     SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
     SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
+    SPANREEL_SESSION_PATH,
 )
 
 from ._cascade import Dependency, find_dependencies, recorded_outputs, request_shape
@@ -64,7 +65,9 @@ from ._exporter import RecordingExporter, make_otlp_exporter, quiet_exporter_log
 from ._load import QueryFn, SpanRecord, load_session, load_trace
 from ._messages import (
     ModelOutput,
+    ToolCall,
     ToolResultFn,
+    canonical_arguments,
     outputs_from_attribute,
     substitute_turn,
     tool_call_divergences,
@@ -131,7 +134,10 @@ class ReplayPlan:
 
     def edited(self, call: PlannedCall) -> bool:
         """Whether the edits apply to ``call``."""
-        return not self.edits.empty and self.edits.applies_to(call.span.name, call.path)
+        session_path = call.span.attributes.get(SPANREEL_SESSION_PATH)
+        return not self.edits.empty and self.edits.applies_to(
+            call.span.name, call.path, session_path if isinstance(session_path, str) else None
+        )
 
     def sources(self, call: PlannedCall) -> tuple[int, ...]:
         """Indexes of the calls ``call`` waits for (sorted, unique)."""
@@ -246,6 +252,19 @@ class _Runner:
     done: dict[int, _Done] = field(default_factory=dict)
     _checked: dict[tuple[str, int | None], str | None] = field(default_factory=dict)
     _check_lock: threading.Lock = field(default_factory=threading.Lock)
+    _tool_memo: dict[tuple[str | None, str, str], str] = field(default_factory=dict)
+
+    def tool_result(self, call: ToolCall, recorded: str | None) -> str:
+        """The tool hook's answer for a replayed tool call, asked once per call: every later
+        request that carries the same tool call gets the same result."""
+        assert self.tool_results is not None
+        key = (call.id, call.name, canonical_arguments(call.arguments))
+        with self._check_lock:
+            if key in self._tool_memo:
+                return self._tool_memo[key]
+        answer = self.tool_results(call, recorded)
+        with self._check_lock:
+            return self._tool_memo.setdefault(key, answer)
 
     def check(self, url: str, allowed: Collection[str]) -> None:
         """:func:`~spanreel.replay._safety.check_url`, resolving each host and port once per replay."""
@@ -282,9 +301,8 @@ class _Runner:
                 continue
             if body is None:
                 body = json.loads(request.body)
-            sub = substitute_turn(
-                body, shape, dep.message_index, recorded[dep.choice], new, self.tool_results
-            )
+            hook = self.tool_result if self.tool_results is not None else None
+            sub = substitute_turn(body, shape, dep.message_index, recorded[dep.choice], new, hook)
             state.divergences.extend(
                 f"message {dep.message_index} (call {dep.source}): {d}" for d in sub.divergences
             )

@@ -35,7 +35,7 @@ Formats (pure converters, then a writer):
 
 from __future__ import annotations
 
-import base64
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -433,109 +433,107 @@ def spans_to_arrow(rows: Sequence[Mapping[str, Any]]) -> pa.Table:
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def _any_value(value: Any) -> Any:
-    from opentelemetry.proto.common.v1 import common_pb2
-
-    out = common_pb2.AnyValue()
-    if isinstance(value, bool):
-        out.bool_value = value
-    elif isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
-        out.int_value = value
-    elif isinstance(value, int | float):
-        out.double_value = float(value)
-    elif isinstance(value, str):
-        out.string_value = value
-    elif isinstance(value, list | tuple):
-        out.array_value.values.extend(_any_value(v) for v in value)
-    elif isinstance(value, Mapping):
-        out.kvlist_value.values.extend(_key_values(value))
-    elif value is not None:
-        out.string_value = str(value)
-    return out
-
-
-def _key_values(attrs: Mapping[str, Any]) -> list[Any]:
-    from opentelemetry.proto.common.v1 import common_pb2
-
-    return [common_pb2.KeyValue(key=str(k), value=_any_value(v)) for k, v in attrs.items()]
-
-
-def _span_message(row: Mapping[str, Any]) -> Any:
+@functools.cache
+def _enum_numbers() -> tuple[dict[str, int], dict[str, int]]:
+    """OTLP enum numbers by the names stored in ``spans`` (opentelemetry-proto ``trace.proto``:
+    ``Span.SpanKind`` without ``SPAN_KIND_``, ``Status.StatusCode`` without ``STATUS_CODE_``)."""
     from opentelemetry.proto.trace.v1 import trace_pb2
 
-    span = trace_pb2.Span(
-        trace_id=bytes.fromhex(str(row["trace_id"])),
-        span_id=bytes.fromhex(str(row["span_id"])),
-        parent_span_id=bytes.fromhex(str(row.get("parent_span_id") or "")),
-        trace_state=str(row.get("trace_state") or ""),
-        name=str(row.get("name") or ""),
-        kind=trace_pb2.Span.SpanKind.Value("SPAN_KIND_" + str(row.get("kind") or "UNSPECIFIED")),
-        start_time_unix_nano=int(row.get("start_time_unix_nano") or 0),
-        end_time_unix_nano=int(row.get("end_time_unix_nano") or 0),
-        status=trace_pb2.Status(
-            code=trace_pb2.Status.StatusCode.Value("STATUS_CODE_" + str(row.get("status_code") or "UNSET")),
-            message=str(row.get("status_message") or ""),
-        ),
-    )
-    span.attributes.extend(_key_values(row.get("attributes") or {}))
-    for event in row.get("events") or ():
-        span.events.add(
-            time_unix_nano=int(event.get("time_unix_nano") or 0),
-            name=str(event.get("name") or ""),
-            attributes=_key_values(event.get("attributes") or {}),
-        )
-    for link in row.get("links") or ():
-        span.links.add(
-            trace_id=bytes.fromhex(str(link.get("trace_id") or "")),
-            span_id=bytes.fromhex(str(link.get("span_id") or "")),
-            trace_state=str(link.get("trace_state") or ""),
-            attributes=_key_values(link.get("attributes") or {}),
-        )
+    kinds = {n.removeprefix("SPAN_KIND_"): int(v) for n, v in trace_pb2.Span.SpanKind.items()}
+    statuses = {n.removeprefix("STATUS_CODE_"): int(v) for n, v in trace_pb2.Status.StatusCode.items()}
+    return kinds, statuses
+
+
+def _any_value(value: Any) -> dict[str, Any]:
+    """A JSON-safe Python value → an OTLP/JSON ``AnyValue`` (``None`` → ``{}``, the empty value)."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX:
+        return {"intValue": str(value)}
+    if isinstance(value, int | float):
+        return {"doubleValue": float(value)}
+    if isinstance(value, str):
+        return {"stringValue": value}
+    if isinstance(value, list | tuple):
+        return {"arrayValue": {"values": [_any_value(v) for v in value]}}
+    if isinstance(value, Mapping):
+        return {"kvlistValue": {"values": _key_values(value)}}
+    return {} if value is None else {"stringValue": str(value)}
+
+
+def _key_values(attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": str(k), "value": _any_value(v)} for k, v in attrs.items()]
+
+
+def _hex_id(value: Any, size: int, what: str) -> str:
+    text = str(value or "").lower()
+    if len(text) != 2 * size:
+        raise ValueError(f"{what} must be {2 * size} hex characters, got {text!r}")
+    bytes.fromhex(text)  # raises ValueError when not hex
+    return text
+
+
+def _otlp_span(row: Mapping[str, Any]) -> dict[str, Any]:
+    kinds, statuses = _enum_numbers()
+    kind, status = str(row.get("kind") or "UNSPECIFIED"), str(row.get("status_code") or "UNSET")
+    if kind not in kinds or status not in statuses:
+        raise ValueError(f"span {row.get('span_id')}: unknown kind {kind!r} or status code {status!r}")
+    span: dict[str, Any] = {
+        "traceId": _hex_id(row.get("trace_id"), 16, "trace_id"),
+        "spanId": _hex_id(row.get("span_id"), 8, "span_id"),
+    }
+    if row.get("parent_span_id"):
+        span["parentSpanId"] = _hex_id(row["parent_span_id"], 8, "parent_span_id")
+    if row.get("trace_state"):
+        span["traceState"] = str(row["trace_state"])
+    span["name"] = str(row.get("name") or "")
+    span["kind"] = kinds[kind]
+    span["startTimeUnixNano"] = str(int(row.get("start_time_unix_nano") or 0))
+    span["endTimeUnixNano"] = str(int(row.get("end_time_unix_nano") or 0))
+    span["attributes"] = _key_values(row.get("attributes") or {})
+    span["events"] = [
+        {
+            "timeUnixNano": str(int(e.get("time_unix_nano") or 0)),
+            "name": str(e.get("name") or ""),
+            "attributes": _key_values(e.get("attributes") or {}),
+        }
+        for e in row.get("events") or ()
+    ]
+    span["links"] = [
+        {
+            "traceId": _hex_id(link.get("trace_id"), 16, "link trace_id"),
+            "spanId": _hex_id(link.get("span_id"), 8, "link span_id"),
+            "traceState": str(link.get("trace_state") or ""),
+            "attributes": _key_values(link.get("attributes") or {}),
+        }
+        for link in row.get("links") or ()
+    ]
+    span["status"] = {"code": statuses[status], "message": str(row.get("status_message") or "")}
     return span
-
-
-def _hex_ids(obj: Any) -> None:
-    """protobuf's JSON has base64 bytes; OTLP/JSON wants hex trace/span ids."""
-    for key in ("traceId", "spanId", "parentSpanId"):
-        if key in obj:
-            obj[key] = base64.b64decode(obj[key]).hex()
-    for link in obj.get("links", ()):
-        _hex_ids(link)
 
 
 def spans_to_otlp_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Span rows → an OTLP/JSON ``ExportTraceServiceRequest`` dict (rules in the module docstring).
 
     Raises ``ValueError`` for a row with a malformed id or an unknown kind / status code."""
-    from google.protobuf import json_format
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-    from opentelemetry.proto.resource.v1 import resource_pb2
-
-    request = ExportTraceServiceRequest()
-    resources: dict[str, Any] = {}
-    scopes: dict[tuple[str, str, str], Any] = {}
+    resource_spans: list[dict[str, Any]] = []
+    resources: dict[str, dict[str, Any]] = {}
+    scopes: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
         resource_attrs = row.get("resource_attributes") or {}
         rkey = json.dumps(resource_attrs, sort_keys=True, ensure_ascii=False)
-        resource_spans = resources.get(rkey)
-        if resource_spans is None:
-            resource_spans = request.resource_spans.add(
-                resource=resource_pb2.Resource(attributes=_key_values(resource_attrs))
-            )
-            resources[rkey] = resource_spans
-        skey = (rkey, str(row.get("scope_name") or ""), str(row.get("scope_version") or ""))
-        scope_spans = scopes.get(skey)
-        if scope_spans is None:
-            scope_spans = resource_spans.scope_spans.add()
-            scope_spans.scope.name, scope_spans.scope.version = skey[1], skey[2]
-            scopes[skey] = scope_spans
-        scope_spans.spans.append(_span_message(row))
-    document: dict[str, Any] = json_format.MessageToDict(request, use_integers_for_enums=True)
-    for rs in document.get("resourceSpans", ()):
-        for ss in rs.get("scopeSpans", ()):
-            for span in ss.get("spans", ()):
-                _hex_ids(span)
-    return document
+        resource = resources.get(rkey)
+        if resource is None:
+            resource = {"resource": {"attributes": _key_values(resource_attrs)}, "scopeSpans": []}
+            resources[rkey] = resource
+            resource_spans.append(resource)
+        name, version = str(row.get("scope_name") or ""), str(row.get("scope_version") or "")
+        spans = scopes.get((rkey, name, version))
+        if spans is None:
+            spans = scopes[(rkey, name, version)] = []
+            resource["scopeSpans"].append({"scope": {"name": name, "version": version}, "spans": spans})
+        spans.append(_otlp_span(row))
+    return {"resourceSpans": resource_spans}
 
 
 # ---------------------------------------------------------------------------------------------

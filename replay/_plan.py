@@ -1,10 +1,14 @@
 """Replay planning (pure): which spans are LLM calls, can each be re-sent, and what exactly to send.
 
-An LLM call is replayable when spanreel's instrumentation recorded the wire request: the span
-carries ``spanreel.request.body`` (the exact JSON text sent) and ``spanreel.request.url``
-(docs/internals.md §1). GenAI inference spans without them are listed as not replayable, with the
-reason. GenAI *wrapper* spans (e.g. the ``anthropic`` SDK's own call span) whose replayable
-request is recorded on a descendant span are left out: the descendant is the call.
+An LLM call is replayable when its request is known: spanreel's instrumentation recorded the
+wire request — ``spanreel.request.body`` (the exact JSON text sent) and ``spanreel.request.url``
+(docs/internals.md §1) — or, for spans of other instrumentations, an equivalent request can be
+rebuilt from the recorded messages, model and parameters (:mod:`spanreel.replay._peer`;
+``RecordedRequest.rebuilt_from`` says from what). Other GenAI inference spans are listed as not
+replayable, with the reason. GenAI *wrapper* spans (the ``anthropic`` SDK's own call span, a
+peer instrumentation's span around spanreel's) whose replayable request is on a descendant span
+are left out: the descendant is the call. Each call also gets its tree path (span names from the
+trace root, joined by ``/``), which ``--only`` matches.
 
 URL rule (:func:`rewrite_url`) — with ``--base-url`` the recorded URL's origin (scheme, host,
 port) is replaced by the base URL's; the base URL's path is a *mount prefix*: the recorded path

@@ -23,7 +23,8 @@ While a marked test runs (the marker alone is enough; the fixtures give access):
   placeholder so real keys are never sent anywhere; set by an autouse fixture, before the test's
   own fixtures build their clients;
 - **network access is blocked**: ``socket.socket.connect`` / ``connect_ex`` refuse every
-  address that is not loopback (127.0.0.0/8, ::1, ``localhost``) or a Unix socket, raising
+  address that is not loopback (127.0.0.0/8, ::1, ``localhost``) or a Unix socket, and
+  ``socket.getaddrinfo`` refuses to resolve other host names (no DNS query leaves), raising
   :class:`NetworkBlockedError`. This covers every Python-level client (httpx, httpx2, aiohttp,
   requests, urllib, asyncio) in every thread; network stacks written in C (grpcio's core) are not
   covered. Opt out with ``@pytest.mark.spanreel_allow_network``, ``--spanreel-allow-network`` or
@@ -76,12 +77,14 @@ class NetworkBlockedError(RuntimeError):
 
 
 class NetworkGuard:
-    """Refuse non-loopback ``connect`` calls on Python sockets while installed (process-wide).
+    """Refuse non-loopback network access from Python code while installed (process-wide).
 
+    Patches ``socket.socket.connect`` / ``connect_ex`` (allowed: Unix sockets, loopback IPs —
+    127.0.0.0/8, ::1, IPv4-mapped loopback — and ``localhost``) and ``socket.getaddrinfo``
+    (allowed: ``localhost``, this machine's host name, loopback IP literals), so a provider's
+    host name is refused before any DNS query. Refusals raise :class:`NetworkBlockedError`.
     :meth:`install` / :meth:`uninstall` (idempotent; also a context manager). :attr:`blocked`
-    lists the refused addresses as text, in order. Allowed: Unix sockets, loopback IPs
-    (127.0.0.0/8, ::1, IPv4-mapped loopback) and the name ``localhost``; other host names are
-    refused without being resolved.
+    lists the refused ``host:port`` texts, in order.
     """
 
     def __init__(self) -> None:
@@ -90,20 +93,29 @@ class NetworkGuard:
         self._originals: dict[str, Callable[..., Any]] = {}
 
     @staticmethod
-    def is_allowed(family: int, address: Any) -> bool:
-        if family == getattr(socket, "AF_UNIX", None) or isinstance(address, str | bytes):
-            return True
-        if not isinstance(address, tuple) or not address:
-            return False
-        host = str(address[0]).split("%", 1)[0]
-        if host.lower() == "localhost":
+    def is_local_host(host: str) -> bool:
+        """``localhost``, this machine's own name, or a loopback IP literal."""
+        name = host.split("%", 1)[0].strip("[]")
+        if name.lower() in ("localhost", socket.gethostname().lower()):
             return True
         try:
-            ip = ipaddress.ip_address(host)
+            ip = ipaddress.ip_address(name)
         except ValueError:
             return False
         mapped = getattr(ip, "ipv4_mapped", None)
         return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+    @classmethod
+    def is_allowed(cls, family: int, address: Any) -> bool:
+        """Whether ``connect(address)`` on a socket of ``family`` may go ahead."""
+        if family == getattr(socket, "AF_UNIX", None) or isinstance(address, str | bytes):
+            return True
+        if not isinstance(address, tuple) or not address:
+            return False
+        host = str(address[0])
+        if host.split("%", 1)[0].lower() != "localhost" and not _is_ip(host):
+            return False  # a name given straight to connect(): only localhost
+        return cls.is_local_host(host)
 
     def _refuse(self, address: Any) -> NetworkBlockedError:
         text = (
@@ -122,6 +134,7 @@ class NetworkGuard:
             return self
         guard = self
         connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+        getaddrinfo = socket.getaddrinfo
 
         def guarded_connect(sock: socket.socket, address: Any) -> None:
             if not guard.is_allowed(sock.family, address):
@@ -133,14 +146,22 @@ class NetworkGuard:
                 raise guard._refuse(address)
             return connect_ex(sock, address)
 
-        self._originals = {"connect": connect, "connect_ex": connect_ex}
+        def guarded_getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+            if host is not None:
+                text = host.decode("idna") if isinstance(host, bytes) else str(host)
+                if not guard.is_local_host(text):
+                    raise guard._refuse((text, port))
+            return getaddrinfo(host, port, *args, **kwargs)
+
+        self._originals = {"connect": connect, "connect_ex": connect_ex, "getaddrinfo": getaddrinfo}
         socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
         socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign,assignment]
+        socket.getaddrinfo = guarded_getaddrinfo
         return self
 
     def uninstall(self) -> None:
         for name, original in self._originals.items():
-            setattr(socket.socket, name, original)
+            setattr(socket if name == "getaddrinfo" else socket.socket, name, original)
         self._originals = {}
 
     def __enter__(self) -> NetworkGuard:
@@ -148,6 +169,14 @@ class NetworkGuard:
 
     def __exit__(self, *exc: object) -> None:
         self.uninstall()
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0].strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,13 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
-from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
+from spanreel._attributes import (
+    SPANREEL_CONTENT_TRUNCATED,
+    SPANREEL_REQUEST_BODY,
+    SPANREEL_REQUEST_BODY_MODIFIED,
+    SPANREEL_REQUEST_METHOD,
+    SPANREEL_REQUEST_URL,
+)
 
 from ._load import SpanRecord
 
@@ -137,6 +143,12 @@ class RecordedExchange:
             return self.response_model
         model = self.body.get("model") if isinstance(self.body, Mapping) else None
         return model if isinstance(model, str) else ""
+
+    @property
+    def body_modified(self) -> bool:
+        """Whether the recorded body differs from what was sent (``spanreel.request.body_modified``:
+        blobs replaced by placeholders, redaction, truncation), so a real request cannot match it."""
+        return self.span.attributes.get(SPANREEL_REQUEST_BODY_MODIFIED) is True
 
     @property
     def label(self) -> str:
@@ -283,6 +295,9 @@ def _exchange(
     api = api_of_path(path) if url else WireApi.OTHER
     if api is WireApi.OTHER:
         return f"only OpenAI Chat Completions and Anthropic Messages can be served (recorded URL {url!r})"
+    truncated = attrs.get(SPANREEL_CONTENT_TRUNCATED)
+    if isinstance(truncated, list) and ga.GEN_AI_OUTPUT_MESSAGES in truncated:
+        return f"the recorded output was truncated at capture ({SPANREEL_CONTENT_TRUNCATED})"
     outputs = _json_attr(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
     output_messages = tuple(m for m in outputs if isinstance(m, Mapping)) if isinstance(outputs, list) else ()
     error: RecordedError | None = None

@@ -14,9 +14,9 @@ Matching (pure, :class:`RecordingIndex`):
   up, the last one repeats (a retry loop that recorded ``500, 500, 200`` replays exactly that).
 - No match: HTTP 404 with the provider's error shape (OpenAI ``{"error": {"message", "type",
   "code": "spanreel_no_recorded_match", "closest": {...}}}``, Anthropic ``{"type": "error",
-  "error": {...}}``) naming the closest recorded request of the same API — by
-  :func:`similarity`, a ``difflib`` ratio over the canonical JSON texts — and the JSON paths where
-  the two differ.
+  "error": {...}}``) naming the closest recorded request of the same API — pre-ranked by shared
+  JSON leaves, then by :func:`similarity`, a ``difflib`` ratio over the canonical JSON texts —
+  and the JSON paths where the two differ.
 
 A recorded failure (span status ERROR) is answered with its recorded HTTP status and error.
 
@@ -37,9 +37,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from ._recorded import (
     RecordedExchange,
@@ -53,7 +51,11 @@ from ._recorded import (
     openai_error_body,
 )
 
+if TYPE_CHECKING:
+    from aiohttp import web
+
 __all__ = [
+    "CLOSEST_CANDIDATES",
     "IGNORED_FIELDS",
     "NO_MATCH_CODE",
     "Closest",
@@ -70,6 +72,8 @@ IGNORED_FIELDS: tuple[str, ...] = ("stream", "stream_options")
 #: ``error.code`` of the 404 answer when no recorded request matches.
 NO_MATCH_CODE = "spanreel_no_recorded_match"
 _MAX_DIFFERENCES = 5
+#: How many recorded requests, pre-ranked by shared JSON leaves, get the full similarity score.
+CLOSEST_CANDIDATES = 8
 _EXCERPT = 80
 
 
@@ -169,10 +173,13 @@ class Closest:
         """One line: ``closest recorded request: #2 chat gpt-4o-mini (span …), similarity 0.93;
         differs in: …``."""
         diffs = "; ".join(self.differences) or "only in fields that do not take part in matching"
-        return (
+        text = (
             f"closest recorded request: {self.exchange.label}, similarity {_floor3(self.similarity)}; "
             f"differs in: {diffs}"
         )
+        if self.exchange.body_modified:
+            text += " (its body was modified at capture — placeholders, redaction or truncation)"
+        return text
 
     def to_json(self) -> dict[str, Any]:
         span = self.exchange.span
@@ -202,6 +209,7 @@ class RecordingIndex:
             self._canonical[ex.index] = key
             self._by_key.setdefault((ex.api, key), []).append(ex)
         self._used: dict[tuple[WireApi, str], int] = {}
+        self._leaf_sets: dict[int, frozenset[str]] = {}
 
     def answer(self, api: WireApi, body: Any) -> RecordedExchange | None:
         """The recorded exchange that answers this request, or ``None`` when nothing matches."""
@@ -216,23 +224,27 @@ class RecordingIndex:
     def closest(self, api: WireApi, body: Any) -> Closest | None:
         """The most similar recorded request of the same API (``None`` if the recording has none).
 
-        Candidates are ranked by ``SequenceMatcher.quick_ratio`` (an upper bound) and only
-        those that could beat the best full ratio so far are scored exactly."""
-        received = canonical_json(body)
+        Recorded requests are ranked by how many JSON leaves (path = value) they share with the
+        request (Jaccard index); the best :data:`CLOSEST_CANDIDATES` are scored with
+        :func:`similarity` and the highest score wins (ties: the earlier recording)."""
         pool = [ex for ex in self.exchanges if ex.api is api]
         if not pool:
             return None
+        wanted = _leaves(body)
+        if len(pool) > CLOSEST_CANDIDATES:
+            ranked = []
+            for ex in pool:
+                mine = self._leaf_sets.get(ex.index)
+                if mine is None:
+                    mine = self._leaf_sets[ex.index] = _leaves(ex.body)
+                union = len(mine | wanted) or 1
+                ranked.append((-len(mine & wanted) / union, ex.index, ex))
+            ranked.sort(key=lambda r: (r[0], r[1]))
+            pool = [ex for _, _, ex in ranked[:CLOSEST_CANDIDATES]]
         matcher = difflib.SequenceMatcher(None, autojunk=False)
-        matcher.set_seq2(received)
-        bounds = []
-        for ex in pool:
-            matcher.set_seq1(self._canonical[ex.index])
-            bounds.append((matcher.quick_ratio(), ex))
-        bounds.sort(key=lambda b: (-b[0], b[1].index))
+        matcher.set_seq2(canonical_json(body))
         best: tuple[float, RecordedExchange] | None = None
-        for bound, ex in bounds:
-            if best is not None and bound <= best[0]:
-                break
+        for ex in sorted(pool, key=lambda e: e.index):
             matcher.set_seq1(self._canonical[ex.index])
             score = matcher.ratio()
             if best is None or score > best[0]:
@@ -240,6 +252,26 @@ class RecordingIndex:
         assert best is not None
         score, ex = best
         return Closest(ex, score, json_differences(ex.body, body))
+
+
+def _leaves(body: Any) -> frozenset[str]:
+    """``path=value`` texts of every scalar (and empty container) in a body, minus
+    :data:`IGNORED_FIELDS`: the unit of the closest-request pre-ranking."""
+    out: set[str] = set()
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict) and value:
+            for key, sub in value.items():
+                if not (path == "" and key in IGNORED_FIELDS):
+                    walk(sub, f"{path}.{key}")
+        elif isinstance(value, list) and value:
+            for i, sub in enumerate(value):
+                walk(sub, f"{path}[{i}]")
+        else:
+            out.add(path + "=" + json.dumps(value, sort_keys=True, ensure_ascii=False))
+
+    walk(_normalise(body), "")
+    return frozenset(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +297,8 @@ def _sse(data: Mapping[str, Any], event: str | None = None) -> bytes:
 
 
 def _json_response(data: Any, status: int, exchange: RecordedExchange | None = None) -> web.Response:
+    from aiohttp import web
+
     headers = {"x-spanreel-recorded-span": exchange.span.span_id} if exchange else None
     return web.json_response(
         data, status=status, headers=headers, dumps=lambda d: json.dumps(d, ensure_ascii=False)
@@ -375,6 +409,8 @@ class RecordedServer:
         self.stop()
 
     def _serve(self, sock: socket.socket) -> None:
+        from aiohttp import web  # imported here: `import spanreel.replay` stays light
+
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
@@ -399,6 +435,8 @@ class RecordedServer:
             loop.close()
 
     def _make_app(self) -> web.Application:
+        from aiohttp import web
+
         app = web.Application(client_max_size=64 * 1024 * 1024)
         for prefix in ("/v1", ""):
             app.router.add_get(prefix + "/models", self._models)
@@ -416,7 +454,7 @@ class RecordedServer:
     async def _models(self, request: web.Request) -> web.Response:
         models = sorted({ex.model for ex in self.index.exchanges if ex.model})
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "spanreel-recorded"} for m in models]
-        return web.json_response({"object": "list", "data": data})
+        return _json_response({"object": "list", "data": data}, 200)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         api = api_of_path(request.path)
@@ -476,6 +514,8 @@ class RecordedServer:
     async def _stream(
         self, request: web.Request, api: WireApi, exchange: RecordedExchange, body: Mapping[str, Any]
     ) -> web.StreamResponse:
+        from aiohttp import web
+
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",

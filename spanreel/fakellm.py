@@ -40,7 +40,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -521,6 +521,15 @@ class FakeLLMServer:
         for prefix in ("/v1", ""):
             app.router.add_post(prefix + "/chat/completions", self._chat_completions)
             app.router.add_get(prefix + "/models", self._models)
+            app.router.add_post(prefix + "/responses", self._responses)
+            app.router.add_post(prefix + "/completions", self._completions)
+            app.router.add_post(prefix + "/embeddings", self._embeddings)
+            app.router.add_post(prefix + "/messages", self._messages)
+        deployments = "/openai/deployments/{deployment}"
+        app.router.add_post(deployments + "/chat/completions", self._azure)
+        app.router.add_post(deployments + "/completions", self._azure)
+        app.router.add_post(deployments + "/embeddings", self._azure)
+        app.router.add_post("/{version:v1|v1beta|v1alpha}/models/{target}", self._gemini)
         return app
 
     # -- handlers ------------------------------------------------------------------------------
@@ -545,53 +554,215 @@ class FakeLLMServer:
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         raw, body = await self._record(request)
+        return await self._answer_chat(request, raw, body)
+
+    async def _answer_chat(self, request: web.Request, raw: bytes, body: Any) -> web.StreamResponse:
         if not isinstance(body, dict):
-            what = "empty" if not raw else "not a JSON object"
-            return web.json_response(
-                _error_body(
-                    f"We could not parse the JSON body of your request ({what}).",
-                    "invalid_request_error",
-                    None,
-                ),
-                status=400,
-            )
+            return _openai_error(400, _not_json(raw), "invalid_request_error", None)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
-            return web.json_response(
-                _error_body(
-                    "Missing required parameter: 'messages'.",
-                    "invalid_request_error",
-                    "missing_required_parameter",
-                    "messages",
-                ),
-                status=400,
-            )
-        forced = _ERROR_MODEL.match(str(body.get("model") or ""))
+            return _openai_error(
+                400, "Missing required parameter: 'messages'.", "invalid_request_error",
+                "missing_required_parameter", "messages",
+            )  # fmt: skip
+        forced = _forced_status(body.get("model"))
         if forced:
-            status = int(forced.group(1))
-            type_ = "server_error" if status >= 500 else "invalid_request_error"
-            return web.json_response(
-                _error_body(
-                    f"Forced error {status} from the fake LLM server.", type_, f"fake_error_{status}"
-                ),
-                status=status,
-            )
+            return _openai_forced(forced)
         completion = _complete(body)
         if not body.get("stream"):
             return web.json_response(_completion_json(completion))
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-        )
+        chunks = (_sse_data(chunk) for chunk in _stream_chunks(completion, _include_usage(body)))
+        return await self._stream(request, [*chunks, b"data: [DONE]\n\n"])
+
+    async def _stream(
+        self,
+        request: web.Request,
+        events: Iterable[bytes],
+        content_type: str = "text/event-stream; charset=utf-8",
+    ) -> web.StreamResponse:
+        """Write ``events`` one by one (after ``chunk_delay`` each) as a streamed response."""
+        response = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
         await response.prepare(request)
-        for chunk in _stream_chunks(completion, include_usage):
+        for event in events:
             if self.chunk_delay > 0:
                 await asyncio.sleep(self.chunk_delay)
-            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        await response.write(b"data: [DONE]\n\n")
+            await response.write(event)
         await response.write_eof()
         return response
+
+    async def _azure(self, request: web.Request) -> web.StreamResponse:
+        """Azure OpenAI: the OpenAI API under ``/openai/deployments/{deployment}/…?api-version=…``;
+        the deployment is the model when the body names none."""
+        raw, body = await self._record(request)
+        if not request.query.get("api-version"):
+            return _openai_error(
+                404, "Resource not found: the api-version query parameter is required.",
+                "invalid_request_error", "404",
+            )  # fmt: skip
+        if isinstance(body, dict) and not body.get("model"):
+            body["model"] = request.match_info["deployment"]
+        path = request.path
+        if path.endswith("/chat/completions"):
+            return await self._answer_chat(request, raw, body)
+        if path.endswith("/embeddings"):
+            return self._answer_embeddings(raw, body)
+        return await self._answer_completions(request, raw, body)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        from spanreel import _fakellm_apis as apis
+
+        raw, body = await self._record(request)
+        if not isinstance(body, dict):
+            return _openai_error(400, _not_json(raw), "invalid_request_error", None)
+        if not body.get("model"):
+            return _openai_error(400, "Missing required parameter: 'model'.", "invalid_request_error",
+                                 "missing_required_parameter", "model")  # fmt: skip
+        forced = _forced_status(body.get("model"))
+        if forced:
+            return _openai_forced(forced)
+        chat = apis.responses_to_chat(body)
+        if not chat["messages"]:
+            return _openai_error(400, "Missing required parameter: 'input'.", "invalid_request_error",
+                                 "missing_required_parameter", "input")  # fmt: skip
+        completion = _complete(chat)
+        if not body.get("stream"):
+            return web.json_response(apis.render_response(completion, body))
+        events = (_sse_data(payload, name) for name, payload in apis.responses_stream(completion, body))
+        return await self._stream(request, events)
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        raw, body = await self._record(request)
+        return await self._answer_completions(request, raw, body)
+
+    async def _answer_completions(self, request: web.Request, raw: bytes, body: Any) -> web.StreamResponse:
+        from spanreel import _fakellm_apis as apis
+
+        if not isinstance(body, dict):
+            return _openai_error(400, _not_json(raw), "invalid_request_error", None)
+        if "prompt" not in body:
+            return _openai_error(400, "Missing required parameter: 'prompt'.", "invalid_request_error",
+                                 "missing_required_parameter", "prompt")  # fmt: skip
+        forced = _forced_status(body.get("model"))
+        if forced:
+            return _openai_forced(forced)
+        completion = _complete(apis.completions_to_chat(body))
+        if not body.get("stream"):
+            return web.json_response(apis.render_text_completion(completion))
+        chunks = (_sse_data(c) for c in apis.text_completion_chunks(completion, _include_usage(body)))
+        return await self._stream(request, [*chunks, b"data: [DONE]\n\n"])
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        raw, body = await self._record(request)
+        return self._answer_embeddings(raw, body)
+
+    def _answer_embeddings(self, raw: bytes, body: Any) -> web.StreamResponse:
+        from spanreel import _fakellm_apis as apis
+
+        if not isinstance(body, dict):
+            return _openai_error(400, _not_json(raw), "invalid_request_error", None)
+        forced = _forced_status(body.get("model"))
+        if forced:
+            return _openai_forced(forced)
+        result = apis.render_embeddings(body)
+        if result is None:
+            return _openai_error(400, "'input' must be a non-empty string or array.", "invalid_request_error",
+                                 "invalid_value", "input")  # fmt: skip
+        return web.json_response(result)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        """Anthropic Messages."""
+        from spanreel import _fakellm_apis as apis
+
+        raw, body = await self._record(request)
+        if not isinstance(body, dict):
+            return web.json_response(
+                apis.anthropic_error(_not_json(raw), "invalid_request_error"), status=400
+            )
+        for field_name in ("model", "max_tokens", "messages"):
+            if field_name not in body:
+                return web.json_response(
+                    apis.anthropic_error(f"{field_name}: Field required", "invalid_request_error"), status=400
+                )
+        if not isinstance(body["messages"], list) or not body["messages"]:
+            return web.json_response(
+                apis.anthropic_error("messages: at least one message is required", "invalid_request_error"),
+                status=400,
+            )
+        forced = _forced_status(body.get("model"))
+        if forced:
+            kind = {429: "rate_limit_error", 529: "overloaded_error"}.get(forced, "api_error")
+            kind = "invalid_request_error" if forced < 500 and forced != 429 else kind
+            message = f"Forced error {forced} from the fake LLM server."
+            return web.json_response(apis.anthropic_error(message, kind), status=forced)
+        completion = _complete(apis.anthropic_to_chat(body))
+        if not body.get("stream"):
+            return web.json_response(apis.render_anthropic(completion))
+        events = (_sse_data(payload, name) for name, payload in apis.anthropic_stream(completion))
+        return await self._stream(request, events)
+
+    async def _gemini(self, request: web.Request) -> web.StreamResponse:
+        """Gemini ``models/{model}:generateContent`` and ``:streamGenerateContent``."""
+        from spanreel import _fakellm_apis as apis
+
+        raw, body = await self._record(request)
+        model, _, method = request.match_info["target"].partition(":")
+        if method not in ("generateContent", "streamGenerateContent") or not model:
+            return web.json_response(apis.gemini_error(404, f"Method not found: {method}"), status=404)
+        if not isinstance(body, dict):
+            return web.json_response(apis.gemini_error(400, _not_json(raw)), status=400)
+        if not isinstance(body.get("contents"), list) or not body["contents"]:
+            return web.json_response(apis.gemini_error(400, "contents is not specified"), status=400)
+        forced = _forced_status(model)
+        if forced:
+            message = f"Forced error {forced} from the fake LLM server."
+            return web.json_response(apis.gemini_error(forced, message), status=forced)
+        completion = _complete(apis.gemini_to_chat(model, body))
+        if method == "generateContent":
+            return web.json_response(apis.render_gemini(completion))
+        chunks = list(apis.gemini_stream(completion))
+        if request.query.get("alt") == "sse":
+            return await self._stream(
+                request, (b"data: " + json.dumps(c).encode() + b"\r\n\r\n" for c in chunks)
+            )
+        # Without alt=sse Google streams one JSON array, element by element.
+        pieces = [("[" if i == 0 else "\n,\r\n") + json.dumps(c) for i, c in enumerate(chunks)]
+        return await self._stream(
+            request, [p.encode() for p in [*pieces, "]"]], "application/json; charset=UTF-8"
+        )
+
+
+def _not_json(raw: bytes) -> str:
+    what = "empty" if not raw else "not a JSON object"
+    return f"We could not parse the JSON body of your request ({what})."
+
+
+def _forced_status(model: Any) -> int | None:
+    """The HTTP status a ``fake-error-NNN`` model name forces, else ``None``."""
+    forced = _ERROR_MODEL.match(str(model or ""))
+    return int(forced.group(1)) if forced else None
+
+
+def _openai_error(
+    status: int, message: str, type_: str, code: str | None, param: str | None = None
+) -> web.Response:
+    return web.json_response(_error_body(message, type_, code, param), status=status)
+
+
+def _openai_forced(status: int) -> web.Response:
+    type_ = "server_error" if status >= 500 else "invalid_request_error"
+    return _openai_error(
+        status, f"Forced error {status} from the fake LLM server.", type_, f"fake_error_{status}"
+    )
+
+
+def _include_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _sse_data(payload: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    return head + b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
 @click.command("fake-llm")

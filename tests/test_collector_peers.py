@@ -13,7 +13,13 @@ import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 
 from spanreel.collector import _peers as peers
-from spanreel.collector._normalise import normalise_cost, normalise_messages, normalise_row
+from spanreel.collector._normalise import (
+    LOOKUP_TABLES,
+    attribute_view,
+    normalise_cost,
+    normalise_messages,
+    normalise_row,
+)
 
 # Recorded from opentelemetry-instrumentation-openai 0.54.0 (OpenLLMetry, the last release with
 # indexed prompt/completion attributes; it cannot be installed beside 0.62 in one environment)
@@ -310,6 +316,30 @@ def test_mlflow_values_that_are_not_json_are_used_as_is() -> None:
 def test_spans_without_genai_attributes_stay_empty() -> None:
     row = _normalised({"http.request.method": "POST", "url.full": "http://x/v1/chat/completions"})
     assert all(row[c] is None for c in _COLUMNS)
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        OPENLLMETRY_0_54_CHAT,
+        OPENLLMETRY_OLD_TOOL_CALL,
+        OPENLIT_CHAT,
+        MLFLOW_CHAT,
+        OPENINFERENCE_CHAT,
+        {gen_ai.GEN_AI_SYSTEM: "Anthropic", gen_ai.GEN_AI_USAGE_PROMPT_TOKENS: 3, "session.id": "s"},
+        {"http.request.method": "GET"},
+    ],
+)
+def test_fast_path_gives_the_same_columns_as_every_source(attrs: dict[str, Any]) -> None:
+    """normalise_row skips the peer sources for spans with no peer attribute (PEER_KEYS): the
+    result must equal trying every source of LOOKUP_TABLES in order."""
+    resource = {"session.id": "from-resource"}
+    view = attribute_view(attrs)
+    expected = {}
+    for column, sources in LOOKUP_TABLES.items():
+        expected[column] = next((v for v in (s.read(view, resource) for s in sources) if v is not None), None)
+    row = normalise_row({"attributes": dict(attrs), "resource_attributes": resource})
+    assert {c: row[c] for c in LOOKUP_TABLES} == expected
 
 
 # -- messages ------------------------------------------------------------------------------------

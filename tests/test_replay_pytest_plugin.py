@@ -16,6 +16,9 @@ from spanreel.replay._pytest_plugin import NetworkBlockedError, NetworkGuard
 
 pytest_plugins = ["pytester"]
 
+#: Inner pytest runs: no cache files; hypothesis's plugin costs seconds per session and is unused here.
+QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Recording:
@@ -106,7 +109,7 @@ def test_unmarked_tests_are_left_alone():
 def test_marked_tests_talk_to_the_recording(pytester: pytest.Pytester, exported: Path) -> None:
     _install_fixture(pytester, exported)
     pytester.makepyfile(**{"tests/test_app": APP_TESTS})
-    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "default")
+    result = pytester.runpytest(*QUIET, "-W", "default")
     result.assert_outcomes(passed=5)
     # the unmatched request is reported even though the app handled the error
     result.stdout.fnmatch_lines(["*spanreel: no recorded match for POST /v1/chat/completions*similarity*"])
@@ -131,7 +134,7 @@ def test_provider_calls_are_blocked(spanreel_server):
     assert any(isinstance(e, NetworkBlockedError) for e in _causes(caught.value))
     with pytest.raises(NetworkBlockedError, match="198.51.100.1:443"):
         socket.create_connection(("198.51.100.1", 443), timeout=1)
-    with pytest.raises(NetworkBlockedError):
+    with pytest.raises(NetworkBlockedError, match="api.openai.com:443"):  # before any DNS query
         socket.create_connection(("api.openai.com", 443), timeout=1)
     # loopback stays open: the recorded-response server itself
     socket.create_connection(("127.0.0.1", spanreel_server.port), timeout=5).close()
@@ -146,10 +149,13 @@ def test_opt_out_marker():
 def test_network_is_blocked_unless_allowed(pytester: pytest.Pytester, exported: Path) -> None:
     pytester.path.joinpath("debate.json").write_bytes(exported.read_bytes())
     pytester.makepyfile(test_network=NETWORK_TESTS)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "default")
+    result = pytester.runpytest(*QUIET, "-W", "default")
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*spanreel: blocked network connections: 203.0.113.7:80, 198.51.100.1:443*"])
+    result.stdout.fnmatch_lines(
+        ["*spanreel: blocked network connections: 203.0.113.7:80, 198.51.100.1:443, api.openai.com:443*"]
+    )
     assert socket.socket.connect.__name__ == "connect"  # restored after the run
+    assert socket.getaddrinfo.__name__ == "getaddrinfo"
     # the command-line option allows it for every test
     pytester.makepyfile(
         test_option="""
@@ -159,7 +165,7 @@ def test_allowed():
     assert socket.socket.connect.__name__ == "connect"
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", "--spanreel-allow-network", "test_option.py")
+    result = pytester.runpytest(*QUIET, "--spanreel-allow-network", "test_option.py")
     result.assert_outcomes(passed=1)
 
 
@@ -177,7 +183,7 @@ def test_judge(spanreel_recorded):
     assert answer.choices[0].message.content == {judge.response["choices"][0]["message"]["content"]!r}
 """
     )
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(*QUIET)
     result.assert_outcomes(passed=1)
 
 
@@ -198,7 +204,7 @@ def test_two_sources():
     pass
 """
     )
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = pytester.runpytest(*QUIET)
     result.assert_outcomes(errors=3)
     result.stdout.fnmatch_lines(
         [
@@ -223,6 +229,11 @@ def test_network_guard_rules() -> None:
     assert not allowed(socket.AF_INET, ("169.254.169.254", 80)) and not allowed(
         socket.AF_INET, ("example.com", 80)
     )
-    with NetworkGuard() as guard, pytest.raises(NetworkBlockedError):
-        socket.socket().connect_ex(("192.0.2.1", 80))
-    assert guard.blocked == ["192.0.2.1:80"] and socket.socket.connect_ex.__name__ == "connect_ex"
+    with NetworkGuard() as guard:
+        with pytest.raises(NetworkBlockedError), socket.socket() as sock:
+            sock.connect_ex(("192.0.2.1", 80))
+        with pytest.raises(NetworkBlockedError):
+            socket.getaddrinfo("api.anthropic.com", 443)
+        assert socket.getaddrinfo("localhost", 80) and socket.getaddrinfo("127.0.0.1", None)
+    assert guard.blocked == ["192.0.2.1:80", "api.anthropic.com:443"]
+    assert socket.socket.connect_ex.__name__ == "connect_ex" and socket.getaddrinfo.__name__ == "getaddrinfo"

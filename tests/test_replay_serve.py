@@ -31,7 +31,12 @@ from test_replay_serve_support import (
 )
 from test_replay_support import rec
 
-from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
+from spanreel._attributes import (
+    SPANREEL_CONTENT_TRUNCATED,
+    SPANREEL_REQUEST_BODY,
+    SPANREEL_REQUEST_BODY_MODIFIED,
+    SPANREEL_REQUEST_URL,
+)
 from spanreel.cli import main
 from spanreel.replay import load_session, load_trace
 from spanreel.replay._recorded import RecordedExchange, WireApi, exchanges_from_spans
@@ -263,6 +268,33 @@ def test_json_differences_and_closest_ranking() -> None:
     )
     assert closest is not None and closest.exchange.index == 1
     assert index.closest(WireApi.ANTHROPIC_MESSAGES, {"model": "m"}) is None
+    # many recordings: pre-ranked by shared JSON leaves, then scored
+    many, _ = exchanges_from_spans(
+        [
+            _openai_span(
+                f"{i + 1:x}",
+                {
+                    "model": "m",
+                    "n": i,
+                    "messages": [{"role": "user", "content": f"question number {i} " * 3}],
+                },
+                "x",
+                start_ms=i,
+            )
+            for i in range(40)
+        ]
+    )
+    probe = {
+        "model": "m",
+        "n": 13,
+        "messages": [{"role": "user", "content": "question number 13 " * 3 + "?"}],
+    }
+    found = RecordingIndex(many).closest(WireApi.OPENAI_CHAT, probe)
+    assert found is not None and found.exchange.index == 14
+    assert found.differences == [
+        'messages[0].content: recorded "question number 13 question number 13 question number 13 " vs received '
+        '"question number 13 question number 13 question number 13 ?"'
+    ]
 
 
 def test_unservable_calls_are_listed_with_reasons() -> None:
@@ -280,7 +312,8 @@ def test_unservable_calls_are_listed_with_reasons() -> None:
         attributes={SPANREEL_REQUEST_BODY: '{"input": "x"}', SPANREEL_REQUEST_URL: "https://h/v1/embeddings"},
     )
     not_json = rec("4", operation="chat", attributes={SPANREEL_REQUEST_BODY: "{oops"})
-    exchanges, unservable = exchanges_from_spans([no_output, no_body, embeddings, not_json])
+    cut = _openai_span("5", body, "x", **{SPANREEL_CONTENT_TRUNCATED: [ga.GEN_AI_OUTPUT_MESSAGES]})
+    exchanges, unservable = exchanges_from_spans([no_output, no_body, embeddings, not_json, cut])
     assert exchanges == []
     reasons = {u.span.span_id[-1]: u.reason for u in unservable}
     assert "gen_ai.output.messages is missing" in reasons["1"]
@@ -288,6 +321,22 @@ def test_unservable_calls_are_listed_with_reasons() -> None:
     assert "openinference" in reasons["2"]
     assert "only OpenAI Chat Completions and Anthropic Messages" in reasons["3"]
     assert "not a JSON object" in reasons["4"]
+    assert "the recorded output was truncated at capture" in reasons["5"]
+
+
+def test_a_modified_recorded_body_is_pointed_out_in_the_404() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "[image: spanreel placeholder]"}]}
+    exchanges, _ = exchanges_from_spans(
+        [_openai_span("1", body, "x", **{SPANREEL_REQUEST_BODY_MODIFIED: True})]
+    )
+    with RecordedServer(exchanges) as server:
+        r = httpx.post(
+            server.openai_base_url + "/chat/completions",
+            json={"model": "m", "messages": [{"role": "user", "content": "data:image/png;base64,AAAA"}]},
+            trust_env=False,
+        )
+    assert r.status_code == 404
+    assert "its body was modified at capture" in r.json()["error"]["message"]
 
 
 # --------------------------------------------------------------------------- Anthropic wire format

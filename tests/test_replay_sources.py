@@ -127,8 +127,11 @@ def test_load_trace_file_jsonl_tempo_and_legacy_spellings(tmp_path: Path) -> Non
         ('{"resourceSpans": []}', "no spans"),
         ('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "01"}]}]}]}', "traceId"),
         (
-            '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "' + TRACE + '", "spanId": "'
-            + "1" * 16 + '", "startTimeUnixNano": "5", "endTimeUnixNano": "1"}]}]}]}',
+            '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "'
+            + TRACE
+            + '", "spanId": "'
+            + "1" * 16
+            + '", "startTimeUnixNano": "5", "endTimeUnixNano": "1"}]}]}]}',
             "before start",
         ),
     ],

@@ -82,7 +82,9 @@ def shot(page: sync_api.Page, name: str) -> Path:
     return path
 
 
-def test_list_then_trace_tree_and_chat(page: sync_api.Page, collector: CollectorProcess, data: Dataset) -> None:
+def test_list_then_trace_tree_and_chat(
+    page: sync_api.Page, collector: CollectorProcess, data: Dataset
+) -> None:
     expect = sync_api.expect
     page.goto(collector.info["query_url"] + "/ui/")
     rows = page.locator("table.traces-table tbody tr")
@@ -106,7 +108,10 @@ def test_list_then_trace_tree_and_chat(page: sync_api.Page, collector: Collector
     expect(tree).to_have_count(7)  # root + 3 LLM spans + their 3 HTTP spans
     expect(tree.nth(0).locator(".wf-span-name")).to_have_text("support chat")
     expect(tree.nth(1).locator(".wf-span-name")).to_have_text("chat gpt-4o-mini")
-    indent = [float(tree.nth(i).locator(".wf-name").evaluate("e => parseFloat(e.style.paddingLeft)")) for i in (0, 1, 2)]
+    indent = [
+        float(tree.nth(i).locator(".wf-name").evaluate("e => parseFloat(e.style.paddingLeft)"))
+        for i in (0, 1, 2)
+    ]
     assert indent[0] < indent[1] < indent[2]  # root → LLM span → its HTTP span
     # the first LLM call is selected: its conversation as chat bubbles
     expect(tree.nth(1)).to_have_class("wf-row wf-llm selected")
@@ -126,7 +131,9 @@ def test_list_then_trace_tree_and_chat(page: sync_api.Page, collector: Collector
     expect(page.locator(".detail .kv")).to_contain_text("gen_ai.request.model")
 
 
-def test_recorded_html_is_shown_as_text(page: sync_api.Page, collector: CollectorProcess, data: Dataset) -> None:
+def test_recorded_html_is_shown_as_text(
+    page: sync_api.Page, collector: CollectorProcess, data: Dataset
+) -> None:
     page.goto(f"{collector.info['query_url']}/ui/#/trace/{data.debate}")
     message = page.locator(".detail .chat .msg-user .msg-text")
     sync_api.expect(message).to_have_text("Judge this: " + HOSTILE)
@@ -134,7 +141,9 @@ def test_recorded_html_is_shown_as_text(page: sync_api.Page, collector: Collecto
     assert page.evaluate("window.__xss") is None
 
 
-def test_session_and_replay_comparison(page: sync_api.Page, collector: CollectorProcess, data: Dataset) -> None:
+def test_session_and_replay_comparison(
+    page: sync_api.Page, collector: CollectorProcess, data: Dataset
+) -> None:
     expect = sync_api.expect
     page.goto(f"{collector.info['query_url']}/ui/#/trace/{data.support}")
     page.locator(".fact dd a", has_text=SESSION).click()

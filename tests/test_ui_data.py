@@ -145,6 +145,13 @@ def query(tmp_path: Path) -> Iterator[QueryFn]:
         spans.append(
             rec("2", "1", trace_id=tid, start_ms=1, dur_ms=2, status_code="ERROR" if i == 5 else "UNSET")
         )
+    text = 'Préfix 50%_off C:\\dir "q"\nÉnd'
+    messages = json.dumps(
+        [{"role": "user", "parts": [{"type": "text", "content": text}]}], ensure_ascii=False
+    )
+    spans.append(
+        rec("3", "1", trace_id="3" * 32, operation="chat", attributes={"gen_ai.input.messages": messages})
+    )
     db = write_db(tmp_path / "spans.duckdb", spans)
     con = duckdb.connect(str(db), read_only=True, config=DATABASE_CONFIG)
 
@@ -171,10 +178,21 @@ def test_keyset_pagination_breaks_start_time_ties_by_trace_id(query: QueryFn) ->
         list_traces(query, TraceFilters(), limit=MAX_PAGE_SIZE + 1)
 
 
+def test_text_search_is_literal_and_case_insensitive(query: QueryFn) -> None:
+    def found(text: str) -> list[str]:
+        return [t["root_name"] for t in list_traces(query, TraceFilters(text=text))["traces"]]
+
+    for text in ("50%_off", 'C:\\dir "q"', "préfix", 'q"\nénd', "ÉND", "\\"):
+        assert found(text) == ["job 3"], text
+    for text in ("50%off", "5_%", "C:dir", "%%", "nothing"):
+        assert found(text) == [], text
+
+
 def test_trace_and_session_lookups(query: QueryFn) -> None:
     detail = trace_detail(query, "3" * 32)
-    assert [s["name"] for s in detail["spans"]] == ["job 3", "span 2"]
-    assert detail["spans"][1]["offset_ns"] == 1_000_000 and detail["replays"] == []
+    assert [s["name"] for s in detail["spans"]] == ["job 3", "span 3", "span 2"]
+    assert detail["spans"][2]["offset_ns"] == 1_000_000 and detail["replays"] == []
+    assert detail["spans"][1]["is_llm"] and detail["spans"][1]["conversation"][0]["role"] == "user"
     with pytest.raises(NotFound):
         trace_detail(query, "f" * 32)
     with pytest.raises(BadRequest):

@@ -6,9 +6,9 @@ The recorded traces (newest last):
 
 - ``support chat`` (service ``support-bot``, session ``ticket-42``): system + user → answer, then a
   tool round trip (assistant tool call → tool result → answer).
+- ``failing call`` (service ``support-bot``): an LLM call answered HTTP 500 (status ERROR).
 - ``debate`` (service ``debate-app``, session ``ticket-42``): a ``fake-judge`` call whose user
   message carries HTML/script text (:data:`HOSTILE`) that must be shown, never interpreted.
-- ``failing call`` (service ``support-bot``): an LLM call answered HTTP 500 (status ERROR).
 - ``batch job 0`` … ``batch job 4`` (service ``batch``): no LLM calls.
 - ``replay support chat`` (service ``spanreel-replay``): a replay of ``support chat`` with an edited
   system prompt, so its outputs differ.
@@ -62,7 +62,8 @@ class Dataset:
 
     @property
     def all_traces(self) -> list[str]:
-        return [self.support, self.debate, self.failing, *self.batch, self.replay]
+        """Every trace id, oldest first (the order they were recorded in)."""
+        return [self.support, self.failing, self.debate, *self.batch, self.replay]
 
 
 def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> Any:

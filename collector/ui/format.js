@@ -61,7 +61,10 @@ export function fmtCost(usd) {
   if (usd === null || usd === undefined) return DASH;
   const v = Number(usd);
   if (v === 0) return "$0";
-  return v < 0.01 ? `$${v.toFixed(4)}` : `$${v.toFixed(2)}`;
+  if (v >= 1) return `$${v.toFixed(2)}`;
+  // two significant digits for small amounts: $0.50, $0.012, $0.000061
+  const digits = Math.min(8, Math.max(2, 1 - Math.floor(Math.log10(v))));
+  return `$${v.toFixed(digits)}`;
 }
 
 export function shortId(id) {

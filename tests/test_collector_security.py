@@ -1,0 +1,275 @@
+"""Security and operations, end to end against `spanreel collector` subprocesses: bearer-token auth
+on OTLP (gRPC + HTTP) and the query API, TLS on both receivers (a self-signed certificate made in
+the test), SQL escape attempts on the query API, `/healthz` and the counters, `--check-config`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from click.testing import CliRunner
+from conftest import CollectorProcess, clean_env, start_collector
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from spanreel.cli import main
+from spanreel.collector import QueryError, run_query
+from spanreel.collector._client import TOKEN_ENV
+
+TOKEN = "s3cr3t-token-for-tests"
+EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "server.crt", folder / "server.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+SECURE_CONFIG = f"""
+extensions:
+  bearertokenauth:
+    token: {TOKEN}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        auth: {{authenticator: bearertokenauth}}
+        tls: {{cert_file: server.crt, key_file: server.key}}
+      http:
+        endpoint: 127.0.0.1:0
+        auth: {{authenticator: bearertokenauth}}
+        tls: {{cert_file: server.crt, key_file: server.key}}
+exporters:
+  duckdb:
+    auth: {{authenticator: bearertokenauth}}
+service:
+  extensions: [bearertokenauth]
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [duckdb]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def secure(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess, Path]]:
+    tmp = tmp_path_factory.mktemp("secure")
+    cert_file, _ = _self_signed(tmp)
+    (tmp / "secure.yaml").write_text(SECURE_CONFIG)
+    # The receivers' endpoints come from the config (TLS + auth); the conftest helper's
+    # --grpc-endpoint/--http-endpoint 127.0.0.1:0 only override the addresses.
+    with start_collector(tmp / "spans.duckdb", "--config", str(tmp / "secure.yaml")) as running:
+        yield running, cert_file
+
+
+def _spans(service: str) -> list[ReadableSpan]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("sec").start_as_current_span("root"):
+        pass
+    provider.shutdown()
+    return list(memory.get_finished_spans())
+
+
+def test_tls_and_bearer_token_on_both_receivers(
+    secure: tuple[CollectorProcess, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, cert_file = secure
+    info = running.info
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert_file.read_bytes())
+    good = GrpcExporter(
+        endpoint=f"https://{info['grpc_endpoint']}",
+        credentials=credentials,
+        headers={"authorization": f"Bearer {TOKEN}"},
+    )
+    assert good.export(_spans("tls-grpc")) == SpanExportResult.SUCCESS
+    good.shutdown()
+    http_url = f"https://{info['http_endpoint']}/v1/traces"
+    # requests lets REQUESTS_CA_BUNDLE override the session's CA file (psf/requests#3829).
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    http_good = HttpExporter(
+        endpoint=http_url, certificate_file=str(cert_file), headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert http_good.export(_spans("tls-http")) == SpanExportResult.SUCCESS
+    http_good.shutdown()
+
+    # Wrong or missing tokens: UNAUTHENTICATED / 401, nothing stored.
+    with grpc.secure_channel(info["grpc_endpoint"], credentials) as channel:
+        export = channel.unary_unary(EXPORT_PATH)
+        for metadata in ((), (("authorization", f"Bearer {TOKEN}x"),), (("authorization", TOKEN),)):
+            with pytest.raises(grpc.RpcError) as refused:
+                export(b"", metadata=metadata, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    context = ssl.create_default_context(cafile=str(cert_file))
+    with httpx.Client(verify=context) as client:
+        for headers in ({}, {"Authorization": "Bearer nope"}):
+            r = client.post(http_url, content=b"", headers={"Content-Type": "application/json", **headers})
+            assert r.status_code == 401 and r.json()["code"] == 16  # google.rpc.Code.UNAUTHENTICATED
+            assert r.headers["www-authenticate"].startswith("Bearer")
+    # Plaintext is refused by a TLS receiver.
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(f"http://{info['http_endpoint']}/v1/traces", content=b"", timeout=5)
+
+    # Query API: /healthz is open, everything else wants the token; the client sends SPANREEL_TOKEN.
+    url = info["query_url"]
+    assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+    assert httpx.get(f"{url}/api/health").status_code == 401
+    assert httpx.post(f"{url}/api/query", json={"sql": "SELECT 1"}).status_code == 401
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    with pytest.raises(QueryError, match=TOKEN_ENV):
+        run_query("SELECT 1", running.db)
+    monkeypatch.setenv(TOKEN_ENV, "wrong")
+    with pytest.raises(QueryError, match="refused the bearer token"):
+        run_query("SELECT 1", running.db)
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    rows = run_query("SELECT service_name, count(*) FROM spans GROUP BY 1 ORDER BY 1", running.db).rows
+    assert rows == [["tls-grpc", 1], ["tls-http", 1]]
+    health = httpx.get(f"{url}/api/health", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert health["unauthenticated_requests"] >= 8
+    # The CLI query client sends it too.
+    command = ["sql", "SELECT count(*) AS n FROM spans", "--db", str(running.db), "--json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "spanreel", *command],
+        env=clean_env(**{TOKEN_ENV: TOKEN}), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert '"n"' in proc.stdout and "2" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_csv_auto('/etc/hostname')",
+        "SELECT * FROM read_json('/etc/hostname')",
+        "SELECT * FROM read_parquet('/tmp/x.parquet')",
+        "SELECT * FROM read_blob('/etc/passwd')",
+        "SELECT * FROM glob('/etc/*')",
+        "SELECT * FROM 'https://example.com/data.csv'",
+        "SELECT * FROM read_csv('https://example.com/data.csv')",
+        "SELECT * FROM '/etc/passwd'",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+        "COPY (SELECT 1) TO '/tmp/spanreel-escape.csv'",
+        "EXPORT DATABASE '/tmp/spanreel-escape'",
+        "ATTACH '/tmp/spanreel-escape.duckdb' AS x",
+        "ATTACH ':memory:' AS x",
+        "PRAGMA enable_external_access",
+        "SET enable_external_access = true",
+        "SET GLOBAL enable_external_access = true",
+        "RESET enable_external_access",
+        "CREATE SECRET s (TYPE s3, KEY_ID 'a', SECRET 'b')",
+        "CALL pragma_version(); DELETE FROM spans",
+        "WITH x AS (SELECT 1) DELETE FROM spans",
+        "DROP TABLE spans",
+        "CHECKPOINT",
+        "VACUUM",
+        "DETACH memory",
+        "SELECT * FROM duckdb_secrets()",
+    ],
+)
+def test_query_api_escape_attempts(collector_sql: CollectorProcess, sql: str) -> None:
+    url = collector_sql.info["query_url"]
+    r = httpx.post(f"{url}/api/query", json={"sql": sql})
+    if r.status_code == 200:
+        # Only harmless metadata may pass (duckdb_secrets() lists nothing: no secrets exist).
+        assert sql.startswith("SELECT * FROM duckdb_secrets"), (sql, r.json())
+        assert r.json()["rows"] == []
+    else:
+        assert r.status_code == 400 and r.json()["error"], sql
+    assert not Path("/tmp/spanreel-escape.csv").exists()
+    assert not Path("/tmp/spanreel-escape.duckdb").exists()
+    # The spans are untouched and external access stays off.
+    check = httpx.post(
+        f"{url}/api/query",
+        json={"sql": "SELECT current_setting('enable_external_access'), (SELECT count(*) FROM spans)"},
+    )
+    assert check.json()["rows"] == [[False, 0]]
+
+
+@pytest.fixture(scope="module")
+def collector_sql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    with start_collector(tmp_path_factory.mktemp("escape") / "spans.duckdb") as running:
+        yield running
+
+
+def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _self_signed(tmp_path)
+    good = SECURE_CONFIG.replace(TOKEN, "${env:SPANREEL_TEST_TOKEN}").replace(
+        "    auth: {authenticator: bearertokenauth}\nservice",
+        "    auth: {authenticator: bearertokenauth}\n    ttl: 30d\n    max_queue_bytes: 1048576\nservice",
+    )
+    path = tmp_path / "check.yaml"
+    path.write_text(good)
+    ok = subprocess.run(
+        [sys.executable, "-m", "spanreel", "collector", "--check-config", "--config", str(path)],
+        env=clean_env(SPANREEL_TEST_TOKEN=TOKEN), capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout
+    assert "TLS, bearer token" in ok.stdout and "retention       30d" in ok.stdout and "1 MiB" in ok.stdout
+    assert TOKEN not in ok.stdout  # secrets are never printed
+
+    monkeypatch.setenv("SPANREEL_TEST_TOKEN", TOKEN)
+    monkeypatch.delenv("SPANREEL_UNSET_VAR", raising=False)
+    for broken, expected in (
+        (
+            good.replace("${env:SPANREEL_TEST_TOKEN}", "${env:SPANREEL_UNSET_VAR}"),
+            "extensions.bearertokenauth.token",
+        ),
+        (good.replace("cert_file: server.crt", "cert_file: missing.crt"), "tls.cert_file"),
+        (good.replace("key_file: server.key", "key_file: server.crt"), "cannot load"),
+        (good.replace("extensions: [bearertokenauth]", "extensions: []"), "service.extensions"),
+        (good.replace("ttl: 30d", "ttl: thirty days"), "exporters.duckdb.ttl"),
+        (good.replace("max_queue_bytes: 1048576", "max_queue_bytes: -1"), "max_queue_bytes"),
+        ("receivers: [", "not valid YAML"),
+    ):
+        path.write_text(broken)
+        bad = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(path)])
+        assert bad.exit_code == 1, (expected, bad.output)
+        assert expected in bad.output and "Traceback" not in bad.output, bad.output
+        if "YAML" not in expected:  # YAML errors add the line with a caret under the problem
+            assert len(bad.output.strip().splitlines()) == 1, bad.output

@@ -1,0 +1,177 @@
+"""Privacy: credentials never exported (canary), content capture switch, redaction (built-in
+patterns and a user hook) applied before anything leaves the process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+
+from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_BODY_MODIFIED
+from spanreel.fakellm import FakeLLMServer
+from spanreel.instrumentation import Instrumentor
+from spanreel.instrumentation._content import ContentPolicy, builtin_redactor
+
+CANARY = "sk-CANARY-7f3e9a1c5b2d4e6f8a0b"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as srv:
+        yield srv
+
+
+def _recording(**options: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = Instrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    inst.instrument(tracer_provider=tp, **options)
+    return tp, exporter
+
+
+@pytest.fixture
+def uninstrument_after() -> Iterator[None]:
+    yield
+    Instrumentor().uninstrument()
+
+
+def test_canary_key_never_exported(server: FakeLLMServer, uninstrument_after: None) -> None:
+    tp, exporter = _recording(capture_content=True)
+    port = server.port
+    openai.OpenAI(base_url=server.base_url, api_key=CANARY, max_retries=0).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    anthropic.Anthropic(
+        base_url=f"http://127.0.0.1:{port}",
+        api_key=CANARY,
+        max_retries=0,
+        open_telemetry={"tracer_provider": tp},
+    ).messages.create(model="claude-haiku-4-5", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{port}", api_key=CANARY, api_version="2024-10-21", max_retries=0
+    ).chat.completions.create(model="dep", messages=[{"role": "user", "content": "hi"}])
+    gemini = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/v1beta/models/gemini-2.0-flash:generateContent?key={CANARY}", json=gemini
+    )
+    assert r.status_code == 200
+    r = httpx.post(  # an error response too
+        f"http://127.0.0.1:{port}/v1/chat/completions?api-key={CANARY}",
+        json={"model": "fake-error-401", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-api-key": CANARY, "api-key": CANARY},
+    )
+    assert r.status_code == 401
+    sent = [req for req in server.requests if CANARY in json.dumps(req.headers) or CANARY in req.path]
+    assert sent  # the servers did get the key...
+    spans = exporter.get_finished_spans()
+    assert (
+        len([s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"]) == 4
+    )
+    wire = encode_spans(spans).SerializeToString()  # ...but no exported byte carries it
+    assert CANARY.encode() not in wire
+    assert CANARY not in "".join(s.to_json() for s in spans)
+    tp.shutdown()
+
+
+def test_content_capture_env_no_content(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, uninstrument_after: None
+) -> None:
+    for value in ("NO_CONTENT", "false"):
+        monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
+        tp, exporter = _recording()
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0).responses.create(
+            model="gpt-4o-mini", input="secret prompt", instructions="secret instructions"
+        )
+        (span,) = exporter.get_finished_spans()[-1:]
+        a = span.attributes or {}
+        assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] > 0  # type: ignore[operator]
+        assert "secret" not in json.dumps(dict(a))
+        Instrumentor().uninstrument()
+        tp.shutdown()
+
+
+def test_builtin_patterns_and_user_hook(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, uninstrument_after: None
+) -> None:
+    monkeypatch.setenv("SPANREEL_REDACT", "email,phone,card,api_key")
+    tp, exporter = _recording(capture_content=True, redact=lambda s: s.replace("Paris", "[CITY]"))
+    text = (
+        "Mail ada@example.org or call +44 20 7946 0958 from Paris; card 4111 1111 1111 1111, "
+        "order 1234 5678 9012 3456, key sk-proj-abcdefghijklmnop1234."
+    )
+    r = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}]
+    )
+    (span,) = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "spanreel"]  # type: ignore[union-attr]
+    a = span.attributes or {}
+    for key in (ga.GEN_AI_INPUT_MESSAGES, SPANREEL_REQUEST_BODY):
+        value = str(a[key])
+        for secret in ("ada@example.org", "7946 0958", "4111 1111", "sk-proj-", "Paris"):
+            assert secret not in value, (key, secret)
+        for marker in (
+            "[REDACTED:email]",
+            "[REDACTED:phone]",
+            "[REDACTED:card]",
+            "[REDACTED:api_key]",
+            "[CITY]",
+        ):
+            assert marker in value, (key, marker)
+        assert "1234 5678 9012 3456" in value  # fails the Luhn check: not a card
+    assert a[SPANREEL_REQUEST_BODY_MODIFIED] is True
+    assert json.loads(str(a[SPANREEL_REQUEST_BODY]))["model"] == "gpt-4o-mini"  # still valid JSON
+    assert server.requests[-1].json["messages"][0]["content"] == text  # the app's request is untouched
+    assert r.choices[0].message.content  # the output is redacted too (by the hook: no city in it)
+    assert "Paris" not in str(a[ga.GEN_AI_OUTPUT_MESSAGES])
+    tp.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("names", "text", "expected"),
+    [
+        ("email", "write to a.b+c@mail.co.uk now", "write to [REDACTED:email] now"),
+        ("card", "pay 5555-5555-5555-4444 or 1234-5678", "pay [REDACTED:card] or 1234-5678"),
+        ("phone", "ring (555) 123-4567 today", "ring [REDACTED:phone] today"),
+        ("api_key", "use Bearer abcdefghijklmnopqrstuvwxyz and AKIAABCDEFGHIJKLMNOP",
+         "use [REDACTED:api_key] and [REDACTED:api_key]"),
+        ("all", "x@y.io sk-ant-api03-abcdefghijklmnopqrstu", "[REDACTED:email] [REDACTED:api_key]"),
+    ],
+)  # fmt: skip
+def test_builtin_redactor(names: str, text: str, expected: str) -> None:
+    redact = builtin_redactor(names)
+    assert redact is not None and redact(text) == expected
+
+
+def test_policy_from_env_errors_and_hook() -> None:
+    with pytest.raises(ValueError, match="unknown pattern"):
+        ContentPolicy.from_env({"SPANREEL_REDACT": "email,ssn"})
+    with pytest.raises(ValueError, match="whole number"):
+        ContentPolicy.from_env({"SPANREEL_CAPTURE_MAX_BYTES": "1MB"})
+    with pytest.raises(ValueError, match="module:function"):
+        ContentPolicy.from_env({"SPANREEL_REDACT_HOOK": "nocolon"})
+    policy = ContentPolicy.from_env(
+        {"SPANREEL_REDACT_HOOK": "string:capwords", "SPANREEL_CAPTURE_MAX_BYTES": "0"}
+    )
+    assert policy.redactor is not None and policy.redactor("hello world") == "Hello World"
+    assert policy.max_bytes == 0 and policy.cap("x" * 10_000_000) is None
+    assert ContentPolicy().scrub({"a": ["short"]}) == {"a": ["short"]}
+
+
+def test_cap_cuts_at_character_boundary() -> None:
+    policy = ContentPolicy(max_bytes=10)
+    assert policy.cap("ééééé") is None  # exactly 10 bytes
+    cut = policy.cap("éééééé")  # 12 bytes
+    assert cut == "ééééé…[spanreel: truncated, 12 bytes]"
+    assert ContentPolicy(max_bytes=5).cap("ééé") == "éé…[spanreel: truncated, 6 bytes]"
