@@ -12,7 +12,7 @@ concurrent clients:
 Prints accepted spans/s, p50/p99 export latency and, for (2), how long the upstream took to
 receive everything, with ratios against (1).
 
-Run: ``python bench/forward.py [--requests 300] [--spans 100] [--clients 8]``.
+Run: ``python bench/forward.py [--requests 300] [--spans 100] [--clients 8] [--rounds 3]``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -161,6 +162,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--spans", type=int, default=100)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     payloads = _payloads(args.requests, args.spans)
     total = args.requests * args.spans
@@ -176,32 +178,38 @@ def main() -> None:
             ", otlp",
         ),
     ]
-    baseline = 0.0
+    results: dict[str, list[tuple[float, float, float, str]]] = {label: [] for label, _, _ in scenarios}
+    for _ in range(args.rounds):  # interleaved rounds: load on a shared machine hits all alike
+        for label, exporters, names in scenarios:
+            with tempfile.TemporaryDirectory(prefix="spanreel-bench-forward-") as tmp:
+                proc, url = _start(Path(tmp), exporters, names)
+                try:
+                    sink.requests = 0
+                    elapsed, latencies = _load(url, payloads, args.clients)
+                    upstream = ""
+                    if "live" in label:
+                        waited = time.perf_counter()
+                        deadline = time.monotonic() + 120
+                        while sink.requests < args.requests and time.monotonic() < deadline:
+                            time.sleep(0.01)
+                        lag = time.perf_counter() - waited
+                        upstream = (
+                            f"got {sink.requests}/{args.requests} exports {lag:.2f} s after the last ack"
+                        )
+                    results[label].append(
+                        (total / elapsed, _pct(latencies, 0.5), _pct(latencies, 0.99), upstream)
+                    )
+                finally:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(60)
     print(f"{'scenario':<26} {'accepted spans/s':>17} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8}  upstream")
-    for label, exporters, names in scenarios:
-        with tempfile.TemporaryDirectory(prefix="spanreel-bench-forward-") as tmp:
-            proc, url = _start(Path(tmp), exporters, names)
-            try:
-                sink.requests = 0
-                elapsed, latencies = _load(url, payloads, args.clients)
-                rate = total / elapsed
-                baseline = baseline or rate
-                upstream = ""
-                if "live" in label:
-                    waited = time.perf_counter()
-                    deadline = time.monotonic() + 120
-                    while sink.requests < args.requests and time.monotonic() < deadline:
-                        time.sleep(0.01)
-                    lag = time.perf_counter() - waited
-                    upstream = f"got {sink.requests}/{args.requests} exports, {lag:.2f} s after the last ack"
-                print(
-                    f"{label:<26} {rate:>17,.0f} {rate / baseline:>6.2f} {_pct(latencies, 0.5):>8.1f} "
-                    f"{_pct(latencies, 0.99):>8.1f}  {upstream}"
-                )
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(60)
-    print(f"(one run each; 1-minute load average at the end: {os.getloadavg()[0]:.1f})")
+    baseline = statistics.median(r[0] for r in results[scenarios[0][0]])
+    for label, runs in results.items():
+        rate = statistics.median(r[0] for r in runs)
+        p50 = statistics.median(r[1] for r in runs)
+        p99 = statistics.median(r[2] for r in runs)
+        print(f"{label:<26} {rate:>17,.0f} {rate / baseline:>6.2f} {p50:>8.1f} {p99:>8.1f}  {runs[-1][3]}")
+    print(f"(medians of {args.rounds} interleaved rounds; 1-minute load average: {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -108,8 +108,9 @@ def build_request(n_spans: int, seed: int) -> tuple[bytes, list[int]]:
             span.span_id, span.parent_span_id = rnd.randbytes(8), root_id
             span.name, span.kind = "chat gpt-4o-mini", trace_pb2.Span.SPAN_KIND_CLIENT
             question = f"Question {i}: " + "what does the quarterly report say about churn? " * 9
+            system = "You are a careful analyst. " * 12
             messages_in = [
-                {"role": "system", "parts": [{"type": "text", "content": "You are a careful analyst. " * 12}]},
+                {"role": "system", "parts": [{"type": "text", "content": system}]},
                 {"role": "user", "parts": [{"type": "text", "content": question}]},
             ]
             messages_out = [

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
+import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -62,6 +64,15 @@ def _worker_init() -> None:
     # Ctrl-C in a terminal signals the whole process group: the collector itself drains and stops
     # the pool; a worker must not die with a KeyboardInterrupt traceback first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # If the collector is killed (SIGKILL, OOM killer) nobody shuts the pool down: follow it.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(0)
 
 
 class DecodePool:

@@ -24,7 +24,8 @@ every 10 s). The local database already has every span; the upstream gets the fr
 On shutdown the queue is drained for at most ``drain_timeout_s``; what is left is counted as
 dropped and logged.
 
-Sending happens with OpenTelemetry instrumentation suppressed, so a collector that is itself
+otlphttp honours the standard proxy variables (``HTTPS_PROXY``, ``NO_PROXY``) like the OTel
+Collector does. Sending happens with OpenTelemetry instrumentation suppressed, so a collector that is itself
 instrumented (``SPANREEL_ENABLED=1``) does not trace — and forward — its own forwarding.
 """
 
@@ -275,11 +276,11 @@ class _HttpSender:
             headers["Content-Encoding"] = "gzip"
         self._url = config.target
         self._client = httpx.Client(
-            headers=headers, timeout=config.timeout_s, verify=verify, follow_redirects=False, trust_env=False
+            headers=headers, timeout=config.timeout_s, verify=verify, follow_redirects=False
         )
 
     def send(self, body: bytes) -> Outcome:
-        content = gzip.compress(body, compresslevel=6) if self._gzip else body
+        content = gzip.compress(body, compresslevel=1) if self._gzip else body
         try:
             response = self._client.post(self._url, content=content)
         except httpx.HTTPError as exc:

@@ -32,6 +32,7 @@ from typing import Any, Final
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID
 
+from spanreel._attributes import SPANREEL_COST_USD
 from spanreel.collector import _peers as peers
 
 __all__ = [
@@ -473,6 +474,7 @@ def normalise_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 #: Where a call's cost in USD may be recorded, first usable wins.
 COST_SOURCES: Final[tuple[Source, ...]] = (
+    Source(SPANREEL_COST_USD, as_amount),
     Source(peers.OI_COST_TOTAL, as_amount),
     Source(peers.OPENLIT_USAGE_COST, as_amount),
     Source(peers.MLFLOW_COST, _json_field(peers.MLFLOW_COST_TOTAL, as_amount)),
@@ -483,9 +485,9 @@ def normalise_cost(attributes: Attributes) -> float | None:
     """The cost of one call in US dollars from the span's attributes, or ``None`` when the
     instrumentation recorded none (the OTel GenAI conventions define no cost attribute).
 
-    Sources, first usable wins: OpenInference ``llm.cost.total``, OpenLIT ``gen_ai.usage.cost``,
-    MLflow ``mlflow.llm.cost`` (JSON ``{"total_cost": …}``). Negative or non-finite values are
-    ignored.
+    Sources, first usable wins: spanreel's ``spanreel.cost.usd``, OpenInference
+    ``llm.cost.total``, OpenLIT ``gen_ai.usage.cost``, MLflow ``mlflow.llm.cost`` (JSON
+    ``{"total_cost": …}``). Negative or non-finite values are ignored.
     """
     return as_amount(_lookup(COST_SOURCES, attribute_view(attributes), {}))
 

@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 __all__ = [
+    "DESCRIPTIONS",
     "MIGRATIONS",
     "SPANS_SCHEMA",
     "Migration",
@@ -107,6 +108,94 @@ SELECT trace_id, start_time, end_time, root_span_id, root_name, service_name, sp
 FROM trace_index
 """
 
+_TIME = "TIMESTAMP_NS, UTC (no time zone stored)"
+_TOKENS = "summed over the trace's LLM calls (spans with an operation); NULL when none reported"
+
+#: Descriptions stored in the catalog (``COMMENT ON``; read them with ``duckdb_columns()``) and
+#: rendered into docs/schema.md: object → (what it holds, {column: meaning}). Migration 2 applies
+#: them; after changing one, append a migration that runs :func:`_describe_statements` again
+#: (``COMMENT ON`` overwrites), so existing databases get the new text too.
+DESCRIPTIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
+    "spans": (
+        "One row per span, unique on (trace_id, span_id): retried exports are stored once.",
+        {
+            "trace_id": "32 lowercase hex characters",
+            "span_id": "16 lowercase hex characters",
+            "parent_span_id": "16 hex characters; NULL for a root span",
+            "trace_state": "W3C tracestate; may be empty",
+            "name": "span name, e.g. `chat gpt-4o-mini`",
+            "kind": "UNSPECIFIED, INTERNAL, SERVER, CLIENT, PRODUCER or CONSUMER",
+            "service_name": "resource attribute `service.name`",
+            "scope_name": "instrumentation scope name",
+            "scope_version": "instrumentation scope version",
+            "start_time": _TIME,
+            "end_time": _TIME,
+            "duration_ns": "end_time - start_time, nanoseconds",
+            "status_code": "UNSET, OK or ERROR",
+            "status_message": "status description (errors)",
+            "attributes": "span attributes as a JSON object (bytes as base64, kvlists as objects)",
+            "resource_attributes": "resource attributes as a JSON object",
+            "events": 'JSON list of {"time_unix_nano", "name", "attributes"}',
+            "links": 'JSON list of {"trace_id", "span_id", "trace_state", "attributes"}',
+            "operation": "normalised `gen_ai.operation.name`; NULL for spans that are not GenAI calls",
+            "provider": "normalised `gen_ai.provider.name` (deprecated `gen_ai.system` and peers mapped)",
+            "request_model": "`gen_ai.request.model` or a peer convention's equivalent",
+            "response_model": "`gen_ai.response.model` or a peer convention's equivalent",
+            "input_tokens": "`gen_ai.usage.input_tokens` (or `prompt_tokens`, or a peer's)",
+            "output_tokens": "`gen_ai.usage.output_tokens` (or `completion_tokens`, or a peer's)",
+            "finish_reasons": "`gen_ai.response.finish_reasons`",
+            "session_id": "`session.id` (or a peer's session attribute)",
+            "conversation_id": "`gen_ai.conversation.id`",
+            "received_at": "when the collector committed the span, UTC",
+        },
+    ),
+    "trace_index": (
+        "Per-trace lookup, written in the same transaction as the spans (only newly stored spans count).",
+        {
+            "trace_id": "32 lowercase hex characters",
+            "start_time": "earliest span start, " + _TIME,
+            "end_time": "latest span end, " + _TIME + "; retention compares it with the cutoff",
+            "root_span_id": "the earliest span without a parent; NULL until one arrives",
+            "root_name": "that span's name",
+            "service_name": "the root's service, else the earliest span's",
+            "span_count": "spans stored for the trace",
+            "llm_calls": "spans with an operation (the rows of llm_calls)",
+            "input_tokens": _TOKENS,
+            "output_tokens": _TOKENS,
+            "session_id": "the first session id seen in the trace",
+        },
+    ),
+    "schema_migrations": (
+        "The schema steps applied to this file, in order.",
+        {
+            "version": "migration number (collector/_schema.py MIGRATIONS)",
+            "name": "what the step did",
+            "applied_at": "when it was applied, UTC",
+        },
+    ),
+    "llm_calls": ("One row per LLM call: the spans with an operation.", {}),
+    "traces": (
+        "One row per trace: trace_index plus its duration.",
+        {"duration_ns": "end_time - start_time, ns"},
+    ),
+}
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _describe_statements() -> tuple[str, ...]:
+    statements: list[str] = []
+    for name, (summary, columns) in DESCRIPTIONS.items():
+        kind = "VIEW" if name in ("llm_calls", "traces") else "TABLE"
+        statements.append(f"COMMENT ON {kind} {name} IS {_sql_text(summary)}")
+        statements.extend(
+            f"COMMENT ON COLUMN {name}.{col} IS {_sql_text(text)}" for col, text in columns.items()
+        )
+    return tuple(statements)
+
+
 #: The append-only list of schema steps.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -114,6 +203,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "create spans, trace_index, llm_calls, traces",
         (_CREATE_SPANS, _CREATE_TRACE_INDEX, _CREATE_LLM_CALLS, _CREATE_TRACES),
     ),
+    Migration(2, "describe tables, views and columns (COMMENT ON)", _describe_statements()),
 )
 
 

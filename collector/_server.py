@@ -515,9 +515,7 @@ class Collector:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         public = request.path == "/healthz" or is_public_path(request.path)  # the viewer's static page
-        if not public and not check_authorization(
-            request.headers.get(AUTHORIZATION), self.config.query_auth
-        ):
+        if not public and not check_authorization(request.headers.get(AUTHORIZATION), self.config.query_auth):
             self.counters.unauthenticated_requests += 1
             return web.json_response(
                 {"error": "missing or invalid bearer token (Authorization: Bearer …)"},

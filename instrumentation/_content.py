@@ -76,8 +76,11 @@ def _redact_cards(text: str) -> str:
 
 
 _EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+#: Phone numbers: an optional +country code, an area code (parenthesised or followed by a
+#: separator), then 3–4 + 3–4 digits; not part of a longer run of digit groups (cards, ids).
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}[ .-]\d{3,4}[ .-]?\d{3,4}(?![\w])"
+    r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}"
+    r"(?!\w|[ .-]\d)"
 )
 _API_KEY = re.compile(
     r"\b(?:sk-ant-[\w-]{16,}|(?:sk|pk|rk)-(?:proj-)?[\w-]{16,}|AIza[\w-]{30,}|gh[pousr]_[A-Za-z0-9]{30,}"

@@ -40,6 +40,16 @@ from ._transport import async_wrapper, sync_wrapper
 
 #: Libraries whose transports are wrapped, with their opentelemetry-instrumentation-httpx class.
 LIBRARIES: dict[str, str] = {"httpx": "HTTPXClientInstrumentor", "httpx2": "HTTPX2ClientInstrumentor"}
+_HTTP_MODULE = "opentelemetry.instrumentation.httpx"
+
+
+def _initializing(module_name: str) -> bool:
+    """Whether ``module_name`` is being imported right now (in ``sys.modules``, not complete)."""
+    module = sys.modules.get(module_name)
+    spec = getattr(module, "__spec__", None) if module is not None else None
+    return bool(getattr(spec, "_initializing", False))
+
+
 _TARGETS = (("HTTPTransport", "handle_request", False), ("AsyncHTTPTransport", "handle_async_request", True))
 
 
@@ -138,6 +148,14 @@ class _State:
                     self._pending = False
                     if self.tracer is None:
                         continue
+                    if self.http_spans and _initializing(_HTTP_MODULE):
+                        # httpx/httpx2 imported by opentelemetry-instrumentation-httpx itself, e.g.
+                        # when opentelemetry-instrument loads it after spanreel: install once it
+                        # is complete, so its wrapper stays inside ours.
+                        if _HTTP_MODULE not in self.hooks:
+                            self.hooks.add(_HTTP_MODULE)
+                            wrapt.register_post_import_hook(self._on_import, _HTTP_MODULE)
+                        continue
                     for name in LIBRARIES:
                         if name in sys.modules and name not in self.installed:
                             self._install(name)
@@ -149,7 +167,7 @@ class _State:
     def _install(self, name: str) -> None:
         lib = sys.modules[name]
         try:
-            http_module = importlib.import_module("opentelemetry.instrumentation.httpx")
+            http_module = importlib.import_module(_HTTP_MODULE)
             http_instrumentor = getattr(http_module, LIBRARIES[name])()
             enabled = False
             if self.http_spans and not http_instrumentor.is_instrumented_by_opentelemetry:
@@ -187,7 +205,7 @@ class _State:
                 log_once(f"unwrap:{name}", "spanreel: %s.%s was re-wrapped by someone else", cls, method)
         if installed.enabled_http_instrumentor:
             try:
-                http_module = importlib.import_module("opentelemetry.instrumentation.httpx")
+                http_module = importlib.import_module(_HTTP_MODULE)
                 getattr(http_module, LIBRARIES[name])().uninstrument()
             except Exception:
                 log_once(f"uninstrument:{name}", "spanreel: could not uninstrument httpx for %s", name)

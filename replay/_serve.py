@@ -14,9 +14,9 @@ Matching (pure, :class:`RecordingIndex`):
   up, the last one repeats (a retry loop that recorded ``500, 500, 200`` replays exactly that).
 - No match: HTTP 404 with the provider's error shape (OpenAI ``{"error": {"message", "type",
   "code": "spanreel_no_recorded_match", "closest": {...}}}``, Anthropic ``{"type": "error",
-  "error": {...}}``) naming the closest recorded request of the same API — pre-ranked by shared
-  JSON leaves, then by :func:`similarity`, a ``difflib`` ratio over the canonical JSON texts —
-  and the JSON paths where the two differ.
+  "error": {...}}``) naming the closest recorded request of the same API by :func:`similarity`
+  (JSON-aware: equal leaves count fully, changed values by their ``difflib`` ratio) and the JSON
+  paths where the two differ.
 
 A recorded failure (span status ERROR) is answered with its recorded HTTP status and error.
 
@@ -32,6 +32,7 @@ import contextlib
 import difflib
 import json
 import math
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -72,8 +73,8 @@ IGNORED_FIELDS: tuple[str, ...] = ("stream", "stream_options")
 #: ``error.code`` of the 404 answer when no recorded request matches.
 NO_MATCH_CODE = "spanreel_no_recorded_match"
 _MAX_DIFFERENCES = 5
-#: How many recorded requests, pre-ranked by shared JSON leaves, get the full similarity score.
-CLOSEST_CANDIDATES = 8
+#: How many recorded requests, pre-ranked by equal JSON leaves, get the full similarity score.
+CLOSEST_CANDIDATES = 16
 _EXCERPT = 80
 
 
@@ -106,10 +107,80 @@ def _pretty(body: Any) -> str:
     return json.dumps(_normalise(body), sort_keys=True, indent=1, ensure_ascii=False)
 
 
+def _leaf_texts(body: Any) -> dict[str, str]:
+    """``{path: JSON text of the value}`` for every scalar (and empty container) of a body, minus
+    top-level :data:`IGNORED_FIELDS`; paths look like ``messages[1].content``."""
+    out: dict[str, str] = {}
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict) and value:
+            for key, sub in value.items():
+                if not (path == "" and key in IGNORED_FIELDS):
+                    walk(sub, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list) and value:
+            for i, sub in enumerate(value):
+                walk(sub, f"{path}[{i}]")
+        else:
+            out[path] = json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+    walk(_normalise(body), "")
+    return out
+
+
+_WORDS = re.compile(r"\s+|[^\s]+")
+
+
+def _text_ratio(a: str, b: str) -> float:
+    """``difflib`` ratio of two value texts: by character when short, by word when long (fast
+    and still fine-grained for long message contents)."""
+    if len(a) + len(b) <= 400:
+        return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+    return difflib.SequenceMatcher(None, _WORDS.findall(a), _WORDS.findall(b), autojunk=False).ratio()
+
+
+def _leaf_weights(a: Mapping[str, str], b: Mapping[str, str]) -> Iterator[tuple[str, str | None, float]]:
+    for path, text in a.items():
+        other = b.get(path)
+        yield text, other, len(path) + len(text) + (len(path) + len(other) if other is not None else 0)
+    for path, text in b.items():
+        if path not in a:
+            yield text, None, len(path) + len(text)
+
+
+def _leaf_bounds(a: Mapping[str, str], b: Mapping[str, str]) -> tuple[float, float]:
+    """Cheap (lower, upper) bounds of :func:`similarity`: changed values counted as 0 / as equal."""
+    total = equal = shared = 0.0
+    for text, other, weight in _leaf_weights(a, b):
+        total += weight
+        if other is not None:
+            shared += weight
+            if other == text:
+                equal += weight
+    return (equal / total, shared / total) if total else (1.0, 1.0)
+
+
+def _leaf_score(a: Mapping[str, str], b: Mapping[str, str]) -> float:
+    """:func:`similarity` of two flattened bodies (:func:`_leaf_texts`)."""
+    total = matched = 0.0
+    for text, other, weight in _leaf_weights(a, b):
+        total += weight
+        if other is None:
+            continue
+        if other == text:
+            matched += weight
+        else:
+            values = len(text) + len(other)
+            matched += weight - values + _text_ratio(text, other) * values
+    return matched / total if total else 1.0
+
+
 def similarity(recorded: Any, received: Any) -> float:
-    """How alike two request bodies are, 0.0–1.0: ``difflib.SequenceMatcher`` ratio over their
-    canonical JSON texts (1.0 = same canonical JSON)."""
-    return difflib.SequenceMatcher(None, canonical_json(recorded), canonical_json(received), False).ratio()
+    """How alike two request bodies are, 0.0–1.0, JSON-aware: both are flattened into leaves
+    (``path`` → value); a leaf equal on both sides counts fully, a leaf present on both sides with
+    different values counts by the ``difflib.SequenceMatcher`` ratio of the two values, a leaf on
+    one side only counts nothing; leaves are weighted by the length of their path and value
+    texts. 1.0 means the same canonical JSON (stream fields aside)."""
+    return _leaf_score(_leaf_texts(recorded), _leaf_texts(received))
 
 
 def _excerpt(value: Any) -> str:
@@ -209,7 +280,7 @@ class RecordingIndex:
             self._canonical[ex.index] = key
             self._by_key.setdefault((ex.api, key), []).append(ex)
         self._used: dict[tuple[WireApi, str], int] = {}
-        self._leaf_sets: dict[int, frozenset[str]] = {}
+        self._leaf_sets: dict[int, dict[str, str]] = {}
 
     def answer(self, api: WireApi, body: Any) -> RecordedExchange | None:
         """The recorded exchange that answers this request, or ``None`` when nothing matches."""
@@ -222,56 +293,36 @@ class RecordingIndex:
         return candidates[min(used, len(candidates) - 1)]
 
     def closest(self, api: WireApi, body: Any) -> Closest | None:
-        """The most similar recorded request of the same API (``None`` if the recording has none).
+        """The recorded request of the same API most like ``body``; ``None`` if the recording
+        has no request to this API.
 
-        Recorded requests are ranked by how many JSON leaves (path = value) they share with the
-        request (Jaccard index); the best :data:`CLOSEST_CANDIDATES` are scored with
-        :func:`similarity` and the highest score wins (ties: the earlier recording)."""
+        Candidates are ranked by the share of their JSON leaves that are exactly equal (a lower
+        bound of :func:`similarity`; ties by the upper bound that counts every shared path as
+        equal); the first :data:`CLOSEST_CANDIDATES` — skipping any whose upper bound cannot beat
+        the best so far — are scored with :func:`similarity`, and the highest score wins (ties:
+        the earlier recording)."""
         pool = [ex for ex in self.exchanges if ex.api is api]
         if not pool:
             return None
-        wanted = _leaves(body)
-        if len(pool) > CLOSEST_CANDIDATES:
-            ranked = []
-            for ex in pool:
-                mine = self._leaf_sets.get(ex.index)
-                if mine is None:
-                    mine = self._leaf_sets[ex.index] = _leaves(ex.body)
-                union = len(mine | wanted) or 1
-                ranked.append((-len(mine & wanted) / union, ex.index, ex))
-            ranked.sort(key=lambda r: (r[0], r[1]))
-            pool = [ex for _, _, ex in ranked[:CLOSEST_CANDIDATES]]
-        matcher = difflib.SequenceMatcher(None, autojunk=False)
-        matcher.set_seq2(canonical_json(body))
+        wanted = _leaf_texts(body)
+        ranked = []
+        for ex in pool:
+            leaves = self._leaf_sets.get(ex.index)
+            if leaves is None:
+                leaves = self._leaf_sets[ex.index] = _leaf_texts(ex.body)
+            lower, upper = _leaf_bounds(leaves, wanted)
+            ranked.append((-lower, -upper, ex.index, ex, leaves, upper))
+        ranked.sort(key=lambda r: r[:3])
         best: tuple[float, RecordedExchange] | None = None
-        for ex in sorted(pool, key=lambda e: e.index):
-            matcher.set_seq1(self._canonical[ex.index])
-            score = matcher.ratio()
-            if best is None or score > best[0]:
+        for _, _, _, ex, leaves, upper in ranked[:CLOSEST_CANDIDATES]:
+            if best is not None and upper <= best[0]:
+                continue
+            score = _leaf_score(leaves, wanted)
+            if best is None or score > best[0] or (score == best[0] and ex.index < best[1].index):
                 best = (score, ex)
         assert best is not None
         score, ex = best
         return Closest(ex, score, json_differences(ex.body, body))
-
-
-def _leaves(body: Any) -> frozenset[str]:
-    """``path=value`` texts of every scalar (and empty container) in a body, minus
-    :data:`IGNORED_FIELDS`: the unit of the closest-request pre-ranking."""
-    out: set[str] = set()
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, dict) and value:
-            for key, sub in value.items():
-                if not (path == "" and key in IGNORED_FIELDS):
-                    walk(sub, f"{path}.{key}")
-        elif isinstance(value, list) and value:
-            for i, sub in enumerate(value):
-                walk(sub, f"{path}[{i}]")
-        else:
-            out.add(path + "=" + json.dumps(value, sort_keys=True, ensure_ascii=False))
-
-    walk(_normalise(body), "")
-    return frozenset(out)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ SENDER = textwrap.dedent(
     for b in range(batches):
         memory.clear()
         for i in range(per_batch):
-            with tracer.start_as_current_span(f"chat {b}-{i}", attributes={"payload": "x" * 512}):
+            with tracer.start_as_current_span(f"chat {b}-{i}", attributes={"payload": "x" * 2000}):
                 pass
         spans = memory.get_finished_spans()
         ids = [f"{s.context.trace_id:032x} {s.context.span_id:016x}" for s in spans]
@@ -72,6 +72,18 @@ def _free_port() -> int:
         return port
 
 
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if _is_worker(int(c))]
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"multiprocessing.spawn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text().splitlines() if line] if path.exists() else []
 
@@ -89,8 +101,12 @@ def test_sigkill_while_exporting_loses_nothing_acknowledged(tmp_path: Path) -> N
     try:
         deadline = time.monotonic() + 60
         while len(_lines(tmp_path / "acked.txt")) < 5 * per_batch:
-            assert sender.poll() is None and time.monotonic() < deadline, sender.communicate()
+            if sender.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"sender: {sender.communicate()}\ncollector: {first.stderr()}")
             time.sleep(0.02)
+        # Requests of ~100 kB are decoded in a worker process: one is running now.
+        workers = _children(first.proc.pid)
+        assert workers, "no decode worker process"
         first.proc.kill()  # SIGKILL: no drain, no checkpoint
         first.proc.wait()
         first.stop()
@@ -98,8 +114,13 @@ def test_sigkill_while_exporting_loses_nothing_acknowledged(tmp_path: Path) -> N
         assert len(acked_before_kill) < batches * per_batch  # killed mid-stream
         first.discovery.unlink()  # a stale discovery file from the killed process
         with start_collector(db, *args) as second:
+            # The killed collector's workers notice their parent is gone and exit by themselves.
+            deadline = time.monotonic() + 30
+            while any(Path(f"/proc/{pid}").exists() and _is_worker(pid) for pid in workers):
+                assert time.monotonic() < deadline, f"orphaned decode workers: {workers}"
+                time.sleep(0.1)
             out, err = sender.communicate(timeout=120)
-            assert sender.returncode == 0, err[-3000:]
+            assert sender.returncode == 0, (err[-3000:], second.stderr())
             assert "all batches acknowledged" in out
             sql = (
                 "SELECT trace_id || ' ' || span_id, count(*) OVER (PARTITION BY trace_id, span_id) FROM spans"
@@ -227,7 +248,7 @@ def test_overload_is_refused_with_retry_hints_and_memory_stays_bounded(tmp_path:
         assert details.code == 14 and details.details[0].Is(error_details_pb2.RetryInfo.DESCRIPTOR)
     # Memory: bounded by the queue and in-flight transport buffers, not by what was offered.
     offered_bytes = offered * payload_size
-    assert growth < 100 * 2**20 < offered_bytes / 2, (growth, offered_bytes)
+    assert growth < 90 * 2**20 < offered_bytes / 2, (growth, offered_bytes)
     # Everything acknowledged is stored; the queue drained; the counters agree.
     assert stored == (outcome["accepted"] + 4) * spans_per_request
     assert stats["refused_requests"] == refused and stats["queued_bytes"] == 0

@@ -450,6 +450,7 @@ def test_messages_of_odd_spans_never_raise(attrs: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("attrs", "cost"),
     [
+        ({"spanreel.cost.usd": 0.25, "llm.cost.total": 9.0}, 0.25),  # spanreel's own attribute first
         (OPENINFERENCE_CHAT, 0.0012),
         (OPENLIT_CHAT, 0.0000315),
         (MLFLOW_CHAT, 0.00003),

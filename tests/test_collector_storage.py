@@ -290,3 +290,30 @@ def test_config_errors_name_the_key(
     path.write_text(text)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("/", "/")):
         load_collector_config(path)
+
+
+def test_schema_doc_is_generated_from_the_migrations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spanreel.collector._schema_doc import DEFAULT_OUTPUT, main, render_schema_doc
+
+    page = render_schema_doc()
+    assert DEFAULT_OUTPUT == REPO / "docs" / "schema.md"
+    assert DEFAULT_OUTPUT.read_text() == page, (
+        "docs/schema.md is stale: run python -m spanreel.collector._schema_doc"
+    )
+    assert main(["--check"]) == 0
+    for migration in MIGRATIONS:
+        assert f"| {migration.version} | {migration.name} |" in page
+    assert "| trace_id | VARCHAR | no | 32 lowercase hex characters |" in page
+    stale = tmp_path / "schema.md"
+    stale.write_text(page.replace("32 lowercase hex", "32 hex"))
+    assert main(["--check", "--output", str(stale)]) == 1
+    assert "out of date" in capsys.readouterr().err
+    # The descriptions live in the database too.
+    con = duckdb.connect(str(tmp_path / "c.duckdb"))
+    migrate(con)
+    comment = con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'spans' AND column_name = 'duration_ns'"
+    ).fetchall()
+    assert comment == [("end_time - start_time, nanoseconds",)]

@@ -291,10 +291,10 @@ def test_json_differences_and_closest_ranking() -> None:
     }
     found = RecordingIndex(many).closest(WireApi.OPENAI_CHAT, probe)
     assert found is not None and found.exchange.index == 14
-    assert found.differences == [
-        'messages[0].content: recorded "question number 13 question number 13 question number 13 " vs received '
-        '"question number 13 question number 13 question number 13 ?"'
-    ]
+    (difference,) = found.differences
+    assert (
+        difference.startswith('messages[0].content: recorded "question number 13 ') and '13 ?"' in difference
+    )
 
 
 def test_unservable_calls_are_listed_with_reasons() -> None:

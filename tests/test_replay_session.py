@@ -506,3 +506,32 @@ def test_trace_from_another_instrumentation_is_rebuilt_and_replayed(
     assert first.replay is not None and first.replay.output == recorded_output and not first.output_changed
     sent = sorted((r.json for r in llm.requests[before:]), key=lambda b: len(b["messages"]))
     assert sent[1] == {"model": "gpt-4o-mini", "messages": messages, "temperature": 0.3}
+
+
+def test_cli_hook_system_file_and_only(
+    recording: Recording, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text("def tag(body):\n    body['user'] = 'replay-' + body['model']\n    return body\n")
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("From a file.")
+    llm = recording.llm
+    before = len(llm.requests)
+    res = cli(
+        "replay", "--from-file", str(recording.file), "--base-url", llm.base_url, "--concurrency", "1",
+        "--hook", f"{hooks}:tag", "--system", f"@{prompt}", "--only", "turn 2/*", "--json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["edits"]["hook"] == f"{hooks}:tag" and report["edits"]["system"] == "From a file."
+    assert [c["edited"] for c in report["calls"]] == [False, False, True, True]
+    sent = [r.json for r in llm.requests[before:]]  # --concurrency 1: in recorded order
+    assert [b.get("user") for b in sent] == [None, None, "replay-gpt-4o-mini", "replay-gpt-4.1"]
+    assert sent[0]["messages"][0]["content"] == "You are a support agent."
+    assert sent[2]["messages"][0] == {"role": "system", "content": "From a file."}
+    bad = cli("replay", "--from-file", str(recording.file), "--hook", "no_such_module_x:f")
+    assert bad.exit_code == 2 and "cannot load no_such_module_x:f" in bad.output
+    both = cli("replay", "abcdef12", "--from-file", str(recording.file))
+    assert both.exit_code == 2 and "exactly one of" in both.output

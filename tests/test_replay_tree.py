@@ -121,3 +121,24 @@ def test_deep_chain_does_not_recurse() -> None:
         depth += 1
     assert depth == 4999
     render_tree(TRACE, roots)  # builds without recursion
+
+
+def test_waterfall_clamps_clock_skew_and_keeps_orphans() -> None:
+    from rich.console import Console
+
+    from spanreel.replay._render import render_waterfall
+
+    spans = [
+        rec("a1", name="root", start_ms=0, dur_ms=100),
+        rec("b1", "a1", name="skewed child", start_ms=-50, dur_ms=400),  # before and after its parent
+        rec("c1", "gone", name="orphan", start_ms=20, dur_ms=10),
+    ]
+    console = Console(width=140, record=True)
+    console.print(render_waterfall(TRACE, build_tree(spans), bar_width=20))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert "3 spans" in lines[0]
+    assert any("⟨missing parent: " in line for line in lines) and any("orphan" in line for line in lines)
+    skewed = next(line for line in lines if "skewed child" in line)
+    assert "█" * 20 in skewed  # the whole timeline, clamped, never wider than the bar
+    assert "█" * 21 not in text

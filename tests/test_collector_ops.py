@@ -1,0 +1,186 @@
+"""Operations: retention (``exporters.duckdb.ttl`` and ``spanreel prune``, directly and through a
+running collector), the counters (``/api/health``, the periodic log line), ``/healthz``, and the
+config keys behind them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from conftest import clean_env, start_collector
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from spanreel._config import ConfigError
+from spanreel.cli import main
+from spanreel.collector import load_collector_config, run_query
+from spanreel.collector._config import parse_duration
+from spanreel.collector._retention import prune
+from spanreel.collector._schema import rows_to_arrow
+from spanreel.collector._writer import SpanWriter, open_database
+
+DAY_NS = 86_400 * 10**9
+OLD_TRACE, NEW_TRACE = "0a" * 16, "0b" * 16
+
+
+def _otlp(trace_hex: str, span_hex: str, end_unix_nano: int, parent: str | None = None) -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id = bytes.fromhex(trace_hex), bytes.fromhex(span_hex)
+    if parent:
+        span.parent_span_id = bytes.fromhex(parent)
+    span.name = "work"
+    span.start_time_unix_nano, span.end_time_unix_nano = end_unix_nano - 10**9, end_unix_nano
+    return request.SerializeToString()
+
+
+def _post(url: str, payload: bytes) -> None:
+    r = httpx.post(url, content=payload, headers={"Content-Type": "application/x-protobuf"})
+    assert r.status_code == 200, r.content
+
+
+def test_prune_through_the_running_collector_then_directly(tmp_path: Path) -> None:
+    now = time.time_ns()
+    db = tmp_path / "p.duckdb"
+    with start_collector(db) as running:
+        # One old trace (two spans, 40 days old), one new, and a trace old in part only: kept whole.
+        _post(running.http_url, _otlp(OLD_TRACE, "01" * 8, now - 40 * DAY_NS))
+        _post(running.http_url, _otlp(OLD_TRACE, "02" * 8, now - 41 * DAY_NS, parent="01" * 8))
+        _post(running.http_url, _otlp(NEW_TRACE, "03" * 8, now - DAY_NS))
+        _post(running.http_url, _otlp("0c" * 16, "04" * 8, now - 50 * DAY_NS))
+        _post(running.http_url, _otlp("0c" * 16, "05" * 8, now))
+        prune_cmd = [
+            sys.executable,
+            "-m",
+            "spanreel",
+            "prune",
+            "--older-than",
+            "30d",
+            "--db",
+            str(db),
+            "--json",
+        ]
+        dry = subprocess.run(
+            [*prune_cmd, "--dry-run"], env=clean_env(), capture_output=True, text=True, timeout=60
+        )
+        assert dry.returncode == 0, dry.stderr
+        assert json.loads(dry.stdout) | {"cutoff": None} == {
+            "traces": 1,
+            "spans": 2,
+            "cutoff": None,
+            "dry_run": True,
+        }
+        real = subprocess.run(prune_cmd, env=clean_env(), capture_output=True, text=True, timeout=60)
+        assert real.returncode == 0, real.stderr
+        result = json.loads(real.stdout)
+        assert (result["traces"], result["spans"], result["dry_run"]) == (1, 2, False)
+        assert result["cutoff"].endswith("Z")
+        left = run_query("SELECT trace_id, count(*) FROM spans GROUP BY 1 ORDER BY 1", db).rows
+        assert left == [["0b" * 16, 1], ["0c" * 16, 2]]
+        assert run_query("SELECT count(*) FROM traces WHERE trace_id = ?", db, [OLD_TRACE]).rows == [[0]]
+        # Spans of a pruned trace that arrive again are stored again (nothing is blacklisted).
+        _post(running.http_url, _otlp(OLD_TRACE, "01" * 8, now - 40 * DAY_NS))
+        assert run_query("SELECT span_count FROM traces WHERE trace_id = ?", db, [OLD_TRACE]).rows == [[1]]
+    # Without a collector the file is opened directly.
+    res = CliRunner().invoke(main, ["prune", "--older-than", "720h", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("deleted 1 traces (1 spans) that ended before ")
+    res = CliRunner().invoke(main, ["prune", "--older-than", "a while", "--db", str(db)])
+    assert res.exit_code == 1 and "--older-than must be a duration" in res.output
+    res = CliRunner().invoke(main, ["prune", "--older-than", "1d", "--db", str(tmp_path / "none.duckdb")])
+    assert res.exit_code == 1 and "no spanreel database" in res.output
+
+
+def _row(trace_id: str, span_id: str, end_ns: int) -> dict[str, object]:
+    return {
+        "trace_id": trace_id, "span_id": span_id, "parent_span_id": None, "trace_state": "", "name": "s",
+        "kind": "INTERNAL", "service_name": "svc", "scope_name": "t", "scope_version": "1",
+        "start_time_unix_nano": end_ns - 1000, "end_time_unix_nano": end_ns, "duration_ns": 1000,
+        "status_code": "UNSET", "status_message": "", "attributes": {}, "resource_attributes": {},
+        "events": [], "links": [], "operation": None, "provider": None, "request_model": None,
+        "response_model": None, "input_tokens": None, "output_tokens": None, "finish_reasons": None,
+        "session_id": None, "conversation_id": None,
+    }  # fmt: skip
+
+
+def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
+    now = time.time_ns()
+    db = tmp_path / "ttl.duckdb"
+    writer = SpanWriter(open_database(db))
+    writer.submit(rows_to_arrow([_row(OLD_TRACE, "01" * 8, now - 3 * DAY_NS)])).result(timeout=30)
+    writer.submit(rows_to_arrow([_row(NEW_TRACE, "02" * 8, now)])).result(timeout=30)
+    # Maintenance on the writer thread sees committed data and can count without deleting.
+    dry = writer.run_exclusive(lambda con: prune(con, now - DAY_NS, dry_run=True)).result(timeout=30)
+    assert (dry.traces, dry.spans) == (1, 1)
+    writer.close()
+    config = tmp_path / "ttl.yaml"
+    config.write_text(
+        "receivers:\n  otlp:\n    protocols:\n      http: {endpoint: 127.0.0.1:0}\n"
+        "exporters:\n  duckdb:\n    ttl: 48h\n    metrics_log_interval: 200ms\n"
+        "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
+    )
+    with start_collector(db, "--config", str(config)) as running:
+        deadline = time.monotonic() + 30
+        while run_query("SELECT count(*) FROM spans", db).rows != [[1]]:
+            assert time.monotonic() < deadline, running.stderr()
+            time.sleep(0.1)
+        assert run_query("SELECT trace_id FROM traces", db).rows == [[NEW_TRACE]]
+        _post(running.http_url, _otlp("0d" * 16, "03" * 8, now))
+        _post(running.http_url, _otlp("0d" * 16, "03" * 8, now))  # a retried export: a duplicate
+        r = httpx.post(running.http_url, content=b"\xff", headers={"Content-Type": "application/x-protobuf"})
+        assert r.status_code == 400
+        health = httpx.get(f"{running.info['query_url']}/api/health").json()
+        expected = {
+            "received_requests": 2, "received_spans": 2, "stored_spans": 1, "duplicate_spans": 1,
+            "rejected_spans": 0, "malformed_requests": 1, "refused_requests": 0, "queued_bytes": 0,
+        }  # fmt: skip
+        assert {k: health[k] for k in expected} == expected
+        assert httpx.get(f"{running.info['query_url']}/healthz").json() == {
+            "status": "ok",
+            "pid": running.proc.pid,
+        }
+        deadline = time.monotonic() + 30
+        while "received 2 spans in 2 requests, stored 1, duplicates 1" not in running.stderr():
+            assert time.monotonic() < deadline, running.stderr()
+            time.sleep(0.1)
+        code, err = running.stop()
+    assert code == 0
+    assert "retention: deleted 1 traces (1 spans)" in err
+    assert "final counters: received 2 spans" in err
+
+
+def test_duration_and_ops_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse_duration("30d", "k") == 30 * 86400
+    assert parse_duration("1h30m", "k") == 5400
+    assert parse_duration("250ms", "k") == 0.25
+    assert parse_duration(90, "k") == 90
+    for bad in ("", "30", "d", "1x", "-5s", True, -1):
+        with pytest.raises(ConfigError, match="k"):
+            parse_duration(bad, "k")
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    monkeypatch.setenv("SPANREEL_TEST_TOKEN", "tok")
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "extensions:\n  bearertokenauth/ci:\n    token: ${env:SPANREEL_TEST_TOKEN}\n    scheme: Token\n"
+        "receivers:\n  otlp:\n    protocols:\n      grpc:\n"
+        "        auth: {authenticator: bearertokenauth/ci}\n"
+        "exporters:\n  duckdb:\n    ttl: 2w\n    max_queue_bytes: 1000000\n    decode_workers: 0\n"
+        "    query_endpoint: 0.0.0.0:0\n    auth: {authenticator: bearertokenauth/ci}\n"
+        "service:\n  extensions: [bearertokenauth/ci]\n"
+        "  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
+    )
+    cfg = load_collector_config(path)
+    assert (cfg.ttl_s, cfg.max_queue_bytes, cfg.decode_workers) == (14 * 86400, 1_000_000, 0)
+    assert cfg.grpc_auth == cfg.query_auth == "Token tok" and cfg.http_auth is None
+    assert "tok" not in repr(cfg)
+    # Without auth the query API must stay on loopback.
+    path.write_text(
+        path.read_text().replace("    auth: {authenticator: bearertokenauth/ci}\nservice", "service")
+    )
+    with pytest.raises(ConfigError, match="loopback"):
+        load_collector_config(path)

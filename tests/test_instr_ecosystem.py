@@ -1,0 +1,251 @@
+"""Ecosystem: ``opentelemetry-instrument`` picks spanreel up (subprocess, real OTLP into a real
+collector and DuckDB); coexistence with opentelemetry-instrumentation-openai-v2 and with the
+``anthropic`` SDK's call span (one GenAI span per call); opt-in GenAI metrics; sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from conftest import start_collector
+from opentelemetry import baggage, context, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+
+import spanreel
+from spanreel._attributes import (
+    SESSION_ID,
+    SPANREEL_COST_USD,
+    SPANREEL_REQUEST_BODY,
+    SPANREEL_SESSION_NAME,
+    SPANREEL_SESSION_PATH,
+    USER_ID,
+)
+from spanreel.collector import run_query
+from spanreel.fakellm import FakeLLMServer
+from spanreel.instrumentation import Instrumentor
+from spanreel.instrumentation._metrics import DURATION_BUCKETS, TOKEN_USAGE_BUCKETS
+
+MESSAGES: Any = [{"role": "user", "content": "Tea?"}]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def recording() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = Instrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    inst.instrument(tracer_provider=tp, capture_content=True)
+    yield tp, exporter
+    inst.uninstrument()
+    tp.shutdown()
+
+
+def genai_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if ga.GEN_AI_OPERATION_NAME in (s.attributes or {})]
+
+
+def http_child_of(exporter: InMemorySpanExporter, parent: ReadableSpan) -> None:
+    (http,) = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.instrumentation_scope
+        and s.instrumentation_scope.name.startswith("opentelemetry.instrumentation.httpx")
+    ]
+    assert http.parent is not None and http.parent.span_id == parent.context.span_id
+
+
+def test_opentelemetry_instrument_picks_spanreel_up(server: FakeLLMServer, tmp_path: Path) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            """
+            import openai
+            c = openai.OpenAI(max_retries=0)
+            r = c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Tea?"}])
+            print(r.id)
+            """
+        )
+    )
+    with start_collector(tmp_path / "spans.duckdb") as collector:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_", "OPENAI_"))}
+        env.update(
+            OPENAI_BASE_URL=server.base_url,
+            OPENAI_API_KEY="k",
+            OTEL_SERVICE_NAME="otel-instrument-app",
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{collector.info['http_endpoint']}",
+            # other installed OpenAI instrumentations (openai-v2, OpenLLMetry, OpenInference) stay off
+            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
+        )
+        instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+        proc = subprocess.run(
+            [str(instrument), sys.executable, str(app)], env=env, capture_output=True, text=True, timeout=90
+        )
+        assert proc.returncode == 0, proc.stderr
+        print("STDERR", proc.stderr[-3000:])
+        response_id = proc.stdout.strip()
+        db = tmp_path / "spans.duckdb"
+        rows = run_query(
+            "SELECT scope_name, service_name, operation, provider, request_model, response_model, span_id, "
+            "json_extract_string(attributes, '$.\"gen_ai.response.id\"') FROM spans WHERE operation IS NOT NULL",
+            db,
+        ).rows
+        children = run_query("SELECT parent_span_id, scope_name, attributes FROM spans WHERE operation IS NULL", db).rows
+    print("ALL", run_query("SELECT name, scope_name FROM spans", db).rows)
+    ((*columns, span_id, recorded_id),) = rows
+    assert columns == ["spanreel", "otel-instrument-app", "chat", "openai", "gpt-4o-mini", "gpt-4o-mini"]
+    assert recorded_id == response_id
+    http = [c[0] for c in children if c[1].startswith("opentelemetry.instrumentation.httpx")]
+    assert span_id in http, children
+
+
+def test_coexists_with_openai_v2(
+    recording: tuple[TracerProvider, InMemorySpanExporter],
+    server: FakeLLMServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    tp, exporter = recording
+    v2 = OpenAIInstrumentor()
+    v2.instrument(tracer_provider=tp)
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        r = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        (span,) = genai_spans(exporter)  # one GenAI span: openai-v2's, adopted by spanreel
+        http_child_of(exporter, span)
+        a = span.attributes or {}
+        assert span.instrumentation_scope is not None and span.instrumentation_scope.name != "spanreel"
+        assert span.name == "chat gpt-4o-mini"
+        assert json.loads(str(a[SPANREEL_REQUEST_BODY]))["messages"] == MESSAGES
+        assert a[ga.GEN_AI_RESPONSE_ID] == r.id and a[SPANREEL_COST_USD] > 0  # type: ignore[operator]
+        exporter.clear()
+        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+        (span,) = genai_spans(exporter)
+        assert chunks and SPANREEL_REQUEST_BODY in (span.attributes or {})
+        assert span.instrumentation_scope is not None and span.instrumentation_scope.name != "spanreel"
+    finally:
+        v2.uninstrument()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_coexists_with_anthropic_call_span(
+    recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer, stream: bool
+) -> None:
+    tp, exporter = recording
+    client = anthropic.Anthropic(
+        base_url=f"http://127.0.0.1:{server.port}",
+        api_key="k",
+        max_retries=0,
+        open_telemetry={"tracer_provider": tp},
+    )
+    kwargs: Any = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": MESSAGES}
+    if stream:
+        with client.messages.stream(**kwargs) as s:
+            text = s.get_final_text()
+    else:
+        block = client.messages.create(**kwargs).content[0]
+        text = block.text if block.type == "text" else ""
+    (span,) = genai_spans(exporter)
+    assert (
+        span.instrumentation_scope is not None
+        and span.instrumentation_scope.name == "com.anthropic.sdk.python"
+    )
+    http_child_of(exporter, span)
+    a = span.attributes or {}
+    assert json.loads(str(a[SPANREEL_REQUEST_BODY]))["messages"] == MESSAGES
+    assert text and text in str(a[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert a[SPANREEL_COST_USD] > 0  # type: ignore[operator]
+
+
+def test_genai_metrics(server: FakeLLMServer) -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    tp = TracerProvider()
+    inst = Instrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    inst.instrument(tracer_provider=tp, meter_provider=meters)
+    try:
+        client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+        r = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="fake-error-500", messages=MESSAGES)
+    finally:
+        inst.uninstrument()
+    data = reader.get_metrics_data()
+    assert data is not None
+    metrics = {m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    usage = metrics["gen_ai.client.token.usage"]
+    assert usage.unit == "{token}"
+    points = {p.attributes["gen_ai.token.type"]: p for p in usage.data.data_points}  # type: ignore[union-attr,index]
+    assert r.usage is not None
+    assert points["input"].sum == r.usage.prompt_tokens and points["output"].sum == r.usage.completion_tokens
+    assert tuple(points["input"].explicit_bounds) == TOKEN_USAGE_BUCKETS  # type: ignore[union-attr]
+    assert points["input"].attributes[ga.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"  # type: ignore[index]
+    duration = metrics["gen_ai.client.operation.duration"]
+    assert duration.unit == "s"
+    by_error = {p.attributes.get("error.type"): p for p in duration.data.data_points}  # type: ignore[union-attr]
+    assert set(by_error) == {None, "fake_error_500"}
+    assert tuple(by_error[None].explicit_bounds) == DURATION_BUCKETS  # type: ignore[union-attr]
+
+
+def test_session_user_path_and_upstream_baggage(
+    recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer
+) -> None:
+    _, exporter = recording
+    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    with spanreel.session("debate", user_id="alice") as outer:
+        with spanreel.session("round-1") as inner:
+            client.chat.completions.create(model="a", messages=MESSAGES)
+        assert inner.id == outer.id and inner.path == "/debate/round-1" and inner.user_id == "alice"
+    (call,) = genai_spans(exporter)
+    a = call.attributes or {}
+    assert (a[SESSION_ID], a[USER_ID], a[SPANREEL_SESSION_PATH], a[SPANREEL_SESSION_NAME]) == (
+        outer.id, "alice", "/debate/round-1", "round-1",
+    )  # fmt: skip
+    (root,) = [s for s in exporter.get_finished_spans() if s.name == "debate"]
+    assert (root.attributes or {})[USER_ID] == "alice" and call.context.trace_id == root.context.trace_id
+    # Upstream service: its baggage arrives with the request; the session continues in a new trace.
+    exporter.clear()
+    upstream = W3CBaggagePropagator().extract(
+        {"baggage": "session.id=sess-up,user.id=bob,spanreel.session.path=/web"}
+    )
+    token = context.attach(upstream)
+    try:
+        assert baggage.get_baggage(SESSION_ID) == "sess-up"
+        with spanreel.session("worker") as s:
+            client.chat.completions.create(model="b", messages=MESSAGES)
+    finally:
+        context.detach(token)
+    assert (s.id, s.user_id, s.path) == ("sess-up", "bob", "/web/worker")
+    (call,) = genai_spans(exporter)
+    assert (call.attributes or {})[SESSION_ID] == "sess-up"
+    assert trace.get_current_span().get_span_context().is_valid is False
