@@ -10,8 +10,10 @@ Phases, each for ``--seconds``:
 
 1. **saturation** — ``--clients`` concurrent clients (half gRPC, half HTTP/protobuf) send as fast
    as the collector answers. Prints accepted spans/s (acknowledged), stored spans/s (rows counted
-   in DuckDB ÷ time to the last acknowledgement), p50/p99 export latency and peak RSS (the
-   collector and its decode workers, summed, sampled every 100 ms).
+   in DuckDB ÷ time to the last acknowledgement), p50/p99 export latency, peak RSS (the
+   collector and its decode workers, summed, sampled every 100 ms) and the receiver's CPU time
+   per stored span — on a shared, loaded machine the rates fall with the CPU share the collector
+   gets, the CPU per span much less; 2 cores ÷ CPU per span bounds the rate of an idle machine.
 2. **half load** — the same clients paced to half the stored rate of phase 1 (or ``--rate``);
    prints the same figures. Target: p99 < 250 ms.
 
@@ -190,6 +192,8 @@ class PhaseResult:
     errors: int = 0
     latencies_s: list[float] = field(default_factory=list)
     peak_rss_bytes: int = 0
+    #: CPU seconds used by the receiver's process tree during the phase
+    cpu_seconds: float = 0.0
 
     def percentile(self, q: float) -> float:
         if not self.latencies_s:
@@ -204,15 +208,21 @@ class PhaseResult:
             f"stored {self.stored_spans / self.stored_seconds:>9,.0f} spans/s   "
             f"p50 {self.percentile(50) * 1000:>7.1f} ms   p99 {self.percentile(99) * 1000:>7.1f} ms   "
             f"peak RSS {self.peak_rss_bytes / 2**20:>6.0f} MiB   "
+            f"CPU {self.cpu_us_per_span:6.1f} µs/span   "
             f"(refused {self.refused}, errors {self.errors})"
         )
+
+    @property
+    def cpu_us_per_span(self) -> float:
+        """Receiver CPU time per stored span: a figure a loaded machine distorts much less than rates."""
+        return self.cpu_seconds * 1e6 / self.stored_spans if self.stored_spans else float("nan")
 
 
 # -- process memory ----------------------------------------------------------------------------
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants (Linux /proc)."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -220,15 +230,33 @@ def _tree_rss(pid: int) -> int:
                 stat = Path(f"/proc/{entry}/stat").read_text()
                 ppid = int(stat.rsplit(")", 1)[1].split()[1])
                 children.setdefault(ppid, []).append(int(entry))
-    total, stack = 0, [pid]
+    found, stack = [], [pid]
     while stack:
         current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants."""
+    total = 0
+    for member in _tree(pid):
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
-        stack.extend(children.get(current, []))
     return total
+
+
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants."""
+    ticks = 0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def _sample_rss(pid: int, result: PhaseResult, stop: asyncio.Event) -> None:
@@ -258,6 +286,7 @@ async def _run_phase(
     result = PhaseResult(name)
     stop_rss = asyncio.Event()
     before = await asyncio.to_thread(target.count_spans)
+    cpu_before = _tree_cpu_seconds(target.pid)
     rss_task = asyncio.create_task(_sample_rss(target.pid, result, stop_rss))
     deadline = time.monotonic() + seconds
     # Pacing: each client sends one request every `interval` seconds (rate is in spans/s overall).
@@ -315,6 +344,7 @@ async def _run_phase(
     await channel.close()
     result.stored_spans = await asyncio.to_thread(target.count_spans) - before
     result.stored_seconds = max(time.monotonic() - started - target.settle_s, result.seconds)
+    result.cpu_seconds = _tree_cpu_seconds(target.pid) - cpu_before
     stop_rss.set()
     await rss_task
     return result
@@ -494,6 +524,11 @@ def main() -> None:
             )
             print(half.line(), flush=True)
         stored_rate = full.stored_spans / full.stored_seconds
+        cpus = len(os.sched_getaffinity(0))
+        print(
+            f"CPU-bound ceiling on {cpus} idle cores (no load generator): "
+            f"{cpus * 1e6 / full.cpu_us_per_span:,.0f} spans/s"
+        )
         print(
             f"targets: stored ≥ 50,000 spans/s: {'met' if stored_rate >= 50_000 else 'NOT met'} "
             f"({stored_rate:,.0f}); p99 < 250 ms at half load: "

@@ -65,7 +65,7 @@ _COMPLETION = json.dumps(
 
 
 def _sse_body() -> bytes:
-    words = "Sencha is steamed . Assam is malty . Oolong is partly oxidised .".split()
+    words = ["Sencha", "is", "steamed", ".", "Assam", "is", "malty", ".", "Oolong", "is", "oxidised", "."]
     out = []
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
     first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
@@ -167,12 +167,10 @@ def client(variant: str, port: int, calls: int, warmup: int) -> None:
         assert r.choices[0].message.content
 
     def streamed() -> None:
-        n = 0
-        for chunk in c.chat.completions.create(
+        stream = c.chat.completions.create(
             model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
-        ):
-            n += 1
-        assert n > 10
+        )
+        assert sum(1 for _ in stream) > 10
 
     out: dict[str, float] = {}
     for mode, fn in (("plain", plain), ("stream", streamed)):
@@ -220,9 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         client(args.client, args.port, args.calls, args.warmup)
         return
 
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True
-    )
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
@@ -255,9 +251,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for mode, label in (("plain", "non-streamed"), ("stream", "streamed")):
         sr, ov2 = added["spanreel"][mode], added["openai-v2"][mode]
         ratio = sr / ov2 if ov2 > 0 else float("inf")
+        base = figures["baseline"][mode]
         print(
-            f"{label}: spanreel/baseline latency {figures['spanreel'][mode] / figures['baseline'][mode]:.3f}, "
-            f"openai-v2/baseline {figures['openai-v2'][mode] / figures['baseline'][mode]:.3f}, "
+            f"{label}: spanreel/baseline latency {figures['spanreel'][mode] / base:.3f}, "
+            f"openai-v2/baseline {figures['openai-v2'][mode] / base:.3f}, "
             f"added spanreel/openai-v2 {ratio:.2f}"
         )
     sr_plain = added["spanreel"]["plain"]

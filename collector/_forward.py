@@ -633,8 +633,3 @@ class Forwarders:
 
     def __iter__(self) -> Iterator[Forwarder]:
         return iter(self._forwarders)
-
-
-def forwarders_from(configs: Sequence[ForwarderConfig] | None) -> Forwarders:
-    """:class:`Forwarders` for ``configs`` (``None`` or empty: a no-op)."""
-    return Forwarders(list(configs or ()))

@@ -9,7 +9,7 @@ Use it with ``SPANREEL_ENABLED=1 python app.py`` (start-up hook, configured from
     from spanreel.instrumentation import Instrumentor
     Instrumentor().instrument(tracer_provider=provider)
 
-Span contract (docs/internals.md §1): name ``chat {model}``, kind CLIENT, scope ``spanreel``;
+Span contract (docs/internals.md §1): name ``{operation} {model}``, kind CLIENT, scope ``spanreel``;
 ``gen_ai.*`` request/response/usage attributes per the OpenTelemetry GenAI semantic
 conventions; ``spanreel.request.method`` / ``.url`` (credential query parameters removed) /
 ``.body`` (exact JSON sent); the opentelemetry-instrumentation-httpx HTTP span is its child; the
@@ -24,8 +24,12 @@ was recorded. ``true``/``SPAN_ONLY``/``SPAN_AND_EVENT`` → on; ``false``/``NO_C
 ``gen_ai.tool.definitions`` and ``spanreel.request.body`` are not recorded and the call
 **cannot be replayed**.
 
-Only OpenAI-compatible Chat Completions (``POST …/chat/completions`` with a JSON ``messages``
-body) are recognised in this version; every other request passes through untouched.
+Recognised APIs (see :mod:`._apis`): OpenAI chat completions, Responses, legacy completions and
+embeddings at any OpenAI-compatible base URL, Azure OpenAI deployments, Anthropic Messages and
+Gemini ``generateContent`` / ``streamGenerateContent``; every other request passes through
+untouched. Content shaping and redaction: :mod:`._content`; cost: :mod:`._cost`; metrics:
+:mod:`._metrics`; coexistence with other GenAI instrumentations (one span per call):
+:mod:`._call`.
 Telemetry never breaks the app: failures inside spanreel are logged once at debug level
 (logger ``spanreel.instrumentation``) and the call proceeds uninstrumented.
 """
@@ -33,6 +37,7 @@ Telemetry never breaks the app: failures inside spanreel are logged once at debu
 from __future__ import annotations
 
 from ._capture import CAPTURE_ENV, content_capture_enabled
+from ._content import ContentPolicy
 from ._context import Session, current_replay, replay_of, session
 from ._http import provider_for_host, sanitize_url
 from ._instrumentor import Instrumentor
@@ -42,6 +47,7 @@ from ._sse import SSEDecoder, SSEEvent
 __all__ = [
     "CAPTURE_ENV",
     "ChatStreamAccumulator",
+    "ContentPolicy",
     "Instrumentor",
     "SSEDecoder",
     "SSEEvent",

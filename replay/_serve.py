@@ -15,8 +15,8 @@ Matching (pure, :class:`RecordingIndex`):
 - No match: HTTP 404 with the provider's error shape (OpenAI ``{"error": {"message", "type",
   "code": "spanreel_no_recorded_match", "closest": {...}}}``, Anthropic ``{"type": "error",
   "error": {...}}``) naming the closest recorded request of the same API by :func:`similarity`
-  (JSON-aware: equal leaves count fully, changed values by their ``difflib`` ratio) and the JSON
-  paths where the two differ.
+  (JSON-aware: objects key by key, lists aligned, strings by ``difflib`` ratio) and the JSON paths
+  where the two differ.
 
 A recorded failure (span status ERROR) is answered with its recorded HTTP status and error.
 
@@ -35,6 +35,7 @@ import math
 import re
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -73,7 +74,7 @@ IGNORED_FIELDS: tuple[str, ...] = ("stream", "stream_options")
 #: ``error.code`` of the 404 answer when no recorded request matches.
 NO_MATCH_CODE = "spanreel_no_recorded_match"
 _MAX_DIFFERENCES = 5
-#: How many recorded requests, pre-ranked by equal JSON leaves, get the full similarity score.
+#: How many recorded requests, pre-ranked by shared ``key=value`` leaves, get the full similarity score.
 CLOSEST_CANDIDATES = 16
 _EXCERPT = 80
 
@@ -101,86 +102,90 @@ def canonical_json(body: Any) -> str:
     return json.dumps(_normalise(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _pretty(body: Any) -> str:
-    if isinstance(body, Mapping):
-        body = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
-    return json.dumps(_normalise(body), sort_keys=True, indent=1, ensure_ascii=False)
-
-
-def _leaf_texts(body: Any) -> dict[str, str]:
-    """``{path: JSON text of the value}`` for every scalar (and empty container) of a body, minus
-    top-level :data:`IGNORED_FIELDS`; paths look like ``messages[1].content``."""
-    out: dict[str, str] = {}
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, dict) and value:
-            for key, sub in value.items():
-                if not (path == "" and key in IGNORED_FIELDS):
-                    walk(sub, f"{path}.{key}" if path else str(key))
-        elif isinstance(value, list) and value:
-            for i, sub in enumerate(value):
-                walk(sub, f"{path}[{i}]")
-        else:
-            out[path] = json.dumps(value, sort_keys=True, ensure_ascii=False)
-
-    walk(_normalise(body), "")
-    return out
-
-
 _WORDS = re.compile(r"\s+|[^\s]+")
 
 
 def _text_ratio(a: str, b: str) -> float:
-    """``difflib`` ratio of two value texts: by character when short, by word when long (fast
-    and still fine-grained for long message contents)."""
+    """``difflib`` ratio of two strings: by character when short, by word when long (fast and
+    still fine-grained for long message contents)."""
     if len(a) + len(b) <= 400:
         return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
     return difflib.SequenceMatcher(None, _WORDS.findall(a), _WORDS.findall(b), autojunk=False).ratio()
 
 
-def _leaf_weights(a: Mapping[str, str], b: Mapping[str, str]) -> Iterator[tuple[str, str | None, float]]:
-    for path, text in a.items():
-        other = b.get(path)
-        yield text, other, len(path) + len(text) + (len(path) + len(other) if other is not None else 0)
-    for path, text in b.items():
-        if path not in a:
-            yield text, None, len(path) + len(text)
+def _size(value: Any) -> int:
+    return len(json.dumps(value, sort_keys=True, ensure_ascii=False))
 
 
-def _leaf_bounds(a: Mapping[str, str], b: Mapping[str, str]) -> tuple[float, float]:
-    """Cheap (lower, upper) bounds of :func:`similarity`: changed values counted as 0 / as equal."""
-    total = equal = shared = 0.0
-    for text, other, weight in _leaf_weights(a, b):
-        total += weight
-        if other is not None:
-            shared += weight
-            if other == text:
-                equal += weight
-    return (equal / total, shared / total) if total else (1.0, 1.0)
+def _matched(a: Any, b: Any) -> tuple[float, int]:
+    """(matched weight, total weight) of two normalised JSON values; weights are text lengths."""
+    if a == b and type(a) is type(b):
+        size = 2 * _size(a)
+        return size, size
+    if isinstance(a, dict) and isinstance(b, dict):
+        matched, total = 0.0, 0
+        for key in a.keys() | b.keys():
+            if key in a and key in b:
+                m, t = _matched(a[key], b[key])
+                matched, total = matched + 2 * len(key) + m, total + 2 * len(key) + t
+            else:
+                total += len(key) + _size(a[key] if key in a else b[key])
+        return matched, total
+    if isinstance(a, list) and isinstance(b, list):
+        texts_a = [json.dumps(x, sort_keys=True, ensure_ascii=False) for x in a]
+        texts_b = [json.dumps(x, sort_keys=True, ensure_ascii=False) for x in b]
+        matched, total = 0.0, sum(map(len, texts_a)) + sum(map(len, texts_b))
+        aligner = difflib.SequenceMatcher(None, texts_a, texts_b, autojunk=False)
+        for op, i1, i2, j1, j2 in aligner.get_opcodes():
+            if op == "equal":
+                matched += sum(map(len, texts_a[i1:i2])) + sum(map(len, texts_b[j1:j2]))
+            elif op == "replace":  # pair the replaced items in order and compare them
+                for x, y in zip(a[i1:i2], b[j1:j2], strict=False):
+                    matched += _matched(x, y)[0]
+        return matched, total
+    if isinstance(a, str) and isinstance(b, str):
+        return _text_ratio(a, b) * (len(a) + len(b)), len(a) + len(b)
+    return 0.0, _size(a) + _size(b)
 
 
-def _leaf_score(a: Mapping[str, str], b: Mapping[str, str]) -> float:
-    """:func:`similarity` of two flattened bodies (:func:`_leaf_texts`)."""
-    total = matched = 0.0
-    for text, other, weight in _leaf_weights(a, b):
-        total += weight
-        if other is None:
-            continue
-        if other == text:
-            matched += weight
-        else:
-            values = len(text) + len(other)
-            matched += weight - values + _text_ratio(text, other) * values
-    return matched / total if total else 1.0
+def _without_ignored(body: Any) -> Any:
+    if isinstance(body, Mapping):
+        body = {k: v for k, v in body.items() if k not in IGNORED_FIELDS}
+    return _normalise(body)
 
 
 def similarity(recorded: Any, received: Any) -> float:
-    """How alike two request bodies are, 0.0–1.0, JSON-aware: both are flattened into leaves
-    (``path`` → value); a leaf equal on both sides counts fully, a leaf present on both sides with
-    different values counts by the ``difflib.SequenceMatcher`` ratio of the two values, a leaf on
-    one side only counts nothing; leaves are weighted by the length of their path and value
-    texts. 1.0 means the same canonical JSON (stream fields aside)."""
-    return _leaf_score(_leaf_texts(recorded), _leaf_texts(received))
+    """How alike two request bodies are, 0.0–1.0, JSON-aware (top-level :data:`IGNORED_FIELDS`
+    left out): objects are compared key by key, lists are aligned with ``difflib`` (so an inserted
+    message shifts nothing), strings by their ``difflib`` ratio, other values by equality; each
+    part is weighted by the length of its JSON text. 1.0 means semantically equal bodies."""
+    matched, total = _matched(_without_ignored(recorded), _without_ignored(received))
+    return matched / total if total else 1.0
+
+
+def _fingerprint(body: Any) -> Counter[str]:
+    """Position-free summary of a body for pre-ranking: ``key=value`` of every scalar leaf."""
+    out: Counter[str] = Counter()
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict) and value:
+            for k, sub in value.items():
+                walk(sub, str(k))
+        elif isinstance(value, list) and value:
+            for sub in value:
+                walk(sub, key)
+        else:
+            out[key + "=" + json.dumps(value, sort_keys=True, ensure_ascii=False)] += 1
+
+    walk(_without_ignored(body), "")
+    return out
+
+
+def _overlap(a: Counter[str], b: Counter[str]) -> float:
+    """Share of the two fingerprints' text (by length) that they have in common, 0–1."""
+    total = sum(len(k) * n for k, n in a.items()) + sum(len(k) * n for k, n in b.items())
+    common = sum(len(k) * min(n, b[k]) for k, n in a.items() if k in b)
+    return 2 * common / total if total else 1.0
 
 
 def _excerpt(value: Any) -> str:
@@ -280,7 +285,7 @@ class RecordingIndex:
             self._canonical[ex.index] = key
             self._by_key.setdefault((ex.api, key), []).append(ex)
         self._used: dict[tuple[WireApi, str], int] = {}
-        self._leaf_sets: dict[int, dict[str, str]] = {}
+        self._fingerprints: dict[int, Counter[str]] = {}
 
     def answer(self, api: WireApi, body: Any) -> RecordedExchange | None:
         """The recorded exchange that answers this request, or ``None`` when nothing matches."""
@@ -296,32 +301,24 @@ class RecordingIndex:
         """The recorded request of the same API most like ``body``; ``None`` if the recording
         has no request to this API.
 
-        Candidates are ranked by the share of their JSON leaves that are exactly equal (a lower
-        bound of :func:`similarity`; ties by the upper bound that counts every shared path as
-        equal); the first :data:`CLOSEST_CANDIDATES` — skipping any whose upper bound cannot beat
-        the best so far — are scored with :func:`similarity`, and the highest score wins (ties:
-        the earlier recording)."""
+        Candidates are pre-ranked by a cheap, position-free overlap of their ``key=value``
+        leaves; the first :data:`CLOSEST_CANDIDATES` are scored with :func:`similarity` and the
+        highest score wins (ties: the earlier recording)."""
         pool = [ex for ex in self.exchanges if ex.api is api]
         if not pool:
             return None
-        wanted = _leaf_texts(body)
-        ranked = []
-        for ex in pool:
-            leaves = self._leaf_sets.get(ex.index)
-            if leaves is None:
-                leaves = self._leaf_sets[ex.index] = _leaf_texts(ex.body)
-            lower, upper = _leaf_bounds(leaves, wanted)
-            ranked.append((-lower, -upper, ex.index, ex, leaves, upper))
-        ranked.sort(key=lambda r: r[:3])
-        best: tuple[float, RecordedExchange] | None = None
-        for _, _, _, ex, leaves, upper in ranked[:CLOSEST_CANDIDATES]:
-            if best is not None and upper <= best[0]:
-                continue
-            score = _leaf_score(leaves, wanted)
-            if best is None or score > best[0] or (score == best[0] and ex.index < best[1].index):
-                best = (score, ex)
-        assert best is not None
-        score, ex = best
+        if len(pool) > CLOSEST_CANDIDATES:
+            wanted = _fingerprint(body)
+            ranked = []
+            for ex in pool:
+                fingerprint = self._fingerprints.get(ex.index)
+                if fingerprint is None:
+                    fingerprint = self._fingerprints[ex.index] = _fingerprint(ex.body)
+                ranked.append((-_overlap(fingerprint, wanted), ex.index, ex))
+            ranked.sort(key=lambda r: r[:2])
+            pool = [ex for _, _, ex in ranked[:CLOSEST_CANDIDATES]]
+        scored = sorted(((similarity(ex.body, body), ex) for ex in pool), key=lambda s: (-s[0], s[1].index))
+        score, ex = scored[0]
         return Closest(ex, score, json_differences(ex.body, body))
 
 
