@@ -342,3 +342,24 @@ def test_unavailable_status_carries_retry_info() -> None:
     assert retry.retry_delay.seconds == RETRY_AFTER_S
     rich = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
     assert rich.message == "queue full" and rich.details[0].Is(error_details_pb2.RetryInfo.DESCRIPTOR)
+
+
+def test_gzip_bomb_is_cut_off_at_the_limit(small_collector: CollectorProcess) -> None:
+    # 64 MiB of zeros compress to ~64 kB; the collector stops reading at its 10 kB limit.
+    bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=1)
+    status = Path(f"/proc/{small_collector.proc.pid}/status")
+
+    def peak_rss() -> int:
+        line = next(x for x in status.read_text().splitlines() if x.startswith("VmHWM:"))
+        return int(line.split()[1]) * 1024
+
+    before = peak_rss()
+    r = httpx.post(
+        small_collector.http_url,
+        content=bomb,
+        headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"},
+        timeout=60,
+    )
+    assert r.status_code == 413
+    assert "after decompression" in status_pb2.Status.FromString(r.content).message
+    assert peak_rss() - before < 32 * 1024 * 1024  # never inflated

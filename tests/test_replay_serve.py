@@ -46,6 +46,7 @@ from spanreel.replay._serve import (
     RecordingIndex,
     canonical_json,
     json_differences,
+    similarity,
 )
 
 
@@ -235,6 +236,7 @@ def test_repeated_requests_are_answered_in_recorded_order_then_the_last_repeats(
 
 
 def test_json_differences_and_closest_ranking() -> None:
+    user = {"role": "user", "content": "What is a monad, in one line?"}
     recorded = {
         "model": "m",
         "temperature": 0.2,
@@ -268,7 +270,30 @@ def test_json_differences_and_closest_ranking() -> None:
     )
     assert closest is not None and closest.exchange.index == 1
     assert index.closest(WireApi.ANTHROPIC_MESSAGES, {"model": "m"}) is None
-    # many recordings: pre-ranked by shared JSON leaves, then scored
+    # lists are aligned: a message inserted in front does not hide the shared ones
+    with_system, other = exchanges_from_spans(
+        [
+            _openai_span(
+                "a", {"model": "m", "messages": [{"role": "system", "content": "Be brief."}, user]}, "x"
+            ),
+            _openai_span(
+                "b", {"model": "n", "messages": [{"role": "user", "content": "fail"}]}, "y", start_ms=5
+            ),
+        ]
+    )[0]
+    found = RecordingIndex([with_system, other]).closest(
+        WireApi.OPENAI_CHAT, {"model": "m", "messages": [user]}
+    )
+    assert found is not None and found.exchange is with_system
+    assert found.differences == [
+        "messages: recorded 2 items, received 1",
+        'messages[0].content: recorded "Be brief." vs received "What is a monad, in one line?"',
+        'messages[0].role: recorded "system" vs received "user"',
+    ]
+    assert similarity({"a": [1, 2], "stream": True}, {"a": [1.0, 2]}) == 1.0
+    assert 0 < similarity({"a": "abcdef"}, {"a": "abcxyz"}) < similarity({"a": "abcdef"}, {"a": "abcdez"}) < 1
+    assert similarity({"a": 1}, {"b": 1}) == 0.0
+    # many recordings: pre-ranked by shared key=value leaves, then scored
     many, _ = exchanges_from_spans(
         [
             _openai_span(
