@@ -275,9 +275,9 @@ class Target:
     grpc_endpoint: str
     http_url: str
     pid: int
-    count_spans: Callable[[], int]
-    #: seconds count_spans waits for the count to settle (a receiver that acknowledges before it stores)
-    settle_s: float = 0.0
+    #: ``count_spans(expected)`` → (rows stored, monotonic time the count last grew); a receiver that
+    #: acknowledges before it stores is polled until ``expected`` rows are there or it stops growing
+    count_spans: Callable[[int], tuple[int, float]]
 
 
 async def _run_phase(
@@ -285,7 +285,7 @@ async def _run_phase(
 ) -> PhaseResult:
     result = PhaseResult(name)
     stop_rss = asyncio.Event()
-    before = await asyncio.to_thread(target.count_spans)
+    before, _ = await asyncio.to_thread(target.count_spans, 0)
     cpu_before = _tree_cpu_seconds(target.pid)
     rss_task = asyncio.create_task(_sample_rss(target.pid, result, stop_rss))
     deadline = time.monotonic() + seconds
@@ -342,8 +342,9 @@ async def _run_phase(
     result.seconds = time.monotonic() - started
     await session.close()
     await channel.close()
-    result.stored_spans = await asyncio.to_thread(target.count_spans) - before
-    result.stored_seconds = max(time.monotonic() - started - target.settle_s, result.seconds)
+    after, last_growth = await asyncio.to_thread(target.count_spans, before + result.accepted_spans)
+    result.stored_spans = after - before
+    result.stored_seconds = max(last_growth - started, result.seconds)
     result.cpu_seconds = _tree_cpu_seconds(target.pid) - cpu_before
     stop_rss.set()
     await rss_task
@@ -388,8 +389,9 @@ def spanreel_collector(workdir: Path, decode_workers: int | None) -> Iterator[Ta
             time.sleep(0.05)
         info = json.loads(discovery.read_text())
 
-        def count() -> int:
-            return int(run_query("SELECT count(*) FROM spans", db).rows[0][0])
+        def count(expected: int) -> tuple[int, float]:
+            # Acknowledged means committed: no waiting.
+            return int(run_query("SELECT count(*) FROM spans", db).rows[0][0]), time.monotonic()
 
         yield Target(
             "spanreel", info["grpc_endpoint"], f"http://{info['http_endpoint']}/v1/traces", proc.pid, count
@@ -450,17 +452,20 @@ def phoenix_server(python: str, workdir: Path) -> Iterator[Target]:
             time.sleep(0.5)
         db = workdir / "phoenix.db"
 
-        def count() -> int:
-            # Phoenix acknowledges before it writes: wait until the count stops growing.
-            last, stable_since = -1, time.monotonic()
+        def count(expected: int) -> tuple[int, float]:
+            # Phoenix acknowledges before it writes: wait for the expected rows, or until the count
+            # has not grown for 20 s (at most 5 minutes).
+            last, last_growth = -1, time.monotonic()
+            deadline = last_growth + 300
             while True:
                 with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)) as con:
                     current = int(con.execute("SELECT count(*) FROM spans").fetchone()[0])
+                now = time.monotonic()
                 if current != last:
-                    last, stable_since = current, time.monotonic()
-                elif time.monotonic() - stable_since > 3:
-                    return current
-                time.sleep(0.5)
+                    last, last_growth = current, now
+                if current >= expected or now - last_growth > 20 or now > deadline:
+                    return current, last_growth
+                time.sleep(0.25)
 
         yield Target(
             "phoenix",
@@ -468,7 +473,6 @@ def phoenix_server(python: str, workdir: Path) -> Iterator[Target]:
             f"http://127.0.0.1:{http_port}/v1/traces",
             proc.pid,
             count,
-            3.0,
         )
     finally:
         proc.terminate()

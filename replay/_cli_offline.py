@@ -224,15 +224,15 @@ Examples:
   spanreel export 4bf92f35 --format openai-jsonl -o train.jsonl
   spanreel export --session ticket-42 --format otlp-json -o session.json
   spanreel export --where "request_model = 'gpt-4o-mini' AND status_code <> 'ERROR'" --format openai-jsonl
-  spanreel export --where "start_time > now() - INTERVAL 1 DAY" --format parquet -o spans.parquet
+  spanreel export --where "start_time > TIMESTAMP '2026-11-01'" --format parquet -o spans.parquet
   spanreel export --where "trace_id IN (SELECT trace_id FROM traces WHERE llm_calls > 2)" \\
       --format parquet -o t.parquet
 
 \b
 --where is a DuckDB boolean expression over the columns of `spans` (llm_calls has the same
-columns); it selects spans, run through the read-only query path. openai-jsonl writes one
-fine-tuning example per LLM call among them; parquet one row per span; otlp-json the spans
-grouped by resource and scope, loadable with --from-file.""",
+columns; times are UTC TIMESTAMP_NS); it selects spans, run through the read-only query path.
+openai-jsonl writes one fine-tuning example per LLM call among them; parquet one row per span;
+otlp-json the spans grouped by resource and scope, loadable with --from-file.""",
 )
 @click.argument("trace_id", required=False)
 @_source_options

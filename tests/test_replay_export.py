@@ -87,6 +87,25 @@ def test_openai_jsonl_has_one_fine_tuning_example_per_successful_call(recording:
     assert follow_up[2]["tool_call_id"] == follow_up[1]["tool_calls"][0]["id"]
 
 
+def test_openai_jsonl_from_an_anthropic_recording(recording: Recording) -> None:
+    res = cli("export", recording.anthropic_trace_id, "--db", str(recording.db), "--format", "openai-jsonl")
+    assert res.exit_code == 0, res.output
+    first, tool_use, follow_up = (json.loads(line) for line in res.stdout.splitlines())
+    calls = recording.anthropic_calls
+    assert first["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Tabs or spaces?"},
+        {"role": "assistant", "content": calls[0].response["content"][0]["text"]},
+    ]
+    block = calls[1].response["content"][0]
+    (tool_call,) = tool_use["messages"][-1]["tool_calls"]
+    assert tool_call["id"] == block["id"] and tool_call["function"]["name"] == "get_weather"
+    assert json.loads(tool_call["function"]["arguments"]) == block["input"]
+    assert tool_use["tools"][0]["function"]["parameters"] == calls[1].kwargs["tools"][0]["input_schema"]
+    assert [m["role"] for m in follow_up["messages"]] == ["user", "assistant", "tool", "assistant"]
+    assert follow_up["messages"][2] == {"role": "tool", "tool_call_id": block["id"], "content": "21 C"}
+
+
 def test_jsonl_from_semconv_messages_and_anthropic_bodies() -> None:
     """Calls recorded without an OpenAI body: GenAI messages, and an Anthropic request body."""
     semconv_row = {

@@ -16,8 +16,8 @@ from spanreel.replay._pytest_plugin import NetworkBlockedError, NetworkGuard
 
 pytest_plugins = ["pytester"]
 
-#: Inner pytest runs: no cache files; hypothesis's plugin costs seconds per session and is unused here.
-QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest")
+#: Inner pytest runs: no cache files; hypothesis (seconds per session) and asyncio plugins unused here.
+QUIET = ("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:asyncio")
 
 
 @pytest.fixture(scope="module")

@@ -367,6 +367,21 @@ def test_a_modified_recorded_body_is_pointed_out_in_the_404() -> None:
 # --------------------------------------------------------------------------- Anthropic wire format
 
 
+def test_anthropic_sdk_recording_is_served_identically(recording: Recording) -> None:
+    """Recorded through the real `anthropic` SDK; served back as JSON and as a stream, each call
+    (a text answer, a tool use recorded as a stream, the answer after the tool result)."""
+    exchanges, unservable = exchanges_from_spans(load_trace(recording.anthropic_trace_id, recording.db))
+    assert unservable == [] and len(exchanges) == len(recording.anthropic_calls) == 3
+    with RecordedServer(exchanges) as server:
+        client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="unused", max_retries=0)
+        for call in recording.anthropic_calls:
+            assert client.messages.create(**call.kwargs).model_dump() == call.response
+            with client.messages.stream(**call.kwargs) as stream:
+                assert stream.get_final_message().model_dump() == call.response
+    kinds = [[b["type"] for b in c.response["content"]] for c in recording.anthropic_calls]
+    assert kinds == [["text"], ["tool_use"], ["text"]]
+
+
 def _anthropic_spans() -> list[Any]:
     """What an Anthropic call looks like on a spanreel span (GenAI semconv: input tokens include
     cached ones; finish reasons as Anthropic sent them)."""

@@ -6,6 +6,8 @@
 subprocess, which is then stopped so the DuckDB file can be read directly. Two traces share one
 session: trace 1 has a plain call, a streamed call (with usage), a tool call, its follow-up with
 the tool result, a streamed tool call and a failed call (HTTP 500); trace 2 has one more call.
+A third trace, in its own session, has three calls made with the ``anthropic`` SDK (text, a
+streamed tool use, the tool result).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anthropic
 from conftest import start_collector
 from openai import InternalServerError, OpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -30,6 +33,7 @@ from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 
 SESSION_ID = "offline-session-1"
+ANTHROPIC_SESSION_ID = "offline-session-anthropic"
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
@@ -61,6 +65,9 @@ class Recording:
     trace_ids: list[str]
     calls: list[Call] = field(default_factory=list)
     llm_base_url: str = ""
+    #: a third trace (session ANTHROPIC_SESSION_ID) recorded with the ``anthropic`` SDK
+    anthropic_trace_id: str = ""
+    anthropic_calls: list[Call] = field(default_factory=list)
 
     @property
     def trace_id(self) -> str:
@@ -185,6 +192,9 @@ def _record(base: Path) -> Recording:
                     model="fake-judge",
                     messages=[{"role": "user", "content": "Judge and score it."}],
                 )
+            with tracer.start_as_current_span("claude") as root, spanreel.session("a", ANTHROPIC_SESSION_ID):
+                anthropic_trace = format(root.get_span_context().trace_id, "032x")
+                anthropic_calls = _record_anthropic(llm.base_url.removesuffix("/v1"))
         finally:
             instrumentor.uninstrument()
             provider.shutdown()
@@ -193,9 +203,35 @@ def _record(base: Path) -> Recording:
         db = collector.db
         code, err = collector.stop()
         assert code == 0, err
-    stored = run_query("SELECT count(*) FROM llm_calls WHERE session_id = ?", db, [SESSION_ID]).rows[0][0]
-    assert stored == len(calls), f"{stored} LLM calls stored, {len(calls)} made"
-    return Recording(db, trace_ids, calls, llm_url)
+    for session_id, made in ((SESSION_ID, calls), (ANTHROPIC_SESSION_ID, anthropic_calls)):
+        stored = run_query("SELECT count(*) FROM llm_calls WHERE session_id = ?", db, [session_id]).rows[0][0]
+        assert stored == len(made), f"{stored} LLM calls stored in {session_id}, {len(made)} made"
+    return Recording(db, trace_ids, calls, llm_url, anthropic_trace, anthropic_calls)
+
+
+def _record_anthropic(base_url: str) -> list[Call]:
+    """Three calls with the real ``anthropic`` SDK: text, a streamed tool use, the tool result."""
+    client = anthropic.Anthropic(base_url=base_url, api_key="sk-ant-recording", max_retries=0)
+    calls: list[Call] = []
+    first = Call({"model": "claude-sonnet-4", "max_tokens": 200, "system": "Be brief.",
+                  "messages": [{"role": "user", "content": "Tabs or spaces?"}]})  # fmt: skip
+    first.response = client.messages.create(**first.kwargs).model_dump()
+    calls.append(first)
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    tools = [{"name": "get_weather", "description": "Current weather.",
+              "input_schema": WEATHER_TOOL["function"]["parameters"]}]  # fmt: skip
+    streamed = Call({"model": "claude-sonnet-4", "max_tokens": 200, "tools": tools, "messages": ask})
+    with client.messages.stream(**streamed.kwargs) as stream:
+        streamed.response = stream.get_final_message().model_dump()
+    calls.append(streamed)
+    tool_use = next(b for b in streamed.response["content"] if b["type"] == "tool_use")
+    result = {"type": "tool_result", "tool_use_id": tool_use["id"], "content": "21 C"}
+    follow_up = Call({"model": "claude-sonnet-4", "max_tokens": 200, "tools": tools, "messages": [
+        *ask, {"role": "assistant", "content": [tool_use]}, {"role": "user", "content": [result]},
+    ]})  # fmt: skip
+    follow_up.response = client.messages.create(**follow_up.kwargs).model_dump()
+    calls.append(follow_up)
+    return calls
 
 
 def recorded_conversation(base: Path) -> Recording:
