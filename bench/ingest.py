@@ -554,7 +554,14 @@ def main() -> None:
         print(other.line())
         ours, theirs = stored_rate, other.stored_spans / other.stored_seconds
         print(
-            f"ratio spanreel / phoenix: stored spans/s {ours / theirs if theirs else float('inf'):.1f}×, "
+            f"phoenix stored {other.stored_spans:,} of the {other.accepted_spans:,} spans it acknowledged "
+            f"(waited until its count stopped growing for 20 s)"
+        )
+        if not theirs:
+            print("ratio spanreel / phoenix: Phoenix stored nothing in the time measured")
+            return
+        print(
+            f"ratio spanreel / phoenix: stored spans/s {ours / theirs:.1f}×, "
             f"peak RSS {full.peak_rss_bytes / max(other.peak_rss_bytes, 1):.2f}×"
         )
     finally:

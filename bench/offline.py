@@ -31,7 +31,7 @@ from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
 from spanreel.fakellm import FakeLLMServer, generate_answer
 from spanreel.replay import RecordedServer, RecordingIndex, SpanRecord, exchanges_from_spans
 from spanreel.replay._export import export_text, write_parquet
-from spanreel.replay._recorded import WireApi
+from spanreel.replay._messages import ApiShape
 
 T0 = 1_795_308_420_000_000_000
 
@@ -120,12 +120,12 @@ def bench_matcher(recorded: int, repeat: int) -> None:
     n = 2000
     loads = _median_seconds(lambda: [json.loads(raw) for _ in range(n)], repeat) / n * 1e6
     hit = (
-        _median_seconds(lambda: [index.answer(WireApi.OPENAI_CHAT, probe) for _ in range(n)], repeat)
+        _median_seconds(lambda: [index.answer(ApiShape.OPENAI_CHAT, probe) for _ in range(n)], repeat)
         / n
         * 1e6
     )
-    closest = _median_seconds(lambda: index.closest(WireApi.OPENAI_CHAT, miss), repeat) * 1e6
-    found = index.closest(WireApi.OPENAI_CHAT, miss)
+    closest = _median_seconds(lambda: index.closest(ApiShape.OPENAI_CHAT, miss), repeat) * 1e6
+    found = index.closest(ApiShape.OPENAI_CHAT, miss)
     assert found is not None and found.exchange.index == recorded // 2 + 1
     print(f"2. matcher, {recorded} recorded calls, body {len(raw)} bytes")
     print(f"   json.loads of the body (baseline) {loads:8.1f} µs")

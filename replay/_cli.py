@@ -22,6 +22,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ._cli_common import db_options, load_source, resolve_db, source_options, user_errors
+
 if TYPE_CHECKING:
     from ._load import SpanRecord
     from ._report import FailOn
@@ -31,50 +33,8 @@ __all__ = ["replay_command", "show_command", "sql_command", "traces_command"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _db_options(func: F) -> F:
-    func = click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Collector config file (otel-config.yaml) whose exporters.duckdb.path names the database.",
-    )(func)
-    func = click.option(
-        "--db",
-        "db",
-        type=click.Path(dir_okay=False),
-        default=None,
-        envvar="SPANREEL_DB",
-        show_envvar=True,
-        help="DuckDB file to read (default: from --config, else ~/.local/share/spanreel/spanreel.duckdb).",
-    )(func)
-    return func
-
-
 def _json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON (only JSON) on stdout.")(func)
-
-
-def _resolve_db(db: str | None, config_path: str | None) -> Path:
-    from spanreel._config import ConfigError, resolve_db_path
-
-    try:
-        return resolve_db_path(db, config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the expected failures into one-line click errors (no traceback)."""
-    from spanreel.collector import NoDatabaseError, QueryError
-
-    from ._load import TraceFileError, TraceLookupError
-
-    try:
-        yield
-    except (NoDatabaseError, QueryError, TraceLookupError, TraceFileError) as exc:
-        raise click.ClickException(str(exc)) from exc
 
 
 #: Width used when stdout is not a terminal (pipes, files): tables keep their natural width
@@ -119,7 +79,7 @@ Examples:
 Tables and views: spans, llm_calls, traces, trace_index (docs/internals.md §2).""",
 )
 @click.argument("query")
-@_db_options
+@db_options
 @_json_option
 def sql_command(query: str, db: str | None, config_path: str | None, as_json: bool) -> None:
     """Run a read-only SQL QUERY over the stored spans (DuckDB SQL).
@@ -129,8 +89,8 @@ def sql_command(query: str, db: str | None, config_path: str | None, as_json: bo
     """
     from spanreel.collector import run_query
 
-    path = _resolve_db(db, config_path)
-    with _user_errors():
+    path = resolve_db(db, config_path)
+    with user_errors():
         result = run_query(query, path)
     if as_json:
         _print_json({"columns": list(result.columns), "rows": [list(r) for r in result.rows]})
@@ -212,7 +172,7 @@ Examples:
   spanreel traces --replays-of 4bf92f35     # every replay of that trace
   spanreel show $(spanreel traces --limit 1 --json | jq -r '.[0].trace_id')""",
 )
-@_db_options
+@db_options
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many traces.")
 @click.option(
     "--replays-of",
@@ -235,8 +195,8 @@ def traces_command(
 
     from ._load import resolve_trace_id
 
-    path = _resolve_db(db, config_path)
-    with _user_errors():
+    path = resolve_db(db, config_path)
+    with user_errors():
         if replays_of is None:
             result = run_query(_TRACES_SQL, path, params=[limit])
         else:
@@ -276,47 +236,6 @@ def traces_command(
     _stdout().print(table)
 
 
-# --------------------------------------------------------------------------- sources
-
-
-def _source_options(func: F) -> F:
-    func = click.option(
-        "--from-file",
-        "from_file",
-        type=click.Path(dir_okay=False, exists=True),
-        default=None,
-        metavar="PATH",
-        help="Read the spans from an OTLP JSON file (as exported by `spanreel export --format "
-        "otlp-json`, the OpenTelemetry Collector's file exporter, Jaeger, Tempo …) instead of the database.",
-    )(func)
-    func = click.option(
-        "--session",
-        "session_id",
-        default=None,
-        metavar="ID",
-        help="Every trace with this session.id, in time order.",
-    )(func)
-    return func
-
-
-def _load_source(
-    trace_id: str | None, session_id: str | None, from_file: str | None, path: Path
-) -> list[SpanRecord]:
-    """The spans named by exactly one of TRACE_ID, --session, --from-file (UsageError otherwise)."""
-    from ._load import load_session, load_trace, load_trace_file
-
-    given = [x for x in (trace_id, session_id, from_file) if x is not None]
-    if len(given) != 1:
-        raise click.UsageError("give exactly one of TRACE_ID, --session ID or --from-file PATH")
-    with _user_errors():
-        if trace_id is not None:
-            return load_trace(trace_id, path)
-        if session_id is not None:
-            return load_session(session_id, path)
-        assert from_file is not None
-        return load_trace_file(from_file)
-
-
 # --------------------------------------------------------------------------- show
 
 
@@ -331,13 +250,13 @@ Examples:
   spanreel show 4bf92f35 --json     # nested JSON with every attribute""",
 )
 @click.argument("trace_id", required=False)
-@_source_options
-@_db_options
+@source_options
+@db_options
 @_json_option
 def show_command(
     trace_id: str | None,
     session_id: str | None,
-    from_file: str | None,
+    from_file: Path | None,
     db: str | None,
     config_path: str | None,
     as_json: bool,
@@ -353,8 +272,7 @@ def show_command(
     from ._render import render_waterfall, trace_to_json, traces_to_json
     from ._tree import build_tree
 
-    path = _resolve_db(db, config_path) if from_file is None else Path(".")
-    spans = _load_source(trace_id, session_id, from_file, path)
+    spans, _ = load_source(trace_id, session_id, from_file, db, config_path)
     by_trace: dict[str, list[SpanRecord]] = {}
     for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
@@ -472,8 +390,8 @@ Exit codes: 0 ok; 1 the --fail-on check failed (a call errored, or with --fail-o
 output changed) or a user error; 2 bad usage.""",
 )
 @click.argument("trace_id", required=False)
-@_source_options
-@_db_options
+@source_options
+@db_options
 @click.option(
     "--mode",
     type=click.Choice(["verbatim", "cascade"]),
@@ -578,7 +496,7 @@ output changed) or a user error; 2 bad usage.""",
 def replay_command(
     trace_id: str | None,
     session_id: str | None,
-    from_file: str | None,
+    from_file: Path | None,
     db: str | None,
     config_path: str | None,
     mode: str,
@@ -641,8 +559,8 @@ def replay_command(
         hook_name=hook,
     )
     tool_results = _load_callable(tool_hook, "--tool-hook") if tool_hook else None
-    path = _resolve_db(db, config_path)
-    spans = _load_source(trace_id, session_id, from_file, path)
+    path = resolve_db(db, config_path)
+    spans, _ = load_source(trace_id, session_id, from_file, db, config_path)
     plan = prepare_replay(
         spans, mode="cascade" if mode == "cascade" else "verbatim", edits=edits, session_id=session_id
     )

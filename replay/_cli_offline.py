@@ -11,112 +11,18 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
+from ._cli_common import db_options, load_source, one_source, resolve_db, source_options, user_errors
+
 if TYPE_CHECKING:
-    from ._load import SpanRecord
     from ._serve import ServedRequest
 
 __all__ = ["export_command", "serve_recorded_command"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _source_options(func: F) -> F:
-    func = click.option(
-        "--from-file",
-        "from_file",
-        type=click.Path(dir_okay=False, exists=True, path_type=Path),
-        default=None,
-        help="An OTLP JSON trace file (from `spanreel export --format otlp-json` or any OTLP backend).",
-    )(func)
-    func = click.option(
-        "--session",
-        "session_id",
-        default=None,
-        metavar="ID",
-        help="Every trace of this session.id, in time order.",
-    )(func)
-    func = click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False),
-        default=None,
-        help="Collector config file (otel-config.yaml) whose exporters.duckdb.path names the database.",
-    )(func)
-    func = click.option(
-        "--db",
-        "db",
-        type=click.Path(dir_okay=False),
-        default=None,
-        envvar="SPANREEL_DB",
-        show_envvar=True,
-        help="DuckDB file to read (default: from --config, else ~/.local/share/spanreel/spanreel.duckdb).",
-    )(func)
-    return func
-
-
-def _resolve_db(db: str | None, config_path: str | None) -> Path:
-    from spanreel._config import ConfigError, resolve_db_path
-
-    try:
-        return resolve_db_path(db, config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _one_source(**given: Any) -> None:
-    chosen = [name for name, value in given.items() if value is not None]
-    if len(chosen) != 1:
-        names = ", ".join(given)
-        raise click.UsageError(
-            f"give exactly one source: {names}" + (f" (got {', '.join(chosen)})" if chosen else "")
-        )
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    """The expected failures as one-line click errors (no traceback)."""
-    from spanreel.collector import NoDatabaseError, QueryError
-
-    from ._export import ExportError
-    from ._load import TraceFileError, TraceLookupError
-
-    try:
-        yield
-    except (NoDatabaseError, QueryError, TraceLookupError, TraceFileError, ExportError) as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def load_source_spans(
-    trace_id: str | None,
-    session_id: str | None,
-    from_file: Path | None,
-    db: str | None,
-    config_path: str | None,
-) -> tuple[list[SpanRecord], str]:
-    """The spans of the chosen source and a short description of it (for messages)."""
-    from ._load import load_session, load_trace, load_trace_file
-
-    _one_source(TRACE_ID=trace_id, **{"--session": session_id, "--from-file": from_file})
-    with _user_errors():
-        if from_file is not None:
-            return load_trace_file(from_file), str(from_file)
-        path = _resolve_db(db, config_path)
-        if session_id is not None:
-            return load_session(session_id, path), f"session {session_id!r}"
-        assert trace_id is not None
-        spans = load_trace(trace_id, path)
-        return spans, f"trace {spans[0].trace_id}"
-
-
-# --------------------------------------------------------------------------- serve-recorded
 
 
 def _log_request(served: ServedRequest) -> None:
@@ -146,7 +52,8 @@ answers in order, then the last one again. No match: HTTP 404 naming the closest
 request and how it differs.""",
 )
 @click.argument("trace_id", required=False)
-@_source_options
+@source_options
+@db_options
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep it on loopback)."
 )
@@ -177,7 +84,7 @@ def serve_recorded_command(
     from ._recorded import exchanges_from_spans
     from ._serve import RecordedServer
 
-    spans, what = load_source_spans(trace_id, session_id, from_file, db, config_path)
+    spans, what = load_source(trace_id, session_id, from_file, db, config_path)
     exchanges, unservable = exchanges_from_spans(spans)
     for call in unservable:
         click.echo(f"not servable: {call.span.name} (span {call.span.span_id}): {call.reason}", err=True)
@@ -235,7 +142,8 @@ openai-jsonl writes one fine-tuning example per LLM call among them; parquet one
 otlp-json the spans grouped by resource and scope, loadable with --from-file.""",
 )
 @click.argument("trace_id", required=False)
-@_source_options
+@source_options
+@db_options
 @click.option(
     "--where", "where", default=None, metavar="SQL", help="Select spans with a WHERE clause (see below)."
 )
@@ -270,17 +178,17 @@ def export_command(
     """
     from ._export import export_text, fetch_span_rows, write_parquet
 
-    _one_source(TRACE_ID=trace_id, **{"--session": session_id, "--where": where, "--from-file": from_file})
+    one_source(TRACE_ID=trace_id, **{"--session": session_id, "--where": where, "--from-file": from_file})
     if fmt == "parquet" and output is None:
         raise click.UsageError("--format parquet writes a binary file: give -o FILE")
-    with _user_errors():
+    with user_errors():
         if from_file is not None:
             from ._otlp_file import read_trace_file
 
             rows = read_trace_file(from_file)
         else:
             rows = fetch_span_rows(
-                _resolve_db(db, config_path), trace_id=trace_id, session_id=session_id, where=where
+                resolve_db(db, config_path), trace_id=trace_id, session_id=session_id, where=where
             )
         skipped: list[tuple[str, str]] = []
         if fmt == "parquet":

@@ -1,17 +1,16 @@
 """The cost of one LLM call in US dollars: recorded on the span, else estimated from its tokens.
 
-Recorded cost attributes, first present wins: spanreel's ``spanreel.cost.usd``
-(:data:`spanreel._attributes.SPANREEL_COST_USD`), OpenLIT ``gen_ai.usage.cost``, OpenInference
-``llm.cost.total``, MLflow ``mlflow.llm.cost`` (JSON ``{"total_cost": …}``). Otherwise the cost
-is computed the way spanreel's instrumentation computes it (``genai-prices``, bundled price
-data, no network) from the provider, model and token counts — so a replay with another model
-shows the cost difference even for recordings made without costs. ``None`` when the model is
-unknown to the price library or the tokens were not recorded.
+A recorded cost is read by the collector's :func:`spanreel.collector._normalise.normalise_cost`
+(spanreel's ``spanreel.cost.usd``, OpenInference ``llm.cost.total``, OpenLIT
+``gen_ai.usage.cost``, MLflow ``mlflow.llm.cost``; first usable wins). Otherwise the cost is
+computed the way spanreel's instrumentation computes it (``genai-prices``, bundled price data,
+no network) from the provider, model and token counts — so a replay with another model shows
+the cost difference even for recordings made without costs. ``None`` when the model is unknown
+to the price library or the tokens were not recorded.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,30 +21,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
 )
 
-from spanreel._attributes import SPANREEL_COST_USD
-
-__all__ = ["COST_ATTRIBUTES", "call_cost"]
-
-#: Span attributes holding a call's cost in USD, in lookup order.
-COST_ATTRIBUTES: tuple[str, ...] = (
-    SPANREEL_COST_USD,
-    "gen_ai.usage.cost",
-    "llm.cost.total",
-    "mlflow.llm.cost",
-)
-
-
-def _as_usd(value: Any) -> float | None:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
-    if isinstance(value, Mapping):
-        value = value.get("total_cost")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if value >= 0 else None
+__all__ = ["call_cost"]
 
 
 def call_cost(
@@ -55,12 +31,14 @@ def call_cost(
     input_tokens: int | None,
     output_tokens: int | None,
 ) -> float | None:
-    """USD cost of a call: a recorded cost attribute, else an estimate, else ``None``."""
-    for key in COST_ATTRIBUTES:
-        if key in attributes:
-            cost = _as_usd(attributes[key])
-            if cost is not None:
-                return cost
+    """USD cost of a call: the recorded cost, else an estimate from the model and token counts,
+    else ``None``. ``attributes``: the span's attributes; the other arguments are its normalised
+    GenAI columns."""
+    from spanreel.collector._normalise import normalise_cost  # the collector pulls in DuckDB
+
+    recorded = normalise_cost(attributes)
+    if recorded is not None:
+        return recorded
     if input_tokens is None and output_tokens is None:
         return None
     from spanreel.instrumentation._cost import cost_usd

@@ -41,14 +41,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
 
-from ._load import QueryFn, default_query, resolve_trace_id
-from ._recorded import WireApi, api_of_path, openai_assistant_message
+from ._load import QueryFn, default_query, parse_json, resolve_trace_id
+from ._messages import ApiShape, detect_shape
+from ._recorded import openai_assistant_message
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -173,15 +173,6 @@ class FineTuneResult:
 
     records: list[dict[str, Any]]
     skipped: list[tuple[str, str]]
-
-
-def _loads(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
 
 
 def _text_blocks(content: Any) -> str:
@@ -313,12 +304,10 @@ def _tools(body: Mapping[str, Any] | None, definitions: Any) -> list[dict[str, A
 
 
 def _request_messages(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Mapping[str, Any] | None]:
-    body = _loads(attrs.get(SPANREEL_REQUEST_BODY))
+    body = parse_json(attrs.get(SPANREEL_REQUEST_BODY))
     if isinstance(body, Mapping) and isinstance(body.get("messages"), list):
         url = attrs.get(SPANREEL_REQUEST_URL)
-        api = api_of_path(urlsplit(url).path) if isinstance(url, str) else WireApi.OTHER
-        # Anthropic: the /messages path, or its body shape (top-level system, Bedrock's version)
-        if api is WireApi.ANTHROPIC_MESSAGES or "system" in body or "anthropic_version" in body:
+        if detect_shape(body, url if isinstance(url, str) else None) is ApiShape.ANTHROPIC_MESSAGES:
             return _from_anthropic(body), body
         messages = [
             {**m, "role": "system"} if isinstance(m, Mapping) and m.get("role") == "developer" else m
@@ -326,7 +315,7 @@ def _request_messages(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], M
         ]
         return [dict(m) for m in messages if isinstance(m, Mapping)], body
     return _from_semconv(
-        _loads(attrs.get(ga.GEN_AI_INPUT_MESSAGES)), _loads(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))
+        parse_json(attrs.get(ga.GEN_AI_INPUT_MESSAGES)), parse_json(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))
     ), None
 
 
@@ -334,7 +323,7 @@ def _exact_arguments(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """tool-call id → exact ``arguments`` text sent back in a later OpenAI request body."""
     found: dict[str, str] = {}
     for row in rows:
-        body = _loads((row.get("attributes") or {}).get(SPANREEL_REQUEST_BODY))
+        body = parse_json((row.get("attributes") or {}).get(SPANREEL_REQUEST_BODY))
         for m in body.get("messages") or () if isinstance(body, Mapping) else ():
             for call in m.get("tool_calls") or () if isinstance(m, Mapping) else ():
                 fn = call.get("function") if isinstance(call, Mapping) else None
@@ -366,7 +355,7 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
         if row.get("status_code") == "ERROR":
             skipped.append((span_id, "the call failed (status ERROR)"))
             continue
-        outputs = _loads(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
+        outputs = parse_json(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
         first = (
             outputs[0] if isinstance(outputs, list) and outputs and isinstance(outputs[0], Mapping) else None
         )
@@ -391,7 +380,7 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
         if answer["content"] is None:
             del answer["content"]
         record: dict[str, Any] = {"messages": [*messages, answer]}
-        tools = _tools(body, _loads(attrs.get(ga.GEN_AI_TOOL_DEFINITIONS)))
+        tools = _tools(body, parse_json(attrs.get(ga.GEN_AI_TOOL_DEFINITIONS)))
         if tools:
             record["tools"] = tools
         if body is not None and isinstance(body.get("parallel_tool_calls"), bool):

@@ -33,6 +33,7 @@ __all__ = [
     "load_trace_file",
     "normalize_trace_id",
     "order_spans",
+    "parse_json",
     "record_from_span_row",
 ]
 
@@ -176,8 +177,10 @@ _SPAN_COLUMNS = (
 )
 
 
-def _json_value(value: Any, default: Any) -> Any:
-    """JSON columns arrive as strings (docs/internals.md §3); tolerate already-parsed values."""
+def parse_json(value: Any, default: Any = None) -> Any:
+    """A JSON value stored as text, parsed: JSON columns arrive as strings (docs/internals.md §3)
+    and GenAI attributes hold JSON strings (``gen_ai.input.messages`` …). Values that are already
+    parsed are returned as they are; ``None`` and text that is not JSON give ``default``."""
     if value is None:
         return default
     if isinstance(value, str | bytes):
@@ -193,13 +196,13 @@ def _opt_int(value: Any) -> int | None:
 
 
 def _record_from_row(row: Mapping[str, Any]) -> SpanRecord:
-    attributes = _json_value(row.get("attributes"), {})
-    resource = _json_value(row.get("resource_attributes"), {})
-    events = _json_value(row.get("events"), [])
-    links = _json_value(row.get("links"), [])
+    attributes = parse_json(row.get("attributes"), {})
+    resource = parse_json(row.get("resource_attributes"), {})
+    events = parse_json(row.get("events"), [])
+    links = parse_json(row.get("links"), [])
     finish = row.get("finish_reasons")
     if isinstance(finish, str):
-        finish = _json_value(finish, [finish])
+        finish = parse_json(finish, [finish])
     return SpanRecord(
         trace_id=str(row["trace_id"]),
         span_id=str(row["span_id"]),

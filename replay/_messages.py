@@ -1,6 +1,7 @@
 """Conversation content of recorded requests and outputs (pure; no I/O).
 
-Two wire shapes are understood, the ones cascade replay rewrites:
+Two wire shapes are understood (:class:`ApiShape`), the ones cascade replay rewrites,
+``serve-recorded`` answers and ``export`` converts:
 
 - **OpenAI Chat Completions** (``POST …/chat/completions``): ``messages`` with ``role``
   ``assistant`` messages carrying ``content`` (a string or a list of ``{"type": "text"}`` parts)
@@ -39,6 +40,7 @@ __all__ = [
     "detect_shape",
     "outputs_from_attribute",
     "same_arguments",
+    "shape_of_path",
     "substitute_turn",
     "tool_call_divergences",
     "turn_matches",
@@ -46,7 +48,7 @@ __all__ = [
 
 
 class ApiShape(Enum):
-    """The request body shapes cascade replay can rewrite."""
+    """The provider APIs (request body and response shapes) replay understands."""
 
     OPENAI_CHAT = "openai.chat_completions"
     ANTHROPIC_MESSAGES = "anthropic.messages"
@@ -131,18 +133,37 @@ def _norm_text(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def shape_of_path(path: str) -> ApiShape | None:
+    """The API of a request by its URL path: ``…/chat/completions`` → OpenAI Chat Completions,
+    ``…/messages`` → Anthropic Messages, anything else ``None``.
+
+    Any prefix works (``/v1``, Azure's ``/openai/deployments/NAME``, gateways)."""
+    trimmed = path.rstrip("/")
+    if trimmed.endswith("/chat/completions") or trimmed == "chat/completions":
+        return ApiShape.OPENAI_CHAT
+    if trimmed.endswith("/messages") and not trimmed.endswith("/batches/messages"):
+        return ApiShape.ANTHROPIC_MESSAGES
+    return None
+
+
 def detect_shape(body: Any, url: str | None = None, provider: str | None = None) -> ApiShape | None:
     """The wire shape of a recorded request body, or ``None`` when it is neither (embeddings,
-    Responses API, Gemini …). ``url``/``provider`` (``gen_ai.provider.name``) disambiguate."""
+    Responses API, Gemini …).
+
+    In order: the URL path (:func:`shape_of_path`; ``provider`` ``anthropic``, the
+    ``gen_ai.provider.name``, counts as an Anthropic path), then the body: a top-level
+    ``system`` or ``anthropic_version`` (Bedrock, Vertex AI) or a ``claude…`` model is Anthropic,
+    anything else with ``messages`` OpenAI."""
     if not isinstance(body, Mapping) or not isinstance(body.get("messages"), list):
         return None
-    path = urlsplit(url).path if url else ""
-    if path.rstrip("/").endswith("/messages") or provider == "anthropic":
+    by_path = shape_of_path(urlsplit(url).path) if url else None
+    if by_path is ApiShape.ANTHROPIC_MESSAGES or provider == "anthropic":
         return ApiShape.ANTHROPIC_MESSAGES
-    if path.rstrip("/").endswith("/chat/completions"):
-        return ApiShape.OPENAI_CHAT
+    if by_path is not None:
+        return by_path
     model = body.get("model")
-    if "system" in body or (isinstance(model, str) and model.startswith("claude")):
+    claude = isinstance(model, str) and model.startswith("claude")
+    if claude or "system" in body or "anthropic_version" in body:
         return ApiShape.ANTHROPIC_MESSAGES
     return ApiShape.OPENAI_CHAT
 

@@ -7,11 +7,13 @@ equivalent request body is rebuilt, in this order of preference
 
 1. OpenInference ``input.value`` with ``input.mime_type`` ``application/json`` — the SDK call's
    keyword arguments, i.e. the request body (needs ``messages``);
-2. OpenTelemetry GenAI semantic conventions: ``gen_ai.input.messages`` (+
-   ``gen_ai.system_instructions``, ``gen_ai.tool.definitions``), ``gen_ai.request.model`` and
-   the ``gen_ai.request.*`` parameters (OpenLLMetry ≥ 0.55, OpenLIT, opentelemetry-instrumentation-openai-v2);
-3. OpenLLMetry ≤ 0.54: ``gen_ai.prompt.{i}.role`` / ``.content`` (+ ``.tool_calls.{j}.*``);
-4. OpenInference indexed messages: ``llm.input_messages.{i}.message.role`` / ``.content``.
+2. the recorded input messages, read by the collector's
+   :func:`spanreel.collector._normalise.normalise_messages` into the OpenTelemetry GenAI message
+   schema whatever the instrumentation: ``gen_ai.input.messages`` (OpenLLMetry ≥ 0.55, OpenLIT,
+   opentelemetry-instrumentation-openai-v2), OpenLLMetry ≤ 0.54 ``gen_ai.prompt.{i}.*``,
+   OpenInference ``llm.input_messages.{i}.*``, MLflow ``mlflow.spanInputs``; plus
+   ``gen_ai.system_instructions``, ``gen_ai.tool.definitions``, ``gen_ai.request.model`` and the
+   ``gen_ai.request.*`` parameters.
 
 The body is an OpenAI Chat Completions body, or an Anthropic Messages body when the provider is
 ``anthropic``; it is sent to ``server.address``/``server.port`` (default: the provider's public
@@ -22,13 +24,14 @@ input parts, unknown provider without a recorded server address) gives a reason 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+
+from ._load import parse_json
 
 __all__ = ["RebuiltRequest", "rebuild_request"]
 
@@ -45,10 +48,6 @@ ANTHROPIC_DEFAULT_MAX_TOKENS = 1024
 # OpenInference attribute names (openinference-semantic-conventions SpanAttributes).
 _OI_INPUT_VALUE = "input.value"
 _OI_INPUT_MIME = "input.mime_type"
-_OI_MODEL = "llm.model_name"
-_OI_MESSAGES = re.compile(r"^llm\.input_messages\.(\d+)\.message\.(role|content)$")
-_OLLM_PROMPT = re.compile(r"^gen_ai\.prompt\.(\d+)\.(role|content|tool_call_id)$")
-_OLLM_TOOL = re.compile(r"^gen_ai\.prompt\.(\d+)\.tool_calls\.(\d+)\.(id|name|arguments)$")
 
 #: ``gen_ai.request.*`` attribute → (OpenAI body key, Anthropic body key)
 _PARAMS: tuple[tuple[str, str, str], ...] = (
@@ -75,15 +74,6 @@ class RebuiltRequest:
 
 class _CannotRebuild(ValueError):
     pass
-
-
-def _json_attr(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
 
 
 def _endpoint(attrs: Mapping[str, Any], provider: str) -> str:
@@ -124,7 +114,13 @@ def _args_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
-def _semconv_to_openai(messages: list[Any], system: str | None) -> list[dict[str, Any]]:
+def _response_text(part: Mapping[str, Any]) -> str:
+    """A ``tool_call_response`` part's ``response`` as message text (JSON text unless a string)."""
+    response = part.get("response")
+    return response if isinstance(response, str) else json.dumps(response)
+
+
+def _semconv_to_openai(messages: list[Any], system: str | None, source: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if system:
         out.append({"role": "system", "content": system})
@@ -133,15 +129,14 @@ def _semconv_to_openai(messages: list[Any], system: str | None) -> list[dict[str
             continue
         role = str(message.get("role") or "user")
         parts = message.get("parts") or []
-        where = f"{ga.GEN_AI_INPUT_MESSAGES}[{i}]"
         if role == "tool":
             for part in parts:
                 if isinstance(part, Mapping) and part.get("type") == "tool_call_response":
-                    response = part.get("response")
-                    content = response if isinstance(response, str) else json.dumps(response)
-                    out.append({"role": "tool", "tool_call_id": part.get("id"), "content": content})
+                    out.append(
+                        {"role": "tool", "tool_call_id": part.get("id"), "content": _response_text(part)}
+                    )
             continue
-        entry: dict[str, Any] = {"role": role, "content": _text_parts(parts, where)}
+        entry: dict[str, Any] = {"role": role, "content": _text_parts(parts, f"{source}[{i}]")}
         calls = [p for p in parts if isinstance(p, Mapping) and p.get("type") == "tool_call"]
         if calls:
             entry["content"] = entry["content"] or None
@@ -157,7 +152,7 @@ def _semconv_to_openai(messages: list[Any], system: str | None) -> list[dict[str
     return out
 
 
-def _semconv_to_anthropic(messages: list[Any]) -> tuple[list[dict[str, Any]], str | None]:
+def _semconv_to_anthropic(messages: list[Any], source: str) -> tuple[list[dict[str, Any]], str | None]:
     out: list[dict[str, Any]] = []
     system: list[str] = []
     for i, message in enumerate(messages):
@@ -165,7 +160,7 @@ def _semconv_to_anthropic(messages: list[Any]) -> tuple[list[dict[str, Any]], st
             continue
         role = str(message.get("role") or "user")
         parts = message.get("parts") or []
-        where = f"{ga.GEN_AI_INPUT_MESSAGES}[{i}]"
+        where = f"{source}[{i}]"
         if role == "system":
             system.append(_text_parts(parts, where))
             continue
@@ -177,18 +172,13 @@ def _semconv_to_anthropic(messages: list[Any]) -> tuple[list[dict[str, Any]], st
             if kind == "text":
                 blocks.append({"type": "text", "text": str(part.get("content", ""))})
             elif kind == "tool_call":
-                args = _json_attr(part.get("arguments"))
+                args = parse_json(part.get("arguments"))
                 blocks.append(
                     {"type": "tool_use", "id": part.get("id"), "name": part.get("name"), "input": args}
                 )
             elif kind == "tool_call_response":
-                response = part.get("response")
                 blocks.append(
-                    {
-                        "type": "tool_result",
-                        "tool_use_id": part.get("id"),
-                        "content": response if isinstance(response, str) else json.dumps(response),
-                    }
+                    {"type": "tool_result", "tool_use_id": part.get("id"), "content": _response_text(part)}
                 )
             else:
                 raise _CannotRebuild(f"{where} has a {kind!r} part, which cannot be rebuilt")
@@ -197,7 +187,7 @@ def _semconv_to_anthropic(messages: list[Any]) -> tuple[list[dict[str, Any]], st
 
 
 def _system_instructions(attrs: Mapping[str, Any]) -> str | None:
-    value = _json_attr(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))
+    value = parse_json(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))
     if isinstance(value, str):
         return value or None
     if isinstance(value, list):
@@ -205,42 +195,23 @@ def _system_instructions(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _indexed_messages(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], str] | None:
-    """OpenLLMetry ``gen_ai.prompt.{i}.*`` or OpenInference ``llm.input_messages.{i}.*`` → chat messages."""
-    by_index: dict[int, dict[str, Any]] = {}
-    tools: dict[int, dict[int, dict[str, Any]]] = {}
-    source = None
-    for key, value in attrs.items():
-        m = _OLLM_PROMPT.match(key) or _OI_MESSAGES.match(key)
-        if m:
-            source = "gen_ai.prompt.*" if key.startswith("gen_ai.") else "llm.input_messages.*"
-            by_index.setdefault(int(m.group(1)), {})[m.group(2)] = value
-            continue
-        t = _OLLM_TOOL.match(key)
-        if t:
-            tools.setdefault(int(t.group(1)), {}).setdefault(int(t.group(2)), {})[t.group(3)] = value
-    if not by_index or source is None:
+def _recorded_messages(attrs: Mapping[str, Any]) -> tuple[list[Any], str] | None:
+    """The recorded input messages in the OTel GenAI message schema, whatever the instrumentation
+    (:func:`~spanreel.collector._normalise.normalise_messages`), and the attributes they came
+    from (for the report); ``None`` when none were recorded."""
+    from spanreel.collector import _peers as peers
+    from spanreel.collector._normalise import normalise_messages
+
+    messages = parse_json(normalise_messages(attrs)[0])
+    if not isinstance(messages, list) or not messages:
         return None
-    messages: list[dict[str, Any]] = []
-    for i in sorted(by_index):
-        fields = by_index[i]
-        message: dict[str, Any] = {
-            "role": str(fields.get("role") or "user"),
-            "content": fields.get("content"),
-        }
-        if fields.get("tool_call_id"):
-            message["tool_call_id"] = fields["tool_call_id"]
-        if i in tools:
-            message["tool_calls"] = [
-                {
-                    "id": c.get("id"),
-                    "type": "function",
-                    "function": {"name": c.get("name"), "arguments": _args_text(c.get("arguments", "{}"))},
-                }
-                for _, c in sorted(tools[i].items())
-            ]
-        messages.append(message)
-    return messages, source
+    # the first convention present, in normalise_messages' order of preference
+    if ga.GEN_AI_INPUT_MESSAGES in attrs:
+        return messages, ga.GEN_AI_INPUT_MESSAGES
+    for prefix in (peers.LLMETRY_PROMPTS, peers.OI_INPUT_MESSAGES):
+        if any(key.startswith(f"{prefix}.") for key in attrs):
+            return messages, f"{prefix}.*"
+    return messages, peers.MLFLOW_SPAN_INPUTS
 
 
 def _params(attrs: Mapping[str, Any], anthropic: bool) -> dict[str, Any]:
@@ -253,7 +224,7 @@ def _params(attrs: Mapping[str, Any], anthropic: bool) -> dict[str, Any]:
 
 
 def _tools(attrs: Mapping[str, Any], anthropic: bool) -> list[dict[str, Any]] | None:
-    defs = _json_attr(attrs.get(ga.GEN_AI_TOOL_DEFINITIONS))
+    defs = parse_json(attrs.get(ga.GEN_AI_TOOL_DEFINITIONS))
     if not isinstance(defs, list) or not defs:
         return None
     tools: list[dict[str, Any]] = []
@@ -283,12 +254,14 @@ def rebuild_request(
     """A :class:`RebuiltRequest` from a peer instrumentation's span attributes, or the reason
     (one sentence) why the request cannot be rebuilt. ``provider``/``request_model``: the
     span's normalised ``provider`` / ``request_model`` columns."""
+    from spanreel.collector._peers import OI_LLM_MODEL_NAME
+
     provider = (provider or _OPENAI).lower()
     anthropic = provider == _ANTHROPIC
     try:
-        raw = _json_attr(attrs.get(_OI_INPUT_VALUE))
+        raw = parse_json(attrs.get(_OI_INPUT_VALUE))
         mime = str(attrs.get(_OI_INPUT_MIME) or "")
-        model = request_model or attrs.get(_OI_MODEL)
+        model = request_model or attrs.get(OI_LLM_MODEL_NAME)
         if isinstance(raw, dict) and isinstance(raw.get("messages"), list) and "json" in mime:
             body = dict(raw)
             if model and "model" not in body:
@@ -298,35 +271,31 @@ def rebuild_request(
             return RebuiltRequest(_endpoint(attrs, provider), body, f"{_OI_INPUT_VALUE} (OpenInference)")
         if not isinstance(model, str) or not model:
             return f"the model was not recorded ({ga.GEN_AI_REQUEST_MODEL})"
-        semconv = _json_attr(attrs.get(ga.GEN_AI_INPUT_MESSAGES))
-        if isinstance(semconv, list) and semconv:
+        recorded = _recorded_messages(attrs)
+        if recorded is not None:
+            messages, source = recorded
             system = _system_instructions(attrs)
             if anthropic:
-                messages, inline_system = _semconv_to_anthropic(semconv)
+                wire, inline_system = _semconv_to_anthropic(messages, source)
                 system = "\n".join(s for s in (system, inline_system) if s) or None
-                body = {"model": model, "messages": messages, **_params(attrs, True)}
+                body = {"model": model, "messages": wire, **_params(attrs, True)}
                 body.setdefault("max_tokens", ANTHROPIC_DEFAULT_MAX_TOKENS)
                 if system:
                     body["system"] = system
             else:
                 body = {
                     "model": model,
-                    "messages": _semconv_to_openai(semconv, system),
+                    "messages": _semconv_to_openai(messages, system, source),
                     **_params(attrs, False),
                 }
             tools = _tools(attrs, anthropic)
             if tools:
                 body["tools"] = tools
-            return RebuiltRequest(_endpoint(attrs, provider), body, ga.GEN_AI_INPUT_MESSAGES)
-        indexed = _indexed_messages(attrs)
-        if indexed is not None and not anthropic:
-            messages, source = indexed
-            body = {"model": model, "messages": messages, **_params(attrs, False)}
             return RebuiltRequest(_endpoint(attrs, provider), body, source)
     except _CannotRebuild as exc:
         return str(exc)
     return (
         "the request was not recorded: no spanreel.request.body and no input messages "
-        f"({ga.GEN_AI_INPUT_MESSAGES}, gen_ai.prompt.*, llm.input_messages.*, input.value) — "
-        "message content capture was probably off in the recording instrumentation"
+        f"({ga.GEN_AI_INPUT_MESSAGES}, gen_ai.prompt.*, llm.input_messages.*, mlflow.spanInputs, "
+        "input.value) — message content capture was probably off in the recording instrumentation"
     )

@@ -28,7 +28,6 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,18 +43,17 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_URL,
 )
 
-from ._load import SpanRecord
+from ._load import SpanRecord, parse_json
+from ._messages import ApiShape, shape_of_path
 
 __all__ = [
     "RecordedError",
     "RecordedExchange",
     "RecordedUsage",
     "UnservableCall",
-    "WireApi",
     "anthropic_error_body",
     "anthropic_message",
     "anthropic_stream_events",
-    "api_of_path",
     "exchanges_from_spans",
     "openai_assistant_message",
     "openai_chat_chunks",
@@ -65,26 +63,6 @@ __all__ = [
 
 _WORDS_PER_CHUNK = 3
 _ARGS_PER_CHUNK = 16
-
-
-class WireApi(Enum):
-    """The provider API a request path belongs to (by its final path segments)."""
-
-    OPENAI_CHAT = "openai.chat_completions"
-    ANTHROPIC_MESSAGES = "anthropic.messages"
-    OTHER = "other"
-
-
-def api_of_path(path: str) -> WireApi:
-    """``…/chat/completions`` → OpenAI Chat Completions, ``…/messages`` → Anthropic Messages.
-
-    Works for any prefix (``/v1``, Azure's ``/openai/deployments/NAME``, gateways)."""
-    trimmed = path.rstrip("/")
-    if trimmed.endswith("/chat/completions") or trimmed == "chat/completions":
-        return WireApi.OPENAI_CHAT
-    if trimmed.endswith("/messages") and not trimmed.endswith("/batches/messages"):
-        return WireApi.ANTHROPIC_MESSAGES
-    return WireApi.OTHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +91,9 @@ class RecordedExchange:
     """One servable recorded LLM call.
 
     ``index``: 1-based position in recording order (start time, then span id). ``body``: the
-    parsed request body; ``path``: the recorded URL path. ``output_messages``: the semconv output
-    messages (one per choice). ``created_s``: span end time in whole **seconds** since the epoch.
+    parsed request body; ``path``: the recorded URL path; ``api``: its API (by the path).
+    ``output_messages``: the semconv output messages (one per choice). ``created_s``: span end
+    time in whole **seconds** since the epoch.
     ``tool_arguments``: tool-call id → the exact ``arguments`` string, when a later request sent
     the call back. ``error`` is set when the recorded call failed (then there is no output).
     """
@@ -124,7 +103,7 @@ class RecordedExchange:
     method: str
     url: str
     path: str
-    api: WireApi
+    api: ApiShape
     body: Any
     stream: bool
     output_messages: tuple[Mapping[str, Any], ...]
@@ -179,15 +158,6 @@ def _int(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     return None
-
-
-def _json_attr(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
 
 
 def _error_status(span: SpanRecord, children: Sequence[SpanRecord]) -> int:
@@ -265,7 +235,7 @@ def exchanges_from_spans(spans: Sequence[SpanRecord]) -> tuple[list[RecordedExch
                     )
                 )
             continue
-        body = _json_attr(raw) if isinstance(raw, str) else None
+        body = parse_json(raw) if isinstance(raw, str) else None
         if not isinstance(body, Mapping):
             unservable.append(UnservableCall(span, f"{SPANREEL_REQUEST_BODY} is not a JSON object"))
             continue
@@ -292,13 +262,13 @@ def _exchange(
     attrs = span.attributes
     url = str(attrs.get(SPANREEL_REQUEST_URL) or "")
     path = urlsplit(url).path if url else ""
-    api = api_of_path(path) if url else WireApi.OTHER
-    if api is WireApi.OTHER:
+    api = shape_of_path(path) if url else None
+    if api is None:
         return f"only OpenAI Chat Completions and Anthropic Messages can be served (recorded URL {url!r})"
     truncated = attrs.get(SPANREEL_CONTENT_TRUNCATED)
     if isinstance(truncated, list) and ga.GEN_AI_OUTPUT_MESSAGES in truncated:
         return f"the recorded output was truncated at capture ({SPANREEL_CONTENT_TRUNCATED})"
-    outputs = _json_attr(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
+    outputs = parse_json(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
     output_messages = tuple(m for m in outputs if isinstance(m, Mapping)) if isinstance(outputs, list) else ()
     error: RecordedError | None = None
     if span.status_code == "ERROR" and not output_messages:

@@ -23,7 +23,7 @@ from opentelemetry.trace.span import format_span_id
 
 from ._cost import call_cost
 from ._edits import ReplayEdits
-from ._load import SpanRecord
+from ._load import SpanRecord, parse_json
 
 __all__ = [
     "CallResult",
@@ -144,21 +144,12 @@ class ReplayResult:
 # --------------------------------------------------------------------------- builders
 
 
-def _parse_json_attr(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
-
-
 def output_text(messages_attr: Any) -> str | None:
     """Text of a ``gen_ai.output.messages`` value (JSON string or parsed list, semconv
     message/parts schema). Text parts are joined by newlines, tool calls shown as
     ``name(arguments)``, several messages (choices) separated by ``\\n---\\n``. ``None`` when
     absent or unreadable."""
-    messages = _parse_json_attr(messages_attr)
+    messages = parse_json(messages_attr)
     if not isinstance(messages, list):
         return None
     texts: list[str] = []

@@ -41,13 +41,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._messages import ApiShape, shape_of_path
 from ._recorded import (
     RecordedExchange,
-    WireApi,
     anthropic_error_body,
     anthropic_message,
     anthropic_stream_events,
-    api_of_path,
     openai_chat_chunks,
     openai_chat_completion,
     openai_error_body,
@@ -278,16 +277,16 @@ class RecordingIndex:
 
     def __init__(self, exchanges: Sequence[RecordedExchange]) -> None:
         self.exchanges = list(exchanges)
-        self._by_key: dict[tuple[WireApi, str], list[RecordedExchange]] = {}
+        self._by_key: dict[tuple[ApiShape, str], list[RecordedExchange]] = {}
         self._canonical: dict[int, str] = {}
         for ex in self.exchanges:
             key = canonical_json(ex.body)
             self._canonical[ex.index] = key
             self._by_key.setdefault((ex.api, key), []).append(ex)
-        self._used: dict[tuple[WireApi, str], int] = {}
+        self._used: dict[tuple[ApiShape, str], int] = {}
         self._fingerprints: dict[int, Counter[str]] = {}
 
-    def answer(self, api: WireApi, body: Any) -> RecordedExchange | None:
+    def answer(self, api: ApiShape, body: Any) -> RecordedExchange | None:
         """The recorded exchange that answers this request, or ``None`` when nothing matches."""
         key = (api, canonical_json(body))
         candidates = self._by_key.get(key)
@@ -297,7 +296,7 @@ class RecordingIndex:
         self._used[key] = used + 1
         return candidates[min(used, len(candidates) - 1)]
 
-    def closest(self, api: WireApi, body: Any) -> Closest | None:
+    def closest(self, api: ApiShape, body: Any) -> Closest | None:
         """The recorded request of the same API most like ``body``; ``None`` if the recording
         has no request to this API.
 
@@ -353,8 +352,8 @@ def _json_response(data: Any, status: int, exchange: RecordedExchange | None = N
     )
 
 
-def _error_for(api: WireApi, status: int, message: str, type_: str, **extra: Any) -> dict[str, Any]:
-    if api is WireApi.ANTHROPIC_MESSAGES:
+def _error_for(api: ApiShape | None, status: int, message: str, type_: str, **extra: Any) -> dict[str, Any]:
+    if api is ApiShape.ANTHROPIC_MESSAGES:
         return anthropic_error_body(message, type_, **extra)
     return openai_error_body(message, type_, extra.pop("code", None), **extra)
 
@@ -505,15 +504,15 @@ class RecordedServer:
         return _json_response({"object": "list", "data": data}, 200)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        api = api_of_path(request.path)
+        api = shape_of_path(request.path)
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        if api is WireApi.OTHER or not isinstance(body, dict):
-            what = "not a JSON object" if api is not WireApi.OTHER else "not an LLM endpoint spanreel serves"
-            status = 400 if api is not WireApi.OTHER else 404
+        if api is None or not isinstance(body, dict):
+            what = "not a JSON object" if api is not None else "not an LLM endpoint spanreel serves"
+            status = 400 if api is not None else 404
             self._note(ServedRequest(request.method, request.path, None, status))
             message = (
                 f"spanreel serve-recorded: {request.method} {request.path}: {what} "
@@ -537,12 +536,12 @@ class RecordedServer:
             return await self._stream(request, api, exchange, body)
         answer = (
             anthropic_message(exchange)
-            if api is WireApi.ANTHROPIC_MESSAGES
+            if api is ApiShape.ANTHROPIC_MESSAGES
             else openai_chat_completion(exchange)
         )
         return _json_response(answer, 200, exchange)
 
-    def _no_match(self, request: web.Request, api: WireApi, body: Any) -> web.Response:
+    def _no_match(self, request: web.Request, api: ApiShape, body: Any) -> web.Response:
         closest = self.index.closest(api, body)
         self._note(ServedRequest(request.method, request.path, None, 404, closest))
         message = (
@@ -551,7 +550,7 @@ class RecordedServer:
         )
         message += closest.describe() if closest else "the recording has no request to this API"
         extra = {"closest": closest.to_json() if closest else None}
-        if api is WireApi.ANTHROPIC_MESSAGES:
+        if api is ApiShape.ANTHROPIC_MESSAGES:
             return _json_response(
                 anthropic_error_body(message, "not_found_error", code=NO_MATCH_CODE, **extra), 404
             )
@@ -560,7 +559,7 @@ class RecordedServer:
         )
 
     async def _stream(
-        self, request: web.Request, api: WireApi, exchange: RecordedExchange, body: Mapping[str, Any]
+        self, request: web.Request, api: ApiShape, exchange: RecordedExchange, body: Mapping[str, Any]
     ) -> web.StreamResponse:
         from aiohttp import web
 
@@ -578,8 +577,8 @@ class RecordedServer:
         return response
 
     @staticmethod
-    def _stream_pieces(api: WireApi, exchange: RecordedExchange, body: Mapping[str, Any]) -> Iterator[bytes]:
-        if api is WireApi.ANTHROPIC_MESSAGES:
+    def _stream_pieces(api: ApiShape, exchange: RecordedExchange, body: Mapping[str, Any]) -> Iterator[bytes]:
+        if api is ApiShape.ANTHROPIC_MESSAGES:
             for event, data in anthropic_stream_events(exchange):
                 yield _sse(data, event)
             return

@@ -351,6 +351,61 @@ def test_rebuild_requests_from_peer_conventions() -> None:
     assert "no known API host" in str(rebuild_request(semconv | {"server.address": ""}, "acme", "m"))
 
 
+def test_rebuild_requests_from_indexed_and_mlflow_messages() -> None:
+    """OpenLLMetry ≤ 0.54, OpenInference and MLflow record the conversation in their own shapes;
+    the collector's normalise_messages reads them and replay turns them into a request body."""
+    call = {"name": "weather", "arguments": '{"city": "Oslo"}'}
+    llmetry = {
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": "weather?",
+        "gen_ai.prompt.1.role": "assistant",
+        "gen_ai.prompt.1.tool_calls.0.id": "c1",
+        **{f"gen_ai.prompt.1.tool_calls.0.{k}": v for k, v in call.items()},
+        "gen_ai.prompt.2.role": "tool",
+        "gen_ai.prompt.2.tool_call_id": "c1",
+        "gen_ai.prompt.2.content": "sunny",
+    }
+    openinference = {
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": "weather?",
+        "llm.input_messages.1.message.role": "assistant",
+        "llm.input_messages.1.message.tool_calls.0.tool_call.id": "c1",
+        **{f"llm.input_messages.1.message.tool_calls.0.tool_call.function.{k}": v for k, v in call.items()},
+        "llm.input_messages.2.message.role": "tool",
+        "llm.input_messages.2.message.tool_call_id": "c1",
+        "llm.input_messages.2.message.content": "sunny",
+    }
+    openai_messages = [
+        USER,
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": call}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+    ]
+    mlflow = {
+        "mlflow.spanType": json.dumps("CHAT_MODEL"),
+        "mlflow.spanInputs": json.dumps({"messages": openai_messages}),
+    }
+    expected = [USER, {**openai_messages[1], "content": None}, openai_messages[2]]
+    for attrs, source in (
+        (llmetry, "gen_ai.prompt.*"),
+        (openinference, "llm.input_messages.*"),
+        (mlflow, "mlflow.spanInputs"),
+    ):
+        rebuilt = rebuild_request(attrs | {"gen_ai.request.temperature": 0}, "openai", "gpt-4o")
+        assert not isinstance(rebuilt, str), rebuilt
+        assert rebuilt.source == source and rebuilt.url == URL
+        assert rebuilt.body == {"model": "gpt-4o", "temperature": 0, "messages": expected}
+    anthropic = rebuild_request(llmetry, "anthropic", "claude-x")
+    assert not isinstance(anthropic, str), anthropic
+    assert anthropic.body["messages"] == [
+        {"role": "user", "content": [{"type": "text", "text": "weather?"}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "c1", "name": "weather", "input": {"city": "Oslo"}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "sunny"}]},
+    ]
+
+
 def test_plan_marks_peer_calls_rebuilt_and_skips_wrappers() -> None:
     peer_attrs = {
         "gen_ai.input.messages": json.dumps([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}])

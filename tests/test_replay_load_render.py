@@ -7,6 +7,7 @@ import pytest
 from rich.console import Console
 from test_replay_support import T0, TRACE, direct_query, rec, write_db
 
+from spanreel._attributes import SPANREEL_COST_USD
 from spanreel.replay import (
     AmbiguousTraceId,
     InvalidTraceId,
@@ -15,6 +16,7 @@ from spanreel.replay import (
     build_tree,
     load_trace,
 )
+from spanreel.replay._cost import call_cost
 from spanreel.replay._render import node_label, render_tree, trace_to_json
 
 OTHER = "4bf92f35" + "0" * 24
@@ -138,3 +140,20 @@ def test_error_status_is_red_and_names_are_not_markup() -> None:
     assert any("red" in st for st in styles)
     ok = node_label(build_tree([rec("e2", status_code="OK")])[0])
     assert "ERROR" not in ok.plain and not any("red" in str(s.style) for s in ok.spans)
+
+
+def test_call_cost_prefers_a_recorded_cost_else_estimates() -> None:
+    assert call_cost({SPANREEL_COST_USD: 0.25}, "gpt-4o-mini", "openai", 10, 5) == 0.25
+    assert call_cost({"llm.cost.total": 0.5}, None, None, None, None) == 0.5  # OpenInference
+    assert call_cost({"gen_ai.usage.cost": "0.75"}, None, None, None, None) == 0.75  # OpenLIT
+    mlflow = {
+        "mlflow.spanType": json.dumps("CHAT_MODEL"),
+        "mlflow.llm.cost": json.dumps({"total_cost": 0.125}),
+    }
+    assert call_cost(mlflow, None, None, None, None) == 0.125
+    estimated = call_cost({}, "gpt-4o-mini", "openai", 1_000_000, 1_000_000)
+    assert estimated is not None and estimated > 0
+    # unusable recorded values are ignored: the estimate is used
+    assert call_cost({SPANREEL_COST_USD: -1.0}, "gpt-4o-mini", "openai", 1_000_000, 1_000_000) == estimated
+    assert call_cost({}, "gpt-4o-mini", "openai", None, None) is None
+    assert call_cost({}, "no-such-model-xyz", "acme", 10, 10) is None

@@ -39,7 +39,8 @@ from spanreel._attributes import (
 )
 from spanreel.cli import main
 from spanreel.replay import load_session, load_trace
-from spanreel.replay._recorded import RecordedExchange, WireApi, exchanges_from_spans
+from spanreel.replay._messages import ApiShape
+from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans
 from spanreel.replay._serve import (
     NO_MATCH_CODE,
     RecordedServer,
@@ -266,10 +267,11 @@ def test_json_differences_and_closest_ranking() -> None:
     )
     index = RecordingIndex(exchanges)
     closest = index.closest(
-        WireApi.OPENAI_CHAT, {"model": "m", "messages": [{"role": "user", "content": "the cat sat on a mat"}]}
+        ApiShape.OPENAI_CHAT,
+        {"model": "m", "messages": [{"role": "user", "content": "the cat sat on a mat"}]},
     )
     assert closest is not None and closest.exchange.index == 1
-    assert index.closest(WireApi.ANTHROPIC_MESSAGES, {"model": "m"}) is None
+    assert index.closest(ApiShape.ANTHROPIC_MESSAGES, {"model": "m"}) is None
     # lists are aligned: a message inserted in front does not hide the shared ones
     with_system, other = exchanges_from_spans(
         [
@@ -282,7 +284,7 @@ def test_json_differences_and_closest_ranking() -> None:
         ]
     )[0]
     found = RecordingIndex([with_system, other]).closest(
-        WireApi.OPENAI_CHAT, {"model": "m", "messages": [user]}
+        ApiShape.OPENAI_CHAT, {"model": "m", "messages": [user]}
     )
     assert found is not None and found.exchange is with_system
     assert found.differences == [
@@ -314,7 +316,7 @@ def test_json_differences_and_closest_ranking() -> None:
         "n": 13,
         "messages": [{"role": "user", "content": "question number 13 " * 3 + "?"}],
     }
-    found = RecordingIndex(many).closest(WireApi.OPENAI_CHAT, probe)
+    found = RecordingIndex(many).closest(ApiShape.OPENAI_CHAT, probe)
     assert found is not None and found.exchange.index == 14
     (difference,) = found.differences
     assert (
@@ -462,7 +464,7 @@ def _anthropic_spans() -> list[Any]:
 
 def test_anthropic_recording_is_served_in_messages_format() -> None:
     exchanges, unservable = exchanges_from_spans(_anthropic_spans())
-    assert unservable == [] and [e.api for e in exchanges] == [WireApi.ANTHROPIC_MESSAGES] * 2
+    assert unservable == [] and [e.api for e in exchanges] == [ApiShape.ANTHROPIC_MESSAGES] * 2
     with RecordedServer(exchanges) as server:
         client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="unused", max_retries=0)
         message = client.messages.create(
