@@ -77,7 +77,7 @@ def serve_recorded_command(
 ) -> None:
     """Answer OpenAI/Anthropic API requests with the responses recorded in a trace, offline.
 
-    Give TRACE_ID, --session ID or --from-file F. Prints the base URLs to use on stdout
+    Give TRACE_ID, --session ID or --from-file PATH. Prints the base URLs to use on stdout
     (OPENAI_BASE_URL=… and ANTHROPIC_BASE_URL=…), then serves until Ctrl-C or SIGTERM. Each
     request is logged on stderr with the recorded call that answered it.
     """
@@ -173,7 +173,7 @@ def export_command(
 ) -> None:
     """Export recorded spans as fine-tuning JSONL, Parquet or OTLP JSON.
 
-    Give TRACE_ID, --session ID, --where SQL or --from-file F. A summary (and any LLM call left
+    Give TRACE_ID, --session ID, --where SQL or --from-file PATH. A summary (and any LLM call left
     out of the JSONL, with the reason) goes to stderr.
     """
     from ._export import export_text, fetch_span_rows, write_parquet

@@ -395,78 +395,80 @@ def substitute_turn(
     build = _openai_message if shape is ApiShape.OPENAI_CHAT else _anthropic_message
     messages[message_index] = build(original, new)
     result.applied = True
-    old_ids = [c.id for c in recorded.tool_calls]
-    if not old_ids and not new.tool_calls:
+    if not recorded.tool_calls and not new.tool_calls:
         return result
-
-    def answer(k: int, recorded_text: str | None) -> str:
-        call = new.tool_calls[k]
-        if tool_results is not None:
-            return tool_results(call, recorded_text)
-        return recorded_text if recorded_text is not None else _fallback_result(call)
-
+    rewiring = _Rewiring([c.id for c in recorded.tool_calls], new, tool_results, result.divergences)
     if shape is ApiShape.OPENAI_CHAT:
-        _rewire_openai(messages, message_index, old_ids, new, answer, result)
+        _rewire_openai(messages, message_index, rewiring)
     else:
-        _rewire_anthropic(messages, message_index, old_ids, new, answer, result)
+        _rewire_anthropic(messages, message_index, rewiring)
     return result
 
 
-def _position(old_ids: Sequence[str | None], call_id: Any) -> int | None:
-    for k, old in enumerate(old_ids):
-        if old is not None and old == call_id:
-            return k
-    return None
+@dataclass
+class _Rewiring:
+    """The tool results that follow a substituted assistant turn: the k-th recorded call's result
+    (matched by call id) answers the k-th new call; see :func:`substitute_turn`."""
+
+    old_ids: Sequence[str | None]
+    new: ModelOutput
+    tool_results: ToolResultFn | None
+    divergences: list[str]
+    seen: set[int] = field(default_factory=set)
+
+    def _answer(self, k: int, recorded_text: str | None) -> str:
+        call = self.new.tool_calls[k]
+        if self.tool_results is not None:
+            return self.tool_results(call, recorded_text)
+        return recorded_text if recorded_text is not None else _fallback_result(call)
+
+    def rewire(self, call_id: Any, content: Any) -> tuple[str | None, str] | bool:
+        """What becomes of a tool result (its call id and content) after the turn: ``True`` keep
+        it as is (it answers no recorded call of the turn), ``False`` drop it (the replay did not
+        make that call), else the new ``(call id, content)``."""
+        k = next((k for k, old in enumerate(self.old_ids) if old is not None and old == call_id), None)
+        if k is None:
+            return True
+        if k >= len(self.new.tool_calls):
+            self.divergences.append(
+                f"dropped the recorded result of tool call {k + 1} (the replay did not call it)"
+            )
+            return False
+        self.seen.add(k)
+        return self.new.tool_calls[k].id, self._answer(k, _result_text(content))
+
+    def missing(self) -> list[tuple[str | None, str]]:
+        """``(call id, content)`` for each new call without a recorded result, in call order."""
+        return [
+            (call.id, self._answer(k, None))
+            for k, call in enumerate(self.new.tool_calls)
+            if k not in self.seen
+        ]
 
 
-def _rewire_openai(
-    messages: list[Any],
-    at: int,
-    old_ids: Sequence[str | None],
-    new: ModelOutput,
-    answer: Callable[[int, str | None], str],
-    result: Substitution,
-) -> None:
-    seen: set[int] = set()
+def _rewire_openai(messages: list[Any], at: int, rewiring: _Rewiring) -> None:
     i = at + 1
     last = at
     while i < len(messages):
         message = messages[i]
         if not isinstance(message, Mapping) or message.get("role") != "tool":
             break
-        k = _position(old_ids, message.get("tool_call_id"))
-        if k is None:
-            i += 1
-            last = i - 1
-            continue
-        if k >= len(new.tool_calls):
-            result.divergences.append(
-                f"dropped the recorded result of tool call {k + 1} (the replay did not call it)"
-            )
+        fate = rewiring.rewire(message.get("tool_call_id"), message.get("content"))
+        if fate is False:
             del messages[i]
             continue
-        seen.add(k)
-        replacement = copy.deepcopy(dict(message))
-        replacement["tool_call_id"] = new.tool_calls[k].id
-        replacement["content"] = answer(k, _result_text(message.get("content")))
-        messages[i] = replacement
+        if fate is not True:
+            replacement = copy.deepcopy(dict(message))
+            replacement["tool_call_id"], replacement["content"] = fate
+            messages[i] = replacement
         last = i
         i += 1
-    for k, call in enumerate(new.tool_calls):
-        if k not in seen:
-            last += 1
-            messages.insert(last, {"role": "tool", "tool_call_id": call.id, "content": answer(k, None)})
+    for call_id, content in rewiring.missing():
+        last += 1
+        messages.insert(last, {"role": "tool", "tool_call_id": call_id, "content": content})
 
 
-def _rewire_anthropic(
-    messages: list[Any],
-    at: int,
-    old_ids: Sequence[str | None],
-    new: ModelOutput,
-    answer: Callable[[int, str | None], str],
-    result: Substitution,
-) -> None:
-    seen: set[int] = set()
+def _rewire_anthropic(messages: list[Any], at: int, rewiring: _Rewiring) -> None:
     nxt = at + 1
     blocks: list[Any] = []
     if nxt < len(messages) and isinstance(messages[nxt], Mapping) and messages[nxt].get("role") == "user":
@@ -477,32 +479,21 @@ def _rewire_anthropic(
     out_blocks: list[Any] = []
     for block in blocks:
         if isinstance(block, Mapping) and block.get("type") == "tool_result":
-            k = _position(old_ids, block.get("tool_use_id"))
-            if k is not None:
-                if k >= len(new.tool_calls):
-                    result.divergences.append(
-                        f"dropped the recorded result of tool call {k + 1} (the replay did not call it)"
-                    )
-                    continue
-                seen.add(k)
-                out_blocks.append(
-                    {
-                        **block,
-                        "tool_use_id": new.tool_calls[k].id,
-                        "content": answer(k, _result_text(block.get("content"))),
-                    }
-                )
+            fate = rewiring.rewire(block.get("tool_use_id"), block.get("content"))
+            if fate is False:
+                continue
+            if fate is not True:
+                call_id, text = fate
+                out_blocks.append({**block, "tool_use_id": call_id, "content": text})
                 continue
         out_blocks.append(block)
     missing = [
-        {"type": "tool_result", "tool_use_id": call.id, "content": answer(k, None)}
-        for k, call in enumerate(new.tool_calls)
-        if k not in seen
+        {"type": "tool_result", "tool_use_id": call_id, "content": text}
+        for call_id, text in rewiring.missing()
     ]
     message = dict(messages[nxt])
     if not blocks and isinstance(message.get("content"), str):
         out_blocks.append({"type": "text", "text": message["content"]})
-    message["content"] = (
-        [*out_blocks[: len(seen)], *missing, *out_blocks[len(seen) :]] if missing else out_blocks
-    )
+    seen = len(rewiring.seen)
+    message["content"] = [*out_blocks[:seen], *missing, *out_blocks[seen:]] if missing else out_blocks
     messages[nxt] = message

@@ -27,19 +27,17 @@ own event loop, bound to ``host:port`` (``port=0`` picks a free port). OpenAI SD
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import difflib
 import json
 import math
 import re
-import socket
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from spanreel._threaded_server import ThreadedAiohttpServer
 
 from ._messages import ApiShape, shape_of_path
 from ._recorded import (
@@ -358,14 +356,18 @@ def _error_for(api: ApiShape | None, status: int, message: str, type_: str, **ex
     return openai_error_body(message, type_, extra.pop("code", None), **extra)
 
 
-class RecordedServer:
+class RecordedServer(ThreadedAiohttpServer):
     """Serve recorded exchanges over HTTP on a background thread (see the module docstring).
 
     ``RecordedServer(exchanges, host="127.0.0.1", port=0, on_request=None)``; :meth:`start`
     returns once the socket is bound (raises ``OSError`` when it cannot bind), :meth:`stop`
-    shuts down (idempotent); also a context manager. ``on_request`` is called (on the server
-    thread) with each :class:`ServedRequest`; :attr:`served` lists them all in arrival order.
+    shuts down (idempotent); also a context manager
+    (:class:`spanreel._threaded_server.ThreadedAiohttpServer`). ``on_request`` is called (on the
+    server thread) with each :class:`ServedRequest`; :attr:`served` lists them all in arrival order.
     """
+
+    thread_name = "spanreel-serve-recorded"
+    startup_failure = "the recorded-response server failed to start"
 
     def __init__(
         self,
@@ -375,16 +377,10 @@ class RecordedServer:
         port: int = 0,
         on_request: Callable[[ServedRequest], None] | None = None,
     ) -> None:
+        super().__init__(host, port)
         self.index = RecordingIndex(exchanges)
-        self.host = host
-        self.port = port
         self.served: list[ServedRequest] = []
         self._on_request = on_request
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -408,78 +404,6 @@ class RecordedServer:
     def unmatched(self) -> list[ServedRequest]:
         """The requests answered with 404 (no recorded match)."""
         return [r for r in self.served if r.status == 404]
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> RecordedServer:
-        if self._thread is not None:
-            return self
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
-        self.port = sock.getsockname()[1]
-        self._ready.clear()
-        self._thread = threading.Thread(
-            target=self._serve, args=(sock,), name="spanreel-serve-recorded", daemon=True
-        )
-        self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("the recorded-response server failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._runner is not None:
-            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
-            with contextlib.suppress(Exception):  # best effort on shutdown
-                fut.result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        self._thread = self._loop = self._runner = None
-
-    def __enter__(self) -> RecordedServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _serve(self, sock: socket.socket) -> None:
-        from aiohttp import web  # imported here: `import spanreel.replay` stays light
-
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            runner = web.AppRunner(
-                self._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
-            )
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.SockSite(runner, sock).start())
-            self._runner = runner
-        except BaseException as exc:  # reported by start()
-            self._startup_error = exc
-            self._ready.set()
-            loop.close()
-            sock.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     def _make_app(self) -> web.Application:
         from aiohttp import web

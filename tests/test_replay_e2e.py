@@ -5,7 +5,6 @@ a fresh DuckDB file, then replayed against ``FakeLLMServer`` through the ``spanr
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from test_replay_support import write_db
+from test_replay_support import wait_for, write_db
 
 from spanreel._attributes import SPANREEL_REPLAY_ORIGINAL_SPAN_ID, SPANREEL_REPLAY_ORIGINAL_TRACE_ID
 from spanreel.cli import main
@@ -41,16 +40,6 @@ class Recorded:
     root_span_id: str
     outputs: list[str]
     bodies: list[bytes]  # request bodies as the fake server received them, in order
-
-
-def _wait(predicate: Any, timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _count(db: Path, sql: str, params: list[Any] | None = None) -> int:
@@ -120,7 +109,7 @@ def recorded(llm: FakeLLMServer, collector: CollectorProcess) -> Recorded:
         instrumentor.uninstrument()
         provider.shutdown()
     trace_id = format(ctx.trace_id, "032x")
-    _wait(
+    wait_for(
         lambda: _count(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id]) == 4,
         what="4 recorded LLM calls",
     )
@@ -179,7 +168,7 @@ def test_verbatim_replay_pairs_calls_and_reproduces_outputs(
     # the new trace is stored: root "replay debate" linked to the original root, LLM spans linked
     # to their original spans
     db = recorded.db
-    _wait(lambda: _count(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [new_trace]) == 3)
+    wait_for(lambda: _count(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [new_trace]) == 3)
     rows = run_query(
         "SELECT name, parent_span_id, service_name, attributes, links FROM spans "
         "WHERE trace_id = ? AND (parent_span_id IS NULL OR operation IS NOT NULL) ORDER BY start_time",
@@ -225,7 +214,7 @@ def test_edited_system_prompt_changes_outputs_and_report(recorded: Recorded) -> 
     assert sent[2]["messages"][1]["role"] == "user"
 
     # the replay shows up in `traces` and `show`
-    _wait(lambda: _count(recorded.db, "SELECT count(*) FROM traces WHERE trace_id = ?", [new_trace]) == 1)
+    wait_for(lambda: _count(recorded.db, "SELECT count(*) FROM traces WHERE trace_id = ?", [new_trace]) == 1)
     traces = json.loads(cli("traces", "--db", str(recorded.db), "--json").stdout)
     mine = next(t for t in traces if t["trace_id"] == new_trace)
     assert mine["root_name"] == "replay debate" and mine["service_name"] == "spanreel-replay"

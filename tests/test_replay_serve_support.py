@@ -13,8 +13,6 @@ streamed tool use, the tool result).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,16 +74,6 @@ class Recording:
 
 
 _CACHE: dict[str, Recording] = {}
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _call(client: OpenAI, calls: list[Call], **kwargs: Any) -> Any:

@@ -26,14 +26,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from conftest import CollectorProcess, start_collector
-from google.protobuf import json_format
 from openai import OpenAI
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_replay_support import write_db
+from test_replay_support import otlp_dict, wait_for, write_db
 
 from spanreel._attributes import (
     SPANREEL_REPLAY_MODE,
@@ -78,22 +76,8 @@ class Recording:
     outputs: list[str]
 
 
-def _hex_ids(doc: Any) -> Any:
-    """protobuf JSON (base64 ids) → OTLP/JSON (hex ids)."""
-    import base64
-
-    if isinstance(doc, dict):
-        return {
-            k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else _hex_ids(v)
-            for k, v in doc.items()
-        }
-    if isinstance(doc, list):
-        return [_hex_ids(v) for v in doc]
-    return doc
-
-
 def write_otlp_json(spans: list[ReadableSpan], path: Path) -> Path:
-    path.write_text(json.dumps(_hex_ids(json_format.MessageToDict(encode_spans(spans)))))
+    path.write_text(json.dumps(otlp_dict(spans, hex_ids=True)))
     return path
 
 
@@ -440,14 +424,6 @@ def collector(recording: Recording) -> Iterator[CollectorProcess]:
         yield running
 
 
-def _wait(predicate: Any, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return value
-
-
 def test_session_replay_through_the_collector_and_replays_of(
     recording: Recording, collector: CollectorProcess
 ) -> None:
@@ -460,7 +436,7 @@ def test_session_replay_through_the_collector_and_replays_of(
     new_trace = report["replay_trace_id"]
     # 1 root + 2 turns + plan/tool/answer + 4 LLM spans + 4 HTTP spans
     count = "SELECT count(*) FROM spans WHERE trace_id = ?"
-    _wait(lambda: run_query(count, db, [new_trace]).rows[0][0] == 14)
+    wait_for(lambda: run_query(count, db, [new_trace]).rows[0][0] == 14)
 
     for original in report["original_trace_ids"]:
         listed = json.loads(cli("traces", "--db", str(db), "--replays-of", original[:12], "--json").stdout)
@@ -534,4 +510,7 @@ def test_cli_hook_system_file_and_only(
     bad = cli("replay", "--from-file", str(recording.file), "--hook", "no_such_module_x:f")
     assert bad.exit_code == 2 and "cannot load no_such_module_x:f" in bad.output
     both = cli("replay", "abcdef12", "--from-file", str(recording.file))
-    assert both.exit_code == 2 and "exactly one of" in both.output
+    assert both.exit_code == 2
+    assert (
+        "give exactly one source: TRACE_ID, --session, --from-file (got TRACE_ID, --from-file)" in both.output
+    )

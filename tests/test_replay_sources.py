@@ -3,20 +3,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import json_format
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, Status, StatusCode
-from test_replay_support import T0, TRACE, direct_query, rec, write_db
+from test_replay_support import T0, TRACE, direct_query, otlp_dict, rec, to_hex_ids, write_db
 
 from spanreel.replay import SessionNotFound, TraceFileError, load_session, load_trace_file
 
@@ -51,23 +48,6 @@ def _recorded_spans() -> list[ReadableSpan]:
     return list(memory.get_finished_spans())
 
 
-def _otlp_dict(spans: list[ReadableSpan]) -> dict[str, Any]:
-    """protobuf's JSON mapping: ids in base64 (what Tempo and Jaeger v3 write)."""
-    return json_format.MessageToDict(encode_spans(spans))
-
-
-def _to_hex_ids(doc: Any) -> Any:
-    """The OTLP/JSON spelling: ids as hex."""
-    if isinstance(doc, dict):
-        return {
-            k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else _to_hex_ids(v)
-            for k, v in doc.items()
-        }
-    if isinstance(doc, list):
-        return [_to_hex_ids(v) for v in doc]
-    return doc
-
-
 def _check(spans: list[Any], recorded: list[ReadableSpan]) -> None:
     by_name = {s.name: s for s in spans}
     assert [s.name for s in spans] == ["second", "agent", "chat gpt-4o-mini"]  # traces by start
@@ -87,9 +67,9 @@ def _check(spans: list[Any], recorded: list[ReadableSpan]) -> None:
 @pytest.mark.parametrize("ids", ["hex", "base64"])
 def test_load_trace_file_hex_and_base64_ids(tmp_path: Path, ids: str) -> None:
     recorded = _recorded_spans()
-    doc = _otlp_dict(recorded)
+    doc = otlp_dict(recorded)
     if ids == "hex":
-        doc = _to_hex_ids(doc)
+        doc = to_hex_ids(doc)
     path = tmp_path / "trace.json"
     path.write_text(json.dumps(doc))
     _check(load_trace_file(path), recorded)
@@ -97,12 +77,12 @@ def test_load_trace_file_hex_and_base64_ids(tmp_path: Path, ids: str) -> None:
 
 def test_load_trace_file_jsonl_tempo_and_legacy_spellings(tmp_path: Path) -> None:
     recorded = _recorded_spans()
-    first, second = _to_hex_ids(_otlp_dict(recorded[:2])), _otlp_dict(recorded[2:])
+    first, second = otlp_dict(recorded[:2], hex_ids=True), otlp_dict(recorded[2:])
     jsonl = tmp_path / "collector-file-exporter.jsonl"
     jsonl.write_text(json.dumps(first) + "\n\n" + json.dumps(second) + "\n")
     _check(load_trace_file(jsonl), recorded)
 
-    legacy = _otlp_dict(recorded)
+    legacy = otlp_dict(recorded)
     tempo = {"batches": legacy["resourceSpans"]}
     for rs in tempo["batches"]:
         rs["instrumentationLibrarySpans"] = [

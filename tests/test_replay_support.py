@@ -4,13 +4,18 @@ with the documented value conventions (§3)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from google.protobuf import json_format
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk.trace import ReadableSpan
 
 from spanreel.collector._schema import rows_to_arrow
 from spanreel.collector._writer import SpanWriter, open_database
@@ -112,3 +117,34 @@ def direct_query(sql: str, db_path: Path, params: Sequence[Any] | None = None) -
     finally:
         con.close()
     return Result(columns, rows)
+
+
+def otlp_dict(spans: Sequence[ReadableSpan], *, hex_ids: bool = False) -> dict[str, Any]:
+    """SDK spans as an ``ExportTraceServiceRequest`` in protobuf's JSON mapping: ids in base64
+    (what Tempo and Jaeger v3 write), or as hex (the OTLP/JSON spelling) with ``hex_ids``."""
+    doc: dict[str, Any] = json_format.MessageToDict(encode_spans(spans))
+    return to_hex_ids(doc) if hex_ids else doc
+
+
+def to_hex_ids(doc: Any) -> Any:
+    """Protobuf JSON (base64 ``traceId`` / ``spanId`` / ``parentSpanId``) → OTLP/JSON (hex ids)."""
+    if isinstance(doc, dict):
+        return {
+            k: base64.b64decode(v).hex() if k in ("traceId", "spanId", "parentSpanId") else to_hex_ids(v)
+            for k, v in doc.items()
+        }
+    if isinstance(doc, list):
+        return [to_hex_ids(v) for v in doc]
+    return doc
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+    """Poll ``predicate`` every 0.1 s until it returns a truthy value (returned); fail after
+    ``timeout`` seconds. For effects that happen in another process (collector ingest)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
