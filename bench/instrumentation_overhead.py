@@ -2,12 +2,13 @@
 opentelemetry-instrumentation-openai-v2 (with and without opentelemetry-instrumentation-httpx).
 
 Everything runs in one invocation, against one very fast local server (a raw asyncio HTTP/1.1
-server in its own process, answering canned Chat Completions JSON or an SSE stream of 15 events
-with usage), so the instrumentation's cost is not hidden by the server's. Every variant runs the
-same client code (the real ``openai`` SDK, sync client, keep-alive) in its own subprocess
-(instrumentations never mix), with content capture on and the same OpenTelemetry SDK set-up: a
-``TracerProvider`` with one ``BatchSpanProcessor`` whose exporter drops the spans (export is off
-the call's critical path in every variant; no metrics provider is set, so HTTP metrics are no-ops):
+server in its own process, answering canned Chat Completions JSON or an SSE stream of 15
+chunks with usage, then ``[DONE]``), so the instrumentation's cost is not hidden by the
+server's. Every variant runs the same client code (the real ``openai`` SDK, sync client,
+keep-alive) in its own subprocess (instrumentations never mix), with content capture on and the
+same OpenTelemetry SDK set-up: a ``TracerProvider`` with one ``BatchSpanProcessor`` whose
+exporter drops the spans (export is off the call's critical path in every variant; no meter
+provider is set, so the HTTP instrumentation's metrics are no-ops):
 
 - ``baseline``: no instrumentation (the same provider set up, nothing uses it);
 - ``spanreel``: ``spanreel.instrumentation.Instrumentor`` — the GenAI span (content captured)
@@ -142,4 +143,229 @@ def serve() -> None:
     asyncio.run(main())
 
 
-#CLIENT
+# -------------------------------------------------------------------------------------- client
+
+
+def _setup(variant: str) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    trace.set_tracer_provider(provider)
+    if variant in ("spanreel", "spanreel-no-http"):
+        from spanreel.instrumentation import Instrumentor
+
+        Instrumentor().instrument(
+            tracer_provider=provider, capture_content=True, http_spans=variant == "spanreel"
+        )
+    if variant in ("openai-v2", "openai-v2+httpx"):
+        os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_ONLY"
+        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = "gen_ai_latest_experimental"
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=provider)
+    if variant in ("openai-v2+httpx", "httpx"):
+        from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor, HTTPXClientInstrumentor
+
+        HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+        HTTPX2ClientInstrumentor().instrument(tracer_provider=provider)
+
+
+def client(variant: str, port: int, calls: int, warmup: int, modes: Sequence[str]) -> None:
+    """Run in the variant's subprocess: print ``{mode: {"wall_us", "cpu_us"}}`` as JSON."""
+    _setup(variant)
+    import openai
+
+    c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-bench", max_retries=0)
+    messages: Any = MESSAGES
+
+    def plain() -> None:
+        r = c.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
+        assert r.choices[0].message.content
+
+    def streamed() -> None:
+        stream = c.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        assert sum(1 for _ in stream) > 10
+
+    fns = {"plain": plain, "stream": streamed}
+    out: dict[str, dict[str, float]] = {}
+    for mode in modes:
+        fn = fns[mode]
+        for _ in range(warmup):
+            fn()
+        samples = []
+        cpu0 = time.process_time_ns()
+        for _ in range(calls):
+            t0 = time.perf_counter_ns()
+            fn()
+            samples.append(time.perf_counter_ns() - t0)
+        cpu = time.process_time_ns() - cpu0
+        out[mode] = {"wall_us": statistics.median(samples) / 1000, "cpu_us": cpu / calls / 1000}
+    print(json.dumps(out))
+
+
+# -------------------------------------------------------------------------------------- driver
+
+
+def _run_client(variant: str, port: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_"))}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--client", variant, "--port", str(port), "--calls", str(args.calls),
+         "--warmup", str(args.warmup), "--modes", ",".join(args.modes)],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        sys.exit(f"client {variant} failed:\n{proc.stderr}")
+    result: dict[str, dict[str, float]] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown {what} {unknown}; choose from {', '.join(allowed)}")
+    return names
+
+
+def _report(
+    figures: dict[str, dict[str, dict[str, float]]], variants: Sequence[str], modes: Sequence[str]
+) -> list[str]:
+    lines: list[str] = []
+    base = figures["baseline"]
+    for mode in modes:
+        b_wall, b_cpu = base[mode]["wall_us"], base[mode]["cpu_us"]
+        lines.append("")
+        lines.append(f"{MODE_LABELS[mode]} (µs per call; ratio = variant / baseline)")
+        lines.append(
+            f"{'variant':<18}{'wall':>9}{'added':>9}{'ratio':>8}   {'cpu':>9}{'added':>9}{'ratio':>8}"
+        )
+        for v in variants:
+            wall, cpu = figures[v][mode]["wall_us"], figures[v][mode]["cpu_us"]
+            lines.append(
+                f"{v:<18}{wall:>9.1f}{wall - b_wall:>9.1f}{wall / b_wall:>8.3f}   "
+                f"{cpu:>9.1f}{cpu - b_cpu:>9.1f}{cpu / b_cpu:>8.3f}"
+            )
+    return lines
+
+
+def _added(figures: dict[str, dict[str, dict[str, float]]], v: str, mode: str, kind: str) -> float:
+    return figures[v][mode][kind] - figures["baseline"][mode][kind]
+
+
+def _verdicts(figures: dict[str, dict[str, dict[str, float]]], modes: Sequence[str]) -> list[str]:
+    lines = [""]
+    for kind, label in (("cpu_us", "CPU"), ("wall_us", "wall")):
+        for sr, v2 in (("spanreel", "openai-v2+httpx"), ("spanreel-no-http", "openai-v2")):
+            if sr not in figures or v2 not in figures:
+                continue
+            for mode in modes:
+                a, b = _added(figures, sr, mode, kind), _added(figures, v2, mode, kind)
+                verdict = "OK" if a <= b else "OVER"
+                lines.append(
+                    f"target {label} {MODE_LABELS[mode]}: {sr} added {a:.1f} µs ≤ {v2} added {b:.1f} µs "
+                    f"[{verdict}]"
+                )
+        for sr in ("spanreel", "spanreel-no-http"):
+            if sr in figures and "plain" in modes:
+                a = _added(figures, sr, "plain", kind)
+                lines.append(
+                    f"target {label} non-streamed: {sr} added {a:.1f} µs ≤ 150 µs "
+                    f"[{'OK' if a <= 150 else 'OVER'}]"
+                )
+        if "spanreel" in figures and "openai-v2" in figures:
+            for mode in modes:
+                a, b = _added(figures, "spanreel", mode, kind), _added(figures, "openai-v2", mode, kind)
+                lines.append(
+                    f"target {label} {MODE_LABELS[mode]} (issue's literal comparison): spanreel added "
+                    f"{a:.1f} µs ≤ openai-v2 added {b:.1f} µs [{'OK' if a <= b else 'OVER'}]"
+                )
+    if "httpx" in figures:
+        for mode in modes:
+            lines.append(
+                f"the HTTP child span alone (httpx variant), {MODE_LABELS[mode]}: "
+                f"{_added(figures, 'httpx', mode, 'cpu_us'):.1f} µs CPU, "
+                f"{_added(figures, 'httpx', mode, 'wall_us'):.1f} µs wall"
+            )
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000, help="timed calls per mode per client run")
+    parser.add_argument("--warmup", type=int, default=300, help="untimed calls first, per mode")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs of every variant")
+    parser.add_argument(
+        "--variants",
+        type=lambda t: _names(t, VARIANTS, "variants"),
+        default=list(VARIANTS),
+        help=f"comma-separated subset of {','.join(VARIANTS)} (baseline is always run)",
+    )
+    parser.add_argument(
+        "--modes",
+        type=lambda t: _names(t, MODES, "modes"),
+        default=list(MODES),
+        help="comma-separated subset of plain,stream",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve()
+        return
+    if args.client:
+        client(args.client, args.port, args.calls, args.warmup, args.modes)
+        return
+
+    variants = ["baseline", *(v for v in args.variants if v != "baseline")]
+    server = subprocess.Popen([sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        runs: dict[str, list[dict[str, dict[str, float]]]] = {v: [] for v in variants}
+        for r in range(args.rounds):
+            order = variants[r % len(variants) :] + variants[: r % len(variants)]
+            for variant in order:
+                runs[variant].append(_run_client(variant, port, args))
+            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    finally:
+        server.terminate()
+        server.wait()
+
+    figures = {
+        v: {
+            mode: {
+                kind: statistics.median(run[mode][kind] for run in runs[v]) for kind in ("wall_us", "cpu_us")
+            }
+            for mode in args.modes
+        }
+        for v in variants
+    }
+    if args.json:
+        added = {
+            v: {m: {k: _added(figures, v, m, k) for k in ("wall_us", "cpu_us")} for m in args.modes}
+            for v in variants
+        }
+        print(json.dumps({"per_call_us": figures, "added_us": added, "runs": runs}, indent=2))
+        return
+    print(
+        f"{args.rounds} interleaved rounds × {args.calls} timed calls per mode per variant "
+        f"(after {args.warmup} warm-up calls); local server; median over rounds; "
+        f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
+    )
+    for line in _report(figures, variants, args.modes) + _verdicts(figures, args.modes):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -33,20 +33,19 @@ Use :class:`FakeLLMServer` in tests (a background thread with its own event loop
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import click
 from aiohttp import web
+
+from spanreel._threaded_server import ThreadedAiohttpServer
 
 __all__ = ["FakeLLMServer", "RecordedRequest", "fake_llm_command", "generate_answer"]
 
@@ -415,106 +414,31 @@ def _error_body(message: str, type_: str, code: str | None, param: str | None = 
 # ---------------------------------------------------------------------------------------------
 
 
-class FakeLLMServer:
+class FakeLLMServer(ThreadedAiohttpServer):
     """The fake OpenAI-compatible server, run on a background thread with its own event loop.
 
     ``FakeLLMServer(host="127.0.0.1", port=0, chunk_delay=0.0)``: ``port=0`` picks a free port;
     ``chunk_delay`` is the pause in seconds before each streamed chunk. :meth:`start` returns once
-    the socket is bound (then :attr:`base_url`, e.g. ``http://127.0.0.1:PORT/v1``, is valid);
-    :meth:`stop` shuts it down. Also a context manager (starts on enter, stops on exit).
-    :attr:`requests` lists every request received (:class:`RecordedRequest`), in arrival order.
+    the socket is bound (then :attr:`base_url`, e.g. ``http://127.0.0.1:PORT/v1``, is valid;
+    ``OSError`` if binding fails); :meth:`stop` shuts it down. Also a context manager (starts on
+    enter, stops on exit). :attr:`requests` lists every request received
+    (:class:`RecordedRequest`), in arrival order. The lifecycle is
+    :class:`spanreel._threaded_server.ThreadedAiohttpServer`'s.
     """
 
+    thread_name = "spanreel-fake-llm"
+    startup_failure = "fake LLM server failed to start"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.chunk_delay = chunk_delay
         self.requests: list[RecordedRequest] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-
-    # -- lifecycle -----------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """The OpenAI-style base URL, ``http://HOST:PORT/v1`` (valid after :meth:`start`)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/v1"
-
-    def start(self) -> FakeLLMServer:
-        """Bind and serve on a daemon thread; return once bound. Raises ``OSError`` if binding fails."""
-        if self._thread is not None:
-            return self
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError:
-            sock.close()
-            raise
-        self.port = sock.getsockname()[1]
-        self._ready.clear()
-        self._thread = threading.Thread(
-            target=self._serve, args=(sock,), name="spanreel-fake-llm", daemon=True
-        )
-        self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError("fake LLM server failed to start") from self._startup_error
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and join the thread. Safe to call more than once."""
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        if self._runner is not None:
-            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop)
-            with contextlib.suppress(Exception):  # best effort on shutdown
-                fut.result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        self._thread = None
-        self._loop = None
-        self._runner = None
-
-    def __enter__(self) -> FakeLLMServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def _serve(self, sock: socket.socket) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        try:
-            runner = web.AppRunner(
-                self._make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
-            )
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.SockSite(runner, sock).start())
-            self._runner = runner
-        except BaseException as exc:  # pragma: no cover - reported by start()
-            self._startup_error = exc
-            self._ready.set()
-            loop.close()
-            sock.close()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     def _make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
