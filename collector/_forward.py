@@ -43,8 +43,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal, Protocol
 
 import grpc
@@ -59,6 +57,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from spanreel import __version__
+from spanreel._retry_after import parse_retry_after
 from spanreel.collector._forward_config import ForwarderConfig, RetrySettings
 
 __all__ = [
@@ -112,23 +111,6 @@ def backoff_delay(
     base = min(policy.initial_interval_s * policy.multiplier**retry, policy.max_interval_s)
     delay = base * (1 + policy.randomization_factor * (2 * jitter - 1))
     return max(delay, server_delay_s or 0.0)
-
-
-def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """An HTTP ``Retry-After`` value (delta-seconds or an HTTP-date, RFC 9110 §10.2.3) in seconds,
-    or ``None`` when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _retry_info_delay(error: grpc.RpcError) -> float | None:

@@ -17,13 +17,13 @@ exponentially from ``base_delay``; every delay is capped at ``max_delay`` second
 
 from __future__ import annotations
 
-import datetime as _dt
 import ipaddress
 import socket
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
+
+from spanreel._retry_after import parse_retry_after
 
 __all__ = [
     "METADATA_HOSTNAMES",
@@ -105,24 +105,6 @@ def check_url(url: str, allowed_hosts: Collection[str] = (), resolve: Resolver |
                 break
     if reason is not None:
         raise UnsafeHostError(f"refusing to send to {host}: {reason} {hint}")
-
-
-def parse_retry_after(value: str | None, now: _dt.datetime | None = None) -> float | None:
-    """``Retry-After`` → seconds to wait (≥ 0), or ``None`` when absent or unreadable.
-    Accepts delta-seconds (``"120"``) and HTTP-dates (``"Wed, 21 Oct 2015 07:28:00 GMT"``)."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=_dt.UTC)
-    current = now or _dt.datetime.now(_dt.UTC)
-    return max(0.0, (when - current).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
