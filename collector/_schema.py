@@ -19,6 +19,7 @@ import pyarrow as pa
 
 __all__ = [
     "DESCRIPTIONS",
+    "JSON_COLUMNS",
     "MIGRATIONS",
     "SPANS_SCHEMA",
     "Migration",
@@ -108,16 +109,111 @@ SELECT trace_id, start_time, end_time, root_span_id, root_name, service_name, sp
 FROM trace_index
 """
 
+# -- migration 3: no per-span index; normalised messages and cost ---------------------------------
+#
+# The (trace_id, span_id) PRIMARY KEY made every insert probe and grow an index with one entry per
+# span (a third of the writer's time, and memory that grows with the table). Duplicates are now
+# suppressed per trace: ``trace_index`` (still keyed by trace_id) records the span ids stored for
+# each trace (``span_ids``), and the writer stores only spans whose id is not there yet, in the
+# same transaction (collector/_writer.py). DuckDB cannot drop a primary key, so ``spans`` is
+# rebuilt (rows copied in their order, so the start_time zone maps stay tight).
+
+_V3_SPANS_COLUMNS = """
+    trace_id            VARCHAR NOT NULL,
+    span_id             VARCHAR NOT NULL,
+    parent_span_id      VARCHAR,
+    trace_state         VARCHAR,
+    name                VARCHAR,
+    kind                VARCHAR,
+    service_name        VARCHAR,
+    scope_name          VARCHAR,
+    scope_version       VARCHAR,
+    start_time          TIMESTAMP_NS,
+    end_time            TIMESTAMP_NS,
+    duration_ns         BIGINT,
+    status_code         VARCHAR,
+    status_message      VARCHAR,
+    attributes          JSON,
+    resource_attributes JSON,
+    events              JSON,
+    links               JSON,
+    operation           VARCHAR,
+    provider            VARCHAR,
+    request_model       VARCHAR,
+    response_model      VARCHAR,
+    input_tokens        BIGINT,
+    output_tokens       BIGINT,
+    finish_reasons      VARCHAR[],
+    session_id          VARCHAR,
+    conversation_id     VARCHAR,
+    input_messages      JSON,
+    output_messages     JSON,
+    cost_usd            DOUBLE,
+    received_at         TIMESTAMP
+"""
+
+_V3_TRACE_INDEX_COLUMNS = """
+    trace_id      VARCHAR PRIMARY KEY,
+    start_time    TIMESTAMP_NS,
+    end_time      TIMESTAMP_NS,
+    root_span_id  VARCHAR,
+    root_name     VARCHAR,
+    service_name  VARCHAR,
+    span_count    BIGINT NOT NULL,
+    llm_calls     BIGINT NOT NULL,
+    input_tokens  BIGINT,
+    output_tokens BIGINT,
+    session_id    VARCHAR,
+    cost_usd      DOUBLE,
+    span_ids      UBIGINT[] NOT NULL
+"""
+
+#: SQL for a span id (16 hex characters) as the UBIGINT kept in ``trace_index.span_ids``.
+SPAN_ID_AS_UBIGINT: Final = "('0x' || {column})::UBIGINT"
+
+_MIGRATION_3: Final = (
+    "DROP VIEW llm_calls",
+    "DROP VIEW traces",
+    f"CREATE TABLE spans_v3 ({_V3_SPANS_COLUMNS})",
+    "INSERT INTO spans_v3 BY NAME SELECT * FROM spans",
+    f"CREATE TABLE trace_index_v3 ({_V3_TRACE_INDEX_COLUMNS})",
+    "INSERT INTO trace_index_v3 BY NAME "
+    "SELECT ti.*, ids.span_ids FROM trace_index ti JOIN ("
+    f"  SELECT trace_id, list({SPAN_ID_AS_UBIGINT.format(column='span_id')}) AS span_ids"
+    "   FROM spans GROUP BY trace_id) ids USING (trace_id)",
+    "DROP TABLE spans",
+    "DROP TABLE trace_index",
+    "ALTER TABLE spans_v3 RENAME TO spans",
+    "ALTER TABLE trace_index_v3 RENAME TO trace_index",
+    """
+CREATE VIEW llm_calls AS
+SELECT trace_id, span_id, parent_span_id, name, service_name, start_time, end_time, duration_ns,
+       status_code, operation, provider, request_model, response_model, input_tokens, output_tokens,
+       finish_reasons, session_id, conversation_id, attributes, input_messages, output_messages,
+       cost_usd
+FROM spans
+WHERE operation IS NOT NULL
+""",
+    """
+CREATE VIEW traces AS
+SELECT trace_id, start_time, end_time, root_span_id, root_name, service_name, span_count, llm_calls,
+       input_tokens, output_tokens, session_id,
+       epoch_ns(end_time) - epoch_ns(start_time) AS duration_ns, cost_usd
+FROM trace_index
+""",
+)
+
 _TIME = "TIMESTAMP_NS, UTC (no time zone stored)"
 _TOKENS = "summed over the trace's LLM calls (spans with an operation); NULL when none reported"
 
 #: Descriptions stored in the catalog (``COMMENT ON``; read them with ``duckdb_columns()``) and
-#: rendered into docs/schema.md: object → (what it holds, {column: meaning}). Migration 2 applies
-#: them; after changing one, append a migration that runs :func:`_describe_statements` again
+#: rendered into docs/schema.md: object → (what it holds, {column: meaning}). Migrations 2 and 3
+#: apply them; after changing one, append a migration that runs :func:`_describe_statements` again
 #: (``COMMENT ON`` overwrites), so existing databases get the new text too.
 DESCRIPTIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "spans": (
-        "One row per span, unique on (trace_id, span_id): retried exports are stored once.",
+        "One row per span, unique on (trace_id, span_id): retried exports are stored once "
+        "(checked against trace_index.span_ids when written).",
         {
             "trace_id": "32 lowercase hex characters",
             "span_id": "16 lowercase hex characters",
@@ -146,6 +242,14 @@ DESCRIPTIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
             "finish_reasons": "`gen_ai.response.finish_reasons`",
             "session_id": "`session.id` (or a peer's session attribute)",
             "conversation_id": "`gen_ai.conversation.id`",
+            "input_messages": "LLM calls: the input messages in the OTel GenAI message schema "
+            '(`[{"role", "parts": [...]}]`), from `gen_ai.input.messages` or a peer convention; '
+            "NULL when not captured (and for spans stored before migration 3)",
+            "output_messages": "LLM calls: the output messages, same schema plus `finish_reason`; "
+            "NULL when not captured (and for spans stored before migration 3)",
+            "cost_usd": "LLM calls: cost in US dollars as recorded by the instrumentation "
+            "(`spanreel.cost.usd`, OpenInference `llm.cost.total`, OpenLIT `gen_ai.usage.cost`, "
+            "MLflow `mlflow.llm.cost`); NULL when none was recorded",
             "received_at": "when the collector committed the span, UTC",
         },
     ),
@@ -163,6 +267,9 @@ DESCRIPTIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
             "input_tokens": _TOKENS,
             "output_tokens": _TOKENS,
             "session_id": "the first session id seen in the trace",
+            "cost_usd": "summed cost_usd of the trace's LLM calls; NULL when none reported",
+            "span_ids": "the span ids stored for the trace, as 64-bit integers (the writer "
+            "suppresses duplicates with them)",
         },
     ),
     "schema_migrations": (
@@ -175,7 +282,7 @@ DESCRIPTIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     ),
     "llm_calls": ("One row per LLM call: the spans with an operation.", {}),
     "traces": (
-        "One row per trace: trace_index plus its duration.",
+        "One row per trace: trace_index (without span_ids) plus its duration.",
         {"duration_ns": "end_time - start_time, ns"},
     ),
 }
@@ -185,13 +292,24 @@ def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _describe_statements() -> tuple[str, ...]:
+#: Columns added by migration 3 (migration 2 predates them and must not describe them).
+_V3_NEW_COLUMNS: Final = {
+    "spans": frozenset({"input_messages", "output_messages", "cost_usd"}),
+    "trace_index": frozenset({"cost_usd", "span_ids"}),
+}
+
+
+def _describe_statements(*, skip: dict[str, frozenset[str]] | None = None) -> tuple[str, ...]:
+    """``COMMENT ON`` statements for :data:`DESCRIPTIONS` (without the columns in ``skip``)."""
     statements: list[str] = []
     for name, (summary, columns) in DESCRIPTIONS.items():
         kind = "VIEW" if name in ("llm_calls", "traces") else "TABLE"
         statements.append(f"COMMENT ON {kind} {name} IS {_sql_text(summary)}")
+        skipped = (skip or {}).get(name, frozenset())
         statements.extend(
-            f"COMMENT ON COLUMN {name}.{col} IS {_sql_text(text)}" for col, text in columns.items()
+            f"COMMENT ON COLUMN {name}.{col} IS {_sql_text(text)}"
+            for col, text in columns.items()
+            if col not in skipped
         )
     return tuple(statements)
 
@@ -203,7 +321,17 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "create spans, trace_index, llm_calls, traces",
         (_CREATE_SPANS, _CREATE_TRACE_INDEX, _CREATE_LLM_CALLS, _CREATE_TRACES),
     ),
-    Migration(2, "describe tables, views and columns (COMMENT ON)", _describe_statements()),
+    Migration(
+        2,
+        "describe tables, views and columns (COMMENT ON)",
+        _describe_statements(skip=_V3_NEW_COLUMNS),
+    ),
+    Migration(
+        3,
+        "per-trace duplicate suppression (trace_index.span_ids, no span primary key); "
+        "spans.input_messages, output_messages, cost_usd; trace_index.cost_usd",
+        (*_MIGRATION_3, *_describe_statements()),
+    ),
 )
 
 
@@ -245,7 +373,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     return done
 
 
-#: Arrow layout of a batch for ``INSERT INTO spans BY NAME`` (JSON columns travel as strings).
+#: Arrow layout of a batch for ``INSERT INTO spans BY NAME`` (JSON columns travel as strings; the
+#: writer hands them to DuckDB as ``arrow.json``: :data:`JSON_COLUMNS`).
 SPANS_SCHEMA: Final = pa.schema(
     [
         ("trace_id", pa.string()),
@@ -275,10 +404,17 @@ SPANS_SCHEMA: Final = pa.schema(
         ("finish_reasons", pa.list_(pa.string())),
         ("session_id", pa.string()),
         ("conversation_id", pa.string()),
+        ("input_messages", pa.string()),
+        ("output_messages", pa.string()),
+        ("cost_usd", pa.float64()),
     ]
 )
 
 _JSON_COLUMNS: Final = frozenset({"attributes", "resource_attributes", "events", "links"})
+#: The JSON columns of :data:`SPANS_SCHEMA` (text produced by a JSON encoder: valid by construction).
+JSON_COLUMNS: Final = frozenset({*_JSON_COLUMNS, "input_messages", "output_messages"})
+#: Columns a row may lack (spans that are not LLM calls, rows built before migration 3): NULL.
+_OPTIONAL_COLUMNS: Final = frozenset({"input_messages", "output_messages", "cost_usd"})
 _ROW_KEYS: Final = {"start_time": "start_time_unix_nano", "end_time": "end_time_unix_nano"}
 _encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -288,8 +424,9 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
 
     JSON columns are encoded once per distinct object: the spans of one resource share its
     attributes dict (see :func:`~spanreel.collector._decode.rows_from_request`), so it is encoded
-    once per request, not once per span. Raises ``ValueError`` if a row holds a value that is not
-    JSON-safe.
+    once per request, not once per span. ``input_messages`` / ``output_messages`` are JSON text
+    already (or ``None``); they and ``cost_usd`` may be missing from a row (NULL). Raises
+    ``ValueError`` if a row holds a value that is not JSON-safe.
     """
     shared: dict[int, str] = {}
 
@@ -308,6 +445,8 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
             values = [_encode_json(row[key]) for row in rows]
         elif field.name in _JSON_COLUMNS:
             values = [encode_shared(row[key]) for row in rows]
+        elif field.name in _OPTIONAL_COLUMNS:
+            values = [row.get(key) for row in rows]
         else:
             values = [row[key] for row in rows]
         arrays.append(pa.array(values, type=field.type))
