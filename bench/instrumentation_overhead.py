@@ -3,7 +3,8 @@ opentelemetry-instrumentation-openai-v2 (with and without opentelemetry-instrume
 
 Everything runs in one invocation, against one very fast local server (a raw asyncio HTTP/1.1
 server in its own process, answering canned Chat Completions JSON or an SSE stream of 15
-chunks with usage, then ``[DONE]``), so the instrumentation's cost is not hidden by the
+chunks with usage, then ``[DONE]``, one HTTP chunk per event; the prompt token count changes
+with every response, as in real traffic), so the instrumentation's cost is not hidden by the
 server's. Every variant runs the same client code (the real ``openai`` SDK, sync client,
 keep-alive) in its own subprocess (instrumentations never mix), with content capture on and the
 same OpenTelemetry SDK set-up: a ``TracerProvider`` with one ``BatchSpanProcessor`` whose
@@ -60,6 +61,10 @@ MESSAGES = [
 
 # -------------------------------------------------------------------------------------- server
 
+#: Stands for the prompt token count, which changes with every response (as it does in real
+#: traffic), so nothing per-usage (e.g. a memoised cost) can be served from a cache.
+_TOKENS = b"987654321"
+
 _COMPLETION = json.dumps(
     {
         "id": "chatcmpl-bench",
@@ -76,12 +81,12 @@ _COMPLETION = json.dumps(
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 12, "total_tokens": 32},
+        "usage": {"prompt_tokens": int(_TOKENS), "completion_tokens": 12, "total_tokens": 32},
     }
 ).encode()
 
 
-def _sse_body() -> bytes:
+def _sse_events() -> list[bytes]:
     words = ["Sencha", "is", "steamed", ".", "Assam", "is", "malty", ".", "Oolong", "is", "oxidised", "."]
     out = []
     base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
@@ -90,26 +95,31 @@ def _sse_body() -> bytes:
     for w in words:
         out.append({**base, "choices": [{"index": 0, "delta": {"content": w + " "}, "finish_reason": None}]})
     out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    out.append({**base, "choices": [], "usage": {"prompt_tokens": 20, "completion_tokens": 12}})
-    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in out) + b"data: [DONE]\n\n"
+    out.append({**base, "choices": [], "usage": {"prompt_tokens": int(_TOKENS), "completion_tokens": 12}})
+    return [b"data: " + json.dumps(c).encode() + b"\n\n" for c in out] + [b"data: [DONE]\n\n"]
 
 
-_SSE = _sse_body()
+_SSE_EVENTS = _sse_events()
 
 
-def _response(stream: bool) -> bytes:
+def _response(stream: bool, tokens: int) -> bytes:
+    count = b"%d" % tokens
     if stream:
-        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(_SSE), _SSE)
+        # One HTTP chunk per event, as a real server flushes them: the client reads them one by one.
+        chunks = b"".join(
+            b"%x\r\n%s\r\n" % (len(e), e) for e in (e.replace(_TOKENS, count) for e in _SSE_EVENTS)
+        )
         head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        return head + chunked
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(
-        _COMPLETION
-    )
-    return head + _COMPLETION
+        return head + chunks + b"0\r\n\r\n"
+    body = _COMPLETION.replace(_TOKENS, count)
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+    return head + body
 
 
 class _Protocol(asyncio.Protocol):
     """Just enough HTTP/1.1: keep-alive, Content-Length request bodies, canned responses."""
+
+    served = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport: Any = transport
@@ -130,7 +140,9 @@ class _Protocol(asyncio.Protocol):
             if len(self.buffer) < end:
                 return
             body, self.buffer = self.buffer[head_end + 4 : end], self.buffer[end:]
-            self.transport.write(_response(b'"stream":true' in body.replace(b" ", b"")))
+            _Protocol.served += 1
+            stream = b'"stream":true' in body.replace(b" ", b"")
+            self.transport.write(_response(stream, 20 + _Protocol.served))
 
 
 def serve() -> None:

@@ -2,8 +2,9 @@
 
 The database is built with the collector's own migrations and filled by DuckDB SQL (no Python
 loop): 10M spans in 2M traces of 5 spans (a root and four LLM calls over six models), spread in
-arrival order over 30 days as a collector writes them, with ~300 bytes of attributes each; the
-per-trace lookup ``trace_index`` is derived the way the writer keeps it.
+arrival order over 30 days as a collector writes them, with ~300 bytes of attributes each (LLM
+calls also have their messages and cost columns); the per-trace lookup ``trace_index`` (with the
+stored span ids) is derived the way the writer keeps it.
 
 Measured on the read-only connection the CLI uses (DuckDB ``read_only``, external access off):
 
@@ -66,6 +67,11 @@ SELECT
     CASE WHEN i % 5 = 0 THEN NULL ELSE 20 + i % 300 END,
     CASE WHEN i % 5 = 0 THEN NULL ELSE ['stop'] END,
     'sess-' || (i // 50)::VARCHAR, NULL,
+    CASE WHEN i % 5 = 0 THEN NULL ELSE json_array(json_object('role', 'user', 'parts',
+        json_array(json_object('type', 'text', 'content', repeat('lorem ipsum ', 12))))) END,
+    CASE WHEN i % 5 = 0 THEN NULL ELSE json_array(json_object('role', 'assistant', 'parts',
+        json_array(json_object('type', 'text', 'content', 'dolor sit amet')), 'finish_reason', 'stop')) END,
+    CASE WHEN i % 5 = 0 THEN NULL ELSE (i % 100) / 10000.0 END        AS cost_usd,
     t.start_time::TIMESTAMP
 FROM range(?, ?) r(i),
 LATERAL (SELECT (TIMESTAMP_NS '2026-10-01' + to_microseconds((i * ?)::BIGINT))::TIMESTAMP_NS AS start_time) t,
@@ -83,7 +89,9 @@ SELECT trace_id, min(start_time), max(end_time),
        arg_min(service_name, start_time), count(*), count(operation),
        sum(input_tokens) FILTER (WHERE operation IS NOT NULL),
        sum(output_tokens) FILTER (WHERE operation IS NOT NULL),
-       arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL)
+       arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL),
+       sum(cost_usd) FILTER (WHERE operation IS NOT NULL),
+       list(('0x' || span_id)::UBIGINT)
 FROM spans GROUP BY trace_id
 """
 

@@ -1,6 +1,7 @@
 """Export request bytes → an Arrow batch for the writer, computed off the event loop.
 
-:func:`prepare_batch` is the pure pipeline (decode → normalise → Arrow). :class:`DecodePool` runs
+:func:`prepare_batch` is the pure pipeline (decode → normalise, LLM calls' messages and cost →
+Arrow). :class:`DecodePool` runs
 it where it does not block the receivers: requests of at least ``process_threshold`` bytes go to a
 pool of worker processes (so decoding uses every core instead of contending for one GIL), smaller
 ones to a thread (a round trip to a process costs more than decoding a handful of spans).
@@ -17,15 +18,15 @@ import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import pyarrow as pa
 
 from spanreel.collector._decode import decode_request
-from spanreel.collector._normalise import normalise_rows
+from spanreel.collector._normalise import normalise_cost, normalise_messages, normalise_rows
 from spanreel.collector._schema import rows_to_arrow
 
-__all__ = ["DecodePool", "PreparedBatch", "default_decode_workers", "prepare_batch"]
+__all__ = ["DecodePool", "PreparedBatch", "add_llm_content", "default_decode_workers", "prepare_batch"]
 
 #: Requests smaller than this (decompressed bytes) are decoded in a thread of the collector process.
 DEFAULT_PROCESS_THRESHOLD: Final = 64 * 1024
@@ -50,8 +51,23 @@ def prepare_batch(payload: bytes, json_encoded: bool) -> PreparedBatch:
     Raises :class:`~spanreel.collector._decode.DecodeError` for a payload that cannot be parsed.
     """
     result = decode_request(payload, json_encoded=json_encoded)
-    table = rows_to_arrow(normalise_rows(result.rows))
+    table = rows_to_arrow(add_llm_content(normalise_rows(result.rows)))
     return PreparedBatch(table, result.rejected_spans, result.error_message)
+
+
+def add_llm_content(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill ``input_messages``, ``output_messages`` (JSON text) and ``cost_usd`` (USD) of the
+    normalised rows that are LLM calls (``operation`` set), in place, from
+    :func:`~spanreel.collector._normalise.normalise_messages` and
+    :func:`~spanreel.collector._normalise.normalise_cost`; other rows get ``None``. Returns ``rows``."""
+    for row in rows:
+        if row["operation"] is None:
+            row["input_messages"] = row["output_messages"] = row["cost_usd"] = None
+        else:
+            attributes = row["attributes"]
+            row["input_messages"], row["output_messages"] = normalise_messages(attributes)
+            row["cost_usd"] = normalise_cost(attributes)
+    return rows
 
 
 def default_decode_workers() -> int:

@@ -2,8 +2,12 @@
 
 - **Group commit**: every batch waiting when the thread wakes (up to ``max_group_rows`` spans) is
   written in ONE transaction by a bulk insert from one Arrow table (never row by row).
-- **Duplicates** (retried exports) are ignored: ``INSERT OR IGNORE`` on the (trace_id, span_id)
-  primary key; only newly stored spans update ``trace_index``, in the same transaction.
+- **Duplicates** (retried exports) are ignored, per trace: ``trace_index`` (keyed by trace_id)
+  keeps the ids of the spans stored for each trace (``span_ids``). A group's traces are inserted
+  into it first; those that were new take all their spans (the common case: one indexed insert per
+  trace, no per-span index to maintain). For the others, their rows are read through the key and
+  only spans whose id they lack are stored and merged into the row. Spans, ``trace_index`` and the
+  ids are written in the same transaction, so the guarantee survives a crash and a restart.
 - **Ack after commit**: :meth:`SpanWriter.submit` returns a future resolved only after COMMIT.
 - **Bounded**: the queue holds at most ``max_queue_bytes`` of Arrow data; beyond that
   :class:`QueueFullError` (the receivers answer UNAVAILABLE / 503 so clients retry later).
@@ -22,13 +26,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spanreel.collector._query import DATABASE_CONFIG
-from spanreel.collector._schema import migrate
+from spanreel.collector._schema import JSON_COLUMNS, SPAN_ID_AS_UBIGINT, migrate
 
 __all__ = [
     "DatabaseLockedError",
@@ -92,31 +97,57 @@ def open_database(path: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-_INSERT_SPANS = """
-INSERT OR IGNORE INTO spans BY NAME
-SELECT *, ?::TIMESTAMP AS received_at FROM __spanreel_batch
-RETURNING trace_id, span_id, parent_span_id, name, service_name, start_time, end_time, operation,
-          input_tokens, output_tokens, session_id
+# The trace_index row of a set of spans (the columns of trace_index, plus ``distinct_spans`` to
+# detect a span present twice in the group). Token sums, cost and llm_calls cover the spans of
+# the llm_calls view (operation IS NOT NULL).
+_AGGREGATE = f"""
+SELECT trace_id,
+       min(start_time) AS start_time,
+       max(end_time) AS end_time,
+       arg_min(span_id, start_time) FILTER (WHERE parent_span_id IS NULL) AS root_span_id,
+       arg_min(name, start_time) FILTER (WHERE parent_span_id IS NULL) AS root_name,
+       coalesce(arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),
+                arg_min(service_name, start_time)) AS service_name,
+       count(*) AS span_count,
+       count(operation) AS llm_calls,
+       sum(input_tokens) FILTER (WHERE operation IS NOT NULL) AS input_tokens,
+       sum(output_tokens) FILTER (WHERE operation IS NOT NULL) AS output_tokens,
+       arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL) AS session_id,
+       sum(cost_usd) FILTER (WHERE operation IS NOT NULL) AS cost_usd,
+       list({SPAN_ID_AS_UBIGINT.format(column="span_id")}) AS span_ids,
+       count(DISTINCT span_id) AS distinct_spans
+FROM {{source}}
+{{where}}
+GROUP BY trace_id
 """
 
-# One row per trace of the newly stored spans, merged into the existing row if any.
-# Token sums and llm_calls cover the spans of the llm_calls view (operation IS NOT NULL).
-_UPSERT_TRACE_INDEX = """
-INSERT INTO trace_index
-SELECT trace_id,
-       min(start_time),
-       max(end_time),
-       arg_min(span_id, start_time) FILTER (WHERE parent_span_id IS NULL),
-       arg_min(name, start_time) FILTER (WHERE parent_span_id IS NULL),
-       coalesce(arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL),
-                arg_min(service_name, start_time)),
-       count(*),
-       count(operation),
-       sum(input_tokens) FILTER (WHERE operation IS NOT NULL),
-       sum(output_tokens) FILTER (WHERE operation IS NOT NULL),
-       arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL)
-FROM __spanreel_new
-GROUP BY trace_id
+# Traces seen for the first time get their whole row; the others are left alone here.
+_INSERT_NEW_TRACES = """
+INSERT INTO trace_index BY NAME SELECT * EXCLUDE (distinct_spans) FROM __spanreel_agg
+ON CONFLICT (trace_id) DO NOTHING
+RETURNING trace_id
+"""
+
+# The stored span ids of the traces that were there already. DuckDB reads a table through its
+# primary-key index for ON CONFLICT, not for a join (a join scans all of trace_index): a no-op
+# update of the conflicting rows is an indexed lookup of them.
+_READ_KNOWN_TRACES = """
+INSERT INTO trace_index BY NAME SELECT * EXCLUDE (distinct_spans) FROM __spanreel_agg
+WHERE trace_id NOT IN (SELECT trace_id FROM __spanreel_new_traces)
+ON CONFLICT (trace_id) DO UPDATE SET span_ids = trace_index.span_ids
+RETURNING trace_id, span_ids
+"""
+
+# The spans of the group whose id their trace does not have yet.
+_UNSEEN_SPANS = f"""
+SELECT b.* FROM __spanreel_batch b
+ANTI JOIN (SELECT trace_id, unnest(span_ids) AS span_key FROM __spanreel_known) k
+       ON k.trace_id = b.trace_id AND k.span_key = {SPAN_ID_AS_UBIGINT.format(column="b.span_id")}
+"""
+
+# Merge the newly stored spans of known traces into their rows.
+_MERGE_KNOWN_TRACES = """
+INSERT INTO trace_index BY NAME SELECT * EXCLUDE (distinct_spans) FROM __spanreel_agg
 ON CONFLICT (trace_id) DO UPDATE SET
     start_time = least(trace_index.start_time, excluded.start_time),
     end_time = greatest(trace_index.end_time, excluded.end_time),
@@ -134,8 +165,41 @@ ON CONFLICT (trace_id) DO UPDATE SET
     output_tokens = CASE WHEN trace_index.output_tokens IS NULL THEN excluded.output_tokens
                          WHEN excluded.output_tokens IS NULL THEN trace_index.output_tokens
                          ELSE trace_index.output_tokens + excluded.output_tokens END,
-    session_id = coalesce(trace_index.session_id, excluded.session_id)
+    session_id = coalesce(trace_index.session_id, excluded.session_id),
+    cost_usd = CASE WHEN trace_index.cost_usd IS NULL THEN excluded.cost_usd
+                    WHEN excluded.cost_usd IS NULL THEN trace_index.cost_usd
+                    ELSE trace_index.cost_usd + excluded.cost_usd END,
+    span_ids = list_concat(trace_index.span_ids, excluded.span_ids)
 """
+
+_INSERT_SPANS = "INSERT INTO spans BY NAME SELECT *, ?::TIMESTAMP AS received_at FROM {source}"
+
+_FIRST_OF_EACH_SPAN = """
+SELECT * FROM __spanreel_batch QUALIFY row_number() OVER (PARTITION BY trace_id, span_id) = 1
+"""
+
+#: Arrow tables registered on the writer's connection during a write (unregistered after it).
+_REGISTERED: Final = (
+    "__spanreel_batch",
+    "__spanreel_agg",
+    "__spanreel_new_traces",
+    "__spanreel_known",
+    "__spanreel_unseen",
+)
+
+_JSON_TYPE = pa.json_(pa.string()) if hasattr(pa, "json_") else None
+
+
+def _json_typed(table: pa.Table) -> pa.Table:
+    """``table`` with its JSON text columns typed ``arrow.json`` (zero-copy), which DuckDB stores
+    as JSON without parsing them again."""
+    if _JSON_TYPE is None:
+        return table
+    for i, field in enumerate(table.schema):
+        if field.name in JSON_COLUMNS and pa.types.is_string(field.type):
+            chunks = [pa.ExtensionArray.from_storage(_JSON_TYPE, c) for c in table.column(i).chunks]
+            table = table.set_column(i, field.name, pa.chunked_array(chunks, type=_JSON_TYPE))
+    return table
 
 
 @dataclass
@@ -288,23 +352,59 @@ class SpanWriter:
     def _write(self, group: list[_Pending]) -> None:
         con = self._con
         tables = [item.table for item in group]
-        batch = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        batch = _json_typed(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
         received_at = datetime.now(UTC).replace(tzinfo=None)
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("__spanreel_batch", batch)
-            new = con.sql(_INSERT_SPANS, params=[received_at]).to_arrow_table()
-            if new.num_rows:
-                con.register("__spanreel_new", new)
-                con.execute(_UPSERT_TRACE_INDEX)
+            stored = self._store(con, batch, received_at)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         finally:
-            con.unregister("__spanreel_batch")
-            con.unregister("__spanreel_new")
+            for name in _REGISTERED:
+                con.unregister(name)
         for item in group:
             item.future.set_result(WriteResult(item.table.num_rows))
-        self.stored_spans += new.num_rows
-        self.duplicate_spans += batch.num_rows - new.num_rows
+        self.stored_spans += stored
+        self.duplicate_spans += batch.num_rows - stored
+
+    @staticmethod
+    def _store(con: duckdb.DuckDBPyConnection, batch: pa.Table, received_at: datetime) -> int:
+        """Insert the spans of ``batch`` that are not stored yet and update their traces' rows,
+        inside the caller's transaction; return how many spans were inserted."""
+        con.register("__spanreel_batch", batch)
+        agg = con.sql(_AGGREGATE.format(source="__spanreel_batch", where="")).to_arrow_table()
+        if not pc.all(pc.equal(agg["span_count"], agg["distinct_spans"])).as_py():
+            # The same span twice in the group (a retry queued next to its original): keep one.
+            batch = con.sql(_FIRST_OF_EACH_SPAN).to_arrow_table()
+            con.unregister("__spanreel_batch")
+            con.register("__spanreel_batch", batch)
+            agg = con.sql(_AGGREGATE.format(source="__spanreel_batch", where="")).to_arrow_table()
+        con.register("__spanreel_agg", agg)
+        new_traces = con.sql(_INSERT_NEW_TRACES).to_arrow_table()
+        if new_traces.num_rows == agg.num_rows:
+            # Every trace is new, so is every span (the common case: no lookup, no filtering).
+            con.execute(_INSERT_SPANS.format(source="__spanreel_batch"), [received_at])
+            stored: int = batch.num_rows
+            return stored
+        # Some traces have stored spans already (exported in parts, or a retried export).
+        con.register("__spanreel_new_traces", new_traces)
+        known = con.sql(_READ_KNOWN_TRACES).to_arrow_table()
+        con.register("__spanreel_known", known)
+        unseen = con.sql(_UNSEEN_SPANS).to_arrow_table()
+        con.register("__spanreel_unseen", unseen)
+        if unseen.num_rows:
+            merge = con.sql(
+                _AGGREGATE.format(
+                    source="__spanreel_unseen",
+                    where="WHERE trace_id IN (SELECT trace_id FROM __spanreel_known)",
+                )
+            ).to_arrow_table()
+            con.unregister("__spanreel_agg")
+            con.register("__spanreel_agg", merge)
+            if merge.num_rows:
+                con.execute(_MERGE_KNOWN_TRACES)
+            con.execute(_INSERT_SPANS.format(source="__spanreel_unseen"), [received_at])
+        inserted: int = unseen.num_rows
+        return inserted

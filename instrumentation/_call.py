@@ -264,7 +264,7 @@ class LLMCall:
             attrs.update(parsed.attributes)
             if parsed.content:
                 policy = settings.policy
-                _put_content(attrs, parsed.content, policy, policy.needs_scrub(self._size), truncated)
+                _put_content(attrs, parsed.content, policy, truncated)
         if truncated:
             attrs[SPANREEL_CONTENT_TRUNCATED] = truncated
         if settings.cost and (
@@ -302,12 +302,18 @@ class LLMCall:
 
 
 def _put_content(
-    attrs: Attributes, content: Content, policy: ContentPolicy, scrub: bool, truncated: list[str]
+    attrs: Attributes, content: Content, policy: ContentPolicy, truncated: list[str], *, scrub: bool = True
 ) -> None:
     """Serialise ``content`` into ``attrs`` through ``policy``: blob placeholders and redaction
-    when ``scrub``, the size cap always (names of cut attributes are appended to ``truncated``)."""
-    for key, value in (policy.scrub(content) if scrub else content).items():
-        text = dumps(value)
+    (unless ``scrub`` is false: already done), the size cap always (names of cut attributes are
+    appended to ``truncated``). The walk runs only when the serialised text says it can matter."""
+    redact = scrub and policy.redactor is not None
+    for key, value in content.items():
+        text = dumps(policy.scrub(value) if redact else value)
+        if scrub and not redact and policy.needs_scrub(text):
+            scrubbed = policy.scrub(value)
+            if scrubbed is not value:
+                text = dumps(scrubbed)
         cut = policy.cap(text)
         if cut is not None:
             text = cut
@@ -372,7 +378,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     host: str = url.host
     port = url.port or default_port(url.scheme)
     scrubbed: Any = body
-    if capture and policy.needs_scrub(len(content)):
+    if capture and policy.needs_scrub(content):
         scrubbed = policy.scrub(body)
     parts = api.request(scrubbed, found.path_model, capture)
     stream = parts.stream or found.path_stream
@@ -393,7 +399,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         attrs[ga.GEN_AI_REQUEST_STREAM] = True
     truncated: list[str] = []
     if capture:
-        _put_content(attrs, parts.content, policy, False, truncated)  # the body was scrubbed
+        _put_content(attrs, parts.content, policy, truncated, scrub=False)  # the body was scrubbed
         modified = scrubbed is not body
         text = dumps(scrubbed) if modified else content.decode("utf-8", errors="replace")
         cut = policy.cap(text)

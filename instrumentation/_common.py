@@ -23,9 +23,13 @@ Attributes = dict[str, AttributeValue]
 Content = dict[str, Any]
 
 
+#: One encoder for every JSON-valued attribute (``json.dumps`` with options builds a new one per call).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Compact JSON text, non-ASCII kept as is (the format of all JSON-valued attributes)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def number(value: Any) -> float | None:

@@ -51,6 +51,11 @@ BLOB_PLACEHOLDER = "[spanreel: {what} omitted, {size} bytes]"
 Redactor = Callable[[str], str]
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+#: A run of BLOB_MIN_CHARS base64 characters (backslash included: JSON may escape ``/``) that
+#: starts a run, so each run is scanned once; ``base64,`` marks a data URL (``;`` may be escaped).
+_RUN = r"(?<![A-Za-z0-9+/_=\\-])[A-Za-z0-9+/_=\\-]{%d}" % 1024
+_BLOB_RUN = re.compile(_RUN)
+_BLOB_RUN_BYTES = re.compile(_RUN.encode())
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,", re.ASCII)
 
 
@@ -65,11 +70,12 @@ def _luhn(digits: str) -> bool:
 
 
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_NON_DIGIT = re.compile(r"\D")
 
 
 def _redact_cards(text: str) -> str:
     def repl(m: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", m.group(0))
+        digits = _NON_DIGIT.sub("", m.group(0))
         return "[REDACTED:card]" if 13 <= len(digits) <= 19 and _luhn(digits) else m.group(0)
 
     return _CARD.sub(repl, text)
@@ -193,9 +199,17 @@ class ContentPolicy:
         keep = env.get(BLOBS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
         return cls(max_bytes=max_bytes, keep_blobs=keep, redactor=redactor)
 
-    def needs_scrub(self, size: int) -> bool:
-        """Whether a JSON document of ``size`` bytes/characters must be walked by :meth:`scrub`."""
-        return self.redactor is not None or (not self.keep_blobs and size >= BLOB_MIN_CHARS)
+    def needs_scrub(self, document: str | bytes) -> bool:
+        """Whether the JSON text ``document`` must be walked by :meth:`scrub` (``False`` means
+        :meth:`scrub` would return it unchanged). O(size), in C: with no redactor, only a text
+        holding a data URL or a long enough run of base64 characters can hold a blob."""
+        if self.redactor is not None:
+            return True
+        if self.keep_blobs or len(document) < BLOB_MIN_CHARS:
+            return False
+        if isinstance(document, bytes):
+            return b"base64," in document or _BLOB_RUN_BYTES.search(document) is not None
+        return "base64," in document or _BLOB_RUN.search(document) is not None
 
     def scrub_text(self, text: str) -> str:
         """One string: blob placeholder (unless kept), then the redactor."""

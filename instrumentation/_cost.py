@@ -1,28 +1,43 @@
 """The cost of a call in USD from the maintained price library `genai-prices`
 (https://github.com/pydantic/genai-prices, its bundled price data; nothing is fetched at run time).
 
-:func:`cost_usd` maps ``gen_ai.provider.name`` to the library's provider id, asks it for the price
-of the response model (else the request model) with the call's token usage, and returns ``None``
-when the library does not know the provider or the model — an unknown model gets no cost, never
-a guess. At an unknown host (a proxy, a local server) the provider is the API shape spoken
-(``openai``), so a model that OpenAI prices gets OpenAI's price.
+:func:`cost_usd` maps ``gen_ai.provider.name`` to the library's provider id, asks it for the
+model (the response model, else the request model) and the price in force now, and returns
+``None`` when the library does not know the provider or the model — an unknown model gets no
+cost, never a guess. At an unknown host (a proxy, a local server) the provider is the API shape
+spoken (``openai``), so a model that OpenAI prices gets OpenAI's price.
+
+Speed (this runs when every LLM call ends): the library's own calculation costs ~75 µs per
+call, and token counts differ from call to call, so memoising by usage does not help. Instead:
+
+- the model lookup is memoised per (price data, provider, model), unknown models included;
+- the price in force is resolved per call (:meth:`ModelInfo.get_prices` — start-date and
+  time-of-day prices, e.g. off-peak discounts, are honoured);
+- for a price made of flat per-unit rates (no tiers), the cost is an affine function of the
+  token counts on the valid domain (cached + cache-write input ≤ input). Its coefficients are
+  measured once per (price, reported token kinds) with the library itself, in exact ``Decimal``
+  arithmetic, and checked against the library's own result for the first real usage; a price
+  that does not check out, a tiered price, or a usage outside that domain is priced by the
+  library call by call (memoised per exact usage).
 
 The library is imported lazily (it takes ~0.2 s): :func:`warm_up` starts that on a daemon thread
-when the first LLM call begins. Prices are memoised per (provider, model, usage, UTC day), so
-repeated identical usages cost a dict lookup; a new usage costs one library calculation
-(~0.1 ms, against the hundreds of milliseconds of a real LLM call).
+when the first LLM call begins.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+
+if TYPE_CHECKING:
+    from genai_prices.data_snapshot import DataSnapshot
+    from genai_prices.types import ModelInfo, ModelPrice, Provider
 
 _log = logging.getLogger("spanreel.instrumentation")
 
@@ -48,11 +63,44 @@ PROVIDER_IDS: dict[str, str] = {
     "cerebras": "cerebras",
 }
 
-_MEMO_SIZE = 4096
-_memo: OrderedDict[tuple[Any, ...], float | None] = OrderedDict()
-_memo_lock = threading.Lock()
-_warm = threading.Event()
+#: genai-prices ``Usage`` field ← span attribute, in a fixed order.
+_USAGE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("input_tokens", ga.GEN_AI_USAGE_INPUT_TOKENS),
+    ("output_tokens", ga.GEN_AI_USAGE_OUTPUT_TOKENS),
+    ("cache_read_tokens", ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+    ("cache_write_tokens", ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+)
+_CACHE_FIELDS = frozenset({"cache_read_tokens", "cache_write_tokens"})
+#: Where the affine coefficients are measured: far inside the valid domain.
+_PROBE_BASE = {"input_tokens": 10_000_000, "output_tokens": 1_000_000}
+_PROBE_CACHE = 1_000
+_PROBE_STEP = 1_000
+
+_CACHE_SIZE = 4096
+#: (id(price data), provider id, model) → (price data, (provider, model) or None when unknown).
+_models: dict[tuple[int, str, str], tuple[DataSnapshot, tuple[Provider, ModelInfo] | None]] = {}
+#: (id(model price), usage fields) → (model price, affine form or None when not affine).
+_forms: dict[tuple[int, tuple[str, ...]], tuple[ModelPrice, _Affine | None]] = {}
+#: (id(model price), usage values) → (model price, cost) for prices priced call by call.
+_exact: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[ModelPrice, float | None]] = {}
 _warm_started = False
+
+
+class _Affine:
+    """cost(usage) = ``base`` + Σ ``coefficients[f]`` × (usage[f] − ``origin[f]``), in USD."""
+
+    __slots__ = ("base", "coefficients", "origin")
+
+    def __init__(self, base: Decimal, origin: dict[str, int], coefficients: dict[str, Decimal]) -> None:
+        self.base = base
+        self.origin = origin
+        self.coefficients = coefficients
+
+    def __call__(self, usage: Mapping[str, int]) -> Decimal:
+        total = self.base
+        for name, coefficient in self.coefficients.items():
+            total += coefficient * (usage[name] - self.origin[name])
+        return total
 
 
 def warm_up() -> None:
@@ -71,8 +119,12 @@ def _load() -> None:
         data_snapshot.get_snapshot()
     except Exception:
         _log.debug("spanreel: the genai-prices library could not be loaded; no costs", exc_info=True)
-    finally:
-        _warm.set()
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()  # rare (thousands of distinct models/prices): start again
+    cache[key] = value
 
 
 def cost_usd(provider: str | None, model: str | None, usage: Mapping[str, Any]) -> float | None:
@@ -80,52 +132,108 @@ def cost_usd(provider: str | None, model: str | None, usage: Mapping[str, Any]) 
 
     ``usage`` holds the span's ``gen_ai.usage.*`` attributes: ``input_tokens`` (all input,
     cached included — the conventions' and the library's meaning), ``output_tokens``,
-    ``cache_read.input_tokens``, ``cache_creation.input_tokens``.
+    ``cache_read.input_tokens``, ``cache_creation.input_tokens``; values that are not
+    non-negative integers are ignored.
     """
     if not provider or not model:
         return None
     provider_id = PROVIDER_IDS.get(provider)
     if provider_id is None:
         return None
-    input_tokens = usage.get(ga.GEN_AI_USAGE_INPUT_TOKENS)
-    output_tokens = usage.get(ga.GEN_AI_USAGE_OUTPUT_TOKENS)
-    if input_tokens is None and output_tokens is None:
+    values: dict[str, int] = {}
+    for name, attribute in _USAGE_FIELDS:
+        value = usage.get(attribute)
+        if type(value) is int and value >= 0:
+            values[name] = value
+    if "input_tokens" not in values and "output_tokens" not in values:
         return None
-    cache_read = usage.get(ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
-    cache_write = usage.get(ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
-    day = datetime.now(tz=UTC).date()
-    key = (provider_id, model, input_tokens, output_tokens, cache_read, cache_write, day)
-    with _memo_lock:
-        if key in _memo:
-            _memo.move_to_end(key)
-            return _memo[key]
-    price = _calculate(provider_id, model, input_tokens, output_tokens, cache_read, cache_write)
-    with _memo_lock:
-        _memo[key] = price
-        if len(_memo) > _MEMO_SIZE:
-            _memo.popitem(last=False)
-    return price
-
-
-def _calculate(
-    provider_id: str, model: str, input_tokens: Any, output_tokens: Any, cache_read: Any, cache_write: Any
-) -> float | None:
     try:
-        from genai_prices import Usage, calc_price
-    except ImportError:  # pragma: no cover - it is a dependency
-        return None
-    values = {
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "cache_read_tokens": cache_read,
-        "cache_write_tokens": cache_write,
-    }
-    try:
-        usage = Usage(**{k: v for k, v in values.items() if isinstance(v, int) and v >= 0})
-        result = calc_price(usage, model, provider_id=provider_id)
-    except LookupError:
-        return None  # unknown model (or provider): no cost, not a guess
+        return _cost(provider_id, model, values)
     except Exception:
         _log.debug("spanreel: genai-prices could not price %s/%s", provider_id, model, exc_info=True)
         return None
-    return float(result.total_price)
+
+
+def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
+    try:
+        from genai_prices import data_snapshot
+    except ImportError:  # pragma: no cover - it is a dependency
+        return None
+    snapshot = data_snapshot.get_snapshot()
+    key = (id(snapshot), provider_id, model)
+    entry = _models.get(key)
+    if entry is None or entry[0] is not snapshot:
+        try:
+            entry = (snapshot, snapshot.find_provider_model(model, None, provider_id, None))
+        except LookupError:
+            entry = (snapshot, None)  # unknown model (or provider): no cost, not a guess
+        _remember(_models, key, entry)
+    found = entry[1]
+    if found is None:
+        return None
+    provider, info = found
+    now = datetime.now(tz=UTC)
+    price = info.get_prices(now)
+    fields = tuple(values)
+    if "input_tokens" in values or not _CACHE_FIELDS.intersection(fields):
+        cached = values.get("cache_read_tokens", 0) + values.get("cache_write_tokens", 0)
+        if cached <= values.get("input_tokens", 0):
+            form = _form(price, fields, provider, info, now, values)
+            if form is not None:
+                return float(form(values))
+    exact_key = (id(price), tuple(values.items()))
+    hit = _exact.get(exact_key)
+    if hit is not None and hit[0] is price:
+        return hit[1]
+    cost = _library_cost(info, provider, now, values)
+    _remember(_exact, exact_key, (price, None if cost is None else float(cost)))
+    return None if cost is None else float(cost)
+
+
+def _library_cost(info: ModelInfo, provider: Provider, now: datetime, values: Mapping[str, int]) -> Decimal | None:
+    from genai_prices import Usage
+
+    try:
+        return info.calc_price(Usage(**values), provider, genai_request_timestamp=now).total_price
+    except LookupError:
+        return None
+
+
+def _form(
+    price: ModelPrice,
+    fields: tuple[str, ...],
+    provider: Provider,
+    info: ModelInfo,
+    now: datetime,
+    values: Mapping[str, int],
+) -> _Affine | None:
+    """The affine form of ``price`` for usages reporting ``fields`` (``None``: not affine)."""
+    key = (id(price), fields)
+    entry = _forms.get(key)
+    if entry is not None and entry[0] is price:
+        return entry[1]
+    form = _measure(price, fields, provider, info, now)
+    if form is not None and form(values) != _library_cost(info, provider, now, values):
+        form = None
+    _remember(_forms, key, (price, form))
+    return form
+
+
+def _measure(
+    price: ModelPrice, fields: tuple[str, ...], provider: Provider, info: ModelInfo, now: datetime
+) -> _Affine | None:
+    from genai_prices.types import TieredPrices
+
+    if any(isinstance(v, TieredPrices) for v in vars(price).values()):
+        return None  # the rate depends on the total input: not affine
+    origin = {f: _PROBE_BASE.get(f, _PROBE_CACHE) for f in fields}
+    base = _library_cost(info, provider, now, origin)
+    if base is None:
+        return None
+    coefficients: dict[str, Decimal] = {}
+    for f in fields:
+        moved = _library_cost(info, provider, now, {**origin, f: origin[f] + _PROBE_STEP})
+        if moved is None:
+            return None
+        coefficients[f] = (moved - base) / _PROBE_STEP
+    return _Affine(base, origin, coefficients)

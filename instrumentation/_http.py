@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -65,6 +66,7 @@ _SUFFIX_PROVIDERS: tuple[tuple[str, str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def host_provider(host: str) -> str | None:
     """``gen_ai.provider.name`` of a known API host (``api.groq.com`` → ``groq``,
     ``*.openai.azure.com`` → ``azure.ai.openai`` …), else ``None``."""
@@ -92,6 +94,8 @@ def sanitize_url(url: str) -> str:
     """``url`` without credentials: user-info (``user:pass@``) and credential query parameters
     (:data:`CREDENTIAL_QUERY_PARAMS`, e.g. ``key``, ``api-key``, ``token``, ``sig``) are removed;
     everything else, including the order of the other parameters, is kept."""
+    if "?" not in url and "@" not in url:
+        return url  # nothing to remove (the common case, checked without parsing)
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
     query = parts.query
@@ -105,9 +109,12 @@ def sanitize_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
 def default_port(scheme: str) -> int | None:
     """The default TCP port for ``http``/``https`` (``ws``/``wss``), else ``None``."""
-    return {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme.lower())
+    return _DEFAULT_PORTS.get(scheme.lower())
 
 
 Decoder = Callable[[bytes], bytes]
@@ -121,6 +128,8 @@ def make_decoder(content_encoding: str) -> Decoder | None:
     a comma-separated list). Returns ``None`` for encodings it cannot decode (e.g. ``br``,
     ``zstd``): the caller then skips parsing the body, never the body itself.
     """
+    if not content_encoding:
+        return _identity
     codings = [c.strip().lower() for c in content_encoding.split(",") if c.strip()]
     steps: list[Decoder] = []
     for coding in reversed(codings):

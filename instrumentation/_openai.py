@@ -216,18 +216,23 @@ def _accepts(body: Mapping[str, Any]) -> bool:
     return isinstance(body.get("messages"), list)
 
 
+#: OpenAI request parameter → ``gen_ai.request.*`` attribute (JSON numbers, recorded as floats).
+_NUMBER_PARAMETERS: tuple[tuple[str, str], ...] = (
+    ("temperature", ga.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", ga.GEN_AI_REQUEST_TOP_P),
+    ("frequency_penalty", ga.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", ga.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("top_k", ga.GEN_AI_REQUEST_TOP_K),
+)
+
+
 def set_sampling_attributes(attrs: Attributes, body: Mapping[str, Any]) -> None:
     """The OpenAI sampling parameters shared by chat and legacy completions → ``gen_ai.request.*``."""
-    for key, attr in (
-        ("temperature", ga.GEN_AI_REQUEST_TEMPERATURE),
-        ("top_p", ga.GEN_AI_REQUEST_TOP_P),
-        ("frequency_penalty", ga.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-        ("presence_penalty", ga.GEN_AI_REQUEST_PRESENCE_PENALTY),
-        ("top_k", ga.GEN_AI_REQUEST_TOP_K),
-    ):
-        value = _number(body.get(key))
-        if value is not None:
-            attrs[attr] = value
+    for key, attr in _NUMBER_PARAMETERS:
+        if key in body:
+            value = _number(body[key])
+            if value is not None:
+                attrs[attr] = value
     max_tokens = _integer(body.get("max_completion_tokens"))
     if max_tokens is None:
         max_tokens = _integer(body.get("max_tokens"))

@@ -30,19 +30,36 @@ class SSEDecoder:
         self._has_data = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Decode ``chunk``; return the events it completes (possibly none)."""
+        """Decode ``chunk``; return the events it completes (possibly none).
+
+        The complete lines are decoded in one go (a newline byte never occurs inside a UTF-8
+        sequence, so this equals decoding line by line; invalid bytes become U+FFFD) and the
+        common ``data:`` line takes the shortest path."""
         if not chunk:
             return []
         buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\n" not in chunk:
+        end = buffer.rfind(b"\n")
+        if end < 0:
             self._buffer = buffer
             return []
-        *lines, self._buffer = buffer.split(b"\n")
+        self._buffer = buffer[end + 1 :]
+        text = buffer[: end + 1].decode("utf-8", errors="replace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
         events: list[SSEEvent] = []
-        for raw in lines:
-            event = self._line(raw[:-1] if raw.endswith(b"\r") else raw)
-            if event is not None:
-                events.append(event)
+        data = self._data
+        for line in text[:-1].split("\n"):
+            if not line:
+                if self._has_data:
+                    events.append(SSEEvent(self._event or "message", "\n".join(data)))
+                    data.clear()
+                    self._has_data = False
+                self._event = ""
+            elif line.startswith("data:"):
+                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                self._has_data = True
+            elif line[0] != ":":
+                self._field(line)
         return events
 
     def flush(self) -> list[SSEEvent]:
@@ -54,19 +71,7 @@ class SSEDecoder:
         self._has_data = False
         return []
 
-    def _line(self, raw: bytes) -> SSEEvent | None:
-        if not raw:
-            if not self._has_data:
-                self._event = ""
-                return None
-            event = SSEEvent(self._event or "message", "\n".join(self._data))
-            self._data.clear()
-            self._event = ""
-            self._has_data = False
-            return event
-        if raw[:1] == b":":
-            return None
-        line = raw.decode("utf-8", errors="replace")
+    def _field(self, line: str) -> None:
         name, sep, value = line.partition(":")
         if sep and value.startswith(" "):
             value = value[1:]
@@ -75,4 +80,3 @@ class SSEDecoder:
             self._has_data = True
         elif name == "event":
             self._event = value
-        return None
