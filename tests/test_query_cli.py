@@ -45,7 +45,7 @@ def db(tmp_path: Path) -> Path:
             status_code="ERROR",
             status_message="HTTP 500",
         ),
-        rec("z1", name="later", trace_id=OTHER, start_ms=60_000, dur_ms=2),
+        rec("e1", name="later", trace_id=OTHER, start_ms=60_000, dur_ms=2),
     ]
     return write_db(tmp_path / "q.duckdb", spans)
 

@@ -53,18 +53,18 @@ def _spans() -> list[SpanRecord]:
             status_message="boom",
             service_name="worker",
         ),
-        rec("o1", "dead", name="orphan", start_ms=5),
+        rec("0e1", "dead", name="orphan", start_ms=5),
     ]
 
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
-    return write_db(tmp_path / "t.duckdb", [*_spans(), rec("z1", trace_id=OTHER, name="other")])
+    return write_db(tmp_path / "t.duckdb", [*_spans(), rec("e1", trace_id=OTHER, name="other")])
 
 
 def test_load_trace_roundtrip_through_storage(db: Path) -> None:
     spans = load_trace(TRACE, db, query=direct_query)
-    assert [s.span_id[-2:] for s in spans] == ["a1", "o1", "b1", "b2"]  # by start time
+    assert [s.span_id[-2:] for s in spans] == ["a1", "e1", "b1", "b2"]  # by start time
     llm = spans[2]
     want = _spans()[1]
     assert llm == want  # every field, including ns times, parsed JSON and GenAI columns
