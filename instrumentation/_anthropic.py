@@ -16,7 +16,6 @@ are also given separately. Finish reasons are Anthropic's ``stop_reason`` values
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from ._common import (
     error_type_from_body,
     integer,
     json_or_text,
+    loads,
     set_integer,
     set_number,
     set_stop_sequences,
@@ -237,7 +237,7 @@ class MessagesStreamAccumulator:
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE event; the event type is read from the payload's ``type``."""
         try:
-            payload = json.loads(data)
+            payload = loads(data)
         except ValueError:
             return False
         if not isinstance(payload, Mapping):

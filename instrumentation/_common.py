@@ -32,6 +32,24 @@ def dumps(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+_JSON_WHITESPACE = " \t\n\r"
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)`` for a ``str``, with less per-call overhead (one per streamed event).
+
+    Same results and errors: JSON whitespace (RFC 8259: space, tab, LF, CR) may surround the
+    value; anything else raises ``ValueError`` (``json.JSONDecodeError``).
+    """
+    if text[:1] in _JSON_WHITESPACE:
+        text = text.lstrip(_JSON_WHITESPACE)
+    value, end = _raw_decode(text)
+    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
+
+
 def number(value: Any) -> float | None:
     """``value`` as a float when it is a JSON number (not a bool), else ``None``."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -53,7 +53,7 @@ Redactor = Callable[[str], str]
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 #: A run of BLOB_MIN_CHARS base64 characters (backslash included: JSON may escape ``/``) that
 #: starts a run, so each run is scanned once; ``base64,`` marks a data URL (``;`` may be escaped).
-_RUN = r"(?<![A-Za-z0-9+/_=\\-])[A-Za-z0-9+/_=\\-]{%d}" % 1024
+_RUN = r"(?<![A-Za-z0-9+/_=\\-])[A-Za-z0-9+/_=\\-]{" + str(BLOB_MIN_CHARS) + "}"
 _BLOB_RUN = re.compile(_RUN)
 _BLOB_RUN_BYTES = re.compile(_RUN.encode())
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,", re.ASCII)

@@ -190,7 +190,9 @@ def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
     return None if cost is None else float(cost)
 
 
-def _library_cost(info: ModelInfo, provider: Provider, now: datetime, values: Mapping[str, int]) -> Decimal | None:
+def _library_cost(
+    info: ModelInfo, provider: Provider, now: datetime, values: Mapping[str, int]
+) -> Decimal | None:
     from genai_prices import Usage
 
     try:

@@ -18,7 +18,6 @@ of such responses whose candidate parts are concatenated; the last usage wins.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +31,7 @@ from ._common import (
     RequestParts,
     error_type_from_body,
     integer,
+    loads,
     set_integer,
     set_number,
     set_stop_sequences,
@@ -216,7 +216,7 @@ class GenerateStreamAccumulator:
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE data payload (one JSON response object)."""
         try:
-            chunk = json.loads(data)
+            chunk = loads(data)
         except ValueError:
             return False
         return self.add_object(chunk)

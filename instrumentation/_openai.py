@@ -24,6 +24,7 @@ from ._common import (
     Parsed,
     RequestParts,
     error_type_from_body,
+    loads,
     set_stop_sequences,
 )
 from ._common import dumps as _json
@@ -522,16 +523,45 @@ class ChatStreamAccumulator:
             self.done = True
             return False
         try:
-            chunk = json.loads(data)
+            chunk = loads(data)
         except ValueError:
             return False
-        if not isinstance(chunk, Mapping):
+        # Parsed JSON: objects are dicts (checked as such: cheaper than the Mapping ABC, per event).
+        if not isinstance(chunk, dict):
             return False
-        if "error" in chunk and chunk.get("error"):
+        if chunk.get("error"):
             self.error_type, self.error_message = error_type_from_body(chunk)
             if self.error_type is None:
                 self.error_type = "error"
             return True
+        if self._id is None:
+            self._id = chunk.get("id") or None
+        model = chunk.get("model")
+        if model:
+            self._model = model
+        usage = chunk.get("usage")
+        if usage:
+            self._usage = usage
+        raw_choices = chunk.get("choices")
+        if not isinstance(raw_choices, list):
+            return True
+        for position, raw in enumerate(raw_choices):
+            if not isinstance(raw, dict):
+                continue
+            index = raw.get("index")
+            key = index if type(index) is int else position
+            choice = self._choices.get(key)
+            if choice is None:
+                choice = self._choices[key] = _Choice(index=key)
+            delta = raw.get("delta")
+            if isinstance(delta, dict):
+                _apply_delta(choice, delta)
+            elif isinstance(raw.get("text"), str):  # a legacy completions chunk
+                _apply_delta(choice, raw)
+            reason = raw.get("finish_reason")
+            if reason and isinstance(reason, str):
+                choice.finish_reason = reason
+        return True
         if self._id is None and chunk.get("id"):
             self._id = chunk.get("id")
         if chunk.get("model"):

@@ -17,7 +17,6 @@ ends early is assembled from ``response.output_item.*`` and the text / arguments
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ from ._common import (
     RequestParts,
     integer,
     json_or_text,
+    loads,
     set_number,
     string,
     text_part,
@@ -283,7 +283,7 @@ class ResponsesStreamAccumulator:
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE data payload; the event type is read from the payload's ``type``."""
         try:
-            payload = json.loads(data)
+            payload = loads(data)
         except ValueError:
             return False
         if not isinstance(payload, Mapping):

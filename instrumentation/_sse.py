@@ -37,6 +37,15 @@ class SSEDecoder:
         common ``data:`` line takes the shortest path."""
         if not chunk:
             return []
+        if (
+            chunk[-2:] == b"\n\n"
+            and chunk[:5] == b"data:"
+            and chunk.count(b"\n") == 2
+            and chunk[-3:-2] != b"\r"
+            and not (self._buffer or self._has_data or self._event)
+        ):  # one whole single-line event: what LLM servers send, one per network read
+            start = 6 if chunk[5:6] == b" " else 5
+            return [SSEEvent("message", chunk[start:-2].decode("utf-8", errors="replace"))]
         buffer = self._buffer + chunk if self._buffer else chunk
         end = buffer.rfind(b"\n")
         if end < 0:

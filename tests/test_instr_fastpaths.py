@@ -1,0 +1,236 @@
+"""The per-call fast paths keep exactly the behaviour of the slow, obvious code: the cost
+(affine form vs the genai-prices library), the SSE decoder (vs a line-by-line reference), the
+JSON loader (vs ``json.loads``) and the blob pre-check (vs always walking the document)."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from genai_prices import Usage, calc_price
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+
+from spanreel.instrumentation import _cost
+from spanreel.instrumentation._common import loads
+from spanreel.instrumentation._content import BLOB_MIN_CHARS, ContentPolicy
+from spanreel.instrumentation._sse import SSEDecoder, SSEEvent
+
+_ATTRS = {
+    "input_tokens": ga.GEN_AI_USAGE_INPUT_TOKENS,
+    "output_tokens": ga.GEN_AI_USAGE_OUTPUT_TOKENS,
+    "cache_read_tokens": ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    "cache_write_tokens": ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+}
+
+
+def _library(provider_id: str, model: str, usage: dict[str, int], at: datetime | None = None) -> float | None:
+    try:
+        price = calc_price(Usage(**usage), model, provider_id=provider_id, genai_request_timestamp=at)
+    except LookupError:
+        return None
+    return float(price.total_price)
+
+
+@pytest.mark.parametrize(
+    ("provider", "provider_id", "model"),
+    [
+        ("openai", "openai", "gpt-4o-mini"),  # flat, cached input
+        ("anthropic", "anthropic", "claude-sonnet-4-6"),  # flat, cache reads and writes
+        ("gcp.gemini", "google", "gemini-1.5-pro"),  # tiered by input size: never affine
+        ("gcp.gemini", "google", "gemini-2.5-pro"),
+        ("openai", "openai", "no-such-model-xyz"),  # unknown: no cost
+    ],
+)
+def test_cost_equals_the_library_for_every_usage(provider: str, provider_id: str, model: str) -> None:
+    rnd = random.Random(f"{provider}/{model}")
+    for _ in range(150):
+        usage = {"input_tokens": rnd.randint(0, 400_000), "output_tokens": rnd.randint(0, 8_000)}
+        if rnd.random() < 0.5:
+            usage["cache_read_tokens"] = rnd.randint(0, usage["input_tokens"])
+        if rnd.random() < 0.3:
+            usage["cache_write_tokens"] = rnd.randint(
+                0, usage["input_tokens"] - usage.get("cache_read_tokens", 0)
+            )
+        attrs = {_ATTRS[k]: v for k, v in usage.items()}
+        assert _cost.cost_usd(provider, model, attrs) == _library(provider_id, model, usage), usage
+
+
+def test_cost_outside_the_affine_domain_and_bad_values() -> None:
+    # More cached tokens than input tokens: outside the affine form's domain; the library rejects
+    # it (ValueError), so no cost rather than a number.
+    odd = {"input_tokens": 10, "output_tokens": 5, "cache_read_tokens": 50}
+    with pytest.raises(ValueError):
+        calc_price(Usage(**odd), "gpt-4o-mini", provider_id="openai")
+    attrs: dict[str, Any] = {_ATTRS[k]: v for k, v in odd.items()}
+    assert _cost.cost_usd("openai", "gpt-4o-mini", attrs) is None
+    # Booleans and negative counts are not token counts: ignored, as before.
+    attrs = {ga.GEN_AI_USAGE_INPUT_TOKENS: 100, ga.GEN_AI_USAGE_OUTPUT_TOKENS: True}
+    expected = _library("openai", "gpt-4o-mini", {"input_tokens": 100})
+    assert expected is not None and _cost.cost_usd("openai", "gpt-4o-mini", attrs) == expected
+    assert _cost.cost_usd("openai", "gpt-4o-mini", {ga.GEN_AI_USAGE_INPUT_TOKENS: -1}) is None
+    assert _cost.cost_usd("openai", None, {ga.GEN_AI_USAGE_INPUT_TOKENS: 1}) is None
+    assert _cost.cost_usd("not-a-provider", "gpt-4o-mini", {ga.GEN_AI_USAGE_INPUT_TOKENS: 1}) is None
+
+
+def test_cost_follows_the_price_in_force_at_the_time_of_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deepseek-chat has an off-peak price (16:30–00:30 UTC): the form is per price, not per day."""
+    now = datetime(2025, 6, 2, 10, 0, tzinfo=UTC)
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return now
+
+    monkeypatch.setattr(_cost, "datetime", Clock)
+    usage = {"input_tokens": 120_000, "output_tokens": 3_000}
+    attrs = {_ATTRS[k]: v for k, v in usage.items()}
+    peak = _cost.cost_usd("deepseek", "deepseek-chat", attrs)
+    assert peak == _library("deepseek", "deepseek-chat", usage, now)
+    now = datetime(2025, 6, 2, 20, 0, tzinfo=UTC)
+    off_peak = _cost.cost_usd("deepseek", "deepseek-chat", attrs)
+    assert off_peak == _library("deepseek", "deepseek-chat", usage, now)
+    assert off_peak != peak
+
+
+# ------------------------------------------------------------------------------------ SSE
+
+
+def _reference_sse(stream: bytes) -> list[SSEEvent]:
+    """The WHATWG event-stream algorithm, line by line (``\\n`` / ``\\r\\n`` line ends)."""
+    events: list[SSEEvent] = []
+    data: list[str] = []
+    name = ""
+    has_data = False
+    *lines, _rest = stream.split(b"\n")
+    for raw in lines:
+        line = (raw[:-1] if raw.endswith(b"\r") else raw).decode("utf-8", errors="replace")
+        if not line:
+            if has_data:
+                events.append(SSEEvent(name or "message", "\n".join(data)))
+            data, name, has_data = [], "", False
+            continue
+        if line.startswith(":"):
+            continue
+        field, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            data.append(value)
+            has_data = True
+        elif field == "event":
+            name = value
+    return events
+
+
+_LINE = st.one_of(
+    st.builds(lambda v: b"data: " + v, st.binary(max_size=30).map(lambda b: b.replace(b"\n", b""))),
+    st.builds(lambda v: b"data:" + v.encode(), st.text(max_size=20).map(lambda t: t.replace("\n", ""))),
+    st.sampled_from([b"event: delta", b"event:x", b": comment", b"data", b"id: 7", b"retry: 10", b"", b"\r"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(_LINE, max_size=25),
+    crlf=st.booleans(),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+)
+def test_sse_decoder_matches_the_line_by_line_reference(
+    lines: list[bytes], crlf: bool, cuts: list[int]
+) -> None:
+    end = b"\r\n" if crlf else b"\n"
+    stream = b"".join(line + end for line in lines) + b"data: tail-without-blank-line" + end
+    decoder = SSEDecoder()
+    got: list[SSEEvent] = []
+    start = 0
+    for cut in [*sorted({min(c, len(stream)) for c in cuts}), len(stream)]:
+        got.extend(decoder.feed(stream[start:cut]))
+        start = cut
+    assert got == _reference_sse(stream)
+
+
+def test_sse_single_event_fast_path_keeps_pending_state() -> None:
+    d = SSEDecoder()
+    assert d.feed(b"event: message_start\n") == []
+    assert d.feed(b"data: {}\n\n") == [SSEEvent("message_start", "{}")]
+    assert d.feed(b"data: a\n") == []  # an event spread over two chunks
+    assert d.feed(b"data: b\n\n") == [SSEEvent("message", "a\nb")]
+    assert d.feed(b"data:x\r\n\n") == [SSEEvent("message", "x")]
+    assert d.feed(b"data: \xff\n\n") == [SSEEvent("message", "\ufffd")]
+
+
+# ------------------------------------------------------------------------------------ JSON
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            lambda value, left, right: left + json.dumps(value) + right,
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                lambda inner: (
+                    st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+                ),
+                max_leaves=8,
+            ),
+            st.sampled_from(["", " ", "\n\t", "\r\n ", "\u00a0", "\x0b"]),
+            st.sampled_from(["", " ", "\r\n", "x", " 1", "\u00a0", "\x0c"]),
+        ),
+    )
+)
+def test_loads_is_json_loads(text: str) -> None:
+    try:
+        expected: Any = ("ok", json.loads(text))
+    except ValueError:
+        expected = ("error", None)
+    try:
+        got: Any = ("ok", loads(text))
+    except ValueError:
+        got = ("error", None)
+    assert got == expected
+
+
+# ------------------------------------------------------------------------------------ blobs
+
+_B64 = "QUJD" * 400  # 1600 base64 characters
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"messages": [{"role": "user", "content": _B64}]},
+        {"image": "data:image/png;base64," + _B64[: BLOB_MIN_CHARS - 10]},  # payload < 1024, string ≥ 1024
+        {"x": "data:image/png;name=a.png;base64," + "AB/+" * 260},
+    ],
+)
+@pytest.mark.parametrize("escape", [False, True])
+def test_blob_precheck_never_misses_a_blob(body: dict[str, Any], escape: bool) -> None:
+    """The pre-check on the raw text must say "walk" whenever the walk would change something,
+    even when the sender escapes ``/`` and ``;`` (legal JSON some serialisers produce)."""
+    raw = json.dumps(body)
+    if escape:
+        raw = raw.replace("/", "\\/").replace(";", "\\u003b")
+    assert json.loads(raw) == body
+    policy = ContentPolicy()
+    assert policy.scrub(body) is not body
+    assert policy.needs_scrub(raw.encode()) and policy.needs_scrub(raw)
+
+
+def test_blob_precheck_skips_the_walk_for_ordinary_text() -> None:
+    policy = ContentPolicy()
+    prose = {
+        "messages": [{"role": "user", "content": "tea " * 2000}, {"role": "user", "content": "b" * 1000}]
+    }
+    raw = json.dumps(prose)
+    assert len(raw) > BLOB_MIN_CHARS
+    assert not policy.needs_scrub(raw) and not policy.needs_scrub(raw.encode())
+    assert policy.scrub(prose) is prose  # the walk would not have changed anything either
+    assert ContentPolicy(redactor=str.upper).needs_scrub("short")  # a redactor always walks
+    assert not ContentPolicy(keep_blobs=True).needs_scrub(json.dumps({"b": _B64}))
