@@ -29,13 +29,23 @@ per call (``time.process_time_ns`` over the whole timed loop ÷ calls: every thr
 the span processor's included; the server runs in another process). CPU time is the steadier
 figure on a shared, loaded machine: wall time also counts waiting for a CPU.
 
+With ``--instructions`` each variant's client also runs under valgrind's callgrind, and the
+figure is the number of instructions per call (thousands): the client makes a few calls of every
+mode, then, in another run, ``--icalls`` more of one mode (streamed: half as many); the
+difference ÷ those calls cancels start-up, imports and warm-up. Instruction counts do not depend
+on what else the machine is doing, so they are the figure to trust on a shared, loaded machine
+(they include the span processor's thread and garbage collection, not the server). ``instr≈µs``
+converts them at the baseline's own measured CPU µs per instruction. This takes several minutes
+(``--jobs`` runs in parallel; ``--rounds 0`` skips the timed runs).
+
 Variants are interleaved over ``--rounds`` rounds (each round runs every variant once, in a
 rotated order) to spread machine noise evenly; the figure per variant is the median of its
 rounds. "added" is that minus the baseline's figure from the same run; ratios are against the
 baseline. Targets checked (issue 3): spanreel's added latency ≤ openai-v2's, and ≤ 150 µs per
 non-streamed call; verdicts are given on both CPU and wall figures.
 
-Run: ``python bench/instrumentation_overhead.py [--calls 2000] [--rounds 5] [--variants a,b] [--json]``.
+Run: ``python bench/instrumentation_overhead.py [--calls 2000] [--rounds 5] [--variants a,b]
+[--modes plain,stream] [--instructions [--icalls 200] [--jobs 2]] [--json]``.
 """
 
 from __future__ import annotations
@@ -44,11 +54,13 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 VARIANTS = ("baseline", "spanreel", "spanreel-no-http", "openai-v2", "openai-v2+httpx", "httpx")
@@ -189,8 +201,16 @@ def _setup(variant: str) -> None:
         HTTPX2ClientInstrumentor().instrument(tracer_provider=provider)
 
 
-def client(variant: str, port: int, calls: int, warmup: int, modes: Sequence[str]) -> None:
-    """Run in the variant's subprocess: print ``{mode: {"wall_us", "cpu_us"}}`` as JSON."""
+def client(
+    variant: str,
+    port: int,
+    calls: int,
+    warmup: int,
+    modes: Sequence[str],
+    counts: dict[str, int] | None = None,
+) -> None:
+    """Run in the variant's subprocess: print ``{mode: {"wall_us", "cpu_us"}}`` as JSON, or with
+    ``counts`` (``{mode: calls}``) just make that many calls of each mode, untimed."""
     _setup(variant)
     import openai
 
@@ -208,6 +228,11 @@ def client(variant: str, port: int, calls: int, warmup: int, modes: Sequence[str
         assert sum(1 for _ in stream) > 10
 
     fns = {"plain": plain, "stream": streamed}
+    if counts is not None:  # under callgrind: just make the calls
+        for mode, n in counts.items():
+            for _ in range(n):
+                fns[mode]()
+        return
     out: dict[str, dict[str, float]] = {}
     for mode in modes:
         fn = fns[mode]
@@ -227,17 +252,53 @@ def client(variant: str, port: int, calls: int, warmup: int, modes: Sequence[str
 # -------------------------------------------------------------------------------------- driver
 
 
+def _client_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_"))}
+
+
 def _run_client(variant: str, port: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_"))}
     proc = subprocess.run(
         [sys.executable, __file__, "--client", variant, "--port", str(port), "--calls", str(args.calls),
          "--warmup", str(args.warmup), "--modes", ",".join(args.modes)],
-        env=env, capture_output=True, text=True, check=False,
+        env=_client_env(), capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
         sys.exit(f"client {variant} failed:\n{proc.stderr}")
     result: dict[str, dict[str, float]] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def _collected(variant: str, port: int, counts: dict[str, int]) -> int:
+    """Instructions executed by a whole client process making ``counts`` calls (callgrind)."""
+    spec = ",".join(f"{m}:{n}" for m, n in counts.items())
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, __file__,
+         "--client", variant, "--port", str(port), "--counts", spec],
+        env={**_client_env(), "PYTHONHASHSEED": "0"}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode != 0 or found is None:
+        sys.exit(f"callgrind run of {variant} failed:\n{proc.stderr[-3000:]}")
+    return int(found.group(1))
+
+
+def _instructions(
+    variants: Sequence[str], port: int, modes: Sequence[str], calls: int, jobs: int
+) -> dict[str, dict[str, float]]:
+    """Thousands of instructions per call, by variant and mode: each client runs under callgrind
+    with a few calls of every mode, then again with ``calls`` more of one mode (streamed:
+    ``calls // 2``); the difference ÷ those calls cancels start-up, imports and warm-up."""
+    base = {m: {"plain": 20, "stream": 10}[m] for m in modes}
+    extra = {"plain": calls, "stream": max(1, calls // 2)}
+    runs: dict[tuple[str, str | None], dict[str, int]] = {}
+    for v in variants:
+        runs[(v, None)] = base
+        for m in modes:
+            runs[(v, m)] = {**base, m: base[m] + extra[m]}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {job: pool.submit(_collected, job[0], port, counts) for job, counts in runs.items()}
+        totals = {job: future.result() for job, future in futures.items()}
+    return {v: {m: (totals[(v, m)] - totals[(v, None)]) / extra[m] / 1000 for m in modes} for v in variants}
 
 
 def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
@@ -248,65 +309,72 @@ def _names(text: str, allowed: Sequence[str], what: str) -> list[str]:
     return names
 
 
-def _report(
-    figures: dict[str, dict[str, dict[str, float]]], variants: Sequence[str], modes: Sequence[str]
-) -> list[str]:
-    lines: list[str] = []
-    base = figures["baseline"]
-    for mode in modes:
-        b_wall, b_cpu = base[mode]["wall_us"], base[mode]["cpu_us"]
-        lines.append("")
-        lines.append(f"{MODE_LABELS[mode]} (µs per call; ratio = variant / baseline)")
-        lines.append(
-            f"{'variant':<18}{'wall':>9}{'added':>9}{'ratio':>8}   {'cpu':>9}{'added':>9}{'ratio':>8}"
-        )
-        for v in variants:
-            wall, cpu = figures[v][mode]["wall_us"], figures[v][mode]["cpu_us"]
-            lines.append(
-                f"{v:<18}{wall:>9.1f}{wall - b_wall:>9.1f}{wall / b_wall:>8.3f}   "
-                f"{cpu:>9.1f}{cpu - b_cpu:>9.1f}{cpu / b_cpu:>8.3f}"
-            )
-    return lines
+#: Figure kinds: key, column title, unit, verdict label.
+KINDS = (
+    ("wall_us", "wall", "µs", "wall"),
+    ("cpu_us", "cpu", "µs", "CPU"),
+    ("kinstr", "k-instr", "k instructions", "instructions"),
+    ("instr_us", "instr≈µs", "µs", "instructions as µs"),
+)
+Figures = dict[str, dict[str, dict[str, float]]]
 
 
-def _added(figures: dict[str, dict[str, dict[str, float]]], v: str, mode: str, kind: str) -> float:
+def _kinds(figures: Figures, mode: str) -> list[tuple[str, str, str, str]]:
+    return [k for k in KINDS if k[0] in figures["baseline"][mode]]
+
+
+def _added(figures: Figures, v: str, mode: str, kind: str) -> float:
     return figures[v][mode][kind] - figures["baseline"][mode][kind]
 
 
-def _verdicts(figures: dict[str, dict[str, dict[str, float]]], modes: Sequence[str]) -> list[str]:
+def _report(figures: Figures, variants: Sequence[str], modes: Sequence[str]) -> list[str]:
+    lines: list[str] = []
+    for mode in modes:
+        kinds = _kinds(figures, mode)
+        lines.append("")
+        lines.append(
+            f"{MODE_LABELS[mode]}, per call (added = variant - baseline, ratio = variant / baseline)"
+        )
+        header = "".join(f"{title:>10}{'added':>9}{'ratio':>7} " for _, title, _, _ in kinds)
+        lines.append(f"{'variant':<18}{header}")
+        for v in variants:
+            row = f"{v:<18}"
+            for key, _, _, _ in kinds:
+                value, base = figures[v][mode][key], figures["baseline"][mode][key]
+                row += f"{value:>10.1f}{value - base:>9.1f}{value / base:>7.3f} "
+            lines.append(row)
+    return lines
+
+
+def _verdicts(figures: Figures, modes: Sequence[str]) -> list[str]:
+    pairs = (
+        ("spanreel", "openai-v2+httpx", "like for like, both with the HTTP child span"),
+        ("spanreel-no-http", "openai-v2", "like for like, GenAI span only"),
+        ("spanreel", "openai-v2", "the issue's literal comparison"),
+    )
     lines = [""]
-    for kind, label in (("cpu_us", "CPU"), ("wall_us", "wall")):
-        for sr, v2 in (("spanreel", "openai-v2+httpx"), ("spanreel-no-http", "openai-v2")):
-            if sr not in figures or v2 not in figures:
-                continue
-            for mode in modes:
-                a, b = _added(figures, sr, mode, kind), _added(figures, v2, mode, kind)
-                verdict = "OK" if a <= b else "OVER"
+    for mode in modes:
+        for key, _, unit, label in _kinds(figures, mode):
+            for sr, v2, why in pairs:
+                if sr in figures and v2 in figures:
+                    a, b = _added(figures, sr, mode, key), _added(figures, v2, mode, key)
+                    lines.append(
+                        f"target {MODE_LABELS[mode]} [{label}]: {sr} added {a:.1f} ≤ {v2} added {b:.1f} "
+                        f"{unit} ({why}): {'OK' if a <= b else 'OVER'}"
+                    )
+            if mode == "plain" and unit == "µs":
+                for sr in ("spanreel", "spanreel-no-http"):
+                    if sr in figures:
+                        a = _added(figures, sr, mode, key)
+                        verdict = "OK" if a <= 150 else "OVER"
+                        lines.append(
+                            f"target non-streamed [{label}]: {sr} added {a:.1f} µs ≤ 150 µs: {verdict}"
+                        )
+            if "httpx" in figures:
                 lines.append(
-                    f"target {label} {MODE_LABELS[mode]}: {sr} added {a:.1f} µs ≤ {v2} added {b:.1f} µs "
-                    f"[{verdict}]"
+                    f"the HTTP child span alone (httpx variant), {MODE_LABELS[mode]} [{label}]: "
+                    f"{_added(figures, 'httpx', mode, key):.1f} {unit}"
                 )
-        for sr in ("spanreel", "spanreel-no-http"):
-            if sr in figures and "plain" in modes:
-                a = _added(figures, sr, "plain", kind)
-                lines.append(
-                    f"target {label} non-streamed: {sr} added {a:.1f} µs ≤ 150 µs "
-                    f"[{'OK' if a <= 150 else 'OVER'}]"
-                )
-        if "spanreel" in figures and "openai-v2" in figures:
-            for mode in modes:
-                a, b = _added(figures, "spanreel", mode, kind), _added(figures, "openai-v2", mode, kind)
-                lines.append(
-                    f"target {label} {MODE_LABELS[mode]} (issue's literal comparison): spanreel added "
-                    f"{a:.1f} µs ≤ openai-v2 added {b:.1f} µs [{'OK' if a <= b else 'OVER'}]"
-                )
-    if "httpx" in figures:
-        for mode in modes:
-            lines.append(
-                f"the HTTP child span alone (httpx variant), {MODE_LABELS[mode]}: "
-                f"{_added(figures, 'httpx', mode, 'cpu_us'):.1f} µs CPU, "
-                f"{_added(figures, 'httpx', mode, 'wall_us'):.1f} µs wall"
-            )
     return lines
 
 
@@ -327,7 +395,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=list(MODES),
         help="comma-separated subset of plain,stream",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per call with valgrind's callgrind (repeatable under load; slow)",
+    )
+    parser.add_argument("--icalls", type=int, default=200, help="calls counted per mode under callgrind")
+    parser.add_argument("--jobs", type=int, default=2, help="callgrind runs in parallel")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--counts", help=argparse.SUPPRESS)
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--client", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -336,7 +412,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         serve()
         return
     if args.client:
-        client(args.client, args.port, args.calls, args.warmup, args.modes)
+        counts = None
+        if args.counts:
+            counts = {m: int(n) for m, _, n in (item.partition(":") for item in args.counts.split(","))}
+        client(args.client, args.port, args.calls, args.warmup, args.modes, counts)
         return
 
     variants = ["baseline", *(v for v in args.variants if v != "baseline")]
@@ -350,23 +429,37 @@ def main(argv: Sequence[str] | None = None) -> None:
             for variant in order:
                 runs[variant].append(_run_client(variant, port, args))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+        kinstr = (
+            _instructions(variants, port, args.modes, args.icalls, args.jobs) if args.instructions else None
+        )
     finally:
         server.terminate()
         server.wait()
 
-    figures = {
-        v: {
-            mode: {
-                kind: statistics.median(run[mode][kind] for run in runs[v]) for kind in ("wall_us", "cpu_us")
+    figures = (
+        {
+            v: {
+                mode: {
+                    kind: statistics.median(run[mode][kind] for run in runs[v])
+                    for kind in ("wall_us", "cpu_us")
+                }
+                for mode in args.modes
             }
-            for mode in args.modes
+            for v in variants
         }
-        for v in variants
-    }
+        if args.rounds
+        else {v: {m: {} for m in args.modes} for v in variants}
+    )
+    if kinstr is not None:
+        for v in variants:
+            for m in args.modes:
+                figures[v][m]["kinstr"] = kinstr[v][m]
+                if "cpu_us" in figures["baseline"][m]:  # instructions → µs at the baseline's own rate
+                    rate = figures["baseline"][m]["cpu_us"] / kinstr["baseline"][m]
+                    figures[v][m]["instr_us"] = kinstr[v][m] * rate
     if args.json:
         added = {
-            v: {m: {k: _added(figures, v, m, k) for k in ("wall_us", "cpu_us")} for m in args.modes}
-            for v in variants
+            v: {m: {k: _added(figures, v, m, k) for k in figures[v][m]} for m in args.modes} for v in variants
         }
         print(json.dumps({"per_call_us": figures, "added_us": added, "runs": runs}, indent=2))
         return
@@ -375,6 +468,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"(after {args.warmup} warm-up calls); local server; median over rounds; "
         f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
     )
+    if kinstr is not None:
+        print(
+            f"instructions: callgrind, {args.icalls} non-streamed / {max(1, args.icalls // 2)} streamed "
+            "calls counted per variant (start-up cancelled out); instr≈µs = instructions at the "
+            "baseline's own CPU µs per instruction"
+        )
     for line in _report(figures, variants, args.modes) + _verdicts(figures, args.modes):
         print(line)
 

@@ -214,8 +214,11 @@ def _form(
     entry = _forms.get(key)
     if entry is not None and entry[0] is price:
         return entry[1]
-    form = _measure(price, fields, provider, info, now)
-    if form is not None and form(values) != _library_cost(info, provider, now, values):
+    try:
+        form = _measure(price, fields, provider, info, now)
+        if form is not None and form(values) != _library_cost(info, provider, now, values):
+            form = None
+    except Exception:  # the library rejects a probe: price call by call instead
         form = None
     _remember(_forms, key, (price, form))
     return form
