@@ -28,9 +28,9 @@ from ._common import (
     Parsed,
     RequestParts,
     error_type_from_body,
+    event_object,
     integer,
     json_or_text,
-    loads,
     set_integer,
     set_number,
     set_stop_sequences,
@@ -236,11 +236,8 @@ class MessagesStreamAccumulator:
 
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE event; the event type is read from the payload's ``type``."""
-        try:
-            payload = loads(data)
-        except ValueError:
-            return False
-        if not isinstance(payload, Mapping):
+        payload = event_object(data)
+        if payload is None:
             return False
         etype = payload.get("type") or event
         if etype == "message_start":

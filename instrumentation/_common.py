@@ -50,6 +50,16 @@ def loads(text: str) -> Any:
     return value
 
 
+def event_object(data: str) -> Mapping[str, Any] | None:
+    """One SSE ``data`` payload parsed as a JSON object, or ``None`` when it is not JSON or not an
+    object (such events are skipped by the stream accumulators)."""
+    try:
+        payload = loads(data)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, Mapping) else None
+
+
 def number(value: Any) -> float | None:
     """``value`` as a float when it is a JSON number (not a bool), else ``None``."""
     if isinstance(value, bool) or not isinstance(value, int | float):

@@ -28,9 +28,9 @@ from ._common import (
     Content,
     Parsed,
     RequestParts,
+    event_object,
     integer,
     json_or_text,
-    loads,
     set_number,
     string,
     text_part,
@@ -282,11 +282,8 @@ class ResponsesStreamAccumulator:
 
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE data payload; the event type is read from the payload's ``type``."""
-        try:
-            payload = loads(data)
-        except ValueError:
-            return False
-        if not isinstance(payload, Mapping):
+        payload = event_object(data)
+        if payload is None:
             return False
         etype = payload.get("type") or event
         response = payload.get("response")
