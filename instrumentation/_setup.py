@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -69,27 +70,46 @@ def metrics_enabled() -> bool:
 
 
 def _make_metric_exporter() -> object | None:
-    names = [
-        n.strip().lower() for n in os.environ.get("OTEL_METRICS_EXPORTER", "otlp").split(",") if n.strip()
-    ]
+    """The metric exporter ``OTEL_METRICS_EXPORTER`` asks for, or ``None`` for ``none``."""
+
+    def console() -> object:
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
+
+        return ConsoleMetricExporter()
+
+    def grpc() -> object:
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter()
+
+    def http() -> object:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        return OTLPMetricExporter()
+
+    return _select_exporter("METRICS", console, grpc, http)
+
+
+def _select_exporter(
+    signal: str, console: Callable[[], object], grpc: Callable[[], object], http: Callable[[], object]
+) -> object | None:
+    """Apply ``OTEL_{signal}_EXPORTER`` (first of a comma list; ``otlp`` default, ``console``,
+    ``none``) and, for ``otlp``, the protocol variables; only the chosen exporter is imported.
+    Raises :class:`SetupError` for unsupported values."""
+    variable = f"OTEL_{signal}_EXPORTER"
+    names = [n.strip().lower() for n in os.environ.get(variable, "otlp").split(",") if n.strip()]
     name = names[0] if names else "otlp"
     if name == "none":
         return None
     if name == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
-
-        return ConsoleMetricExporter()
+        return console()
     if name != "otlp":
-        raise SetupError(f"OTEL_METRICS_EXPORTER={name!r} is not supported (use otlp, console or none)")
-    protocol = _exporter_protocol("METRICS")
+        raise SetupError(f"{variable}={name!r} is not supported (use otlp, console or none)")
+    protocol = _exporter_protocol(signal)
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
-
-        return GrpcExporter()
+        return grpc()
     if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
-
-        return HttpExporter()
+        return http()
     raise SetupError(
         f"OTLP protocol {protocol!r} is not supported by the Python exporter (use grpc or http/protobuf)"
     )
@@ -121,30 +141,23 @@ def configure_meter_provider() -> MeterProvider | None:
 
 def _make_exporter() -> object | None:
     """The span exporter the environment asks for, or ``None`` for ``OTEL_TRACES_EXPORTER=none``."""
-    names = [
-        n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "otlp").split(",") if n.strip()
-    ]
-    name = names[0] if names else "otlp"
-    if name == "none":
-        return None
-    if name == "console":
+
+    def console() -> object:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
-    if name != "otlp":
-        raise SetupError(f"OTEL_TRACES_EXPORTER={name!r} is not supported (use otlp, console or none)")
-    protocol = _exporter_protocol()
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 
-        return GrpcExporter()
-    if protocol == "http/protobuf":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+    def grpc() -> object:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return HttpExporter()
-    raise SetupError(
-        f"OTLP protocol {protocol!r} is not supported by the Python exporter (use grpc or http/protobuf)"
-    )
+        return OTLPSpanExporter()
+
+    def http() -> object:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+
+    return _select_exporter("TRACES", console, grpc, http)
 
 
 def configure_tracer_provider() -> trace.TracerProvider:

@@ -12,6 +12,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+from test_collector_storage import _row as storage_row
 
 from spanreel._attributes import SPANREEL_COST_USD
 from spanreel.collector import _schema
@@ -24,37 +25,8 @@ BASE = 1_700_000_000_000_000_000
 
 
 def _row(trace_id: str, span_id: str, start: int, **kw: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "trace_id": trace_id,
-        "span_id": span_id,
-        "parent_span_id": None,
-        "trace_state": "",
-        "name": f"span {span_id[:4]}",
-        "kind": "INTERNAL",
-        "service_name": "svc",
-        "scope_name": "test",
-        "scope_version": "1",
-        "start_time_unix_nano": start,
-        "end_time_unix_nano": start + 10,
-        "duration_ns": 10,
-        "status_code": "UNSET",
-        "status_message": "",
-        "attributes": {"k": "v"},
-        "resource_attributes": {"service.name": "svc"},
-        "events": [],
-        "links": [],
-        "operation": None,
-        "provider": None,
-        "request_model": None,
-        "response_model": None,
-        "input_tokens": None,
-        "output_tokens": None,
-        "finish_reasons": None,
-        "session_id": None,
-        "conversation_id": None,
-    }
-    row.update(kw)
-    return row
+    """A root-less span row lasting 10 ns (the storage tests' builder)."""
+    return storage_row(trace_id, span_id, kw.pop("parent_span_id", None), start, start + 10, **kw)
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]]:
