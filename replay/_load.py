@@ -66,7 +66,7 @@ class TraceNotFound(TraceLookupError):
     def __init__(self, trace_id: str, db_path: Path) -> None:
         self.trace_id = trace_id
         self.db_path = db_path
-        super().__init__(f"trace {trace_id} not found in {db_path}")
+        super().__init__(f"trace {trace_id} not found in {db_path} (`spanreel traces` lists them)")
 
 
 class AmbiguousTraceId(TraceLookupError):

@@ -564,7 +564,9 @@ def test_cli_source_errors_are_one_line(recording: Recording, tmp_path: Path) ->
     assert res.exit_code == 2 and "(got TRACE_ID, --session)" in res.output
     res = runner.invoke(main, ["serve-recorded", "ffffffffffff", "--db", str(recording.db)])
     assert (
-        res.exit_code == 1 and res.output.strip() == f"Error: trace ffffffffffff not found in {recording.db}"
+        res.exit_code == 1
+        and res.output.strip()
+        == f"Error: trace ffffffffffff not found in {recording.db} (`spanreel traces` lists them)"
     )
     res = runner.invoke(main, ["serve-recorded", "--session", "nope", "--db", str(tmp_path / "none.duckdb")])
     assert res.exit_code == 1 and "no spanreel database at" in res.output
