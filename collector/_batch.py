@@ -1,7 +1,7 @@
 """Export request bytes → an Arrow batch for the writer, computed off the event loop.
 
 :func:`prepare_batch` is the pure pipeline (decode → normalise, LLM calls' messages and cost →
-Arrow). :class:`DecodePool` runs
+Arrow, and the per-trace summary the writer needs). :class:`DecodePool` runs
 it where it does not block the receivers: requests of at least ``process_threshold`` bytes go to a
 pool of worker processes (so decoding uses every core instead of contending for one GIL), smaller
 ones to a thread (a round trip to a process costs more than decoding a handful of spans).
@@ -25,6 +25,7 @@ import pyarrow as pa
 from spanreel.collector._decode import decode_request
 from spanreel.collector._normalise import normalise_cost, normalise_messages, normalise_rows
 from spanreel.collector._schema import rows_to_arrow
+from spanreel.collector._trace_rows import trace_rows
 
 __all__ = ["DecodePool", "PreparedBatch", "add_llm_content", "default_decode_workers", "prepare_batch"]
 
@@ -38,6 +39,8 @@ class PreparedBatch:
 
     #: the valid spans as a :data:`~spanreel.collector._schema.SPANS_SCHEMA` table
     table: pa.Table
+    #: their per-trace summary (:data:`~spanreel.collector._trace_rows.TRACE_ROWS_SCHEMA`), for the writer
+    traces: pa.Table
     #: spans dropped as invalid (OTLP ``partial_success.rejected_spans``)
     rejected_spans: int
     #: why they were dropped, ``""`` when none were (OTLP ``partial_success.error_message``)
@@ -46,13 +49,13 @@ class PreparedBatch:
 
 def prepare_batch(payload: bytes, json_encoded: bool) -> PreparedBatch:
     """Decode one ``ExportTraceServiceRequest`` (OTLP/JSON when ``json_encoded``, else protobuf),
-    derive the GenAI columns and build the Arrow batch. Pure.
+    derive the GenAI columns, build the Arrow batch and its per-trace summary. Pure.
 
     Raises :class:`~spanreel.collector._decode.DecodeError` for a payload that cannot be parsed.
     """
     result = decode_request(payload, json_encoded=json_encoded)
     table = rows_to_arrow(add_llm_content(normalise_rows(result.rows)))
-    return PreparedBatch(table, result.rejected_spans, result.error_message)
+    return PreparedBatch(table, trace_rows(table), result.rejected_spans, result.error_message)
 
 
 def add_llm_content(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

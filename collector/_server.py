@@ -328,7 +328,7 @@ class Collector:
             counters.received_spans += batch.table.num_rows + batch.rejected_spans
             counters.rejected_spans += batch.rejected_spans
             try:
-                future = self._writer.submit(batch.table)
+                future = self._writer.submit(batch.table, batch.traces)
             except (QueueFullError, WriterClosedError) as exc:
                 counters.refused_requests += 1
                 raise _Unavailable(str(exc)) from exc

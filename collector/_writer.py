@@ -205,8 +205,22 @@ def _json_typed(table: pa.Table) -> pa.Table:
 @dataclass
 class _Pending:
     table: pa.Table
+    traces: pa.Table | None
     future: Future[WriteResult]
     nbytes: int
+
+
+def _group_trace_rows(group: list[_Pending]) -> pa.Table | None:
+    """The group's per-trace summary from its batches' own, when they were all given and no trace
+    is in two batches (else ``None``: the writer summarises the concatenated spans with SQL)."""
+    if any(item.traces is None for item in group):
+        return None
+    if len(group) == 1:
+        return group[0].traces
+    traces = pa.concat_tables([item.traces for item in group])
+    if pc.count_distinct(traces["trace_id"]).as_py() != traces.num_rows:
+        return None
+    return traces
 
 
 class SpanWriter:
@@ -250,8 +264,12 @@ class SpanWriter:
         with self._cursor_lock:
             return self._cursor_root.cursor()
 
-    def submit(self, table: pa.Table) -> Future[WriteResult]:
+    def submit(self, table: pa.Table, traces: pa.Table | None = None) -> Future[WriteResult]:
         """Queue a :data:`~spanreel.collector._schema.SPANS_SCHEMA` table; the future resolves after COMMIT.
+
+        ``traces`` is the table's per-trace summary from
+        :func:`~spanreel.collector._trace_rows.trace_rows`, when the caller computed it (off the
+        writer thread, which then need not); without it the writer computes it.
 
         Raises :class:`QueueFullError` when the queue is at its byte limit (an empty queue always
         accepts one batch, so a large request is never refused forever), :class:`WriterClosedError`
@@ -269,7 +287,7 @@ class SpanWriter:
                 raise QueueFullError(
                     f"write queue full ({self._queued_bytes} bytes waiting, limit {self._max_queue_bytes})"
                 )
-            self._pending.append(_Pending(table, future, nbytes))
+            self._pending.append(_Pending(table, traces, future, nbytes))
             self._queued_bytes += nbytes
             self._cond.notify()
         return future
@@ -356,7 +374,7 @@ class SpanWriter:
         received_at = datetime.now(UTC).replace(tzinfo=None)
         con.execute("BEGIN TRANSACTION")
         try:
-            stored = self._store(con, batch, received_at)
+            stored = self._store(con, batch, received_at, _group_trace_rows(group))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -370,11 +388,16 @@ class SpanWriter:
         self.duplicate_spans += batch.num_rows - stored
 
     @staticmethod
-    def _store(con: duckdb.DuckDBPyConnection, batch: pa.Table, received_at: datetime) -> int:
+    def _store(
+        con: duckdb.DuckDBPyConnection, batch: pa.Table, received_at: datetime, agg: pa.Table | None
+    ) -> int:
         """Insert the spans of ``batch`` that are not stored yet and update their traces' rows,
-        inside the caller's transaction; return how many spans were inserted."""
+        inside the caller's transaction; return how many spans were inserted. ``agg``: the batch's
+        per-trace summary (:data:`~spanreel.collector._trace_rows.TRACE_ROWS_SCHEMA`), or ``None``
+        to compute it here."""
         con.register("__spanreel_batch", batch)
-        agg = con.sql(_AGGREGATE.format(source="__spanreel_batch", where="")).to_arrow_table()
+        if agg is None:
+            agg = con.sql(_AGGREGATE.format(source="__spanreel_batch", where="")).to_arrow_table()
         if not pc.all(pc.equal(agg["span_count"], agg["distinct_spans"])).as_py():
             # The same span twice in the group (a retry queued next to its original): keep one.
             batch = con.sql(_FIRST_OF_EACH_SPAN).to_arrow_table()
