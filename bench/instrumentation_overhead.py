@@ -14,7 +14,8 @@ provider is set, so the HTTP instrumentation's metrics are no-ops):
 - ``baseline``: no instrumentation (the same provider set up, nothing uses it);
 - ``spanreel``: ``spanreel.instrumentation.Instrumentor`` — the GenAI span (content captured)
   plus its child HTTP span from opentelemetry-instrumentation-httpx (the issue's contract);
-- ``spanreel-no-http``: spanreel without the HTTP child span (``http_spans=False``);
+- ``spanreel-no-http``: spanreel without the HTTP child span (``http_spans=False``; what
+  ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=httpx,httpx2`` gives a zero-code set-up);
 - ``openai-v2``: ``opentelemetry-instrumentation-openai-v2`` with
   ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY`` and
   ``OTEL_SEMCONV_STABILITY_OPT_IN=gen_ai_latest_experimental`` (its way of capturing content);

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import sys
 import threading
 from collections.abc import Collection
@@ -22,6 +23,7 @@ from typing import Any
 
 import wrapt
 from opentelemetry import trace
+from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
@@ -65,6 +67,15 @@ def _sanitize_http_span(span: trace.Span, request: Any) -> None:
                 span.set_attribute(HTTP_URL, clean)
     except Exception:
         log_once("http_hook", "spanreel: could not sanitise the HTTP span URL")
+
+
+def disabled_instrumentations() -> frozenset[str]:
+    """Entry-point names listed in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (comma-separated,
+    spaces ignored; ``*`` means all), as ``opentelemetry-instrument`` reads them. spanreel adds no
+    HTTP child spans for a library listed there (``httpx``, ``httpx2``); its GenAI spans stay."""
+    return frozenset(
+        name.strip() for name in os.environ.get(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "").split(",")
+    )
 
 
 async def _async_sanitize_http_span(span: trace.Span, request: Any) -> None:
@@ -170,7 +181,9 @@ class _State:
             http_module = importlib.import_module(_HTTP_MODULE)
             http_instrumentor = getattr(http_module, LIBRARIES[name])()
             enabled = False
-            if self.http_spans and not http_instrumentor.is_instrumented_by_opentelemetry:
+            disabled = disabled_instrumentations()
+            wanted = self.http_spans and name not in disabled and "*" not in disabled
+            if wanted and not http_instrumentor.is_instrumented_by_opentelemetry:
                 http_instrumentor.instrument(
                     tracer_provider=self.tracer_provider,
                     request_hook=_sanitize_http_span,
@@ -231,7 +244,9 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
       ``gen_ai.client.operation.duration``) are recorded when ``metrics=True`` (on the given or
       the global meter provider) or when a ``meter_provider`` is given;
     - ``http_spans`` (``bool``, default ``True``) — also instrument the HTTP client spans with
-      opentelemetry-instrumentation-httpx unless that was already done.
+      opentelemetry-instrumentation-httpx unless that was already done; a library named in
+      ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (``httpx``, ``httpx2``, or ``*``) gets none either
+      way (see :func:`disabled_instrumentations`).
 
     Raises ``ValueError`` (or ``ImportError`` for a missing redaction hook module) for malformed
     ``SPANREEL_CAPTURE_MAX_BYTES`` / ``SPANREEL_REDACT`` / ``SPANREEL_REDACT_HOOK`` values.

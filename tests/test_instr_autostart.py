@@ -183,6 +183,27 @@ def test_zero_code_change_auto_instrumentation(
     assert all(SECRET.encode() not in raw for raw in receiver.raw)
 
 
+@pytest.mark.parametrize(("disabled", "http_expected"), [("httpx2", 0), ("httpx, requests", 2)])
+def test_disabled_instrumentations_drop_the_http_child_span_only(
+    receiver: _Receiver, llm: FakeLLMServer, tmp_path: Path, disabled: str, http_expected: int
+) -> None:
+    # openai 3.x sends through httpx2: listing httpx2 (its HTTP instrumentation's entry-point
+    # name) drops the HTTP child spans, listing httpx (another library) keeps them.
+    env = _env(
+        SPANREEL_ENABLED="1",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled,
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_API_KEY=SECRET,
+    )
+    proc = _run(APP, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    spans = receiver.spans()
+    assert len([s for _, scope, s in spans if scope.name == "spanreel" and s.name.startswith("chat ")]) == 2
+    http = [s for _, scope, s in spans if scope.name.startswith("opentelemetry.instrumentation.httpx")]
+    assert len(http) == http_expected
+
+
 def test_disabled_by_default_and_light_when_enabled(tmp_path: Path, receiver: _Receiver) -> None:
     probe = "import sys; print(*(m in sys.modules for m in ('spanreel._autostart', 'httpx2', 'httpx')))"
     off = _run(probe, _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint), tmp_path)
