@@ -45,10 +45,6 @@ __all__ = [
 ]
 
 
-#: WAL size that triggers an automatic checkpoint (DuckDB setting ``checkpoint_threshold``).
-CHECKPOINT_THRESHOLD = "512MB"
-
-
 class DatabaseLockedError(RuntimeError):
     """Another process holds the DuckDB file open for writing."""
 
@@ -69,16 +65,34 @@ class WriteResult:
     committed: int
 
 
+#: Rows per DuckDB row group in the collector's database (DuckDB's default: 122,880). DuckDB writes
+#: a committed group of spans straight to the database file, compressed, once it fills row groups
+#: (its "optimistic writes"), and a checkpoint rewrites at most one partly filled row group; with the
+#: default size neither happens at the collector's group sizes, so everything went through the WAL
+#: and checkpoints (which block commits, hence acknowledgements) took seconds. DuckDB does not keep
+#: the size in the file: it is given each time the collector opens the database (ATTACH option).
+ROW_GROUP_SIZE: Final = 4096
+
+#: Catalog name the collector's database is attached under (and made the default with ``USE``).
+CATALOG: Final = "spanreel"
+
+
 def open_database(path: Path) -> duckdb.DuckDBPyConnection:
     """Open (creating folders and file as needed) the collector's read-write database and migrate it.
 
-    Raises :class:`DatabaseLockedError` if another process has it open,
+    The file is attached as :data:`CATALOG` with :data:`ROW_GROUP_SIZE` rows per row group and made
+    the connection's default catalog; :meth:`SpanWriter.cursor` does the same for reader cursors.
+    External access (files, network) is disabled once it is attached. Raises
+    :class:`DatabaseLockedError` if another process has it open,
     :class:`~spanreel.collector._schema.SchemaError` for a schema from a newer spanreel.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:")
     try:
-        con = duckdb.connect(str(path), config=DATABASE_CONFIG)
+        quoted = str(path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
     except duckdb.IOException as exc:
+        con.close()
         if "lock" in str(exc).lower():
             raise DatabaseLockedError(
                 f"the database {path} is in use by another process ({exc}). Stop that process, "
@@ -86,10 +100,9 @@ def open_database(path: Path) -> duckdb.DuckDBPyConnection:
             ) from exc
         raise
     try:
-        # DuckDB rewrites the table's last (partly filled) row group at every checkpoint; with the
-        # default 16 MB WAL threshold that happens every few thousand spans and dominates the cost
-        # of ingest. A larger WAL is replayed at the next start after a crash (a few seconds).
-        con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
+        con.execute(f"USE {CATALOG}")
+        for name, value in DATABASE_CONFIG.items():
+            con.execute(f"SET {name} = ?", [value])
         migrate(con)
     except BaseException:
         con.close()
@@ -262,7 +275,9 @@ class SpanWriter:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new connection to the same database for a reader thread (close it when done)."""
         with self._cursor_lock:
-            return self._cursor_root.cursor()
+            cursor = self._cursor_root.cursor()
+        cursor.execute(f"USE {CATALOG}")
+        return cursor
 
     def submit(self, table: pa.Table, traces: pa.Table | None = None) -> Future[WriteResult]:
         """Queue a :data:`~spanreel.collector._schema.SPANS_SCHEMA` table; the future resolves after COMMIT.
