@@ -46,6 +46,30 @@ class PreparedBatch:
     #: why they were dropped, ``""`` when none were (OTLP ``partial_success.error_message``)
     error_message: str
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Back from a decode worker process as Arrow IPC streams: ~15x cheaper to pickle than
+        # the tables themselves (pyarrow pickles them buffer by buffer).
+        return (
+            _from_ipc,
+            (_to_ipc(self.table), _to_ipc(self.traces), self.rejected_spans, self.error_message),
+        )
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_ipc(table: bytes, traces: bytes, rejected_spans: int, error_message: str) -> PreparedBatch:
+    return PreparedBatch(
+        pa.ipc.open_stream(table).read_all(),
+        pa.ipc.open_stream(traces).read_all(),
+        rejected_spans,
+        error_message,
+    )
+
 
 def prepare_batch(payload: bytes, json_encoded: bool) -> PreparedBatch:
     """Decode one ``ExportTraceServiceRequest`` (OTLP/JSON when ``json_encoded``, else protobuf),

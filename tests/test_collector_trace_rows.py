@@ -4,6 +4,8 @@ aggregate, and the writer stores the same trace_index rows and duplicates with i
 from __future__ import annotations
 
 import math
+import pickle
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_collector_storage import _row
 
+from spanreel.collector._batch import PreparedBatch
 from spanreel.collector._schema import rows_to_arrow
 from spanreel.collector._trace_rows import TRACE_ROWS_SCHEMA, trace_rows
 from spanreel.collector._writer import _AGGREGATE, SpanWriter, open_database
@@ -129,3 +132,23 @@ def test_writer_stores_the_same_with_or_without_the_workers_summary(
         (t2, "dd" * 8, "svc", 1, 0, None, "s", [0xDDDDDDDDDDDDDDDD], 5, 9),
         (t3, None, "svc", 1, 0, None, None, [0xEEEEEEEEEEEEEEEE], 7, 8),
     ]
+
+
+def test_prepared_batch_survives_pickling_as_the_decode_workers_send_it() -> None:
+    rows = _rows(
+        [
+            {"trace": TRACES[0], "span_id": SPAN_IDS[0], "root": True, "service_name": "api",
+             "operation": "chat", "input_tokens": 3, "output_tokens": None, "session_id": "s1",
+             "cost_usd": 0.5, "duration": 7},
+            {"trace": TRACES[1], "span_id": SPAN_IDS[1], "root": False, "service_name": None,
+             "operation": None, "input_tokens": None, "output_tokens": None, "session_id": None,
+             "cost_usd": None, "duration": 0},
+        ]
+    )  # fmt: skip
+    rows[0]["attributes"] = {"gen_ai.input.messages": "héllo ✓", "n": [1, 2]}
+    table = rows_to_arrow(rows)
+    batch = PreparedBatch(table, trace_rows(table), 1, "rejected 1 invalid span(s): …")
+    copy = pickle.loads(ForkingPickler.dumps(batch))
+    assert copy.table.equals(batch.table) and copy.table.schema == batch.table.schema
+    assert copy.traces.equals(batch.traces)
+    assert (copy.rejected_spans, copy.error_message) == (1, "rejected 1 invalid span(s): …")
