@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from spanreel._trace_sql import TRACE_SPANS
 from spanreel.collector._query import DATABASE_CONFIG, execute_read_only
 from spanreel.collector._writer import open_database
 
@@ -98,11 +99,8 @@ FROM spans GROUP BY trace_id
 #: Baseline: what a query without the per-trace lookup does.
 TRACE_SCAN_SQL = "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time, span_id"
 #: With the lookup: the trace's time range from trace_index bounds the scan (zone maps).
-TRACE_LOOKUP_SQL = """
-SELECT s.* FROM spans s, (SELECT start_time, end_time FROM trace_index WHERE trace_id = $1) ti
-WHERE s.trace_id = $1 AND s.start_time BETWEEN ti.start_time AND ti.end_time
-ORDER BY s.start_time, s.span_id
-"""
+#: (the query `spanreel show`, `replay` and `export` run: spanreel/_trace_sql.py)
+TRACE_LOOKUP_SQL = f"SELECT s.* FROM {TRACE_SPANS} ORDER BY s.start_time, s.span_id"
 TOKENS_BY_MODEL_BY_HOUR_SQL = """
 SELECT request_model, date_trunc('hour', start_time) AS hour,
        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, count(*) AS calls

@@ -776,8 +776,9 @@ def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
     root_rows = _records(
         query(
             f"SELECT {_attr(SPANREEL_REPLAY_ORIGINAL_TRACE_ID)} AS original FROM spans s "
-            "WHERE s.trace_id = ? AND s.span_id = ?",
-            [tid, header.get("root_span_id")],
+            "WHERE s.trace_id = ? AND s.span_id = ? "
+            "AND s.start_time BETWEEN CAST(? AS TIMESTAMP_NS) AND CAST(? AS TIMESTAMP_NS)",
+            [tid, header.get("root_span_id"), header["start_time"], header["end_time"]],
         )
     )
     original_id = root_rows[0]["original"] if root_rows else None

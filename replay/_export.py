@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
+from spanreel._trace_sql import TRACE_SPANS
 
 from ._load import QueryFn, default_query, parse_json, resolve_trace_id
 from ._messages import ApiShape, detect_shape
@@ -143,15 +144,15 @@ def fetch_span_rows(
     run = query or default_query
     params: list[Any]
     if trace_id is not None:
-        condition, params = "trace_id = ?", [resolve_trace_id(trace_id, path, query=run)]
+        source, params = TRACE_SPANS, [resolve_trace_id(trace_id, path, query=run)]
         what = f"trace {params[0]}"
     elif session_id is not None:
-        condition = "trace_id IN (SELECT trace_id FROM spans WHERE session_id = ?)"
+        source = "spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE session_id = ?)"
         params, what = [session_id], f"session {session_id!r}"
     else:
         assert where is not None
-        condition, params, what = f"({where}\n)", [], f"--where {where!r}"
-    sql = f"SELECT {_ROW_COLUMNS} FROM spans WHERE {condition} ORDER BY start_time, trace_id, span_id"
+        source, params, what = f"spans WHERE ({where}\n)", [], f"--where {where!r}"
+    sql = f"SELECT {_ROW_COLUMNS} FROM {source} ORDER BY start_time, trace_id, span_id"
     if where is not None:
         _check_single_statement(sql)
     result = run(sql, path, params or None)

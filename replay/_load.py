@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from spanreel._trace_sql import TRACE_SPANS
+
 from ._otlp_file import TraceFileError, read_trace_file
 
 __all__ = [
@@ -293,7 +295,7 @@ def load_trace(trace_id: str, db_path: str | Path, *, query: QueryFn | None = No
     run = query or default_query
     tid = resolve_trace_id(trace_id, path, query=run)
     result = run(
-        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_time, span_id",
+        f"SELECT {_SPAN_COLUMNS} FROM {TRACE_SPANS} ORDER BY start_time, span_id",
         path,
         [tid],
     )
