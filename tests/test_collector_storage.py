@@ -317,3 +317,40 @@ def test_schema_doc_is_generated_from_the_migrations(
         "SELECT comment FROM duckdb_columns() WHERE table_name = 'spans' AND column_name = 'duration_ns'"
     ).fetchall()
     assert comment == [("end_time - start_time, nanoseconds",)]
+
+
+def test_collector_database_uses_small_row_groups_and_needs_no_big_checkpoint(tmp_path: Path) -> None:
+    """A 10,000-span group is written in 4096-row row groups (DuckDB writes them at commit, so the
+    WAL stays small and checkpoints short); reopening keeps the data and the layout of new rows."""
+    db = tmp_path / "rg.duckdb"
+    trace = "ab" * 16
+    rows = [
+        _row(
+            trace,
+            f"{i + 1:016x}",
+            None if i == 0 else "0" * 15 + "1",
+            i,
+            i + 5,
+            attributes={"k": f"{i:01000d}"},
+        )
+        for i in range(10_000)
+    ]  # ~10 MB of attributes
+    writer = SpanWriter(open_database(db))
+    assert writer.submit(rows_to_arrow(rows)).result(timeout=60).committed == 10_000
+    wal = Path(str(db) + ".wal")
+    # Full row groups went straight to the file: the WAL holds at most the last partial one.
+    assert not wal.exists() or wal.stat().st_size < 4 * 1024 * 1024
+    cur = writer.cursor()
+    sizes = cur.execute(
+        "SELECT max(count) FROM (SELECT row_group_id, max(count) AS count "
+        "FROM pragma_storage_info('spans') GROUP BY row_group_id)"
+    ).fetchone()
+    cur.close()
+    writer.close()
+    assert sizes is not None and sizes[0] <= 4096
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), max(span_count) FROM spans, trace_index").fetchone() == (
+        10_000,
+        10_000,
+    )
+    con.close()
