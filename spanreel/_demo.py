@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 from rich.console import Console
@@ -42,8 +42,13 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+#: ``python -P -m``: the current directory is not put on ``sys.path`` (Python ≥ 3.11), so a folder
+#: named ``spanreel`` there (a clone, a data directory) cannot shadow the installed package.
+_PYTHON_M: Final = (sys.executable, "-P", "-m")
+
+
 def _spanreel_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "spanreel", *args]
+    return [*_PYTHON_M, "spanreel", *args]
 
 
 @contextmanager
@@ -97,7 +102,7 @@ def _collector(console: Console, db: Path) -> Iterator[dict[str, Any]]:
 def _run_app(console: Console, env: dict[str, str]) -> dict[str, Any]:
     """Run the debate app; echo its output; return its ``SPANREEL_DEMO`` summary line."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "spanreel._demo_app"], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
+        [*_PYTHON_M, "spanreel._demo_app"], env=env, stdout=subprocess.PIPE, text=True, bufsize=1
     )
     summary: dict[str, Any] | None = None
     assert proc.stdout is not None

@@ -57,9 +57,12 @@ APP = textwrap.dedent(
 )
 
 
-def _spanreel(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _spanreel(*args: str, timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # In another working directory: the installed console script, as a user runs it.
+    command = [str(Path(sys.executable).with_name("spanreel"))] if cwd else [sys.executable, "-m", "spanreel"]
     return subprocess.run(
-        [sys.executable, "-m", "spanreel", *args],
+        [*command, *args],
+        cwd=cwd,
         env=clean_env(),
         capture_output=True,
         text=True,
@@ -179,7 +182,10 @@ def _records(payload: Any) -> list[dict[str, Any]]:
 
 def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     db = tmp_path / "demo.duckdb"
-    proc = _spanreel("demo", "--db", str(db), "--rounds", "1", timeout=180)
+    # Run from a folder holding a `spanreel` directory (a clone, a data dir): the demo's child
+    # processes must still import the installed package, not that folder.
+    (tmp_path / "spanreel").mkdir()
+    proc = _spanreel("demo", "--db", str(db), "--rounds", "1", timeout=180, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for expected in (
