@@ -47,44 +47,67 @@ def _safe_start(
         return None
 
 
+class _TeeState:
+    """What a tee shares with its finaliser: the call, and the chunk the application holds but the
+    parser has not seen yet (fed before the span ends, however the stream ends)."""
+
+    __slots__ = ("arrived", "call", "pending")
+
+    def __init__(self, call: LLMCall) -> None:
+        self.call = call
+        self.pending: bytes | None = None
+        self.arrived = 0.0
+
+    def hold(self, chunk: bytes) -> None:
+        """``chunk`` is being handed to the application (stamped with its arrival time)."""
+        self.pending, self.arrived = chunk, monotonic()
+
+    def release(self) -> None:
+        """The application asked for the next chunk: parse the one it holds."""
+        chunk, self.pending = self.pending, None
+        if chunk is not None:
+            self.call.feed(chunk, self.arrived)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        """End the call, after parsing the chunk still held (an SDK that stops at ``[DONE]``
+        closes the response while the last chunk, often the one with the usage, is held)."""
+        self.release()
+        self.call.finish(exc)
+
+
 class _SyncTee:
     """Mixin for the library's ``SyncByteStream``: pass chunks through, feed the call a copy."""
 
     def __init__(self, inner: Any, call: LLMCall) -> None:
         self._inner = inner
-        self._call = call
-        weakref.finalize(self, call.finish)
+        self._state = state = _TeeState(call)
+        weakref.finalize(self, state.finish)
 
     def __iter__(self) -> Iterator[bytes]:
         # Each chunk goes to the application first; the parser sees it when the application
         # asks for the next one (with its arrival time), so parsing never delays a chunk.
-        call = self._call
-        pending: bytes | None = None
-        arrived = 0.0
+        state = self._state
         try:
             for chunk in self._inner:
-                pending, arrived = chunk, monotonic()
+                state.hold(chunk)
                 yield chunk
-                pending = None
-                call.feed(chunk, arrived)
+                state.release()
         except GeneratorExit:
-            if pending is not None:
-                call.feed(pending, arrived)
-            call.finish()
+            state.finish()
             raise
         except BaseException as exc:
-            call.finish(exc)
+            state.finish(exc)
             raise
-        call.finish()
+        state.finish()
 
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
-            self._call.finish()
+            self._state.finish()
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_inner", "_call"):
+        if name.startswith("__") or name in ("_inner", "_state"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 
@@ -94,43 +117,38 @@ class _AsyncTee:
 
     def __init__(self, inner: Any, call: LLMCall) -> None:
         self._inner = inner
-        self._call = call
-        weakref.finalize(self, call.finish)
+        self._state = state = _TeeState(call)
+        weakref.finalize(self, state.finish)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        call = self._call
+        state = self._state
         iterator = self._inner.__aiter__()
-        pending: bytes | None = None
-        arrived = 0.0
         try:
             async for chunk in iterator:
-                pending, arrived = chunk, monotonic()
+                state.hold(chunk)
                 yield chunk
-                pending = None
-                call.feed(chunk, arrived)
+                state.release()
         except GeneratorExit:
-            if pending is not None:
-                call.feed(pending, arrived)
-            call.finish()
+            state.finish()
             raise
         except BaseException as exc:
-            call.finish(exc)
+            state.finish(exc)
             raise
         finally:
             # Mirror httpx's own aiter_raw(): close the inner async generator explicitly.
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
-        call.finish()
+        state.finish()
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
-            self._call.finish()
+            self._state.finish()
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_inner", "_call"):
+        if name.startswith("__") or name in ("_inner", "_state"):
             raise AttributeError(name)
         return getattr(self._inner, name)
 

@@ -417,8 +417,11 @@ def _error_body(message: str, type_: str, code: str | None, param: str | None = 
 class FakeLLMServer(ThreadedAiohttpServer):
     """The fake OpenAI-compatible server, run on a background thread with its own event loop.
 
-    ``FakeLLMServer(host="127.0.0.1", port=0, chunk_delay=0.0)``: ``port=0`` picks a free port;
-    ``chunk_delay`` is the pause in seconds before each streamed chunk. :meth:`start` returns once
+    ``FakeLLMServer(host="127.0.0.1", port=0, chunk_delay=0.0, coalesce_last=0)``: ``port=0``
+    picks a free port; ``chunk_delay`` is the pause in seconds before each streamed chunk;
+    ``coalesce_last`` sends the last that many events of every stream in one write (as a client
+    often reads a real server's final events, usage and ``[DONE]``, together; a large number sends
+    the whole stream in one write; 0: one write per event). :meth:`start` returns once
     the socket is bound (then :attr:`base_url`, e.g. ``http://127.0.0.1:PORT/v1``, is valid;
     ``OSError`` if binding fails); :meth:`stop` shuts it down. Also a context manager (starts on
     enter, stops on exit). :attr:`requests` lists every request received
@@ -429,9 +432,12 @@ class FakeLLMServer(ThreadedAiohttpServer):
     thread_name = "spanreel-fake-llm"
     startup_failure = "fake LLM server failed to start"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, chunk_delay: float = 0.0, coalesce_last: int = 0
+    ) -> None:
         super().__init__(host, port)
         self.chunk_delay = chunk_delay
+        self.coalesce_last = coalesce_last
         self.requests: list[RecordedRequest] = []
 
     @property
@@ -504,10 +510,15 @@ class FakeLLMServer(ThreadedAiohttpServer):
         events: Iterable[bytes],
         content_type: str = "text/event-stream; charset=utf-8",
     ) -> web.StreamResponse:
-        """Write ``events`` one by one (after ``chunk_delay`` each) as a streamed response."""
+        """Write ``events`` one by one (after ``chunk_delay`` each; the last ``coalesce_last`` in
+        one write) as a streamed response."""
         response = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
         await response.prepare(request)
-        for event in events:
+        writes = list(events)
+        if self.coalesce_last > 1:
+            cut = max(0, len(writes) - self.coalesce_last)
+            writes = [*writes[:cut], b"".join(writes[cut:])]
+        for event in writes:
             if self.chunk_delay > 0:
                 await asyncio.sleep(self.chunk_delay)
             await response.write(event)

@@ -3,6 +3,7 @@ fake LLM server, spans collected with an in-memory exporter."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import gzip
 import json
@@ -195,6 +196,43 @@ def test_sync_streaming_span_ends_after_stream_consumed(
     (http,) = http_spans(spans)
     assert http.parent is not None and http.parent.span_id == span.context.span_id
     assert http.end_time is not None and http.end_time < span.end_time
+
+
+@pytest.mark.parametrize("coalesce_last", [2, 10**6], ids=["usage-and-done-together", "one-write"])
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_stream_whose_last_events_arrive_together_is_recorded_whole(
+    spans: InMemorySpanExporter, coalesce_last: int, use_async: bool
+) -> None:
+    # A real server's final events (the usage chunk and [DONE]) often reach the client in one read;
+    # the SDK then stops at [DONE] and closes the response while that last chunk is still the one
+    # the application holds, so the span must parse it when the stream is closed.
+    with FakeLLMServer(coalesce_last=coalesce_last) as srv:
+        kwargs: Any = {
+            "model": "gpt-4o-mini",
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if use_async:
+
+            async def run() -> list[Any]:
+                c = openai.AsyncOpenAI(base_url=srv.base_url, api_key=SECRET, max_retries=0)
+                return [chunk async for chunk in await c.chat.completions.create(**kwargs)]
+
+            chunks = asyncio.run(run())
+        else:
+            c = openai.OpenAI(base_url=srv.base_url, api_key=SECRET, max_retries=0)
+            chunks = list(c.chat.completions.create(**kwargs))
+    usage = chunks[-1].usage
+    assert usage is not None
+    a = only_genai(spans).attributes or {}
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert extract_output_text(str(a[ga.GEN_AI_OUTPUT_MESSAGES])) == text
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == usage.prompt_tokens
+    assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.completion_tokens
+    assert a[ga.GEN_AI_RESPONSE_ID] == chunks[0].id
+    assert isinstance(a[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK], float)
 
 
 def test_stream_closed_early_ends_span(spans: InMemorySpanExporter, client: openai.OpenAI) -> None:
