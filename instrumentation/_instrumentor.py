@@ -26,8 +26,6 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.environment_variables import OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
-from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 from opentelemetry.trace import Tracer, TracerProvider
 
 from spanreel import __version__
@@ -36,8 +34,9 @@ from ._call import CallSettings, log_once
 from ._capture import content_capture_enabled
 from ._content import ContentPolicy, Redactor, chain
 from ._context import TRACER_NAME, set_tracer_provider
-from ._http import sanitize_url
 from ._metrics import GenAIMetrics
+from ._processor import deactivate_processors, ensure_processor
+from ._setup import metrics_enabled
 from ._transport import async_wrapper, sync_wrapper
 
 #: Libraries whose transports are wrapped, with their opentelemetry-instrumentation-httpx class.
@@ -55,20 +54,6 @@ def _initializing(module_name: str) -> bool:
 _TARGETS = (("HTTPTransport", "handle_request", False), ("AsyncHTTPTransport", "handle_async_request", True))
 
 
-def _sanitize_http_span(span: trace.Span, request: Any) -> None:
-    """request_hook for the HTTP client span: drop credential query parameters from its URL."""
-    try:
-        url = str(request.url)
-        clean = sanitize_url(url)
-        if clean != url:
-            span.set_attribute(URL_FULL, clean)
-            attributes = getattr(span, "attributes", None) or {}
-            if HTTP_URL in attributes:
-                span.set_attribute(HTTP_URL, clean)
-    except Exception:
-        log_once("http_hook", "spanreel: could not sanitise the HTTP span URL")
-
-
 def disabled_instrumentations() -> frozenset[str]:
     """Entry-point names listed in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (comma-separated,
     spaces ignored; ``*`` means all), as ``opentelemetry-instrument`` reads them. spanreel adds no
@@ -76,10 +61,6 @@ def disabled_instrumentations() -> frozenset[str]:
     return frozenset(
         name.strip() for name in os.environ.get(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS, "").split(",")
     )
-
-
-async def _async_sanitize_http_span(span: trace.Span, request: Any) -> None:
-    _sanitize_http_span(span, request)
 
 
 @dataclass
@@ -122,6 +103,12 @@ class _State:
         self.http_spans = http_spans
         set_tracer_provider(tracer_provider)
         self.tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
+        if ensure_processor(tracer_provider or trace.get_tracer_provider()) is None:
+            log_once(
+                "processor",
+                "spanreel: the tracer provider is not the OpenTelemetry SDK's; session baggage is "
+                "not copied onto other instrumentations' spans and their URLs are not cleaned",
+            )
         self.settings = CallSettings(self.tracer, capture_content, policy or ContentPolicy(), metrics)
         for name in LIBRARIES:
             if name in sys.modules:
@@ -138,6 +125,7 @@ class _State:
             for name, installed in list(self.installed.items()):
                 self._uninstall(name, installed)
             self.installed.clear()
+        deactivate_processors()
         set_tracer_provider(None)
 
     def _on_import(self, module: ModuleType) -> None:
@@ -184,11 +172,8 @@ class _State:
             disabled = disabled_instrumentations()
             wanted = self.http_spans and name not in disabled and "*" not in disabled
             if wanted and not http_instrumentor.is_instrumented_by_opentelemetry:
-                http_instrumentor.instrument(
-                    tracer_provider=self.tracer_provider,
-                    request_hook=_sanitize_http_span,
-                    async_request_hook=_async_sanitize_http_span,
-                )
+                # Its spans' URLs are cleaned of credentials by SpanreelProcessor (see _processor).
+                http_instrumentor.instrument(tracer_provider=self.tracer_provider)
                 enabled = http_instrumentor.is_instrumented_by_opentelemetry
         except Exception:
             log_once(f"http:{name}", "spanreel: opentelemetry-instrumentation-httpx unavailable for %s", name)
@@ -242,7 +227,8 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
       ``SPANREEL_CAPTURE_MAX_BYTES`` / ``SPANREEL_CAPTURE_BLOBS`` (see :mod:`._content`);
     - ``meter_provider`` / ``metrics`` (``bool``) — GenAI client metrics (``gen_ai.client.token.usage``,
       ``gen_ai.client.operation.duration``) are recorded when ``metrics=True`` (on the given or
-      the global meter provider) or when a ``meter_provider`` is given;
+      the global meter provider), when a ``meter_provider`` is given, or, with neither option
+      (as under ``opentelemetry-instrument``), when ``SPANREEL_METRICS`` is true (global provider);
     - ``http_spans`` (``bool``, default ``True``) — also instrument the HTTP client spans with
       opentelemetry-instrumentation-httpx unless that was already done; a library named in
       ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (``httpx``, ``httpx2``, or ``*``) gets none either
@@ -270,7 +256,9 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
         )
         meter_provider: MeterProvider | None = kwargs.get("meter_provider")
         wanted = kwargs.get("metrics")
-        metrics = GenAIMetrics(meter_provider) if (wanted or (wanted is None and meter_provider)) else None
+        if wanted is None:  # opentelemetry-instrument passes no options: the environment decides
+            wanted = meter_provider is not None or metrics_enabled()
+        metrics = GenAIMetrics(meter_provider) if wanted else None
         _STATE.activate(
             kwargs.get("tracer_provider"),
             content_capture_enabled() if capture is None else bool(capture),

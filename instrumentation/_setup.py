@@ -20,9 +20,9 @@ Configuration is the standard OpenTelemetry environment
   ``OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`` and ``OTEL_METRIC_EXPORT_INTERVAL`` (ms).
 
 Spans go through a ``BatchSpanProcessor``; the SDK's exit handler flushes them when the process
-exits normally. If a global tracer provider is already set it is used as is. A
-``BaggageSpanProcessor`` copies ``session.id`` / ``gen_ai.conversation.id`` from baggage onto
-every span (see :func:`spanreel.session`).
+exits normally. If a global tracer provider is already set it is used as is. The instrumentor
+adds its :class:`~spanreel.instrumentation._processor.SpanreelProcessor` (session baggage onto
+every span, see :func:`spanreel.session`; credentials out of span URLs) to either.
 """
 
 from __future__ import annotations
@@ -34,18 +34,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_CONVERSATION_ID
-
-from ._context import SESSION_BAGGAGE_KEYS
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
 _lock = threading.Lock()
 _done = False
-
-#: Baggage keys copied onto every span by the auto-setup's BaggageSpanProcessor.
-BAGGAGE_SPAN_KEYS = frozenset({*SESSION_BAGGAGE_KEYS, GEN_AI_CONVERSATION_ID})
 
 
 class SetupError(Exception):
@@ -166,14 +160,12 @@ def configure_tracer_provider() -> trace.TracerProvider:
     current = trace.get_tracer_provider()
     if not isinstance(current, trace.ProxyTracerProvider):
         return current
-    from opentelemetry.processor.baggage import BaggageSpanProcessor
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
     exporter = _make_exporter()
     provider = TracerProvider(resource=Resource.create())
-    provider.add_span_processor(BaggageSpanProcessor(lambda key: key in BAGGAGE_SPAN_KEYS))
     if exporter is not None:
         assert isinstance(exporter, SpanExporter)
         provider.add_span_processor(BatchSpanProcessor(exporter))

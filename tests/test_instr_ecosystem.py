@@ -126,6 +126,67 @@ def test_opentelemetry_instrument_picks_spanreel_up(server: FakeLLMServer, tmp_p
     assert http == [span_id], children
 
 
+def test_opentelemetry_instrument_cleans_urls_copies_sessions_and_records_metrics(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    # Under opentelemetry-instrument the httpx instrumentation is set up before spanreel (entry
+    # points load in name order), so spanreel cannot hook its spans' creation: its processor must
+    # still keep a Gemini ?key= out of the HTTP span, put the session on it, and SPANREEL_METRICS
+    # must still turn the GenAI metrics on.
+    canary = "AIzaCANARY-0123456789abcdef"
+    app = tmp_path / "app.py"
+    app.write_text(
+        textwrap.dedent(
+            f"""
+            import httpx2, spanreel
+            with spanreel.session("triage", session_id="sess-otel-1", user_id="u-7"):
+                r = httpx2.post(
+                    "{server.base_url.removesuffix("/v1")}/v1beta/models/gemini-2.0-flash:generateContent"
+                    "?alt=json&key={canary}",
+                    json={{"contents": [{{"role": "user", "parts": [{{"text": "Tea?"}}]}}]}},
+                )
+                r.raise_for_status()
+            """
+        )
+    )
+    with start_collector(tmp_path / "spans.duckdb") as collector:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_", "OPENAI_"))}
+        env.update(
+            OTEL_SERVICE_NAME="otel-instrument-app",
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_METRICS_EXPORTER="console",
+            OTEL_LOGS_EXPORTER="none",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{collector.info['http_endpoint']}",
+            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
+            SPANREEL_METRICS="true",
+        )
+        instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+        proc = subprocess.run(
+            [str(instrument), sys.executable, str(app)],
+            env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        rows = run_query(
+            "SELECT scope_name, operation, session_id, CAST(attributes AS VARCHAR) FROM spans "
+            "ORDER BY start_time",
+            tmp_path / "spans.duckdb",
+        ).rows
+    assert [(scope, operation, session) for scope, operation, session, _ in rows] == [
+        ("spanreel", None, "sess-otel-1"),  # the session's root span
+        ("spanreel", "generate_content", "sess-otel-1"),
+        ("opentelemetry.instrumentation.httpx", None, "sess-otel-1"),
+    ]
+    http_attributes = rows[2][3]
+    assert json.loads(http_attributes)[USER_ID] == "u-7"
+    url = json.loads(http_attributes).get("url.full") or json.loads(http_attributes)["http.url"]
+    assert url.endswith(":generateContent?alt=json"), url
+    for *_, attrs in rows:
+        assert canary not in attrs
+    assert "gen_ai.client.operation.duration" in proc.stdout
+    assert "gen_ai.client.token.usage" in proc.stdout
+
+
 def test_coexists_with_openai_v2(
     recording: tuple[TracerProvider, InMemorySpanExporter],
     server: FakeLLMServer,

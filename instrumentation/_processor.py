@@ -1,0 +1,97 @@
+"""The span processor spanreel adds to the SDK tracer provider it instruments with.
+
+For every span started while instrumentation is on (whoever creates it) :class:`SpanreelProcessor`
+
+- copies the session keys found in baggage (``session.id``, ``user.id``, ``spanreel.session.name``,
+  ``spanreel.session.path``, ``gen_ai.conversation.id``) onto the span, with
+  opentelemetry-processor-baggage's ``BaggageSpanProcessor`` (see :func:`spanreel.session`);
+- removes credentials from the span's URL attributes (``url.full``, old-convention ``http.url``):
+  user-info and credential query parameters such as Gemini's ``?key=`` (see
+  :func:`~spanreel.instrumentation._http.sanitize_url`). opentelemetry-instrumentation-httpx only
+  redacts a few signature parameters, and under ``opentelemetry-instrument`` it is set up before
+  spanreel, so its HTTP spans cannot be cleaned by a request hook of ours.
+
+It works in ``on_start`` (the span is still writable; attributes given to ``start_span`` are
+there), so every exporter and later processor sees the cleaned span. Added once per provider;
+the SDK cannot remove a processor, so after ``uninstrument()`` it does nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.processor.baggage import BaggageSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_CONVERSATION_ID
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
+from opentelemetry.semconv.attributes.url_attributes import URL_FULL
+
+from ._call import log_once
+from ._context import SESSION_BAGGAGE_KEYS
+from ._http import sanitize_url
+
+#: Baggage keys copied onto every span.
+BAGGAGE_SPAN_KEYS = frozenset({*SESSION_BAGGAGE_KEYS, GEN_AI_CONVERSATION_ID})
+
+_URL_KEYS = (URL_FULL, HTTP_URL)
+
+
+class SpanreelProcessor(SpanProcessor):
+    """See the module docstring. ``active`` switches it off without removing it."""
+
+    def __init__(self) -> None:
+        self.active = True
+        self._baggage = BaggageSpanProcessor(BAGGAGE_SPAN_KEYS.__contains__)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not self.active:
+            return
+        try:
+            self._baggage.on_start(span, parent_context)
+            attributes = span.attributes or {}
+            for key in _URL_KEYS:
+                url = attributes.get(key)
+                if isinstance(url, str) and ("?" in url or "@" in url):
+                    clean = sanitize_url(url)
+                    if clean != url:
+                        span.set_attribute(key, clean)
+        except Exception:  # telemetry never breaks the app
+            log_once("processor", "spanreel: could not apply the session baggage or URL clean-up")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+_added: weakref.WeakKeyDictionary[Any, SpanreelProcessor] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def ensure_processor(provider: Any) -> SpanreelProcessor | None:
+    """Add (once) and switch on the :class:`SpanreelProcessor` of ``provider``, an SDK
+    ``TracerProvider`` (anything with ``add_span_processor``); ``None`` for other providers."""
+    add = getattr(provider, "add_span_processor", None)
+    if add is None:
+        return None
+    with _lock:
+        processor = _added.get(provider)
+        if processor is None:
+            processor = _added[provider] = SpanreelProcessor()
+            add(processor)
+        processor.active = True
+    return processor
+
+
+def deactivate_processors() -> None:
+    """Switch every added processor off (``uninstrument()``)."""
+    with _lock:
+        for processor in _added.values():
+            processor.active = False
