@@ -84,13 +84,16 @@ def _redact_cards(text: str) -> str:
 _EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 #: Phone numbers: an optional +country code, an area code (parenthesised or followed by a
 #: separator), then 3–4 + 3–4 digits; not part of a longer run of digit groups (cards, ids).
+#: Also E.164 written without separators (``+14155552671``: ``+`` and 8–15 digits).
 _PHONE = re.compile(
     r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}"
     r"(?!\w|[ .-]\d)"
+    r"|(?<![\w+])\+\d{8,15}(?!\w)"
 )
 _API_KEY = re.compile(
     r"\b(?:sk-ant-[\w-]{16,}|(?:sk|pk|rk)-(?:proj-)?[\w-]{16,}|AIza[\w-]{30,}|gh[pousr]_[A-Za-z0-9]{30,}"
-    r"|AKIA[0-9A-Z]{16}|xox[abprs]-[\w-]{10,})"
+    r"|AKIA[0-9A-Z]{16}|xox[abprs]-[\w-]{10,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}"
+    r"|hf_[A-Za-z0-9]{20,}|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,})"
     r"|\bBearer\s+[\w.~+/-]{16,}=*"
 )
 
