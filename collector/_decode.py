@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,10 +130,13 @@ def _describe(span: Any, problem: str) -> str:
     return f"span {name!r} (trace {span.trace_id.hex() or '-'}, span {span.span_id.hex() or '-'}): {problem}"
 
 
-def rows_from_request(request: Any) -> DecodeResult:
-    """Flatten a parsed ``ExportTraceServiceRequest`` into rows, validating each span."""
+def rows_from_request(request: Any, rejected: Sequence[str] = ()) -> DecodeResult:
+    """Flatten a parsed ``ExportTraceServiceRequest`` into rows, validating each span.
+    ``rejected``: descriptions of spans already taken out of the request as invalid (counted and
+    described first)."""
     result = DecodeResult()
-    problems: list[str] = []
+    result.rejected_spans = len(rejected)
+    problems: list[str] = list(rejected[:_MAX_DESCRIBED])
     for resource_spans in request.resource_spans:
         resource_attrs = attributes_to_dict(resource_spans.resource.attributes)
         service = resource_attrs.get(SERVICE_NAME)
@@ -233,9 +236,14 @@ def _items(obj: dict[str, Any], camel: str, snake: str, where: str) -> list[Any]
 _ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
 
-def _ids_hex_to_base64(doc: Any) -> None:
+def _ids_hex_to_base64(doc: Any) -> list[str]:
+    """Rewrite the hex ids of ``doc`` (OTLP/JSON) as base64 in place, for ``json_format``. A span
+    whose own or whose links' ids are not hex strings is removed from ``doc`` and described in the
+    returned list (rejected alone, OTLP partial success); a malformed structure raises
+    :class:`DecodeError`."""
     if not isinstance(doc, dict):
         raise DecodeError("OTLP/JSON body must be an object with resourceSpans")
+    problems: list[str] = []
     for i, rs in enumerate(_items(doc, "resourceSpans", "resource_spans", "$")):
         if not isinstance(rs, dict):
             raise DecodeError(f"resourceSpans[{i}] must be an object")
@@ -243,32 +251,47 @@ def _ids_hex_to_base64(doc: Any) -> None:
             if not isinstance(ss, dict):
                 raise DecodeError(f"resourceSpans[{i}].scopeSpans[{j}] must be an object")
             where_ss = f"resourceSpans[{i}].scopeSpans[{j}]"
-            for k, span in enumerate(_items(ss, "spans", "spans", where_ss)):
+            spans = _items(ss, "spans", "spans", where_ss)
+            kept = []
+            for k, span in enumerate(spans):
                 where = f"{where_ss}.spans[{k}]"
                 if not isinstance(span, dict):
                     raise DecodeError(f"{where} must be an object")
-                _hex_to_b64(span, _ID_KEYS, where)
-                for m, link in enumerate(_items(span, "links", "links", where)):
+                links = _items(span, "links", "links", where)
+                for m, link in enumerate(links):
                     if not isinstance(link, dict):
                         raise DecodeError(f"{where}.links[{m}] must be an object")
-                    _hex_to_b64(link, _ID_KEYS, f"{where}.links[{m}]")
+                try:
+                    _hex_to_b64(span, _ID_KEYS, where)
+                    for m, link in enumerate(links):
+                        _hex_to_b64(link, _ID_KEYS, f"{where}.links[{m}]")
+                except DecodeError as exc:
+                    problems.append(str(exc))
+                    continue
+                kept.append(span)
+            if len(kept) != len(spans):
+                ss.pop("spans", None)
+                ss["spans"] = kept
+    return problems
 
 
 def decode_json(payload: bytes) -> DecodeResult:
-    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` (hex ids). Raises :class:`DecodeError`."""
+    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` (hex ids). Raises :class:`DecodeError`
+    for a payload that is not such a request; spans with ids that are not hex are rejected in the
+    result, like other invalid spans."""
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise DecodeError(f"invalid JSON: {exc}") from exc
     except RecursionError:
         raise DecodeError("invalid OTLP/JSON: nested too deeply") from None
-    _ids_hex_to_base64(doc)
+    bad_ids = _ids_hex_to_base64(doc)
     request = ExportTraceServiceRequest()
     try:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"invalid OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
-    return rows_from_request(request)
+    return rows_from_request(request, bad_ids)
 
 
 def decode_request(payload: bytes, *, json_encoded: bool) -> DecodeResult:

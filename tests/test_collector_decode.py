@@ -175,11 +175,28 @@ def test_json_invalid_span_counted() -> None:
 
 
 @pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ({"traceId": "zz"}, "traceId is not hex"),
+        ({"parentSpanId": 7}, "parentSpanId must be a hex string"),
+        ({"links": [{"traceId": TRACE.hex(), "spanId": "not-hex!"}]}, "links[0].spanId is not hex"),
+    ],
+)
+def test_json_span_with_non_hex_id_rejected_alone(bad: dict[str, object], reason: str) -> None:
+    doc = _json_request(**bad)
+    good = _json_request(spanId=PARENT.hex(), name="good")["resourceSpans"]  # type: ignore[index]
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(good[0]["scopeSpans"][0]["spans"][0])  # type: ignore[index]
+    result = decode_json(json.dumps(doc).encode())
+    assert [r["name"] for r in result.rows] == ["good"]
+    assert result.rejected_spans == 1
+    assert reason in result.error_message and "spans[0]" in result.error_message
+
+
+@pytest.mark.parametrize(
     ("payload", "match"),
     [
         (b"{not json", "invalid JSON"),
         (b"[1, 2]", "object"),
-        (json.dumps(_json_request(traceId="zz")).encode(), "not hex"),
         (json.dumps(_json_request(startTimeUnixNano="soon")).encode(), "OTLP/JSON"),
         (json.dumps({"resourceSpans": {"a": 1}}).encode(), "array"),
     ],
