@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from spanreel._config import ConfigError, find_config, load_config, resolve_db_path
+from spanreel._config import ConfigError, check_keys, find_config, load_config, resolve_db_path
 from spanreel.collector._forward_config import FORWARDER_TYPES, ForwarderConfig, parse_forwarder
 from spanreel.collector._security import TLSSettings, parse_auth, parse_extensions, parse_tls
 
@@ -177,12 +177,21 @@ def _endpoint(section: dict[str, Any], key: str, default: str) -> str:
     return value
 
 
+_GRPC_KEYS = ("endpoint", "auth", "tls", "max_recv_msg_size_mib")
+_HTTP_KEYS = ("endpoint", "auth", "tls", "max_request_body_size")
+_DUCKDB_KEYS = (
+    "path", "query_endpoint", "auth", "max_queue_bytes", "decode_workers", "ttl", "metrics_log_interval",
+)  # fmt: skip
+_TOP_KEYS = ("receivers", "processors", "exporters", "extensions", "service")
+
+
 def _parse_receivers(
     receivers: dict[str, Any], used: list[str], base_dir: Path | None, authenticators: dict[str, str]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rid, raw in receivers.items():
         section = _mapping(raw, f"receivers.{rid}")
+        check_keys(section, ("protocols",), f"receivers.{rid}")
         protocols = _mapping(section.get("protocols"), f"receivers.{rid}.protocols")
         for proto in protocols:
             if proto not in ("grpc", "http"):
@@ -192,6 +201,7 @@ def _parse_receivers(
         if "grpc" in protocols:
             key = f"receivers.{rid}.protocols.grpc"
             grpc = _mapping(protocols["grpc"], key)
+            check_keys(grpc, _GRPC_KEYS, key)
             out["grpc_endpoint"] = _endpoint(grpc, key, DEFAULT_GRPC_ENDPOINT)
             out["grpc_auth"] = parse_auth(grpc, key, authenticators)
             out["grpc_tls"] = parse_tls(grpc, key, base_dir)
@@ -202,6 +212,7 @@ def _parse_receivers(
         if "http" in protocols:
             key = f"receivers.{rid}.protocols.http"
             http = _mapping(protocols["http"], key)
+            check_keys(http, _HTTP_KEYS, key)
             out["http_endpoint"] = _endpoint(http, key, DEFAULT_HTTP_ENDPOINT)
             out["http_auth"] = parse_auth(http, key, authenticators)
             out["http_tls"] = parse_tls(http, key, base_dir)
@@ -215,6 +226,7 @@ def _parse_receivers(
 
 
 def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, str]) -> dict[str, Any]:
+    check_keys(section, _DUCKDB_KEYS, key)
     out: dict[str, Any] = {"query_auth": parse_auth(section, key, authenticators)}
     if "max_queue_bytes" in section:
         out["max_queue_bytes"] = int(_positive_number(section["max_queue_bytes"], f"{key}.max_queue_bytes"))
@@ -276,6 +288,9 @@ def config_from_mapping(
 
     Raises :class:`ConfigError` naming the offending key.
     """
+    for name in data:
+        if name not in _TOP_KEYS:
+            raise ConfigError(f"{name}: unknown top-level key (supported: {', '.join(_TOP_KEYS)})")
     receivers = _mapping(data.get("receivers"), "receivers")
     exporters = _mapping(data.get("exporters"), "exporters")
     processors = _mapping(data.get("processors"), "processors")
@@ -296,6 +311,7 @@ def config_from_mapping(
                 f"exporters.{eid}: unknown exporter type {etype!r} (supported: duckdb, otlp, otlphttp)"
             )
     service = _mapping(data.get("service"), "service")
+    check_keys(service, ("extensions", "pipelines"), "service")
     enabled_extensions = service.get("extensions") or []
     if not isinstance(enabled_extensions, list) or not all(isinstance(x, str) for x in enabled_extensions):
         raise ConfigError("service.extensions must be a list of extension ids")
@@ -307,6 +323,7 @@ def config_from_mapping(
     if "traces" not in pipelines:
         raise ConfigError("service.pipelines.traces is missing: the collector needs a traces pipeline")
     pipeline = _mapping(pipelines["traces"], "service.pipelines.traces")
+    check_keys(pipeline, ("receivers", "processors", "exporters"), "service.pipelines.traces")
     lists: dict[str, list[str]] = {}
     for kind, defined in (("receivers", receivers), ("processors", processors), ("exporters", exporters)):
         key = f"service.pipelines.traces.{kind}"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from spanreel._config import ConfigError
+from spanreel._config import ConfigError, check_keys
 
 __all__ = [
     "FORWARDER_TYPES",
@@ -145,12 +145,6 @@ def _mapping(value: Any, key: str) -> Mapping[str, Any]:
     return value
 
 
-def _known(section: Mapping[str, Any], allowed: frozenset[str], key: str) -> None:
-    for name in section:
-        if name not in allowed:
-            raise ConfigError(f"{key}.{name}: unknown key (supported: {', '.join(sorted(allowed))})")
-
-
 def _bool(section: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
     value = section.get(name, default)
     if not isinstance(value, bool):
@@ -249,10 +243,10 @@ def parse_forwarder(
     protocol = FORWARDER_TYPES[exporter_type]
     grpc = protocol == "grpc"
     section = _mapping(section, key)
-    _known(section, _TOP_KEYS[protocol], key)
+    check_keys(section, _TOP_KEYS[protocol], key)
 
     tls_section = _mapping(section.get("tls"), f"{key}.tls")
-    _known(tls_section, _TLS_KEYS, f"{key}.tls")
+    check_keys(tls_section, _TLS_KEYS, f"{key}.tls")
     files = {
         name: _path(tls_section[name], f"{key}.tls.{name}", base_dir)
         for name in ("ca_file", "cert_file", "key_file")
@@ -284,7 +278,7 @@ def parse_forwarder(
     )
 
     retry_section = _mapping(section.get("retry_on_failure"), f"{key}.retry_on_failure")
-    _known(retry_section, _RETRY_KEYS, f"{key}.retry_on_failure")
+    check_keys(retry_section, _RETRY_KEYS, f"{key}.retry_on_failure")
     rkey = f"{key}.retry_on_failure"
     defaults = RetrySettings()
 
@@ -309,7 +303,7 @@ def parse_forwarder(
         raise ConfigError(f"{rkey}: need 0 < initial_interval ≤ max_interval")
 
     queue_section = _mapping(section.get("sending_queue"), f"{key}.sending_queue")
-    _known(queue_section, _QUEUE_KEYS, f"{key}.sending_queue")
+    check_keys(queue_section, _QUEUE_KEYS, f"{key}.sending_queue")
     qkey = f"{key}.sending_queue"
     queue = QueueSettings(
         enabled=_bool(queue_section, "enabled", qkey, True),

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from spanreel._config import ConfigError
+from spanreel._config import ConfigError, check_keys
 
 __all__ = [
     "AUTHORIZATION",
@@ -113,6 +113,7 @@ def parse_auth(section: dict[str, Any], key: str, authenticators: dict[str, str]
     if "auth" not in section:
         return None
     auth = _mapping(section["auth"], f"{key}.auth")
+    check_keys(auth, ("authenticator",), f"{key}.auth")
     name = auth.get("authenticator")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{key}.auth.authenticator must name an extension, e.g. bearertokenauth")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,15 @@ _ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class ConfigError(Exception):
     """The collector configuration is missing, unreadable or invalid; the message says where."""
+
+
+def check_keys(section: Mapping[str, Any], allowed: Collection[str], key: str) -> None:
+    """Raise :class:`ConfigError` naming the first key of ``section`` (the mapping at config path
+    ``key``) that is not in ``allowed``: a misspelt setting (``authentication:`` for ``auth:``)
+    must fail loudly, as in the OpenTelemetry Collector, not be ignored."""
+    for name in section:
+        if name not in allowed:
+            raise ConfigError(f"{key}.{name}: unknown key (supported: {', '.join(sorted(allowed))})")
 
 
 def default_db_path() -> Path:

@@ -266,6 +266,21 @@ def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         (good.replace("ttl: 30d", "ttl: thirty days"), "exporters.duckdb.ttl"),
         (good.replace("max_queue_bytes: 1048576", "max_queue_bytes: -1"), "max_queue_bytes"),
         ("receivers: [", "not valid YAML"),
+        # Misspelt settings fail instead of silently dropping auth, TLS or the database path.
+        (
+            good.replace(
+                "auth: {authenticator: bearertokenauth}\n        tls", "authentication: x\n        tls", 1
+            ),
+            "receivers.otlp.protocols.grpc.authentication: unknown key",
+        ),
+        (good.replace("tls: {cert", "tsl: {cert", 1), "receivers.otlp.protocols.grpc.tsl: unknown key"),
+        (good.replace("    ttl: 30d", "    pth: /tmp/x.duckdb"), "exporters.duckdb.pth: unknown key"),
+        (
+            good.replace("auth: {authenticator:", "auth: {authenticatr:", 1),
+            "grpc.auth.authenticatr: unknown key",
+        ),
+        (good + "foo: 1\n", "foo: unknown top-level key"),
+        (good.replace("  pipelines:", "  telemetry: {}\n  pipelines:"), "service.telemetry: unknown key"),
     ):
         path.write_text(broken)
         bad = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(path)])
