@@ -13,9 +13,9 @@ OTLP behaviour (opentelemetry-proto ``docs/specification.md``):
   wrong bearer token → ``UNAUTHENTICATED``; queue full or storage failure → ``UNAVAILABLE`` with
   ``google.rpc.RetryInfo`` (in ``grpc-status-details-bin`` and ``google.rpc.retryinfo-bin``).
 - HTTP ``POST /v1/traces`` with ``application/x-protobuf`` or ``application/json`` (response in the
-  same type), ``Content-Encoding: gzip``; over-size (after decompression) → 413, other content
-  types → 415, other methods → 405, malformed → 400, bad token → 401, queue full → 503 +
-  ``Retry-After``; error bodies are a ``google.rpc.Status``.
+  same type), ``Content-Encoding: gzip`` (or ``deflate``; other encodings → 415); over-size
+  (after decompression) → 413, other content types → 415, other methods → 405, malformed → 400,
+  bad token → 401, queue full → 503 + ``Retry-After``; error bodies are a ``google.rpc.Status``.
 - Invalid spans are dropped and reported as ``partial_success`` (``rejected_spans``,
   ``error_message``); the valid spans of the request are stored.
 
@@ -60,6 +60,7 @@ from spanreel.collector._client import CollectorInfo, remove_discovery, write_di
 from spanreel.collector._config import CollectorConfig, parse_duration, parse_endpoint
 from spanreel.collector._decode import DecodeError
 from spanreel.collector._forward import Forwarders
+from spanreel.collector._http_body import BodyDecoder, BodyTooLarge, MalformedBody, UnsupportedEncoding
 from spanreel.collector._metrics import Counters, QueueBudget
 from spanreel.collector._query import QueryError, execute_read_only
 from spanreel.collector._retention import PruneResult, cutoff_ns, prune
@@ -188,7 +189,9 @@ class Collector:
         http_ssl = server_ssl_context(cfg.http_tls) if cfg.http_tls is not None else None
         try:
             grpc_endpoint = await self._start_grpc() if cfg.grpc_endpoint else None
-            http_endpoint = await self._start_site(self._otlp_app(), cfg.http_endpoint, "OTLP/HTTP", http_ssl)
+            http_endpoint = await self._start_site(
+                self._otlp_app(), cfg.http_endpoint, "OTLP/HTTP", http_ssl, auto_decompress=False
+            )
             query_endpoint = await self._start_site(self._query_app(), cfg.query_endpoint, "the query API")
         except BaseException:
             await self.stop()
@@ -428,11 +431,13 @@ class Collector:
         endpoint: str | None,
         what: str,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        auto_decompress: bool = True,
     ) -> str | None:
         if endpoint is None:
             return None
         sock = _bind_socket(endpoint, what)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=auto_decompress)
         await runner.setup()
         self._runners.append(runner)
         await web.SockSite(runner, sock, ssl_context=ssl_context).start()
@@ -462,25 +467,34 @@ class Collector:
                 f"unsupported content type {content_type!r}: use {_PROTOBUF} or {_JSON}",
                 json_encoded=content_type != _PROTOBUF,
             )
+        try:
+            decoder = BodyDecoder(
+                request.headers.get("Content-Encoding", ""), self.config.max_request_body_size
+            )
+        except UnsupportedEncoding as exc:
+            self.counters.malformed_requests += 1
+            return _status_response(415, code_pb2.INVALID_ARGUMENT, str(exc), json_encoded)
         if self._budget.full:  # answer before reading a body that could not be queued anyway
             self.counters.refused_requests += 1
             return _http_unavailable("queue full; retry later", json_encoded)
         limit = self.config.max_request_body_size
         body = bytearray()
         try:
-            # aiohttp has already undone Content-Encoding (gzip, deflate): the limit applies after it.
+            # The OTLP site does not let aiohttp undo Content-Encoding: the decoder does, chunk by
+            # chunk, so the limit applies to the decompressed bytes as they are produced.
             async for chunk in request.content.iter_chunked(_READ_CHUNK):
-                body += chunk
-                if len(body) > limit:
-                    self.counters.malformed_requests += 1
-                    return _status_response(
-                        413,
-                        code_pb2.RESOURCE_EXHAUSTED,
-                        f"request body exceeds max_request_body_size ({limit} bytes, after decompression)",
-                        json_encoded,
-                    )
-        except (HttpProcessingError, web.RequestPayloadError, OSError, ValueError) as exc:
-            # e.g. a body sent with Content-Encoding: gzip that is not gzip
+                body += decoder.feed(chunk)
+            body += decoder.finish()
+        except BodyTooLarge:
+            self.counters.malformed_requests += 1
+            return _status_response(
+                413,
+                code_pb2.RESOURCE_EXHAUSTED,
+                f"request body exceeds max_request_body_size ({limit} bytes, after decompression)",
+                json_encoded,
+            )
+        except (MalformedBody, HttpProcessingError, web.RequestPayloadError, OSError) as exc:
+            # e.g. a body sent with Content-Encoding: gzip that is not gzip, or a cut connection
             self.counters.malformed_requests += 1
             message = f"cannot read the request body: {exc}"
             return _status_response(400, code_pb2.INVALID_ARGUMENT, message, json_encoded)

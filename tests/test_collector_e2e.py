@@ -7,6 +7,7 @@ import gzip
 import json
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,24 @@ def test_unavailable_status_carries_retry_info() -> None:
     assert retry.retry_delay.seconds == RETRY_AFTER_S
     rich = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
     assert rich.message == "queue full" and rich.details[0].Is(error_details_pb2.RetryInfo.DESCRIPTOR)
+
+
+def test_content_encodings(collector: CollectorProcess) -> None:
+    url = collector.http_url
+    doc = _otlp_json("7b8efff798038103d269b633813fc60c", "bee19b7ec3c1b174", name="deflated")
+    raw = json.dumps(doc).encode()
+    for encoding, body in (("deflate", zlib.compress(raw)), ("identity", raw), ("GZIP", gzip.compress(raw))):
+        r = httpx.post(
+            url, content=body, headers={"Content-Type": "application/json", "Content-Encoding": encoding}
+        )
+        assert r.status_code == 200, (encoding, r.text)
+    # Encodings the receiver cannot undo are refused with a Status body, never read as plain bytes.
+    for encoding in ("zstd", "snappy", "br"):
+        r = httpx.post(
+            url, content=raw, headers={"Content-Type": "application/x-protobuf", "Content-Encoding": encoding}
+        )
+        assert r.status_code == 415, (encoding, r.text)
+        assert "gzip" in status_pb2.Status.FromString(r.content).message
 
 
 def test_gzip_bomb_is_cut_off_at_the_limit(small_collector: CollectorProcess) -> None:
