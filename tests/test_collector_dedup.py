@@ -4,6 +4,7 @@ messages / cost columns, on real DuckDB files in tmp_path."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +168,28 @@ def test_migration_3_upgrades_a_database_written_by_the_previous_schema(
         con, "SELECT comment FROM duckdb_columns() WHERE table_name = 'spans' AND column_name = 'cost_usd'"
     )[0][0].startswith("LLM calls: cost in US dollars")
     con.close()
+
+
+def test_exports_queued_together_commit_in_one_transaction_and_are_acknowledged_after_it(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "g.duckdb"
+    writer = SpanWriter(open_database(db), max_group_rows=6)
+    release = threading.Event()
+    blocked = writer.run_exclusive(lambda con: release.wait(30))  # the writer thread is busy
+    batches = [
+        rows_to_arrow([_row(f"{i:02x}" * 16, f"{s}{i}" * 8, BASE + i) for s in "ab"]) for i in range(1, 8)
+    ]
+    futures = [writer.submit(batch) for batch in batches]
+    # Nothing is acknowledged (or stored) before its commit.
+    assert not any(f.done() for f in futures)
+    assert writer.cursor().execute("SELECT count(*) FROM spans").fetchall() == [(0,)]
+    release.set()
+    assert blocked.result(timeout=30) is True
+    assert [f.result(timeout=30).committed for f in futures] == [2] * 7
+    writer.close()
+    con = duckdb.connect(str(db), read_only=True)
+    # One transaction per group (one received_at each): 7 exports of 2 spans, at most 6 rows a
+    # group, queued while the writer was busy → groups of 3, 3 and 1 exports.
+    groups = _rows(con, "SELECT count(*) FROM spans GROUP BY received_at ORDER BY min(start_time)")
+    assert groups == [(6,), (6,), (2,)]
