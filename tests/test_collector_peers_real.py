@@ -20,6 +20,7 @@ import pytest
 
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
+from spanreel.instrumentation import extract_output_text
 from tests.conftest import CollectorProcess, clean_env, start_collector
 
 pytest.importorskip("openinference.instrumentation.openai")
@@ -116,7 +117,7 @@ def _wait_for_llm_calls(collector: CollectorProcess, expected: int, timeout: flo
 def _calls(collector: CollectorProcess, scope_prefix: str) -> list[dict[str, Any]]:
     result = run_query(
         "SELECT s.scope_name, c.operation, c.provider, c.request_model, c.response_model, c.input_tokens,"
-        " c.output_tokens, c.finish_reasons, c.session_id, c.attributes"
+        " c.output_tokens, c.finish_reasons, c.session_id, c.attributes, c.input_messages, c.output_messages"
         " FROM llm_calls c JOIN spans s USING (trace_id, span_id)"
         " WHERE s.scope_name LIKE ? ORDER BY c.start_time",
         collector.db,
@@ -154,6 +155,14 @@ def test_peer_llm_calls_fill_the_columns(
         assert call["input_tokens"] == 5
         assert isinstance(call["output_tokens"], int) and call["output_tokens"] >= 20
         assert original_key in json.loads(call["attributes"])  # the original attributes are kept
+        # The conversation in the GenAI semconv message schema, whatever the peer's own encoding.
+        inputs = [
+            (m["role"], [p.get("content") for p in m["parts"]]) for m in json.loads(call["input_messages"])
+        ]
+        assert inputs == [("system", ["Be brief."]), ("user", ["Is DuckDB fast?"])]
+        (output,) = json.loads(call["output_messages"])
+        assert output["role"] == "assistant" and output["finish_reason"] == "stop"
+        assert extract_output_text(call["output_messages"]).strip()
 
 
 def test_each_peer_only_stores_its_model_calls_as_llm_calls(
