@@ -34,8 +34,10 @@ class Counters:
 class QueueBudget:
     """Bytes of export requests accepted and not yet committed, bounded by ``max_bytes``.
 
-    A request is admitted when the queue is empty (so one large request is never refused
-    forever) or when it fits under the bound; otherwise the receiver answers UNAVAILABLE / 503.
+    A request is admitted when nothing is held (so one large request is never refused forever)
+    or when it fits under the bound; otherwise the receiver answers UNAVAILABLE / 503. A body
+    being read counts as it arrives (:meth:`try_grow`), so concurrent uploads cannot pile up
+    unbounded before they are queued.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -48,14 +50,22 @@ class QueueBudget:
     @property
     def full(self) -> bool:
         """True when no request other than an empty one would be admitted."""
-        return self.requests > 0 and self.bytes >= self.max_bytes
+        return self.bytes >= self.max_bytes
 
     def try_acquire(self, nbytes: int) -> bool:
         """Admit a request of ``nbytes`` if it fits; return whether it was admitted."""
-        if self.requests and self.bytes + nbytes > self.max_bytes:
+        if self.bytes and self.bytes + nbytes > self.max_bytes:
             return False
         self.bytes += nbytes
         self.requests += 1
+        return True
+
+    def try_grow(self, held: int, nbytes: int) -> bool:
+        """Add ``nbytes`` to an admitted request that holds ``held`` bytes (its body is being read);
+        refused when other requests hold bytes and it does not fit. Release the total once."""
+        if self.bytes - held and self.bytes + nbytes > self.max_bytes:
+            return False
+        self.bytes += nbytes
         return True
 
     def release(self, nbytes: int) -> None:

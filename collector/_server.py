@@ -309,41 +309,49 @@ class Collector:
 
     # -- shared ingest path ------------------------------------------------------------------
 
-    async def _ingest(self, payload: bytes, json_encoded: bool) -> _Ingested:
-        """Decode and store one export request. Raises DecodeError or _Unavailable."""
-        assert self._writer is not None and self._decode is not None
-        size = len(payload)
+    def _queue_full(self) -> _Unavailable:
+        self.counters.refused_requests += 1
         budget = self._budget
-        if not budget.try_acquire(size):
-            self.counters.refused_requests += 1
-            raise _Unavailable(
-                f"queue full ({budget.bytes} bytes of exports waiting, max_queue_bytes {budget.max_bytes}); "
-                "retry later"
-            )
+        return _Unavailable(
+            f"queue full ({budget.bytes} bytes of exports waiting, max_queue_bytes {budget.max_bytes}); "
+            "retry later"
+        )
+
+    async def _ingest(self, payload: bytes, json_encoded: bool) -> _Ingested:
+        """Admit (queue budget), decode and store one export request. Raises DecodeError or
+        _Unavailable."""
+        size = len(payload)
+        if not self._budget.try_acquire(size):
+            raise self._queue_full()
         try:
-            try:
-                batch = await self._decode.prepare(payload, json_encoded)
-            except DecodeError:
-                self.counters.malformed_requests += 1
-                raise
-            counters = self.counters
-            counters.received_requests += 1
-            counters.received_spans += batch.table.num_rows + batch.rejected_spans
-            counters.rejected_spans += batch.rejected_spans
-            try:
-                future = self._writer.submit(batch.table, batch.traces)
-            except (QueueFullError, WriterClosedError) as exc:
-                counters.refused_requests += 1
-                raise _Unavailable(str(exc)) from exc
-            try:
-                await asyncio.wrap_future(future)
-            except Exception as exc:  # disk full, I/O error …: the client keeps the data and retries
-                counters.failed_requests += 1
-                raise _Unavailable(f"storing spans failed: {exc}") from exc
-            self._forwarders.submit(payload, json_encoded=json_encoded, spans=batch.table.num_rows)
-            return _Ingested(batch.rejected_spans, batch.error_message)
+            return await self._store_request(payload, json_encoded)
         finally:
-            budget.release(size)
+            self._budget.release(size)
+
+    async def _store_request(self, payload: bytes, json_encoded: bool) -> _Ingested:
+        """Decode and store one export request already admitted to the queue budget."""
+        assert self._writer is not None and self._decode is not None
+        try:
+            batch = await self._decode.prepare(payload, json_encoded)
+        except DecodeError:
+            self.counters.malformed_requests += 1
+            raise
+        counters = self.counters
+        counters.received_requests += 1
+        counters.received_spans += batch.table.num_rows + batch.rejected_spans
+        counters.rejected_spans += batch.rejected_spans
+        try:
+            future = self._writer.submit(batch.table, batch.traces)
+        except (QueueFullError, WriterClosedError) as exc:
+            counters.refused_requests += 1
+            raise _Unavailable(str(exc)) from exc
+        try:
+            await asyncio.wrap_future(future)
+        except Exception as exc:  # disk full, I/O error …: the client keeps the data and retries
+            counters.failed_requests += 1
+            raise _Unavailable(f"storing spans failed: {exc}") from exc
+        self._forwarders.submit(payload, json_encoded=json_encoded, spans=batch.table.num_rows)
+        return _Ingested(batch.rejected_spans, batch.error_message)
 
     @staticmethod
     def _response(ingested: _Ingested) -> ExportTraceServiceResponse:
@@ -474,36 +482,47 @@ class Collector:
         except UnsupportedEncoding as exc:
             self.counters.malformed_requests += 1
             return _status_response(415, code_pb2.INVALID_ARGUMENT, str(exc), json_encoded)
-        if self._budget.full:  # answer before reading a body that could not be queued anyway
+        budget = self._budget
+        if not budget.try_acquire(0):  # answer before reading a body that could not be queued
             self.counters.refused_requests += 1
             return _http_unavailable("queue full; retry later", json_encoded)
         limit = self.config.max_request_body_size
         body = bytearray()
         try:
-            # The OTLP site does not let aiohttp undo Content-Encoding: the decoder does, chunk by
-            # chunk, so the limit applies to the decompressed bytes as they are produced.
-            async for chunk in request.content.iter_chunked(_READ_CHUNK):
-                body += decoder.feed(chunk)
-            body += decoder.finish()
-        except BodyTooLarge:
-            self.counters.malformed_requests += 1
-            return _status_response(
-                413,
-                code_pb2.RESOURCE_EXHAUSTED,
-                f"request body exceeds max_request_body_size ({limit} bytes, after decompression)",
-                json_encoded,
-            )
-        except (MalformedBody, HttpProcessingError, web.RequestPayloadError, OSError) as exc:
-            # e.g. a body sent with Content-Encoding: gzip that is not gzip, or a cut connection
-            self.counters.malformed_requests += 1
-            message = f"cannot read the request body: {exc}"
-            return _status_response(400, code_pb2.INVALID_ARGUMENT, message, json_encoded)
-        try:
-            ingested = await self._ingest(bytes(body), json_encoded)
-        except DecodeError as exc:
-            return _status_response(400, code_pb2.INVALID_ARGUMENT, str(exc), json_encoded)
-        except _Unavailable as exc:
-            return _http_unavailable(str(exc), json_encoded)
+            try:
+                # The OTLP site does not let aiohttp undo Content-Encoding: the decoder does, chunk
+                # by chunk, so the limit applies to the decompressed bytes as they are produced, and
+                # they count against the queue budget as they arrive.
+                async for chunk in request.content.iter_chunked(_READ_CHUNK):
+                    data = decoder.feed(chunk)
+                    if not budget.try_grow(len(body), len(data)):
+                        return _http_unavailable(str(self._queue_full()), json_encoded)
+                    body += data
+                data = decoder.finish()
+                if not budget.try_grow(len(body), len(data)):
+                    return _http_unavailable(str(self._queue_full()), json_encoded)
+                body += data
+            except BodyTooLarge:
+                self.counters.malformed_requests += 1
+                return _status_response(
+                    413,
+                    code_pb2.RESOURCE_EXHAUSTED,
+                    f"request body exceeds max_request_body_size ({limit} bytes, after decompression)",
+                    json_encoded,
+                )
+            except (MalformedBody, HttpProcessingError, web.RequestPayloadError, OSError) as exc:
+                # e.g. a body sent with Content-Encoding: gzip that is not gzip, or a cut connection
+                self.counters.malformed_requests += 1
+                message = f"cannot read the request body: {exc}"
+                return _status_response(400, code_pb2.INVALID_ARGUMENT, message, json_encoded)
+            try:
+                ingested = await self._store_request(bytes(body), json_encoded)
+            except DecodeError as exc:
+                return _status_response(400, code_pb2.INVALID_ARGUMENT, str(exc), json_encoded)
+            except _Unavailable as exc:
+                return _http_unavailable(str(exc), json_encoded)
+        finally:
+            budget.release(len(body))
         response = self._response(ingested)
         if json_encoded:
             return web.Response(

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import os
 import random
@@ -259,3 +260,34 @@ def test_overload_is_refused_with_retry_hints_and_memory_stays_bounded(tmp_path:
         )
     )
     assert os.path.exists(c.db)
+
+
+def test_concurrent_large_uploads_count_against_the_queue_while_they_are_read(tmp_path: Path) -> None:
+    # 12 gzip bodies of 40 MiB each (under the 64 MiB body limit, ~40 kB on the wire) sent at once
+    # to a 2 MiB queue: bodies count against the queue as they are decompressed, so at most one
+    # is held in full; the others are refused (503) part-way instead of all being buffered.
+    body = gzip.compress(bytes(40 * 2**20), compresslevel=1)
+    with start_collector(
+        tmp_path / "big.duckdb", "--config", str(_config(tmp_path, max_queue_bytes=2 * 2**20))
+    ) as c:
+        httpx.post(c.http_url, content=b"", headers={"Content-Type": "application/x-protobuf"})  # warm
+        baseline_rss = _peak_rss(c.proc.pid)
+
+        async def upload(client: httpx.AsyncClient) -> int:
+            headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+            r = await client.post(c.http_url, content=body, headers=headers)
+            if r.status_code == 503:
+                assert "queue full" in status_pb2.Status.FromString(r.content).message
+            return r.status_code
+
+        async def uploads() -> list[int]:
+            async with httpx.AsyncClient(timeout=120) as client:
+                return await asyncio.gather(*(upload(client) for _ in range(12)))
+
+        statuses = asyncio.run(uploads())
+        growth = _peak_rss(c.proc.pid) - baseline_rss
+        health = httpx.get(f"{c.info['query_url']}/api/health").json()
+    # Zeros are not a valid export: the ones read in full are answered 400, the rest 503.
+    assert set(statuses) <= {400, 503} and statuses.count(503) >= 6, statuses
+    assert health["queued_bytes"] == 0 and health["queued_requests"] == 0
+    assert growth < 200 * 2**20, growth / 2**20  # 12 bodies buffered at once would be 480 MiB+
