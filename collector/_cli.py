@@ -60,6 +60,7 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         f"HTTP {config.max_request_body_size} bytes (after decompression)",
         f"  queue           {config.max_queue_bytes / _MIB:g} MiB; decode workers: {workers}",
         f"  retention       {_duration_text(config.ttl_s) if config.ttl_s else 'keep everything'}",
+        f"  query timeout   {_duration_text(config.query_timeout_s) if config.query_timeout_s else 'none'}",
     ]
     return "\n".join(lines)
 
@@ -159,6 +160,7 @@ def collector_command(
       exporters.duckdb.auth.authenticator                              extensions.bearertokenauth)
       exporters.duckdb.max_queue_bytes    queue bound; beyond it UNAVAILABLE / 503 + Retry-After
       exporters.duckdb.ttl                retention, e.g. 30d (see also `spanreel prune`)
+      exporters.duckdb.query_timeout      query API / UI queries interrupted after it (30s)
     """
     from spanreel.collector._server import CollectorStartError
 

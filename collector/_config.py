@@ -16,7 +16,8 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   in-memory queue, default 128 MiB), ``decode_workers`` (decoding processes, default one per CPU
   up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``; default: keep
   everything), ``metrics_log_interval`` (how often counters are logged, default ``60s``; ``0s``
-  turns it off).
+  turns it off), ``query_timeout`` (a query API / UI query running longer is interrupted, default
+  ``30s``; ``0s``: no limit).
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
 - ``service.pipelines.traces``: ``receivers`` / ``exporters`` lists of the ids above.
@@ -46,6 +47,7 @@ DEFAULT_MAX_RECV_MSG_SIZE_MIB = 64.0
 _MIB = 1024 * 1024
 DEFAULT_MAX_QUEUE_BYTES = 128 * _MIB
 DEFAULT_METRICS_LOG_INTERVAL_S = 60.0
+DEFAULT_QUERY_TIMEOUT_S = 30.0
 
 _RECEIVER_TYPES = frozenset({"otlp"})
 _EXPORTER_TYPES = frozenset({"duckdb", *FORWARDER_TYPES})
@@ -78,6 +80,8 @@ class CollectorConfig:
     ttl_s: float | None = None
     #: Seconds between two log lines with the counters (0: never).
     metrics_log_interval_s: float = DEFAULT_METRICS_LOG_INTERVAL_S
+    #: Seconds after which a query of the query API (or the UI) is interrupted (0: never).
+    query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S
     #: Expected ``authorization`` value (``"Bearer <token>"``) per listener; ``None``: no auth.
     grpc_auth: str | None = field(default=None, repr=False)
     http_auth: str | None = field(default=None, repr=False)
@@ -181,6 +185,7 @@ _GRPC_KEYS = ("endpoint", "auth", "tls", "max_recv_msg_size_mib")
 _HTTP_KEYS = ("endpoint", "auth", "tls", "max_request_body_size")
 _DUCKDB_KEYS = (
     "path", "query_endpoint", "auth", "max_queue_bytes", "decode_workers", "ttl", "metrics_log_interval",
+    "query_timeout",
 )  # fmt: skip
 _TOP_KEYS = ("receivers", "processors", "exporters", "extensions", "service")
 
@@ -241,6 +246,8 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
     if "metrics_log_interval" in section:
         interval = section["metrics_log_interval"]
         out["metrics_log_interval_s"] = parse_duration(interval, f"{key}.metrics_log_interval")
+    if "query_timeout" in section:
+        out["query_timeout_s"] = parse_duration(section["query_timeout"], f"{key}.query_timeout")
     return out
 
 

@@ -32,6 +32,7 @@ import logging
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -610,11 +611,26 @@ class Collector:
         return web.json_response({"columns": result.columns, "rows": result.rows}, dumps=_dumps)
 
     def _run_query(self, sql: str, params: list[Any]) -> Any:
+        """Run a read-only query on its own cursor, interrupted after ``query_timeout_s``.
+        Raises :class:`QueryError` (also for the timeout)."""
         assert self._writer is not None
         cursor = self._writer.cursor()
+        timeout = self.config.query_timeout_s
+        timer = threading.Timer(timeout, cursor.interrupt) if timeout > 0 else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
         try:
             return execute_read_only(cursor, sql, params)
+        except QueryError as exc:
+            if isinstance(exc.__cause__, duckdb.InterruptException):
+                raise QueryError(
+                    f"query interrupted after exporters.duckdb.query_timeout ({timeout:g} s)"
+                ) from exc
+            raise
         finally:
+            if timer is not None:
+                timer.cancel()
             cursor.close()
 
 

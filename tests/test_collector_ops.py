@@ -121,7 +121,7 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
     config = tmp_path / "ttl.yaml"
     config.write_text(
         "receivers:\n  otlp:\n    protocols:\n      http: {endpoint: 127.0.0.1:0}\n"
-        "exporters:\n  duckdb:\n    ttl: 48h\n    metrics_log_interval: 200ms\n"
+        "exporters:\n  duckdb:\n    ttl: 48h\n    metrics_log_interval: 200ms\n    query_timeout: 1s\n"
         "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
     )
     with start_collector(db, "--config", str(config)) as running:
@@ -144,6 +144,16 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
             "status": "ok",
             "pid": running.proc.pid,
         }
+        # A runaway query is interrupted after query_timeout; the API keeps answering.
+        started = time.monotonic()
+        r = httpx.post(
+            f"{running.info['query_url']}/api/query",
+            json={"sql": "SELECT * FROM range(10000000000) ORDER BY 1 DESC LIMIT 1"},
+            timeout=60,
+        )
+        assert r.status_code == 400 and "query_timeout (1 s)" in r.json()["error"], r.text
+        assert time.monotonic() - started < 20
+        assert run_query("SELECT count(*) FROM spans", db).rows == [[2]]
         deadline = time.monotonic() + 30
         while "received 2 spans in 2 requests, stored 1, duplicates 1" not in running.stderr():
             assert time.monotonic() < deadline, running.stderr()
