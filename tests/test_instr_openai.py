@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import gzip
+import itertools
 import json
 import socket
+import statistics
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -233,6 +236,32 @@ def test_stream_whose_last_events_arrive_together_is_recorded_whole(
     assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == usage.completion_tokens
     assert a[ga.GEN_AI_RESPONSE_ID] == chunks[0].id
     assert isinstance(a[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK], float)
+
+
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_chunks_reach_the_app_as_the_server_sends_them(spans: InMemorySpanExporter, use_async: bool) -> None:
+    # The server pauses 50 ms before each event; were the stream buffered anywhere on the way,
+    # the chunks would all arrive together at the end.
+    delay = 0.05
+    with FakeLLMServer(chunk_delay=delay) as srv:
+        kwargs: Any = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
+        if use_async:
+
+            async def run() -> list[float]:
+                c = openai.AsyncOpenAI(base_url=srv.base_url, api_key=SECRET, max_retries=0)
+                return [time.monotonic() async for _ in await c.chat.completions.create(**kwargs)]
+
+            arrivals = asyncio.run(run())
+        else:
+            c = openai.OpenAI(base_url=srv.base_url, api_key=SECRET, max_retries=0)
+            arrivals = [time.monotonic() for _ in c.chat.completions.create(**kwargs)]
+    assert len(arrivals) >= 8
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    # Each chunk waited for its own event (median and spread, robust to a stalled client reading
+    # two events at once on a loaded machine).
+    assert statistics.median(gaps) > delay * 0.5, gaps
+    assert arrivals[-1] - arrivals[0] > delay * len(gaps) * 0.5, gaps
+    assert only_genai(spans).end_time is not None
 
 
 def test_stream_closed_early_ends_span(spans: InMemorySpanExporter, client: openai.OpenAI) -> None:
