@@ -208,16 +208,22 @@ class ContentPolicy:
         holding a data URL or a long enough run of base64 characters can hold a blob."""
         if self.redactor is not None:
             return True
-        if self.keep_blobs or len(document) < BLOB_MIN_CHARS:
+        if self.keep_blobs:
             return False
         if isinstance(document, bytes):
-            return b"base64," in document or _BLOB_RUN_BYTES.search(document) is not None
-        return "base64," in document or _BLOB_RUN.search(document) is not None
+            if b"base64," in document:
+                return True
+            return len(document) >= BLOB_MIN_CHARS and _BLOB_RUN_BYTES.search(document) is not None
+        if "base64," in document:
+            return True
+        return len(document) >= BLOB_MIN_CHARS and _BLOB_RUN.search(document) is not None
 
-    def scrub_text(self, text: str) -> str:
-        """One string: blob placeholder (unless kept), then the redactor."""
-        if not self.keep_blobs and len(text) >= BLOB_MIN_CHARS:
-            placeholder = _blob_placeholder(text)
+    def scrub_text(self, text: str, media_type: str | None = None) -> str:
+        """One string: blob placeholder (unless kept: any ``data:…;base64,`` URL, or a run of at
+        least :data:`BLOB_MIN_CHARS` base64 characters, described with ``media_type`` when the
+        JSON object holding it names one), then the redactor."""
+        if not self.keep_blobs and (len(text) >= BLOB_MIN_CHARS or text.startswith("data:")):
+            placeholder = _blob_placeholder(text, media_type)
             if placeholder is not None:
                 return placeholder
         if self.redactor is not None:
@@ -231,8 +237,9 @@ class ContentPolicy:
             return self.scrub_text(value)
         if isinstance(value, dict):
             out: dict[str, Any] | None = None
+            media_type = _media_type(value)
             for key, item in value.items():
-                new = self.scrub(item)
+                new = self.scrub_text(item, media_type) if isinstance(item, str) else self.scrub(item)
                 if new is not item:
                     if out is None:
                         out = dict(value)
@@ -262,7 +269,19 @@ class ContentPolicy:
         return kept + TRUNCATION_MARKER.format(total=len(data))
 
 
-def _blob_placeholder(text: str) -> str | None:
+#: Keys naming a base64 field's media type beside it (Anthropic ``source``, Gemini ``inlineData``).
+_MEDIA_TYPE_KEYS = ("media_type", "mimeType", "mime_type")
+
+
+def _media_type(obj: dict[str, Any]) -> str | None:
+    for key in _MEDIA_TYPE_KEYS:
+        value = obj.get(key)
+        if isinstance(value, str) and value and len(value) < 100:
+            return value
+    return None
+
+
+def _blob_placeholder(text: str, media_type: str | None = None) -> str | None:
     head = text[:200]
     if head.startswith("data:"):
         m = _DATA_URL.match(head)
@@ -276,6 +295,7 @@ def _blob_placeholder(text: str) -> str | None:
             + ";base64,"
             + BLOB_PLACEHOLDER.format(what=what, size=blob_size(payload_len, text[-2:]))
         )
-    if " " in head or _BASE64.fullmatch(text) is None:
+    if len(text) < BLOB_MIN_CHARS or " " in head or _BASE64.fullmatch(text) is None:
         return None
-    return BLOB_PLACEHOLDER.format(what="base64", size=blob_size(len(text), text[-2:]))
+    what = f"{media_type} base64" if media_type else "base64"
+    return BLOB_PLACEHOLDER.format(what=what, size=blob_size(len(text), text[-2:]))

@@ -179,3 +179,23 @@ def test_cap_cuts_at_character_boundary() -> None:
     cut = policy.cap("éééééé")  # 12 bytes
     assert cut == "ééééé…[spanreel: truncated, 12 bytes]"
     assert ContentPolicy(max_bytes=5).cap("ééé") == "éé…[spanreel: truncated, 6 bytes]"
+
+
+def test_blobs_small_data_urls_and_media_types_beside_the_data() -> None:
+    policy = ContentPolicy()
+    small = "data:image/png;base64," + "iVBORw0KGgo" + "A" * 799 + "=="  # 812 base64 characters
+    assert policy.needs_scrub(json.dumps({"url": small}))
+    assert policy.scrub({"url": small}) == {
+        "url": "data:image/png;base64,[spanreel: image/png base64 omitted, 607 bytes]"
+    }
+    # Anthropic (source.media_type) and Gemini (inlineData.mimeType) keep the data beside its type.
+    data = "A" * 2000
+    anthropic_block = {"type": "base64", "media_type": "image/jpeg", "data": data}
+    gemini_part = {"inlineData": {"mimeType": "audio/wav", "data": data}}
+    assert policy.scrub(anthropic_block)["data"] == "[spanreel: image/jpeg base64 omitted, 1500 bytes]"
+    assert (
+        policy.scrub(gemini_part)["inlineData"]["data"] == "[spanreel: audio/wav base64 omitted, 1500 bytes]"
+    )
+    # Short base64-looking words stay (ids, hashes), and kept blobs are kept.
+    assert policy.scrub({"id": "QUJDREVGR0g="}) == {"id": "QUJDREVGR0g="}
+    assert ContentPolicy(keep_blobs=True).scrub({"url": small}) == {"url": small}
