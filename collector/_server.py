@@ -20,7 +20,7 @@ OTLP behaviour (opentelemetry-proto ``docs/specification.md``):
   ``error_message``); the valid spans of the request are stored.
 
 Query API (docs/internals.md §3): ``POST /api/query``, ``POST /api/prune``, ``GET /api/health``
-(counters), and ``GET /healthz`` (liveness, never authenticated).
+(counters), and ``GET /healthz`` (liveness, never authenticated; also on the OTLP/HTTP port).
 """
 
 from __future__ import annotations
@@ -432,6 +432,9 @@ class Collector:
     def _otlp_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/v1/traces", self._http_traces)
+        # Also here: the OTLP/HTTP port is fixed (4318) where the query API's is often picked at
+        # random, so orchestrators can probe it.
+        app.router.add_get("/healthz", self._healthz)
         return app
 
     async def _start_site(
