@@ -47,11 +47,6 @@ class QueueBudget:
         #: requests currently admitted
         self.requests = 0
 
-    @property
-    def full(self) -> bool:
-        """True when no request other than an empty one would be admitted."""
-        return self.bytes >= self.max_bytes
-
     def try_acquire(self, nbytes: int) -> bool:
         """Admit a request of ``nbytes`` if it fits; return whether it was admitted."""
         if self.bytes and self.bytes + nbytes > self.max_bytes:

@@ -106,8 +106,9 @@ class _State:
         if ensure_processor(tracer_provider or trace.get_tracer_provider()) is None:
             log_once(
                 "processor",
-                "spanreel: the tracer provider is not the OpenTelemetry SDK's; session baggage is "
-                "not copied onto other instrumentations' spans and their URLs are not cleaned",
+                "spanreel: no OpenTelemetry SDK tracer provider to add its span processor to (set "
+                "one before instrumenting); session baggage is not copied onto other "
+                "instrumentations' spans and their URLs are not cleaned",
             )
         self.settings = CallSettings(self.tracer, capture_content, policy or ContentPolicy(), metrics)
         for name in LIBRARIES:
