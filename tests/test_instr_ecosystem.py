@@ -77,6 +77,31 @@ def http_child_of(exporter: InMemorySpanExporter, parent: ReadableSpan) -> None:
     assert http.parent is not None and http.parent.span_id == parent.context.span_id
 
 
+def _opentelemetry_instrument(
+    app: Path, collector: Any, cwd: Path, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``opentelemetry-instrument python app`` exporting OTLP/HTTP to ``collector``, with a
+    clean OTEL_/SPANREEL_/OPENAI_ environment plus ``env_vars``; other installed OpenAI
+    instrumentations (openai-v2, OpenLLMetry, OpenInference) stay off."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_", "OPENAI_"))}
+    env.update(
+        OTEL_SERVICE_NAME="otel-instrument-app",
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{collector.info['http_endpoint']}",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
+    )
+    env.update(env_vars)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    return subprocess.run(
+        [str(instrument), sys.executable, str(app)],
+        env=env, capture_output=True, text=True, timeout=90,
+        cwd=cwd,  # not the repository root, whose spanreel/ folder would shadow the package
+    )  # fmt: skip
+
+
 def test_opentelemetry_instrument_picks_spanreel_up(server: FakeLLMServer, tmp_path: Path) -> None:
     app = tmp_path / "app.py"
     app.write_text(
@@ -90,25 +115,9 @@ def test_opentelemetry_instrument_picks_spanreel_up(server: FakeLLMServer, tmp_p
         )
     )
     with start_collector(tmp_path / "spans.duckdb") as collector:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_", "OPENAI_"))}
-        env.update(
-            OPENAI_BASE_URL=server.base_url,
-            OPENAI_API_KEY="k",
-            OTEL_SERVICE_NAME="otel-instrument-app",
-            OTEL_TRACES_EXPORTER="otlp",
-            OTEL_METRICS_EXPORTER="none",
-            OTEL_LOGS_EXPORTER="none",
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{collector.info['http_endpoint']}",
-            # other installed OpenAI instrumentations (openai-v2, OpenLLMetry, OpenInference) stay off
-            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
+        proc = _opentelemetry_instrument(
+            app, collector, tmp_path, OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="k"
         )
-        instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-        proc = subprocess.run(
-            [str(instrument), sys.executable, str(app)],
-            env=env, capture_output=True, text=True, timeout=90,
-            cwd=tmp_path,  # not the repository root, whose spanreel/ folder would shadow the package
-        )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         response_id = proc.stdout.strip()
         db = tmp_path / "spans.duckdb"
@@ -150,22 +159,9 @@ def test_opentelemetry_instrument_cleans_urls_copies_sessions_and_records_metric
         )
     )
     with start_collector(tmp_path / "spans.duckdb") as collector:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_", "OPENAI_"))}
-        env.update(
-            OTEL_SERVICE_NAME="otel-instrument-app",
-            OTEL_TRACES_EXPORTER="otlp",
-            OTEL_METRICS_EXPORTER="console",
-            OTEL_LOGS_EXPORTER="none",
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://{collector.info['http_endpoint']}",
-            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
-            SPANREEL_METRICS="true",
+        proc = _opentelemetry_instrument(
+            app, collector, tmp_path, OTEL_METRICS_EXPORTER="console", SPANREEL_METRICS="true"
         )
-        instrument = Path(sys.executable).parent / "opentelemetry-instrument"
-        proc = subprocess.run(
-            [str(instrument), sys.executable, str(app)],
-            env=env, capture_output=True, text=True, timeout=90, cwd=tmp_path,
-        )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         rows = run_query(
             "SELECT scope_name, operation, session_id, CAST(attributes AS VARCHAR) FROM spans "
