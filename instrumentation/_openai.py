@@ -562,30 +562,6 @@ class ChatStreamAccumulator:
             if reason and isinstance(reason, str):
                 choice.finish_reason = reason
         return True
-        if self._id is None and chunk.get("id"):
-            self._id = chunk.get("id")
-        if chunk.get("model"):
-            self._model = chunk.get("model")
-        if chunk.get("usage"):
-            self._usage = chunk.get("usage")
-        raw_choices = chunk.get("choices")
-        for position, raw in enumerate(raw_choices if isinstance(raw_choices, list) else []):
-            if not isinstance(raw, Mapping):
-                continue
-            index = _integer(raw.get("index"))
-            key = position if index is None else index
-            choice = self._choices.get(key)
-            if choice is None:
-                choice = self._choices[key] = _Choice(index=key)
-            delta = raw.get("delta")
-            if isinstance(delta, Mapping):
-                _apply_delta(choice, delta)
-            elif isinstance(raw.get("text"), str):  # a legacy completions chunk
-                _apply_delta(choice, raw)
-            reason = raw.get("finish_reason")
-            if isinstance(reason, str) and reason:
-                choice.finish_reason = reason
-        return True
 
     def result(self, capture_content: bool) -> Parsed:
         """Span-end attributes for what has been received so far."""
