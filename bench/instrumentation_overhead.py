@@ -23,12 +23,12 @@ provider is set, so the HTTP instrumentation's metrics are no-ops):
   and ``HTTPX2ClientInstrumentor``): like for like with ``spanreel``;
 - ``httpx``: opentelemetry-instrumentation-httpx alone (the cost of the HTTP child span by itself).
 
-Each client does ``--warmup`` untimed calls, then ``--calls`` timed calls per mode (non-streamed;
-streamed with ``stream_options.include_usage``, read to the end). Per mode it reports the median
-wall time per call (``time.perf_counter_ns`` around each call) and the client process's CPU time
-per call (``time.process_time_ns`` over the whole timed loop ÷ calls: every thread of the client,
-the span processor's included; the server runs in another process). CPU time is the steadier
-figure on a shared, loaded machine: wall time also counts waiting for a CPU.
+Every variant's client is one persistent subprocess: it does ``--warmup`` untimed calls per mode
+(non-streamed; streamed with ``stream_options.include_usage``, read to the end), then runs timed
+blocks of ``--calls`` calls on the driver's command. Per block it reports the median wall time per
+call (``time.perf_counter_ns`` around each call) and the client process's CPU time per call
+(``time.process_time_ns`` over the block ÷ calls: every thread of the client, the span
+processor's included; the server runs in another process).
 
 With ``--instructions`` each variant's client also runs under valgrind's callgrind, and the
 figure is the number of instructions per call (thousands): the client makes a few calls of every
@@ -39,13 +39,15 @@ on what else the machine is doing, so they are the figure to trust on a shared, 
 converts them at the baseline's own measured CPU µs per instruction. This takes several minutes
 (``--jobs`` runs in parallel; ``--rounds 0`` skips the timed runs).
 
-Variants are interleaved over ``--rounds`` rounds (each round runs every variant once, in a
-rotated order) to spread machine noise evenly; the figure per variant is the median of its
-rounds. "added" is that minus the baseline's figure from the same run; ratios are against the
-baseline. Targets checked (issue 3): spanreel's added latency ≤ openai-v2's, and ≤ 150 µs per
-non-streamed call; verdicts are given on both CPU and wall figures.
+Each of ``--rounds`` rounds runs one block per variant per mode, variants in a rotated order, so
+the blocks compared in a round ran within seconds of each other. The figure per variant is the
+median of its blocks; "added" is the median over rounds of (variant − baseline) in the same round,
+so slow drift of the machine's speed (other processes, a shared VM) cancels out instead of landing
+on whichever variant ran in the slow minute; ratios are against the baseline. Targets checked
+(issue 3): spanreel's added latency ≤ openai-v2's, and ≤ 150 µs per non-streamed call; verdicts
+are given on the wall, CPU and instruction figures.
 
-Run: ``python bench/instrumentation_overhead.py [--calls 2000] [--rounds 5] [--variants a,b]
+Run: ``python bench/instrumentation_overhead.py [--calls 200] [--rounds 30] [--variants a,b]
 [--modes plain,stream] [--instructions [--icalls 200] [--jobs 2]] [--json]``.
 """
 
@@ -205,13 +207,14 @@ def _setup(variant: str) -> None:
 def client(
     variant: str,
     port: int,
-    calls: int,
     warmup: int,
     modes: Sequence[str],
     counts: dict[str, int] | None = None,
 ) -> None:
-    """Run in the variant's subprocess: print ``{mode: {"wall_us", "cpu_us"}}`` as JSON, or with
-    ``counts`` (``{mode: calls}``) just make that many calls of each mode, untimed."""
+    """Run in the variant's subprocess. Timed: warm up every mode, print ``ready``, then for each
+    line ``MODE N`` read from stdin run ``N`` timed calls and print ``{"wall_us", "cpu_us"}`` as
+    JSON (one line), until stdin closes. With ``counts`` (``{mode: calls}``): just make that many
+    calls of each mode, untimed (under callgrind)."""
     _setup(variant)
     import openai
 
@@ -234,20 +237,26 @@ def client(
             for _ in range(n):
                 fns[mode]()
         return
-    out: dict[str, dict[str, float]] = {}
-    for mode in modes:
-        fn = fns[mode]
+    for mode in modes:  # warm up every mode once, then serve timed blocks until stdin closes
         for _ in range(warmup):
-            fn()
-        samples = []
-        cpu0 = time.process_time_ns()
-        for _ in range(calls):
-            t0 = time.perf_counter_ns()
-            fn()
-            samples.append(time.perf_counter_ns() - t0)
-        cpu = time.process_time_ns() - cpu0
-        out[mode] = {"wall_us": statistics.median(samples) / 1000, "cpu_us": cpu / calls / 1000}
-    print(json.dumps(out))
+            fns[mode]()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        mode, n = line.split()
+        print(json.dumps(_timed_block(fns[mode], int(n))), flush=True)
+
+
+def _timed_block(fn: Any, calls: int) -> dict[str, float]:
+    """``calls`` timed calls: the median wall time per call and the process's CPU time per call
+    (µs)."""
+    samples = []
+    cpu0 = time.process_time_ns()
+    for _ in range(calls):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - t0)
+    cpu = time.process_time_ns() - cpu0
+    return {"wall_us": statistics.median(samples) / 1000, "cpu_us": cpu / calls / 1000}
 
 
 # -------------------------------------------------------------------------------------- driver
@@ -257,16 +266,72 @@ def _client_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "SPANREEL_"))}
 
 
-def _run_client(variant: str, port: int, args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    proc = subprocess.run(
-        [sys.executable, __file__, "--client", variant, "--port", str(port), "--calls", str(args.calls),
-         "--warmup", str(args.warmup), "--modes", ",".join(args.modes)],
-        env=_client_env(), capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        sys.exit(f"client {variant} failed:\n{proc.stderr}")
-    result: dict[str, dict[str, float]] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+class _Client:
+    """One variant's persistent client subprocess (see :func:`client`)."""
+
+    def __init__(self, variant: str, port: int, args: argparse.Namespace) -> None:
+        self.variant = variant
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--client", variant, "--port", str(port),
+             "--warmup", str(args.warmup), "--modes", ",".join(args.modes)],
+            env=_client_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self._expect("ready")
+
+    def _readline(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"client {self.variant} exited with {self.proc.wait()} (its stderr is above)")
+        return line.strip()
+
+    def _expect(self, text: str) -> None:
+        line = self._readline()
+        if line != text:
+            sys.exit(f"client {self.variant}: expected {text!r}, got {line!r}")
+
+    def block(self, mode: str, calls: int) -> dict[str, float]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{mode} {calls}\n")
+        self.proc.stdin.flush()
+        result: dict[str, float] = json.loads(self._readline())
+        return result
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
+#: Per variant, per mode, the block figures ({"wall_us", "cpu_us"}) of every round in order.
+Runs = dict[str, dict[str, list[dict[str, float]]]]
+
+
+def _timed_runs(variants: Sequence[str], port: int, args: argparse.Namespace) -> Runs:
+    """All clients stay up (warm); each round runs one block of ``--calls`` calls per variant per
+    mode, variants in a rotated order, so the variants compared in a round ran seconds apart."""
+    clients = [_Client(v, port, args) for v in variants]
+    runs: Runs = {v: {m: [] for m in args.modes} for v in variants}
+    try:
+        for r in range(args.rounds):
+            order = clients[r % len(clients) :] + clients[: r % len(clients)]
+            for mode in args.modes:
+                for c in order:
+                    runs[c.variant][mode].append(c.block(mode, args.calls))
+            if (r + 1) % 5 == 0 or r + 1 == args.rounds:
+                print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+    finally:
+        for c in clients:
+            c.close()
+    return runs
+
+
+def _paired(runs: Runs, v: str, mode: str, kind: str) -> float:
+    """Median over rounds of (variant − baseline) in the same round: machine-speed drift between
+    rounds cancels out."""
+    return statistics.median(
+        a[kind] - b[kind] for a, b in zip(runs[v][mode], runs["baseline"][mode], strict=True)
+    )
 
 
 def _collected(variant: str, port: int, counts: dict[str, int]) -> int:
@@ -325,7 +390,10 @@ def _kinds(figures: Figures, mode: str) -> list[tuple[str, str, str, str]]:
 
 
 def _added(figures: Figures, v: str, mode: str, kind: str) -> float:
-    return figures[v][mode][kind] - figures["baseline"][mode][kind]
+    """The variant's added figure: the paired per-round median (``added:KIND``) for timed kinds,
+    else the difference of the two figures (instructions are deterministic)."""
+    paired = figures[v][mode].get(f"added:{kind}")
+    return paired if paired is not None else figures[v][mode][kind] - figures["baseline"][mode][kind]
 
 
 def _report(figures: Figures, variants: Sequence[str], modes: Sequence[str]) -> list[str]:
@@ -381,9 +449,9 @@ def _verdicts(figures: Figures, modes: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=2000, help="timed calls per mode per client run")
+    parser.add_argument("--calls", type=int, default=200, help="timed calls per block")
     parser.add_argument("--warmup", type=int, default=300, help="untimed calls first, per mode")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved runs of every variant")
+    parser.add_argument("--rounds", type=int, default=30, help="rounds of one block per variant per mode")
     parser.add_argument(
         "--variants",
         type=lambda t: _names(t, VARIANTS, "variants"),
@@ -416,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         counts = None
         if args.counts:
             counts = {m: int(n) for m, _, n in (item.partition(":") for item in args.counts.split(","))}
-        client(args.client, args.port, args.calls, args.warmup, args.modes, counts)
+        client(args.client, args.port, args.warmup, args.modes, counts)
         return
 
     variants = ["baseline", *(v for v in args.variants if v != "baseline")]
@@ -424,12 +492,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        runs: dict[str, list[dict[str, dict[str, float]]]] = {v: [] for v in variants}
-        for r in range(args.rounds):
-            order = variants[r % len(variants) :] + variants[: r % len(variants)]
-            for variant in order:
-                runs[variant].append(_run_client(variant, port, args))
-            print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
+        runs = _timed_runs(variants, port, args) if args.rounds else {}
         kinstr = (
             _instructions(variants, port, args.modes, args.icalls, args.jobs) if args.instructions else None
         )
@@ -437,20 +500,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         server.terminate()
         server.wait()
 
-    figures = (
-        {
-            v: {
-                mode: {
-                    kind: statistics.median(run[mode][kind] for run in runs[v])
-                    for kind in ("wall_us", "cpu_us")
-                }
-                for mode in args.modes
-            }
-            for v in variants
-        }
-        if args.rounds
-        else {v: {m: {} for m in args.modes} for v in variants}
-    )
+    figures: Figures = {v: {m: {} for m in args.modes} for v in variants}
+    for v in variants if runs else ():
+        for m in args.modes:
+            for kind in ("wall_us", "cpu_us"):
+                figures[v][m][kind] = statistics.median(block[kind] for block in runs[v][m])
+                figures[v][m][f"added:{kind}"] = _paired(runs, v, m, kind)
     if kinstr is not None:
         for v in variants:
             for m in args.modes:
@@ -460,13 +515,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                     figures[v][m]["instr_us"] = kinstr[v][m] * rate
     if args.json:
         added = {
-            v: {m: {k: _added(figures, v, m, k) for k in figures[v][m]} for m in args.modes} for v in variants
+            v: {m: {k[0]: _added(figures, v, m, k[0]) for k in _kinds(figures, m)} for m in args.modes}
+            for v in variants
         }
         print(json.dumps({"per_call_us": figures, "added_us": added, "runs": runs}, indent=2))
         return
     print(
-        f"{args.rounds} interleaved rounds × {args.calls} timed calls per mode per variant "
-        f"(after {args.warmup} warm-up calls); local server; median over rounds; "
+        f"{args.rounds} interleaved rounds of a {args.calls}-call block per mode per variant "
+        f"(persistent clients, {args.warmup} warm-up calls each); local server; per call: median "
+        "over rounds; added: median over rounds of (variant - baseline) in the same round; "
         f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
     )
     if kinstr is not None:
