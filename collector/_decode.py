@@ -47,6 +47,9 @@ SpanRow = dict[str, Any]
 _MAX_DESCRIBED = 5
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
+#: Latest time a span may have: times are stored as signed 64-bit nanoseconds (TIMESTAMP_NS), while
+#: OTLP's fixed64 reaches 2**64 - 1 (the year 2554).
+_MAX_TIME_UNIX_NANO = 2**63 - 1
 
 _KIND_NAMES: dict[int, str] = {
     value: name.removeprefix("SPAN_KIND_") for name, value in trace_pb2.Span.SpanKind.items()
@@ -122,6 +125,8 @@ def _span_problem(span: Any) -> str | None:
         return "parent_span_id must be empty or 8 bytes"
     if span.end_time_unix_nano < span.start_time_unix_nano:
         return "end_time_unix_nano is before start_time_unix_nano"
+    if span.end_time_unix_nano > _MAX_TIME_UNIX_NANO:
+        return "end_time_unix_nano is after 2262-04-11 (beyond signed 64-bit nanoseconds)"
     return None
 
 

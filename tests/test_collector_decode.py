@@ -114,6 +114,9 @@ def test_root_span_has_null_parent() -> None:
         ({"span_id": bytes(8)}, "span_id"),
         ({"parent_span_id": b"\x01\x02"}, "parent_span_id"),
         ({"end_time_unix_nano": 1}, "end_time_unix_nano"),
+        # fixed64 in OTLP, signed 64-bit nanoseconds in storage
+        ({"start_time_unix_nano": 2**64 - 2, "end_time_unix_nano": 2**64 - 1}, "end_time_unix_nano"),
+        ({"end_time_unix_nano": 2**63}, "2262"),
     ],
 )
 def test_invalid_span_rejected_good_span_kept(bad: dict[str, object], reason: str) -> None:

@@ -254,6 +254,36 @@ def test_grpc_status_codes(collector: CollectorProcess, small_collector: Collect
         assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+def test_span_times_beyond_int64_nanoseconds_are_rejected_alone(collector: CollectorProcess) -> None:
+    """OTLP times are fixed64; storage is signed 64-bit ns. Such a span used to fail the whole
+    request (HTTP 500 / gRPC UNKNOWN, the good spans lost, the client retrying a poison request)."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    for transport in ("http", "grpc"):
+        service = f"far-future-{transport}"
+        request = encode_spans(_spans(service))
+        far = request.resource_spans[0].scope_spans[0].spans.add()
+        far.CopyFrom(request.resource_spans[0].scope_spans[0].spans[0])
+        far.span_id = bytes.fromhex("0123456789abcdef")
+        far.start_time_unix_nano, far.end_time_unix_nano = 2**64 - 2, 2**64 - 1
+        body = request.SerializeToString()
+        if transport == "http":
+            response = httpx.post(
+                collector.http_url, content=body, headers={"Content-Type": "application/x-protobuf"}
+            )
+            assert response.status_code == 200, response.content
+            reply = ExportTraceServiceResponse.FromString(response.content)
+        else:
+            with grpc.insecure_channel(collector.info["grpc_endpoint"]) as channel:
+                reply = ExportTraceServiceResponse.FromString(
+                    channel.unary_unary(EXPORT_PATH)(body, timeout=10)
+                )
+        assert reply.partial_success.rejected_spans == 1
+        assert "end_time_unix_nano" in reply.partial_success.error_message
+        count = run_query("SELECT count(*) FROM spans WHERE service_name = ?", collector.db, [service])
+        assert count.rows == [[2]]
+
+
 def test_query_api_read_only(collector: CollectorProcess) -> None:
     url = collector.info["query_url"]
     assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
