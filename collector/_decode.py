@@ -37,6 +37,7 @@ __all__ = [
     "decode_json",
     "decode_protobuf",
     "decode_request",
+    "parse_json_request",
 ]
 
 #: A span as a dict keyed by ``spans`` column name. ``attributes`` / ``resource_attributes`` are
@@ -280,10 +281,10 @@ def _ids_hex_to_base64(doc: Any) -> list[str]:
     return problems
 
 
-def decode_json(payload: bytes) -> DecodeResult:
-    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` (hex ids). Raises :class:`DecodeError`
-    for a payload that is not such a request; spans with ids that are not hex are rejected in the
-    result, like other invalid spans."""
+def parse_json_request(payload: bytes) -> tuple[ExportTraceServiceRequest, list[str]]:
+    """Parse an OTLP/JSON ``ExportTraceServiceRequest`` (hex ids, lowerCamelCase or proto field
+    names) into the message, without the spans whose ids are not hex strings; those are described
+    in the returned list. Raises :class:`DecodeError` for a payload that is not such a request."""
     try:
         doc = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -296,7 +297,14 @@ def decode_json(payload: bytes) -> DecodeResult:
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError) as exc:
         raise DecodeError(f"invalid OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
-    return rows_from_request(request, bad_ids)
+    return request, bad_ids
+
+
+def decode_json(payload: bytes) -> DecodeResult:
+    """Decode an OTLP/JSON ``ExportTraceServiceRequest`` (hex ids). Raises :class:`DecodeError`
+    for a payload that is not such a request; spans with ids that are not hex are rejected in the
+    result, like other invalid spans."""
+    return rows_from_request(*parse_json_request(payload))
 
 
 def decode_request(payload: bytes, *, json_encoded: bool) -> DecodeResult:

@@ -58,6 +58,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from spanreel import __version__
 from spanreel._retry_after import parse_retry_after
+from spanreel.collector._decode import parse_json_request
 from spanreel.collector._forward_config import ForwarderConfig, RetrySettings
 
 __all__ = [
@@ -151,17 +152,13 @@ def _walk_ids(doc: Any, convert: Callable[[str], str]) -> None:
 
 
 def json_to_protobuf(payload: bytes) -> bytes:
-    """An OTLP/JSON ``ExportTraceServiceRequest`` (hex ids) → protobuf bytes.
+    """An OTLP/JSON ``ExportTraceServiceRequest`` (hex ids) → protobuf bytes, read exactly as the
+    receiver reads it (:func:`~spanreel.collector._decode.parse_json_request`: proto field names
+    too, and without the spans whose ids are not hex, which the receiver rejected).
 
     Raises ``ValueError`` when the payload is not valid OTLP/JSON.
     """
-    doc = json.loads(payload)
-    _walk_ids(doc, lambda hex_id: base64.b64encode(bytes.fromhex(hex_id)).decode("ascii"))
-    request = ExportTraceServiceRequest()
-    try:
-        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except json_format.ParseError as exc:
-        raise ValueError(str(exc)) from exc
+    request, _ = parse_json_request(payload)
     return bytes(request.SerializeToString())
 
 

@@ -506,6 +506,57 @@ def test_reencoding_keeps_every_field() -> None:
     )
 
 
+def _snake_case_json_with_a_non_hex_id(spans: list[ReadableSpan]) -> bytes:
+    """``spans`` as OTLP/JSON with proto field names (``resource_spans``, ``trace_id``…, which
+    proto3 JSON parsers accept) plus one span whose trace id is not hex."""
+    doc = json.loads(protobuf_to_json(_protobuf(spans)))
+    [resource] = doc["resourceSpans"]
+    [scope] = resource["scopeSpans"]
+    snake = {"traceId": "trace_id", "spanId": "span_id", "parentSpanId": "parent_span_id"}
+    snake |= {"startTimeUnixNano": "start_time_unix_nano", "endTimeUnixNano": "end_time_unix_nano"}
+    renamed = [{snake.get(k, k): v for k, v in span.items()} for span in scope["spans"]]
+    renamed.append({**renamed[0], "trace_id": "not hex", "span_id": "00000000000000ff"})
+    return json.dumps(
+        {"resource_spans": [{"resource": resource["resource"], "scope_spans": [{"spans": renamed}]}]}
+    ).encode()
+
+
+def test_json_to_protobuf_reads_json_as_the_receiver_does() -> None:
+    """Proto field names keep their ids (they used to be read as base64: garbage ids upstream), and
+    a span with a non-hex id is left out alone (it used to make the whole export unforwardable)."""
+    spans = _spans(3)
+    payload = _snake_case_json_with_a_non_hex_id(spans)
+    local = decode_request(payload, json_encoded=True)
+    assert local.rejected_spans == 1 and {r["span_id"] for r in local.rows} == _ids(spans)
+    forwarded = decode_request(json_to_protobuf(payload), json_encoded=False)
+    assert forwarded.rows == local.rows and forwarded.rejected_spans == 0
+
+
+def test_otlp_json_exports_are_forwarded_as_they_were_stored(tmp_path: Path) -> None:
+    for recorder in GrpcRecorder().serve():
+        exporters = (
+            f"  otlp:\n    endpoint: {recorder.endpoint}\n    tls: {{insecure: true}}\n    {_FAST_RETRY}\n"
+        )
+        config = _config(tmp_path, exporters, ["otlp"])
+        with start_collector(tmp_path / "local.duckdb", "--config", str(config)) as local:
+            spans = _spans(4, name="snake")
+            response = httpx.post(
+                local.http_url,
+                content=_snake_case_json_with_a_non_hex_id(spans),
+                headers={"Content-Type": "application/json"},
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            assert int(response.json()["partialSuccess"]["rejectedSpans"]) == 1
+            _wait(lambda: _health(local)["forwarders"]["otlp"]["sent_exports"] == 1, "the forward")
+            stats = _health(local)["forwarders"]["otlp"]
+        assert stats["failed_exports"] == 0 and stats["sent_spans"] == len(spans)
+        [(_, body)] = recorder.requests
+        rows = decode_request(body, json_encoded=False).rows
+        assert {r["span_id"] for r in rows} == _ids(spans)
+        assert {r["trace_id"] for r in rows} == {format(spans[0].context.trace_id, "032x")}
+
+
 def test_a_collector_started_with_a_forwarder_to_nowhere_exits_cleanly(tmp_path: Path) -> None:
     """Nothing received, nothing forwarded: start-up makes no connection and shutdown is prompt."""
     exporters = f"  otlp:\n    endpoint: 127.0.0.1:{_free_port()}\n    tls: {{insecure: true}}\n"
