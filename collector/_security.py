@@ -19,9 +19,9 @@ the ``bearertokenauth`` extension of opentelemetry-collector-contrib)::
     service:
       extensions: [bearertokenauth]
 
-Requests must carry ``authorization: <scheme> <token>`` (gRPC metadata or HTTP header); anything
-else is refused with gRPC ``UNAUTHENTICATED`` / HTTP 401. Tokens are compared in constant time
-(:func:`hmac.compare_digest`).
+Requests must carry ``authorization: <scheme> <token>`` (gRPC metadata or HTTP header; the
+scheme in any case, as HTTP defines it); anything else is refused with gRPC ``UNAUTHENTICATED`` /
+HTTP 401. Tokens are compared in constant time (:func:`hmac.compare_digest`).
 """
 
 from __future__ import annotations
@@ -56,14 +56,24 @@ class TLSSettings:
     key_file: Path
 
 
+def _credentials(value: str) -> str:
+    """``<scheme> <token>`` with the scheme lower-cased and one space after it: the auth-scheme is
+    case-insensitive and may be followed by several spaces (RFC 9110 §11.4, §11.1)."""
+    scheme, _, token = value.partition(" ")
+    return f"{scheme.lower()} {token.lstrip(' ')}"
+
+
 def check_authorization(received: str | None, expected: str | None) -> bool:
     """True when no authentication is configured (``expected`` is ``None``) or ``received`` (the
-    ``authorization`` header / metadata value) equals ``expected`` — compared in constant time."""
+    ``authorization`` header / metadata value) carries ``expected``'s scheme (in any case, as HTTP
+    defines it: ``bearer`` = ``Bearer``) and token — compared in constant time."""
     if expected is None:
         return True
     if received is None:
         return False
-    return hmac.compare_digest(received.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+    return hmac.compare_digest(
+        _credentials(received).encode("utf-8", "surrogateescape"), _credentials(expected).encode("utf-8")
+    )
 
 
 def _mapping(value: Any, key: str) -> dict[str, Any]:

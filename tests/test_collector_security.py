@@ -179,6 +179,32 @@ def test_tls_and_bearer_token_on_both_receivers(
     assert '"n"' in proc.stdout and "2" in proc.stdout
 
 
+def test_bearer_scheme_is_case_insensitive(secure: tuple[CollectorProcess, Path]) -> None:
+    """The auth-scheme is case-insensitive (RFC 9110 §11.1): ``bearer <token>`` is the same
+    credential as ``Bearer <token>`` on both receivers and the query API; the token is not."""
+    running, cert_file = secure
+    info = running.info
+    accepted = (f"bearer {TOKEN}", f"BEARER {TOKEN}", f"Bearer  {TOKEN}")
+    refused = (f"bearer {TOKEN.upper()}", f"Basic {TOKEN}", f"bearer{TOKEN}", f"{TOKEN} Bearer")
+    credentials = grpc.ssl_channel_credentials(root_certificates=cert_file.read_bytes())
+    with grpc.secure_channel(info["grpc_endpoint"], credentials) as channel:
+        export = channel.unary_unary(EXPORT_PATH)
+        for value in accepted:
+            export(b"", metadata=(("authorization", value),), timeout=10)
+        for value in refused:
+            with pytest.raises(grpc.RpcError) as error:
+                export(b"", metadata=(("authorization", value),), timeout=10)
+            assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED, value
+    http_url = f"https://{info['http_endpoint']}/v1/traces"
+    query_url = f"{info['query_url']}/api/query"
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(cert_file))) as client:
+        for value, status in [*((v, 200) for v in accepted), *((v, 401) for v in refused)]:
+            headers = {"Content-Type": "application/json", "Authorization": value}
+            assert client.post(http_url, content=b"{}", headers=headers).status_code == status, value
+            query = httpx.post(query_url, json={"sql": "SELECT 1"}, headers={"Authorization": value})
+            assert query.status_code == status, value
+
+
 @pytest.mark.parametrize(
     "sql",
     [
