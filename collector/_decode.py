@@ -37,6 +37,7 @@ __all__ = [
     "decode_json",
     "decode_protobuf",
     "decode_request",
+    "drop_invalid_spans",
     "parse_json_request",
 ]
 
@@ -129,6 +130,20 @@ def _span_problem(span: Any) -> str | None:
     if span.end_time_unix_nano > _MAX_TIME_UNIX_NANO:
         return "end_time_unix_nano is after 2262-04-11 (beyond signed 64-bit nanoseconds)"
     return None
+
+
+def drop_invalid_spans(request: Any) -> int:
+    """Remove from a parsed ``ExportTraceServiceRequest``, in place, the spans the receiver rejects
+    as invalid (see :func:`rows_from_request`); return how many were removed."""
+    removed = 0
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            kept = [span for span in scope_spans.spans if _span_problem(span) is None]
+            if len(kept) != len(scope_spans.spans):
+                removed += len(scope_spans.spans) - len(kept)
+                del scope_spans.spans[:]
+                scope_spans.spans.extend(kept)
+    return removed
 
 
 def _describe(span: Any, problem: str) -> str:

@@ -9,7 +9,8 @@ Per forwarder, ``sending_queue.num_consumers`` threads take exports from the que
 
 - the original request bytes where possible (protobuf in, protobuf out); OTLP/JSON requests are
   re-encoded to protobuf for gRPC (and for otlphttp unless ``encoding: json``), protobuf to JSON
-  for ``encoding: json``;
+  for ``encoding: json``; the spans the receiver rejected as invalid (partial success) are left
+  out, so the upstream gets what was stored locally;
 - ``headers`` as HTTP headers / gRPC metadata, ``compression: gzip`` (HTTP ``Content-Encoding``,
   gRPC message compression), ``timeout`` per attempt;
 - retries as the OTLP specification says (opentelemetry-proto ``docs/specification.md``
@@ -58,7 +59,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from spanreel import __version__
 from spanreel._retry_after import parse_retry_after
-from spanreel.collector._decode import parse_json_request
+from spanreel.collector._decode import drop_invalid_spans, parse_json_request
 from spanreel.collector._forward_config import ForwarderConfig, RetrySettings
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "json_to_protobuf",
     "parse_retry_after",
     "protobuf_to_json",
+    "valid_spans_only",
 ]
 
 logger = logging.getLogger("spanreel.collector.forward")
@@ -159,6 +161,20 @@ def json_to_protobuf(payload: bytes) -> bytes:
     Raises ``ValueError`` when the payload is not valid OTLP/JSON.
     """
     request, _ = parse_json_request(payload)
+    return bytes(request.SerializeToString())
+
+
+def valid_spans_only(payload: bytes, *, json_encoded: bool) -> bytes:
+    """``payload`` as protobuf without the spans the receiver rejected as invalid (bad ids, end
+    before start …), so that what is forwarded is what was stored and acknowledged.
+
+    Raises ``ValueError`` when the payload is not a valid request.
+    """
+    if json_encoded:
+        request, _ = parse_json_request(payload)
+    else:
+        request = ExportTraceServiceRequest.FromString(payload)
+    drop_invalid_spans(request)
     return bytes(request.SerializeToString())
 
 
@@ -295,6 +311,8 @@ class _Export:
     json_encoded: bool
     spans: int
     weight: int
+    #: the receiver rejected some spans of the request: leave them out upstream too
+    has_invalid: bool = False
 
 
 @dataclass
@@ -411,11 +429,12 @@ class Forwarder:
             thread.start()
             self._threads.append(thread)
 
-    def submit(self, payload: bytes, *, json_encoded: bool, spans: int) -> None:
-        """Queue one accepted export request (its decompressed body). Never blocks, never raises."""
+    def submit(self, payload: bytes, *, json_encoded: bool, spans: int, has_invalid: bool = False) -> None:
+        """Queue one accepted export request (its decompressed body; ``spans`` valid spans in it,
+        ``has_invalid`` when the receiver rejected others). Never blocks, never raises."""
         sizer = self._sizer
         weight = spans if sizer == "items" else len(payload) if sizer == "bytes" else 1
-        dropped = self._queue.put(_Export(payload, json_encoded, spans, max(weight, 1)))
+        dropped = self._queue.put(_Export(payload, json_encoded, spans, max(weight, 1), has_invalid))
         if dropped:
             self._count_drops(dropped)
 
@@ -499,6 +518,9 @@ class Forwarder:
 
     def _body(self, export: _Export) -> bytes:
         wants_json = self.config.protocol == "http" and self.config.encoding == "json"
+        if export.has_invalid:
+            valid = valid_spans_only(export.payload, json_encoded=export.json_encoded)
+            return protobuf_to_json(valid) if wants_json else valid
         if export.json_encoded == wants_json:
             return export.payload  # the original request bytes
         return protobuf_to_json(export.payload) if wants_json else json_to_protobuf(export.payload)
@@ -587,14 +609,15 @@ class Forwarders:
         for forwarder in self._forwarders:
             forwarder.start()
 
-    def submit(self, payload: bytes, *, json_encoded: bool, spans: int) -> None:
-        """Hand one accepted export (decompressed request body, ``spans`` valid spans in it) to
-        every forwarder. Thread-safe; never blocks, never raises."""
+    def submit(self, payload: bytes, *, json_encoded: bool, spans: int, has_invalid: bool = False) -> None:
+        """Hand one accepted export (decompressed request body, ``spans`` valid spans in it,
+        ``has_invalid`` when the receiver rejected others: they are left out) to every forwarder.
+        Thread-safe; never blocks, never raises."""
         if spans <= 0:
             return
         for forwarder in self._forwarders:
             try:
-                forwarder.submit(payload, json_encoded=json_encoded, spans=spans)
+                forwarder.submit(payload, json_encoded=json_encoded, spans=spans, has_invalid=has_invalid)
             except Exception:  # forwarding must never break ingestion
                 logger.exception("forwarder %s: cannot queue an export", forwarder.config.name)
 

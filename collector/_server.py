@@ -351,7 +351,12 @@ class Collector:
         except Exception as exc:  # disk full, I/O error …: the client keeps the data and retries
             counters.failed_requests += 1
             raise _Unavailable(f"storing spans failed: {exc}") from exc
-        self._forwarders.submit(payload, json_encoded=json_encoded, spans=batch.table.num_rows)
+        self._forwarders.submit(
+            payload,
+            json_encoded=json_encoded,
+            spans=batch.table.num_rows,
+            has_invalid=batch.rejected_spans > 0,
+        )
         return _Ingested(batch.rejected_spans, batch.error_message)
 
     @staticmethod

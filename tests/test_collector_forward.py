@@ -557,6 +557,58 @@ def test_otlp_json_exports_are_forwarded_as_they_were_stored(tmp_path: Path) -> 
         assert {r["trace_id"] for r in rows} == {format(spans[0].context.trace_id, "032x")}
 
 
+def test_spans_rejected_locally_are_not_forwarded(tmp_path: Path) -> None:
+    """The client was told (partial success) that the invalid spans were rejected: the upstreams
+    get the stored spans only. Before, they got the invalid ones too, and an upstream that rejects
+    them (another spanreel) made the stats count the delivered spans as rejected."""
+    upstream_dir = tmp_path / "upstream"
+    upstream_dir.mkdir()
+    for recorder in GrpcRecorder().serve():
+        with start_collector(upstream_dir / "upstream.duckdb") as upstream:
+            exporters = (
+                f"  otlp:\n    endpoint: {recorder.endpoint}\n    tls: {{insecure: true}}\n"
+                f"  otlphttp/spanreel:\n    endpoint: http://{upstream.info['http_endpoint']}\n"
+                "    encoding: json\n"
+            )
+            config = _config(tmp_path, exporters, ["otlp", "otlphttp/spanreel"])
+            with start_collector(tmp_path / "local.duckdb", "--config", str(config)) as local:
+                spans = _spans(3, name="partly-invalid")
+                request = encode_spans(spans)
+                scope = request.resource_spans[0].scope_spans[0]
+                backwards = scope.spans.add()
+                backwards.CopyFrom(scope.spans[0])
+                backwards.span_id = bytes.fromhex("00000000000000ee")
+                backwards.end_time_unix_nano = backwards.start_time_unix_nano - 1
+                no_trace = scope.spans.add()
+                no_trace.CopyFrom(scope.spans[0])
+                no_trace.span_id, no_trace.trace_id = bytes.fromhex("00000000000000ef"), bytes(16)
+                response = httpx.post(
+                    local.http_url,
+                    content=request.SerializeToString(),
+                    headers={"Content-Type": "application/x-protobuf"},
+                    timeout=10,
+                )
+                assert response.status_code == 200
+                assert (
+                    ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans
+                    == 2
+                )
+
+                def forwarded() -> bool:
+                    stats = _health(local)["forwarders"]
+                    return all(s["sent_exports"] + s["failed_exports"] == 1 for s in stats.values())
+
+                _wait(forwarded, "both forwards")
+                stats = _health(local)["forwarders"]
+                upstream_rows = run_query("SELECT span_id FROM spans", upstream.db).rows
+        for name in ("otlp", "otlphttp/spanreel"):
+            assert stats[name]["sent_spans"] == len(spans) and stats[name]["rejected_spans"] == 0, stats
+        [(_, body)] = recorder.requests
+        assert len(ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans) == 3
+        assert _body_ids(body) == _ids(spans)
+        assert {row[0] for row in upstream_rows} == _ids(spans)
+
+
 def test_a_collector_started_with_a_forwarder_to_nowhere_exits_cleanly(tmp_path: Path) -> None:
     """Nothing received, nothing forwarded: start-up makes no connection and shutdown is prompt."""
     exporters = f"  otlp:\n    endpoint: 127.0.0.1:{_free_port()}\n    tls: {{insecure: true}}\n"
