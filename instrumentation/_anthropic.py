@@ -283,8 +283,9 @@ class MessagesStreamAccumulator:
         blocks = []
         for index in sorted(self._blocks):
             block = dict(self._blocks[index])
-            if index in self._json:
-                block["input"] = json_or_text("".join(self._json[index]))
+            pieces = self._json.get(index)
+            if pieces and any(pieces):  # a tool without arguments streams one empty piece: keep {}
+                block["input"] = json_or_text("".join(pieces))
             blocks.append(block)
         return _result(
             self._id,

@@ -1,0 +1,165 @@
+"""Streamed answers as the real SDKs receive them from servers that send what the providers send
+(canned event streams, the fake LLM server): assembled output, usage, finish reasons, errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from test_instr_faults import Canned
+
+from spanreel.instrumentation import Instrumentor
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = Instrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    inst.instrument(tracer_provider=tp, capture_content=True)
+    yield tp, exporter
+    inst.uninstrument()
+    tp.shutdown()
+
+
+@pytest.fixture
+def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InMemorySpanExporter]:
+    provider[1].clear()
+    yield provider[1]
+
+
+@pytest.fixture(scope="module")
+def canned() -> Iterator[Canned]:
+    c = Canned()
+    yield c
+    c.httpd.shutdown()
+    c.httpd.server_close()
+
+
+def genai(exp: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [
+        s
+        for s in exp.get_finished_spans()
+        if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"
+    ]
+
+
+def one(exp: InMemorySpanExporter) -> dict[str, Any]:
+    found = genai(exp)
+    assert len(found) == 1, [s.name for s in exp.get_finished_spans()]
+    return dict(found[0].attributes or {})
+
+
+def sse(event: str, payload: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+# ------------------------------------------------------------------------------ Anthropic
+
+
+def _anthropic_thinking_tool_stream() -> list[bytes]:
+    """Thinking, text, then a call of a tool that takes no arguments (Anthropic streams its input
+    as one empty ``input_json_delta``); prompt-cache usage in ``message_start``, the output count
+    in ``message_delta``."""
+    usage = {"input_tokens": 10, "cache_creation_input_tokens": 3, "cache_read_input_tokens": 100}
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-sonnet-4-6",
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
+
+    def delta(index: int, d: dict[str, Any]) -> bytes:
+        return sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+
+    def start(index: int, block: dict[str, Any]) -> bytes:
+        return sse(
+            "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+        )
+
+    def stop(index: int) -> bytes:
+        return sse("content_block_stop", {"type": "content_block_stop", "index": index})
+
+    return [
+        sse("message_start", {"type": "message_start", "message": message}),
+        start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        delta(0, {"type": "thinking_delta", "thinking": "The user wants the time."}),
+        delta(0, {"type": "signature_delta", "signature": "c2ln"}),
+        stop(0),
+        start(1, {"type": "text", "text": ""}),
+        delta(1, {"type": "text_delta", "text": "Let me check."}),
+        stop(1),
+        start(2, {"type": "tool_use", "id": "toolu_1", "name": "current_time", "input": {}}),
+        delta(2, {"type": "input_json_delta", "partial_json": ""}),
+        stop(2),
+        sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": 42},
+            },
+        ),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+
+
+def _check_thinking_tool_span(a: dict[str, Any], final: Any) -> None:
+    thinking, text, tool = final.content
+    assert tool.type == "tool_use" and tool.input == {}
+    (message,) = json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"] == [
+        {"type": "reasoning", "content": thinking.thinking},
+        {"type": "text", "content": text.text},
+        {"type": "tool_call", "id": "toolu_1", "name": "current_time", "arguments": {}},
+    ]
+    assert message["finish_reason"] == "tool_use"
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_use",)
+    usage = final.usage
+    assert (
+        a[ga.GEN_AI_USAGE_INPUT_TOKENS]
+        == 113
+        == (usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens)
+    )
+    assert a[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 100
+    assert a[ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == 3
+    assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 42 == usage.output_tokens
+
+
+def test_anthropic_stream_thinking_and_tool_without_arguments(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    canned.set(_anthropic_thinking_tool_stream(), "text/event-stream")
+    client = anthropic.Anthropic(base_url=canned.base_url[:-3], api_key="k", max_retries=0)
+    with client.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "Time?"}]
+    ) as stream:
+        final = stream.get_final_message()
+    _check_thinking_tool_span(one(spans), final)
+
+
+async def test_anthropic_stream_thinking_and_tool_without_arguments_async(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    canned.set(_anthropic_thinking_tool_stream(), "text/event-stream")
+    client = anthropic.AsyncAnthropic(base_url=canned.base_url[:-3], api_key="k", max_retries=0)
+    async with client.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "Time?"}]
+    ) as stream:
+        final = await stream.get_final_message()
+    await client.close()
+    _check_thinking_tool_span(one(spans), final)
