@@ -257,11 +257,12 @@ class _HttpSender:
     def __init__(self, config: ForwarderConfig) -> None:
         tls = config.tls
         verify: ssl.SSLContext | bool = True
-        if tls.insecure_skip_verify:
-            verify = False
-        elif tls.ca_file or tls.cert_file:
+        if tls.insecure_skip_verify or tls.ca_file or tls.cert_file:
             verify = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-            if tls.cert_file and tls.key_file:
+            if tls.insecure_skip_verify:
+                verify.check_hostname = False
+                verify.verify_mode = ssl.CERT_NONE
+            if tls.cert_file and tls.key_file:  # a client certificate, also without verification
                 verify.load_cert_chain(str(tls.cert_file), str(tls.key_file))
         self._json = config.encoding == "json"
         self._gzip = config.compression == "gzip"

@@ -15,10 +15,10 @@ https://github.com/open-telemetry/opentelemetry-collector/tree/main/exporter/otl
 
 Supported keys: ``endpoint``; ``traces_endpoint`` (otlphttp: the full URL); ``headers``;
 ``compression``; ``encoding`` (otlphttp: ``proto`` | ``json``); ``timeout``; ``tls.insecure``,
-``tls.insecure_skip_verify``, ``tls.ca_file``, ``tls.cert_file``, ``tls.key_file``;
-``retry_on_failure.{enabled, initial_interval, max_interval, max_elapsed_time, multiplier,
-randomization_factor}``; ``sending_queue.{enabled, queue_size, num_consumers, sizer}`` (``sizer``:
-``requests`` (default), ``items`` = spans, or ``bytes``). Anything else is a
+``tls.insecure_skip_verify`` (otlphttp, or a plaintext otlp), ``tls.ca_file``, ``tls.cert_file``,
+``tls.key_file``; ``retry_on_failure.{enabled, initial_interval, max_interval, max_elapsed_time,
+multiplier, randomization_factor}``; ``sending_queue.{enabled, queue_size, num_consumers, sizer}``
+(``sizer``: ``requests`` (default), ``items`` = spans, or ``bytes``). Anything else is a
 :class:`~spanreel._config.ConfigError` naming the key. Durations use the Collector's syntax
 (``500ms``, ``5s``, ``1m``); ``max_elapsed_time: 0`` retries without a time limit.
 """
@@ -263,6 +263,12 @@ def parse_forwarder(
         target, scheme_plaintext = _grpc_target(endpoint, f"{key}.endpoint")
         if scheme_plaintext is not None:
             insecure = scheme_plaintext
+        if not insecure and _bool(tls_section, "insecure_skip_verify", f"{key}.tls", False):
+            # grpcio cannot connect over TLS without verifying the server: refuse rather than ignore
+            raise ConfigError(
+                f"{key}.tls.insecure_skip_verify is not supported for otlp (gRPC): give the upstream's "
+                "CA certificate with tls.ca_file, or use tls.insecure: true for plaintext"
+            )
     else:
         traces_endpoint = section.get("traces_endpoint")
         if isinstance(traces_endpoint, str) and traces_endpoint.strip():

@@ -11,6 +11,7 @@ import gzip
 import http.server
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -98,7 +99,7 @@ class HttpRecorder:
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     url: str = ""
 
-    def serve(self) -> Iterator[HttpRecorder]:
+    def serve(self, ssl_context: ssl.SSLContext | None = None) -> Iterator[HttpRecorder]:
         recorder = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -119,9 +120,12 @@ class HttpRecorder:
                 pass
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if ssl_context is not None:
+            server.socket = ssl_context.wrap_socket(server.socket, server_side=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{server.server_address[1]}"
         try:
             yield self
         finally:
@@ -607,6 +611,65 @@ def test_spans_rejected_locally_are_not_forwarded(tmp_path: Path) -> None:
         assert len(ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans) == 3
         assert _body_ids(body) == _ids(spans)
         assert {row[0] for row in upstream_rows} == _ids(spans)
+
+
+def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (CN ``name``) and its key, as PEM files."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+def test_otlphttp_sends_its_client_certificate_with_insecure_skip_verify(tmp_path: Path) -> None:
+    """An upstream with a self-signed certificate that requires client certificates (mTLS):
+    ``insecure_skip_verify`` used to drop the configured client certificate."""
+    server_cert, server_key = _self_signed(tmp_path, "upstream")
+    client_cert, client_key = _self_signed(tmp_path, "spanreel-client")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(server_cert, server_key)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cafile=str(client_cert))
+    for recorder in HttpRecorder().serve(ssl_context=context):
+        tls = {"insecure_skip_verify": True, "cert_file": str(client_cert), "key_file": str(client_key)}
+        section = {"endpoint": recorder.url, "tls": tls, "retry_on_failure": {"enabled": False}}
+        config = parse_forwarder("otlphttp", section, parse_duration=parse_duration)
+        forwarder = Forwarder(config)
+        forwarder.start()
+        spans = _spans(2)
+        forwarder.submit(_protobuf(spans), json_encoded=False, spans=len(spans))
+        _wait(lambda f=forwarder: f.stats().sent_exports + f.stats().failed_exports == 1, "the export")
+        forwarder.begin_stop(0)
+        forwarder.finish_stop()
+        assert forwarder.stats().sent_spans == len(spans)
+        assert recorder.span_ids() == _ids(spans)
 
 
 def test_a_collector_started_with_a_forwarder_to_nowhere_exits_cleanly(tmp_path: Path) -> None:

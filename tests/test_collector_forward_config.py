@@ -95,6 +95,12 @@ def test_grpc_metadata_keys_are_lower_cased() -> None:
     assert _parse("otlp", {"endpoint": "h:1", "headers": {"X-Tenant": "a"}}).headers == (("x-tenant", "a"),)
 
 
+def test_insecure_skip_verify_is_moot_for_plaintext_grpc() -> None:
+    for section in ({"endpoint": "h:1", "tls": {"insecure": True}}, {"endpoint": "http://h:1", "tls": {}}):
+        section["tls"]["insecure_skip_verify"] = True  # type: ignore[index]
+        assert _parse("otlp", section).plaintext
+
+
 def test_tls_files_resolve_against_the_config_folder(tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_text("x")
     cfg = _parse("otlp", {"endpoint": "h:1", "tls": {"ca_file": "ca.pem"}}, base_dir=tmp_path)
@@ -113,6 +119,16 @@ def test_tls_files_resolve_against_the_config_folder(tmp_path: Path) -> None:
         ("otlp", {"endpoint": "h:1", "headers": {"bad name": "v"}}, r"invalid header name"),
         ("otlp", {"endpoint": "h:1", "headers": {"k": "a\nb"}}, r"one line"),
         ("otlp", {"endpoint": "h:1", "tls": {"ca_file": "missing.pem"}}, r"tls\.ca_file: no such file"),
+        (
+            "otlp",
+            {"endpoint": "h:1", "tls": {"insecure_skip_verify": True}},
+            r"tls\.insecure_skip_verify is not supported for otlp \(gRPC\)",
+        ),
+        (
+            "otlp",
+            {"endpoint": "https://h:1", "tls": {"insecure": True, "insecure_skip_verify": True}},
+            r"tls\.insecure_skip_verify is not supported",
+        ),
         (
             "otlp",
             {"endpoint": "h:1", "retry_on_failure": {"jitter": 1}},
