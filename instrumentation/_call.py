@@ -201,7 +201,7 @@ class LLMCall:
                     if acc.add(event.data, event.event) and not self._first_chunk_seen:
                         self._first_chunk(arrived)
             else:
-                if self._stream and data and not self._first_chunk_seen:
+                if self._stream and data and not self._first_chunk_seen and not self._error_status:
                     self._first_chunk(arrived)
                 if self._size > MAX_JSON_BODY_BYTES:
                     self._parse_ok = False

@@ -8,13 +8,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx2
+import openai
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.trace import StatusCode
 from test_instr_faults import Canned
 
+from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 
 
@@ -44,6 +49,12 @@ def canned() -> Iterator[Canned]:
     yield c
     c.httpd.shutdown()
     c.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer() as srv:
+        yield srv
 
 
 def genai(exp: InMemorySpanExporter) -> list[ReadableSpan]:
@@ -163,3 +174,65 @@ async def test_anthropic_stream_thinking_and_tool_without_arguments_async(
         final = await stream.get_final_message()
     await client.close()
     _check_thinking_tool_span(one(spans), final)
+
+
+# ------------------------------------------------------------------------------ HTTP errors
+
+
+def _error_span(exp: InMemorySpanExporter) -> dict[str, Any]:
+    (span,) = genai(exp)
+    assert span.status.status_code == StatusCode.ERROR
+    return dict(span.attributes or {})
+
+
+def test_stream_refused_with_http_error_has_no_first_chunk(
+    spans: InMemorySpanExporter, server: FakeLLMServer
+) -> None:
+    """A streamed request answered by an HTTP error (a JSON error body, no chunk at all): span
+    ERROR with the provider's error code, and no ``time_to_first_chunk`` (an error body is not a
+    chunk of the stream)."""
+    c = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        c.chat.completions.create(
+            model="fake-error-429", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+    a = _error_span(spans)
+    assert a[ERROR_TYPE] == "fake_error_429" and a[ga.GEN_AI_REQUEST_STREAM] is True
+    assert ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in a
+    spans.clear()
+    with pytest.raises(openai.InternalServerError):
+        c.responses.create(model="fake-error-500", input="x", stream=True)
+    a = _error_span(spans)
+    assert a[ERROR_TYPE] == "fake_error_500" and ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in a
+    spans.clear()
+    a_client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{server.port}", api_key="k", max_retries=0)
+    with (
+        pytest.raises(anthropic.InternalServerError),
+        a_client.messages.stream(
+            model="fake-error-529", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        ) as stream,
+    ):
+        stream.get_final_message()
+    a = _error_span(spans)
+    assert a[ERROR_TYPE] == "overloaded_error" and ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in a
+    spans.clear()
+    r = httpx2.post(
+        f"http://127.0.0.1:{server.port}/v1beta/models/fake-error-503:streamGenerateContent?alt=sse",
+        json={"contents": [{"role": "user", "parts": [{"text": "x"}]}]},
+    )
+    assert r.status_code == 503
+    a = _error_span(spans)
+    assert a[ERROR_TYPE] == "UNAVAILABLE" and ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in a
+
+
+async def test_stream_refused_with_http_error_has_no_first_chunk_async(
+    spans: InMemorySpanExporter, server: FakeLLMServer
+) -> None:
+    c = openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        await c.chat.completions.create(
+            model="fake-error-429", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+    await c.close()
+    a = _error_span(spans)
+    assert a[ERROR_TYPE] == "fake_error_429" and ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in a
