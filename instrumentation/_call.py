@@ -44,7 +44,16 @@ from spanreel._attributes import (
 )
 
 from ._apis import provider_for, route
-from ._common import Api, Attributes, Content, Parsed, StreamAccumulator, dumps, error_type_from_body
+from ._common import (
+    Api,
+    Attributes,
+    Content,
+    Parsed,
+    StreamAccumulator,
+    dumps,
+    error_type_from_body,
+    json_array_items,
+)
 from ._content import ContentPolicy
 from ._context import SESSION_BAGGAGE_KEYS, TRACER_NAME, current_replay
 from ._cost import cost_usd, warm_up
@@ -245,8 +254,18 @@ class LLMCall:
             return acc.result(capture), acc.error_type, acc.error_message
         if not self._buffer:
             return None, None, None
+        raw = b"".join(self._buffer)
+        if self._stream and not self._error_status:
+            # A stream sent as one JSON array (Gemini without alt=sse): its elements, even when
+            # the app stopped reading part-way, and an error element after a 200 head.
+            items = json_array_items(raw)
+            if items is not None:
+                acc = self._api.stream()
+                for item in items:
+                    acc.add(item)
+                return acc.result(capture), acc.error_type, acc.error_message
         try:
-            body = json.loads(b"".join(self._buffer))
+            body = json.loads(raw)
         except ValueError:
             return None, None, None
         if self._error_status:

@@ -50,6 +50,33 @@ def loads(text: str) -> Any:
     return value
 
 
+def json_array_items(raw: bytes) -> list[str] | None:
+    """The complete elements of a JSON array, as JSON texts in order, also when the array is cut
+    short (a stream such as Gemini's ``:streamGenerateContent`` without ``alt=sse``, read in
+    part): the unfinished tail is left out. ``None`` when ``raw`` does not start a JSON array."""
+    text = raw.decode("utf-8", errors="replace")
+    pos = len(text) - len(text.lstrip(_JSON_WHITESPACE))
+    if text[pos : pos + 1] != "[":
+        return None
+    items: list[str] = []
+    pos += 1
+    size = len(text)
+    while pos < size:
+        char = text[pos]
+        if char in _JSON_WHITESPACE or char == ",":
+            pos += 1
+            continue
+        if char == "]":
+            break
+        try:
+            _, end = _raw_decode(text, pos)
+        except ValueError:  # the element the stream was cut in (or not JSON): stop here
+            break
+        items.append(text[pos:end])
+        pos = end
+    return items
+
+
 def event_object(data: str) -> Mapping[str, Any] | None:
     """One SSE ``data`` payload parsed as a JSON object, or ``None`` when it is not JSON or not an
     object (such events are skipped by the stream accumulators)."""

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import anthropic
+import httpx
 import httpx2
 import openai
 import pytest
@@ -21,6 +22,7 @@ from test_instr_faults import Canned
 
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
+from spanreel.instrumentation._common import json_array_items
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +238,75 @@ async def test_stream_refused_with_http_error_has_no_first_chunk_async(
     await c.close()
     a = _error_span(spans)
     assert a[ERROR_TYPE] == "fake_error_429" and ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK not in a
+
+
+# ------------------------------------------------------------------------------ Gemini JSON array
+
+
+GEMINI_BODY: Any = {"contents": [{"role": "user", "parts": [{"text": "Tea?"}]}]}
+
+
+@pytest.mark.parametrize("lib", [httpx, httpx2], ids=["httpx", "httpx2"])
+async def test_gemini_json_array_stream_read_in_part_keeps_what_arrived(
+    spans: InMemorySpanExporter, lib: Any
+) -> None:
+    """``:streamGenerateContent`` without ``alt=sse`` streams one JSON array; an app that stops
+    after the first network chunk still gets a span with the response id and the text so far."""
+    with FakeLLMServer(chunk_delay=0.05) as server:  # one array element per network read
+        url = f"http://127.0.0.1:{server.port}/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+        async with lib.AsyncClient() as c, c.stream("POST", url, json=GEMINI_BODY) as r:
+            async for chunk in r.aiter_raw():
+                first = chunk
+                break
+        with lib.Client() as c, c.stream("POST", url, json=GEMINI_BODY) as r:
+            for chunk in r.iter_raw():
+                assert chunk == first
+                break
+    text = first.decode()
+    first_object, end = json.JSONDecoder().raw_decode(text, text.index("{"))
+    assert text[end:].strip(",\r\n ") == ""  # the first chunk is the first element, whole
+    for span in genai(spans):
+        a = dict(span.attributes or {})
+        assert span.status.status_code == StatusCode.UNSET
+        assert a[ga.GEN_AI_RESPONSE_ID] == first_object["responseId"]
+        (message,) = json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])
+        assert message["parts"] == [
+            {"type": "text", "content": first_object["candidates"][0]["content"]["parts"][0]["text"]}
+        ]
+    assert len(genai(spans)) == 2
+
+
+def test_gemini_json_array_stream_error_element(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """After a 200 head, Google reports a failure as the array's last element: span ERROR with
+    the error's status, the text received before it kept."""
+    piece = {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Green tea "}]}, "index": 0}],
+        "modelVersion": "gemini-2.0-flash",
+        "responseId": "r1",
+    }
+    error = {"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}}
+    canned.set([b"[" + json.dumps(piece).encode(), b",\r\n" + json.dumps(error).encode() + b"]"])
+    url = canned.base_url[:-3] + "/v1beta/models/gemini-2.0-flash:streamGenerateContent"
+    r = httpx2.post(url, json=GEMINI_BODY)
+    assert r.status_code == 200 and r.json()[1] == error
+    (span,) = genai(spans)
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.status.description == "The model is overloaded."
+    a = dict(span.attributes or {})
+    assert a[ERROR_TYPE] == "UNAVAILABLE"
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Green tea "}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "items"),
+    [
+        (b' [{"a": 1},\r\n{"b": "]"}]', ['{"a": 1}', '{"b": "]"}']),
+        (b'[{"a": 1},\r\n{"b": "cut ]', ['{"a": 1}']),
+        (b"[", []),
+        (b"[]", []),
+        (b'{"error": {}}', None),
+        (b"", None),
+    ],
+)
+def test_json_array_items(raw: bytes, items: list[str] | None) -> None:
+    assert json_array_items(raw) == items
