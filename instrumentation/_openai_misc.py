@@ -5,7 +5,8 @@ Legacy completions (``POST …/completions`` with a ``prompt``): the prompt beco
 message per prompt string; choices' ``text`` the output messages; streamed chunks carry
 ``choices[].text``. Embeddings (``POST …/embeddings`` with an ``input``): request model,
 ``gen_ai.request.encoding_formats``, ``gen_ai.embeddings.dimension_count`` (requested, else the
-length of the first returned vector), ``gen_ai.usage.input_tokens``; vectors are never recorded.
+length of the first returned vector, also a base64 one), ``gen_ai.usage.input_tokens``; vectors are
+never recorded.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def embeddings_response(body: Any, capture_content: bool) -> Parsed:
         vector = data[0].get("embedding")
         if isinstance(vector, list):
             attrs[ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = len(vector)
+        elif isinstance(vector, str) and vector:
+            # encoding_format "base64" (the openai SDK's default): little-endian float32 values
+            attrs[ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = len(vector.rstrip("=")) * 3 // 4 // 4
     return Parsed(attrs)
 
 

@@ -310,3 +310,25 @@ def test_gemini_json_array_stream_error_element(spans: InMemorySpanExporter, can
 )
 def test_json_array_items(raw: bytes, items: list[str] | None) -> None:
     assert json_array_items(raw) == items
+
+
+# ------------------------------------------------------------------------------ embeddings
+
+
+async def test_embeddings_sdk_default_base64_has_dimension_count(
+    spans: InMemorySpanExporter, server: FakeLLMServer
+) -> None:
+    """The openai SDK asks for base64 vectors unless told otherwise (and decodes them): the
+    dimension count comes from the base64 vector's length."""
+    c = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    r = c.embeddings.create(model="text-embedding-3-small", input="red tea")
+    assert server.requests[-1].json["encoding_format"] == "base64"
+    a = one(spans)
+    assert a[ga.GEN_AI_REQUEST_ENCODING_FORMATS] == ("base64",)
+    assert a[ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == len(r.data[0].embedding) > 0
+    spans.clear()
+    ac = openai.AsyncOpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    r = await ac.embeddings.create(model="text-embedding-3-small", input=["a", "b"], dimensions=5)
+    await ac.close()
+    a = one(spans)
+    assert a[ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == len(r.data[0].embedding) == 5
