@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import zlib
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
@@ -124,9 +126,10 @@ def make_decoder(content_encoding: str) -> Decoder | None:
     """An incremental decoder for a ``Content-Encoding`` header value.
 
     Returns a function ``bytes -> bytes`` fed the raw body chunk by chunk (``identity``/empty →
-    pass-through; ``gzip``/``x-gzip``/``deflate`` via :mod:`zlib`, applied in reverse order of
-    a comma-separated list). Returns ``None`` for encodings it cannot decode (e.g. ``br``,
-    ``zstd``): the caller then skips parsing the body, never the body itself.
+    pass-through; ``gzip``/``x-gzip``/``deflate`` via :mod:`zlib`; ``br`` and ``zstd`` with the
+    modules httpx/httpx2 decode them with, when installed — the clients only ask for these
+    encodings then; applied in reverse order of a comma-separated list). Returns ``None`` for
+    encodings it cannot decode: the caller then skips parsing the body, never the body itself.
     """
     if not content_encoding:
         return _identity
@@ -139,6 +142,12 @@ def make_decoder(content_encoding: str) -> Decoder | None:
             steps.append(zlib.decompressobj(zlib.MAX_WBITS | 16).decompress)
         elif coding == "deflate":
             steps.append(_DeflateDecoder())
+        elif coding == "br" and _brotli() is not None:
+            decompressor = _brotli().Decompressor()
+            # ``brotli`` names the method ``process``, ``brotlicffi`` ``decompress``
+            steps.append(getattr(decompressor, "process", None) or decompressor.decompress)
+        elif coding == "zstd" and _zstd() is not None:
+            steps.append(_ZstdDecoder(_zstd()))
         else:
             return None
     if not steps:
@@ -173,3 +182,43 @@ class _DeflateDecoder:
             wbits = zlib.MAX_WBITS if zlib_header else -zlib.MAX_WBITS
             self._obj = zlib.decompressobj(wbits)
         return self._obj.decompress(data)
+
+
+def _optional_module(*names: str) -> Any:
+    """The first of ``names`` that imports, else ``None``."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+@functools.cache
+def _brotli() -> Any:
+    """The brotli module httpx/httpx2 use for ``br`` (``brotli``, else ``brotlicffi``), or ``None``."""
+    return _optional_module("brotli", "brotlicffi")
+
+
+@functools.cache
+def _zstd() -> Any:
+    """The module httpx2 uses for ``zstd`` (``compression.zstd`` from Python 3.14, else
+    ``backports.zstd``), or ``None``."""
+    return _optional_module("compression.zstd", "backports.zstd")
+
+
+class _ZstdDecoder:
+    """``zstd``, incrementally; a body may hold several frames, one after the other."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+        self._obj = module.ZstdDecompressor()
+
+    def __call__(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        while data:
+            if self._obj.eof:  # the previous frame is complete: the next one starts here
+                self._obj = self._module.ZstdDecompressor()
+            out.append(self._obj.decompress(data))
+            data = self._obj.unused_data if self._obj.eof else b""
+        return b"".join(out)

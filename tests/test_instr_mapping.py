@@ -371,7 +371,7 @@ def test_decoders() -> None:
         assert d is not None and d(raw) == text
     identity = make_decoder("")
     assert identity is not None and identity(b"x") == b"x"
-    assert make_decoder("br") is None
+    assert make_decoder("compress") is None and make_decoder("snappy, gzip") is None  # unknown: unparsed
 
 
 @pytest.mark.parametrize(

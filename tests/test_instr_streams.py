@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anthropic
@@ -23,6 +25,7 @@ from test_instr_faults import Canned
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 from spanreel.instrumentation._common import json_array_items
+from spanreel.instrumentation._http import make_decoder
 
 
 @pytest.fixture(scope="module")
@@ -332,3 +335,144 @@ async def test_embeddings_sdk_default_base64_has_dimension_count(
     await ac.close()
     a = one(spans)
     assert a[ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] == len(r.data[0].embedding) == 5
+
+
+# ------------------------------------------------------------------------------ compressed bodies
+
+
+def _compressor(coding: str) -> tuple[Callable[[bytes], bytes], Callable[[], bytes]]:
+    """(compress a piece and flush it, finish) for a streaming ``br`` or ``zstd`` encoder."""
+    if coding == "br":
+        import brotli  # type: ignore[import-not-found,unused-ignore]
+
+        br = brotli.Compressor()
+        return (lambda data: br.process(data) + br.flush()), br.finish
+    from backports import zstd  # type: ignore[import-not-found,unused-ignore]
+
+    zc = zstd.ZstdCompressor()
+    return (lambda data: zc.compress(data, zc.FLUSH_BLOCK)), (lambda: zc.flush(zc.FLUSH_FRAME))
+
+
+class Compressing:
+    """A local server answering each POST with ``pieces`` (JSON or SSE) compressed with the
+    ``Content-Encoding`` the client accepts first among ``br`` and ``zstd`` — the way
+    Cloudflare-fronted APIs (api.openai.com among them) answer clients that accept them — one
+    flushed compressed block per piece, in chunked transfer encoding."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.content_type = "application/json"
+        self.codings: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                accepted = [c.strip() for c in (self.headers.get("Accept-Encoding") or "").split(",")]
+                coding = next(c for c in accepted if c in ("br", "zstd"))
+                server.codings.append(coding)
+                compress, finish = _compressor(coding)
+                self.send_response(200)
+                self.send_header("Content-Type", server.content_type)
+                self.send_header("Content-Encoding", coding)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for chunk in [*(compress(p) for p in server.pieces), finish()]:
+                    if chunk:
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                        self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def compressing() -> Iterator[Compressing]:
+    c = Compressing()
+    yield c
+    c.httpd.shutdown()
+    c.httpd.server_close()
+
+
+CHAT_ANSWER: Any = {
+    "id": "chatcmpl-br",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Green tea."}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+}
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd"])
+async def test_compressed_answers_are_read(
+    spans: InMemorySpanExporter, compressing: Compressing, coding: str
+) -> None:
+    """With brotli / zstd installed (``httpx2[brotli,zstd]``) the SDKs accept ``br`` and
+    ``zstd`` and providers use them: the span has the response attributes, streamed or not."""
+    raw = json.dumps(CHAT_ANSWER).encode()
+    compressing.pieces, compressing.content_type = [raw[:40], raw[40:]], "application/json"
+    compressing.codings = []
+    messages: Any = [{"role": "user", "content": "Tea?"}]
+    c = openai.OpenAI(base_url=compressing.base_url, api_key="k", max_retries=0)
+    if coding == "zstd":  # the client offers both; ask for zstd first
+        c = c.with_options(default_headers={"Accept-Encoding": "zstd, br"})
+    r = c.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    assert r.choices[0].message.content == "Green tea." and compressing.codings == [coding]
+    a = one(spans)
+    assert a[ga.GEN_AI_RESPONSE_ID] == "chatcmpl-br" and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    spans.clear()
+    chunk: Any = {"id": "chatcmpl-br", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    compressing.content_type = "text/event-stream"
+    compressing.pieces = [
+        b"data: %s\n\n" % json.dumps({**chunk, "choices": [{"index": 0, "delta": {"content": w}}]}).encode()
+        for w in ("Green ", "tea.")
+    ] + [
+        b"data: %s\n\n"
+        % json.dumps({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).encode(),
+        b"data: [DONE]\n\n",
+    ]
+    ac = openai.AsyncOpenAI(base_url=compressing.base_url, api_key="k", max_retries=0)
+    if coding == "zstd":
+        ac = ac.with_options(default_headers={"Accept-Encoding": "zstd, br"})
+    stream = await ac.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+    text = "".join([ch.choices[0].delta.content or "" async for ch in stream])
+    await ac.close()
+    assert text == "Green tea." and compressing.codings == [coding, coding]
+    a = one(spans)
+    assert isinstance(a[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK], float)
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": text}]
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "zstd, gzip"])
+def test_decoder_any_split(coding: str) -> None:
+    """Decoded piece by piece whatever the split: inside a block, at a zstd frame boundary
+    (two frames back to back), across stacked encodings."""
+    import gzip
+
+    texts = [b'data: {"a": 1}\n\n', b'data: {"b": 2}\n\n']
+    if coding == "br":
+        import brotli  # type: ignore[import-not-found,unused-ignore]
+
+        body = brotli.compress(b"".join(texts))
+    else:
+        from backports import zstd  # type: ignore[import-not-found,unused-ignore]
+
+        body = b"".join(zstd.compress(t) for t in texts)  # two frames
+        if "gzip" in coding:
+            body = gzip.compress(body)
+    for cut in range(1, len(body)):
+        decode = make_decoder(coding)
+        assert decode is not None
+        assert decode(body[:cut]) + decode(body[cut:]) == b"".join(texts), cut
