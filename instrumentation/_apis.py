@@ -11,9 +11,11 @@
 
 Azure OpenAI's ``/openai/deployments/{deployment}/…`` paths are the OpenAI ones under a prefix;
 the deployment stands in for a missing ``model``. ``gen_ai.provider.name`` comes from the host
-where it is known (:func:`~._http.provider_for_host`), else from the path (Azure deployments →
-``azure.ai.openai``), else the API's own provider (``anthropic``, ``gcp.gemini``), else
-``openai`` (an OpenAI-compatible server: vLLM, Ollama, LiteLLM, a proxy…).
+where it is known (:func:`~._http.provider_for_host`), else from the path (Azure deployments, or
+any ``/openai/…`` path with an ``api-version`` query, such as Azure's ``/openai/responses`` →
+``azure.ai.openai``, also behind a custom domain or proxy), else the API's own provider
+(``anthropic``, ``gcp.gemini``), else ``openai`` (an OpenAI-compatible server: vLLM, Ollama,
+LiteLLM, a proxy…).
 """
 
 from __future__ import annotations
@@ -78,11 +80,13 @@ def _deployment(path: str) -> str | None:
     return name or None
 
 
-def provider_for(api: Api, host: str, path: str) -> str:
-    """``gen_ai.provider.name`` for a call of ``api`` to ``host`` (see the module docstring)."""
+def provider_for(api: Api, host: str, path: str, query: bytes = b"") -> str:
+    """``gen_ai.provider.name`` for a call of ``api`` to ``host`` (see the module docstring);
+    ``query`` is the URL's raw query string (bytes, as httpx gives it): Azure's ``api-version``
+    marks its paths other than deployments."""
     found = host_provider(host)
     if found is not None:
         return found
-    if "/openai/deployments/" in path:
+    if "/openai/deployments/" in path or (path.startswith("/openai/") and b"api-version=" in query):
         return _AZURE
     return api.provider or _OPENAI

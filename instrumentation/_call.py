@@ -406,7 +406,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         clean_url = policy.redactor(clean_url)
     attrs: Attributes = {
         ga.GEN_AI_OPERATION_NAME: parts.operation,
-        ga.GEN_AI_PROVIDER_NAME: provider_for(api, host, path),
+        ga.GEN_AI_PROVIDER_NAME: provider_for(api, host, path, url.query),
         SERVER_ADDRESS: host,
         SPANREEL_REQUEST_METHOD: "POST",
         SPANREEL_REQUEST_URL: clean_url,

@@ -448,7 +448,8 @@ class FakeLLMServer(ThreadedAiohttpServer):
 
     def _make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        for prefix in ("/v1", ""):
+        # "/openai", "/openai/v1": Azure OpenAI's Responses and v1 API paths (no deployment)
+        for prefix in ("/v1", "", "/openai", "/openai/v1"):
             app.router.add_post(prefix + "/chat/completions", self._chat_completions)
             app.router.add_get(prefix + "/models", self._models)
             app.router.add_post(prefix + "/responses", self._responses)

@@ -303,6 +303,21 @@ def test_azure_deployment(spans: InMemorySpanExporter, server: FakeLLMServer) ->
     assert SPANREEL_COST_USD not in a  # a deployment name genai-prices cannot know: no guess
 
 
+def test_azure_responses_behind_a_custom_domain(spans: InMemorySpanExporter, server: FakeLLMServer) -> None:
+    """Azure's Responses API has no deployment in its path (``/openai/responses?api-version=…``):
+    ``api-version`` marks it as Azure on a host spanreel cannot recognise."""
+    az = openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{server.port}",
+        api_key="az-key",
+        api_version="2025-04-01-preview",
+        max_retries=0,
+    )
+    az.responses.create(model="gpt-4o-mini", input="hi")
+    a = one(spans)
+    assert "/openai/responses?api-version=" in a[SPANREEL_REQUEST_URL]
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "azure.ai.openai"
+
+
 @pytest.mark.parametrize("alt", ["?alt=sse", ""], ids=["sse", "json-array"])
 @pytest.mark.parametrize("lib", [httpx, httpx2], ids=["httpx", "httpx2"])
 async def test_gemini_stream_generate_content(
@@ -382,12 +397,37 @@ def test_gemini_function_call_non_streamed(spans: InMemorySpanExporter, server: 
             "gemini-2.5-pro",
         ),
         ("api.openai.com", "/v1/responses", "openai.responses", "openai", None),
+        # Azure's non-deployment paths behind a custom domain: marked by api-version
+        (
+            "gw.corp",
+            "/openai/responses?api-version=2025-04-01-preview",
+            "openai.responses",
+            "azure.ai.openai",
+            None,
+        ),
+        (
+            "gw.corp",
+            "/openai/v1/chat/completions?api-version=preview",
+            "openai.chat_completions",
+            "azure.ai.openai",
+            None,
+        ),
+        # …and not without it (Cloudflare's AI gateway puts /openai/ in its paths too)
+        (
+            "gateway.ai.cloudflare.com",
+            "/v1/acct/gw/openai/chat/completions",
+            "openai.chat_completions",
+            "openai",
+            None,
+        ),
+        ("proxy", "/openai/v1/chat/completions", "openai.chat_completions", "openai", None),
     ],
 )
 def test_route_and_provider(host: str, path: str, api: str, provider: str, model: str | None) -> None:
+    path, _, query = path.partition("?")
     found = route(path)
     assert found is not None and found.api.name == api and found.path_model == model
-    assert provider_for(found.api, host, path) == provider
+    assert provider_for(found.api, host, path, query.encode()) == provider
 
 
 @pytest.mark.parametrize(
