@@ -61,12 +61,16 @@ def as_text(value: Any) -> str | None:
     return None
 
 
-_MAX_BIGINT: Final = 2**63 - 1
+#: The largest token count taken as one: 2**32 - 1 (4.3 billion tokens, far beyond any model's
+#: context). Larger values, though valid OTLP int64s, are no call's usage; bounding them keeps the
+#: per-trace sums in BIGINT for up to 2**31 calls (one trace's spans claiming 2**63 - 1 each used
+#: to overflow them and fail the whole request).
+MAX_TOKEN_COUNT: Final = 2**32 - 1
 
 
 def as_count(value: Any) -> int | None:
-    """A non-negative integer (fitting a BIGINT) from an int, an integral float or a decimal string,
-    else ``None``."""
+    """A token count, 0 ≤ n ≤ :data:`MAX_TOKEN_COUNT`, from an int, an integral float or a decimal
+    string, else ``None`` (the span's attribute itself is stored unchanged either way)."""
     if isinstance(value, bool):
         return None
     count: int | None = None
@@ -76,7 +80,7 @@ def as_count(value: Any) -> int | None:
         count = int(value)
     elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         count = int(value.strip())
-    return count if count is not None and 0 <= count <= _MAX_BIGINT else None
+    return count if count is not None and 0 <= count <= MAX_TOKEN_COUNT else None
 
 
 def as_text_list(value: Any) -> list[str] | None:

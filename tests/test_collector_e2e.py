@@ -284,6 +284,42 @@ def test_span_times_beyond_int64_nanoseconds_are_rejected_alone(collector: Colle
         assert count.rows == [[2]]
 
 
+def test_implausible_token_counts_do_not_fail_the_request(collector: CollectorProcess) -> None:
+    """Two calls of one trace each claiming 2**63 - 1 output tokens (valid OTLP int64s): their sum
+    overflowed the per-trace BIGINT total and failed the whole request, every time it was
+    retried. A count no LLM call can have is not a token count: the column is NULL, the attribute
+    is kept as sent."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    service = "huge-token-counts"
+    request = encode_spans(_spans(service, n_children=2))
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        for kv in span.attributes:
+            if kv.key == gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS:
+                kv.value.int_value = 2**63 - 1
+    response = httpx.post(
+        collector.http_url,
+        content=request.SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert response.status_code == 200, response.content
+    assert not ExportTraceServiceResponse.FromString(response.content).partial_success.rejected_spans
+    calls = run_query(
+        "SELECT output_tokens, attributes->>'$.\"gen_ai.usage.output_tokens\"' FROM llm_calls "
+        "WHERE service_name = ?",
+        collector.db,
+        [service],
+    )
+    assert calls.rows == [[None, str(2**63 - 1)]] * 2
+    totals = run_query(
+        "SELECT output_tokens, input_tokens FROM traces WHERE trace_id IN "
+        "(SELECT trace_id FROM spans WHERE service_name = ?)",
+        collector.db,
+        [service],
+    )
+    assert totals.rows == [[None, 21]]
+
+
 def test_query_api_read_only(collector: CollectorProcess) -> None:
     url = collector.info["query_url"]
     assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
