@@ -66,6 +66,8 @@ _logged: set[str] = set()
 
 #: Non-streamed response bodies larger than this (decoded) are passed through but not parsed.
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+#: After a stream's first chunk, its raw chunks are parsed in batches of about this many bytes.
+STREAM_BATCH_BYTES = 64 * 1024
 
 #: Baggage entries copied onto spanreel's GenAI spans (and onto every span by the auto-setup's
 #: ``BaggageSpanProcessor``).
@@ -120,6 +122,8 @@ class LLMCall:
         "_lock",
         "_owned",
         "_parse_ok",
+        "_pending",
+        "_pending_size",
         "_settings",
         "_size",
         "_span",
@@ -161,6 +165,8 @@ class LLMCall:
         self._error_status = False
         self._status_code = 0
         self._first_chunk_seen = False
+        self._pending: list[bytes] = []
+        self._pending_size = 0
 
     @property
     def span(self) -> trace.Span:
@@ -199,6 +205,22 @@ class LLMCall:
         ``arrived`` is its ``time.monotonic()`` arrival time (default: now)."""
         if not self._parse_ok or self._ended:
             return
+        if self._first_chunk_seen and self._sse is not None:
+            # Past the first chunk nothing is timed: parse in batches (less work per chunk).
+            self._pending.append(raw)
+            self._pending_size += len(raw)
+            if self._pending_size < STREAM_BATCH_BYTES:
+                return
+            raw = self._take_pending()
+        self._parse_chunk(raw, arrived)
+
+    def _take_pending(self) -> bytes:
+        raw = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_size = 0
+        return raw
+
+    def _parse_chunk(self, raw: bytes, arrived: float | None) -> None:
         try:
             assert self._decoder is not None
             data = self._decoder(raw)
@@ -251,6 +273,8 @@ class LLMCall:
         capture = self._settings.capture_content
         acc = self._acc
         if acc is not None:
+            if self._pending:
+                self._parse_chunk(self._take_pending(), None)
             return acc.result(capture), acc.error_type, acc.error_message
         if not self._buffer:
             return None, None, None

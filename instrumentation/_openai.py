@@ -554,8 +554,13 @@ class ChatStreamAccumulator:
             if choice is None:
                 choice = self._choices[key] = _Choice(index=key)
             delta = raw.get("delta")
-            if isinstance(delta, dict):
-                _apply_delta(choice, delta)
+            if type(delta) is dict:
+                text = delta.get("content")
+                if type(text) is str and len(delta) == 1:  # most chunks: just some text
+                    choice.content.append(text)
+                    choice.has_content = True
+                else:
+                    _apply_delta(choice, delta)
             elif isinstance(raw.get("text"), str):  # a legacy completions chunk
                 _apply_delta(choice, raw)
             reason = raw.get("finish_reason")

@@ -8,6 +8,7 @@ Only what LLM APIs use is kept: the ``event`` name and the ``data`` (multi-line 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -56,8 +57,24 @@ class SSEDecoder:
         if "\r" in text:
             text = text.replace("\r\n", "\n")
         events: list[SSEEvent] = []
+        if not (self._has_data or self._event):
+            # Whole events (a batch of chunks): a single-line ``data:`` event needs no line walk.
+            *blocks, text = text.split("\n\n")
+            for block in blocks:
+                if block[:5] == "data:" and "\n" not in block:
+                    events.append(SSEEvent("message", block[6:] if block[5:6] == " " else block[5:]))
+                else:
+                    self._lines(block.split("\n"), events)
+                    self._lines(("",), events)
+            if not text:
+                return events
+        self._lines(text[:-1].split("\n"), events)
+        return events
+
+    def _lines(self, lines: Iterable[str], events: list[SSEEvent]) -> None:
+        """Process complete lines, appending the events they dispatch to ``events``."""
         data = self._data
-        for line in text[:-1].split("\n"):
+        for line in lines:
             if not line:
                 if self._has_data:
                     events.append(SSEEvent(self._event or "message", "\n".join(data)))
@@ -69,7 +86,6 @@ class SSEDecoder:
                 self._has_data = True
             elif line[0] != ":":
                 self._field(line)
-        return events
 
     def flush(self) -> list[SSEEvent]:
         """End of stream: per the spec an event without its terminating blank line is discarded,

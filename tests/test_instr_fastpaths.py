@@ -13,11 +13,16 @@ import pytest
 from genai_prices import Usage, calc_price
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from spanreel.instrumentation import _cost
+from spanreel.instrumentation._call import STREAM_BATCH_BYTES, CallSettings, LLMCall
 from spanreel.instrumentation._common import loads
 from spanreel.instrumentation._content import BLOB_MIN_CHARS, ContentPolicy
+from spanreel.instrumentation._openai import CHAT
 from spanreel.instrumentation._sse import SSEDecoder, SSEEvent
 
 _ATTRS = {
@@ -162,6 +167,46 @@ def test_sse_single_event_fast_path_keeps_pending_state() -> None:
     assert d.feed(b"data: b\n\n") == [SSEEvent("message", "a\nb")]
     assert d.feed(b"data:x\r\n\n") == [SSEEvent("message", "x")]
     assert d.feed(b"data: \xff\n\n") == [SSEEvent("message", "\ufffd")]
+
+
+def test_stream_parsed_in_bounded_batches_equals_chunk_by_chunk() -> None:
+    """After the first chunk a stream is parsed in batches: same attributes as adding every event
+    to the accumulator as it comes, never more than one batch of bytes held back."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = CallSettings(provider.get_tracer("test"), True, ContentPolicy(), None, cost=False)
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "gpt-4o-mini"}
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    chunks += [
+        {**base, "choices": [{"index": 0, "delta": {"content": f"word{i} " * 5}}]} for i in range(2000)
+    ]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {"refusal": "no"}, "finish_reason": "stop"}]})
+    chunks.append({**base, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2002}})
+    events = [b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+    assert sum(map(len, events)) > 3 * STREAM_BATCH_BYTES
+
+    call = LLMCall(provider.get_tracer("test").start_span("chat"), CHAT, settings, {}, stream=True)
+    call.on_response(200, "text/event-stream", "")
+    for event in events:
+        call.feed(event)
+        assert call._pending_size < STREAM_BATCH_BYTES  # bounded, not the whole stream
+    call.finish()
+
+    reference = CHAT.stream()
+    for c in chunks:
+        reference.add(json.dumps(c))
+    (span,) = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in attrs
+    del attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK]
+    expected = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in reference.attributes(capture_content=True).items()
+    }
+    assert attrs == expected
+    assert attrs[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2002
+    assert "word1999 " in str(attrs[ga.GEN_AI_OUTPUT_MESSAGES])
 
 
 # ------------------------------------------------------------------------------------ JSON
