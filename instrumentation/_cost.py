@@ -12,7 +12,8 @@ call, and token counts differ from call to call, so memoising by usage does not 
 
 - the model lookup is memoised per (price data, provider, model), unknown models included;
 - the price in force is resolved per call (:meth:`ModelInfo.get_prices` — start-date and
-  time-of-day prices, e.g. off-peak discounts, are honoured);
+  time-of-day prices, e.g. off-peak discounts, are honoured), except for a model with one
+  unconditional price, whose affine form (below) is then used without reading the clock;
 - for a price made of flat per-unit rates (no tiers), the cost is an affine function of the
   token counts on the valid domain (cached + cache-write input ≤ input). Its coefficients are
   measured once per (price, reported token kinds) with the library itself, in exact ``Decimal``
@@ -83,6 +84,9 @@ _models: dict[tuple[int, str, str], tuple[DataSnapshot, tuple[Provider, ModelInf
 _forms: dict[tuple[int, tuple[str, ...]], tuple[ModelPrice, _Affine | None]] = {}
 #: (id(model price), usage values) → (model price, cost) for prices priced call by call.
 _exact: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[ModelPrice, float | None]] = {}
+#: (id(price data), provider id, model, usage fields) → (price data, affine form), for models with
+#: one unconditional price (no start dates, no time-of-day prices): priced without the clock.
+_constant: dict[tuple[int, str, str, tuple[str, ...]], tuple[DataSnapshot, _Affine]] = {}
 _warm_started = False
 
 
@@ -160,6 +164,10 @@ def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
     except ImportError:  # pragma: no cover - it is a dependency
         return None
     snapshot = data_snapshot.get_snapshot()
+    fields = tuple(values)
+    constant = _constant.get((id(snapshot), provider_id, model, fields))
+    if constant is not None and constant[0] is snapshot and _affine_domain(values):
+        return float(constant[1](values))
     key = (id(snapshot), provider_id, model)
     entry = _models.get(key)
     if entry is None or entry[0] is not snapshot:
@@ -174,13 +182,12 @@ def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
     provider, info = found
     now = datetime.now(tz=UTC)
     price = info.get_prices(now)
-    fields = tuple(values)
-    if "input_tokens" in values or not _CACHE_FIELDS.intersection(fields):
-        cached = values.get("cache_read_tokens", 0) + values.get("cache_write_tokens", 0)
-        if cached <= values.get("input_tokens", 0):
-            form = _form(price, fields, provider, info, now, values)
-            if form is not None:
-                return float(form(values))
+    if _affine_domain(values):
+        form = _form(price, fields, provider, info, now, values)
+        if form is not None:
+            if info.prices is price:  # one price at all times: skip the clock from now on
+                _remember(_constant, (id(snapshot), provider_id, model, fields), (snapshot, form))
+            return float(form(values))
     exact_key = (id(price), tuple(values.items()))
     hit = _exact.get(exact_key)
     if hit is not None and hit[0] is price:
@@ -188,6 +195,14 @@ def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
     cost = _library_cost(info, provider, now, values)
     _remember(_exact, exact_key, (price, None if cost is None else float(cost)))
     return None if cost is None else float(cost)
+
+
+def _affine_domain(values: Mapping[str, int]) -> bool:
+    """Whether the affine forms apply: cached and cache-write input within the input."""
+    if "input_tokens" not in values and _CACHE_FIELDS.intersection(values):
+        return False
+    cached = values.get("cache_read_tokens", 0) + values.get("cache_write_tokens", 0)
+    return cached <= values.get("input_tokens", 0)
 
 
 def _library_cost(

@@ -102,6 +102,19 @@ def test_cost_follows_the_price_in_force_at_the_time_of_the_call(monkeypatch: py
     assert off_peak != peak
 
 
+def test_cost_skips_the_clock_only_for_a_price_that_never_changes() -> None:
+    usage = {ga.GEN_AI_USAGE_INPUT_TOKENS: 1200, ga.GEN_AI_USAGE_OUTPUT_TOKENS: 80}
+    _cost._constant.clear()
+    assert _cost.cost_usd("openai", "gpt-4o-mini", usage) == _library(
+        "openai", "gpt-4o-mini", {"input_tokens": 1200, "output_tokens": 80}
+    )
+    assert [key[1:] for key in _cost._constant] == [
+        ("openai", "gpt-4o-mini", ("input_tokens", "output_tokens"))
+    ]
+    _cost.cost_usd("deepseek", "deepseek-chat", usage)  # off-peak prices: resolved per call
+    assert all(key[2] != "deepseek-chat" for key in _cost._constant)
+
+
 # ------------------------------------------------------------------------------------ SSE
 
 
