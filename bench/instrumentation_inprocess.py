@@ -1,0 +1,192 @@
+"""spanreel's added latency per call measured inside one process, and where it goes.
+
+``bench/instrumentation_overhead.py`` compares instrumentations, each in its own process. This
+script answers a narrower question more precisely: in one warm process with spanreel installed
+(GenAI span only, content captured: the ``spanreel-no-http`` variant's set-up), what does turning
+spanreel's recording on add to a real ``openai`` SDK call against the same local server? Blocks of
+``--calls`` calls alternate between recording on and off (spanreel's settings switched, so the
+wrappers pass requests straight through when off); per round, added = median wall time on −
+median off; the figure is the median over ``--rounds`` rounds, so drift of the machine cancels.
+
+A second pass times spanreel's phases *in place*, inside those real calls (``perf_counter_ns``
+around each; µs per call): starting the span (request parsing, attributes, span start), observing
+the response head (tee set-up), the per-chunk feed, and finishing (response parsing, cost, span
+end). For contrast it times the cost computation twice in a row at each call: the second, warm
+figure is what a tight micro-benchmark would report, the first is what the call really pays; the
+ratio shows how much of the in-place cost is the code and data being cold (evicted by the SDK's
+own work between calls), which instruction counts (callgrind) do not see.
+
+Run: ``python bench/instrumentation_inprocess.py [--calls 100] [--rounds 24] [--modes plain,stream]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import instrumentation_overhead as overhead  # the same server, client calls and set-up
+
+
+def _calls(port: int) -> dict[str, Callable[[], None]]:
+    import openai
+
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-bench", max_retries=0)
+    messages: Any = overhead.MESSAGES
+
+    def plain() -> None:
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
+
+    def stream() -> None:
+        chunks = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        assert sum(1 for _ in chunks) > 10
+
+    return {"plain": plain, "stream": stream}
+
+
+def _median_wall_us(fn: Callable[[], None], calls: int) -> float:
+    samples = []
+    for _ in range(calls):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples.append(time.perf_counter_ns() - t0)
+    return statistics.median(samples) / 1000
+
+
+def _switch() -> Callable[[bool], None]:
+    """Turn spanreel's recording on or off (its installed wrappers stay in place)."""
+    from spanreel.instrumentation import _instrumentor
+
+    state = next(v for v in vars(_instrumentor).values() if isinstance(v, _instrumentor._State))
+    on = state.settings
+    assert on is not None, "spanreel is not instrumenting"
+
+    def switch(enabled: bool) -> None:
+        state.settings = on if enabled else None
+
+    return switch
+
+
+def _added(
+    fn: Callable[[], None], switch: Callable[[bool], None], args: argparse.Namespace
+) -> tuple[float, float]:
+    """(median wall µs per call with recording off, median over rounds of on − off)."""
+    offs, diffs = [], []
+    for r in range(args.rounds):
+        block = {}
+        for enabled in (True, False) if r % 2 else (False, True):
+            switch(enabled)
+            block[enabled] = _median_wall_us(fn, args.calls)
+        offs.append(block[False])
+        diffs.append(block[True] - block[False])
+    switch(True)
+    return statistics.median(offs), statistics.median(diffs)
+
+
+def _phases(fn: Callable[[], None], calls: int) -> dict[str, float]:
+    """µs per call spent in each of spanreel's phases, timed in place (recording on)."""
+    from spanreel.instrumentation import _call, _transport
+
+    spent: dict[str, int] = {}
+
+    def timed(name: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter_ns()
+            try:
+                return f(*a, **k)
+            finally:
+                spent[name] = spent.get(name, 0) + time.perf_counter_ns() - t0
+
+        return wrapper
+
+    cost_usd = _call.cost_usd
+
+    def cost_twice(*a: Any) -> Any:
+        t0 = time.perf_counter_ns()
+        cost_usd(*a)
+        t1 = time.perf_counter_ns()
+        result = cost_usd(*a)
+        spent["cost, in place"] = spent.get("cost, in place", 0) + t1 - t0
+        spent["cost, again at once"] = spent.get("cost, again at once", 0) + time.perf_counter_ns() - t1
+        return result
+
+    patches: list[tuple[Any, str, Any]] = [
+        (_transport, "start_call", timed("start (request, span start)", _transport.start_call)),
+        (_transport, "_observe", timed("response head (tee set-up)", _transport._observe)),
+        (_call.LLMCall, "feed", timed("body chunks (feed)", _call.LLMCall.feed)),
+        (_call.LLMCall, "finish", timed("finish (parse, cost, span end)", _call.LLMCall.finish)),
+        (_call, "cost_usd", cost_twice),
+    ]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    try:
+        for owner, name, value in patches:
+            setattr(owner, name, value)
+        for _ in range(calls):
+            fn()
+    finally:
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+    finish, again = "finish (parse, cost, span end)", "cost, again at once"
+    if finish in spent and again in spent:
+        spent[finish] -= spent[again]  # the extra, warm cost run is not part of the call's finish
+    return {name: total / calls / 1000 for name, total in spent.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=100, help="calls per block")
+    parser.add_argument("--rounds", type=int, default=24, help="rounds of one block on and one off")
+    parser.add_argument("--warmup", type=int, default=300, help="untimed calls first, per mode")
+    parser.add_argument(
+        "--modes",
+        type=lambda text: overhead._names(text, overhead.MODES, "mode"),
+        default=list(overhead.MODES),
+        help="comma-separated: plain, stream (default both)",
+    )
+    args = parser.parse_args(argv)
+    modes: list[str] = args.modes
+
+    server = subprocess.Popen(
+        [sys.executable, overhead.__file__, "--serve"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        overhead._setup("spanreel-no-http")
+        calls = _calls(port)
+        switch = _switch()
+        print(
+            f"spanreel (GenAI span, content captured, no HTTP child span), one process, recording on vs off "
+            f"in alternating blocks: {args.rounds} rounds × {args.calls} calls per mode; wall µs per call"
+        )
+        for mode in modes:
+            fn = calls[mode]
+            for _ in range(args.warmup):
+                fn()
+            off, added = _added(fn, switch, args)
+            label = overhead.MODE_LABELS[mode]
+            print(f"\n{label}: off {off:.0f} µs, added {added:.0f} µs (ratio {(off + added) / off:.3f})")
+            phases = _phases(fn, args.calls * 10)
+            for name, us in phases.items():
+                print(f"  {name:32s} {us:7.1f} µs")
+            cold, warm = phases.get("cost, in place"), phases.get("cost, again at once")
+            if cold and warm:
+                print(
+                    f"  cost step in place / at once again: {cold / warm:.1f}× (the same code; cold vs warm)"
+                )
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
