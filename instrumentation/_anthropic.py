@@ -244,8 +244,11 @@ class MessagesStreamAccumulator:
             message = payload.get("message")
             if isinstance(message, Mapping):
                 self._id, self._model = message.get("id"), message.get("model")
-                if isinstance(message.get("usage"), Mapping):
-                    self._usage.update(message["usage"])
+                usage = message.get("usage")
+                if isinstance(usage, Mapping):
+                    # Its output_tokens is a placeholder (1): the count comes with message_delta,
+                    # and a stream cut before that (an error event, the app stopping) has none.
+                    self._usage.update({k: v for k, v in usage.items() if k != "output_tokens"})
         elif etype == "content_block_start":
             index, block = integer(payload.get("index")), payload.get("content_block")
             if index is not None and isinstance(block, Mapping):

@@ -181,6 +181,30 @@ async def test_anthropic_stream_thinking_and_tool_without_arguments_async(
     _check_thinking_tool_span(one(spans), final)
 
 
+def test_anthropic_stream_cut_by_an_error_event_has_no_placeholder_output_count(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """``message_start`` carries ``output_tokens: 1`` as a placeholder; the count comes with
+    ``message_delta``. A stream cut by an ``error`` event before that has no output count (it used
+    to record 1, and price it), but keeps its input usage, the text received and the error."""
+    events = _anthropic_thinking_tool_stream()[:7]  # message_start … the text delta
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    canned.set([*events, sse("error", overloaded)], "text/event-stream")
+    client = anthropic.Anthropic(base_url=canned.base_url[:-3], api_key="k", max_retries=0)
+    messages: Any = [{"role": "user", "content": "Time?"}]
+    with (  # the SDK raises the error event
+        pytest.raises(anthropic.APIStatusError),
+        client.messages.stream(model="claude-sonnet-4-6", max_tokens=100, messages=messages) as stream,
+    ):
+        stream.get_final_message()
+    (span,) = genai(spans)
+    a = dict(span.attributes or {})
+    assert span.status.status_code == StatusCode.ERROR and a["error.type"] == "overloaded_error"
+    assert ga.GEN_AI_USAGE_OUTPUT_TOKENS not in a
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 113
+    assert "Let me check." in a[ga.GEN_AI_OUTPUT_MESSAGES]
+
+
 # ------------------------------------------------------------------------------ HTTP errors
 
 
