@@ -202,7 +202,9 @@ class LLMCall:
 
     def feed(self, raw: bytes, arrived: float | None = None) -> None:
         """One raw (possibly compressed) body chunk, exactly as the app receives it;
-        ``arrived`` is its ``time.monotonic()`` arrival time (default: now)."""
+        ``arrived`` is its ``time.monotonic()`` arrival time (default: now). Once an SSE stream's
+        first chunk has been seen (and timed), chunks are held and parsed in batches of
+        :data:`STREAM_BATCH_BYTES` and at :meth:`finish`; the application is never delayed."""
         if not self._parse_ok or self._ended:
             return
         if self._first_chunk_seen and self._sse is not None:
