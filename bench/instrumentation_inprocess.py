@@ -35,24 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import instrumentation_overhead as overhead  # the same server, client calls and set-up
 
 
-def _calls(port: int) -> dict[str, Callable[[], None]]:
-    import openai
-
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-bench", max_retries=0)
-    messages: Any = overhead.MESSAGES
-
-    def plain() -> None:
-        client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
-
-    def stream() -> None:
-        chunks = client.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
-        )
-        assert sum(1 for _ in chunks) > 10
-
-    return {"plain": plain, "stream": stream}
-
-
 def _median_wall_us(fn: Callable[[], None], calls: int) -> float:
     samples = []
     for _ in range(calls):
@@ -64,14 +46,13 @@ def _median_wall_us(fn: Callable[[], None], calls: int) -> float:
 
 def _switch() -> Callable[[bool], None]:
     """Turn spanreel's recording on or off (its installed wrappers stay in place)."""
-    from spanreel.instrumentation import _instrumentor
+    from spanreel.instrumentation._instrumentor import _STATE
 
-    state = next(v for v in vars(_instrumentor).values() if isinstance(v, _instrumentor._State))
-    on = state.settings
+    on = _STATE.settings
     assert on is not None, "spanreel is not instrumenting"
 
     def switch(enabled: bool) -> None:
-        state.settings = on if enabled else None
+        _STATE.settings = on if enabled else None
 
     return switch
 
@@ -162,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         overhead._setup("spanreel-no-http")
-        calls = _calls(port)
+        calls = overhead.sdk_calls(port)
         switch = _switch()
         print(
             f"spanreel (GenAI span, content captured, no HTTP child span), one process, recording on vs off "

@@ -62,7 +62,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -204,18 +204,9 @@ def _setup(variant: str) -> None:
         HTTPX2ClientInstrumentor().instrument(tracer_provider=provider)
 
 
-def client(
-    variant: str,
-    port: int,
-    warmup: int,
-    modes: Sequence[str],
-    counts: dict[str, int] | None = None,
-) -> None:
-    """Run in the variant's subprocess. Timed: warm up every mode, print ``ready``, then for each
-    line ``MODE N`` read from stdin run ``N`` timed calls and print ``{"wall_us", "cpu_us"}`` as
-    JSON (one line), until stdin closes. With ``counts`` (``{mode: calls}``): just make that many
-    calls of each mode, untimed (under callgrind)."""
-    _setup(variant)
+def sdk_calls(port: int) -> dict[str, Callable[[], None]]:
+    """The timed calls per mode: the real ``openai`` SDK (sync client, keep-alive) against the
+    server at ``port``; ``stream`` reads the stream to the end."""
     import openai
 
     c = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-bench", max_retries=0)
@@ -231,7 +222,22 @@ def client(
         )
         assert sum(1 for _ in stream) > 10
 
-    fns = {"plain": plain, "stream": streamed}
+    return {"plain": plain, "stream": streamed}
+
+
+def client(
+    variant: str,
+    port: int,
+    warmup: int,
+    modes: Sequence[str],
+    counts: dict[str, int] | None = None,
+) -> None:
+    """Run in the variant's subprocess. Timed: warm up every mode, print ``ready``, then for each
+    line ``MODE N`` read from stdin run ``N`` timed calls and print ``{"wall_us", "cpu_us"}`` as
+    JSON (one line), until stdin closes. With ``counts`` (``{mode: calls}``): just make that many
+    calls of each mode, untimed (under callgrind)."""
+    _setup(variant)
+    fns = sdk_calls(port)
     if counts is not None:  # under callgrind: just make the calls
         for mode, n in counts.items():
             for _ in range(n):

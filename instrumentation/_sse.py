@@ -8,7 +8,6 @@ Only what LLM APIs use is kept: the ``event`` name and the ``data`` (multi-line 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import NamedTuple
 
 
@@ -64,14 +63,13 @@ class SSEDecoder:
                 if block[:5] == "data:" and "\n" not in block:
                     events.append(SSEEvent("message", block[6:] if block[5:6] == " " else block[5:]))
                 else:
-                    self._lines(block.split("\n"), events)
-                    self._lines(("",), events)
+                    self._lines([*block.split("\n"), ""], events)  # "" : the blank line ending it
             if not text:
                 return events
         self._lines(text[:-1].split("\n"), events)
         return events
 
-    def _lines(self, lines: Iterable[str], events: list[SSEEvent]) -> None:
+    def _lines(self, lines: list[str], events: list[SSEEvent]) -> None:
         """Process complete lines, appending the events they dispatch to ``events``."""
         data = self._data
         for line in lines:
