@@ -11,8 +11,8 @@ Response (a ``response`` object, or the final ``response.completed`` / ``.incomp
 items as one assistant message (reasoning, text, refusal and ``tool_call`` parts, in order) with a
 finish reason: ``stop`` (completed), ``tool_calls`` (completed with function calls), the
 incomplete reason (``max_output_tokens`` → ``length``), or ``error`` (failed). A stream that
-ends early is assembled from ``response.output_item.*`` and the text / arguments / reasoning
-``….delta`` events.
+ends early, or whose final event has no output (failed mid-answer), is assembled from
+``response.output_item.*`` and the text / arguments / reasoning ``….delta`` events.
 """
 
 from __future__ import annotations
@@ -338,10 +338,15 @@ class ResponsesStreamAccumulator:
         return response
 
     def result(self, capture_content: bool) -> Parsed:
-        """Span-end attributes: from the final response event, else assembled from the deltas."""
-        return responses_response(
-            self._final if self._final is not None else self._assembled(), capture_content
-        )
+        """Span-end attributes: from the final response event, else assembled from the deltas.
+        A final event without output (``response.failed`` mid-answer) gets the output assembled
+        from the deltas, so the text the application received is kept."""
+        final = self._final
+        if final is None:
+            return responses_response(self._assembled(), capture_content)
+        if not final.get("output") and (self._items or self._texts or self._args or self._reasoning):
+            final = {**final, "output": self._assembled()["output"]}
+        return responses_response(final, capture_content)
 
 
 RESPONSES = Api(

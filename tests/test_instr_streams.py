@@ -500,3 +500,63 @@ def test_decoder_any_split(coding: str) -> None:
         decode = make_decoder(coding)
         assert decode is not None
         assert decode(body[:cut]) + decode(body[cut:]) == b"".join(texts), cut
+
+
+def test_responses_stream_that_fails_keeps_the_text_streamed_before(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """A Responses stream whose final event is ``response.failed`` with an empty ``output`` (the
+    server gave up mid-answer): the span keeps the text the app received through the deltas, the
+    final event's id, usage and error, and finish reason ``error``."""
+    item = {"id": "msg_1", "type": "message", "role": "assistant", "status": "in_progress", "content": []}
+    shell = {
+        "id": "resp_1",
+        "object": "response",
+        "model": "gpt-4o-mini",
+        "status": "in_progress",
+        "output": [],
+    }
+    failed = {
+        **shell,
+        "status": "failed",
+        "error": {"code": "server_error", "message": "The model stopped."},
+        "usage": {"input_tokens": 9, "output_tokens": 4, "total_tokens": 13},
+    }
+
+    def event(kind: str, **fields: Any) -> bytes:
+        return sse(kind, {"type": kind, **fields})
+
+    canned.set(
+        [
+            event("response.created", response=shell, sequence_number=0),
+            event("response.output_item.added", output_index=0, item=item, sequence_number=1),
+            *(
+                event(
+                    "response.output_text.delta",
+                    item_id="msg_1",
+                    output_index=0,
+                    content_index=0,
+                    delta=piece,
+                    sequence_number=2 + i,
+                    logprobs=[],
+                )
+                for i, piece in enumerate(["Green tea ", "is "])
+            ),
+            event("response.failed", response=failed, sequence_number=4),
+        ],
+        "text/event-stream",
+    )
+    c = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+    received = "".join(
+        e.delta
+        for e in c.responses.create(model="gpt-4o-mini", input="Tea?", stream=True)
+        if e.type == "response.output_text.delta"
+    )
+    (span,) = genai(spans)
+    a = dict(span.attributes or {})
+    assert received == "Green tea is "
+    assert span.status.status_code == StatusCode.ERROR and a[ERROR_TYPE] == "server_error"
+    assert a[ga.GEN_AI_RESPONSE_ID] == "resp_1" and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 4
+    (message,) = json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert message["parts"] == [{"type": "text", "content": received}]
+    assert message["finish_reason"] == "error"
