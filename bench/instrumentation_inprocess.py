@@ -16,12 +16,21 @@ figure is what a tight micro-benchmark would report, the first is what the call 
 ratio shows how much of the in-place cost is the code and data being cold (evicted by the SDK's
 own work between calls), which instruction counts (callgrind) do not see.
 
-Run: ``python bench/instrumentation_inprocess.py [--calls 100] [--rounds 24] [--modes plain,stream]``.
+With ``--http-child`` the process is set up as spanreel is by default, with
+opentelemetry-instrumentation-httpx's HTTP child span (left on: only spanreel's GenAI recording is
+switched), and that library's steps are timed in place too: where the child span's cost goes.
+
+Run: ``python bench/instrumentation_inprocess.py [--calls 100] [--rounds 24] [--modes plain,stream]
+[--http-child] [--finish-in-thread]``.
+
+``--finish-in-thread`` measures an alternative spanreel does not use: each call's finish work
+handed to a worker thread (see :func:`_finish_in_a_thread`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import subprocess
 import sys
@@ -57,6 +66,36 @@ def _switch() -> Callable[[bool], None]:
     return switch
 
 
+def _finish_in_a_thread() -> None:
+    """The experiment behind ``--finish-in-thread``: hand each owned span's finish work (response
+    parsing, cost, attributes, span end with the captured end time) to one worker thread, so the
+    application's thread only enqueues. Not how spanreel works: measured, the GIL hand-offs cost
+    the application more than the work moved off its thread."""
+    import queue
+    import threading
+
+    from spanreel.instrumentation._call import LLMCall
+
+    inline = LLMCall.finish
+    work: queue.SimpleQueue[tuple[LLMCall, BaseException | None, int]] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while True:
+            call, exc, end = work.get()
+            span = call.span
+            span.end = functools.partial(span.end, end)  # type: ignore[method-assign]
+            inline(call, exc)  # ends the span at ``end``, when finish was called
+
+    def finish(call: LLMCall, exc: BaseException | None = None) -> None:
+        if call.owned and not call.ended:
+            work.put((call, exc, time.time_ns()))
+        else:
+            inline(call, exc)
+
+    threading.Thread(target=worker, daemon=True).start()
+    LLMCall.finish = finish  # type: ignore[method-assign]
+
+
 def _added(
     fn: Callable[[], None], switch: Callable[[bool], None], args: argparse.Namespace
 ) -> tuple[float, float]:
@@ -73,8 +112,19 @@ def _added(
     return statistics.median(offs), statistics.median(diffs)
 
 
-def _phases(fn: Callable[[], None], calls: int) -> dict[str, float]:
-    """µs per call spent in each of spanreel's phases, timed in place (recording on)."""
+#: opentelemetry-instrumentation-httpx's steps timed with ``--http-child`` (its module functions).
+HTTP_CHILD_STEPS = {
+    "_extract_parameters": "HTTP span: request read (URL re-parsed)",
+    "_apply_request_client_attributes_to_span": "HTTP span: request attributes",
+    "_inject_propagation_headers": "HTTP span: traceparent injected",
+    "_apply_response_client_attributes_to_metrics": "HTTP span: response metric attributes",
+    "_apply_response_client_attributes_to_span": "HTTP span: response attributes",
+}
+
+
+def _phases(fn: Callable[[], None], calls: int, http_child: bool = False) -> dict[str, float]:
+    """µs per call spent in each of spanreel's phases, timed in place (recording on); with
+    ``http_child``, also the steps of opentelemetry-instrumentation-httpx's HTTP child span."""
     from spanreel.instrumentation import _call, _transport
 
     spent: dict[str, int] = {}
@@ -107,6 +157,13 @@ def _phases(fn: Callable[[], None], calls: int) -> dict[str, float]:
         (_call.LLMCall, "finish", timed("finish (parse, cost, span end)", _call.LLMCall.finish)),
         (_call, "cost_usd", cost_twice),
     ]
+    if http_child:
+        import opentelemetry.instrumentation.httpx as http_module
+
+        patches += [
+            (http_module, name, timed(label, getattr(http_module, name)))
+            for name, label in HTTP_CHILD_STEPS.items()
+        ]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     try:
         for owner, name, value in patches:
@@ -133,8 +190,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=list(overhead.MODES),
         help="comma-separated: plain, stream (default both)",
     )
+    parser.add_argument(
+        "--http-child",
+        action="store_true",
+        help="set up with the HTTP child span (spanreel's default) and time its steps in place too",
+    )
+    parser.add_argument(
+        "--finish-in-thread",
+        action="store_true",
+        help="experiment: run each call's finish work on a worker thread (see _finish_in_a_thread)",
+    )
     args = parser.parse_args(argv)
     modes: list[str] = args.modes
+    variant = "spanreel" if args.http_child else "spanreel-no-http"
 
     server = subprocess.Popen(
         [sys.executable, overhead.__file__, "--serve"], stdout=subprocess.PIPE, text=True
@@ -142,11 +210,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
-        overhead._setup("spanreel-no-http")
+        overhead._setup(variant)
         calls = overhead.sdk_calls(port)
         switch = _switch()
+        if args.finish_in_thread:
+            _finish_in_a_thread()
+            print("experiment: finish work handed to a worker thread")
+        child = "HTTP child span on (not switched)" if args.http_child else "no HTTP child span"
         print(
-            f"spanreel (GenAI span, content captured, no HTTP child span), one process, recording on vs off "
+            f"spanreel (GenAI span, content captured, {child}), one process, GenAI recording on vs off "
             f"in alternating blocks: {args.rounds} rounds × {args.calls} calls per mode; wall µs per call"
         )
         for mode in modes:
@@ -156,9 +228,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             off, added = _added(fn, switch, args)
             label = overhead.MODE_LABELS[mode]
             print(f"\n{label}: off {off:.0f} µs, added {added:.0f} µs (ratio {(off + added) / off:.3f})")
-            phases = _phases(fn, args.calls * 10)
+            phases = _phases(fn, args.calls * 10, args.http_child)
             for name, us in phases.items():
-                print(f"  {name:32s} {us:7.1f} µs")
+                print(f"  {name:42s} {us:7.1f} µs")
             cold, warm = phases.get("cost, in place"), phases.get("cost, again at once")
             if cold and warm:
                 print(
