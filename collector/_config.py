@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from spanreel._config import ConfigError, check_keys, find_config, load_config, resolve_db_path
+from spanreel._config import ConfigError, check_keys, find_config, load_config, resolve_db_path, scalar
 from spanreel.collector._forward_config import FORWARDER_TYPES, ForwarderConfig, parse_forwarder
 from spanreel.collector._security import TLSSettings, parse_auth, parse_extensions, parse_tls
 
@@ -98,15 +98,21 @@ class CollectorConfig:
         return int(self.max_recv_msg_size_mib * _MIB)
 
 
+#: The host of an endpoint written ``:port`` (Go's syntax, as in the OpenTelemetry Collector).
+ALL_INTERFACES = "0.0.0.0"
+
+
 def parse_endpoint(value: str, key: str) -> tuple[str, int]:
-    """Split ``host:port`` (``[v6]:port`` for IPv6) into ``(host, port)``.
+    """Split ``host:port`` (``[v6]:port`` for IPv6) into ``(host, port)``; ``:port`` means every
+    interface (host :data:`ALL_INTERFACES`), as in the OpenTelemetry Collector.
 
     Raises :class:`ConfigError` naming ``key`` when the value is not of that form.
     """
     text = value.strip()
     host, sep, port_text = text.rpartition(":")
-    if not sep or not host:
+    if not sep:
         raise ConfigError(f"{key}: expected host:port, got {value!r}")
+    host = host or ALL_INTERFACES
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     try:
@@ -128,6 +134,7 @@ _DURATION_UNIT_S = {
 def parse_duration(value: Any, key: str) -> float:
     """A duration in seconds from the OTel Collector's Go syntax (``90s``, ``1h30m``, ``720h``) plus
     ``d`` (24 h) and ``w`` (7 d); a bare number is seconds. Raises :class:`ConfigError` naming ``key``."""
+    value = scalar(value)
     if isinstance(value, bool):
         raise ConfigError(f"{key} must be a duration such as 30d, 12h or 90s, got {value!r}")
     if isinstance(value, int | float):
@@ -168,6 +175,7 @@ def _component_type(component_id: str) -> str:
 
 
 def _positive_number(value: Any, key: str) -> float:
+    value = scalar(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigError(f"{key} must be a positive number, got {value!r}")
     return float(value)
@@ -236,7 +244,7 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
     if "max_queue_bytes" in section:
         out["max_queue_bytes"] = int(_positive_number(section["max_queue_bytes"], f"{key}.max_queue_bytes"))
     if "decode_workers" in section:
-        workers = section["decode_workers"]
+        workers = scalar(section["decode_workers"])
         if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 64:
             raise ConfigError(f"{key}.decode_workers must be an integer from 0 to 64, got {workers!r}")
         out["decode_workers"] = workers

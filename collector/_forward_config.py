@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from spanreel._config import ConfigError, check_keys
+from spanreel._config import ConfigError, check_keys, scalar
 
 __all__ = [
     "FORWARDER_TYPES",
@@ -146,21 +146,21 @@ def _mapping(value: Any, key: str) -> Mapping[str, Any]:
 
 
 def _bool(section: Mapping[str, Any], name: str, key: str, default: bool) -> bool:
-    value = section.get(name, default)
+    value = scalar(section.get(name, default))
     if not isinstance(value, bool):
         raise ConfigError(f"{key}.{name} must be true or false, got {value!r}")
     return value
 
 
 def _int(section: Mapping[str, Any], name: str, key: str, default: int, minimum: int = 1) -> int:
-    value = section.get(name, default)
+    value = scalar(section.get(name, default))
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{key}.{name} must be an integer ≥ {minimum}, got {value!r}")
     return value
 
 
 def _number(section: Mapping[str, Any], name: str, key: str, default: float, minimum: float) -> float:
-    value = section.get(name, default)
+    value = scalar(section.get(name, default))
     if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
         raise ConfigError(f"{key}.{name} must be a number ≥ {minimum}, got {value!r}")
     return float(value)

@@ -390,15 +390,16 @@ class Collector:
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(_TRACE_SERVICE, {"Export": handler}),)
         )
-        host, _ = parse_endpoint(cfg.grpc_endpoint, "receivers.otlp.protocols.grpc.endpoint")
+        host, port = parse_endpoint(cfg.grpc_endpoint, "receivers.otlp.protocols.grpc.endpoint")
+        address = _host_port(host, port)
         try:
             if cfg.grpc_tls is not None:
                 credentials = grpc.ssl_server_credentials(
                     [(cfg.grpc_tls.key_file.read_bytes(), cfg.grpc_tls.cert_file.read_bytes())]
                 )
-                port = server.add_secure_port(cfg.grpc_endpoint, credentials)
+                port = server.add_secure_port(address, credentials)
             else:
-                port = server.add_insecure_port(cfg.grpc_endpoint)
+                port = server.add_insecure_port(address)
         except (RuntimeError, OSError) as exc:
             raise CollectorStartError(f"cannot listen for OTLP/gRPC on {cfg.grpc_endpoint}: {exc}") from exc
         await server.start()

@@ -9,7 +9,9 @@ Every command resolves the database the same way (first match wins):
 4. the default ``$XDG_DATA_HOME/spanreel/spanreel.duckdb`` (``~/.local/share/spanreel/spanreel.duckdb``).
 
 The config file uses the OpenTelemetry Collector's structure and its ``${env:VAR}`` /
-``${env:VAR:-default}`` substitution (https://opentelemetry.io/docs/collector/configuration/).
+``${env:VAR:-default}`` substitution (https://opentelemetry.io/docs/collector/configuration/),
+applied as the Collector does: to values after the YAML is parsed, so a variable's text is taken
+as it is (never as YAML), and typed settings read a whole-value reference as a YAML scalar.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from typing import Any
 import yaml
 
 DEFAULT_CONFIG_NAME = "otel-config.yaml"
-_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+#: ``$$`` or a ``${[scheme:]body}`` reference (``(?!-)``: in ``${VAR:-default}`` ``VAR`` is no scheme).
+_ENV_REF = re.compile(r"\$\$|\$\{(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):(?!-))?(?P<body>[^}]*)\}")
+_ENV_BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
 class ConfigError(Exception):
@@ -45,26 +49,76 @@ def default_db_path() -> Path:
     return Path(base) / "spanreel" / "spanreel.duckdb"
 
 
-def expand_env(text: str) -> str:
-    """Replace ``${env:VAR}`` and ``${env:VAR:-default}`` in ``text``.
+class EnvText(str):
+    """A whole config value that was one ``${env:…}`` reference: the variable's exact text.
+
+    Settings that take text use it as it is; settings that take a number, a boolean or a duration
+    read it through :func:`scalar`, as the OpenTelemetry Collector types such a value.
+    """
+
+    __slots__ = ()
+
+
+def scalar(value: Any) -> Any:
+    """``value``, or for an :class:`EnvText` the YAML scalar its text spells (``int``, ``float``,
+    ``bool``; ``None`` for empty text), else its text as a plain ``str``."""
+    if not isinstance(value, EnvText):
+        return value
+    try:
+        typed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return str(value)
+    return typed if typed is None or isinstance(typed, bool | int | float) else str(value)
+
+
+def expand_env(text: str, key: str = "config") -> str:
+    """Replace the references in one config string: ``${env:VAR}``, ``${VAR}`` (the Collector's
+    default scheme is ``env``), either with ``:-default``; ``$$`` is a literal ``$``.
 
     An unset variable without a default expands to the empty string, as in the OTel Collector.
+    Raises :class:`ConfigError` naming ``key`` for another provider (``${file:…}``) or a
+    malformed reference.
     """
 
     def repl(match: re.Match[str]) -> str:
-        value = os.environ.get(match.group(1))
-        if value is None or (value == "" and match.group(2) is not None):
-            return match.group(2) or ""
+        if match.group(0) == "$$":
+            return "$"
+        scheme, body = match.group("scheme"), match.group("body")
+        if scheme is not None and scheme != "env":
+            raise ConfigError(f"{key}: config provider {scheme!r} is not supported, only env (${{env:VAR}})")
+        ref = _ENV_BODY.fullmatch(body)
+        if ref is None:
+            raise ConfigError(f"{key}: {match.group(0)!r} is not a reference of the form ${{env:VAR}}")
+        value = os.environ.get(ref.group(1))
+        if value is None or (value == "" and ref.group(2) is not None):
+            return ref.group(2) or ""
         return value
 
     return _ENV_REF.sub(repl, text)
 
 
+def _expand_tree(node: Any, key: str) -> Any:
+    """``node`` (parsed YAML) with the references in its string values replaced. Substitution
+    follows parsing, so a variable's text is never read as YAML structure (a ``#`` or ``: `` in a
+    token stays in the token); a value that is one whole reference becomes :class:`EnvText`."""
+    if isinstance(node, dict):
+        return {name: _expand_tree(value, f"{key}.{name}") for name, value in node.items()}
+    if isinstance(node, list):
+        return [_expand_tree(value, f"{key}[{i}]") for i, value in enumerate(node)]
+    if not isinstance(node, str) or "$" not in node:
+        return node
+    text = expand_env(node, key)
+    whole = _ENV_REF.fullmatch(node)
+    return EnvText(text) if whole is not None and whole.group(0) != "$$" else text
+
+
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a collector config file (YAML) with ``${env:…}`` substitution.
+    """Read a collector config file (YAML), then substitute ``${env:…}`` references in its values
+    (see :func:`expand_env`; keys are not substituted).
 
     Returns the parsed mapping (an empty file gives ``{}``).
-    Raises :class:`ConfigError` when the file cannot be read, is not YAML, or is not a mapping.
+    Raises :class:`ConfigError` when the file cannot be read, is not YAML, is not a mapping, or
+    has a reference that cannot be substituted.
     """
     p = Path(path)
     try:
@@ -72,14 +126,15 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(expand_env(raw))
+        data = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping (receivers, exporters, service…)")
-    return data
+    expanded: dict[str, Any] = {name: _expand_tree(value, str(name)) for name, value in data.items()}
+    return expanded
 
 
 def find_config(explicit: str | os.PathLike[str] | None) -> Path | None:

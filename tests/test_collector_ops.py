@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from conftest import clean_env, start_collector
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from spanreel._config import ConfigError
+from spanreel._config import ConfigError, expand_env
 from spanreel.cli import main
 from spanreel.collector import load_collector_config, run_query
-from spanreel.collector._config import parse_duration
+from spanreel.collector._config import ALL_INTERFACES, parse_duration, parse_endpoint
 from spanreel.collector._retention import prune
 from spanreel.collector._schema import rows_to_arrow
 from spanreel.collector._writer import SpanWriter, open_database
@@ -191,4 +191,56 @@ def test_duration_and_ops_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         path.read_text().replace("    auth: {authenticator: bearertokenauth/ci}\nservice", "service")
     )
     with pytest.raises(ConfigError, match="loopback"):
+        load_collector_config(path)
+
+
+def test_env_references_are_substituted_after_the_yaml_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in the OpenTelemetry Collector, a variable's text is never read as YAML: a token with
+    ``#`` or ``: `` is kept whole (it used to be cut at the ``#``), digits stay the token's text,
+    an IPv6 endpoint works from a variable; typed settings read a whole-value reference as a YAML
+    scalar; ``${VAR}`` has the default scheme ``env``; ``:port`` listens on every interface."""
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    env = {
+        "SR_TOKEN": "s3cret #2024: [x]",
+        "SR_DIGITS": "0123",
+        "SR_GRPC": "[::1]:4317",
+        "SR_QUEUE": "2000000",
+        "SR_WORKERS": "0",
+        "SR_TTL": "2w",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SR_UNSET", raising=False)
+    path = tmp_path / "c.yaml"
+    config = (
+        "extensions:\n  bearertokenauth/a:\n    token: ${env:SR_TOKEN}\n"
+        "  bearertokenauth/b: {token: '${SR_DIGITS}'}\n"
+        "receivers:\n  otlp:\n    protocols:\n"
+        "      grpc: {endpoint: '${env:SR_GRPC}', auth: {authenticator: bearertokenauth/a}}\n"
+        "      http: {endpoint: '${SR_UNSET:-}:4318', auth: {authenticator: bearertokenauth/b}}\n"
+        "exporters:\n  duckdb:\n    max_queue_bytes: ${env:SR_QUEUE}\n    decode_workers: ${SR_WORKERS}\n"
+        "    ttl: ${env:SR_TTL}\n"
+        "service:\n  extensions: [bearertokenauth/a, bearertokenauth/b]\n"
+        "  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
+    )
+    path.write_text(config)
+    cfg = load_collector_config(path)
+    assert cfg.grpc_auth == "Bearer s3cret #2024: [x]" and cfg.http_auth == "Bearer 0123"
+    assert parse_endpoint(cfg.grpc_endpoint or "", "k") == ("::1", 4317)
+    assert parse_endpoint(cfg.http_endpoint or "", "k") == (ALL_INTERFACES, 4318)
+    assert (cfg.max_queue_bytes, cfg.decode_workers, cfg.ttl_s) == (2_000_000, 0, 14 * 86400)
+
+    assert expand_env("pa$$word $${env:SR_TOKEN}") == "pa$word ${env:SR_TOKEN}"
+    for bad, reason in (
+        ("${file:/etc/token}", "provider 'file' is not supported"),
+        ("${1x}", "not a reference"),
+    ):
+        path.write_text(config.replace("${env:SR_TOKEN}", bad))
+        with pytest.raises(ConfigError, match=rf"extensions\.bearertokenauth/a\.token: .*{reason}"):
+            load_collector_config(path)
+    monkeypatch.setenv("SR_QUEUE", "lots")
+    path.write_text(config)
+    with pytest.raises(ConfigError, match="max_queue_bytes must be a positive number, got 'lots'"):
         load_collector_config(path)
