@@ -160,7 +160,8 @@ def messages_request(body: Mapping[str, Any], path_model: str | None, capture_co
 
 
 def usage_attributes(usage: Any) -> Attributes:
-    """Anthropic ``usage`` → ``gen_ai.usage.*`` (input includes the cache read and write parts)."""
+    """Anthropic ``usage`` → ``gen_ai.usage.*`` (input includes the cache read and write parts;
+    ``output_tokens_details.thinking_tokens`` → ``gen_ai.usage.reasoning.output_tokens``)."""
     attrs: Attributes = {}
     if not isinstance(usage, Mapping):
         return attrs
@@ -174,6 +175,9 @@ def usage_attributes(usage: Any) -> Attributes:
     if write is not None:
         attrs[ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = write
     set_integer(attrs, ga.GEN_AI_USAGE_OUTPUT_TOKENS, usage.get("output_tokens"))
+    details = usage.get("output_tokens_details")
+    if isinstance(details, Mapping):  # thinking tokens: part of output_tokens, as the SDK's span has it
+        set_integer(attrs, ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, details.get("thinking_tokens"))
     return attrs
 
 

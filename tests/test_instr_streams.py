@@ -560,3 +560,48 @@ def test_responses_stream_that_fails_keeps_the_text_streamed_before(
     (message,) = json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])
     assert message["parts"] == [{"type": "text", "content": received}]
     assert message["finish_reason"] == "error"
+
+
+def test_anthropic_thinking_tokens_are_reasoning_output_tokens(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """``usage.output_tokens_details.thinking_tokens`` (in the message, and in ``message_delta``
+    when streamed) → ``gen_ai.usage.reasoning.output_tokens``, as the anthropic SDK's own span
+    records it; they are part of ``output_tokens``, which stays the total."""
+    client = anthropic.Anthropic(base_url=canned.base_url[:-3], api_key="k", max_retries=0)
+    messages: Any = [{"role": "user", "content": "6 × 7?"}]
+    usage = {"input_tokens": 12, "output_tokens": 300, "output_tokens_details": {"thinking_tokens": 250}}
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+        "content": [
+            {"type": "thinking", "thinking": "six sevens", "signature": "s"}, {"type": "text", "text": "42"}
+        ],
+        "stop_reason": "end_turn", "stop_sequence": None, "usage": usage,
+    }  # fmt: skip
+    canned.set([json.dumps(message).encode()])
+    answer = client.messages.create(model="claude-sonnet-4-6", max_tokens=1000, messages=messages)
+    assert answer.usage.output_tokens_details is not None
+    a = one(spans)
+    assert a[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == answer.usage.output_tokens_details.thinking_tokens
+    assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 300
+
+    spans.clear()
+    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 12, "output_tokens": 1}}
+    text_block = {"type": "text", "text": ""}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": text_block},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "42"}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": usage},
+        {"type": "message_stop"},
+    ]
+    canned.set([sse(event["type"], event) for event in events], "text/event-stream")
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1000, messages=messages) as stream:
+        final = stream.get_final_message()
+    assert final.usage.output_tokens_details is not None
+    a = one(spans)
+    assert (
+        a[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == final.usage.output_tokens_details.thinking_tokens == 250
+    )
+    assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 300
