@@ -446,6 +446,20 @@ def response_attributes(body: Any, *, capture_content: bool) -> Attributes:
     return choices_response(body, capture_content).flat()
 
 
+def _call_key(calls: Mapping[int, _ToolCall], call_id: Any, position: int) -> int:
+    """The key of a tool call sent without ``index`` (Gemini's OpenAI-compatible endpoint streams
+    them so): the call with the same ``id``, else a new call when it has an id, else (a further
+    piece of arguments) the latest call; ``position`` in the list when there is none yet."""
+    if not calls:
+        return position
+    if isinstance(call_id, str) and call_id:
+        for key, call in calls.items():
+            if call.id == call_id:
+                return key
+        return max(calls) + 1
+    return next(reversed(calls))
+
+
 def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
     """Merge a stream ``delta`` (or a whole ``message``) into ``choice``."""
     role = delta.get("role")
@@ -476,7 +490,7 @@ def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
             if not isinstance(raw, Mapping):
                 continue
             index = _integer(raw.get("index"))
-            key = position if index is None else index
+            key = _call_key(choice.tool_calls, raw.get("id"), position) if index is None else index
             call = choice.tool_calls.setdefault(key, _ToolCall())
             if isinstance(raw.get("id"), str):
                 call.id = raw["id"]

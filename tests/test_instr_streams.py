@@ -605,3 +605,37 @@ def test_anthropic_thinking_tokens_are_reasoning_output_tokens(
         a[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == final.usage.output_tokens_details.thinking_tokens == 250
     )
     assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 300
+
+
+def test_streamed_tool_calls_without_index_stay_separate(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """Gemini's OpenAI-compatible endpoint streams tool calls without ``index``: two calls, each
+    with its own id, must stay two calls (they were merged into one, with the arguments of both
+    run together); a later piece without id or index continues the latest call."""
+    base = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gemini-2.5-flash"}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return f"data: {json.dumps({**base, 'choices': [choice]})}\n\n".encode()
+
+    def call(call_id: str | None, name: str | None, arguments: str) -> dict[str, Any]:
+        fn = {"arguments": arguments, **({"name": name} if name else {})}
+        return {"tool_calls": [{**({"id": call_id} if call_id else {}), "type": "function", "function": fn}]}
+
+    canned.set(
+        [
+            chunk({"role": "assistant", **call("call_a", "get_weather", '{"city":')}),
+            chunk(call(None, None, ' "Sydney"}')),
+            chunk(call("call_b", "get_time", '{"tz": "AEST"}')),
+            chunk({}, "tool_calls"),
+            b"data: [DONE]\n\n",
+        ],
+        "text/event-stream",
+    )
+    c = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+    messages: Any = [{"role": "user", "content": "Weather and time in Sydney?"}]
+    assert len(list(c.chat.completions.create(model="gemini-2.5-flash", messages=messages, stream=True))) == 4
+    (message,) = json.loads(one(spans)[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert [(p["id"], p["name"], p["arguments"]) for p in message["parts"]] == [
+        ("call_a", "get_weather", {"city": "Sydney"}),
+        ("call_b", "get_time", {"tz": "AEST"}),
+    ]
