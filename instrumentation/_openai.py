@@ -446,7 +446,7 @@ def response_attributes(body: Any, *, capture_content: bool) -> Attributes:
     return choices_response(body, capture_content).flat()
 
 
-def _call_key(calls: Mapping[int, _ToolCall], call_id: Any, position: int) -> int:
+def _call_key(calls: dict[int, _ToolCall], call_id: Any, position: int) -> int:
     """The key of a tool call sent without ``index`` (Gemini's OpenAI-compatible endpoint streams
     them so): the call with the same ``id``, else a new call when it has an id, else (a further
     piece of arguments) the latest call; ``position`` in the list when there is none yet."""
