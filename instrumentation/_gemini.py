@@ -49,6 +49,14 @@ def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
     return obj.get(snake) if value is None else value
 
 
+def _media(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``modality`` (the MIME type's top-level type, e.g. ``image``) and ``mime_type`` of an
+    ``inlineData`` / ``fileData`` part (semconv requires ``modality`` on blob and uri parts)."""
+    mime = _get(data, "mimeType", "mime_type")
+    modality = str(mime).split("/", 1)[0] if isinstance(mime, str) else None
+    return {"modality": modality, "mime_type": mime}
+
+
 def _parts(parts: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in parts if isinstance(parts, list) else []:
@@ -65,14 +73,9 @@ def _parts(parts: Any) -> list[dict[str, Any]]:
         call = _get(part, "functionCall", "function_call")
         response = _get(part, "functionResponse", "function_response")
         if isinstance(inline, Mapping):
-            mime = _get(inline, "mimeType", "mime_type")
-            modality = str(mime).split("/", 1)[0] if isinstance(mime, str) else None
-            out.append(
-                {"type": "blob", "modality": modality, "mime_type": mime, "content": inline.get("data")}
-            )
+            out.append({"type": "blob", **_media(inline), "content": inline.get("data")})
         elif isinstance(file_data, Mapping):
-            mime = _get(file_data, "mimeType", "mime_type")
-            out.append({"type": "uri", "mime_type": mime, "uri": _get(file_data, "fileUri", "file_uri")})
+            out.append({"type": "uri", **_media(file_data), "uri": _get(file_data, "fileUri", "file_uri")})
         elif isinstance(call, Mapping):
             out.append(
                 {

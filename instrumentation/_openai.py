@@ -52,6 +52,27 @@ OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
 # ---------------------------------------------------------------------------------------------
 
 
+def _file_part(file: Any) -> dict[str, Any]:
+    """A ``file`` content part: inline ``file_data`` (a ``data:`` URL) → a ``blob`` part, an
+    uploaded ``file_id`` → a ``file`` part (semconv requires ``file_id`` there)."""
+    entry: dict[str, Any] = {"modality": "document"}
+    if not isinstance(file, Mapping):
+        return {"type": "file", **entry}
+    data = file.get("file_data")
+    if isinstance(data, str) and data:
+        mime, base64_marker, payload = (
+            data[5:].partition(";base64,") if data.startswith("data:") else ("", "", "")
+        )
+        entry.update(type="blob", content=payload if base64_marker else data)
+        if mime:
+            entry["mime_type"] = mime
+    else:
+        entry.update(type="file", file_id=file.get("file_id"))
+    if file.get("filename"):
+        entry["filename"] = file["filename"]
+    return entry
+
+
 def _content_parts(content: Any) -> list[dict[str, Any]]:
     """OpenAI message ``content`` (a string or a list of typed parts) → semconv parts."""
     if content is None:
@@ -93,16 +114,7 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
                     }
                 )
         elif ptype == "file":
-            file = part.get("file")
-            entry: dict[str, Any] = {"type": "file", "modality": "document"}
-            if isinstance(file, Mapping):
-                if file.get("file_id"):
-                    entry["file_id"] = file["file_id"]
-                if file.get("file_data"):
-                    entry["content"] = file["file_data"]
-                if file.get("filename"):
-                    entry["filename"] = file["filename"]
-            parts.append(entry)
+            parts.append(_file_part(part.get("file")))
         else:
             generic = {k: v for k, v in part.items()}
             generic["type"] = str(ptype)

@@ -22,6 +22,7 @@ from spanreel.instrumentation import (
     response_attributes,
     sanitize_url,
 )
+from spanreel.instrumentation._gemini import generate_request
 from spanreel.instrumentation._http import make_decoder
 from spanreel.instrumentation._openai import (
     error_type_from_body,
@@ -162,6 +163,30 @@ def test_input_messages_multimodal_parts() -> None:
                 {"type": "blob", "modality": "image", "mime_type": "image/png", "content": "AAAA"},
             ],
         }
+    ]
+
+
+def test_file_parts_follow_the_semconv_part_shapes() -> None:
+    """An inline file (``file_data``, a data URL) is a ``blob`` part (it was a ``file`` part
+    without the ``file_id`` semconv requires there); an uploaded one a ``file`` part with its id;
+    Gemini's ``fileData`` a ``uri`` part with the ``modality`` semconv requires."""
+    content = [
+        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}},
+        {"type": "file", "file": {"file_id": "file-123"}},
+    ]
+    (message,) = input_messages([{"role": "user", "content": content}])
+    assert message["parts"] == [
+        {
+            "type": "blob", "modality": "document", "mime_type": "application/pdf", "content": "JVBERi0=",
+            "filename": "a.pdf",
+        },
+        {"type": "file", "modality": "document", "file_id": "file-123"},
+    ]  # fmt: skip
+    video = {"fileData": {"mimeType": "video/mp4", "fileUri": "gs://bucket/clip.mp4"}}
+    parts = generate_request({"contents": [{"role": "user", "parts": [video]}]}, "gemini-2.5-flash", True)
+    (message,) = parts.content[ga.GEN_AI_INPUT_MESSAGES]
+    assert message["parts"] == [
+        {"type": "uri", "modality": "video", "mime_type": "video/mp4", "uri": "gs://bucket/clip.mp4"}
     ]
 
 
