@@ -359,6 +359,8 @@ class _Choice:
     tool_calls: dict[int, _ToolCall] = field(default_factory=dict)
     finish_reason: str | None = None
     has_content: bool = False
+    audio: list[str] | None = None
+    transcript: list[str] = field(default_factory=list)
 
     def output_message(self) -> dict[str, Any]:
         parts: list[dict[str, Any]] = []
@@ -368,6 +370,9 @@ class _Choice:
             parts.append({"type": "text", "content": "".join(self.content)})
         if self.refusal:
             parts.append({"type": "text", "content": "".join(self.refusal)})
+        if self.audio is not None:  # spoken output: semconv BlobPart with its transcript
+            audio = {"type": "blob", "modality": "audio", "content": "".join(self.audio)}
+            parts.append({**audio, "transcript": "".join(self.transcript)})
         for _, call in sorted(self.tool_calls.items()):
             parts.append(
                 {
@@ -496,6 +501,14 @@ def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
     refusal = delta.get("refusal")
     if isinstance(refusal, str) and refusal:
         choice.refusal.append(refusal)
+    audio = delta.get("audio")
+    if isinstance(audio, Mapping):  # ``modalities: ["text", "audio"]``: base64 data and transcript
+        if choice.audio is None:
+            choice.audio = []
+        for audio_key, pieces in (("data", choice.audio), ("transcript", choice.transcript)):
+            piece = audio.get(audio_key)
+            if isinstance(piece, str):
+                pieces.append(piece)
     calls = delta.get("tool_calls")
     if isinstance(calls, list):
         for position, raw in enumerate(calls):

@@ -639,3 +639,46 @@ def test_streamed_tool_calls_without_index_stay_separate(spans: InMemorySpanExpo
         ("call_a", "get_weather", {"city": "Sydney"}),
         ("call_b", "get_time", {"tz": "AEST"}),
     ]
+
+
+def test_openai_audio_output_is_a_blob_part_with_its_transcript(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """With ``modalities: ["text", "audio"]`` the answer is ``message.audio`` (streamed:
+    ``delta.audio`` pieces), not text: it becomes a semconv ``blob`` part (modality ``audio``) with
+    its ``transcript``; it was dropped, leaving an assistant message with no parts."""
+    c = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+    ask: Any = {
+        "model": "gpt-4o-audio-preview",
+        "modalities": ["text", "audio"],
+        "audio": {"voice": "alloy", "format": "wav"},
+        "messages": [{"role": "user", "content": "Say hello"}],
+    }
+    audio = {"id": "audio_1", "data": "UklGRg==", "transcript": "Hello!", "expires_at": 1}
+    message = {"role": "assistant", "content": None, "refusal": None, "audio": audio}
+    body = {
+        "id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o-audio-preview",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }  # fmt: skip
+    canned.set([json.dumps(body).encode()])
+    answer = c.chat.completions.create(**ask)
+    assert answer.choices[0].message.audio is not None
+    expected = {"type": "blob", "modality": "audio", "content": "UklGRg==", "transcript": "Hello!"}
+    (out,) = json.loads(one(spans)[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert out["parts"] == [expected]
+
+    spans.clear()
+    base = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-audio-preview"}
+    deltas: list[dict[str, Any]] = [
+        {"role": "assistant", "audio": {"id": "audio_1", "transcript": "Hel"}},
+        {"audio": {"data": "UklGRg=="}},
+        {"audio": {"transcript": "lo!"}},
+    ]
+    chunks = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in deltas]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    canned.set(
+        [f"data: {json.dumps(ch)}\n\n".encode() for ch in chunks] + [b"data: [DONE]\n\n"], "text/event-stream"
+    )
+    assert len(list(c.chat.completions.create(**ask, stream=True))) == 4
+    (out,) = json.loads(one(spans)[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert out["parts"] == [expected]
