@@ -44,15 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import instrumentation_overhead as overhead  # the same server, client calls and set-up
 
 
-def _median_wall_us(fn: Callable[[], None], calls: int) -> float:
-    samples = []
-    for _ in range(calls):
-        t0 = time.perf_counter_ns()
-        fn()
-        samples.append(time.perf_counter_ns() - t0)
-    return statistics.median(samples) / 1000
-
-
 def _switch() -> Callable[[bool], None]:
     """Turn spanreel's recording on or off (its installed wrappers stay in place)."""
     from spanreel.instrumentation._instrumentor import _STATE
@@ -105,7 +96,7 @@ def _added(
         block = {}
         for enabled in (True, False) if r % 2 else (False, True):
             switch(enabled)
-            block[enabled] = _median_wall_us(fn, args.calls)
+            block[enabled] = overhead._timed_block(fn, args.calls)["wall_us"]
         offs.append(block[False])
         diffs.append(block[True] - block[False])
     switch(True)
