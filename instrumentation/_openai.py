@@ -52,6 +52,14 @@ OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
 # ---------------------------------------------------------------------------------------------
 
 
+def _data_url(url: str) -> tuple[str, str] | None:
+    """``(mime type, base64 data)`` of a ``data:…;base64,…`` URL, else ``None``."""
+    if url.startswith("data:") and ";base64," in url:
+        mime, _, data = url[5:].partition(";base64,")
+        return mime, data
+    return None
+
+
 def _file_part(file: Any) -> dict[str, Any]:
     """A ``file`` content part: inline ``file_data`` (a ``data:`` URL) → a ``blob`` part, an
     uploaded ``file_id`` → a ``file`` part (semconv requires ``file_id`` there)."""
@@ -60,12 +68,10 @@ def _file_part(file: Any) -> dict[str, Any]:
         return {"type": "file", **entry}
     data = file.get("file_data")
     if isinstance(data, str) and data:
-        mime, base64_marker, payload = (
-            data[5:].partition(";base64,") if data.startswith("data:") else ("", "", "")
-        )
-        entry.update(type="blob", content=payload if base64_marker else data)
-        if mime:
-            entry["mime_type"] = mime
+        inline = _data_url(data)
+        entry.update(type="blob", content=data if inline is None else inline[1])
+        if inline is not None and inline[0]:
+            entry["mime_type"] = inline[0]
     else:
         entry.update(type="file", file_id=file.get("file_id"))
     if file.get("filename"):
@@ -96,9 +102,11 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
         elif ptype == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, Mapping) else image
-            if isinstance(url, str) and url.startswith("data:") and ";base64," in url:
-                mime, _, data = url[5:].partition(";base64,")
-                parts.append({"type": "blob", "modality": "image", "mime_type": mime, "content": data})
+            inline = _data_url(url) if isinstance(url, str) else None
+            if inline is not None:
+                parts.append(
+                    {"type": "blob", "modality": "image", "mime_type": inline[0], "content": inline[1]}
+                )
             else:
                 parts.append({"type": "uri", "modality": "image", "uri": url})
         elif ptype == "input_audio":
@@ -371,8 +379,8 @@ class _Choice:
         if self.refusal:
             parts.append({"type": "text", "content": "".join(self.refusal)})
         if self.audio is not None:  # spoken output: semconv BlobPart with its transcript
-            audio = {"type": "blob", "modality": "audio", "content": "".join(self.audio)}
-            parts.append({**audio, "transcript": "".join(self.transcript)})
+            audio, transcript = "".join(self.audio), "".join(self.transcript)
+            parts.append({"type": "blob", "modality": "audio", "content": audio, "transcript": transcript})
         for _, call in sorted(self.tool_calls.items()):
             parts.append(
                 {
