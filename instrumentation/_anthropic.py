@@ -1,7 +1,9 @@
 """Anthropic Messages API (``POST …/v1/messages``) ↔ GenAI semantic conventions (pure functions).
 
 Request: ``model``, ``messages`` (content blocks ``text``, ``image``/``document`` with a base64,
-URL or file source, ``tool_use``, ``tool_result``, ``thinking``) → ``gen_ai.input.messages``;
+URL or file source, ``tool_use``, ``tool_result``, ``thinking``; server tools Anthropic runs itself,
+``server_tool_use`` / ``mcp_tool_use`` and their ``…_tool_result`` blocks, as ``server_tool_call``
+/ ``server_tool_call_response`` parts) → ``gen_ai.input.messages``;
 ``system`` → ``gen_ai.system_instructions``; ``tools`` (``name``, ``description``,
 ``input_schema``) → ``gen_ai.tool.definitions``; ``max_tokens``, ``temperature``, ``top_p``,
 ``top_k``, ``stop_sequences``, ``stream`` → ``gen_ai.request.*``.
@@ -31,6 +33,8 @@ from ._common import (
     event_object,
     integer,
     json_or_text,
+    server_tool_call_part,
+    server_tool_call_response_part,
     set_integer,
     set_number,
     set_stop_sequences,
@@ -78,7 +82,25 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
             parts.append(_source_part(block, "image"))
         elif btype == "document":
             parts.append(_source_part(block, "document"))
-        elif btype in ("tool_use", "server_tool_use"):
+        elif btype == "server_tool_use":  # web_search, web_fetch, code_execution…: Anthropic runs it
+            name = string(block.get("name")) or "server_tool"
+            parts.append(server_tool_call_part(block.get("id"), name, name, arguments=block.get("input")))
+        elif btype == "mcp_tool_use":  # MCP connector: Anthropic calls the remote MCP server
+            parts.append(
+                server_tool_call_part(
+                    block.get("id"),
+                    block.get("name"),
+                    "mcp",
+                    server_name=block.get("server_name"),
+                    arguments=block.get("input"),
+                )
+            )
+        elif isinstance(btype, str) and btype.endswith("_tool_result") and btype != "tool_result":
+            # web_search_tool_result, code_execution_tool_result, mcp_tool_result…
+            response = {k: v for k, v in block.items() if k not in ("type", "tool_use_id")}
+            tool_type = "mcp" if btype == "mcp_tool_result" else btype.removesuffix("_tool_result")
+            parts.append(server_tool_call_response_part(block.get("tool_use_id"), tool_type, **response))
+        elif btype == "tool_use":
             parts.append(
                 {
                     "type": "tool_call",

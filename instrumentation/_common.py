@@ -121,6 +121,30 @@ def text_part(text: str) -> dict[str, Any]:
     return {"type": "text", "content": text}
 
 
+def server_tool_call_part(call_id: Any, name: Any, tool_type: str, **call: Any) -> dict[str, Any]:
+    """A semconv ``server_tool_call`` part: a tool the provider runs itself (web search, code
+    execution, a remote MCP server…), not one the application must run.
+    ``{"type": "server_tool_call", "id", "name", "server_tool_call": {"type": tool_type, **call}}``
+    (GenAI semantic conventions, ``ServerToolCallPart``)."""
+    return {
+        "type": "server_tool_call",
+        "id": call_id,
+        "name": name if isinstance(name, str) and name else tool_type,
+        "server_tool_call": {"type": tool_type, **call},
+    }
+
+
+def server_tool_call_response_part(call_id: Any, tool_type: str, **response: Any) -> dict[str, Any]:
+    """A semconv ``server_tool_call_response`` part: what a provider-run tool returned.
+    ``{"type": "server_tool_call_response", "id", "server_tool_call_response": {"type": tool_type,
+    **response}}`` (GenAI semantic conventions, ``ServerToolCallResponsePart``)."""
+    return {
+        "type": "server_tool_call_response",
+        "id": call_id,
+        "server_tool_call_response": {"type": tool_type, **response},
+    }
+
+
 def set_number(attrs: Attributes, key: str, value: Any) -> None:
     """Set ``attrs[key]`` to ``value`` as a float when it is a JSON number."""
     n = number(value)

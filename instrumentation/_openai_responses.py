@@ -1,7 +1,8 @@
 """OpenAI Responses API (``POST …/responses``) ↔ GenAI semantic conventions (pure functions).
 
 Request: ``model``, ``input`` (a string or a list of items: messages, ``function_call``,
-``function_call_output``, ``reasoning`` …) → ``gen_ai.input.messages``; ``instructions`` →
+``function_call_output``, ``reasoning``, other tool items as in the response …) →
+``gen_ai.input.messages``; ``instructions`` →
 ``gen_ai.system_instructions``; ``tools`` → ``gen_ai.tool.definitions``; ``temperature``,
 ``top_p``, ``max_output_tokens``, ``stream``, ``text.format`` → ``gen_ai.request.*`` /
 ``gen_ai.output.type``. Operation ``chat`` (as in the GenAI conventions for OpenAI).
@@ -9,7 +10,12 @@ Request: ``model``, ``input`` (a string or a list of items: messages, ``function
 Response (a ``response`` object, or the final ``response.completed`` / ``.incomplete`` /
 ``.failed`` event of a stream): id, model, usage (cached and reasoning tokens too), the output
 items as one assistant message (reasoning, text, refusal and ``tool_call`` parts, in order) with a
-finish reason: ``stop`` (completed), ``tool_calls`` (completed with function calls), the
+finish reason. Tools the application runs (``function_call``, ``custom_tool_call``,
+``computer_call``, ``local_shell_call``) are ``tool_call`` parts; tools OpenAI runs itself
+(``web_search_call``, ``file_search_call``, ``code_interpreter_call``, ``image_generation_call``,
+``mcp_call``) are ``server_tool_call`` parts, each followed by a ``server_tool_call_response``
+when the item holds its result. Finish reasons: ``stop`` (completed), ``tool_calls`` (completed
+with calls the application must run), the
 incomplete reason (``max_output_tokens`` → ``length``), or ``error`` (failed). A stream that
 ends early, or whose final event has no output (failed mid-answer), is assembled from
 ``response.output_item.*`` and the text / arguments / reasoning ``….delta`` events.
@@ -31,6 +37,8 @@ from ._common import (
     event_object,
     integer,
     json_or_text,
+    server_tool_call_part,
+    server_tool_call_response_part,
     set_number,
     string,
     text_part,
@@ -84,7 +92,7 @@ def _item_message(item: Mapping[str, Any]) -> dict[str, Any] | None:
         return {"role": str(item.get("role") or "user"), "parts": _response_parts(item.get("content"))}
     if itype == "function_call":
         return {"role": "assistant", "parts": [_tool_call(item)]}
-    if itype == "function_call_output":
+    if itype == "function_call_output" or itype in _CLIENT_TOOL_OUTPUTS:
         output = item.get("output")
         if isinstance(output, list):
             output = "".join(p.get("content", "") for p in _response_parts(output) if p["type"] == "text")
@@ -95,7 +103,7 @@ def _item_message(item: Mapping[str, Any]) -> dict[str, Any] | None:
     if itype == "reasoning":
         return {"role": "assistant", "parts": [_reasoning_part(item)]}
     if isinstance(itype, str):
-        return {"role": "assistant", "parts": [{**item, "type": itype}]}
+        return {"role": "assistant", "parts": _output_item_parts(item, itype) or [{**item, "type": itype}]}
     return None
 
 
@@ -106,6 +114,53 @@ def _tool_call(item: Mapping[str, Any]) -> dict[str, Any]:
         "name": item.get("name"),
         "arguments": json_or_text(item.get("arguments")),
     }
+
+
+#: Output items of tools OpenAI runs itself → (semconv server tool type, the item's result fields).
+_SERVER_TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "web_search_call": ("web_search", ()),
+    "file_search_call": ("file_search", ("results",)),
+    "code_interpreter_call": ("code_interpreter", ("outputs",)),
+    "image_generation_call": ("image_generation", ("result",)),
+    "mcp_call": ("mcp", ("output", "error")),
+}
+#: Output items of tools the application runs, other than ``function_call`` → (tool name when the
+#: item has none, the item's field holding the call's input).
+_CLIENT_TOOLS: dict[str, tuple[str, str]] = {
+    "custom_tool_call": ("custom", "input"),
+    "computer_call": ("computer", "action"),
+    "local_shell_call": ("local_shell", "action"),
+}
+_CLIENT_TOOL_OUTPUTS = frozenset(f"{itype}_output" for itype in _CLIENT_TOOLS)
+
+
+def _output_item_parts(item: Mapping[str, Any], itype: str) -> list[dict[str, Any]]:
+    """A tool-call output item other than ``function_call`` → semconv parts (``[]`` for other
+    items): a ``tool_call`` for a tool the application runs; a ``server_tool_call``, followed by a
+    ``server_tool_call_response`` when the item holds the result, for a tool OpenAI runs."""
+    client = _CLIENT_TOOLS.get(itype)
+    if client is not None:
+        name, field = client
+        return [
+            {
+                "type": "tool_call",
+                "id": item.get("call_id") or item.get("id"),
+                "name": string(item.get("name")) or name,
+                "arguments": json_or_text(item.get(field)),
+            }
+        ]
+    server = _SERVER_TOOLS.get(itype)
+    if server is None:
+        return []
+    tool_type, result_keys = server
+    call = {k: v for k, v in item.items() if k not in ("type", "id", "name", *result_keys)}
+    if "arguments" in call:
+        call["arguments"] = json_or_text(call["arguments"])
+    parts = [server_tool_call_part(item.get("id"), item.get("name"), tool_type, **call)]
+    result = {k: item[k] for k in result_keys if item.get(k) is not None}
+    if result:
+        parts.append(server_tool_call_response_part(item.get("id"), tool_type, **result))
+    return parts
 
 
 def _reasoning_part(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,7 +295,13 @@ def responses_response(body: Any, capture_content: bool) -> Parsed:
         elif itype == "reasoning":
             parts.append(_reasoning_part(item))
         elif isinstance(itype, str):
-            parts.append({"type": itype, **{k: v for k, v in item.items() if k in ("id", "status", "name")}})
+            tool_parts = _output_item_parts(item, itype)
+            if itype in _CLIENT_TOOLS:
+                has_tool_calls = True
+            parts.extend(
+                tool_parts
+                or [{"type": itype, **{k: v for k, v in item.items() if k in ("id", "status", "name")}}]
+            )
     reason = _finish_reason(body, has_tool_calls)
     if reason is not None:
         attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
@@ -316,7 +377,7 @@ class ResponsesStreamAccumulator:
         elif isinstance(delta, str):
             if etype in ("response.output_text.delta", "response.refusal.delta"):
                 self._texts.setdefault(index, []).append(delta)
-            elif etype == "response.function_call_arguments.delta":
+            elif etype in ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta"):
                 self._args.setdefault(index, []).append(delta)
             elif etype.startswith("response.reasoning") and etype.endswith(".delta"):
                 self._reasoning.setdefault(index, []).append(delta)
@@ -330,7 +391,8 @@ class ResponsesStreamAccumulator:
             if index in self._texts:
                 item["content"] = [{"type": "output_text", "text": "".join(self._texts[index])}]
             if index in self._args:
-                item["arguments"] = "".join(self._args[index])
+                key = "input" if item.get("type") == "custom_tool_call" else "arguments"
+                item[key] = "".join(self._args[index])
             if index in self._reasoning:
                 item["summary"] = [{"text": "".join(self._reasoning[index])}]
             output.append(item)

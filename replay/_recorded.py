@@ -12,7 +12,9 @@ A spanreel LLM span (docs/internals.md §1) holds the exact request (``spanreel.
   the ``message`` object and the SSE events ``message_start`` … ``message_stop``;
 - a recorded failure: the HTTP status and the provider-shaped error body.
 
-What is exact and what is rebuilt: text, tool calls (id, name, arguments), finish reasons,
+What is exact and what is rebuilt: text, tool calls (id, name, arguments), Anthropic server tool
+blocks (``server_tool_use``, ``mcp_tool_use``, ``…_tool_result``, from the ``server_tool_call`` /
+``server_tool_call_response`` parts they were recorded as), finish reasons,
 response id/model and token counts are the recorded values. Tool-call ``arguments`` are stored
 parsed on the span; the exact string is taken from a later request of the same recording that
 sent the call back (as apps do), else re-serialised (``json.dumps``, semantically equal).
@@ -560,7 +562,33 @@ def _anthropic_blocks(ex: RecordedExchange, message: Mapping[str, Any]) -> list[
                     "input": _arguments_object(part),
                 }
             )
+        elif ex.api is ApiShape.ANTHROPIC_MESSAGES and kind in (
+            "server_tool_call",
+            "server_tool_call_response",
+        ):
+            block = _anthropic_server_block(part, str(kind))
+            if block is not None:
+                blocks.append(block)
     return blocks
+
+
+def _anthropic_server_block(part: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
+    """A ``server_tool_call`` / ``…_response`` part recorded from an Anthropic answer → the block it
+    came from: ``server_tool_use`` / ``mcp_tool_use``, or ``{tool}_tool_result`` /
+    ``mcp_tool_result`` (the inverse of the instrumentation's mapping)."""
+    payload = part.get(kind)
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("type"), str):
+        return None
+    tool_type = payload["type"]
+    if kind == "server_tool_call":
+        args = payload.get("arguments")
+        block: dict[str, Any] = {"type": "server_tool_use", "id": part.get("id"), "name": part.get("name")}
+        if tool_type == "mcp":
+            block.update(type="mcp_tool_use", server_name=payload.get("server_name"))
+        block["input"] = args if isinstance(args, Mapping) else {}
+        return block
+    rest = {k: v for k, v in payload.items() if k != "type"}
+    return {"type": f"{tool_type}_tool_result", "tool_use_id": part.get("id"), **rest}
 
 
 def _anthropic_stop_reason(ex: RecordedExchange) -> str | None:
@@ -603,6 +631,8 @@ def anthropic_stream_events(ex: RecordedExchange) -> Iterator[tuple[str, dict[st
         elif kind == "thinking":
             empty = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": p} for p in _split_text(block["thinking"])]
+        elif kind.endswith("_tool_result"):  # a server tool's result comes whole
+            empty, deltas = block, []
         else:
             empty = {**block, "input": {}}
             args = json.dumps(block["input"], ensure_ascii=False)

@@ -682,3 +682,186 @@ def test_openai_audio_output_is_a_blob_part_with_its_transcript(
     assert len(list(c.chat.completions.create(**ask, stream=True))) == 4
     (out,) = json.loads(one(spans)[ga.GEN_AI_OUTPUT_MESSAGES])
     assert out["parts"] == [expected]
+
+
+# ------------------------------------------------------------------------------ server tools
+
+_SEARCH_RESULTS: Any = [
+    {"type": "web_search_result", "url": "https://tea.example/prices", "title": "Tea",
+     "encrypted_content": "e1", "page_age": None}
+]  # fmt: skip
+
+
+def test_anthropic_server_tools_are_server_tool_call_parts(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """Tools Anthropic runs itself (``server_tool_use`` web search, its ``web_search_tool_result``)
+    are semconv ``server_tool_call`` / ``server_tool_call_response`` parts, streamed or not, in the
+    answer and when sent back as history: they were ``tool_call`` parts, as if the application had
+    to run them (and a replay served them as ``tool_use`` blocks)."""
+    client = anthropic.Anthropic(base_url=canned.base_url[:-3], api_key="k", max_retries=0)
+    blocks: Any = [
+        {
+            "type": "server_tool_use",
+            "id": "srvtoolu_1",
+            "name": "web_search",
+            "input": {"query": "tea price"},
+        },
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": _SEARCH_RESULTS},
+        {"type": "text", "text": "About 3 USD.", "citations": None},
+    ]
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+        "content": blocks, "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 9, "output_tokens": 7},
+    }  # fmt: skip
+    expected = [
+        {
+            "type": "server_tool_call",
+            "id": "srvtoolu_1",
+            "name": "web_search",
+            "server_tool_call": {"type": "web_search", "arguments": {"query": "tea price"}},
+        },
+        {
+            "type": "server_tool_call_response",
+            "id": "srvtoolu_1",
+            "server_tool_call_response": {"type": "web_search", "content": _SEARCH_RESULTS},
+        },
+        {"type": "text", "content": "About 3 USD."},
+    ]
+    tools: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
+    ask: Any = {"model": "claude-sonnet-4-6", "max_tokens": 100, "tools": tools}
+    canned.set([json.dumps(message).encode()])
+    answer = client.messages.create(**ask, messages=[{"role": "user", "content": "Tea price?"}])
+    assert [b.type for b in answer.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    (out,) = json.loads(one(spans)[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert out["parts"] == expected
+
+    spans.clear()
+    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {**blocks[0], "input": {}}},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "input_json_delta", "partial_json": '{"query": "tea price"}'},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": blocks[1]},
+        {"type": "content_block_stop", "index": 1},
+        {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "About 3 USD."}},
+        {"type": "content_block_stop", "index": 2},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}},
+        {"type": "message_stop"},
+    ]
+    canned.set([sse(event["type"], event) for event in events], "text/event-stream")
+    history: Any = [
+        {"role": "user", "content": "Tea price?"},
+        {"role": "assistant", "content": blocks},
+        {"role": "user", "content": "And coffee?"},
+    ]
+    with client.messages.stream(**ask, messages=history) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["server_tool_use", "web_search_tool_result", "text"]
+    a = one(spans)
+    (out,) = json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert out["parts"] == expected
+    inputs = json.loads(a[ga.GEN_AI_INPUT_MESSAGES])
+    assert [m["role"] for m in inputs] == ["user", "assistant", "user"]
+    assert inputs[1]["parts"] == expected
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+
+
+def test_responses_built_in_tools_are_server_tool_calls(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """Responses output items of tools OpenAI runs (web search, code interpreter, remote MCP) are
+    ``server_tool_call`` parts, with a ``server_tool_call_response`` where the item holds the
+    result; a ``custom_tool_call`` (the application runs it) is a ``tool_call`` with its input, and
+    makes the finish reason ``tool_calls``. They used to keep only their type, id and status."""
+    c = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+    output: Any = [
+        {"type": "web_search_call", "id": "ws_1", "status": "completed",
+         "action": {"type": "search", "query": "tea price"}},
+        {"type": "code_interpreter_call", "id": "ci_1", "status": "completed", "code": "print(3)",
+         "container_id": "cntr_1", "outputs": [{"type": "logs", "logs": "3\n"}]},
+        {"type": "mcp_call", "id": "mcp_1", "name": "lookup", "server_label": "shop",
+         "arguments": '{"item": "tea"}', "output": "3 USD", "error": None},
+        {"type": "custom_tool_call", "id": "ctc_1", "call_id": "call_1", "name": "shell", "input": "ls -l"},
+    ]  # fmt: skip
+    body = {
+        "id": "resp_1", "object": "response", "created_at": 1, "status": "completed", "model": "gpt-5",
+        "output": output, "usage": {"input_tokens": 5, "output_tokens": 9, "total_tokens": 14},
+    }  # fmt: skip
+    canned.set([json.dumps(body).encode()])
+    answer = c.responses.create(model="gpt-5", input="Tea price?")
+    assert [item.type for item in answer.output] == [i["type"] for i in output]
+    a = one(spans)
+    (out,) = json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert out["parts"] == [
+        {
+            "type": "server_tool_call",
+            "id": "ws_1",
+            "name": "web_search",
+            "server_tool_call": {
+                "type": "web_search",
+                "status": "completed",
+                "action": {"type": "search", "query": "tea price"},
+            },
+        },
+        {
+            "type": "server_tool_call",
+            "id": "ci_1",
+            "name": "code_interpreter",
+            "server_tool_call": {
+                "type": "code_interpreter",
+                "status": "completed",
+                "code": "print(3)",
+                "container_id": "cntr_1",
+            },
+        },
+        {
+            "type": "server_tool_call_response",
+            "id": "ci_1",
+            "server_tool_call_response": {
+                "type": "code_interpreter",
+                "outputs": [{"type": "logs", "logs": "3\n"}],
+            },
+        },
+        {
+            "type": "server_tool_call",
+            "id": "mcp_1",
+            "name": "lookup",
+            "server_tool_call": {"type": "mcp", "server_label": "shop", "arguments": {"item": "tea"}},
+        },
+        {
+            "type": "server_tool_call_response",
+            "id": "mcp_1",
+            "server_tool_call_response": {"type": "mcp", "output": "3 USD"},
+        },
+        {"type": "tool_call", "id": "call_1", "name": "shell", "arguments": "ls -l"},
+    ]
+    assert out["finish_reason"] == "tool_calls" and a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
+
+    spans.clear()
+    canned.set([json.dumps({**body, "output": output[:1]}).encode()])
+    items: Any = [
+        {"role": "user", "content": "Tea price?"},
+        *output,
+        {"type": "custom_tool_call_output", "call_id": "call_1", "output": "total 0"},
+    ]
+    c.responses.create(model="gpt-5", input=items)
+    a = one(spans)
+    inputs = json.loads(a[ga.GEN_AI_INPUT_MESSAGES])
+    assert [m["role"] for m in inputs] == ["user", "assistant", "assistant", "assistant", "assistant", "tool"]
+    assert [p["type"] for m in inputs[1:5] for p in m["parts"]] == [
+        "server_tool_call", "server_tool_call", "server_tool_call_response", "server_tool_call",
+        "server_tool_call_response", "tool_call",
+    ]  # fmt: skip
+    assert inputs[5]["parts"] == [{"type": "tool_call_response", "id": "call_1", "response": "total 0"}]
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)

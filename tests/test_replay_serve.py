@@ -511,6 +511,72 @@ def test_anthropic_recording_is_served_in_messages_format() -> None:
         assert "max_tokens: recorded 200 vs received 100" in str(caught.value)
 
 
+def test_anthropic_server_tool_blocks_are_served_back() -> None:
+    """A recorded answer with a server tool (Anthropic's web search: ``server_tool_use``, its
+    ``web_search_tool_result``, then text) is served with those blocks, as JSON and as a stream;
+    never as a ``tool_use`` the application would have to run."""
+    results = [
+        {"type": "web_search_result", "url": "https://tea.example", "title": "Tea", "encrypted_content": "e"}
+    ]
+    parts = [
+        {
+            "type": "server_tool_call",
+            "id": "srvtoolu_1",
+            "name": "web_search",
+            "server_tool_call": {"type": "web_search", "arguments": {"query": "tea price"}},
+        },
+        {
+            "type": "server_tool_call_response",
+            "id": "srvtoolu_1",
+            "server_tool_call_response": {"type": "web_search", "content": results},
+        },
+        {"type": "text", "content": "About 3 USD."},
+    ]
+    body = {
+        "model": "claude-sonnet-4",
+        "max_tokens": 200,
+        "messages": [{"role": "user", "content": "Tea price?"}],
+    }
+    span = rec(
+        "a1",
+        name="chat claude-sonnet-4",
+        operation="chat",
+        provider="anthropic",
+        attributes={
+            SPANREEL_REQUEST_URL: "https://api.anthropic.com/v1/messages",
+            SPANREEL_REQUEST_BODY: json.dumps(body),
+            ga.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                [{"role": "assistant", "parts": parts, "finish_reason": "end_turn"}]
+            ),
+            ga.GEN_AI_USAGE_INPUT_TOKENS: 9,
+            ga.GEN_AI_USAGE_OUTPUT_TOKENS: 7,
+        },
+    )
+    exchanges, unservable = exchanges_from_spans([span])
+    assert unservable == []
+    expected = [
+        {
+            "type": "server_tool_use",
+            "id": "srvtoolu_1",
+            "name": "web_search",
+            "input": {"query": "tea price"},
+        },
+        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": results},
+        {"type": "text", "text": "About 3 USD."},
+    ]
+    with RecordedServer(exchanges) as server:
+        client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="unused", max_retries=0)
+        raw = client.messages.with_raw_response.create(**body).http_response.json()  # type: ignore[arg-type]
+        assert raw["content"] == expected and raw["stop_reason"] == "end_turn"
+        with client.messages.stream(**body) as stream:  # type: ignore[arg-type]
+            final = stream.get_final_message()
+        assert [b.type for b in final.content] == ["server_tool_use", "web_search_tool_result", "text"]
+        tool_use = final.content[0]
+        assert tool_use.type == "server_tool_use" and tool_use.input == {"query": "tea price"}
+        assert final.content[1].model_dump()["tool_use_id"] == "srvtoolu_1"
+        assert final.stop_reason == "end_turn"
+
+
 # --------------------------------------------------------------------------- the CLI
 
 
