@@ -10,7 +10,7 @@ Request: ``contents`` (parts ``text``, ``inlineData``, ``fileData``, ``functionC
 camelCase and snake_case field names; both are read.
 
 Response: ``candidates`` (one output message each, with its ``finishReason``),
-``usageMetadata`` (``promptTokenCount`` → input, ``candidatesTokenCount`` +
+``usageMetadata`` (``promptTokenCount`` + ``toolUsePromptTokenCount`` → input, ``candidatesTokenCount`` +
 ``thoughtsTokenCount`` → output, ``cachedContentTokenCount``, ``thoughtsTokenCount``),
 ``modelVersion``, ``responseId``. A stream (``?alt=sse`` events, or a JSON array) is a sequence
 of such responses whose candidate parts are concatenated; the last usage wins.
@@ -145,7 +145,7 @@ def generate_request(body: Mapping[str, Any], path_model: str | None, capture_co
     """A ``generateContent`` body → :class:`RequestParts`; ``path_model`` is the URL's model
     (``stream`` is decided by the URL too: the caller sets it for ``:streamGenerateContent``)."""
     model = path_model or string(body.get("model"))
-    attrs: Attributes = {}
+    attrs: Attributes = {ga.GEN_AI_REQUEST_STREAM: False}
     if model:
         attrs[ga.GEN_AI_REQUEST_MODEL] = model
     config = _get(body, "generationConfig", "generation_config")
@@ -183,11 +183,16 @@ def generate_request(body: Mapping[str, Any], path_model: str | None, capture_co
 
 
 def usage_attributes(usage: Any) -> Attributes:
-    """``usageMetadata`` → ``gen_ai.usage.*`` (output includes thinking tokens)."""
+    """``usageMetadata`` → ``gen_ai.usage.*`` (input includes the tool-use prompt tokens, the
+    results of tools Gemini ran such as code execution; output includes thinking tokens: the two
+    add up to ``totalTokenCount``)."""
     attrs: Attributes = {}
     if not isinstance(usage, Mapping):
         return attrs
-    set_integer(attrs, ga.GEN_AI_USAGE_INPUT_TOKENS, _get(usage, "promptTokenCount", "prompt_token_count"))
+    prompt = integer(_get(usage, "promptTokenCount", "prompt_token_count"))
+    tool_use = integer(_get(usage, "toolUsePromptTokenCount", "tool_use_prompt_token_count"))
+    if prompt is not None or tool_use is not None:
+        attrs[ga.GEN_AI_USAGE_INPUT_TOKENS] = (prompt or 0) + (tool_use or 0)
     candidates = integer(_get(usage, "candidatesTokenCount", "candidates_token_count"))
     thoughts = integer(_get(usage, "thoughtsTokenCount", "thoughts_token_count"))
     if candidates is not None or thoughts is not None:

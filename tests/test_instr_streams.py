@@ -324,6 +324,30 @@ def test_gemini_json_array_stream_error_element(spans: InMemorySpanExporter, can
     assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Green tea "}]
 
 
+def test_gemini_tool_use_prompt_tokens_are_input(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """``toolUsePromptTokenCount`` (what Gemini's own tools, code execution or search, fed back to
+    the model) counts as input, so input + output make ``totalTokenCount``; a ``:generateContent``
+    call records ``gen_ai.request.stream`` false (it was missing)."""
+    usage = {
+        "promptTokenCount": 10, "toolUsePromptTokenCount": 30, "candidatesTokenCount": 5,
+        "thoughtsTokenCount": 2, "totalTokenCount": 47,
+    }  # fmt: skip
+    answer = {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "42"}]}, "finishReason": "STOP"}],
+        "usageMetadata": usage,
+        "modelVersion": "gemini-2.5-flash",
+    }
+    canned.set([json.dumps(answer).encode()])
+    r = httpx2.post(
+        canned.base_url[:-3] + "/v1beta/models/gemini-2.5-flash:generateContent", json=GEMINI_BODY
+    )
+    assert r.json()["usageMetadata"] == usage
+    a = one(spans)
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 40 and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 7
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] + a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == usage["totalTokenCount"]
+    assert a[ga.GEN_AI_REQUEST_STREAM] is False
+
+
 @pytest.mark.parametrize(
     ("raw", "items"),
     [
