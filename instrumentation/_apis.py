@@ -8,12 +8,14 @@
 | ``…/embeddings``                                    | ``input``         | OpenAI Embeddings        |
 | ``…/messages``                                      | ``messages`` list | Anthropic Messages       |
 | ``…/models/{model}:generateContent`` / ``:streamGenerateContent`` | ``contents`` | Gemini          |
+| ``…/publishers/anthropic/models/{m}:rawPredict`` / ``:streamRawPredict`` | ``messages`` | Anthropic |
 
 Azure OpenAI's ``/openai/deployments/{deployment}/…`` paths are the OpenAI ones under a prefix;
 the deployment stands in for a missing ``model``. ``gen_ai.provider.name`` comes from the host
 where it is known (:func:`~._http.provider_for_host`), else from the path (Azure deployments, or
 any ``/openai/…`` path with an ``api-version`` query, such as Azure's ``/openai/responses`` →
-``azure.ai.openai``, also behind a custom domain or proxy), else the API's own provider
+``azure.ai.openai``, also behind a custom domain or proxy; a Vertex AI model path
+``…/locations/{region}/publishers/{publisher}/models/…`` → ``gcp.vertex_ai``), else the API's own provider
 (``anthropic``, ``gcp.gemini``), else ``openai`` (an OpenAI-compatible server: vLLM, Ollama,
 LiteLLM, a proxy…).
 """
@@ -34,6 +36,7 @@ from ._openai_responses import RESPONSES
 
 _AZURE = GenAiProviderNameValues.AZURE_AI_OPENAI.value
 _OPENAI = GenAiProviderNameValues.OPENAI.value
+_VERTEX = GenAiProviderNameValues.GCP_VERTEX_AI.value
 
 #: Path suffix → API, checked in order (``/chat/completions`` before ``/completions``).
 _SUFFIXES: tuple[tuple[str, Api], ...] = (
@@ -44,6 +47,8 @@ _SUFFIXES: tuple[tuple[str, Api], ...] = (
     ("/messages", MESSAGES),
 )
 _GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
+#: Vertex AI's methods for a partner model: Anthropic Messages bodies (the model in the path).
+_RAW_PREDICT_METHODS = {"rawPredict": False, "streamRawPredict": True}
 
 
 class Route(NamedTuple):
@@ -68,6 +73,10 @@ def route(path: str) -> Route | None:
         stream = _GEMINI_METHODS.get(method)
         if stream is not None and model:
             return Route(GENERATE_CONTENT, model, stream)
+        stream = _RAW_PREDICT_METHODS.get(method)
+        # …/models/count-tokens:rawPredict counts a Messages body's tokens: not a model call.
+        if stream is not None and model and model != "count-tokens" and "/publishers/anthropic/" in path:
+            return Route(MESSAGES, model, stream)
     return None
 
 
@@ -89,4 +98,6 @@ def provider_for(api: Api, host: str, path: str, query: bytes = b"") -> str:
         return found
     if "/openai/deployments/" in path or (path.startswith("/openai/") and b"api-version=" in query):
         return _AZURE
+    if "/locations/" in path and "/publishers/" in path:  # a Vertex AI model path, behind any host
+        return _VERTEX
     return api.provider or _OPENAI

@@ -49,6 +49,10 @@ _HOST_PROVIDERS: dict[str, str] = {
     "api.x.ai": _PROVIDER.X_AI.value,
     "api.perplexity.ai": _PROVIDER.PERPLEXITY.value,
     "generativelanguage.googleapis.com": _PROVIDER.GCP_GEMINI.value,
+    # Vertex AI's global and multi-region endpoints ({region}-aiplatform… is a suffix below)
+    "aiplatform.googleapis.com": _PROVIDER.GCP_VERTEX_AI.value,
+    "aiplatform.us.rep.googleapis.com": _PROVIDER.GCP_VERTEX_AI.value,
+    "aiplatform.eu.rep.googleapis.com": _PROVIDER.GCP_VERTEX_AI.value,
     "api.anthropic.com": _PROVIDER.ANTHROPIC.value,
     "api.cohere.ai": _PROVIDER.COHERE.value,
     "api.cohere.com": _PROVIDER.COHERE.value,

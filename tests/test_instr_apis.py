@@ -421,6 +421,21 @@ def test_gemini_function_call_non_streamed(spans: InMemorySpanExporter, server: 
             None,
         ),
         ("proxy", "/openai/v1/chat/completions", "openai.chat_completions", "openai", None),
+        # Anthropic on Vertex AI (AnthropicVertex): the model in the path, any Vertex endpoint
+        (
+            "aiplatform.googleapis.com",
+            "/v1/projects/p/locations/global/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict",
+            "anthropic.messages",
+            "gcp.vertex_ai",
+            "claude-sonnet-4@20250514",
+        ),
+        (
+            "vertex-proxy.corp",
+            "/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-haiku-4-5:streamRawPredict",
+            "anthropic.messages",
+            "gcp.vertex_ai",
+            "claude-haiku-4-5",
+        ),
     ],
 )
 def test_route_and_provider(host: str, path: str, api: str, provider: str, model: str | None) -> None:
@@ -431,7 +446,16 @@ def test_route_and_provider(host: str, path: str, api: str, provider: str, model
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/models", "/v1/messages/count_tokens", "/v1/files", "/v1beta/models/x:countTokens", "/"]
+    "path",
+    [
+        "/v1/models",
+        "/v1/messages/count_tokens",
+        "/v1/files",
+        "/v1beta/models/x:countTokens",
+        "/",
+        "/v1/projects/p/locations/us-east5/publishers/anthropic/models/count-tokens:rawPredict",
+        "/v1/projects/p/locations/us-east5/publishers/meta/models/llama-4:rawPredict",
+    ],
 )
 def test_route_ignores_other_paths(path: str) -> None:
     assert route(path) is None

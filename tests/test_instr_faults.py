@@ -95,12 +95,14 @@ class Canned:
 
     def __init__(self) -> None:
         self.status, self.content_type, self.chunks, self.cut = 200, "application/json", [b"{}"], False
+        self.paths: list[str] = []  # the path (with query) of each POST received
         canned = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
+                canned.paths.append(self.path)
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 self.send_response(canned.status)
                 self.send_header("Content-Type", canned.content_type)

@@ -708,6 +708,52 @@ def test_openai_audio_output_is_a_blob_part_with_its_transcript(
     assert out["parts"] == [expected]
 
 
+def test_anthropic_on_vertex_ai(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """``AnthropicVertex`` posts Messages bodies without ``model`` to
+    ``…/publishers/anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` for a stream): one
+    GenAI span each, provider ``gcp.vertex_ai``, the model from the path. They had no span."""
+    client = anthropic.AnthropicVertex(
+        region="us-east5", project_id="p", access_token="t", base_url=canned.base_url, max_retries=0
+    )
+    model = "claude-sonnet-4@20250514"
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "stop_sequence": None,
+        "content": [{"type": "text", "text": "Yes."}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 5, "output_tokens": 2},
+    }  # fmt: skip
+    canned.set([json.dumps(message).encode()])
+    ask: Any = {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "Tea?"}]}
+    assert client.messages.create(**ask).content[0].text == "Yes."  # type: ignore[union-attr]
+    assert canned.paths[-1].endswith(f"/publishers/anthropic/models/{model}:rawPredict")
+    a = one(spans)
+    assert (a[ga.GEN_AI_PROVIDER_NAME], a[ga.GEN_AI_REQUEST_MODEL], a[ga.GEN_AI_RESPONSE_MODEL]) == (
+        "gcp.vertex_ai",
+        model,
+        model,
+    )
+    assert a[ga.GEN_AI_REQUEST_STREAM] is False and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
+
+    spans.clear()
+    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}
+    events: list[Any] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Yes."}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+        {"type": "message_stop"},
+    ]
+    canned.set([sse(e["type"], e) for e in events], "text/event-stream")
+    with client.messages.stream(**ask) as stream:
+        assert "".join(stream.text_stream) == "Yes."
+    assert canned.paths[-1].endswith(":streamRawPredict")
+    a = one(spans)
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai" and a[ga.GEN_AI_REQUEST_STREAM] is True
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+
+
 # ------------------------------------------------------------------------------ server tools
 
 _SEARCH_RESULTS: Any = [
