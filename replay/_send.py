@@ -1,8 +1,10 @@
 """Sending one replayed request: credentials from the environment, safety check, retries.
 
 Credentials come from the environment only, never from the trace (which holds none):
-:data:`CREDENTIALS` maps ``gen_ai.provider.name`` to the variable and header; anything else,
-including OpenAI-compatible servers, uses ``OPENAI_API_KEY`` as a Bearer token.
+:data:`CREDENTIALS` maps ``gen_ai.provider.name`` to the variable and header (each provider its
+own: a Groq or Vertex AI call never gets ``OPENAI_API_KEY``); any other provider, including
+OpenAI-compatible servers at unknown hosts (recorded as ``openai``), uses ``OPENAI_API_KEY`` as a
+Bearer token.
 """
 
 from __future__ import annotations
@@ -21,23 +23,37 @@ from ._safety import RetryPolicy, UnsafeHostError, check_url, parse_retry_after
 __all__ = ["CREDENTIALS", "SendOutcome", "auth_headers", "send_request"]
 
 #: provider (``gen_ai.provider.name``) → (environment variable, header, value prefix).
+_P = GenAiProviderNameValues
+#: ``gen_ai.provider.name`` → (environment variable, header, value prefix): each provider's own
+#: key, under the variable its SDK reads. Vertex AI takes an OAuth access token
+#: (``gcloud auth print-access-token``).
 CREDENTIALS: Mapping[str, tuple[str, str, str]] = {
-    GenAiProviderNameValues.OPENAI.value: ("OPENAI_API_KEY", "Authorization", "Bearer "),
-    GenAiProviderNameValues.ANTHROPIC.value: ("ANTHROPIC_API_KEY", "x-api-key", ""),
-    GenAiProviderNameValues.AZURE_AI_OPENAI.value: ("AZURE_OPENAI_API_KEY", "api-key", ""),
-    GenAiProviderNameValues.GCP_GEMINI.value: ("GEMINI_API_KEY", "x-goog-api-key", ""),
+    _P.OPENAI.value: ("OPENAI_API_KEY", "Authorization", "Bearer "),
+    _P.ANTHROPIC.value: ("ANTHROPIC_API_KEY", "x-api-key", ""),
+    _P.AZURE_AI_OPENAI.value: ("AZURE_OPENAI_API_KEY", "api-key", ""),
+    _P.AZURE_AI_INFERENCE.value: ("AZURE_INFERENCE_CREDENTIAL", "api-key", ""),
+    _P.GCP_GEMINI.value: ("GEMINI_API_KEY", "x-goog-api-key", ""),
+    _P.GCP_VERTEX_AI.value: ("GOOGLE_OAUTH_ACCESS_TOKEN", "Authorization", "Bearer "),
+    _P.GROQ.value: ("GROQ_API_KEY", "Authorization", "Bearer "),
+    _P.DEEPSEEK.value: ("DEEPSEEK_API_KEY", "Authorization", "Bearer "),
+    _P.MISTRAL_AI.value: ("MISTRAL_API_KEY", "Authorization", "Bearer "),
+    _P.X_AI.value: ("XAI_API_KEY", "Authorization", "Bearer "),
+    _P.PERPLEXITY.value: ("PERPLEXITY_API_KEY", "Authorization", "Bearer "),
+    _P.COHERE.value: ("CO_API_KEY", "Authorization", "Bearer "),
+    "openrouter": ("OPENROUTER_API_KEY", "Authorization", "Bearer "),
+    "together_ai": ("TOGETHER_API_KEY", "Authorization", "Bearer "),
+    "fireworks_ai": ("FIREWORKS_API_KEY", "Authorization", "Bearer "),
+    "cerebras": ("CEREBRAS_API_KEY", "Authorization", "Bearer "),
 }
 #: Headers a provider requires besides the credential (never recorded: headers are not stored).
 _EXTRA_HEADERS: Mapping[str, Mapping[str, str]] = {
-    GenAiProviderNameValues.ANTHROPIC.value: {"anthropic-version": "2023-06-01"},
+    _P.ANTHROPIC.value: {"anthropic-version": "2023-06-01"},
 }
 
 
 def auth_headers(provider: str | None, environ: Mapping[str, str]) -> dict[str, str]:
     """The credential header (and required provider headers) for ``provider`` from ``environ``."""
-    key = (
-        provider if provider is not None and provider in CREDENTIALS else GenAiProviderNameValues.OPENAI.value
-    )
+    key = provider if provider is not None and provider in CREDENTIALS else _P.OPENAI.value
     env_var, header, prefix = CREDENTIALS[key]
     headers = dict(_EXTRA_HEADERS.get(key, {}))
     secret = environ.get(env_var)
