@@ -33,6 +33,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from spanreel._attributes import (
+    NO_FINISH_REASON,
     SPANREEL_CONTENT_TRUNCATED,
     SPANREEL_COST_USD,
     SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
@@ -308,6 +309,7 @@ class LLMCall:
         if parsed is not None:
             attrs.update(parsed.attributes)
             if parsed.content:
+                _require_finish_reasons(parsed.content)
                 policy = settings.policy
                 _put_content(attrs, parsed.content, policy, truncated)
         if truncated:
@@ -344,6 +346,14 @@ class LLMCall:
         metrics = settings.metrics
         if metrics is not None:
             metrics.record({**self._start_attrs, **attrs}, time.monotonic() - self._start, error_type)
+
+
+def _require_finish_reasons(content: Content) -> None:
+    messages = content.get(ga.GEN_AI_OUTPUT_MESSAGES)
+    if isinstance(messages, list):
+        for message in messages:
+            if isinstance(message, dict) and not message.get("finish_reason"):
+                message["finish_reason"] = NO_FINISH_REASON
 
 
 def _put_content(

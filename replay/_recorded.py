@@ -38,6 +38,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
 from spanreel._attributes import (
+    NO_FINISH_REASON,
     SPANREEL_CONTENT_TRUNCATED,
     SPANREEL_REQUEST_BODY,
     SPANREEL_REQUEST_BODY_MODIFIED,
@@ -400,9 +401,12 @@ _TO_ANTHROPIC_STOP = {
 
 
 def _finish_reason(ex: RecordedExchange, choice: int, message: Mapping[str, Any]) -> str | None:
+    recorded = ex.finish_reasons[choice] if choice < len(ex.finish_reasons) else None
     reason = message.get("finish_reason")
-    if not isinstance(reason, str) or not reason:
-        reason = ex.finish_reasons[choice] if choice < len(ex.finish_reasons) else None
+    if not isinstance(reason, str) or not reason or (reason == NO_FINISH_REASON and not recorded):
+        # NO_FINISH_REASON without a recorded gen_ai.response.finish_reasons stands for none
+        # (a stream cut off): served as none.
+        return recorded or None
     return reason
 
 

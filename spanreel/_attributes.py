@@ -42,3 +42,9 @@ USER_ID: Final = _semconv_user.USER_ID
 SPANREEL_SESSION_NAME: Final = "spanreel.session.name"
 #: Baggage / attribute key for the Helicone-style session path, e.g. ``/debate/round-2``.
 SPANREEL_SESSION_PATH: Final = "spanreel.session.path"
+
+#: The ``finish_reason`` of an output message (``gen_ai.output.messages``) whose provider gave none
+#: (a stream cut off, failed or abandoned): the GenAI conventions' output message schema requires
+#: one, and ``error`` is what opentelemetry-instrumentation-openai-v2 writes then.
+#: ``gen_ai.response.finish_reasons`` keeps only what the provider sent.
+NO_FINISH_REASON: Final = "error"

@@ -202,7 +202,10 @@ def test_anthropic_stream_cut_by_an_error_event_has_no_placeholder_output_count(
     assert span.status.status_code == StatusCode.ERROR and a["error.type"] == "overloaded_error"
     assert ga.GEN_AI_USAGE_OUTPUT_TOKENS not in a
     assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 113
-    assert "Let me check." in a[ga.GEN_AI_OUTPUT_MESSAGES]
+    (message,) = json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])
+    assert "Let me check." in json.dumps(message["parts"])
+    # The schema requires a finish reason; the provider sent none: "error", as openai-v2 writes.
+    assert message["finish_reason"] == "error" and ga.GEN_AI_RESPONSE_FINISH_REASONS not in a
 
 
 # ------------------------------------------------------------------------------ HTTP errors

@@ -236,6 +236,30 @@ def test_repeated_requests_are_answered_in_recorded_order_then_the_last_repeats(
     ] * 2
 
 
+def test_a_stream_recorded_without_finish_reason_is_served_without_one() -> None:
+    """A stream cut off before its finish reason is recorded with the schema's required
+    ``finish_reason`` as ``error`` and no ``gen_ai.response.finish_reasons``: served as none, as
+    the provider sent; a recorded ``error`` finish reason (the attribute has it) is served."""
+    cut = [{"role": "assistant", "parts": [{"type": "text", "content": "Half"}], "finish_reason": "error"}]
+    body = {"model": "m", "messages": [{"role": "user", "content": "Tell me"}]}
+    spans = [
+        _openai_span("1", body, "", **{ga.GEN_AI_OUTPUT_MESSAGES: json.dumps(cut)}),
+        _openai_span(
+            "2",
+            {**body, "model": "n"},
+            "",
+            **{ga.GEN_AI_OUTPUT_MESSAGES: json.dumps(cut), ga.GEN_AI_RESPONSE_FINISH_REASONS: ["error"]},
+        ),
+    ]
+    exchanges, _ = exchanges_from_spans(spans)
+    with RecordedServer(exchanges) as server:
+        client = openai.OpenAI(base_url=server.openai_base_url, api_key="x", max_retries=0)
+        first = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Tell me"}])
+        second = client.chat.completions.create(model="n", messages=[{"role": "user", "content": "Tell me"}])
+    assert first.choices[0].message.content == "Half" and first.choices[0].finish_reason is None
+    assert second.choices[0].finish_reason == "error"
+
+
 def test_json_differences_and_closest_ranking() -> None:
     user = {"role": "user", "content": "What is a monad, in one line?"}
     recorded = {
