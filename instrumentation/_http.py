@@ -131,7 +131,8 @@ def make_decoder(content_encoding: str) -> Decoder | None:
 
     Returns a function ``bytes -> bytes`` fed the raw body chunk by chunk (``identity``/empty →
     pass-through; ``gzip``/``x-gzip``/``deflate`` via :mod:`zlib`; ``br`` and ``zstd`` with the
-    modules httpx/httpx2 decode them with, when installed — the clients only ask for these
+    modules httpx/httpx2 decode them with — ``brotli``/``brotlicffi``, ``backports.zstd`` /
+    ``compression.zstd`` or ``zstandard`` — when installed: the clients only ask for these
     encodings then; applied in reverse order of a comma-separated list). Returns ``None`` for
     encodings it cannot decode: the caller then skips parsing the body, never the body itself.
     """
@@ -150,8 +151,8 @@ def make_decoder(content_encoding: str) -> Decoder | None:
             decompressor = _brotli().Decompressor()
             # ``brotli`` names the method ``process``, ``brotlicffi`` ``decompress``
             steps.append(getattr(decompressor, "process", None) or decompressor.decompress)
-        elif coding == "zstd" and _zstd() is not None:
-            steps.append(_ZstdDecoder(_zstd()))
+        elif coding == "zstd" and (zstd := _zstd()) is not None:
+            steps.append(_ZstdDecoder(zstd))
         else:
             return None
     if not steps:
@@ -205,24 +206,33 @@ def _brotli() -> Any:
 
 
 @functools.cache
-def _zstd() -> Any:
-    """The module httpx2 uses for ``zstd`` (``compression.zstd`` from Python 3.14, else
-    ``backports.zstd``), or ``None``."""
-    return _optional_module("compression.zstd", "backports.zstd")
+def _zstd() -> Callable[[], Any] | None:
+    """A factory of incremental ``zstd`` decompressors from the module httpx2 uses
+    (``compression.zstd`` from Python 3.14, else ``backports.zstd``) or the one httpx uses
+    (``zstandard``), or ``None`` when none is installed. A decompressor has ``decompress(data)``,
+    ``eof`` and ``unused_data``."""
+    module = _optional_module("compression.zstd", "backports.zstd")
+    if module is not None:
+        factory: Callable[[], Any] = module.ZstdDecompressor
+        return factory
+    zstandard = _optional_module("zstandard")
+    if zstandard is not None:
+        return lambda: zstandard.ZstdDecompressor().decompressobj()
+    return None
 
 
 class _ZstdDecoder:
     """``zstd``, incrementally; a body may hold several frames, one after the other."""
 
-    def __init__(self, module: Any) -> None:
-        self._module = module
-        self._obj = module.ZstdDecompressor()
+    def __init__(self, new_decompressor: Callable[[], Any]) -> None:
+        self._new = new_decompressor
+        self._obj = new_decompressor()
 
     def __call__(self, data: bytes) -> bytes:
         out: list[bytes] = []
         while data:
             if self._obj.eof:  # the previous frame is complete: the next one starts here
-                self._obj = self._module.ZstdDecompressor()
+                self._obj = self._new()
             out.append(self._obj.decompress(data))
             data = self._obj.unused_data if self._obj.eof else b""
         return b"".join(out)

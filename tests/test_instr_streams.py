@@ -529,6 +529,37 @@ def test_decoder_any_split(coding: str) -> None:
         assert decode(body[:cut]) + decode(body[cut:]) == b"".join(texts), cut
 
 
+def test_zstd_decoded_with_zstandard_alone(
+    spans: InMemorySpanExporter, compressing: Compressing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx decodes ``zstd`` with ``zstandard`` (``httpx[zstd]``): in an app that has only that
+    module, a zstd answer is still read (the span had no response attributes), frame boundaries
+    included."""
+    import zstandard
+    from backports import zstd  # type: ignore[import-not-found,unused-ignore]
+
+    from spanreel.instrumentation import _http
+
+    monkeypatch.setattr(_http, "_zstd", lambda: lambda: zstandard.ZstdDecompressor().decompressobj())
+    texts = [b'data: {"a": 1}\n\n', b'data: {"b": 2}\n\n']
+    body = b"".join(zstd.compress(t) for t in texts)  # two frames
+    for cut in range(1, len(body)):
+        decode = make_decoder("zstd")
+        assert decode is not None
+        assert decode(body[:cut]) + decode(body[cut:]) == b"".join(texts), cut
+
+    compressing.pieces, compressing.content_type = [json.dumps(CHAT_ANSWER).encode()], "application/json"
+    compressing.codings = []
+    r = httpx.post(
+        compressing.base_url + "/chat/completions",
+        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Tea?"}]},
+        headers={"Accept-Encoding": "zstd"},
+    )
+    assert r.json() == CHAT_ANSWER and compressing.codings == ["zstd"]
+    a = one(spans)
+    assert a[ga.GEN_AI_RESPONSE_ID] == "chatcmpl-br" and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 3
+
+
 def test_responses_stream_that_fails_keeps_the_text_streamed_before(
     spans: InMemorySpanExporter, canned: Canned
 ) -> None:
