@@ -18,6 +18,7 @@ are also given separately. Finish reasons are Anthropic's ``stop_reason`` values
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -335,3 +336,14 @@ MESSAGES = Api(
     provider=PROVIDER,
 )
 """Anthropic Messages (``POST …/v1/messages``), also Anthropic-compatible servers."""
+
+
+BEDROCK_MESSAGES = dataclasses.replace(
+    MESSAGES,
+    # AnthropicBedrock always sends anthropic_version; other Bedrock models' bodies differ
+    # (Amazon Nova's also has a messages list).
+    accepts=lambda body: isinstance(body.get("messages"), list) and "anthropic_version" in body,
+    provider=ga.GenAiProviderNameValues.AWS_BEDROCK.value,
+)
+"""Anthropic Messages on Amazon Bedrock (``…/model/{modelId}/invoke`` and
+``…/invoke-with-response-stream``, an AWS event stream: :mod:`._eventstream`)."""

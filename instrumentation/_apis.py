@@ -9,15 +9,17 @@
 | ``…/messages``                                      | ``messages`` list | Anthropic Messages       |
 | ``…/models/{model}:generateContent`` / ``:streamGenerateContent`` | ``contents`` | Gemini          |
 | ``…/publishers/anthropic/models/{m}:rawPredict`` / ``:streamRawPredict`` | ``messages`` | Anthropic |
+| ``…/model/{id}/invoke`` / ``/invoke-with-response-stream`` | + ``anthropic_version`` | Anthropic |
 
 Azure OpenAI's ``/openai/deployments/{deployment}/…`` paths are the OpenAI ones under a prefix;
-the deployment stands in for a missing ``model``. ``gen_ai.provider.name`` comes from the host
-where it is known (:func:`~._http.provider_for_host`), else from the path (Azure deployments, or
-any ``/openai/…`` path with an ``api-version`` query, such as Azure's ``/openai/responses`` →
-``azure.ai.openai``, also behind a custom domain or proxy; a Vertex AI model path
-``…/locations/{region}/publishers/{publisher}/models/…`` → ``gcp.vertex_ai``), else the API's own provider
-(``anthropic``, ``gcp.gemini``), else ``openai`` (an OpenAI-compatible server: vLLM, Ollama,
-LiteLLM, a proxy…).
+the deployment stands in for a missing ``model``; Vertex AI and Bedrock paths name the model too.
+``gen_ai.provider.name`` comes from the host where it is known
+(:func:`~._http.provider_for_host`), else from the path (Azure deployments, or any ``/openai/…``
+path with an ``api-version`` query, such as Azure's ``/openai/responses`` → ``azure.ai.openai``,
+also behind a custom domain or proxy; a Vertex AI model path
+``…/locations/{region}/publishers/{publisher}/models/…`` → ``gcp.vertex_ai``), else the API's own
+provider (``anthropic``, ``aws.bedrock`` for Bedrock's paths, ``gcp.gemini``), else ``openai``
+(an OpenAI-compatible server: vLLM, Ollama, LiteLLM, a proxy…).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import NamedTuple
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 
-from ._anthropic import MESSAGES
+from ._anthropic import BEDROCK_MESSAGES, MESSAGES
 from ._common import Api
 from ._gemini import GENERATE_CONTENT
 from ._http import host_provider
@@ -49,6 +51,8 @@ _SUFFIXES: tuple[tuple[str, Api], ...] = (
 _GEMINI_METHODS = {"generateContent": False, "streamGenerateContent": True}
 #: Vertex AI's methods for a partner model: Anthropic Messages bodies (the model in the path).
 _RAW_PREDICT_METHODS = {"rawPredict": False, "streamRawPredict": True}
+#: Amazon Bedrock's InvokeModel paths (``…/model/{modelId}{suffix}``) → streamed.
+_BEDROCK_SUFFIXES = (("/invoke", False), ("/invoke-with-response-stream", True))
 
 
 class Route(NamedTuple):
@@ -67,6 +71,11 @@ def route(path: str) -> Route | None:
     for suffix, api in _SUFFIXES:
         if path.endswith(suffix):
             return Route(api, _deployment(path), False)
+    for suffix, streamed in _BEDROCK_SUFFIXES:
+        if path.endswith(suffix):
+            at = path.find("/model/")
+            model_id = path[at + len("/model/") : -len(suffix)] if at >= 0 else ""
+            return Route(BEDROCK_MESSAGES, model_id, streamed) if model_id else None
     last = path.rpartition("/")[2]
     if ":" in last:
         model, _, method = last.partition(":")

@@ -58,6 +58,8 @@ from ._common import (
 from ._content import ContentPolicy
 from ._context import SESSION_BAGGAGE_KEYS, TRACER_NAME, current_replay
 from ._cost import cost_usd, warm_up
+from ._eventstream import CONTENT_TYPE as EVENT_STREAM
+from ._eventstream import EventStreamDecoder, make_event_stream_decoder
 from ._http import Decoder, default_port, make_decoder, sanitize_url
 from ._metrics import GenAIMetrics
 from ._sse import SSEDecoder
@@ -159,7 +161,7 @@ class LLMCall:
         self._ended = False
         self._parse_ok = False
         self._decoder: Decoder | None = None
-        self._sse: SSEDecoder | None = None
+        self._sse: SSEDecoder | EventStreamDecoder | None = None
         self._acc: StreamAccumulator | None = None
         self._buffer: list[bytes] = []
         self._size = 0
@@ -195,6 +197,11 @@ class LLMCall:
                 return  # an encoding we cannot decode: pass the body through unparsed
             if content_type[:17].lower() == "text/event-stream":
                 self._sse = SSEDecoder()
+                self._acc = self._api.stream()
+            elif content_type[: len(EVENT_STREAM)].lower() == EVENT_STREAM:  # Amazon Bedrock
+                self._sse = make_event_stream_decoder()
+                if self._sse is None:
+                    return  # botocore is not installed: pass the body through unparsed
                 self._acc = self._api.stream()
             self._parse_ok = True
         except Exception:

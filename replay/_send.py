@@ -2,7 +2,8 @@
 
 Credentials come from the environment only, never from the trace (which holds none):
 :data:`CREDENTIALS` maps ``gen_ai.provider.name`` to the variable and header (each provider its
-own: a Groq or Vertex AI call never gets ``OPENAI_API_KEY``); any other provider, including
+own: a Groq or Vertex AI call never gets ``OPENAI_API_KEY``; a provider of the semantic
+conventions' list without an entry, such as ``aws.bedrock``, gets none); any other provider, including
 OpenAI-compatible servers at unknown hosts (recorded as ``openai``), uses ``OPENAI_API_KEY`` as a
 Bearer token.
 """
@@ -45,6 +46,10 @@ CREDENTIALS: Mapping[str, tuple[str, str, str]] = {
     "fireworks_ai": ("FIREWORKS_API_KEY", "Authorization", "Bearer "),
     "cerebras": ("CEREBRAS_API_KEY", "Authorization", "Bearer "),
 }
+#: Named providers (the semconv list) whose requests replay cannot authenticate with a key from
+#: the environment (Amazon Bedrock signs each request, AWS SigV4): sent without a credential, so
+#: the provider's own error says what is missing; never with another provider's key.
+_NO_KEY = frozenset(p.value for p in _P) - set(CREDENTIALS)
 #: Headers a provider requires besides the credential (never recorded: headers are not stored).
 _EXTRA_HEADERS: Mapping[str, Mapping[str, str]] = {
     _P.ANTHROPIC.value: {"anthropic-version": "2023-06-01"},
@@ -53,6 +58,8 @@ _EXTRA_HEADERS: Mapping[str, Mapping[str, str]] = {
 
 def auth_headers(provider: str | None, environ: Mapping[str, str]) -> dict[str, str]:
     """The credential header (and required provider headers) for ``provider`` from ``environ``."""
+    if provider in _NO_KEY:
+        return {}
     key = provider if provider is not None and provider in CREDENTIALS else _P.OPENAI.value
     env_var, header, prefix = CREDENTIALS[key]
     headers = dict(_EXTRA_HEADERS.get(key, {}))

@@ -436,6 +436,21 @@ def test_gemini_function_call_non_streamed(spans: InMemorySpanExporter, server: 
             "gcp.vertex_ai",
             "claude-haiku-4-5",
         ),
+        # Anthropic on Amazon Bedrock (AnthropicBedrock): the model id in the path
+        (
+            "bedrock-runtime.us-east-1.amazonaws.com",
+            "/model/anthropic.claude-sonnet-4-20250514-v1:0/invoke",
+            "anthropic.messages",
+            "aws.bedrock",
+            "anthropic.claude-sonnet-4-20250514-v1:0",
+        ),
+        (
+            "bedrock-runtime.eu-west-1.amazonaws.com",
+            "/model/eu.anthropic.claude-haiku-4-5-20251001-v1:0/invoke-with-response-stream",
+            "anthropic.messages",
+            "aws.bedrock",
+            "eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+        ),
     ],
 )
 def test_route_and_provider(host: str, path: str, api: str, provider: str, model: str | None) -> None:
@@ -459,6 +474,17 @@ def test_route_and_provider(host: str, path: str, api: str, provider: str, model
 )
 def test_route_ignores_other_paths(path: str) -> None:
     assert route(path) is None
+
+
+def test_bedrock_takes_only_anthropic_bodies() -> None:
+    """Bedrock's invoke paths serve every model; only Anthropic's bodies (``anthropic_version``)
+    are Anthropic Messages: Amazon Nova's, which also has a ``messages`` list, is passed through."""
+    found = route("/model/amazon.nova-pro-v1:0/invoke")
+    assert found is not None
+    nova = {"schemaVersion": "messages-v1", "messages": [{"role": "user", "content": [{"text": "Hi"}]}]}
+    claude = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 9, "messages": nova["messages"]}
+    assert not found.api.accepts(nova) and found.api.accepts(claude)
+    assert route("/model/invoke") is None
 
 
 def test_assistants_thread_messages_are_not_anthropic(

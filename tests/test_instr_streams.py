@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -786,6 +789,96 @@ def test_anthropic_on_vertex_ai(spans: InMemorySpanExporter, canned: Canned) -> 
     assert a[ga.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai" and a[ga.GEN_AI_REQUEST_STREAM] is True
     assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
     assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+
+
+def _aws_event_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One AWS event stream message (prelude, string headers, payload, CRC32s), as Bedrock sends."""
+    encoded = b"".join(
+        bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+        for k, v in headers.items()
+    )
+    prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def _bedrock_chunk(event: Any) -> bytes:
+    payload = json.dumps({"bytes": base64.b64encode(json.dumps(event).encode()).decode(), "p": "abcd"})
+    headers = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
+    return _aws_event_message(headers, payload.encode())
+
+
+def test_anthropic_on_bedrock(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """``AnthropicBedrock`` posts Messages bodies (``anthropic_version``, no ``model``) to
+    ``…/model/{modelId}/invoke``, and for a stream to ``…/invoke-with-response-stream``, whose
+    answer is an AWS event stream (binary frames holding base64 event JSON): one GenAI span each,
+    provider ``aws.bedrock``, the model from the path, the stream assembled; a ``throttlingException``
+    frame fails the span. They had no span."""
+    client = anthropic.AnthropicBedrock(
+        aws_access_key="AKIDEXAMPLE",
+        aws_secret_key="secret",
+        aws_region="us-east-1",
+        base_url=canned.base_url,
+        max_retries=0,
+    )
+    model = "anthropic.claude-sonnet-4-20250514-v1:0"
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-20250514",
+        "stop_sequence": None, "content": [{"type": "text", "text": "Yes."}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 5, "output_tokens": 2},
+    }  # fmt: skip
+    canned.set([json.dumps(message).encode()])
+    ask: Any = {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "Tea?"}]}
+    assert client.messages.create(**ask).content[0].text == "Yes."  # type: ignore[union-attr]
+    assert canned.paths[-1].endswith(f"/model/{model}/invoke")
+    a = one(spans)
+    assert (a[ga.GEN_AI_PROVIDER_NAME], a[ga.GEN_AI_REQUEST_MODEL]) == ("aws.bedrock", model)
+    assert a[ga.GEN_AI_REQUEST_STREAM] is False and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
+
+    spans.clear()
+    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}
+    events: list[Any] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Ye"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "s."}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+        {"type": "message_stop"},
+    ]
+    frames = b"".join(_bedrock_chunk(e) for e in events)
+    # split anywhere, frames cut in the middle included
+    canned.set([frames[i : i + 37] for i in range(0, len(frames), 37)], "application/vnd.amazon.eventstream")
+    with client.messages.stream(**ask) as stream:
+        assert "".join(stream.text_stream) == "Yes."
+    assert canned.paths[-1].endswith(f"/model/{model}/invoke-with-response-stream")
+    (span,) = genai(spans)
+    a = dict(span.attributes or {})
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "aws.bedrock" and a[ga.GEN_AI_REQUEST_STREAM] is True
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",) and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert isinstance(a[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK], float)
+    assert span.status.status_code == StatusCode.UNSET
+
+    spans.clear()
+    throttled = _aws_event_message(
+        {
+            ":exception-type": "throttlingException",
+            ":content-type": "application/json",
+            ":message-type": "exception",
+        },
+        b'{"message": "Too many requests, please wait before trying again."}',
+    )
+    canned.set(
+        [b"".join(_bedrock_chunk(e) for e in events[:3]), throttled], "application/vnd.amazon.eventstream"
+    )
+    with pytest.raises(anthropic.APIStatusError), client.messages.stream(**ask) as stream:
+        stream.get_final_message()
+    (span,) = genai(spans)
+    a = dict(span.attributes or {})
+    assert span.status.status_code == StatusCode.ERROR and a[ERROR_TYPE] == "throttlingException"
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Ye"}]
 
 
 # ------------------------------------------------------------------------------ server tools

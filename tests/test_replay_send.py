@@ -26,6 +26,7 @@ ENV = {
         ("gcp.vertex_ai", {"Authorization": "Bearer ya29.token"}),
         ("together_ai", {}),  # its variable is unset: no credential at all, not OpenAI's key
         ("azure.ai.openai", {}),
+        ("aws.bedrock", {}),  # AWS signs requests: replay cannot, and sends no other key
     ],
 )
 def test_each_provider_gets_its_own_credential(provider: str | None, expected: dict[str, str]) -> None:
