@@ -23,28 +23,33 @@ from ._safety import RetryPolicy, UnsafeHostError, check_url, parse_retry_after
 
 __all__ = ["CREDENTIALS", "SendOutcome", "auth_headers", "send_request"]
 
-#: provider (``gen_ai.provider.name``) → (environment variable, header, value prefix).
 _P = GenAiProviderNameValues
+
+
+def _bearer(env_var: str) -> tuple[str, str, str]:
+    return env_var, "Authorization", "Bearer "
+
+
 #: ``gen_ai.provider.name`` → (environment variable, header, value prefix): each provider's own
 #: key, under the variable its SDK reads. Vertex AI takes an OAuth access token
 #: (``gcloud auth print-access-token``).
 CREDENTIALS: Mapping[str, tuple[str, str, str]] = {
-    _P.OPENAI.value: ("OPENAI_API_KEY", "Authorization", "Bearer "),
+    _P.OPENAI.value: _bearer("OPENAI_API_KEY"),
     _P.ANTHROPIC.value: ("ANTHROPIC_API_KEY", "x-api-key", ""),
     _P.AZURE_AI_OPENAI.value: ("AZURE_OPENAI_API_KEY", "api-key", ""),
     _P.AZURE_AI_INFERENCE.value: ("AZURE_INFERENCE_CREDENTIAL", "api-key", ""),
     _P.GCP_GEMINI.value: ("GEMINI_API_KEY", "x-goog-api-key", ""),
-    _P.GCP_VERTEX_AI.value: ("GOOGLE_OAUTH_ACCESS_TOKEN", "Authorization", "Bearer "),
-    _P.GROQ.value: ("GROQ_API_KEY", "Authorization", "Bearer "),
-    _P.DEEPSEEK.value: ("DEEPSEEK_API_KEY", "Authorization", "Bearer "),
-    _P.MISTRAL_AI.value: ("MISTRAL_API_KEY", "Authorization", "Bearer "),
-    _P.X_AI.value: ("XAI_API_KEY", "Authorization", "Bearer "),
-    _P.PERPLEXITY.value: ("PERPLEXITY_API_KEY", "Authorization", "Bearer "),
-    _P.COHERE.value: ("CO_API_KEY", "Authorization", "Bearer "),
-    "openrouter": ("OPENROUTER_API_KEY", "Authorization", "Bearer "),
-    "together_ai": ("TOGETHER_API_KEY", "Authorization", "Bearer "),
-    "fireworks_ai": ("FIREWORKS_API_KEY", "Authorization", "Bearer "),
-    "cerebras": ("CEREBRAS_API_KEY", "Authorization", "Bearer "),
+    _P.GCP_VERTEX_AI.value: _bearer("GOOGLE_OAUTH_ACCESS_TOKEN"),
+    _P.GROQ.value: _bearer("GROQ_API_KEY"),
+    _P.DEEPSEEK.value: _bearer("DEEPSEEK_API_KEY"),
+    _P.MISTRAL_AI.value: _bearer("MISTRAL_API_KEY"),
+    _P.X_AI.value: _bearer("XAI_API_KEY"),
+    _P.PERPLEXITY.value: _bearer("PERPLEXITY_API_KEY"),
+    _P.COHERE.value: _bearer("CO_API_KEY"),
+    "openrouter": _bearer("OPENROUTER_API_KEY"),
+    "together_ai": _bearer("TOGETHER_API_KEY"),
+    "fireworks_ai": _bearer("FIREWORKS_API_KEY"),
+    "cerebras": _bearer("CEREBRAS_API_KEY"),
 }
 #: Named providers (the semconv list) whose requests replay cannot authenticate with a key from
 #: the environment (Amazon Bedrock signs each request, AWS SigV4): sent without a credential, so

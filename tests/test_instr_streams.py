@@ -745,6 +745,41 @@ def test_openai_audio_output_is_a_blob_part_with_its_transcript(
     assert out["parts"] == [expected]
 
 
+def _anthropic_yes(model: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An Anthropic answer "Yes." from ``model``: the message object, and its stream's events (the
+    text in two deltas)."""
+    message = {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "stop_sequence": None,
+        "content": [{"type": "text", "text": "Yes."}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 5, "output_tokens": 2},
+    }  # fmt: skip
+    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Ye"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "s."}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+        {"type": "message_stop"},
+    ]
+    return message, events
+
+
+def _yes_span(spans: InMemorySpanExporter, provider: str, model: str, stream: bool) -> None:
+    """The one GenAI span of an :func:`_anthropic_yes` answer, streamed or not."""
+    (span,) = genai(spans)
+    a = dict(span.attributes or {})
+    assert (a[ga.GEN_AI_PROVIDER_NAME], a[ga.GEN_AI_REQUEST_MODEL]) == (provider, model)
+    assert a[ga.GEN_AI_REQUEST_STREAM] is stream and span.status.status_code == StatusCode.UNSET
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
+    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",) and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert (ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in a) is stream
+
+
+_ASK_TEA: Any = {"max_tokens": 50, "messages": [{"role": "user", "content": "Tea?"}]}
+
+
 def test_anthropic_on_vertex_ai(spans: InMemorySpanExporter, canned: Canned) -> None:
     """``AnthropicVertex`` posts Messages bodies without ``model`` to
     ``…/publishers/anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` for a stream): one
@@ -753,42 +788,18 @@ def test_anthropic_on_vertex_ai(spans: InMemorySpanExporter, canned: Canned) -> 
         region="us-east5", project_id="p", access_token="t", base_url=canned.base_url, max_retries=0
     )
     model = "claude-sonnet-4@20250514"
-    message = {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "stop_sequence": None,
-        "content": [{"type": "text", "text": "Yes."}], "stop_reason": "end_turn",
-        "usage": {"input_tokens": 5, "output_tokens": 2},
-    }  # fmt: skip
+    message, events = _anthropic_yes(model)
     canned.set([json.dumps(message).encode()])
-    ask: Any = {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "Tea?"}]}
-    assert client.messages.create(**ask).content[0].text == "Yes."  # type: ignore[union-attr]
+    assert client.messages.create(model=model, **_ASK_TEA).content[0].text == "Yes."  # type: ignore[union-attr]
     assert canned.paths[-1].endswith(f"/publishers/anthropic/models/{model}:rawPredict")
-    a = one(spans)
-    assert (a[ga.GEN_AI_PROVIDER_NAME], a[ga.GEN_AI_REQUEST_MODEL], a[ga.GEN_AI_RESPONSE_MODEL]) == (
-        "gcp.vertex_ai",
-        model,
-        model,
-    )
-    assert a[ga.GEN_AI_REQUEST_STREAM] is False and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
-    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
+    _yes_span(spans, "gcp.vertex_ai", model, stream=False)
 
     spans.clear()
-    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}
-    events: list[Any] = [
-        {"type": "message_start", "message": start},
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Yes."}},
-        {"type": "content_block_stop", "index": 0},
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
-        {"type": "message_stop"},
-    ]
     canned.set([sse(e["type"], e) for e in events], "text/event-stream")
-    with client.messages.stream(**ask) as stream:
+    with client.messages.stream(model=model, **_ASK_TEA) as stream:
         assert "".join(stream.text_stream) == "Yes."
-    assert canned.paths[-1].endswith(":streamRawPredict")
-    a = one(spans)
-    assert a[ga.GEN_AI_PROVIDER_NAME] == "gcp.vertex_ai" and a[ga.GEN_AI_REQUEST_STREAM] is True
-    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
-    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    assert canned.paths[-1].endswith(f"/publishers/anthropic/models/{model}:streamRawPredict")
+    _yes_span(spans, "gcp.vertex_ai", model, stream=True)
 
 
 def _aws_event_message(headers: dict[str, str], payload: bytes) -> bytes:
@@ -812,8 +823,8 @@ def test_anthropic_on_bedrock(spans: InMemorySpanExporter, canned: Canned) -> No
     """``AnthropicBedrock`` posts Messages bodies (``anthropic_version``, no ``model``) to
     ``…/model/{modelId}/invoke``, and for a stream to ``…/invoke-with-response-stream``, whose
     answer is an AWS event stream (binary frames holding base64 event JSON): one GenAI span each,
-    provider ``aws.bedrock``, the model from the path, the stream assembled; a ``throttlingException``
-    frame fails the span. They had no span."""
+    provider ``aws.bedrock``, the model from the path, the stream assembled; a
+    ``throttlingException`` frame fails the span. They had no span."""
     client = anthropic.AnthropicBedrock(
         aws_access_key="AKIDEXAMPLE",
         aws_secret_key="secret",
@@ -822,44 +833,20 @@ def test_anthropic_on_bedrock(spans: InMemorySpanExporter, canned: Canned) -> No
         max_retries=0,
     )
     model = "anthropic.claude-sonnet-4-20250514-v1:0"
-    message = {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-20250514",
-        "stop_sequence": None, "content": [{"type": "text", "text": "Yes."}], "stop_reason": "end_turn",
-        "usage": {"input_tokens": 5, "output_tokens": 2},
-    }  # fmt: skip
+    message, events = _anthropic_yes("claude-sonnet-4-20250514")
     canned.set([json.dumps(message).encode()])
-    ask: Any = {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": "Tea?"}]}
-    assert client.messages.create(**ask).content[0].text == "Yes."  # type: ignore[union-attr]
+    assert client.messages.create(model=model, **_ASK_TEA).content[0].text == "Yes."  # type: ignore[union-attr]
     assert canned.paths[-1].endswith(f"/model/{model}/invoke")
-    a = one(spans)
-    assert (a[ga.GEN_AI_PROVIDER_NAME], a[ga.GEN_AI_REQUEST_MODEL]) == ("aws.bedrock", model)
-    assert a[ga.GEN_AI_REQUEST_STREAM] is False and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
-    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
+    _yes_span(spans, "aws.bedrock", model, stream=False)
 
     spans.clear()
-    start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 5, "output_tokens": 1}}
-    events: list[Any] = [
-        {"type": "message_start", "message": start},
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Ye"}},
-        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "s."}},
-        {"type": "content_block_stop", "index": 0},
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
-        {"type": "message_stop"},
-    ]
     frames = b"".join(_bedrock_chunk(e) for e in events)
     # split anywhere, frames cut in the middle included
     canned.set([frames[i : i + 37] for i in range(0, len(frames), 37)], "application/vnd.amazon.eventstream")
-    with client.messages.stream(**ask) as stream:
+    with client.messages.stream(model=model, **_ASK_TEA) as stream:
         assert "".join(stream.text_stream) == "Yes."
     assert canned.paths[-1].endswith(f"/model/{model}/invoke-with-response-stream")
-    (span,) = genai(spans)
-    a = dict(span.attributes or {})
-    assert a[ga.GEN_AI_PROVIDER_NAME] == "aws.bedrock" and a[ga.GEN_AI_REQUEST_STREAM] is True
-    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Yes."}]
-    assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",) and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
-    assert isinstance(a[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK], float)
-    assert span.status.status_code == StatusCode.UNSET
+    _yes_span(spans, "aws.bedrock", model, stream=True)
 
     spans.clear()
     throttled = _aws_event_message(
@@ -873,7 +860,7 @@ def test_anthropic_on_bedrock(spans: InMemorySpanExporter, canned: Canned) -> No
     canned.set(
         [b"".join(_bedrock_chunk(e) for e in events[:3]), throttled], "application/vnd.amazon.eventstream"
     )
-    with pytest.raises(anthropic.APIStatusError), client.messages.stream(**ask) as stream:
+    with pytest.raises(anthropic.APIStatusError), client.messages.stream(model=model, **_ASK_TEA) as stream:
         stream.get_final_message()
     (span,) = genai(spans)
     a = dict(span.attributes or {})
@@ -887,6 +874,27 @@ _SEARCH_RESULTS: Any = [
     {"type": "web_search_result", "url": "https://tea.example/prices", "title": "Tea",
      "encrypted_content": "e1", "page_age": None}
 ]  # fmt: skip
+#: An Anthropic answer with a web search (a server tool), and the semconv parts it is recorded as
+#: (replay serves those parts back as these blocks: tests/test_replay_serve.py).
+WEB_SEARCH_BLOCKS: Any = [
+    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "tea price"}},
+    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": _SEARCH_RESULTS},
+    {"type": "text", "text": "About 3 USD."},
+]
+WEB_SEARCH_PARTS: Any = [
+    {
+        "type": "server_tool_call",
+        "id": "srvtoolu_1",
+        "name": "web_search",
+        "server_tool_call": {"type": "web_search", "arguments": {"query": "tea price"}},
+    },
+    {
+        "type": "server_tool_call_response",
+        "id": "srvtoolu_1",
+        "server_tool_call_response": {"type": "web_search", "content": _SEARCH_RESULTS},
+    },
+    {"type": "text", "content": "About 3 USD."},
+]
 
 
 def test_anthropic_server_tools_are_server_tool_call_parts(
@@ -897,35 +905,13 @@ def test_anthropic_server_tools_are_server_tool_call_parts(
     answer and when sent back as history: they were ``tool_call`` parts, as if the application had
     to run them (and a replay served them as ``tool_use`` blocks)."""
     client = anthropic.Anthropic(base_url=canned.base_url[:-3], api_key="k", max_retries=0)
-    blocks: Any = [
-        {
-            "type": "server_tool_use",
-            "id": "srvtoolu_1",
-            "name": "web_search",
-            "input": {"query": "tea price"},
-        },
-        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": _SEARCH_RESULTS},
-        {"type": "text", "text": "About 3 USD.", "citations": None},
-    ]
+    blocks = WEB_SEARCH_BLOCKS
     message = {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
         "content": blocks, "stop_reason": "end_turn", "stop_sequence": None,
         "usage": {"input_tokens": 9, "output_tokens": 7},
     }  # fmt: skip
-    expected = [
-        {
-            "type": "server_tool_call",
-            "id": "srvtoolu_1",
-            "name": "web_search",
-            "server_tool_call": {"type": "web_search", "arguments": {"query": "tea price"}},
-        },
-        {
-            "type": "server_tool_call_response",
-            "id": "srvtoolu_1",
-            "server_tool_call_response": {"type": "web_search", "content": _SEARCH_RESULTS},
-        },
-        {"type": "text", "content": "About 3 USD."},
-    ]
+    expected = WEB_SEARCH_PARTS
     tools: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
     ask: Any = {"model": "claude-sonnet-4-6", "max_tokens": 100, "tools": tools}
     canned.set([json.dumps(message).encode()])

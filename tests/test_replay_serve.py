@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import clean_env
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from test_instr_streams import WEB_SEARCH_BLOCKS, WEB_SEARCH_PARTS
 from test_replay_serve_support import (
     SESSION_ID,
     Recording,
@@ -539,23 +540,7 @@ def test_anthropic_server_tool_blocks_are_served_back() -> None:
     """A recorded answer with a server tool (Anthropic's web search: ``server_tool_use``, its
     ``web_search_tool_result``, then text) is served with those blocks, as JSON and as a stream;
     never as a ``tool_use`` the application would have to run."""
-    results = [
-        {"type": "web_search_result", "url": "https://tea.example", "title": "Tea", "encrypted_content": "e"}
-    ]
-    parts = [
-        {
-            "type": "server_tool_call",
-            "id": "srvtoolu_1",
-            "name": "web_search",
-            "server_tool_call": {"type": "web_search", "arguments": {"query": "tea price"}},
-        },
-        {
-            "type": "server_tool_call_response",
-            "id": "srvtoolu_1",
-            "server_tool_call_response": {"type": "web_search", "content": results},
-        },
-        {"type": "text", "content": "About 3 USD."},
-    ]
+    parts = WEB_SEARCH_PARTS
     body = {
         "model": "claude-sonnet-4",
         "max_tokens": 200,
@@ -578,16 +563,7 @@ def test_anthropic_server_tool_blocks_are_served_back() -> None:
     )
     exchanges, unservable = exchanges_from_spans([span])
     assert unservable == []
-    expected = [
-        {
-            "type": "server_tool_use",
-            "id": "srvtoolu_1",
-            "name": "web_search",
-            "input": {"query": "tea price"},
-        },
-        {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": results},
-        {"type": "text", "text": "About 3 USD."},
-    ]
+    expected = WEB_SEARCH_BLOCKS
     with RecordedServer(exchanges) as server:
         client = anthropic.Anthropic(base_url=server.anthropic_base_url, api_key="unused", max_retries=0)
         raw = client.messages.with_raw_response.create(**body).http_response.json()  # type: ignore[arg-type]
