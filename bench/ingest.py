@@ -74,8 +74,9 @@ def _kv(key: str, value: object) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
-def build_request(n_spans: int, seed: int) -> tuple[bytes, list[int]]:
-    """A serialized request of ``n_spans`` GenAI spans and the byte offsets of every trace id in it."""
+def build_request(n_spans: int, seed: int) -> tuple[bytes, list[int], list[int]]:
+    """A serialized request of ``n_spans`` GenAI spans, the byte offsets of every trace id in it,
+    and those of every span id (as ``span_id`` and as ``parent_span_id``)."""
     rnd = random.Random(seed)
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
@@ -147,18 +148,32 @@ def build_request(n_spans: int, seed: int) -> tuple[bytes, list[int]]:
         span.start_time_unix_nano = now + i * 1000
         span.end_time_unix_nano = span.start_time_unix_nano + 850_000_000
     payload = request.SerializeToString()
-    offsets: list[int] = []
-    for trace_id in trace_ids:
+    span_ids = [span.span_id for span in scope_spans.spans]
+    # Span ids are patched in their first 4 bytes: the other 4 must tell them apart.
+    assert len({span_id[4:] for span_id in span_ids}) == n_spans, "span ids must differ in their last 4 bytes"
+    trace_offsets = _offsets(payload, trace_ids)
+    assert len(trace_offsets) == n_spans, "every span's trace id must be patchable"
+    span_offsets = _offsets(payload, span_ids)
+    parents = sum(1 for span in scope_spans.spans if span.parent_span_id)
+    assert len(span_offsets) == n_spans + parents, "every span id and parent id must be patchable"
+    return payload, trace_offsets, span_offsets
+
+
+def _offsets(payload: bytes, needles: list[bytes]) -> list[int]:
+    found: list[int] = []
+    for needle in needles:
         start = 0
-        while (pos := payload.find(trace_id, start)) >= 0:
-            offsets.append(pos)
-            start = pos + 16
-    assert len(offsets) == n_spans, "every span's trace id must be patchable"
-    return payload, offsets
+        while (pos := payload.find(needle, start)) >= 0:
+            found.append(pos)
+            start = pos + len(needle)
+    return found
 
 
 class RequestFactory:
-    """Fresh requests from a few templates: each trace id's first 8 bytes become a new counter."""
+    """Fresh requests from a few templates: each trace id's first 8 bytes become a new counter, and
+    each span id's (parent ids alike) first 4 bytes its low 32 bits, so that no two requests share
+    a trace id or a span id (receivers that key spans by span id alone, as Phoenix does, would
+    drop repeats)."""
 
     def __init__(self, n_spans: int, templates: int = 4) -> None:
         self._templates = [build_request(n_spans, seed) for seed in range(templates)]
@@ -166,12 +181,14 @@ class RequestFactory:
         self.spans_per_request = n_spans
 
     def next(self) -> bytes:
-        template, offsets = self._templates[self._counter % len(self._templates)]
+        template, trace_offsets, span_offsets = self._templates[self._counter % len(self._templates)]
         self._counter += 1
         stamp = self._counter.to_bytes(8, "big")
         buf = bytearray(template)
-        for off in offsets:
+        for off in trace_offsets:
             buf[off : off + 8] = stamp
+        for off in span_offsets:
+            buf[off : off + 4] = stamp[4:]
         return bytes(buf)
 
     @property
