@@ -9,7 +9,9 @@ Request: ``contents`` (parts ``text``, ``inlineData``, ``fileData``, ``functionC
 ``frequencyPenalty``, ``responseMimeType``) → ``gen_ai.request.*``. The REST API accepts
 camelCase and snake_case field names; both are read.
 
-Response: ``candidates`` (one output message each, with its ``finishReason``),
+Response: ``candidates`` (one output message each, with its ``finishReason``; the code execution
+tool's ``executableCode`` / ``codeExecutionResult`` parts, which Google runs, as
+``server_tool_call`` / ``server_tool_call_response`` parts),
 ``usageMetadata`` (``promptTokenCount`` + ``toolUsePromptTokenCount`` → input, ``candidatesTokenCount`` +
 ``thoughtsTokenCount`` → output, ``cachedContentTokenCount``, ``thoughtsTokenCount``),
 ``modelVersion``, ``responseId``. A stream (``?alt=sse`` events, or a JSON array) is a sequence
@@ -32,6 +34,8 @@ from ._common import (
     error_type_from_body,
     integer,
     loads,
+    server_tool_call_part,
+    server_tool_call_response_part,
     set_integer,
     set_number,
     set_stop_sequences,
@@ -57,6 +61,9 @@ def _media(data: Mapping[str, Any]) -> dict[str, Any]:
     return {"modality": modality, "mime_type": mime}
 
 
+_CODE_EXECUTION = "code_execution"
+
+
 def _parts(parts: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for part in parts if isinstance(parts, list) else []:
@@ -72,7 +79,15 @@ def _parts(parts: Any) -> list[dict[str, Any]]:
         file_data = _get(part, "fileData", "file_data")
         call = _get(part, "functionCall", "function_call")
         response = _get(part, "functionResponse", "function_response")
-        if isinstance(inline, Mapping):
+        code = _get(part, "executableCode", "executable_code")
+        result = _get(part, "codeExecutionResult", "code_execution_result")
+        if isinstance(code, Mapping):  # Gemini's code execution tool: Google runs it
+            fields = {k: v for k, v in code.items() if k != "id"}
+            out.append(server_tool_call_part(code.get("id"), _CODE_EXECUTION, _CODE_EXECUTION, **fields))
+        elif isinstance(result, Mapping):
+            fields = {k: v for k, v in result.items() if k != "id"}
+            out.append(server_tool_call_response_part(result.get("id"), _CODE_EXECUTION, **fields))
+        elif isinstance(inline, Mapping):
             out.append({"type": "blob", **_media(inline), "content": inline.get("data")})
         elif isinstance(file_data, Mapping):
             out.append({"type": "uri", **_media(file_data), "uri": _get(file_data, "fileUri", "file_uri")})

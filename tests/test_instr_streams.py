@@ -332,14 +332,18 @@ def test_gemini_json_array_stream_error_element(spans: InMemorySpanExporter, can
 
 def test_gemini_tool_use_prompt_tokens_are_input(spans: InMemorySpanExporter, canned: Canned) -> None:
     """``toolUsePromptTokenCount`` (what Gemini's own tools, code execution or search, fed back to
-    the model) counts as input, so input + output make ``totalTokenCount``; a ``:generateContent``
+    the model) counts as input, so input + output make ``totalTokenCount``; the code execution
+    parts are ``server_tool_call`` / ``server_tool_call_response`` parts; a ``:generateContent``
     call records ``gen_ai.request.stream`` false (it was missing)."""
     usage = {
         "promptTokenCount": 10, "toolUsePromptTokenCount": 30, "candidatesTokenCount": 5,
         "thoughtsTokenCount": 2, "totalTokenCount": 47,
     }  # fmt: skip
+    code = {"language": "PYTHON", "code": "print(6 * 7)"}
+    result = {"outcome": "OUTCOME_OK", "output": "42\n"}
+    parts = [{"executableCode": code}, {"codeExecutionResult": result}, {"text": "42"}]
     answer = {
-        "candidates": [{"content": {"role": "model", "parts": [{"text": "42"}]}, "finishReason": "STOP"}],
+        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}],
         "usageMetadata": usage,
         "modelVersion": "gemini-2.5-flash",
     }
@@ -352,6 +356,20 @@ def test_gemini_tool_use_prompt_tokens_are_input(spans: InMemorySpanExporter, ca
     assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 40 and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 7
     assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] + a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == usage["totalTokenCount"]
     assert a[ga.GEN_AI_REQUEST_STREAM] is False
+    assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [
+        {
+            "type": "server_tool_call",
+            "id": None,
+            "name": "code_execution",
+            "server_tool_call": {"type": "code_execution", **code},
+        },
+        {
+            "type": "server_tool_call_response",
+            "id": None,
+            "server_tool_call_response": {"type": "code_execution", **result},
+        },
+        {"type": "text", "content": "42"},
+    ]
 
 
 @pytest.mark.parametrize(
