@@ -136,6 +136,7 @@ class LLMCall:
         "_status_code",
         "_stream",
         "_truncated",
+        "_ttfc",
     )
 
     def __init__(
@@ -170,6 +171,7 @@ class LLMCall:
         self._first_chunk_seen = False
         self._pending: list[bytes] = []
         self._pending_size = 0
+        self._ttfc: float | None = None
 
     @property
     def span(self) -> trace.Span:
@@ -256,7 +258,13 @@ class LLMCall:
     def _first_chunk(self, arrived: float | None) -> None:
         self._first_chunk_seen = True
         at = time.monotonic() if arrived is None else arrived
-        self._span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, max(0.0, at - self._start))
+        ttfc = max(0.0, at - self._start)
+        if self._owned:
+            # Set with the end attributes, first (the span's attribute order is unchanged): one
+            # SDK call fewer. An adopted span is its owner's to end, maybe before finish().
+            self._ttfc = ttfc
+        else:
+            self._span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttfc)
 
     def finish(self, exc: BaseException | None = None) -> None:
         """End the span once: apply what the body said; ``exc`` (a transport or stream error,
@@ -270,6 +278,11 @@ class LLMCall:
             self._record(exc)
         except Exception:
             log_once("finish", "spanreel: could not record the LLM response on the span")
+            if self._ttfc is not None:
+                try:
+                    span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, self._ttfc)
+                except Exception:
+                    log_once("ttfc", "spanreel: could not record the time to first chunk")
         finally:
             self._buffer = []
             if self._owned:
@@ -312,6 +325,8 @@ class LLMCall:
         settings = self._settings
         parsed, error_type, message = self._parse() if self._parse_ok else (None, None, None)
         attrs: Attributes = {}
+        if self._ttfc is not None:  # the first chunk came before the body was parsed
+            attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttfc
         truncated = list(self._truncated)
         if parsed is not None:
             attrs.update(parsed.attributes)
@@ -348,6 +363,7 @@ class LLMCall:
             attrs[ERROR_TYPE] = error_type
         if attrs:
             span.set_attributes(attrs)
+        self._ttfc = None
         if self._owned and status is not None:
             span.set_status(status)
         metrics = settings.metrics
