@@ -32,6 +32,7 @@ import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
@@ -88,6 +89,7 @@ _exact: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[ModelPrice, float | 
 #: one unconditional price (no start dates, no time-of-day prices): priced without the clock.
 _constant: dict[tuple[int, str, str, tuple[str, ...]], tuple[DataSnapshot, _Affine]] = {}
 _warm_started = False
+_data_snapshot: ModuleType | None = None
 
 
 class _Affine:
@@ -158,12 +160,24 @@ def cost_usd(provider: str | None, model: str | None, usage: Mapping[str, Any]) 
         return None
 
 
+def _snapshots() -> ModuleType | None:
+    """``genai_prices.data_snapshot``, imported on first use (an import statement per call costs
+    more than the rest of a memoised price lookup)."""
+    global _data_snapshot
+    if _data_snapshot is None:
+        try:
+            from genai_prices import data_snapshot
+        except ImportError:  # pragma: no cover - it is a dependency
+            return None
+        _data_snapshot = data_snapshot
+    return _data_snapshot
+
+
 def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
-    try:
-        from genai_prices import data_snapshot
-    except ImportError:  # pragma: no cover - it is a dependency
+    module = _data_snapshot or _snapshots()
+    if module is None:  # pragma: no cover - it is a dependency
         return None
-    snapshot = data_snapshot.get_snapshot()
+    snapshot: DataSnapshot = module.get_snapshot()
     fields = tuple(values)
     constant = _constant.get((id(snapshot), provider_id, model, fields))
     if constant is not None and constant[0] is snapshot and _affine_domain(values):
