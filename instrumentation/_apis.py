@@ -64,9 +64,26 @@ class Route(NamedTuple):
     path_stream: bool
 
 
+_ROUTES_CACHED = 1024
+#: path → :func:`route`'s answer (the paths an application posts to are few; cleared when full).
+_routes: dict[str, Route | None] = {}
+
+
 def route(path: str) -> Route | None:
     """The :class:`Route` for a request path, or ``None`` for paths of no known LLM API.
-    Cheap: string suffix checks only (called for every POST through httpx/httpx2)."""
+    Cheap: memoised per path, else string suffix checks (called for every POST through
+    httpx/httpx2)."""
+    found = _routes.get(path)
+    if found is not None or path in _routes:
+        return found
+    found = _route(path)
+    if len(_routes) >= _ROUTES_CACHED:
+        _routes.clear()
+    _routes[path] = found
+    return found
+
+
+def _route(path: str) -> Route | None:
     path = path.rstrip("/")
     for suffix, api in _SUFFIXES:
         if path.endswith(suffix):
