@@ -37,6 +37,7 @@ from ._http import sanitize_url
 BAGGAGE_SPAN_KEYS = frozenset({*SESSION_BAGGAGE_KEYS, GEN_AI_CONVERSATION_ID})
 
 _URL_KEYS = (URL_FULL, HTTP_URL)
+_URL_KEY_SET = frozenset(_URL_KEYS)
 
 
 class SpanreelProcessor(SpanProcessor):
@@ -51,7 +52,10 @@ class SpanreelProcessor(SpanProcessor):
             return
         try:
             self._baggage.on_start(span, parent_context)
-            attributes = span.attributes or {}
+            attributes = span.attributes
+            # One pass over the keys (most spans have no URL): a missed get() raises inside the SDK.
+            if not attributes or _URL_KEY_SET.isdisjoint(attributes):
+                return
             for key in _URL_KEYS:
                 url = attributes.get(key)
                 if isinstance(url, str) and ("?" in url or "@" in url):
