@@ -160,7 +160,8 @@ def input_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     for message in messages:
-        if not isinstance(message, Mapping):
+        # Parsed JSON objects are dicts: checked as such first (cheaper than the Mapping ABC).
+        if type(message) is not dict and not isinstance(message, Mapping):
             continue
         role = str(message.get("role") or "user")
         entry: dict[str, Any] = {"role": role}
@@ -179,9 +180,11 @@ def input_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
             parts = _content_parts(message.get("content"))
             if isinstance(message.get("refusal"), str):
                 parts.append({"type": "text", "content": message["refusal"]})
-            parts.extend(_tool_call_parts(message.get("tool_calls")))
+            tool_calls = message.get("tool_calls")
+            if tool_calls is not None:
+                parts.extend(_tool_call_parts(tool_calls))
             fc = message.get("function_call")
-            if isinstance(fc, Mapping):
+            if fc is not None and isinstance(fc, Mapping):
                 parts.extend(_tool_call_parts([{"id": None, "function": fc}]))
             entry["parts"] = parts
         out.append(entry)
@@ -285,7 +288,11 @@ def chat_request(body: Mapping[str, Any], path_model: str | None, capture_conten
     stream = body.get("stream") is True
     attrs[ga.GEN_AI_REQUEST_STREAM] = stream
     response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and isinstance(response_format.get("type"), str):
+    if (
+        response_format is not None
+        and isinstance(response_format, Mapping)
+        and isinstance(response_format.get("type"), str)
+    ):
         fmt = response_format["type"]
         attrs[ga.GEN_AI_OUTPUT_TYPE] = "json" if fmt.startswith("json") else fmt
     content: Content = {}
@@ -400,7 +407,7 @@ def usage_attributes(usage: Any) -> Attributes:
     """OpenAI ``usage`` → ``gen_ai.usage.*`` (input/output tokens, cached input tokens,
     reasoning output tokens)."""
     attrs: Attributes = {}
-    if not isinstance(usage, Mapping):
+    if type(usage) is not dict and not isinstance(usage, Mapping):
         return attrs
     prompt = _integer(usage.get("prompt_tokens"))
     completion = _integer(usage.get("completion_tokens"))
@@ -409,12 +416,12 @@ def usage_attributes(usage: Any) -> Attributes:
     if completion is not None:
         attrs[ga.GEN_AI_USAGE_OUTPUT_TOKENS] = completion
     details = usage.get("prompt_tokens_details")
-    if isinstance(details, Mapping):
+    if details is not None and isinstance(details, Mapping):
         cached = _integer(details.get("cached_tokens"))
         if cached is not None:
             attrs[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
     details = usage.get("completion_tokens_details")
-    if isinstance(details, Mapping):
+    if details is not None and isinstance(details, Mapping):
         reasoning = _integer(details.get("reasoning_tokens"))
         if reasoning is not None:
             attrs[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
@@ -430,7 +437,7 @@ def result_parts(
         attrs[ga.GEN_AI_RESPONSE_ID] = response_id
     if isinstance(model, str) and model:
         attrs[ga.GEN_AI_RESPONSE_MODEL] = model
-    ordered = sorted(choices, key=lambda c: c.index)
+    ordered = sorted(choices, key=lambda c: c.index) if len(choices) > 1 else choices
     reasons = [c.finish_reason for c in ordered if c.finish_reason is not None]
     if reasons:
         attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
@@ -446,19 +453,19 @@ def choices_response(body: Any, capture_content: bool) -> Parsed:
     :class:`Parsed`: response id and model, finish reasons (one per choice, in choice order),
     usage, and (with content capture) ``gen_ai.output.messages`` with ``finish_reason``.
     Anything unrecognised gives an empty result."""
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         return Parsed()
     choices: list[_Choice] = []
     raw_choices = body.get("choices")
     for i, raw in enumerate(raw_choices if isinstance(raw_choices, list) else []):
-        if not isinstance(raw, Mapping):
+        if type(raw) is not dict and not isinstance(raw, Mapping):
             continue
         index = _integer(raw.get("index"))
         choice = _Choice(index=i if index is None else index)
         reason = raw.get("finish_reason")
         choice.finish_reason = reason if isinstance(reason, str) else None
         message = raw.get("message")
-        if isinstance(message, Mapping):
+        if type(message) is dict or (message is not None and isinstance(message, Mapping)):
             _apply_delta(choice, message)
         elif isinstance(raw.get("text"), str):
             _apply_delta(choice, raw)
@@ -510,7 +517,8 @@ def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
     if isinstance(refusal, str) and refusal:
         choice.refusal.append(refusal)
     audio = delta.get("audio")
-    if isinstance(audio, Mapping):  # ``modalities: ["text", "audio"]``: base64 data and transcript
+    # ``modalities: ["text", "audio"]``: base64 data and transcript
+    if audio is not None and isinstance(audio, Mapping):
         if choice.audio is None:
             choice.audio = []
         for audio_key, pieces in (("data", choice.audio), ("transcript", choice.transcript)):
@@ -534,7 +542,7 @@ def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
                 if isinstance(fn.get("arguments"), str):
                     call.arguments.append(fn["arguments"])
     fc = delta.get("function_call")
-    if isinstance(fc, Mapping):
+    if fc is not None and isinstance(fc, Mapping):
         call = choice.tool_calls.setdefault(0, _ToolCall())
         if isinstance(fc.get("name"), str):
             call.name = fc["name"]
