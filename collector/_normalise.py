@@ -686,6 +686,25 @@ def _dumps(messages: list[Message] | None) -> str | None:
         return None
 
 
+#: Attributes one of which a peer convention's messages need (``_indexed`` finds no message without
+#: its first one's sub-keys; MLflow's come from its span type's JSON payloads).
+_PEER_MESSAGE_KEYS: Final = frozenset(
+    {
+        *(
+            f"{prefix}.0.{probe}"
+            for prefix in (peers.LLMETRY_PROMPTS, peers.LLMETRY_COMPLETIONS)
+            for probe in _LLMETRY_MESSAGE_PROBES
+        ),
+        *(
+            f"{prefix}.0.{probe}"
+            for prefix in (peers.OI_INPUT_MESSAGES, peers.OI_OUTPUT_MESSAGES)
+            for probe in _OI_MESSAGE_PROBES
+        ),
+        peers.MLFLOW_SPAN_TYPE,
+    }
+)
+
+
 def normalise_messages(attributes: Attributes) -> tuple[str | None, str | None]:
     """The call's conversation as ``(input_messages_json, output_messages_json)`` in the OTel GenAI
     message schema (``gen_ai.input.messages`` / ``gen_ai.output.messages``: a JSON array of
@@ -699,6 +718,13 @@ def normalise_messages(attributes: Attributes) -> tuple[str | None, str | None]:
     ``mlflow.spanInputs.messages`` / ``mlflow.spanOutputs.choices`` (OpenAI format). System
     messages stay in the input messages (role ``system``).
     """
+    if _PEER_MESSAGE_KEYS.isdisjoint(attributes):
+        # No peer's messages can be there (the common case): the OTel attributes alone, without
+        # probing for the peers' indexed keys.
+        return (
+            _dumps(_semconv_messages(attributes.get(gen_ai.GEN_AI_INPUT_MESSAGES))),
+            _dumps(_semconv_messages(attributes.get(gen_ai.GEN_AI_OUTPUT_MESSAGES))),
+        )
     attrs = attribute_view(attributes)
     inputs = _first(
         lambda: _semconv_messages(attrs.get(gen_ai.GEN_AI_INPUT_MESSAGES)),
