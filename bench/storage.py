@@ -82,7 +82,8 @@ LATERAL (SELECT ['gpt-4o-mini', 'gpt-4o', 'claude-sonnet-4', 'claude-haiku-4', '
                 AS provider) m
 """
 
-_INDEX = """
+#: trace_index derived from stored spans, the way the writer keeps it (also used by ui_queries.py).
+TRACE_INDEX_FILL = """
 INSERT INTO trace_index
 SELECT trace_id, min(start_time), max(end_time),
        arg_min(span_id, start_time) FILTER (WHERE parent_span_id IS NULL),
@@ -117,7 +118,7 @@ def build(path: Path, n_spans: int) -> None:
             hi = min(lo + CHUNK, n_spans)
             con.execute(_FILL, [lo, hi, step_us])
             print(f"  {hi:>11,} spans  {time.perf_counter() - started:6.1f} s", flush=True)
-        con.execute(_INDEX)
+        con.execute(TRACE_INDEX_FILL)
         con.execute("CHECKPOINT")
         print(f"  trace_index built, checkpointed: {time.perf_counter() - started:.1f} s", flush=True)
     finally:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from storage import TRACE_INDEX_FILL
 
 from spanreel.collector._query import DATABASE_CONFIG, QueryResult, execute_read_only
 from spanreel.collector._schema import migrate
@@ -37,7 +38,7 @@ from spanreel.collector._ui_data import (
 
 SPANS_PER_TRACE = 10
 _FILL = """
-INSERT INTO spans
+INSERT INTO spans BY NAME
 WITH t AS (SELECT range AS t FROM range(?)),
      s AS (SELECT range AS s FROM range(10))
 SELECT md5(t::VARCHAR) AS trace_id,
@@ -79,18 +80,12 @@ SELECT md5(t::VARCHAR) AS trace_id,
        CASE WHEN s IN (1, 3, 5) THEN ['stop'] END AS finish_reasons,
        'sess-' || (t % 20000)::VARCHAR AS session_id,
        NULL AS conversation_id,
+       CASE WHEN s IN (1, 3, 5) THEN attributes->'gen_ai.input.messages' END AS input_messages,
+       CASE WHEN s IN (1, 3, 5) THEN attributes->'gen_ai.output.messages' END AS output_messages,
+       CASE WHEN s IN (1, 3, 5) THEN 0.00005 END AS cost_usd,
        now()::TIMESTAMP AS received_at
 FROM t, s
 ORDER BY start_time
-"""
-_INDEX = """
-INSERT INTO trace_index
-SELECT trace_id, min(start_time), max(end_time),
-       arg_min(span_id, start_time) FILTER (WHERE parent_span_id IS NULL),
-       arg_min(name, start_time) FILTER (WHERE parent_span_id IS NULL),
-       arg_min(service_name, start_time), count(*), count(operation),
-       sum(input_tokens), sum(output_tokens), arg_min(session_id, start_time)
-FROM spans GROUP BY trace_id
 """
 _NAIVE_LIST = """
 SELECT trace_id, min(start_time) AS start_time, max(end_time) AS end_time,
@@ -107,7 +102,7 @@ def build(path: Path, spans: int) -> int:
     try:
         migrate(con)
         con.execute(_FILL, [traces])
-        con.execute(_INDEX)
+        con.execute(TRACE_INDEX_FILL)
         con.execute("CHECKPOINT")
     finally:
         con.close()
