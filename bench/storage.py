@@ -190,7 +190,8 @@ def main() -> None:
         print(_summary("get-trace-by-id (trace_index)", lookup, 0.050))
         print(_summary("get-trace-by-id (scan, baseline)", scan, 0.050))
         speedup = statistics.median(scan) / statistics.median(lookup)
-        print(f"{'':<34} the lookup is {speedup:.0f}× faster than the scan")
+        relation = f"{speedup:.1f}× faster than" if speedup >= 1 else f"{1 / speedup:.1f}× slower than"
+        print(f"{'':<34} the lookup is {relation} the scan (ratio scan/lookup {speedup:.2f})")
         print(_summary("tokens by model by hour", analytics, 1.0))
     finally:
         if workdir is not None:
