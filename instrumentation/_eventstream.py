@@ -16,10 +16,10 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import importlib
 import json
 from typing import Any
 
+from ._http import _optional_module
 from ._sse import SSEEvent
 
 __all__ = ["CONTENT_TYPE", "EventStreamDecoder", "make_event_stream_decoder"]
@@ -77,10 +77,8 @@ def _error_event(error_type: str, payload: bytes) -> str:
 
 @functools.cache
 def _buffer_class() -> Any:
-    try:
-        return importlib.import_module("botocore.eventstream").EventStreamBuffer
-    except (ImportError, AttributeError):
-        return None
+    module = _optional_module("botocore.eventstream")
+    return getattr(module, "EventStreamBuffer", None)
 
 
 def make_event_stream_decoder() -> EventStreamDecoder | None:

@@ -58,9 +58,8 @@ class _TeeState:
         self.pending: bytes | None = None
         self.arrived = 0.0
 
-    def hold(self, chunk: bytes) -> None:
-        """``chunk`` is being handed to the application (stamped with its arrival time)."""
-        self.pending, self.arrived = chunk, monotonic()
+    # The tees' loops set ``pending`` / ``arrived`` as a chunk goes to the application and feed
+    # it when the application asks for the next one (inline: two method calls fewer per chunk).
 
     def release(self) -> None:
         """The application asked for the next chunk: parse the one it holds."""
@@ -90,7 +89,7 @@ class _SyncTee:
         feed = state.call.feed
         try:
             for chunk in self._inner:
-                # state.hold(chunk), yield, state.release(), inlined (two calls fewer per chunk)
+                # held while the application has it; parsed when it asks for the next one
                 state.pending, state.arrived = chunk, monotonic()
                 yield chunk
                 if state.pending is not None:  # not already fed by finish()
@@ -130,7 +129,7 @@ class _AsyncTee:
         iterator = self._inner.__aiter__()
         try:
             async for chunk in iterator:
-                # state.hold(chunk), yield, state.release(), inlined (two calls fewer per chunk)
+                # held while the application has it; parsed when it asks for the next one
                 state.pending, state.arrived = chunk, monotonic()
                 yield chunk
                 if state.pending is not None:  # not already fed by finish()
