@@ -14,6 +14,7 @@ Steps (each is a real process or server, nothing is simulated inside spanreel it
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shlex
@@ -175,6 +176,11 @@ def demo_command(
     """
     from spanreel.fakellm import FakeLLMServer
 
+    if importlib.util.find_spec("openai") is None:  # the debate app is an openai SDK client
+        raise click.ClickException(
+            "spanreel demo runs its debate app with the openai SDK, which is not installed here: "
+            'pip install openai (or, from a clone, pip install -e ".[test]"), then run it again'
+        )
     console = Console(soft_wrap=True)
     try:
         db = resolve_db_path(db_opt)

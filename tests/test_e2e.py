@@ -199,3 +199,24 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     n = _json("sql", f"SELECT count(*) FROM llm_calls WHERE trace_id = '{trace_id}'", "--db", str(db))
     assert n["rows"][0][0] == 4  # 1 round: two arguments, two judge calls
     assert not Path(f"{db}.collector.json").exists()
+
+
+def test_demo_without_the_openai_sdk_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip install spanreel` alone has no openai SDK: the demo stops before starting anything and
+    says what to install (it used to start a collector and fail with the app's traceback)."""
+    import importlib.util
+
+    from click.testing import CliRunner
+
+    from spanreel.cli import main
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openai" else real_find_spec(name, *a)
+    )
+    result = CliRunner().invoke(main, ["demo", "--db", str(tmp_path / "d.duckdb")])
+    assert result.exit_code == 1
+    assert "pip install openai" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "d.duckdb").exists()
