@@ -3,9 +3,9 @@
 Credentials come from the environment only, never from the trace (which holds none):
 :data:`CREDENTIALS` maps ``gen_ai.provider.name`` to the variable and header (each provider its
 own: a Groq or Vertex AI call never gets ``OPENAI_API_KEY``; a provider of the semantic
-conventions' list without an entry, such as ``aws.bedrock``, gets none); any other provider, including
-OpenAI-compatible servers at unknown hosts (recorded as ``openai``), uses ``OPENAI_API_KEY`` as a
-Bearer token.
+conventions' list without an entry gets none); any other provider, including OpenAI-compatible
+servers at unknown hosts (recorded as ``openai``), uses ``OPENAI_API_KEY`` as a Bearer token.
+Amazon Bedrock (``aws.bedrock``) requests are signed instead (AWS SigV4, :mod:`._sigv4`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAi
 from spanreel import __version__
 
 from ._safety import RetryPolicy, UnsafeHostError, check_url, parse_retry_after
+from ._sigv4 import SigningError, sign_bedrock_request
 
 __all__ = ["CREDENTIALS", "SendOutcome", "auth_headers", "send_request"]
 
@@ -51,9 +52,8 @@ CREDENTIALS: Mapping[str, tuple[str, str, str]] = {
     "fireworks_ai": _bearer("FIREWORKS_API_KEY"),
     "cerebras": _bearer("CEREBRAS_API_KEY"),
 }
-#: Named providers (the semconv list) whose requests replay cannot authenticate with a key from
-#: the environment (Amazon Bedrock signs each request, AWS SigV4): sent without a credential, so
-#: the provider's own error says what is missing; never with another provider's key.
+#: Named providers (the semconv list) without a key variable (Amazon Bedrock: signed instead, see
+#: :func:`send_request`): no key header, and never another provider's key.
 _NO_KEY = frozenset(p.value for p in _P) - set(CREDENTIALS)
 #: Headers a provider requires besides the credential (never recorded: headers are not stored).
 _EXTRA_HEADERS: Mapping[str, Mapping[str, str]] = {
@@ -113,8 +113,9 @@ def send_request(
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendOutcome:
     """Send ``body`` to ``url`` (after :func:`~spanreel.replay._safety.check_url`), retrying 429,
-    5xx and connection errors per ``retry`` (honouring ``Retry-After``). Never raises for HTTP or
-    network failures: they are in the outcome."""
+    5xx and connection errors per ``retry`` (honouring ``Retry-After``). An ``aws.bedrock`` request
+    is signed (AWS SigV4) for each attempt. Never raises for HTTP or network failures, or a
+    request that cannot be signed: they are in the outcome."""
     outcome = SendOutcome()
     try:
         check(url, allowed_hosts)
@@ -133,7 +134,15 @@ def send_request(
         retry_after: float | None = None
         retryable = False
         try:
-            response = client.request(method, url, content=body, headers=headers)
+            sent_headers = headers
+            if provider == _P.AWS_BEDROCK.value:  # accept: what AnthropicBedrock sends, streamed or not
+                sent_headers = sign_bedrock_request(
+                    method, url, body, {**headers, "accept": "application/json"}, environ
+                )
+            response = client.request(method, url, content=body, headers=sent_headers)
+        except SigningError as exc:
+            outcome.error = str(exc)
+            break
         except httpx2.HTTPError as exc:
             outcome.http_status = None
             outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
