@@ -8,7 +8,10 @@ Two wire shapes are understood (:class:`ApiShape`), the ones cascade replay rewr
   and ``tool_calls`` (``[{"id", "type": "function", "function": {"name", "arguments": JSON
   text}}]``); tool results are ``{"role": "tool", "tool_call_id", "content"}`` messages.
   https://platform.openai.com/docs/api-reference/chat/create
-- **Anthropic Messages** (``POST …/v1/messages``): ``messages`` whose assistant ``content`` is a
+- **Anthropic Messages** (``POST …/v1/messages``; on Vertex AI
+  ``…/publishers/anthropic/models/{model}:rawPredict`` / ``:streamRawPredict``, on Amazon Bedrock
+  ``…/model/{modelId}/invoke`` / ``/invoke-with-response-stream``, the model in the path — see
+  :func:`model_path`): ``messages`` whose assistant ``content`` is a
   string or blocks ``{"type": "text", "text"}`` / ``{"type": "tool_use", "id", "name", "input"}``;
   tool results are ``{"type": "tool_result", "tool_use_id", "content"}`` blocks in the next user
   message. https://docs.anthropic.com/en/api/messages
@@ -25,8 +28,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from spanreel.instrumentation._anthropic import BEDROCK_MESSAGES, MESSAGES
+from spanreel.instrumentation._apis import route
 
 __all__ = [
     "ApiShape",
@@ -38,6 +44,7 @@ __all__ = [
     "assistant_turns",
     "canonical_arguments",
     "detect_shape",
+    "model_path",
     "outputs_from_attribute",
     "same_arguments",
     "shape_of_path",
@@ -133,15 +140,41 @@ def _norm_text(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+class ModelPath(NamedTuple):
+    """What an Anthropic Messages path on Vertex AI or Amazon Bedrock says besides the API."""
+
+    #: the model (Vertex AI) or model id (Bedrock) the path names; the body has no ``model``
+    model: str
+    #: the path asks for a stream (``:streamRawPredict``, ``/invoke-with-response-stream``); on
+    #: Bedrock the body has no ``stream``
+    stream: bool
+    #: streams come as an AWS event stream (Bedrock), not as server-sent events
+    aws_event_stream: bool
+
+
+def model_path(path: str) -> ModelPath | None:
+    """The :class:`ModelPath` of a Vertex AI (``…/publishers/anthropic/models/{model}:rawPredict``
+    / ``:streamRawPredict``) or Amazon Bedrock (``…/model/{modelId}/invoke`` /
+    ``/invoke-with-response-stream``) Anthropic Messages path, as the instrumentation routes it;
+    ``None`` for any other path."""
+    found = route(path)
+    if found is None or found.api.name != MESSAGES.name or not found.path_model:
+        return None
+    return ModelPath(unquote(found.path_model), found.path_stream, found.api is BEDROCK_MESSAGES)
+
+
 def shape_of_path(path: str) -> ApiShape | None:
     """The API of a request by its URL path: ``…/chat/completions`` → OpenAI Chat Completions,
-    ``…/messages`` → Anthropic Messages, anything else ``None``.
+    ``…/messages`` and the Vertex AI and Bedrock paths of :func:`model_path` → Anthropic
+    Messages, anything else ``None``.
 
     Any prefix works (``/v1``, Azure's ``/openai/deployments/NAME``, gateways)."""
     trimmed = path.rstrip("/")
     if trimmed.endswith("/chat/completions") or trimmed == "chat/completions":
         return ApiShape.OPENAI_CHAT
     if trimmed.endswith("/messages") and not trimmed.endswith("/batches/messages"):
+        return ApiShape.ANTHROPIC_MESSAGES
+    if model_path(trimmed) is not None:
         return ApiShape.ANTHROPIC_MESSAGES
     return None
 

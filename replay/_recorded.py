@@ -47,7 +47,7 @@ from spanreel._attributes import (
 )
 
 from ._load import SpanRecord, parse_json
-from ._messages import ApiShape, shape_of_path
+from ._messages import ApiShape, model_path, shape_of_path
 
 __all__ = [
     "RecordedError",
@@ -120,11 +120,15 @@ class RecordedExchange:
 
     @property
     def model(self) -> str:
-        """The response model if recorded, else the request's ``model``, else ``""``."""
+        """The response model if recorded, else the request's ``model`` (in the body, or the
+        path on Vertex AI and Bedrock), else ``""``."""
         if self.response_model:
             return self.response_model
         model = self.body.get("model") if isinstance(self.body, Mapping) else None
-        return model if isinstance(model, str) else ""
+        if isinstance(model, str):
+            return model
+        on_path = model_path(self.path)  # Vertex AI and Bedrock name it in the path
+        return on_path.model if on_path is not None else ""
 
     @property
     def body_modified(self) -> bool:
@@ -266,6 +270,7 @@ def _exchange(
     url = str(attrs.get(SPANREEL_REQUEST_URL) or "")
     path = urlsplit(url).path if url else ""
     api = shape_of_path(path) if url else None
+    on_path = model_path(path)
     if api is None:
         return f"only OpenAI Chat Completions and Anthropic Messages can be served (recorded URL {url!r})"
     truncated = attrs.get(SPANREEL_CONTENT_TRUNCATED)
@@ -294,7 +299,7 @@ def _exchange(
         path=path,
         api=api,
         body=body,
-        stream=body.get("stream") is True,
+        stream=body.get("stream") is True or (on_path is not None and on_path.stream),
         output_messages=output_messages,
         response_id=response_id if isinstance(response_id, str) and response_id else None,
         response_model=span.response_model or _str_or_none(attrs.get(ga.GEN_AI_RESPONSE_MODEL)),

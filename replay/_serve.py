@@ -3,13 +3,15 @@
 Matching (pure, :class:`RecordingIndex`):
 
 - A request matches a recorded one when both go to the same API (OpenAI Chat Completions
-  ``…/chat/completions`` or Anthropic Messages ``…/messages``; the path prefix does not matter)
-  and their JSON bodies are **semantically equal**: key order, whitespace and number spelling
+  ``…/chat/completions`` or Anthropic Messages ``…/messages``, also on Vertex AI and Amazon
+  Bedrock, whose paths name the model: it is matched as the body's ``model``; the path prefix
+  does not matter) and their JSON bodies are **semantically equal**: key order, whitespace and number spelling
   (``1`` vs ``1.0``) are irrelevant; every other field and value counts.
 - ``stream`` and ``stream_options`` do **not** take part: they choose the transport, not the
   answer. The answer is rebuilt from the span in the form the *incoming* request asks for, so a
   streamed recording can be served as JSON and a JSON recording as SSE (see
-  :mod:`spanreel.replay._recorded`).
+  :mod:`spanreel.replay._recorded`); Bedrock's ``/invoke-with-response-stream`` gets an AWS
+  event stream (:mod:`spanreel.replay._aws_events`).
 - Identical requests recorded several times are answered in recorded order; once they are used
   up, the last one repeats (a retry loop that recorded ``500, 500, 200`` replays exactly that).
 - No match: HTTP 404 with the provider's error shape (OpenAI ``{"error": {"message", "type",
@@ -39,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 from spanreel._threaded_server import ThreadedAiohttpServer
 
-from ._messages import ApiShape, shape_of_path
+from ._aws_events import bedrock_chunk
+from ._messages import ApiShape, model_path, shape_of_path
 from ._recorded import (
     RecordedExchange,
     anthropic_error_body,
@@ -266,6 +269,16 @@ class Closest:
         }
 
 
+def matched_body(path: str, body: Any) -> Any:
+    """``body`` as requests are matched: with the ``model`` a Vertex AI or Bedrock path names
+    (:func:`~spanreel.replay._messages.model_path`; their bodies have none), so calls that differ
+    only by model do not answer each other."""
+    on_path = model_path(path)
+    if on_path is None or not isinstance(body, Mapping) or "model" in body:
+        return body
+    return {**body, "model": on_path.model}
+
+
 class RecordingIndex:
     """Recorded exchanges by (API, :func:`canonical_json` of the body), answered in order.
 
@@ -277,15 +290,18 @@ class RecordingIndex:
         self.exchanges = list(exchanges)
         self._by_key: dict[tuple[ApiShape, str], list[RecordedExchange]] = {}
         self._canonical: dict[int, str] = {}
+        #: each exchange's body as requests are matched (:func:`matched_body`)
+        self._bodies = {ex.index: matched_body(ex.path, ex.body) for ex in self.exchanges}
         for ex in self.exchanges:
-            key = canonical_json(ex.body)
+            key = canonical_json(self._bodies[ex.index])
             self._canonical[ex.index] = key
             self._by_key.setdefault((ex.api, key), []).append(ex)
         self._used: dict[tuple[ApiShape, str], int] = {}
         self._fingerprints: dict[int, Counter[str]] = {}
 
     def answer(self, api: ApiShape, body: Any) -> RecordedExchange | None:
-        """The recorded exchange that answers this request, or ``None`` when nothing matches."""
+        """The recorded exchange that answers this request (``body`` as :func:`matched_body`
+        gives it), or ``None`` when nothing matches."""
         key = (api, canonical_json(body))
         candidates = self._by_key.get(key)
         if not candidates:
@@ -310,13 +326,15 @@ class RecordingIndex:
             for ex in pool:
                 fingerprint = self._fingerprints.get(ex.index)
                 if fingerprint is None:
-                    fingerprint = self._fingerprints[ex.index] = _fingerprint(ex.body)
+                    fingerprint = self._fingerprints[ex.index] = _fingerprint(self._bodies[ex.index])
                 ranked.append((-_overlap(fingerprint, wanted), ex.index, ex))
             ranked.sort(key=lambda r: r[:2])
             pool = [ex for _, _, ex in ranked[:CLOSEST_CANDIDATES]]
-        scored = sorted(((similarity(ex.body, body), ex) for ex in pool), key=lambda s: (-s[0], s[1].index))
+        scored = sorted(
+            ((similarity(self._bodies[ex.index], body), ex) for ex in pool), key=lambda s: (-s[0], s[1].index)
+        )
         score, ex = scored[0]
-        return Closest(ex, score, json_differences(ex.body, body))
+        return Closest(ex, score, json_differences(self._bodies[ex.index], body))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,12 +458,16 @@ class RecordedServer(ThreadedAiohttpServer):
             self._note(ServedRequest(request.method, request.path, None, status))
             message = (
                 f"spanreel serve-recorded: {request.method} {request.path}: {what} "
-                "(served: POST …/chat/completions, POST …/messages)"
+                "(served: POST …/chat/completions, POST …/messages, and Anthropic Messages on "
+                "Vertex AI …:rawPredict / …:streamRawPredict and Amazon Bedrock …/invoke / "
+                "…/invoke-with-response-stream)"
             )
             return _json_response(_error_for(api, status, message, "invalid_request_error"), status)
-        exchange = self.index.answer(api, body)
+        on_path = model_path(request.path)
+        matched = matched_body(request.path, body)
+        exchange = self.index.answer(api, matched)
         if exchange is None:
-            return self._no_match(request, api, body)
+            return self._no_match(request, api, matched)
         self._note(
             ServedRequest(
                 request.method, request.path, exchange, exchange.error.status if exchange.error else 200
@@ -456,6 +478,8 @@ class RecordedServer(ThreadedAiohttpServer):
             return _json_response(
                 _error_for(api, err.status, err.message, err.type, code=err.type), err.status, exchange
             )
+        if on_path is not None and on_path.aws_event_stream and on_path.stream:
+            return await self._bedrock_stream(request, exchange)
         if body.get("stream") is True:
             return await self._stream(request, api, exchange, body)
         answer = (
@@ -497,6 +521,21 @@ class RecordedServer(ThreadedAiohttpServer):
         await response.prepare(request)
         for piece in self._stream_pieces(api, exchange, body):
             await response.write(piece)
+        await response.write_eof()
+        return response
+
+    async def _bedrock_stream(self, request: web.Request, exchange: RecordedExchange) -> web.StreamResponse:
+        from aiohttp import web
+
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/vnd.amazon.eventstream",
+                "x-spanreel-recorded-span": exchange.span.span_id,
+            }
+        )
+        await response.prepare(request)
+        for _, data in anthropic_stream_events(exchange):
+            await response.write(bedrock_chunk(data))
         await response.write_eof()
         return response
 

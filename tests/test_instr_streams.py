@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -29,6 +27,7 @@ from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 from spanreel.instrumentation._common import json_array_items
 from spanreel.instrumentation._http import make_decoder
+from spanreel.replay._aws_events import event_stream_message
 
 
 @pytest.fixture(scope="module")
@@ -820,21 +819,10 @@ def test_anthropic_on_vertex_ai(spans: InMemorySpanExporter, canned: Canned) -> 
     _yes_span(spans, "gcp.vertex_ai", model, stream=True)
 
 
-def _aws_event_message(headers: dict[str, str], payload: bytes) -> bytes:
-    """One AWS event stream message (prelude, string headers, payload, CRC32s), as Bedrock sends."""
-    encoded = b"".join(
-        bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
-        for k, v in headers.items()
-    )
-    prelude = struct.pack(">II", 12 + len(encoded) + len(payload) + 4, len(encoded))
-    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded + payload
-    return message + struct.pack(">I", zlib.crc32(message))
-
-
 def _bedrock_chunk(event: Any) -> bytes:
     payload = json.dumps({"bytes": base64.b64encode(json.dumps(event).encode()).decode(), "p": "abcd"})
     headers = {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}
-    return _aws_event_message(headers, payload.encode())
+    return event_stream_message(headers, payload.encode())
 
 
 def test_anthropic_on_bedrock(spans: InMemorySpanExporter, canned: Canned) -> None:
@@ -867,7 +855,7 @@ def test_anthropic_on_bedrock(spans: InMemorySpanExporter, canned: Canned) -> No
     _yes_span(spans, "aws.bedrock", model, stream=True)
 
     spans.clear()
-    throttled = _aws_event_message(
+    throttled = event_stream_message(
         {
             ":exception-type": "throttlingException",
             ":content-type": "application/json",

@@ -18,6 +18,7 @@ import anthropic
 import httpx
 import openai
 import pytest
+from anthropic._constants import ANTHROPIC_API_VERSION
 from click.testing import CliRunner
 from conftest import clean_env
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
@@ -575,6 +576,90 @@ def test_anthropic_server_tool_blocks_are_served_back() -> None:
         assert tool_use.type == "server_tool_use" and tool_use.input == {"query": "tea price"}
         assert final.content[1].model_dump()["tool_use_id"] == "srvtoolu_1"
         assert final.stop_reason == "end_turn"
+
+
+def _cloud_span(span_id: str, url: str, answer: str) -> Any:
+    """A recorded Anthropic call on Vertex AI or Bedrock: the model in the URL, not the body,
+    which has the ``anthropic_version`` the SDK sends."""
+    body = {
+        "anthropic_version": ANTHROPIC_API_VERSION,
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": "Tea?"}],
+    }
+    return rec(
+        span_id,
+        name="chat claude",
+        operation="chat",
+        provider="aws.bedrock" if "bedrock" in url else "gcp.vertex_ai",
+        attributes={
+            SPANREEL_REQUEST_URL: url,
+            SPANREEL_REQUEST_BODY: json.dumps(body),
+            ga.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": answer}],
+                        "finish_reason": "end_turn",
+                    }
+                ]
+            ),
+            ga.GEN_AI_RESPONSE_ID: "msg_" + span_id,
+            ga.GEN_AI_USAGE_INPUT_TOKENS: 5,
+            ga.GEN_AI_USAGE_OUTPUT_TOKENS: 4,
+        },
+    )
+
+
+def test_vertex_ai_and_bedrock_recordings_are_served() -> None:
+    """Anthropic calls recorded on Vertex AI (``…:rawPredict``) and Amazon Bedrock (``…/invoke``)
+    are served to ``AnthropicVertex`` / ``AnthropicBedrock``, as JSON and as a stream (Bedrock's an
+    AWS event stream, decoded by the SDK); the model named in the path is matched, so two models
+    asked the same thing each get their own answer. They used to get a 404 ("not an LLM
+    endpoint")."""
+    sonnet, haiku = "anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-3-5-haiku-20241022-v1:0"
+    vertex_model = "claude-sonnet-4@20250514"
+    bedrock = "https://bedrock-runtime.us-east-1.amazonaws.com/model/{}/invoke"
+    vertex = (
+        "https://us-east5-aiplatform.googleapis.com/v1/projects/proj/locations/us-east5/"
+        f"publishers/anthropic/models/{vertex_model}:rawPredict"
+    )
+    spans = [
+        _cloud_span("b1", bedrock.format(sonnet), "Yes, sonnet here."),
+        _cloud_span("b2", bedrock.format(haiku), "Yes, haiku here."),
+        _cloud_span("v1", vertex, "Yes, from Vertex."),
+    ]
+    exchanges, unservable = exchanges_from_spans(spans)
+    assert unservable == [] and [e.model for e in exchanges] == [sonnet, haiku, vertex_model]
+    ask: Any = {"max_tokens": 50, "messages": [{"role": "user", "content": "Tea?"}]}
+    with RecordedServer(exchanges) as server:
+        on_bedrock = anthropic.AnthropicBedrock(
+            aws_access_key="AKIDEXAMPLE",
+            aws_secret_key="secret",
+            aws_region="us-east-1",
+            base_url=server.base_url,
+            max_retries=0,
+        )
+        on_vertex = anthropic.AnthropicVertex(
+            region="us-east5",
+            project_id="proj",
+            access_token="token",
+            base_url=server.base_url + "/v1",
+            max_retries=0,
+        )
+        for client, model, answer in [
+            (on_bedrock, haiku, "Yes, haiku here."),
+            (on_bedrock, sonnet, "Yes, sonnet here."),
+            (on_vertex, vertex_model, "Yes, from Vertex."),
+        ]:
+            message = client.messages.create(model=model, **ask)
+            assert [b.text for b in message.content if b.type == "text"] == [answer]
+            assert message.stop_reason == "end_turn" and message.usage.output_tokens == 4
+            with client.messages.stream(model=model, **ask) as stream:
+                assert "".join(stream.text_stream) == answer
+                assert stream.get_final_message().stop_reason == "end_turn"
+        with pytest.raises(anthropic.NotFoundError, match=r"model: recorded .* vs received"):
+            on_bedrock.messages.create(model="anthropic.claude-opus-4-v1:0", **ask)
+    assert [r.path.rsplit("/", 1)[-1] for r in server.served[:2]] == ["invoke", "invoke-with-response-stream"]
 
 
 # --------------------------------------------------------------------------- the CLI
