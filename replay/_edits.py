@@ -2,7 +2,10 @@
 
 Order, for each call an edit applies to (all calls, or those selected by ``only``):
 
-1. ``model`` — replaces the body's top-level ``"model"``;
+1. ``model`` — replaces the body's top-level ``"model"``, or, for APIs that name the model in the
+   URL path instead (Gemini ``…/models/{model}:generateContent``, Anthropic on Vertex AI
+   ``…:rawPredict`` and on Amazon Bedrock ``…/model/{modelId}/invoke``), the path's
+   (:func:`url_with_model`);
 2. ``params`` (``--set key=value``) — sets a body key; ``a.b`` walks into (or creates) nested
    objects; values are JSON (``temperature=0`` is the number 0, ``stop=["\\n"]`` a list,
    anything that is not JSON is a string);
@@ -29,19 +32,53 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from spanreel.instrumentation._anthropic import BEDROCK_MESSAGES, MESSAGES
+from spanreel.instrumentation._apis import route
+from spanreel.instrumentation._gemini import GENERATE_CONTENT
 
 __all__ = [
     "EditError",
     "ReplayEdits",
     "RequestHook",
     "edit_body",
+    "model_in_path",
     "parse_set",
+    "url_with_model",
 ]
 
 #: ``--hook``: receives the request body, returns the body to send (``None``: edited in place).
 RequestHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 _ANTHROPIC = "anthropic"
+
+
+#: APIs whose URL path names the model (the body has none; Azure's deployment is not one).
+_MODEL_IN_PATH = frozenset({GENERATE_CONTENT.name, MESSAGES.name, BEDROCK_MESSAGES.name})
+
+
+def _path_model(path: str) -> str | None:
+    found = route(path)
+    return found.path_model if found is not None and found.api.name in _MODEL_IN_PATH else None
+
+
+def model_in_path(url: str) -> bool:
+    """Whether ``url``'s path names the model (see :func:`url_with_model`)."""
+    return bool(_path_model(urlsplit(url).path))
+
+
+def url_with_model(url: str, model: str) -> str:
+    """``url`` with the model its path names replaced by ``model`` (URL-quoted), for Gemini
+    (``…/models/{model}:generateContent``), Anthropic on Vertex AI (``…/models/{model}:rawPredict``)
+    and on Amazon Bedrock (``…/model/{modelId}/invoke``); any other URL unchanged."""
+    parts = urlsplit(url)
+    old = _path_model(parts.path)
+    if not old:
+        return url
+    at = parts.path.rfind("/" + old) + 1
+    path = parts.path[:at] + quote(model, safe=":@") + parts.path[at + len(old) :]
+    return urlunsplit(parts._replace(path=path))
 
 
 class EditError(ValueError):
@@ -183,14 +220,18 @@ def _set_path(body: dict[str, Any], key: str, value: Any) -> None:
     target[parts[-1]] = value
 
 
-def edit_body(body: dict[str, Any], edits: ReplayEdits, provider: str | None = None) -> dict[str, Any]:
+def edit_body(
+    body: dict[str, Any], edits: ReplayEdits, provider: str | None = None, *, model_in_path: bool = False
+) -> dict[str, Any]:
     """Apply ``edits`` to ``body`` (a parsed JSON object, mutated) and return the body to send.
 
     ``provider``: the recorded ``gen_ai.provider.name`` (picks Anthropic's top-level ``system``).
+    ``model_in_path``: the request's URL names the model (:func:`model_in_path`): the ``model``
+    edit goes there (:func:`url_with_model`), not into the body.
     Raises :class:`EditError` when an edit does not fit the body or the hook fails / returns a
     non-object; the hook's own exception is chained.
     """
-    if edits.model is not None:
+    if edits.model is not None and not model_in_path:
         body["model"] = edits.model
     for key, value in edits.params:
         _set_path(body, key, value)

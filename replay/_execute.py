@@ -60,7 +60,7 @@ from spanreel._attributes import (
 )
 
 from ._cascade import Dependency, find_dependencies, recorded_outputs, request_shape
-from ._edits import EditError, ReplayEdits, edit_body
+from ._edits import EditError, ReplayEdits, edit_body, model_in_path, url_with_model
 from ._exporter import RecordingExporter, make_otlp_exporter, quiet_exporter_logs
 from ._load import QueryFn, SpanRecord, load_session, load_trace
 from ._messages import (
@@ -311,7 +311,9 @@ class _Runner:
                 if not isinstance(request.json_body, dict):
                     raise EditError("cannot edit the request: the recorded body is not a JSON object")
                 body = json.loads(request.body)
-            body = edit_body(body, self.plan.edits, call.span.provider)
+            body = edit_body(
+                body, self.plan.edits, call.span.provider, model_in_path=model_in_path(request.url)
+            )
         return request.body.encode("utf-8") if body is None else encode_body(body)
 
     def run_call(self, call: PlannedCall) -> _Done:
@@ -327,6 +329,8 @@ class _Runner:
             try:
                 body = self.body_for(call, state)
                 state.url = rewrite_url(call.request.url, self.base_url)
+                if self.plan.edited(call) and self.plan.edits.model is not None:
+                    state.url = url_with_model(state.url, self.plan.edits.model)
             except (EditError, ValueError) as exc:
                 state.sent.error = str(exc)
                 return state

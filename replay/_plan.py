@@ -37,7 +37,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
 
-from ._edits import EditError, ReplayEdits, edit_body
+from ._edits import EditError, ReplayEdits, edit_body, model_in_path
 from ._load import SpanRecord
 from ._peer import rebuild_request
 from ._tree import TreeNode
@@ -204,13 +204,15 @@ def apply_edits(request: RecordedRequest, edits: ReplayEdits, provider: str | No
     """The body bytes to send: the recorded text verbatim when there are no edits, else the
     edited JSON (UTF-8, compact separators; :func:`spanreel.replay._edits.edit_body`). Raises
     :class:`EditError` when an edit does not fit the body (not a JSON object, no place for a
-    system prompt, a failing hook). ``provider``: the recorded ``gen_ai.provider.name``."""
+    system prompt, a failing hook). ``provider``: the recorded ``gen_ai.provider.name``. A
+    ``model`` edit of a request whose URL names the model is not in the body (it goes in the URL:
+    :func:`spanreel.replay._edits.url_with_model`)."""
     if edits.empty:
         return request.body.encode("utf-8")
     if not isinstance(request.json_body, dict):
         raise EditError("cannot edit the request: the recorded body is not a JSON object")
     body: dict[str, Any] = json.loads(request.body)  # a fresh copy to mutate
-    return encode_body(edit_body(body, edits, provider))
+    return encode_body(edit_body(body, edits, provider, model_in_path=model_in_path(request.url)))
 
 
 def encode_body(body: Any) -> bytes:

@@ -7,6 +7,7 @@ from test_replay_support import rec
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
 from spanreel.replay import ReplayEdits, SpanRecord, build_tree, plan_calls, rewrite_url
+from spanreel.replay._edits import url_with_model
 from spanreel.replay._plan import CAPTURE_OFF_REASON, EditError, RecordedRequest, apply_edits
 
 OPENAI = "https://api.openai.com/v1/chat/completions"
@@ -203,3 +204,38 @@ def test_output_text_from_semconv_messages() -> None:
     assert output_text(json.dumps(messages)) == 'Hello\nthere\n---\nget_weather({"city": "Paris"})'
     assert output_text(messages[:1]) == "Hello\nthere"
     assert output_text(None) is None and output_text("not json") is None and output_text("{}") is None
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent?alt=sse",
+            "https://generativelanguage.googleapis.com/v1beta/models/NEW@1:generateContent?alt=sse",
+        ),
+        (
+            "https://x/v1/projects/p/locations/l/publishers/anthropic/models/claude-sonnet-4@2025:streamRawPredict",
+            "https://x/v1/projects/p/locations/l/publishers/anthropic/models/NEW@1:streamRawPredict",
+        ),
+        (
+            "https://b/model/anthropic.claude-v1:0/invoke-with-response-stream",
+            "https://b/model/NEW@1/invoke-with-response-stream",
+        ),
+        ("https://api.openai.com/v1/chat/completions", "https://api.openai.com/v1/chat/completions"),
+        (
+            "https://r.openai.azure.com/openai/deployments/dep/chat/completions",
+            "https://r.openai.azure.com/openai/deployments/dep/chat/completions",
+        ),
+    ],
+)
+def test_model_edit_of_a_url_that_names_the_model(url: str, expected: str) -> None:
+    """The URL's model is replaced for the APIs that name it in the path, never elsewhere (an
+    Azure deployment is not a model); the body then gets no ``model`` key."""
+    assert url_with_model(url, "NEW@1") == expected
+    body = json.loads(
+        apply_edits(
+            RecordedRequest("POST", url, json.dumps({"messages": []}), {"messages": []}),
+            ReplayEdits(model="NEW@1"),
+        )
+    )
+    assert ("model" in body) is (url == expected)

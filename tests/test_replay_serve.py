@@ -21,6 +21,7 @@ import pytest
 from anthropic._constants import ANTHROPIC_API_VERSION
 from click.testing import CliRunner
 from conftest import clean_env
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from test_instr_streams import WEB_SEARCH_BLOCKS, WEB_SEARCH_PARTS
 from test_replay_serve_support import (
@@ -41,8 +42,11 @@ from spanreel._attributes import (
 )
 from spanreel.cli import main
 from spanreel.replay import load_session, load_trace
+from spanreel.replay._edits import ReplayEdits
+from spanreel.replay._execute import replay_spans
 from spanreel.replay._messages import ApiShape
 from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans
+from spanreel.replay._safety import RetryPolicy
 from spanreel.replay._serve import (
     NO_MATCH_CODE,
     RecordedServer,
@@ -660,6 +664,32 @@ def test_vertex_ai_and_bedrock_recordings_are_served() -> None:
         with pytest.raises(anthropic.NotFoundError, match=r"model: recorded .* vs received"):
             on_bedrock.messages.create(model="anthropic.claude-opus-4-v1:0", **ask)
     assert [r.path.rsplit("/", 1)[-1] for r in server.served[:2]] == ["invoke", "invoke-with-response-stream"]
+
+
+def test_model_edit_of_a_bedrock_call_goes_into_the_path() -> None:
+    """``--model`` on a call whose URL names the model (Bedrock, Vertex AI, Gemini) replaces the
+    path's model; it used to add a ``model`` key to a body that has none, sent to the old model."""
+    sonnet, haiku = "anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-3-5-haiku-20241022-v1:0"
+    bedrock = "https://bedrock-runtime.us-east-1.amazonaws.com/model/{}/invoke"
+    recorded = [
+        _cloud_span("b1", bedrock.format(sonnet), "Yes, sonnet here."),
+        _cloud_span("b2", bedrock.format(haiku), "Yes, haiku here."),
+    ]
+    env = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "us-east-1"}
+    with RecordedServer(exchanges_from_spans(recorded)[0]) as server:
+        result = replay_spans(
+            recorded[:1],
+            edits=ReplayEdits(model=haiku),
+            base_url=server.base_url,
+            environ=env,
+            span_exporter=InMemorySpanExporter(),
+            retry=RetryPolicy(0),
+        )
+    [call] = result.calls
+    assert call.status == "ok", call
+    assert call.replay is not None and call.replay.output == "Yes, haiku here."
+    [served] = server.served
+    assert served.path == f"/model/{haiku}/invoke" and served.status == 200
 
 
 # --------------------------------------------------------------------------- the CLI
