@@ -408,7 +408,13 @@ output changed) or a user error; 2 bad usage.""",
     "(recorded https://api.openai.com/v1/chat/completions + http://127.0.0.1:8000/v1 "
     "→ http://127.0.0.1:8000/v1/chat/completions).",
 )
-@click.option("--model", default=None, metavar="M", help="Replace the request body's model.")
+@click.option(
+    "--model",
+    default=None,
+    metavar="M",
+    help="Replace the request's model: the body's, or the URL path's where it names the model "
+    "(Gemini, Anthropic on Vertex AI and Amazon Bedrock).",
+)
 @click.option(
     "--set",
     "set_values",
