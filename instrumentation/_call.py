@@ -16,6 +16,7 @@ status of an adopted span (its owner does), so retries inside one SDK call all l
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -348,6 +349,10 @@ class LLMCall:
             )
             if cost is not None:
                 attrs[SPANREEL_COST_USD] = cost
+        if isinstance(exc, asyncio.CancelledError) and parsed is not None and _finished(parsed):
+            # Reading was cancelled after the model finished: the rest of the body, drained by
+            # the client (openai's async streams give up on it after 100 ms), not a failed call.
+            exc = None
         status: Status | None = None
         if exc is not None and not isinstance(exc, GeneratorExit):
             error_type = type(exc).__qualname__
@@ -369,6 +374,11 @@ class LLMCall:
         metrics = settings.metrics
         if metrics is not None:
             metrics.record({**self._start_attrs, **attrs}, time.monotonic() - self._start, error_type)
+
+
+def _finished(parsed: Parsed) -> bool:
+    """Whether the response had finished: the provider sent its finish reasons."""
+    return bool(parsed.attributes.get(ga.GEN_AI_RESPONSE_FINISH_REASONS))
 
 
 def _require_finish_reasons(content: Content) -> None:

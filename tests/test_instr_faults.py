@@ -3,6 +3,7 @@ body, a stream cut mid-way, the exporter's endpoint down. Plus the size cap and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -91,10 +93,12 @@ def plain_then_traced(provider: tuple[TracerProvider, InMemorySpanExporter], fn:
 
 class Canned:
     """A local HTTP server answering every POST with ``status``, ``content_type`` and ``chunks``
-    (sent with chunked transfer encoding; ``cut`` drops the connection after the chunks)."""
+    (sent with chunked transfer encoding; ``cut`` drops the connection after the chunks;
+    ``end_delay`` seconds pass before the body's end)."""
 
     def __init__(self) -> None:
         self.status, self.content_type, self.chunks, self.cut = 200, "application/json", [b"{}"], False
+        self.end_delay = 0.0
         self.paths: list[str] = []  # the path (with query) of each POST received
         canned = self
 
@@ -115,6 +119,7 @@ class Canned:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
+                time.sleep(canned.end_delay)
                 self.wfile.write(b"0\r\n\r\n")
 
             def log_message(self, format: str, *args: Any) -> None:
@@ -130,8 +135,10 @@ class Canned:
         content_type: str = "application/json",
         status: int = 200,
         cut: bool = False,
+        end_delay: float = 0.0,
     ) -> None:
         self.chunks, self.content_type, self.status, self.cut = chunks, content_type, status, cut
+        self.end_delay = end_delay
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +308,32 @@ def test_stream_cut_midway_reraises_same_error(
     a = span.attributes or {}
     assert a[ERROR_TYPE] == "RemoteProtocolError"
     assert "half" in str(a[ga.GEN_AI_OUTPUT_MESSAGES])  # what arrived before the cut is kept
+
+
+def test_async_stream_drained_after_done_is_not_an_error(
+    provider: Any, spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """openai's async stream, after ``[DONE]``, drains the rest of the body for at most 100 ms and
+    then cancels the read. A server (or proxy) slower than that to end the body made a complete
+    call's span ERROR ``CancelledError``, though the app got its answer and no exception."""
+    chunk = {
+        "id": "c",
+        "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}],
+    }
+    events = [b"data: " + json.dumps(chunk).encode() + b"\n\n", b"data: [DONE]\n\n"]
+    canned.set(events, "text/event-stream", end_delay=0.3)
+
+    async def read() -> str:
+        client = openai.AsyncOpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+        stream = await client.chat.completions.create(model="m", messages=MESSAGES_BODY, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in stream])
+
+    assert asyncio.run(read()) == "hi"
+    (span,) = genai(spans)
+    assert span.status.status_code == StatusCode.UNSET
+    a = span.attributes or {}
+    assert ERROR_TYPE not in a and a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
 
 
 def test_exporter_endpoint_down_changes_nothing(tmp_path: Path) -> None:
