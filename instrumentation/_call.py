@@ -61,7 +61,7 @@ from ._context import SESSION_BAGGAGE_KEYS, TRACER_NAME, current_replay
 from ._cost import cost_usd, warm_up
 from ._eventstream import CONTENT_TYPE as EVENT_STREAM
 from ._eventstream import EventStreamDecoder, make_event_stream_decoder
-from ._http import Decoder, default_port, make_decoder, sanitize_url
+from ._http import Decoder, default_port, make_decoder, redact_url, sanitize_url
 from ._metrics import GenAIMetrics
 from ._sse import SSEDecoder
 
@@ -325,6 +325,9 @@ class LLMCall:
         span = self._span
         settings = self._settings
         parsed, error_type, message = self._parse() if self._parse_ok else (None, None, None)
+        redactor = settings.policy.redactor
+        if message and redactor is not None:  # the provider's error text may quote the request
+            message = redactor(message)
         attrs: Attributes = {}
         if self._ttfc is not None:  # the first chunk came before the body was parsed
             attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttfc
@@ -472,7 +475,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     stream = parts.stream or found.path_stream
     clean_url = sanitize_url(str(url))
     if policy.redactor is not None:
-        clean_url = policy.redactor(clean_url)
+        clean_url = redact_url(clean_url, policy.redactor)
     attrs: Attributes = {
         ga.GEN_AI_OPERATION_NAME: parts.operation,
         ga.GEN_AI_PROVIDER_NAME: provider_for(api, host, path, url.query),

@@ -7,7 +7,7 @@ import importlib
 import zlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 
@@ -36,6 +36,7 @@ CREDENTIAL_QUERY_PARAMS: frozenset[str] = frozenset(
         "password",
         "secret",
         "code",
+        "subscription_key",  # Azure API Management
     }
 )
 
@@ -113,6 +114,25 @@ def sanitize_url(url: str) -> str:
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_url(url: str, redactor: Callable[[str], str]) -> str:
+    """``url`` with ``redactor`` applied to its path and to each query parameter's name and value
+    as text (percent-decoded first: ``jane%40example.com`` is the e-mail address it encodes), and
+    re-encoded where it changed; parts it leaves alone keep their original spelling."""
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    redacted_path = redactor(path)
+    new_path = parts.path if redacted_path == path else quote(redacted_path, safe="/:@!$&'()*+,;=")
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        redacted = [(redactor(k), redactor(v)) for k, v in pairs]
+        if redacted != pairs:
+            query = urlencode(redacted)
+    if new_path == parts.path and query == parts.query:
+        return url
+    return urlunsplit((parts.scheme, parts.netloc, new_path, query, parts.fragment))
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}

@@ -16,11 +16,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from test_instr_faults import Canned
 
-from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_BODY_MODIFIED
+from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_BODY_MODIFIED, SPANREEL_REQUEST_URL
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 from spanreel.instrumentation._content import ContentPolicy, builtin_redactor
+from spanreel.instrumentation._http import redact_url
 
 CANARY = "sk-CANARY-7f3e9a1c5b2d4e6f8a0b"
 
@@ -63,6 +65,13 @@ def test_canary_key_never_exported(server: FakeLLMServer, uninstrument_after: No
     openai.AzureOpenAI(
         azure_endpoint=f"http://127.0.0.1:{port}", api_key=CANARY, api_version="2024-10-21", max_retries=0
     ).chat.completions.create(model="dep", messages=[{"role": "user", "content": "hi"}])
+    openai.AzureOpenAI(  # through Azure API Management, its key in the query string
+        azure_endpoint=f"http://127.0.0.1:{port}",
+        api_key="unused",
+        api_version="2024-10-21",
+        default_query={"subscription-key": CANARY},
+        max_retries=0,
+    ).chat.completions.create(model="dep", messages=[{"role": "user", "content": "hi"}])
     gemini = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
     r = httpx.post(
         f"http://127.0.0.1:{port}/v1beta/models/gemini-2.0-flash:generateContent?key={CANARY}", json=gemini
@@ -78,7 +87,7 @@ def test_canary_key_never_exported(server: FakeLLMServer, uninstrument_after: No
     assert sent  # the servers did get the key...
     spans = exporter.get_finished_spans()
     assert (
-        len([s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"]) == 4
+        len([s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"]) == 5
     )
     wire = encode_spans(spans).SerializeToString()  # ...but no exported byte carries it
     assert CANARY.encode() not in wire
@@ -199,3 +208,42 @@ def test_blobs_small_data_urls_and_media_types_beside_the_data() -> None:
     # Short base64-looking words stay (ids, hashes), and kept blobs are kept.
     assert policy.scrub({"id": "QUJDREVGR0g="}) == {"id": "QUJDREVGR0g="}
     assert ContentPolicy(keep_blobs=True).scrub({"url": small}) == {"url": small}
+
+
+def test_redaction_covers_the_encoded_url_and_the_error_text(uninstrument_after: None) -> None:
+    """With redaction on, what the URL's query encodes (``jane%40example.com``) and the provider's
+    error text quoting the request are redacted too; both used to be exported as they came."""
+    canned = Canned()
+    try:
+        tp, exporter = _recording(capture_content=True, redact=builtin_redactor("email,phone"))
+        error = {"error": {"message": "Invalid value 'jane@example.com'", "type": "invalid_request_error"}}
+        canned.set([json.dumps(error).encode()], status=400)
+        client = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "mail jane@example.com"}],
+                extra_query={"user": "jane@example.com", "tel": "+1 415 555 2671", "page": "2"},
+            )
+        assert canned.paths[-1].endswith("?user=jane%40example.com&tel=%2B1+415+555+2671&page=2")
+        (span,) = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "spanreel"]  # type: ignore[union-attr]
+        url = str((span.attributes or {})[SPANREEL_REQUEST_URL])
+        assert url == (
+            canned.base_url
+            + "/chat/completions?user=%5BREDACTED%3Aemail%5D&tel=%5BREDACTED%3Aphone%5D&page=2"
+        )
+        assert span.status.description == "Invalid value '[REDACTED:email]'"
+        assert "jane" not in span.to_json()
+        tp.shutdown()
+    finally:
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
+
+
+def test_redact_url_keeps_what_it_does_not_change() -> None:
+    def email(text: str) -> str:
+        return text.replace("a@b.c", "[X]")
+
+    url = "https://h/v1/chat/completions?api-version=2024-10-21&q=a%20b"
+    assert redact_url(url, email) is url
+    assert redact_url("https://h/users/a%40b.c/x?k=v%2Fw", email) == "https://h/users/%5BX%5D/x?k=v%2Fw"
