@@ -103,14 +103,15 @@ class _State:
         self.http_spans = http_spans
         set_tracer_provider(tracer_provider)
         self.tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
-        if ensure_processor(tracer_provider or trace.get_tracer_provider()) is None:
+        policy = policy or ContentPolicy()
+        if ensure_processor(tracer_provider or trace.get_tracer_provider(), policy.redactor) is None:
             log_once(
                 "processor",
                 "spanreel: no OpenTelemetry SDK tracer provider to add its span processor to (set "
                 "one before instrumenting); session baggage is not copied onto other "
                 "instrumentations' spans and their URLs are not cleaned",
             )
-        self.settings = CallSettings(self.tracer, capture_content, policy or ContentPolicy(), metrics)
+        self.settings = CallSettings(self.tracer, capture_content, policy, metrics)
         for name in LIBRARIES:
             if name in sys.modules:
                 continue

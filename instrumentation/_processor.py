@@ -7,7 +7,8 @@ For every span started while instrumentation is on (whoever creates it) :class:`
   opentelemetry-processor-baggage's ``BaggageSpanProcessor`` (see :func:`spanreel.session`);
 - removes credentials from the span's URL attributes (``url.full``, old-convention ``http.url``):
   user-info and credential query parameters such as Gemini's ``?key=`` (see
-  :func:`~spanreel.instrumentation._http.sanitize_url`). opentelemetry-instrumentation-httpx only
+  :func:`~spanreel.instrumentation._http.sanitize_url`), and, with redaction on, redacts them
+  (:func:`~spanreel.instrumentation._http.redact_url`). opentelemetry-instrumentation-httpx only
   redacts a few signature parameters, and under ``opentelemetry-instrument`` it is set up before
   spanreel, so its HTTP spans cannot be cleaned by a request hook of ours.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.context import Context
@@ -31,7 +33,7 @@ from opentelemetry.semconv.attributes.url_attributes import URL_FULL
 
 from ._call import log_once
 from ._context import SESSION_BAGGAGE_KEYS
-from ._http import sanitize_url
+from ._http import redact_url, sanitize_url
 
 #: Baggage keys copied onto every span.
 BAGGAGE_SPAN_KEYS = frozenset({*SESSION_BAGGAGE_KEYS, GEN_AI_CONVERSATION_ID})
@@ -41,10 +43,12 @@ _URL_KEY_SET = frozenset(_URL_KEYS)
 
 
 class SpanreelProcessor(SpanProcessor):
-    """See the module docstring. ``active`` switches it off without removing it."""
+    """See the module docstring. ``active`` switches it off without removing it; ``redactor``
+    (``None``: redaction off) is applied to URLs."""
 
     def __init__(self) -> None:
         self.active = True
+        self.redactor: Callable[[str], str] | None = None
         self._baggage = BaggageSpanProcessor(BAGGAGE_SPAN_KEYS.__contains__)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -58,10 +62,13 @@ class SpanreelProcessor(SpanProcessor):
                 return
             for key in _URL_KEYS:
                 url = attributes.get(key)
-                if isinstance(url, str) and ("?" in url or "@" in url):
-                    clean = sanitize_url(url)
-                    if clean != url:
-                        span.set_attribute(key, clean)
+                if not isinstance(url, str):
+                    continue
+                clean = sanitize_url(url)
+                if self.redactor is not None:
+                    clean = redact_url(clean, self.redactor)
+                if clean != url:
+                    span.set_attribute(key, clean)
         except Exception:  # telemetry never breaks the app
             log_once("processor", "spanreel: could not apply the session baggage or URL clean-up")
 
@@ -79,9 +86,10 @@ _added: weakref.WeakKeyDictionary[Any, SpanreelProcessor] = weakref.WeakKeyDicti
 _lock = threading.Lock()
 
 
-def ensure_processor(provider: Any) -> SpanreelProcessor | None:
+def ensure_processor(provider: Any, redactor: Callable[[str], str] | None = None) -> SpanreelProcessor | None:
     """Add (once) and switch on the :class:`SpanreelProcessor` of ``provider``, an SDK
-    ``TracerProvider`` (anything with ``add_span_processor``); ``None`` for other providers."""
+    ``TracerProvider`` (anything with ``add_span_processor``), with ``redactor`` for URLs;
+    ``None`` for other providers."""
     add = getattr(provider, "add_span_processor", None)
     if add is None:
         return None
@@ -91,6 +99,7 @@ def ensure_processor(provider: Any) -> SpanreelProcessor | None:
             processor = _added[provider] = SpanreelProcessor()
             add(processor)
         processor.active = True
+        processor.redactor = redactor
     return processor
 
 

@@ -211,8 +211,9 @@ def test_blobs_small_data_urls_and_media_types_beside_the_data() -> None:
 
 
 def test_redaction_covers_the_encoded_url_and_the_error_text(uninstrument_after: None) -> None:
-    """With redaction on, what the URL's query encodes (``jane%40example.com``) and the provider's
-    error text quoting the request are redacted too; both used to be exported as they came."""
+    """With redaction on, what the URL's query encodes (``jane%40example.com``), in the recorded URL
+    and the HTTP span's, and the provider's error text quoting the request are redacted too; they
+    used to be exported as they came."""
     canned = Canned()
     try:
         tp, exporter = _recording(capture_content=True, redact=builtin_redactor("email,phone"))
@@ -233,7 +234,9 @@ def test_redaction_covers_the_encoded_url_and_the_error_text(uninstrument_after:
             + "/chat/completions?user=%5BREDACTED%3Aemail%5D&tel=%5BREDACTED%3Aphone%5D&page=2"
         )
         assert span.status.description == "Invalid value '[REDACTED:email]'"
-        assert "jane" not in span.to_json()
+        spans = exporter.get_finished_spans()
+        assert len(spans) == 2  # and the HTTP child span's URL is redacted the same way
+        assert all("jane" not in s.to_json() and "555" not in s.to_json() for s in spans)
         tp.shutdown()
     finally:
         canned.httpd.shutdown()
