@@ -66,7 +66,7 @@ from spanreel.collector._metrics import Counters, QueueBudget
 from spanreel.collector._query import QueryError, execute_read_only
 from spanreel.collector._retention import PruneResult, cutoff_ns, prune
 from spanreel.collector._security import AUTHORIZATION, check_authorization, server_ssl_context
-from spanreel.collector._ui import add_ui_routes, is_public_path
+from spanreel.collector._ui import add_ui_routes, is_loopback_host, is_public_path
 from spanreel.collector._writer import QueueFullError, SpanWriter, WriterClosedError, open_database
 
 __all__ = ["Collector", "CollectorStartError", "prune_result_json"]
@@ -558,12 +558,24 @@ class Collector:
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         public = request.path == "/healthz" or is_public_path(request.path)  # the viewer's static page
-        if not public and not check_authorization(request.headers.get(AUTHORIZATION), self.config.query_auth):
+        if public:
+            return await handler(request)
+        if self.config.query_auth is None and not is_loopback_host(request.host):
+            # Without a token, a web page could reach this port through DNS rebinding.
+            message = "without query auth, the query API only answers requests addressed to a loopback host"
+            return web.json_response({"error": message}, status=403)
+        if not check_authorization(request.headers.get(AUTHORIZATION), self.config.query_auth):
             self.counters.unauthenticated_requests += 1
             return web.json_response(
                 {"error": "missing or invalid bearer token (Authorization: Bearer …)"},
                 status=401,
                 headers=_WWW_AUTHENTICATE,
+            )
+        if request.method == "POST" and request.content_type != "application/json":
+            # A cross-site page can POST text/plain without asking; application/json needs CORS
+            # approval, which this API never gives.
+            return web.json_response(
+                {"error": f"Content-Type must be application/json, got {request.content_type!r}"}, status=415
             )
         return await handler(request)
 

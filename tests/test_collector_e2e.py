@@ -338,7 +338,12 @@ def test_query_api_read_only(collector: CollectorProcess) -> None:
         assert r.json()["error"]
         with pytest.raises(QueryError):
             run_query(sql, collector.db)
-    assert httpx.post(f"{url}/api/query", content=b"nope").status_code == 400
+    assert (
+        httpx.post(
+            f"{url}/api/query", content=b"nope", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
     assert httpx.post(f"{url}/api/query", json={"sql": 1}).status_code == 400
 
 

@@ -262,6 +262,27 @@ def collector_sql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collecto
         yield running
 
 
+def test_query_api_refuses_what_a_web_page_could_send(collector_sql: CollectorProcess) -> None:
+    """Without query auth, a web page the user visits must not read or prune the traces: a
+    ``text/plain`` POST (sent cross-site without a CORS preflight) is refused with 415 and a
+    foreign ``Host`` (DNS rebinding) with 403. Both used to answer 200, and a prune deleted
+    everything."""
+    url = collector_sql.info["query_url"]
+    store = httpx.post(f"{url}/api/query", json={"sql": "SELECT count(*) FROM spans"})
+    assert store.status_code == 200  # the CLI's way (application/json, loopback Host) still works
+    prune = b'{"older_than": 0}'
+    plain = httpx.post(f"{url}/api/prune", content=prune, headers={"content-type": "text/plain"})
+    assert plain.status_code == 415 and "application/json" in plain.json()["error"]
+    rebound = httpx.post(f"{url}/api/query", json={"sql": "SELECT 1"}, headers={"host": "evil.example"})
+    assert rebound.status_code == 403 and "loopback" in rebound.json()["error"]
+    form = httpx.post(f"{url}/api/query", data={"sql": "SELECT 1"})  # an HTML form's encoding
+    assert form.status_code == 415
+    assert httpx.get(f"{url}/api/health", headers={"host": "evil.example:80"}).status_code == 403
+    assert (
+        httpx.get(f"{url}/healthz", headers={"host": "evil.example"}).status_code == 200
+    )  # liveness stays open
+
+
 def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _self_signed(tmp_path)
     good = SECURE_CONFIG.replace(TOKEN, "${env:SPANREEL_TEST_TOKEN}").replace(
