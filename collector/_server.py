@@ -72,6 +72,8 @@ from spanreel.collector._writer import QueueFullError, SpanWriter, WriterClosedE
 __all__ = ["Collector", "CollectorStartError", "prune_result_json"]
 
 _log = logging.getLogger("spanreel.collector")
+#: Seconds between two log lines about failing writes (each failed request is counted).
+_FAILURE_LOG_INTERVAL_S = 10.0
 
 _TRACE_SERVICE: Final = "opentelemetry.proto.collector.trace.v1.TraceService"
 _PROTOBUF: Final = "application/x-protobuf"
@@ -155,6 +157,7 @@ class Collector:
         self._runners: list[web.AppRunner] = []
         self._background: list[asyncio.Task[None]] = []
         self._started = time.monotonic()
+        self._failure_logged = -_FAILURE_LOG_INTERVAL_S  # monotonic time of the last write-failure log
         self._stopped = asyncio.Event()
 
     @property
@@ -350,6 +353,10 @@ class Collector:
             await asyncio.wrap_future(future)
         except Exception as exc:  # disk full, I/O error …: the client keeps the data and retries
             counters.failed_requests += 1
+            now = time.monotonic()
+            if now - self._failure_logged >= _FAILURE_LOG_INTERVAL_S:  # not once per request
+                self._failure_logged = now
+                _log.error("storing spans failed (clients are told to retry): %s", exc)
             raise _Unavailable(f"storing spans failed: {exc}") from exc
         self._forwarders.submit(
             payload,

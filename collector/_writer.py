@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -392,7 +393,10 @@ class SpanWriter:
             stored = self._store(con, batch, received_at, _group_trace_rows(group))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            # A failed COMMIT (disk full) has ended the transaction already: then ROLLBACK raises
+            # "no transaction is active", which must not hide the real error.
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
             raise
         finally:
             for name in _REGISTERED:

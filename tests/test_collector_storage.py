@@ -120,6 +120,42 @@ def test_writer_group_commit_duplicates_and_trace_index(tmp_path: Path) -> None:
         writer.submit(rows_to_arrow([other]))
 
 
+class _FailingCommit:
+    """A writer connection whose COMMIT fails as DuckDB's does when the disk is full: the
+    transaction is ended, then the error is raised."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self.fail = True
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and self.fail:
+            self._con.execute("ROLLBACK")
+            raise duckdb.IOException(
+                'Failed to commit: Could not write file "w.wal": No space left on device'
+            )
+        return self._con.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
+
+
+def test_a_failed_commit_reports_its_own_error_and_writing_goes_on(tmp_path: Path) -> None:
+    """The error of a failed COMMIT reaches the client (it used to be replaced by ROLLBACK's "no
+    transaction is active"); nothing of that batch is stored and the next batch is."""
+    con = _FailingCommit(open_database(tmp_path / "full.duckdb"))
+    writer = SpanWriter(con)  # type: ignore[arg-type]
+    row = _row(T1, "aa" * 8, None, 1_700_000_000_000_000_000, 1_700_000_000_000_000_100)
+    with pytest.raises(duckdb.IOException, match="No space left on device"):
+        writer.submit(rows_to_arrow([row])).result(timeout=30)
+    con.fail = False
+    assert writer.submit(rows_to_arrow([row])).result(timeout=30).committed == 1
+    cursor = writer.cursor()
+    assert cursor.execute("SELECT count(*) FROM spans").fetchone() == (1,)
+    cursor.close()
+    writer.close()
+
+
 def test_second_writer_process_is_refused(tmp_path: Path) -> None:
     import subprocess
     import sys
