@@ -2,9 +2,10 @@
 decompressed size (so a gzip bomb is refused after at most ``limit`` bytes of output). Pure.
 
 OTLP/HTTP (https://opentelemetry.io/docs/specs/otlp/#otlphttp-request) lets clients compress the
-body with ``gzip``; ``deflate`` (zlib stream, or raw deflate as some clients send it) and
-``identity`` are accepted too. Anything else is :class:`UnsupportedEncoding` (the receiver answers
-415), rather than being read as uncompressed bytes.
+body with ``gzip`` (one member or several, RFC 1952 §2.2); ``deflate`` (zlib stream, or raw
+deflate as some clients send it) and ``identity`` are accepted too. Anything else is
+:class:`UnsupportedEncoding` (the receiver answers 415), rather than being read as uncompressed
+bytes.
 """
 
 from __future__ import annotations
@@ -62,17 +63,23 @@ class BodyDecoder:
         self._started = True
         if self._z is None:
             return self._count(chunk)
-        if self._z.eof:
-            raise MalformedBody(f"data after the end of the {self._encoding} stream")
-        try:
-            out = self._z.decompress(chunk, self._limit - self._size + 1)
-        except zlib.error as exc:
-            raise MalformedBody(f"the body is not valid {self._encoding} data: {exc}") from None
-        if self._z.unconsumed_tail:
-            raise BodyTooLarge(f"decompressed body exceeds {self._limit} bytes")
-        if self._z.unused_data:
-            raise MalformedBody(f"data after the end of the {self._encoding} stream")
-        return self._count(out)
+        out: list[bytes] = []
+        data = chunk
+        while data:
+            if self._z.eof:
+                if self._encoding == "deflate":
+                    raise MalformedBody("data after the end of the deflate stream")
+                # gzip is a series of members (RFC 1952 §2.2): the next one starts here.
+                self._z = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            try:
+                piece = self._z.decompress(data, self._limit - self._size + 1)
+            except zlib.error as exc:
+                raise MalformedBody(f"the body is not valid {self._encoding} data: {exc}") from None
+            if self._z.unconsumed_tail:
+                raise BodyTooLarge(f"decompressed body exceeds {self._limit} bytes")
+            out.append(self._count(piece))
+            data = self._z.unused_data
+        return b"".join(out)
 
     def finish(self) -> bytes:
         """The decoded rest; raises :class:`MalformedBody` for a truncated stream."""

@@ -36,6 +36,18 @@ def test_round_trip_in_chunks(encoding: str, body: bytes) -> None:
     assert _decode(encoding, body, chunk=1) == DATA
 
 
+def test_gzip_of_several_members_is_their_concatenation() -> None:
+    """RFC 1952 §2.2: a gzip file is a series of members (``cat a.gz b.gz``, streaming
+    compressors); it was refused with 'data after the end of the gzip stream'."""
+    half = len(DATA) // 2
+    body = gzip.compress(DATA[:half]) + gzip.compress(DATA[half:])
+    assert _decode("gzip", body) == DATA
+    assert _decode("gzip", body, chunk=7) == DATA
+    assert _decode("gzip", body, chunk=len(body)) == DATA
+    with pytest.raises(BodyTooLarge):  # the limit counts every member
+        _decode("gzip", body, limit=len(DATA) - 1, chunk=len(body))
+
+
 def test_limit_counts_decompressed_bytes() -> None:
     assert _decode("gzip", gzip.compress(DATA), limit=len(DATA)) == DATA
     with pytest.raises(BodyTooLarge):
@@ -56,7 +68,9 @@ def test_bomb_stops_at_the_limit_without_inflating() -> None:
     [
         ("gzip", b"not gzip at all", "not valid gzip"),
         ("gzip", gzip.compress(DATA)[:-20], "truncated"),
-        ("gzip", gzip.compress(DATA) + b"trailing", "after the end"),
+        ("gzip", gzip.compress(DATA) + b"trailing", "not valid gzip"),  # not a next member
+        ("gzip", gzip.compress(DATA) + gzip.compress(DATA)[:30], "truncated"),
+        ("deflate", zlib.compress(DATA) + b"trailing", "after the end"),
         ("deflate", b"\x78\x9c garbage", "not valid deflate"),
     ],
 )
