@@ -28,6 +28,7 @@ See https://opentelemetry.io/docs/collector/configuration/ for the structure.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -138,8 +139,8 @@ def parse_duration(value: Any, key: str) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"{key} must be a duration such as 30d, 12h or 90s, got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(f"{key} must not be negative, got {value!r}")
+        if not 0 <= value < math.inf:
+            raise ConfigError(f"{key} must be a finite, non-negative number of seconds, got {value!r}")
         return float(value)
     text = str(value).strip().replace(" ", "")
     pos, total = 0, 0.0
@@ -148,7 +149,7 @@ def parse_duration(value: Any, key: str) -> float:
             break
         total += float(match.group(1)) * _DURATION_UNIT_S[match.group(2)]
         pos = match.end()
-    if not text or pos != len(text):
+    if not text or pos != len(text) or not math.isfinite(total):
         raise ConfigError(f"{key} must be a duration such as 30d, 12h or 90s, got {value!r}")
     return total
 

@@ -33,10 +33,15 @@ class PruneResult:
     dry_run: bool = False
 
 
+_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
+
+
 def cutoff_ns(older_than_s: float, now_s: float | None = None) -> int:
-    """``now - older_than_s`` as nanoseconds since the Unix epoch (``now_s`` defaults to the clock)."""
+    """``now - older_than_s`` as nanoseconds since the Unix epoch (``now_s`` defaults to the clock),
+    clamped to signed 64 bits (span times are ``TIMESTAMP_NS``: 1677–2262), so that a very long
+    duration means "everything before 1677" — nothing — instead of a value SQL cannot bind."""
     now = time.time() if now_s is None else now_s
-    return int((now - older_than_s) * 1_000_000_000)
+    return max(_MIN_NS, min(_MAX_NS, int((now - older_than_s) * 1_000_000_000)))
 
 
 def prune(con: duckdb.DuckDBPyConnection, cutoff_unix_nano: int, *, dry_run: bool = False) -> PruneResult:

@@ -90,6 +90,13 @@ def test_prune_through_the_running_collector_then_directly(tmp_path: Path) -> No
     res = CliRunner().invoke(main, ["prune", "--older-than", "720h", "--db", str(db)])
     assert res.exit_code == 0, res.output
     assert res.output.startswith("deleted 1 traces (1 spans) that ended before ")
+    # A duration reaching before 1677 (beyond 64-bit nanoseconds) prunes nothing; it used to fail
+    # with a binder error (and the same ttl in config failed at every retention run).
+    res = CliRunner().invoke(main, ["prune", "--older-than", "200000d", "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["traces"] == 0
+    res = CliRunner().invoke(main, ["prune", "--older-than", "1e400s", "--db", str(db)])
+    assert res.exit_code == 1 and "--older-than must be a duration" in res.output
     res = CliRunner().invoke(main, ["prune", "--older-than", "a while", "--db", str(db)])
     assert res.exit_code == 1 and "--older-than must be a duration" in res.output
     res = CliRunner().invoke(main, ["prune", "--older-than", "1d", "--db", str(tmp_path / "none.duckdb")])
