@@ -15,6 +15,7 @@ import click
 
 from spanreel._config import ConfigError, find_config, resolve_db_path
 from spanreel.collector._config import CollectorConfig, load_collector_config, parse_duration
+from spanreel.collector._forward_config import ForwarderConfig
 
 __all__ = ["collector_command", "prune_command"]
 
@@ -62,7 +63,29 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         f"  retention       {_duration_text(config.ttl_s) if config.ttl_s else 'keep everything'}",
         f"  query timeout   {_duration_text(config.query_timeout_s) if config.query_timeout_s else 'none'}",
     ]
+    for forwarder in config.forwarders:
+        lines.append(f"  forward         {_describe_forwarder(forwarder)}")
+    if not config.forwarders:
+        lines.append("  forward         nowhere (no otlp / otlphttp exporter in the pipeline)")
     return "\n".join(lines)
+
+
+def _describe_forwarder(forwarder: ForwarderConfig) -> str:
+    """One forwarding exporter for ``--check-config``: where, how, retry and queue (no header values)."""
+    protocol = "OTLP/gRPC" if forwarder.protocol == "grpc" else f"OTLP/HTTP {forwarder.encoding}"
+    security = "plaintext" if forwarder.plaintext else "TLS"
+    retry = forwarder.retry
+    retrying = (
+        f"retry up to {_duration_text(retry.max_elapsed_time_s) if retry.max_elapsed_time_s else 'forever'}"
+        if retry.enabled
+        else "no retry"
+    )
+    queue = forwarder.queue
+    headers = f", headers {', '.join(name for name, _ in forwarder.headers)}" if forwarder.headers else ""
+    return (
+        f"{forwarder.name}: {protocol} {forwarder.target} ({security}, {forwarder.compression}{headers}); "
+        f"{retrying}; queue {queue.queue_size} {queue.sizer}, {queue.num_consumers} senders"
+    )
 
 
 async def _serve(config: CollectorConfig) -> None:
@@ -148,7 +171,8 @@ def collector_command(
 
     \b
     Point an app at it with the standard variables, e.g.
-      OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317
+      OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318   (http/protobuf, the default)
+      OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc
     Stop with Ctrl-C or SIGTERM: it stops listening, commits every queued span, removes the
     discovery file and exits 0. Counters (received, stored, duplicates, rejected, refused, queue
     depth) are logged to stderr every minute while they change and served at /api/health.
@@ -161,6 +185,9 @@ def collector_command(
       exporters.duckdb.max_queue_bytes    queue bound; beyond it UNAVAILABLE / 503 + Retry-After
       exporters.duckdb.ttl                retention, e.g. 30d (see also `spanreel prune`)
       exporters.duckdb.query_timeout      query API / UI queries interrupted after it (30s)
+      exporters.otlp / exporters.otlphttp  forward received spans to another OTLP backend too
+                                          (endpoint, headers, compression, tls, retry_on_failure,
+                                          sending_queue); list them in the traces pipeline
     """
     from spanreel.collector._server import CollectorStartError
 

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from spanreel._config import ConfigError
+from spanreel.cli import main
 from spanreel.collector._config import load_collector_config, parse_duration
 from spanreel.collector._forward_config import ForwarderConfig, RetrySettings, parse_forwarder
 
@@ -192,9 +194,34 @@ def test_pipeline_with_duckdb_and_forwarders(tmp_path: Path, monkeypatch: pytest
     assert cfg.forwarders[1].headers == (("authorization", "Bearer t0k"),)
 
 
+def test_check_config_shows_where_spans_are_forwarded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--check-config`` prints each forwarding exporter (it left them out), never a header's
+    value; the help names the exporters."""
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    monkeypatch.setenv("UPSTREAM_TOKEN", "t0k")
+    path = tmp_path / "otel-config.yaml"
+    path.write_text(_CONFIG)
+    result = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    forward = [line.strip() for line in result.output.splitlines() if line.strip().startswith("forward ")]
+    assert len(forward) == 2
+    assert forward[0].startswith("forward         otlp/tempo: OTLP/gRPC 127.0.0.1:4317")
+    assert "otlphttp: OTLP/HTTP proto http://127.0.0.1:4318/v1/traces (plaintext" in forward[1]
+    assert "headers authorization" in forward[1] and "t0k" not in result.output
+    help_text = CliRunner().invoke(main, ["collector", "--help"]).output
+    assert "exporters.otlphttp" in help_text
+    # The example endpoint matches the default protocol (http/protobuf → 4318; 4317 needs grpc).
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318" in help_text
+    assert "4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in help_text
+
+
 def test_default_config_forwards_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert load_collector_config(None, db=tmp_path / "x.duckdb").forwarders == ()
+    result = CliRunner().invoke(main, ["collector", "--check-config", "--db", str(tmp_path / "x.duckdb")])
+    assert "forward         nowhere" in result.output
 
 
 def test_shipped_config_example_parses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
