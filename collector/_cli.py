@@ -22,15 +22,16 @@ __all__ = ["collector_command", "prune_command"]
 _MIB = 1024 * 1024
 
 
-def _setup_logging() -> None:
-    """Counters, retention and shutdown lines go to stderr, one line each, with a UTC time stamp."""
+def _setup_logging(level: str = "INFO") -> None:
+    """Counters, retention and shutdown lines go to stderr, one line each, with a UTC time stamp;
+    ``level``: a :mod:`logging` level name (``service.telemetry.logs.level``)."""
     handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter("%(asctime)s spanreel collector: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     logger = logging.getLogger("spanreel.collector")
     logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    logger.setLevel(level)
     logger.propagate = False
 
 
@@ -63,6 +64,9 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         f"  retention       {_duration_text(config.ttl_s) if config.ttl_s else 'keep everything'}",
         f"  query timeout   {_duration_text(config.query_timeout_s) if config.query_timeout_s else 'none'}",
     ]
+    lines.append(f"  log level       {config.log_level.lower()}")
+    if config.ignored_settings:
+        lines.append(f"  ignored         {', '.join(config.ignored_settings)} (no effect in spanreel)")
     for forwarder in config.forwarders:
         lines.append(f"  forward         {_describe_forwarder(forwarder)}")
     if not config.forwarders:
@@ -91,7 +95,12 @@ def _describe_forwarder(forwarder: ForwarderConfig) -> str:
 async def _serve(config: CollectorConfig) -> None:
     from spanreel.collector._server import Collector
 
-    _setup_logging()
+    _setup_logging(config.log_level)
+    if config.ignored_settings:
+        logging.getLogger("spanreel.collector").warning(
+            "ignored (valid for the OpenTelemetry Collector, no effect here): %s",
+            ", ".join(config.ignored_settings),
+        )
     collector = Collector(config)
     info = await collector.start()
     stop = asyncio.Event()

@@ -21,6 +21,10 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
 - ``service.pipelines.traces``: ``receivers`` / ``exporters`` lists of the ids above.
+- ``service.telemetry`` (the collector's own telemetry): ``logs.level`` (``debug``, ``info``
+  (default), ``warn``, ``error``) sets the log level; its other keys (``metrics``, ``traces``,
+  ``resource``…) are valid in the OpenTelemetry Collector but have no effect here: they are
+  listed in :attr:`CollectorConfig.ignored_settings` (shown by ``--check-config``, logged at start).
 
 See https://opentelemetry.io/docs/collector/configuration/ for the structure.
 """
@@ -33,7 +37,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from spanreel._config import ConfigError, check_keys, find_config, load_config, resolve_db_path, scalar
 from spanreel.collector._forward_config import FORWARDER_TYPES, ForwarderConfig, parse_forwarder
@@ -92,6 +96,10 @@ class CollectorConfig:
     http_tls: TLSSettings | None = None
     #: ``otlp`` / ``otlphttp`` exporters in the pipeline: where accepted spans are also forwarded.
     forwarders: tuple[ForwarderConfig, ...] = ()
+    #: ``service.telemetry.logs.level`` as a :mod:`logging` level name (``DEBUG`` … ``ERROR``).
+    log_level: str = "INFO"
+    #: Config keys accepted as valid OpenTelemetry Collector settings that spanreel does not use.
+    ignored_settings: tuple[str, ...] = ()
 
     @property
     def max_recv_msg_size(self) -> int:
@@ -327,11 +335,13 @@ def config_from_mapping(
                 f"exporters.{eid}: unknown exporter type {etype!r} (supported: duckdb, otlp, otlphttp)"
             )
     service = _mapping(data.get("service"), "service")
-    check_keys(service, ("extensions", "pipelines"), "service")
+    check_keys(service, ("extensions", "pipelines", "telemetry"), "service")
     enabled_extensions = service.get("extensions") or []
     if not isinstance(enabled_extensions, list) or not all(isinstance(x, str) for x in enabled_extensions):
         raise ConfigError("service.extensions must be a list of extension ids")
-    authenticators = parse_extensions(_mapping(data.get("extensions"), "extensions"), enabled_extensions)
+    authenticators = parse_extensions(
+        _mapping(data.get("extensions"), "extensions"), enabled_extensions, base_dir
+    )
     pipelines = _mapping(service.get("pipelines"), "service.pipelines")
     for name in pipelines:
         if _component_type(name) != "traces":
@@ -361,12 +371,28 @@ def config_from_mapping(
             "(plus any otlp / otlphttp exporters to forward to)"
         )
     kwargs: dict[str, Any] = {"grpc_endpoint": None, "http_endpoint": None}
+    kwargs.update(_parse_telemetry(_mapping(service.get("telemetry"), "service.telemetry")))
     kwargs.update(_parse_receivers(receivers, lists["receivers"], base_dir, authenticators))
     exp = _parse_exporters(exporters, lists["exporters"], base_dir, authenticators)
     db_path = exp.pop("config_db_path", None)
     exp["forwarders"] = tuple(exp.get("forwarders", ()))
     kwargs.update(exp)
     return kwargs, db_path
+
+
+#: ``service.telemetry.logs.level`` (the OpenTelemetry Collector's zap levels) → logging level name.
+_LOG_LEVELS: Final = {"debug": "DEBUG", "info": "INFO", "warn": "WARNING", "error": "ERROR"}
+
+
+def _parse_telemetry(telemetry: dict[str, Any]) -> dict[str, Any]:
+    logs = _mapping(telemetry.get("logs"), "service.telemetry.logs")
+    level = logs.get("level", "info")
+    if not isinstance(level, str) or level.lower() not in _LOG_LEVELS:
+        choices = ", ".join(_LOG_LEVELS)
+        raise ConfigError(f"service.telemetry.logs.level must be one of {choices}, got {level!r}")
+    ignored = [f"service.telemetry.{key}" for key in telemetry if key != "logs"]
+    ignored += [f"service.telemetry.logs.{key}" for key in logs if key != "level"]
+    return {"log_level": _LOG_LEVELS[level.lower()], "ignored_settings": tuple(ignored)}
 
 
 def load_collector_config(

@@ -224,6 +224,17 @@ def _choice(section: Mapping[str, Any], name: str, key: str, choices: tuple[str,
     return str(value)
 
 
+def _compression(value: Any, key: str) -> Literal["gzip", "none"]:
+    if value in ("", None, "none"):  # the OpenTelemetry Collector's spellings of "no compression"
+        return "none"
+    if value != "gzip":
+        raise ConfigError(
+            f"{key} must be gzip or none, got {value!r} (the OpenTelemetry Collector's zstd, snappy, "
+            "zlib, deflate and lz4 are not supported)"
+        )
+    return "gzip"
+
+
 def parse_forwarder(
     component_id: str,
     section: Mapping[str, Any],
@@ -332,7 +343,7 @@ def parse_forwarder(
         protocol=protocol,
         target=target,
         headers=_headers(section.get("headers"), f"{key}.headers", grpc),
-        compression=_choice(section, "compression", key, ("gzip", "none"), "gzip"),  # type: ignore[arg-type]
+        compression=_compression(section.get("compression", "gzip"), f"{key}.compression"),
         encoding="proto" if grpc else _choice(section, "encoding", key, ("proto", "json"), "proto"),  # type: ignore[arg-type]
         timeout_s=timeout,
         tls=tls,

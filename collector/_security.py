@@ -6,7 +6,7 @@ the ``bearertokenauth`` extension of opentelemetry-collector-contrib)::
 
     extensions:
       bearertokenauth:
-        token: ${env:SPANREEL_TOKEN}      # scheme defaults to "Bearer"
+        token: ${env:SPANREEL_TOKEN}      # or filename: token.txt; scheme defaults to "Bearer"
     receivers:
       otlp:
         protocols:
@@ -84,9 +84,13 @@ def _mapping(value: Any, key: str) -> dict[str, Any]:
     return value
 
 
-def parse_extensions(extensions: dict[str, Any], enabled: list[str]) -> dict[str, str]:
-    """Validate ``extensions`` (only ``bearertokenauth[/name]``); return ``{id: "<scheme> <token>"}``
-    for those listed in ``service.extensions`` (``enabled``). Raises :class:`ConfigError`."""
+def parse_extensions(
+    extensions: dict[str, Any], enabled: list[str], base_dir: Path | None = None
+) -> dict[str, str]:
+    """Validate ``extensions`` (only ``bearertokenauth[/name]``: ``token``, or ``filename``, a file
+    holding it, read once at start and relative to ``base_dir``; ``scheme``); return
+    ``{id: "<scheme> <token>"}`` for those listed in ``service.extensions`` (``enabled``). Raises
+    :class:`ConfigError`."""
     out: dict[str, str] = {}
     for xid, raw in extensions.items():
         xtype = str(xid).split("/", 1)[0]
@@ -96,9 +100,13 @@ def parse_extensions(extensions: dict[str, Any], enabled: list[str]) -> dict[str
             )
         section = _mapping(raw, f"extensions.{xid}")
         for key in section:
-            if key not in ("token", "scheme"):
-                raise ConfigError(f"extensions.{xid}.{key}: unknown setting (token, scheme)")
+            if key not in ("token", "filename", "scheme"):
+                raise ConfigError(f"extensions.{xid}.{key}: unknown setting (token, filename, scheme)")
         token = section.get("token")
+        if "filename" in section and "token" in section:
+            raise ConfigError(f"extensions.{xid}: set token or filename, not both")
+        if "filename" in section:
+            token = _read_token_file(section["filename"], f"extensions.{xid}.filename", base_dir)
         if not isinstance(token, str) or not token.strip():
             raise ConfigError(
                 f"extensions.{xid}.token is empty: set it (e.g. token: ${{env:SPANREEL_TOKEN}}) "
@@ -113,6 +121,21 @@ def parse_extensions(extensions: dict[str, Any], enabled: list[str]) -> dict[str
         if xid not in extensions:
             raise ConfigError(f"service.extensions refers to {xid!r}, which is not defined under extensions")
     return out
+
+
+def _read_token_file(value: Any, key: str, base_dir: Path | None) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a file path")
+    path = Path(value).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{key}: cannot read the token file {str(path)!r}: {exc}") from None
+    if not token:
+        raise ConfigError(f"{key}: the token file {str(path)!r} is empty")
+    return token
 
 
 def parse_auth(section: dict[str, Any], key: str, authenticators: dict[str, str]) -> str | None:

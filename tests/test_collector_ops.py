@@ -251,3 +251,46 @@ def test_env_references_are_substituted_after_the_yaml_is_parsed(
     path.write_text(config)
     with pytest.raises(ConfigError, match="max_queue_bytes must be a positive number, got 'lots'"):
         load_collector_config(path)
+
+
+def test_keys_of_real_otel_collector_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings found in OpenTelemetry Collector configs that spanreel refused: ``service.telemetry``
+    (``logs.level`` applies; ``metrics`` and the rest are listed as ignored, not errors),
+    ``bearertokenauth.filename`` (the token read from a file next to the config) and
+    ``compression: ""`` (the Collector's "none")."""
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    (tmp_path / "token.txt").write_text("from-a-file\n")
+    path = tmp_path / "otel-config.yaml"
+    config = (
+        "extensions:\n  bearertokenauth:\n    filename: token.txt\n"
+        "receivers:\n  otlp:\n    protocols:\n      http:\n        auth: {authenticator: bearertokenauth}\n"
+        "exporters:\n  duckdb: {path: spans.duckdb}\n"
+        "  otlphttp: {endpoint: 'http://127.0.0.1:9', compression: ''}\n"
+        "service:\n  extensions: [bearertokenauth]\n"
+        "  telemetry:\n    logs: {level: WARN, encoding: json}\n    metrics: {level: detailed}\n"
+        "  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb, otlphttp]}\n"
+    )
+    path.write_text(config)
+    cfg = load_collector_config(path)
+    assert cfg.http_auth == "Bearer from-a-file"
+    assert cfg.forwarders[0].compression == "none"
+    assert cfg.log_level == "WARNING"
+    assert cfg.ignored_settings == ("service.telemetry.metrics", "service.telemetry.logs.encoding")
+    checked = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(path)])
+    assert checked.exit_code == 0, checked.output
+    assert "log level       warning" in checked.output
+    assert "ignored         service.telemetry.metrics, service.telemetry.logs.encoding" in checked.output
+    assert "from-a-file" not in checked.output
+    for broken, message in [
+        (config.replace("level: WARN", "level: loud"), "service.telemetry.logs.level must be one of"),
+        (config.replace("filename: token.txt", "filename: missing.txt"), "cannot read the token file"),
+        (config.replace("filename: token.txt", "filename: token.txt\n    token: t"), "not both"),
+        (config.replace("compression: ''", "compression: zstd"), "compression must be gzip or none"),
+    ]:
+        path.write_text(broken)
+        with pytest.raises(ConfigError, match=message):
+            load_collector_config(path)
+    (tmp_path / "token.txt").write_text("  \n")
+    path.write_text(config)
+    with pytest.raises(ConfigError, match="is empty"):
+        load_collector_config(path)

@@ -327,7 +327,7 @@ def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             "grpc.auth.authenticatr: unknown key",
         ),
         (good + "foo: 1\n", "foo: unknown top-level key"),
-        (good.replace("  pipelines:", "  telemetry: {}\n  pipelines:"), "service.telemetry: unknown key"),
+        (good.replace("  pipelines:", "  pipeline: {}\n  pipelines:"), "service.pipeline: unknown key"),
     ):
         path.write_text(broken)
         bad = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(path)])
