@@ -16,6 +16,7 @@ import click
 from spanreel._config import ConfigError, find_config, resolve_db_path
 from spanreel.collector._config import CollectorConfig, load_collector_config, parse_duration
 from spanreel.collector._forward_config import ForwarderConfig
+from spanreel.collector._security import TLSSettings
 
 __all__ = ["collector_command", "prune_command"]
 
@@ -45,10 +46,19 @@ def _duration_text(seconds: float) -> str:
 def _describe_config(config: CollectorConfig, source: str) -> str:
     """The effective settings, one per line, for ``--check-config``."""
 
-    def listener(endpoint: str | None, tls: object, auth: str | None) -> str:
+    def listener(endpoint: str | None, tls: TLSSettings | None, auth: str | None) -> str:
         if endpoint is None:
             return "disabled"
-        extras = [x for x, on in (("TLS", tls is not None), ("bearer token", auth is not None)) if on]
+        client_certificates = tls is not None and tls.client_ca_file is not None
+        extras = [
+            x
+            for x, on in (
+                (f"TLS {tls.min_version}+" if tls else "", tls is not None),
+                ("client certificates", client_certificates),
+                ("bearer token", auth is not None),
+            )
+            if on
+        ]
         return endpoint + (f" ({', '.join(extras)})" if extras else "")
 
     workers = "one per CPU (max 4)" if config.decode_workers is None else str(config.decode_workers)

@@ -6,7 +6,8 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   ``protocols.grpc.max_recv_msg_size_mib`` (default 64, checked after decompression),
   ``protocols.http.endpoint`` (default ``127.0.0.1:4318``), ``protocols.http.max_request_body_size``
   (bytes, default 64 MiB, checked after decompression). A missing protocol is not served.
-  Per protocol, optionally ``tls.cert_file`` / ``tls.key_file`` (PEM) and
+  Per protocol, optionally ``tls.cert_file`` / ``tls.key_file`` (PEM; ``client_ca_file`` for mutual
+  TLS, ``min_version``) and
   ``auth.authenticator: bearertokenauth`` (see :mod:`spanreel.collector._security`).
 - ``extensions.bearertokenauth`` (or ``bearertokenauth/<name>``): ``token``, ``scheme`` (default
   ``Bearer``); enabled by listing it in ``service.extensions``.

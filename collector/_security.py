@@ -50,10 +50,14 @@ _AUTHENTICATOR_TYPES: Final = frozenset({"bearertokenauth"})
 
 @dataclass(frozen=True)
 class TLSSettings:
-    """Server certificate chain and private key (PEM files), as the OTel Collector's ``tls`` block."""
+    """A receiver's ``tls`` block, as the OTel Collector's: server certificate chain and private key
+    (PEM files); ``client_ca_file``: clients must present a certificate signed by one of these CAs
+    (mutual TLS; ``None``: no client certificate asked); ``min_version``: ``"1.2"`` or ``"1.3"``."""
 
     cert_file: Path
     key_file: Path
+    client_ca_file: Path | None = None
+    min_version: str = "1.2"
 
 
 def _credentials(value: str) -> str:
@@ -158,37 +162,57 @@ def parse_auth(section: dict[str, Any], key: str, authenticators: dict[str, str]
     return authenticators[name]
 
 
+#: ``tls.min_version`` values → :class:`ssl.TLSVersion` (older versions are refused).
+_TLS_VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+_TLS_KEYS: Final = ("cert_file", "key_file", "client_ca_file", "min_version")
+
+
+def _pem_path(value: Any, key: str, base_dir: Path | None) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} is required (a PEM file)")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise ConfigError(f"{key}: no such file {path}")
+    return path
+
+
 def parse_tls(section: dict[str, Any], key: str, base_dir: Path | None) -> TLSSettings | None:
     """``section.tls`` → :class:`TLSSettings` (``None`` when absent); relative paths are taken from
-    ``base_dir``. Raises :class:`ConfigError` for a missing key or an unreadable file."""
+    ``base_dir``. Raises :class:`ConfigError` for a missing key, an unreadable file or a TLS
+    version this receiver cannot enforce (gRPC's library sets no minimum above 1.2)."""
     if "tls" not in section:
         return None
     tls = _mapping(section["tls"], f"{key}.tls")
     for name in tls:
-        if name not in ("cert_file", "key_file"):
-            raise ConfigError(f"{key}.tls.{name}: unsupported setting (cert_file, key_file)")
-    paths: dict[str, Path] = {}
-    for name in ("cert_file", "key_file"):
-        value = tls.get(name)
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{key}.tls.{name} is required (a PEM file)")
-        path = Path(value).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise ConfigError(f"{key}.tls.{name}: no such file {path}")
-        paths[name] = path
-    settings = TLSSettings(paths["cert_file"], paths["key_file"])
+        if name not in _TLS_KEYS:
+            raise ConfigError(f"{key}.tls.{name}: unsupported setting ({', '.join(_TLS_KEYS)})")
+    cert_file = _pem_path(tls.get("cert_file"), f"{key}.tls.cert_file", base_dir)
+    key_file = _pem_path(tls.get("key_file"), f"{key}.tls.key_file", base_dir)
+    client_ca = tls.get("client_ca_file")
+    client_ca_key = f"{key}.tls.client_ca_file"
+    client_ca_file = None if client_ca is None else _pem_path(client_ca, client_ca_key, base_dir)
+    min_version = str(tls.get("min_version", "1.2"))
+    if min_version not in _TLS_VERSIONS:
+        raise ConfigError(f"{key}.tls.min_version must be 1.2 or 1.3, got {min_version!r}")
+    if min_version != "1.2" and key.endswith(".grpc"):
+        raise ConfigError(f"{key}.tls.min_version: the gRPC receiver can only enforce 1.2")
+    settings = TLSSettings(cert_file, key_file, client_ca_file, min_version)
     try:
         server_ssl_context(settings)
     except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"{key}.tls: cannot load the certificate and key: {exc}") from exc
+        raise ConfigError(f"{key}.tls: cannot load the certificate, key or client CA: {exc}") from exc
     return settings
 
 
 def server_ssl_context(settings: TLSSettings) -> ssl.SSLContext:
-    """A TLS 1.2+ server context for ``settings``. Raises ``ssl.SSLError`` / ``OSError``."""
+    """A server context for ``settings`` (TLS ``min_version`` or later; with ``client_ca_file``,
+    client certificates required and verified). Raises ``ssl.SSLError`` / ``OSError``."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.minimum_version = _TLS_VERSIONS[settings.min_version]
     context.load_cert_chain(settings.cert_file, settings.key_file)
+    if settings.client_ca_file is not None:
+        context.load_verify_locations(cafile=settings.client_ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context

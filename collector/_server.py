@@ -401,8 +401,11 @@ class Collector:
         address = _host_port(host, port)
         try:
             if cfg.grpc_tls is not None:
+                client_ca = cfg.grpc_tls.client_ca_file
                 credentials = grpc.ssl_server_credentials(
-                    [(cfg.grpc_tls.key_file.read_bytes(), cfg.grpc_tls.cert_file.read_bytes())]
+                    [(cfg.grpc_tls.key_file.read_bytes(), cfg.grpc_tls.cert_file.read_bytes())],
+                    root_certificates=client_ca.read_bytes() if client_ca is not None else None,
+                    require_client_auth=client_ca is not None,
                 )
                 port = server.add_secure_port(address, credentials)
             else:
