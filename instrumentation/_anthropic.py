@@ -24,6 +24,8 @@ from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
+from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
+
 from ._common import (
     Api,
     Attributes,
@@ -184,7 +186,8 @@ def messages_request(body: Mapping[str, Any], path_model: str | None, capture_co
 
 def usage_attributes(usage: Any) -> Attributes:
     """Anthropic ``usage`` → ``gen_ai.usage.*`` (input includes the cache read and write parts;
-    ``output_tokens_details.thinking_tokens`` → ``gen_ai.usage.reasoning.output_tokens``)."""
+    ``output_tokens_details.thinking_tokens`` → ``gen_ai.usage.reasoning.output_tokens``;
+    ``server_tool_use.web_search_requests`` → ``spanreel.usage.web_searches``)."""
     attrs: Attributes = {}
     if not isinstance(usage, Mapping):
         return attrs
@@ -201,6 +204,9 @@ def usage_attributes(usage: Any) -> Attributes:
     details = usage.get("output_tokens_details")
     if isinstance(details, Mapping):  # thinking tokens: part of output_tokens, as the SDK's span has it
         set_integer(attrs, ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, details.get("thinking_tokens"))
+    server_tools = usage.get("server_tool_use")
+    if isinstance(server_tools, Mapping):  # billed per search, beside the tokens
+        set_integer(attrs, SPANREEL_USAGE_WEB_SEARCHES, server_tools.get("web_search_requests"))
     return attrs
 
 

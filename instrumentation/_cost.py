@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
+from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
+
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
     from genai_prices.types import ModelInfo, ModelPrice, Provider
@@ -71,6 +73,7 @@ _USAGE_FIELDS: tuple[tuple[str, str], ...] = (
     ("output_tokens", ga.GEN_AI_USAGE_OUTPUT_TOKENS),
     ("cache_read_tokens", ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
     ("cache_write_tokens", ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+    ("web_searches", SPANREEL_USAGE_WEB_SEARCHES),  # a price per 1,000 searches
 )
 _CACHE_FIELDS = frozenset({"cache_read_tokens", "cache_write_tokens"})
 #: Where the affine coefficients are measured: far inside the valid domain.
@@ -138,8 +141,8 @@ def cost_usd(provider: str | None, model: str | None, usage: Mapping[str, Any]) 
 
     ``usage`` holds the span's ``gen_ai.usage.*`` attributes: ``input_tokens`` (all input,
     cached included — the conventions' and the library's meaning), ``output_tokens``,
-    ``cache_read.input_tokens``, ``cache_creation.input_tokens``; values that are not
-    non-negative integers are ignored.
+    ``cache_read.input_tokens``, ``cache_creation.input_tokens``, and spanreel's
+    ``spanreel.usage.web_searches``; values that are not non-negative integers are ignored.
     """
     if not provider or not model:
         return None

@@ -28,6 +28,8 @@ from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
+from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
+
 from ._common import (
     Api,
     Attributes,
@@ -282,11 +284,13 @@ def responses_response(body: Any, capture_content: bool) -> Parsed:
     attrs.update(_usage(body.get("usage")))
     parts: list[dict[str, Any]] = []
     has_tool_calls = False
+    web_searches = 0
     output = body.get("output")
     for item in output if isinstance(output, list) else []:
         if not isinstance(item, Mapping):
             continue
         itype = item.get("type")
+        web_searches += itype == "web_search_call"  # billed per call, beside the tokens
         if itype == "message":
             parts.extend(_response_parts(item.get("content")))
         elif itype == "function_call":
@@ -302,6 +306,8 @@ def responses_response(body: Any, capture_content: bool) -> Parsed:
                 tool_parts
                 or [{"type": itype, **{k: v for k, v in item.items() if k in ("id", "status", "name")}}]
             )
+    if web_searches:
+        attrs[SPANREEL_USAGE_WEB_SEARCHES] = web_searches
     reason = _finish_reason(body, has_tool_calls)
     if reason is not None:
         attrs[ga.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]

@@ -31,6 +31,10 @@ SPANREEL_REQUEST_BODY_MODIFIED: Final = "spanreel.request.body_modified"
 #: The call's cost in US dollars (float), from the genai-prices library; absent when the model or
 #: its price is unknown, or the response reported no token usage.
 SPANREEL_COST_USD: Final = "spanreel.cost.usd"
+#: Web searches the provider ran for the call and bills per search (int): Anthropic's
+#: ``usage.server_tool_use.web_search_requests``, the Responses API's ``web_search_call`` items.
+#: The GenAI conventions have no usage attribute for server tools; the cost includes them.
+SPANREEL_USAGE_WEB_SEARCHES: Final = "spanreel.usage.web_searches"
 #: Names of the content attributes cut to ``SPANREEL_CAPTURE_MAX_BYTES`` (list of strings); each
 #: cut value ends with the marker ``…[spanreel: truncated, N bytes]``.
 SPANREEL_CONTENT_TRUNCATED: Final = "spanreel.content.truncated"

@@ -7,10 +7,12 @@ import base64
 import json
 import threading
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anthropic
+import genai_prices
 import httpx
 import httpx2
 import openai
@@ -23,6 +25,7 @@ from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import StatusCode
 from test_instr_faults import Canned
 
+from spanreel._attributes import SPANREEL_COST_USD, SPANREEL_USAGE_WEB_SEARCHES
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 from spanreel.instrumentation._common import json_array_items
@@ -915,7 +918,7 @@ def test_anthropic_server_tools_are_server_tool_call_parts(
     message = {
         "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
         "content": blocks, "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": 9, "output_tokens": 7},
+        "usage": {"input_tokens": 9, "output_tokens": 7, "server_tool_use": {"web_search_requests": 1}},
     }  # fmt: skip
     expected = WEB_SEARCH_PARTS
     tools: Any = [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]
@@ -925,6 +928,7 @@ def test_anthropic_server_tools_are_server_tool_call_parts(
     assert [b.type for b in answer.content] == ["server_tool_use", "web_search_tool_result", "text"]
     (out,) = json.loads(one(spans)[ga.GEN_AI_OUTPUT_MESSAGES])
     assert out["parts"] == expected
+    _assert_web_searches_priced(one(spans), "anthropic", 1)
 
     spans.clear()
     start = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 9, "output_tokens": 1}}
@@ -947,7 +951,11 @@ def test_anthropic_server_tools_are_server_tool_call_parts(
         {"type": "content_block_start", "index": 2, "content_block": {"type": "text", "text": ""}},
         {"type": "content_block_delta", "index": 2, "delta": {"type": "text_delta", "text": "About 3 USD."}},
         {"type": "content_block_stop", "index": 2},
-        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 7}},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 7, "server_tool_use": {"web_search_requests": 1}},
+        },
         {"type": "message_stop"},
     ]
     canned.set([sse(event["type"], event) for event in events], "text/event-stream")
@@ -966,6 +974,22 @@ def test_anthropic_server_tools_are_server_tool_call_parts(
     assert [m["role"] for m in inputs] == ["user", "assistant", "user"]
     assert inputs[1]["parts"] == expected
     assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("end_turn",)
+    _assert_web_searches_priced(a, "anthropic", 1)
+
+
+def _assert_web_searches_priced(attributes: Any, provider_id: str, searches: int) -> None:
+    """``spanreel.usage.web_searches`` is recorded and the cost is genai-prices' price of the tokens
+    and the searches (web searches were not priced: a search costs about as much as the tokens)."""
+    assert attributes[SPANREEL_USAGE_WEB_SEARCHES] == searches
+    usage = genai_prices.Usage(
+        input_tokens=attributes[ga.GEN_AI_USAGE_INPUT_TOKENS],
+        output_tokens=attributes[ga.GEN_AI_USAGE_OUTPUT_TOKENS],
+        web_searches=searches,
+    )
+    model = attributes[ga.GEN_AI_RESPONSE_MODEL]
+    price = genai_prices.calc_price(usage, model_ref=model, provider_id=provider_id).total_price
+    assert attributes[SPANREEL_COST_USD] == pytest.approx(float(price))
+    assert price > Decimal("0.01") * searches  # the searches are in it
 
 
 def test_responses_built_in_tools_are_server_tool_calls(spans: InMemorySpanExporter, canned: Canned) -> None:
@@ -1036,6 +1060,7 @@ def test_responses_built_in_tools_are_server_tool_calls(spans: InMemorySpanExpor
         {"type": "tool_call", "id": "call_1", "name": "shell", "arguments": "ls -l"},
     ]
     assert out["finish_reason"] == "tool_calls" and a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
+    _assert_web_searches_priced(a, "openai", 1)
 
     spans.clear()
     canned.set([json.dumps({**body, "output": output[:1]}).encode()])
