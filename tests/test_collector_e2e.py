@@ -402,6 +402,42 @@ async def test_in_process_collector(tmp_path: Path) -> None:
     assert not discovery.exists()
 
 
+async def test_a_failing_disk_is_reported_to_clients_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When COMMIT fails (the disk is full) clients get 503 naming the real error, which is logged
+    once per interval, not once per request; the spans are acknowledged only once stored."""
+    import asyncio
+
+    from test_collector_storage import _FailingCommit
+
+    from spanreel.collector import Collector, CollectorConfig
+
+    config = CollectorConfig(
+        db_path=tmp_path / "full.duckdb", grpc_endpoint=None, http_endpoint="127.0.0.1:0"
+    )
+    async with Collector(config) as collector:
+        writer = collector._writer
+        assert writer is not None
+        failing = _FailingCommit(writer._con)
+        writer._con = failing  # type: ignore[assignment]
+        url = f"http://{collector.info.http_endpoint}/v1/traces"
+        async with httpx.AsyncClient() as client:
+            refused = [
+                await client.post(url, json=_otlp_json("7b8efff798038103d269b633813fc60c", span))
+                for span in ("aa" * 8, "bb" * 8)
+            ]
+            assert [r.status_code for r in refused] == [503, 503]
+            assert "No space left on device" in refused[0].json()["message"]
+            failing.fail = False
+            stored = await client.post(url, json=_otlp_json("7b8efff798038103d269b633813fc60c", "cc" * 8))
+            assert stored.status_code == 200
+        result = await asyncio.to_thread(run_query, "SELECT span_id FROM spans", config.db_path)
+        assert result.rows == [["cc" * 8]]
+    logged = [r.getMessage() for r in caplog.records if "storing spans failed" in r.getMessage()]
+    assert len(logged) == 1 and "No space left on device" in logged[0]
+
+
 def test_unavailable_status_carries_retry_info() -> None:
     from google.rpc import error_details_pb2
 
