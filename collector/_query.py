@@ -82,8 +82,8 @@ def execute_read_only(
         raise QueryError("query parameters need a single SQL statement")
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        for statement in statements[:-1]:
-            con.execute(statement.query)
+        for statement in statements[:-1]:  # run (its errors count), its result is not returned
+            con.execute(statement.query).fetchall()
         relation = con.sql(statements[-1].query, params=list(params) if params else None)
         table = relation.to_arrow_table() if relation is not None else pa.table({})
     except duckdb.Error as exc:

@@ -325,6 +325,8 @@ def test_query_api_read_only(collector: CollectorProcess) -> None:
     assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
     ok = httpx.post(f"{url}/api/query", json={"sql": "SELECT ? + 1 AS x", "params": [41]})
     assert ok.status_code == 200 and ok.json() == {"columns": ["x"], "rows": [[42]]}
+    several = httpx.post(f"{url}/api/query", json={"sql": "SELECT 1; SELECT 2 AS y"})
+    assert several.status_code == 200 and several.json() == {"columns": ["y"], "rows": [[2]]}
     for sql in (
         "INSERT INTO spans (trace_id, span_id) VALUES ('a', 'b')",
         "COPY spans TO 'out.csv'",

@@ -65,6 +65,16 @@ def test_sql_json_and_table(db: Path) -> None:
     res = run("sql", sql, "--db", str(db))
     assert res.exit_code == 0
     assert "chat gpt-4o-mini" in res.stdout and "input_tokens" in res.stdout and "20" in res.stdout
+    # Several statements: the last one's result (it failed: "connection has an unfinished result").
+    res = run(
+        "sql",
+        "SELECT 1 AS a; SELECT count(*) AS n FROM spans WHERE operation = 'chat'",
+        "--db",
+        str(db),
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"columns": ["n"], "rows": [[2]]}
 
 
 def test_sql_db_from_environment(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
