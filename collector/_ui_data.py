@@ -39,7 +39,6 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 
 from spanreel._attributes import (
     SESSION_ID,
-    SPANREEL_COST_USD,
     SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
     SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
     SPANREEL_REQUEST_BODY,
@@ -47,7 +46,6 @@ from spanreel._attributes import (
 from spanreel.collector._query import QueryResult
 
 __all__ = [
-    "COST_ATTRIBUTES",
     "BadRequest",
     "NotFound",
     "QueryFn",
@@ -66,10 +64,6 @@ __all__ = [
 #: ``(sql, params) -> QueryResult``: a read-only query on the spans database.
 QueryFn = Callable[[str, list[Any]], QueryResult]
 
-#: Span attributes holding an LLM call's cost in US dollars, first present wins: spanreel's own
-#: ``spanreel.cost.usd``, OpenLIT's ``gen_ai.usage.cost`` and OpenInference's ``llm.cost.total``
-#: (see shared/reference/peer-conventions.md).
-COST_ATTRIBUTES: Final[tuple[str, ...]] = (SPANREEL_COST_USD, "gen_ai.usage.cost", "llm.cost.total")
 
 DEFAULT_PAGE_SIZE: Final = 50
 MAX_PAGE_SIZE: Final = 200
@@ -113,11 +107,6 @@ def _json_path(key: str) -> str:
 
 def _attr(key: str, alias: str = "s") -> str:
     return f"{alias}.attributes->>{_json_path(key)}"
-
-
-def _cost_expr(alias: str = "s") -> str:
-    parts = ", ".join(f"TRY_CAST({_attr(k, alias)} AS DOUBLE)" for k in COST_ATTRIBUTES)
-    return f"coalesce({parts})"
 
 
 def _records(result: QueryResult) -> list[dict[str, Any]]:
@@ -254,19 +243,18 @@ class TraceFilters:
             )
             conds.append(exists if self.status == "error" else f"NOT {exists}")
         if self.text is not None:
-            # The messages are JSON text inside the attributes' JSON text: look for the needle as it
-            # appears there (escaped once in the message value, twice in the raw column). A
-            # case-insensitive regular expression over the raw column (no JSON parsing; RE2 is
-            # faster than ILIKE here) pre-filters; the message attributes decide.
-            in_message = _json_escape(self.text)
+            # The normalised message columns (every convention's messages, as semconv JSON text;
+            # spans stored before they existed: spanreel's message attributes): the needle as it
+            # appears in a JSON string, matched by a case-insensitive regular expression over the
+            # text (no JSON parsing; RE2 is faster than ILIKE here).
+            pattern = _literal_regex(_json_escape(self.text))
+            inputs = f"coalesce(s.input_messages::VARCHAR, {_attr(GEN_AI_INPUT_MESSAGES)})"
+            outputs = f"coalesce(s.output_messages::VARCHAR, {_attr(GEN_AI_OUTPUT_MESSAGES)})"
             conds.append(
                 "EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = ti.trace_id AND s.operation IS NOT NULL "
-                "AND regexp_matches(s.attributes::VARCHAR, ?) "
-                f"AND ({_attr(GEN_AI_INPUT_MESSAGES)} ILIKE ? ESCAPE '\\' "
-                f"OR {_attr(GEN_AI_OUTPUT_MESSAGES)} ILIKE ? ESCAPE '\\'))"
+                f"AND (regexp_matches({inputs}, ?) OR regexp_matches({outputs}, ?)))"
             )
-            pattern = _contains_pattern(in_message)
-            params += [_literal_regex(_json_escape(in_message)), pattern, pattern]
+            params += [pattern, pattern]
         return conds, params
 
 
@@ -281,12 +269,6 @@ def _literal_regex(text: str) -> str:
     return "(?i)" + "".join(c if c.isalnum() else f"\\x{{{ord(c):x}}}" for c in text)
 
 
-def _contains_pattern(text: str) -> str:
-    """An ``ILIKE … ESCAPE '\\'`` pattern matching ``text`` anywhere, literally (no wildcards)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 _TRACE_COLUMNS: Final = (
     "ti.trace_id, ti.root_span_id, ti.root_name, ti.service_name, ti.start_time, ti.end_time, "
     "epoch_ns(ti.end_time) - epoch_ns(ti.start_time) AS duration_ns, ti.span_count, ti.llm_calls, "
@@ -296,7 +278,7 @@ _TRACE_COLUMNS: Final = (
 
 def _span_totals(query: QueryFn, traces: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per trace id: ``errors`` (spans with status ERROR), ``cost_usd`` (sum of
-    :data:`COST_ATTRIBUTES`, ``None`` when no span has one) and ``replay_of`` (the original trace id
+    the spans' ``cost_usd`` column, ``None`` when no span has a cost) and ``replay_of`` (the original trace id
     when the trace is a replay), for the given trace rows only."""
     if not traces:
         return {}
@@ -312,7 +294,7 @@ def _span_totals(query: QueryFn, traces: Sequence[Mapping[str, Any]]) -> dict[st
     placeholders = ", ".join("?" for _ in ids)
     sql = (
         "SELECT s.trace_id, count(*) FILTER (WHERE s.status_code = 'ERROR') AS errors, "
-        f"sum({_cost_expr()}) AS cost_usd, "
+        "sum(s.cost_usd) AS cost_usd, "
         f"any_value({_attr(SPANREEL_REPLAY_ORIGINAL_TRACE_ID)}) FILTER (WHERE s.parent_span_id IS NULL) "
         "AS replay_of "
         f"FROM spans s WHERE s.trace_id IN ({placeholders}){window} GROUP BY s.trace_id"
@@ -473,8 +455,14 @@ def _messages(value: Any, direction: str) -> list[dict[str, Any]]:
     return out
 
 
-def conversation(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+def conversation(
+    attributes: Mapping[str, Any], input_messages: Any = None, output_messages: Any = None
+) -> list[dict[str, Any]]:
     """The chat of one LLM span, in order: system instructions, input messages, output messages.
+
+    ``input_messages`` / ``output_messages``: the span's normalised columns (JSON text in the
+    semconv message schema, whichever convention recorded the call); where ``None``, the span's
+    own ``gen_ai.input.messages`` / ``gen_ai.output.messages`` attributes are read.
 
     Each message is ``{"role", "direction": "input" | "output", "parts": [...], "name"?,
     "finish_reason"?}``; parts are ``{"type": "text" | "reasoning", "content"}``, ``{"type":
@@ -488,8 +476,12 @@ def conversation(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
     if system is not None:
         parts = system if isinstance(system, list) else [system]
         out.append({"role": "system", "direction": "input", "parts": [_part(p) for p in parts]})
-    out += _messages(attributes.get(GEN_AI_INPUT_MESSAGES), "input")
-    out += _messages(attributes.get(GEN_AI_OUTPUT_MESSAGES), "output")
+    if input_messages is None:
+        input_messages = attributes.get(GEN_AI_INPUT_MESSAGES)
+    if output_messages is None:
+        output_messages = attributes.get(GEN_AI_OUTPUT_MESSAGES)
+    out += _messages(input_messages, "input")
+    out += _messages(output_messages, "output")
     return out
 
 
@@ -528,7 +520,7 @@ _SPAN_COLUMNS: Final = (
     "s.start_time, s.end_time, s.duration_ns, s.status_code, s.status_message, s.attributes, "
     "s.resource_attributes, s.events, s.links, s.operation, s.provider, s.request_model, "
     "s.response_model, s.input_tokens, s.output_tokens, s.finish_reasons, s.session_id, "
-    "s.conversation_id"
+    "s.conversation_id, s.input_messages, s.output_messages, s.cost_usd"
 )
 
 
@@ -564,7 +556,7 @@ def _span_view(row: Mapping[str, Any]) -> dict[str, Any]:
         for k, v in sorted(attributes.items())
         if (k.startswith(_GENAI_NAMESPACE) and k not in _CONTENT_KEYS) or k in _GENAI_EXTRA_KEYS
     }
-    chat = conversation(attributes)
+    chat = conversation(attributes, row.get("input_messages"), row.get("output_messages"))
     is_llm = row.get("operation") is not None or SPANREEL_REQUEST_BODY in attributes
     return {
         "span_id": row["span_id"],
@@ -590,7 +582,7 @@ def _span_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "finish_reasons": row.get("finish_reasons") or [],
         "session_id": row.get("session_id"),
         "conversation_id": row.get("conversation_id"),
-        "cost_usd": _span_cost(attributes),
+        "cost_usd": row.get("cost_usd"),
         "genai": genai,
         "conversation": chat,
         "output_text": output_text(chat),
@@ -601,18 +593,6 @@ def _span_view(row: Mapping[str, Any]) -> dict[str, Any]:
         "links": _loads(row.get("links"), []),
         "replay_of_span_id": attributes.get(SPANREEL_REPLAY_ORIGINAL_SPAN_ID),
     }
-
-
-def _span_cost(attributes: Mapping[str, Any]) -> float | None:
-    for key in COST_ATTRIBUTES:
-        value = attributes.get(key)
-        if value is None or isinstance(value, bool):
-            continue
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            continue
-    return None
 
 
 def _replays_of(query: QueryFn, header: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -716,7 +696,7 @@ def _session_calls(query: QueryFn, traces: Sequence[Mapping[str, Any]]) -> dict[
     sql = (
         "SELECT s.trace_id, s.span_id, s.name, coalesce(s.response_model, s.request_model) AS model, "
         "s.start_time, s.duration_ns, s.input_tokens, s.output_tokens, s.status_code, "
-        f"{_attr(GEN_AI_OUTPUT_MESSAGES)} AS output_messages "
+        f"coalesce(s.output_messages::VARCHAR, {_attr(GEN_AI_OUTPUT_MESSAGES)}) AS output_messages "
         f"FROM spans s WHERE s.trace_id IN ({placeholders}) AND s.operation IS NOT NULL "
         "AND s.start_time BETWEEN CAST(? AS TIMESTAMP_NS) AND CAST(? AS TIMESTAMP_NS) "
         "ORDER BY s.start_time, s.span_id LIMIT ?"

@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
+from spanreel.collector._batch import add_llm_content
 from spanreel.collector._schema import rows_to_arrow
 from spanreel.collector._writer import SpanWriter, open_database
 from spanreel.replay import SpanRecord
@@ -84,10 +85,11 @@ def _row(s: SpanRecord) -> dict[str, Any]:
 
 
 def write_db(path: Path, spans: Sequence[SpanRecord]) -> Path:
-    """Create ``path`` and store ``spans`` (+ their trace_index rows) through the collector's writer."""
+    """Create ``path`` and store ``spans`` (+ their trace_index rows) through the collector's writer,
+    with the message and cost columns derived as the collector derives them."""
     writer = SpanWriter(open_database(path))
     try:
-        writer.submit(rows_to_arrow([_row(s) for s in spans])).result(timeout=30)
+        writer.submit(rows_to_arrow(add_llm_content([_row(s) for s in spans]))).result(timeout=30)
     finally:
         writer.close()
     return path

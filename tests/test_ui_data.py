@@ -201,6 +201,54 @@ def test_trace_and_session_lookups(query: QueryFn) -> None:
     assert [t["trace_id"] for t in session["traces"]] == ["3" * 32]
 
 
+def test_peer_traces_show_their_conversation_search_and_cost(tmp_path: Path) -> None:
+    """A call recorded by OpenInference (flattened ``llm.input_messages.*``) and one by MLflow (cost
+    in ``mlflow.llm.cost``): the viewer shows their conversation and cost and finds their text, from
+    the normalised columns. It read only spanreel's own attributes: no conversation, not found,
+    and no MLflow cost."""
+    openinference = {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": "gpt-4o-mini",
+        "llm.input_messages.0.message.role": "user",
+        "llm.input_messages.0.message.content": "Weather in Paris?",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "Sunny, 21 C.",
+        "llm.cost.total": 0.002,
+    }
+    mlflow = {
+        "mlflow.spanType": '"CHAT_MODEL"',
+        "mlflow.spanInputs": json.dumps({"messages": [{"role": "user", "content": "Tea in Oslo?"}]}),
+        "mlflow.llm.cost": json.dumps({"input_cost": 0.001, "output_cost": 0.002, "total_cost": 0.003}),
+    }
+    spans = [
+        rec("1", None, trace_id="a1" * 16, operation="chat", attributes=openinference),
+        rec("2", None, trace_id="b2" * 16, operation="chat", attributes=mlflow),
+    ]
+    con = duckdb.connect(
+        str(write_db(tmp_path / "peers.duckdb", spans)), read_only=True, config=DATABASE_CONFIG
+    )
+
+    def query(sql: str, params: list[Any]) -> QueryResult:
+        return execute_read_only(con, sql, params)
+
+    (span,) = trace_detail(query, "a1" * 16)["spans"]
+    assert [(m["role"], m["parts"][0]["content"]) for m in span["conversation"]] == [
+        ("user", "Weather in Paris?"),
+        ("assistant", "Sunny, 21 C."),
+    ]
+    assert span["output_text"] == "Sunny, 21 C." and span["cost_usd"] == pytest.approx(0.002)
+
+    def found(text: str) -> list[str]:
+        return [t["trace_id"] for t in list_traces(query, TraceFilters(text=text))["traces"]]
+
+    assert found("weather in paris") == ["a1" * 16] and found("sunny") == ["a1" * 16]
+    assert found("tea in oslo") == ["b2" * 16]
+    costs = {t["trace_id"]: t["cost_usd"] for t in list_traces(query, TraceFilters())["traces"]}
+    assert costs == {"a1" * 16: pytest.approx(0.002), "b2" * 16: pytest.approx(0.003)}
+    assert trace_detail(query, "b2" * 16)["spans"][0]["cost_usd"] == pytest.approx(0.003)
+    con.close()
+
+
 def test_loopback_hosts_and_public_paths() -> None:
     for host in ("127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:4000", "127.1.2.3", "::1"):
         assert is_loopback_host(host), host
