@@ -35,6 +35,10 @@ from opentelemetry.semconv._incubating.attributes.session_attributes import SESS
 
 from spanreel._attributes import SPANREEL_COST_USD
 from spanreel.collector import _peers as peers
+from spanreel.instrumentation._anthropic import messages_request, messages_response
+from spanreel.instrumentation._common import Parsed, RequestParts
+from spanreel.instrumentation._content import ContentPolicy
+from spanreel.instrumentation._openai import chat_request, choices_response, content_parts
 
 __all__ = [
     "GENAI_COLUMNS",
@@ -331,13 +335,30 @@ def _mlflow_response_model(attrs: Attributes) -> str | None:
     return as_text(outputs.get("model")) if outputs else None
 
 
-def _mlflow_finish_reasons(attrs: Attributes) -> list[str] | None:
+#: MLflow's ``spanInputs`` / ``spanOutputs`` of a model call are the provider SDK's request and
+#: response, in the wire format ``mlflow.message.format`` names: read by the instrumentation's own
+#: mapping of that format (OpenAI Chat Completions unless named otherwise).
+_MLFLOW_WIRE: Final[Mapping[str, tuple[Callable[..., RequestParts], Callable[..., Parsed]]]] = {
+    "anthropic": (messages_request, messages_response),
+}
+_OPENAI_WIRE: Final = (chat_request, choices_response)
+#: Inline base64 (images, audio, files) becomes a placeholder with its size, as at capture.
+_BLOBS: Final = ContentPolicy(max_bytes=0)
+
+
+def _mlflow_wire(attrs: Attributes) -> tuple[Callable[..., RequestParts], Callable[..., Parsed]]:
+    return _MLFLOW_WIRE.get(as_text(attrs.get(peers.MLFLOW_MESSAGE_FORMAT)) or "", _OPENAI_WIRE)
+
+
+def _mlflow_response(attrs: Attributes) -> Parsed | None:
     outputs = _mlflow_outputs(attrs)
-    choices = outputs.get("choices") if outputs else None
-    if not isinstance(choices, list):
-        return None
-    reasons = [c["finish_reason"] for c in choices if isinstance(c, dict) and as_text(c.get("finish_reason"))]
-    return reasons or None
+    return _mlflow_wire(attrs)[1](_BLOBS.scrub(outputs), True) if outputs else None
+
+
+def _mlflow_finish_reasons(attrs: Attributes) -> list[str] | None:
+    parsed = _mlflow_response(attrs)
+    reasons = parsed.attributes.get(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS) if parsed else None
+    return [str(r) for r in reasons] if isinstance(reasons, list | tuple) and reasons else None
 
 
 #: column name → ordered sources (first usable value wins).
@@ -366,8 +387,10 @@ LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
     "response_model": (
         Source(gen_ai.GEN_AI_RESPONSE_MODEL, as_text),
         Source(peers.OI_LLM_RESPONSE_MODEL_NAME, as_text, peer=True),
-        # OpenInference overwrites llm.model_name with the response's model once it has one.
+        # OpenInference overwrites llm.model_name (embedding.model_name for embeddings) with the
+        # response's model once it has one.
         Source(peers.OI_LLM_MODEL_NAME, as_text, peer=True),
+        Source(peers.OI_EMBEDDING_MODEL_NAME, as_text, peer=True),
         Derived("mlflow.spanOutputs.model", _mlflow_response_model, (peers.MLFLOW_SPAN_TYPE,)),
     ),
     "input_tokens": (
@@ -530,7 +553,8 @@ def _tool_call_part(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
 
 
 def _content_parts(content: Any) -> list[dict[str, Any]]:
-    """OpenAI-style ``content`` (a string, a JSON string of parts, or a list of parts) → text parts."""
+    """OpenAI-style ``content`` (a string, a JSON string of parts, or a list of parts) → text parts,
+    and ``uri`` / ``blob`` / ``file`` parts for images, audio and files."""
     if isinstance(content, str):
         stripped = content.lstrip()
         if stripped.startswith("["):
@@ -543,12 +567,19 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
         for item in content:
             if isinstance(item, str):
                 parts.append(_text_part(item))
+            elif isinstance(item, dict) and item.get("type") in _MEDIA_PART_TYPES:
+                parts.extend(_BLOBS.scrub(content_parts([item])))
             elif isinstance(item, dict):
                 text = item.get("text", item.get("content"))
                 if isinstance(text, str):
                     parts.append(_text_part(text))
         return parts
     return []
+
+
+#: OpenAI content part types that carry media (mapped as the instrumentation maps them: ``uri`` /
+#: ``blob`` / ``file`` parts with their modality).
+_MEDIA_PART_TYPES: Final = frozenset({"image_url", "input_audio", "file"})
 
 
 def _openai_message(message: Any) -> Message | None:
@@ -622,8 +653,11 @@ def _openinference_messages(attrs: Attributes, prefix: str, output: bool) -> lis
             parts = [_text_part(content)] if isinstance(content, str) and content else []
             for item in _indexed(attrs, f"{base}.{peers.OI_MESSAGE_CONTENTS}", _OI_CONTENT_PROBES):
                 text = attrs.get(f"{item}.{peers.OI_MESSAGE_CONTENT_TEXT}")
+                image = attrs.get(f"{item}.{peers.OI_MESSAGE_CONTENT_IMAGE_URL}")
                 if isinstance(text, str):
                     parts.append(_text_part(text))
+                elif isinstance(image, str) and image:
+                    parts.extend(_content_parts([{"type": "image_url", "image_url": {"url": image}}]))
         for call in _indexed(attrs, f"{base}.{peers.OI_MESSAGE_TOOL_CALLS}", _OI_TOOL_CALL_PROBES):
             parts.append(
                 _tool_call_part(
@@ -641,27 +675,17 @@ def _openinference_messages(attrs: Attributes, prefix: str, output: bool) -> lis
 
 def _mlflow_input_messages(attrs: Attributes) -> list[Message] | None:
     inputs = _mlflow_inputs(attrs)
-    raw = inputs.get("messages") if inputs else None
-    if not isinstance(raw, list):
+    if not inputs or not isinstance(inputs.get("messages"), list):
         return None
-    messages = [m for m in map(_openai_message, raw) if m is not None]
-    return messages or None
+    request = _mlflow_wire(attrs)[0](_BLOBS.scrub(inputs), None, True)
+    messages = request.content.get(gen_ai.GEN_AI_INPUT_MESSAGES)
+    return list(messages) if messages else None
 
 
 def _mlflow_output_messages(attrs: Attributes) -> list[Message] | None:
-    outputs = _mlflow_outputs(attrs)
-    choices = outputs.get("choices") if outputs else None
-    if not isinstance(choices, list):
-        return None
-    messages: list[Message] = []
-    for choice in choices:
-        if not isinstance(choice, dict):
-            continue
-        message = _openai_message(choice.get("message"))
-        if message is not None:
-            message["finish_reason"] = as_text(choice.get("finish_reason")) or ""
-            messages.append(message)
-    return messages or None
+    parsed = _mlflow_response(attrs)
+    messages = parsed.content.get(gen_ai.GEN_AI_OUTPUT_MESSAGES) if parsed else None
+    return list(messages) if messages else None
 
 
 def _first(*candidates: Callable[[], list[Message] | None]) -> list[Message] | None:

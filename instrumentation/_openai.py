@@ -79,7 +79,7 @@ def _file_part(file: Any) -> dict[str, Any]:
     return entry
 
 
-def _content_parts(content: Any) -> list[dict[str, Any]]:
+def content_parts(content: Any) -> list[dict[str, Any]]:
     """OpenAI message ``content`` (a string or a list of typed parts) → semconv parts."""
     if content is None:
         return []
@@ -172,12 +172,12 @@ def input_messages(messages: Sequence[Any]) -> list[dict[str, Any]]:
             response: Any = content
             if isinstance(content, list):
                 response = "".join(
-                    p.get("content", "") for p in _content_parts(content) if p["type"] == "text"
+                    p.get("content", "") for p in content_parts(content) if p["type"] == "text"
                 )
             call_id = message.get("tool_call_id") if role == "tool" else message.get("name")
             entry["parts"] = [{"type": "tool_call_response", "id": call_id, "response": response}]
         else:
-            parts = _content_parts(message.get("content"))
+            parts = content_parts(message.get("content"))
             if isinstance(message.get("refusal"), str):
                 parts.append({"type": "text", "content": message["refusal"]})
             tool_calls = message.get("tool_calls")
@@ -504,7 +504,7 @@ def _apply_delta(choice: _Choice, delta: Mapping[str, Any]) -> None:
         choice.content.append(content)
         choice.has_content = True
     elif isinstance(content, list):  # some compatible servers return content parts
-        for part in _content_parts(content):
+        for part in content_parts(content):
             if part.get("type") == "text":
                 choice.content.append(str(part.get("content", "")))
                 choice.has_content = True

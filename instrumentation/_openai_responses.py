@@ -45,7 +45,7 @@ from ._common import (
     string,
     text_part,
 )
-from ._openai import _content_parts
+from ._openai import content_parts
 
 OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
 
@@ -69,7 +69,7 @@ def _response_parts(content: Any) -> list[dict[str, Any]]:
             parts.append(text_part(str(part.get("refusal", ""))))
         elif ptype == "input_image":
             if isinstance(part.get("image_url"), str):
-                parts.extend(_content_parts([{"type": "image_url", "image_url": {"url": part["image_url"]}}]))
+                parts.extend(content_parts([{"type": "image_url", "image_url": {"url": part["image_url"]}}]))
             else:
                 parts.append({"type": "file", "modality": "image", "file_id": part.get("file_id")})
         elif ptype == "input_file":
@@ -81,7 +81,7 @@ def _response_parts(content: Any) -> list[dict[str, Any]]:
                 entry = {"type": "uri", "modality": "document", "uri": part["file_url"]}
             parts.append(entry)
         elif ptype == "input_audio":
-            parts.extend(_content_parts([part]))
+            parts.extend(content_parts([part]))
         else:
             parts.append({**part, "type": str(ptype)})
     return parts

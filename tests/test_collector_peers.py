@@ -226,6 +226,16 @@ def _columns(row: dict[str, Any]) -> tuple[Any, ...]:
             id="mlflow-json-quoted",
         ),
         pytest.param(
+            {
+                "openinference.span.kind": "EMBEDDING",
+                "embedding.model_name": "text-embedding-3-small",
+                "llm.provider": "openai",
+                "llm.token_count.prompt": 3,
+            },
+            ("embeddings", "openai", "text-embedding-3-small", "text-embedding-3-small", 3, None, None, None),
+            id="openinference-embeddings",  # embedding.model_name is the response's model too
+        ),
+        pytest.param(
             OPENINFERENCE_CHAT,
             (
                 "chat",

@@ -47,12 +47,34 @@ def calls():
     for _ in stream:
         pass
 
-if peer == "mlflow":
+image = [{"role": "user", "content": [
+    {"type": "text", "text": "What is in it?"},
+    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+]}]
+
+if peer.startswith("mlflow"):
     import mlflow
-    mlflow.openai.autolog()
-    calls()
+    if peer == "mlflow":
+        mlflow.openai.autolog()
+        calls()
+    elif peer == "mlflow-image":
+        mlflow.openai.autolog()
+        client.chat.completions.create(model="gpt-4o-mini", messages=image)
+    else:  # mlflow-anthropic: the span's inputs and outputs are Anthropic Messages
+        import anthropic
+        mlflow.anthropic.autolog()
+        claude = anthropic.Anthropic(base_url=os.environ["FAKE_LLM_URL"].removesuffix("/v1"), api_key="k")
+        ask = [{"role": "user", "content": "Is DuckDB fast?"}]
+        claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=100, messages=ask)
     from mlflow.tracing.provider import provider
     provider.get().force_flush()
+elif peer == "openinference-image":
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+    client.chat.completions.create(model="gpt-4o-mini", messages=image)
+    tracer_provider.shutdown()
 else:
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
     tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -70,6 +92,8 @@ else:
 """
 
 _PEERS = ("openinference", "openllmetry", "mlflow")
+#: One more call each, told apart by service name.
+_EXTRA = ("mlflow-anthropic", "mlflow-image", "openinference-image")
 
 
 @pytest.fixture(scope="module")
@@ -82,24 +106,23 @@ def peer_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collecto
             FAKE_LLM_URL=llm.base_url,
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=url,
             OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
-            OTEL_SERVICE_NAME="peer-mlflow",
             MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
         )
         procs = {
             peer: subprocess.Popen(
                 [sys.executable, "-c", _CLIENT, peer],
-                env=env,
+                env={**env, "OTEL_SERVICE_NAME": "peer-" + peer},
                 cwd=tmp,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
             )
-            for peer in _PEERS
+            for peer in (*_PEERS, *_EXTRA)
         }
         for peer, proc in procs.items():
             out, _ = proc.communicate(timeout=90)
             assert proc.returncode == 0, f"{peer} client failed:\n{out}"
-        _wait_for_llm_calls(collector, expected=2 * len(_PEERS))
+        _wait_for_llm_calls(collector, expected=2 * len(_PEERS) + len(_EXTRA))
         yield collector, llm
 
 
@@ -114,14 +137,20 @@ def _wait_for_llm_calls(collector: CollectorProcess, expected: int, timeout: flo
     raise AssertionError(f"{count} of {expected} LLM calls stored:\n{collector.stderr()}")
 
 
-def _calls(collector: CollectorProcess, scope_prefix: str) -> list[dict[str, Any]]:
+def _calls(
+    collector: CollectorProcess, scope_prefix: str, service: str | None = None
+) -> list[dict[str, Any]]:
+    """The LLM calls of a peer (by scope), of its main client unless ``service`` names another."""
     result = run_query(
         "SELECT s.scope_name, c.operation, c.provider, c.request_model, c.response_model, c.input_tokens,"
         " c.output_tokens, c.finish_reasons, c.session_id, c.attributes, c.input_messages, c.output_messages"
         " FROM llm_calls c JOIN spans s USING (trace_id, span_id)"
-        " WHERE s.scope_name LIKE ? ORDER BY c.start_time",
+        " WHERE s.scope_name LIKE ? AND s.service_name = ? ORDER BY c.start_time",
         collector.db,
-        params=[scope_prefix + "%"],
+        params=[
+            scope_prefix + "%",
+            service or "peer-" + scope_prefix.split(".")[0].replace("opentelemetry", "openllmetry"),
+        ],
     )
     return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
@@ -170,4 +199,34 @@ def test_each_peer_only_stores_its_model_calls_as_llm_calls(
 ) -> None:
     collector, _ = peer_db
     total = run_query("SELECT count(*) FROM llm_calls", collector.db).rows[0][0]
-    assert total == 2 * len(_PEERS)
+    assert total == 2 * len(_PEERS) + len(_EXTRA)
+
+
+def test_mlflow_anthropic_call_fills_the_columns(peer_db: tuple[CollectorProcess, FakeLLMServer]) -> None:
+    """MLflow's Anthropic autolog records Anthropic Messages (``content`` blocks, ``stop_reason``):
+    read in that format, it gets its output messages and finish reasons (they were empty)."""
+    (call,) = _calls(peer_db[0], "mlflow", "peer-mlflow-anthropic")
+    assert (call["provider"], call["finish_reasons"]) == ("anthropic", ["end_turn"])
+    inputs = json.loads(call["input_messages"])
+    assert inputs == [{"role": "user", "parts": [{"type": "text", "content": "Is DuckDB fast?"}]}]
+    (output,) = json.loads(call["output_messages"])
+    assert output["role"] == "assistant" and output["finish_reason"] == "end_turn"
+    assert extract_output_text(call["output_messages"]).strip()
+
+
+@pytest.mark.parametrize(
+    ("scope_prefix", "service"),
+    [("openinference.instrumentation.openai", "peer-openinference-image"), ("mlflow", "peer-mlflow-image")],
+    ids=["openinference", "mlflow"],
+)
+def test_peer_image_parts_are_kept(
+    peer_db: tuple[CollectorProcess, FakeLLMServer], scope_prefix: str, service: str
+) -> None:
+    """An image in a peer's input messages is a semconv ``uri`` part, as spanreel records it (it
+    was dropped: only the text was kept)."""
+    (call,) = _calls(peer_db[0], scope_prefix, service)
+    (message,) = json.loads(call["input_messages"])
+    assert message["parts"] == [
+        {"type": "text", "content": "What is in it?"},
+        {"type": "uri", "modality": "image", "uri": "https://example.com/cat.png"},
+    ]
