@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._cli_common import db_options, load_source, resolve_db, source_options, user_errors
+from ._cost import format_usd
 
 if TYPE_CHECKING:
     from ._load import SpanRecord
@@ -128,9 +129,7 @@ def _natural_width(columns: list[str], cells: list[list[Text]], cap: int = 40) -
 # --------------------------------------------------------------------------- traces
 
 _TRACES_SQL = """
-SELECT trace_id, root_name, service_name, start_time, duration_ns, span_count, llm_calls,
-       input_tokens, output_tokens, session_id
-FROM traces
+SELECT * FROM traces
 ORDER BY start_time DESC
 LIMIT ?
 """
@@ -138,9 +137,7 @@ LIMIT ?
 # Replays of a trace: traces with a span whose spanreel.replay.original_trace_id is the trace
 # (the replay root for a one-trace replay, the re-created spans for a session replay).
 _REPLAYS_SQL = """
-SELECT trace_id, root_name, service_name, start_time, duration_ns, span_count, llm_calls,
-       input_tokens, output_tokens, session_id
-FROM traces
+SELECT * FROM traces
 WHERE trace_id IN (
     SELECT DISTINCT trace_id FROM spans
     WHERE json_extract_string(attributes, '$."spanreel.replay.original_trace_id"') = ?
@@ -187,9 +184,9 @@ def traces_command(
     db: str | None, config_path: str | None, limit: int, replays_of: str | None, as_json: bool
 ) -> None:
     """List recent traces, newest first: id, root span, service, start (UTC), duration,
-    span count, LLM calls, tokens in/out.
+    span count, LLM calls, tokens in/out, cost (USD, when recorded).
 
-    With --json: a list of objects with the columns of the `traces` view.
+    With --json: a list of objects with the columns of the `traces` view (docs/schema.md).
     """
     from spanreel.collector import run_query
 
@@ -219,6 +216,7 @@ def traces_command(
     table.add_column("spans", justify="right")
     table.add_column("LLM calls", justify="right")
     table.add_column("tokens in/out", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
     for rec in records:
         tokens = ""
         if rec.get("input_tokens") is not None or rec.get("output_tokens") is not None:
@@ -232,6 +230,7 @@ def traces_command(
             str(rec.get("span_count") or 0),
             str(rec.get("llm_calls") or 0),
             tokens,
+            format_usd(rec.get("cost_usd")) or "",
         )
     _stdout().print(table)
 

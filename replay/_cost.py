@@ -21,7 +21,13 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_OUTPUT_TOKENS,
 )
 
-__all__ = ["call_cost"]
+__all__ = ["call_cost", "format_usd"]
+
+
+def format_usd(value: float | None) -> str | None:
+    """``$0.0042``-style text for a cost in USD (at most 6 decimals, trailing zeros dropped);
+    ``None`` for ``None``."""
+    return None if value is None else f"${value:.6f}".rstrip("0").rstrip(".")
 
 
 def call_cost(

@@ -13,7 +13,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from ._cascade import waves
-from ._cost import call_cost
+from ._cost import call_cost, format_usd
 from ._load import SpanRecord
 from ._plan import rewrite_url
 from ._tree import TreeNode
@@ -171,7 +171,7 @@ def render_waterfall(trace_id: str, roots: Sequence[TreeNode], *, bar_width: int
             _fmt_ms(span.duration_ms),
             Text(span.model or "", style="magenta") if is_llm else "",
             _tokens(span) or "",
-            f"${cost:.6f}".rstrip("0").rstrip(".") if cost is not None else "",
+            format_usd(cost) or "",
             status,
         )
     return Group(title, table)

@@ -58,6 +58,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ._cost import format_usd
 from ._result import CallResult, CallSide, ReplayResult
 
 __all__ = [
@@ -306,10 +307,6 @@ def _output_cell(side: CallSide | None, fallback: str | None = None) -> Text:
     return Text(side.output)
 
 
-def _usd(value: float | None) -> str | None:
-    return None if value is None else f"${value:.6f}".rstrip("0").rstrip(".")
-
-
 def _call_label(call: CallResult) -> Text:
     text = Text(call.name)
     if call.depends_on:
@@ -380,7 +377,7 @@ def render_report(
             _output_cell(new, f"not replayed: {call.skip_reason}"),
             _arrow(_tokens(orig), _tokens(new)),
             _arrow(orig.latency_ms, new.latency_ms if new else None, "{:.0f}"),
-            _arrow(_usd(orig.cost_usd), _usd(new.cost_usd) if new else None),
+            _arrow(format_usd(orig.cost_usd), format_usd(new.cost_usd) if new else None),
             _arrow(
                 ",".join(orig.finish_reasons) or None,
                 (",".join(new.finish_reasons) or None) if new else None,
@@ -403,7 +400,7 @@ def render_report(
         f"{_arrow(t['original_latency_ms'], t['new_latency_ms'], '{:.0f}')} ms",
     )
     if t["original_cost_usd"] is not None or t["new_cost_usd"] is not None:
-        totals.append(f"; cost {_arrow(_usd(t['original_cost_usd']), _usd(t['new_cost_usd']))}")
+        totals.append(f"; cost {_arrow(format_usd(t['original_cost_usd']), format_usd(t['new_cost_usd']))}")
     if t["diverged"]:
         totals.append(f"; {t['diverged']} diverged (tool calls)", style="magenta")
     parts: list[RenderableType] = [header, table, *blocks, totals]

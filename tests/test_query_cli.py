@@ -112,6 +112,10 @@ def test_traces_newest_first(db: Path) -> None:
     assert debate["root_name"] == "debate" and debate["service_name"] == "debate-app"
     assert debate["llm_calls"] == 2 and debate["input_tokens"] == 25 and debate["output_tokens"] == 37
     assert debate["duration_ns"] == 1_500_000_000 and debate["span_count"] == 3
+    # --json has every column of the traces view, as --help says (end_time, root_span_id and
+    # cost_usd were missing)
+    view = run("sql", "SELECT * FROM traces LIMIT 0", "--db", str(db), "--json")
+    assert list(debate) == json.loads(view.stdout)["columns"]
     assert [
         r["trace_id"] for r in json.loads(run("traces", "--db", str(db), "--json", "--limit", "1").stdout)
     ] == [OTHER]
