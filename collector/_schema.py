@@ -315,6 +315,40 @@ def _describe_statements(*, skip: dict[str, frozenset[str]] | None = None) -> tu
     return tuple(statements)
 
 
+#: The views' columns (as migration 3 creates them) and the table each reads.
+_VIEW_COLUMNS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    "llm_calls": (
+        "spans",
+        (
+            "trace_id", "span_id", "parent_span_id", "name", "service_name", "start_time", "end_time",
+            "duration_ns", "status_code", "operation", "provider", "request_model", "response_model",
+            "input_tokens", "output_tokens", "finish_reasons", "session_id", "conversation_id",
+            "attributes", "input_messages", "output_messages", "cost_usd",
+        ),
+    ),
+    "traces": (
+        "trace_index",
+        (
+            "trace_id", "start_time", "end_time", "root_span_id", "root_name", "service_name",
+            "span_count", "llm_calls", "input_tokens", "output_tokens", "session_id", "duration_ns",
+            "cost_usd",
+        ),
+    ),
+}  # fmt: skip
+
+
+def _describe_view_columns() -> tuple[str, ...]:
+    """``COMMENT ON COLUMN`` for every view column: the view's own text for it, else the text of
+    the same column of the table it reads."""
+    statements: list[str] = []
+    for view, (table, columns) in _VIEW_COLUMNS.items():
+        own, source = DESCRIPTIONS[view][1], DESCRIPTIONS[table][1]
+        for column in columns:
+            text = own.get(column) or source[column]
+            statements.append(f"COMMENT ON COLUMN {view}.{column} IS {_sql_text(text)}")
+    return tuple(statements)
+
+
 #: The append-only list of schema steps.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -333,6 +367,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "spans.input_messages, output_messages, cost_usd; trace_index.cost_usd",
         (*_MIGRATION_3, *_describe_statements()),
     ),
+    Migration(4, "describe the views' columns (COMMENT ON COLUMN)", _describe_view_columns()),
 )
 
 

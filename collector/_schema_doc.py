@@ -66,7 +66,6 @@ def _render(con: duckdb.DuckDBPyConnection) -> str:
         "SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal "
         "ORDER BY view_name"
     ).fetchall()
-    column_docs: dict[str, str] = {}
     out = [_HEADER, "## Tables\n"]
     order = {"spans": 0, "trace_index": 1}
     for name, comment in sorted(tables, key=lambda t: (order.get(str(t[0]), 9), str(t[0]))):
@@ -76,8 +75,6 @@ def _render(con: duckdb.DuckDBPyConnection) -> str:
         )
         out.append("| column | type | null | meaning |\n|---|---|---|---|")
         for column, data_type, nullable, col_comment in _columns(con, str(name)):
-            if col_comment and column not in column_docs:
-                column_docs[str(column)] = str(col_comment)
             out.append(f"| {column} | {data_type} | {'yes' if nullable else 'no'} | {_cell(col_comment)} |")
         out.append("")
     out.append("## Views\n")
@@ -85,8 +82,7 @@ def _render(con: duckdb.DuckDBPyConnection) -> str:
         out.append(f"### `{name}`\n\n{_cell(comment)}\n")
         out.append("| column | type | meaning |\n|---|---|---|")
         for column, data_type, _, col_comment in _columns(con, str(name)):
-            meaning = col_comment or column_docs.get(str(column), "")
-            out.append(f"| {column} | {data_type} | {_cell(meaning)} |")
+            out.append(f"| {column} | {data_type} | {_cell(col_comment)} |")
         out.append("")
     out.append(
         "## Migrations\n\nApplied in order, each in its own transaction, recorded in `schema_migrations`.\n"

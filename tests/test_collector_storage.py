@@ -62,6 +62,17 @@ def test_migrations_idempotent_and_recorded(tmp_path: Path) -> None:
     assert recorded == [(m.version, m.name) for m in MIGRATIONS]
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert {"spans", "trace_index", "llm_calls", "traces", "schema_migrations"} <= tables
+    # Every column of the tables and views is described in the catalog, as docs/schema.md says
+    # (the views' columns had no comment).
+    undescribed = con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' AND comment IS NULL "
+        "AND table_name IN ('spans', 'trace_index', 'llm_calls', 'traces')"
+    ).fetchall()
+    assert undescribed == []
+    trace_start = con.execute(
+        "SELECT comment FROM duckdb_columns() WHERE table_name = 'traces' AND column_name = 'start_time'"
+    ).fetchone()
+    assert trace_start is not None and str(trace_start[0]).startswith("earliest span start")
 
 
 def test_writer_group_commit_duplicates_and_trace_index(tmp_path: Path) -> None:
