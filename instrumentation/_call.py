@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.context import Context
@@ -124,6 +124,7 @@ class LLMCall:
         "_error_status",
         "_first_chunk_seen",
         "_lock",
+        "_metrics",
         "_owned",
         "_parse_ok",
         "_pending",
@@ -150,8 +151,10 @@ class LLMCall:
         owned: bool = True,
         stream: bool = False,
         truncated: tuple[str, ...] = (),
+        record_metrics: bool = True,
     ) -> None:
         self._span = span
+        self._metrics = settings.metrics if record_metrics else None
         self._api = api
         self._settings = settings
         self._start_attrs = start_attrs
@@ -374,7 +377,7 @@ class LLMCall:
         self._ttfc = None
         if self._owned and status is not None:
             span.set_status(status)
-        metrics = settings.metrics
+        metrics = self._metrics
         if metrics is not None:
             metrics.record({**self._start_attrs, **attrs}, time.monotonic() - self._start, error_type)
 
@@ -410,6 +413,20 @@ def _put_content(
             text = cut
             truncated.append(key)
         attrs[key] = text
+
+
+#: Instrumentation scopes whose GenAI spans come with their own ``gen_ai.client.*`` metrics:
+#: opentelemetry-instrumentation-openai-v2 (through opentelemetry-util-genai's handler, or its own
+#: in older releases) and OpenLLMetry's openai / anthropic instrumentations. The anthropic SDK's
+#: own call span records none.
+METRICS_RECORDING_SCOPES: Final = frozenset(
+    {
+        "opentelemetry.util.genai.handler",
+        "opentelemetry.instrumentation.openai_v2",
+        "opentelemetry.instrumentation.openai",
+        "opentelemetry.instrumentation.anthropic",
+    }
+)
 
 
 def _foreign_genai_span(ctx: Context) -> trace.Span | None:
@@ -519,7 +536,19 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         foreign.set_attributes({k: v for k, v in attrs.items() if k not in existing})
         for link in links:
             foreign.add_link(link.context)
-        call = LLMCall(foreign, api, settings, attrs, owned=False, stream=stream, truncated=tuple(truncated))
+        # The owner may record the GenAI client metrics itself: then spanreel does not count the
+        # call a second time.
+        scope = getattr(getattr(foreign, "instrumentation_scope", None), "name", None)
+        call = LLMCall(
+            foreign,
+            api,
+            settings,
+            attrs,
+            owned=False,
+            stream=stream,
+            truncated=tuple(truncated),
+            record_metrics=scope not in METRICS_RECORDING_SCOPES,
+        )
         return call, parent
     name = f"{parts.operation} {parts.model}" if parts.model else parts.operation
     span = settings.tracer.start_span(

@@ -275,6 +275,48 @@ def test_genai_metrics(server: FakeLLMServer) -> None:
     assert tuple(by_error[None].explicit_bounds) == DURATION_BUCKETS  # type: ignore[union-attr]
 
 
+def test_metrics_count_each_call_once_beside_openai_v2(server: FakeLLMServer) -> None:
+    """When spanreel adopts openai-v2's span, openai-v2 records the GenAI client metrics and
+    spanreel does not (every call and token was counted twice); beside the anthropic SDK's span,
+    which records no metrics, spanreel's are the only ones."""
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    tp = TracerProvider()
+    inst = Instrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    v2 = OpenAIInstrumentor()
+    v2.instrument(tracer_provider=tp, meter_provider=meters)
+    inst.instrument(tracer_provider=tp, meter_provider=meters)
+    try:
+        openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        anthropic.Anthropic(
+            base_url=f"http://127.0.0.1:{server.port}",
+            api_key="k",
+            max_retries=0,
+            open_telemetry={"tracer_provider": tp},
+        ).messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
+    finally:
+        inst.uninstrument()
+        v2.uninstrument()
+    data = reader.get_metrics_data()
+    assert data is not None
+    calls: dict[str, list[str]] = {}
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == "gen_ai.client.operation.duration":
+                    for point in metric.data.data_points:  # type: ignore[union-attr]
+                        model = str(point.attributes[ga.GEN_AI_REQUEST_MODEL])  # type: ignore[index]
+                        calls.setdefault(model, []).extend([sm.scope.name] * point.count)  # type: ignore[union-attr]
+    assert calls["gpt-4o-mini"] == ["opentelemetry.util.genai.handler"]
+    assert calls["claude-haiku-4-5"] == ["spanreel"]
+
+
 def test_session_user_path_and_upstream_baggage(
     recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer
 ) -> None:
