@@ -9,6 +9,7 @@ from contextvars import ContextVar
 from types import TracebackType
 
 from opentelemetry import baggage, context, trace
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_CONVERSATION_ID
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TracerProvider
 
@@ -80,8 +81,9 @@ def current_replay() -> SpanContext | None:
 class Session:
     """A conversation session: ``with session("debate") as s: …`` (or ``async with``).
 
-    On enter, the session is put into W3C baggage for the block — ``session.id`` (:attr:`id`),
-    ``user.id`` (:attr:`user_id`, if any), ``spanreel.session.name`` (:attr:`name`) and
+    On enter, the session is put into W3C baggage for the block — ``session.id`` and
+    ``gen_ai.conversation.id`` (both :attr:`id`), ``user.id`` (:attr:`user_id`, if any),
+    ``spanreel.session.name`` (:attr:`name`) and
     ``spanreel.session.path`` (:attr:`path`) — so every span started inside carries them
     (spanreel's GenAI spans copy them; other spans get them from the ``BaggageSpanProcessor``
     installed by the auto-setup) and outgoing HTTP requests propagate them to downstream
@@ -128,7 +130,13 @@ class Session:
         parent_path = inherited.get(SPANREEL_SESSION_PATH)
         prefix = parent_path.rstrip("/") if isinstance(parent_path, str) else ""
         self.path = self._path or f"{prefix}/{self.name}"
-        attributes = {SESSION_ID: self.id, SPANREEL_SESSION_NAME: self.name, SPANREEL_SESSION_PATH: self.path}
+        attributes = {
+            SESSION_ID: self.id,
+            # the semconv name for the same thing on GenAI spans ("a conversation (session, thread)")
+            GEN_AI_CONVERSATION_ID: self.id,
+            SPANREEL_SESSION_NAME: self.name,
+            SPANREEL_SESSION_PATH: self.path,
+        }
         if self.user_id:
             attributes[USER_ID] = self.user_id
         for key, value in attributes.items():

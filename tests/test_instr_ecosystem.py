@@ -331,6 +331,8 @@ def test_session_user_path_and_upstream_baggage(
     assert (a[SESSION_ID], a[USER_ID], a[SPANREEL_SESSION_PATH], a[SPANREEL_SESSION_NAME]) == (
         outer.id, "alice", "/debate/round-1", "round-1",
     )  # fmt: skip
+    # the session is the GenAI conversation too (semconv gen_ai.conversation.id; it was unset)
+    assert a[ga.GEN_AI_CONVERSATION_ID] == outer.id
     (root,) = [s for s in exporter.get_finished_spans() if s.name == "debate"]
     assert (root.attributes or {})[USER_ID] == "alice" and call.context.trace_id == root.context.trace_id
     # Upstream service: its baggage arrives with the request; the session continues in a new trace.
@@ -348,4 +350,5 @@ def test_session_user_path_and_upstream_baggage(
     assert (s.id, s.user_id, s.path) == ("sess-up", "bob", "/web/worker")
     (call,) = genai_spans(exporter)
     assert (call.attributes or {})[SESSION_ID] == "sess-up"
+    assert (call.attributes or {})[ga.GEN_AI_CONVERSATION_ID] == "sess-up"
     assert trace.get_current_span().get_span_context().is_valid is False
