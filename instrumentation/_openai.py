@@ -60,7 +60,7 @@ def _data_url(url: str) -> tuple[str, str] | None:
     return None
 
 
-def _file_part(file: Any) -> dict[str, Any]:
+def file_part(file: Any) -> dict[str, Any]:
     """A ``file`` content part: inline ``file_data`` (a ``data:`` URL) → a ``blob`` part, an
     uploaded ``file_id`` → a ``file`` part (semconv requires ``file_id`` there)."""
     entry: dict[str, Any] = {"modality": "document"}
@@ -122,7 +122,7 @@ def content_parts(content: Any) -> list[dict[str, Any]]:
                     }
                 )
         elif ptype == "file":
-            parts.append(_file_part(part.get("file")))
+            parts.append(file_part(part.get("file")))
         else:
             generic = {k: v for k, v in part.items()}
             generic["type"] = str(ptype)

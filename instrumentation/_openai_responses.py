@@ -45,7 +45,7 @@ from ._common import (
     string,
     text_part,
 )
-from ._openai import content_parts
+from ._openai import content_parts, file_part
 
 OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
 
@@ -73,13 +73,10 @@ def _response_parts(content: Any) -> list[dict[str, Any]]:
             else:
                 parts.append({"type": "file", "modality": "image", "file_id": part.get("file_id")})
         elif ptype == "input_file":
-            entry: dict[str, Any] = {"type": "file", "modality": "document"}
-            for key, out in (("file_id", "file_id"), ("filename", "filename"), ("file_data", "content")):
-                if part.get(key):
-                    entry[out] = part[key]
             if part.get("file_url"):
-                entry = {"type": "uri", "modality": "document", "uri": part["file_url"]}
-            parts.append(entry)
+                parts.append({"type": "uri", "modality": "document", "uri": part["file_url"]})
+            else:  # inline file_data → a blob part, an uploaded file_id → a file part (as in chat)
+                parts.append(file_part(part))
         elif ptype == "input_audio":
             parts.extend(content_parts([part]))
         else:

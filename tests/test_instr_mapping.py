@@ -30,6 +30,7 @@ from spanreel.instrumentation._openai import (
     parse_chat_body,
     request_attributes,
 )
+from spanreel.instrumentation._openai_responses import responses_request
 
 TOOL_CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are terse."},
@@ -181,6 +182,23 @@ def test_file_parts_follow_the_semconv_part_shapes() -> None:
             "filename": "a.pdf",
         },
         {"type": "file", "modality": "document", "file_id": "file-123"},
+    ]  # fmt: skip
+    # The Responses API's input_file: the same shapes (inline data was a file part without
+    # file_id, the data URL prefix and no mime type).
+    files = [
+        {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="},
+        {"type": "input_file", "file_id": "file-123"},
+        {"type": "input_file", "file_url": "https://x/a.pdf"},
+    ]
+    request = responses_request({"model": "gpt-5", "input": [{"role": "user", "content": files}]}, None, True)
+    (message,) = request.content[ga.GEN_AI_INPUT_MESSAGES]
+    assert message["parts"] == [
+        {
+            "type": "blob", "modality": "document", "mime_type": "application/pdf", "content": "JVBERi0=",
+            "filename": "a.pdf",
+        },
+        {"type": "file", "modality": "document", "file_id": "file-123"},
+        {"type": "uri", "modality": "document", "uri": "https://x/a.pdf"},
     ]  # fmt: skip
     video = {"fileData": {"mimeType": "video/mp4", "fileUri": "gs://bucket/clip.mp4"}}
     parts = generate_request({"contents": [{"role": "user", "parts": [video]}]}, "gemini-2.5-flash", True)
