@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import os
-
-_log = logging.getLogger("spanreel.instrumentation")
+import warnings
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
@@ -23,8 +21,8 @@ def content_capture_enabled(value: str | None = None) -> bool:
     ``value`` defaults to the ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` environment
     variable. spanreel's default (unset or empty) is **on**, because a call can only be replayed
     when its request body was recorded. ``true``/``SPAN_ONLY``/``SPAN_AND_EVENT`` → on;
-    ``false``/``NO_CONTENT``/``EVENT_ONLY`` → off. An unknown value keeps the default (on) and is
-    logged at debug level.
+    ``false``/``NO_CONTENT``/``EVENT_ONLY`` → off. An unknown value keeps the default (on), with a
+    ``RuntimeWarning`` saying so.
     """
     raw = os.environ.get(CAPTURE_ENV) if value is None else value
     if raw is None or not raw.strip():
@@ -34,5 +32,10 @@ def content_capture_enabled(value: str | None = None) -> bool:
         return True
     if norm in _OFF:
         return False
-    _log.debug("spanreel: unknown %s=%r; keeping content capture on", CAPTURE_ENV, raw)
+    warnings.warn(
+        f"spanreel: unknown {CAPTURE_ENV}={raw!r} (true, false, SPAN_ONLY, SPAN_AND_EVENT, NO_CONTENT, "
+        "EVENT_ONLY); keeping content capture on",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return True

@@ -37,6 +37,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from spanreel._env import env_flag
+
 MAX_BYTES_ENV = "SPANREEL_CAPTURE_MAX_BYTES"
 BLOBS_ENV = "SPANREEL_CAPTURE_BLOBS"
 REDACT_ENV = "SPANREEL_REDACT"
@@ -199,7 +201,7 @@ class ContentPolicy:
             raise ValueError(f"{MAX_BYTES_ENV} must be ≥ 0, got {max_bytes}")
         hook = env.get(REDACT_HOOK_ENV, "").strip()
         redactor = chain(builtin_redactor(env.get(REDACT_ENV, "")), load_hook(hook) if hook else None)
-        keep = env.get(BLOBS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+        keep = env_flag(BLOBS_ENV, env)
         return cls(max_bytes=max_bytes, keep_blobs=keep, redactor=redactor)
 
     def needs_scrub(self, document: str | bytes) -> bool:

@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
+from spanreel._env import env_flag
+
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
@@ -60,7 +62,7 @@ def _exporter_protocol(signal: str = "TRACES") -> str:
 
 def metrics_enabled() -> bool:
     """Whether ``SPANREEL_METRICS`` asks for the GenAI metrics."""
-    return os.environ.get(METRICS_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    return env_flag(METRICS_ENV)
 
 
 def _make_metric_exporter() -> object | None:

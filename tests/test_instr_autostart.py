@@ -232,3 +232,16 @@ def test_bad_configuration_reports_one_line_and_continues(tmp_path: Path, llm: F
         and lines[0].startswith("spanreel: auto-instrumentation disabled")
         and "http/json" in lines[0]
     )
+
+
+def test_a_misspelt_switch_is_reported_and_the_app_runs(tmp_path: Path) -> None:
+    """``SPANREEL_ENABLED=enable`` (neither on nor off) says so on stderr and leaves spanreel off;
+    it was silently off."""
+    probe = "import sys; print('spanreel._autostart' in sys.modules and 'httpx2' in sys.modules)"
+    proc = _run(probe, _env(SPANREEL_ENABLED="enable"), tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False"
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "SPANREEL_ENABLED='enable' is neither on" in lines[0], proc.stderr
+    for off in ("0", "false", "OFF", ""):
+        quiet = _run(probe, _env(SPANREEL_ENABLED=off), tmp_path)
+        assert quiet.returncode == 0 and quiet.stderr == "", (off, quiet.stderr)

@@ -21,6 +21,7 @@ from test_instr_faults import Canned
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_BODY_MODIFIED, SPANREEL_REQUEST_URL
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
+from spanreel.instrumentation._capture import content_capture_enabled
 from spanreel.instrumentation._content import ContentPolicy, builtin_redactor
 from spanreel.instrumentation._http import redact_url
 
@@ -250,3 +251,25 @@ def test_redact_url_keeps_what_it_does_not_change() -> None:
     url = "https://h/v1/chat/completions?api-version=2024-10-21&q=a%20b"
     assert redact_url(url, email) is url
     assert redact_url("https://h/users/a%40b.c/x?k=v%2Fw", email) == "https://h/users/%5BX%5D/x?k=v%2Fw"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("SPANREEL_CAPTURE_BLOBS", "keep"), ("SPANREEL_METRICS", "enabled")],
+)
+def test_misspelt_switches_warn_and_stay_off(variable: str, value: str) -> None:
+    """An on/off setting that is neither (``keep``, ``enabled``) warns and is off; it was silently
+    off. A misspelt content-capture value warns and keeps capture on."""
+    from spanreel.instrumentation._setup import metrics_enabled
+
+    environ = {variable: value}
+    with pytest.warns(RuntimeWarning, match=f"{variable}='{value}' is neither on nor off"):
+        if variable == "SPANREEL_METRICS":
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv(variable, value)
+                assert metrics_enabled() is False
+        else:
+            assert ContentPolicy.from_env(environ).keep_blobs is False
+    assert ContentPolicy.from_env({"SPANREEL_CAPTURE_BLOBS": "YES"}).keep_blobs is True
+    with pytest.warns(RuntimeWarning, match="keeping content capture on"):
+        assert content_capture_enabled("SPAN_ONLYY") is True
