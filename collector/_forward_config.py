@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
-from spanreel._config import ConfigError, check_keys, scalar
+from spanreel._config import ConfigError, check_keys, config_file, scalar
 
 __all__ = [
     "FORWARDER_TYPES",
@@ -166,17 +166,6 @@ def _number(section: Mapping[str, Any], name: str, key: str, default: float, min
     return float(value)
 
 
-def _path(value: Any, key: str, base_dir: Path | None) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key} must be a file path, got {value!r}")
-    path = Path(value).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if not path.is_file():
-        raise ConfigError(f"{key}: no such file {str(path)!r}")
-    return path
-
-
 def _headers(value: Any, key: str, grpc: bool) -> tuple[tuple[str, str], ...]:
     headers = _mapping(value, key)
     out: list[tuple[str, str]] = []
@@ -259,7 +248,7 @@ def parse_forwarder(
     tls_section = _mapping(section.get("tls"), f"{key}.tls")
     check_keys(tls_section, _TLS_KEYS, f"{key}.tls")
     files = {
-        name: _path(tls_section[name], f"{key}.tls.{name}", base_dir)
+        name: config_file(tls_section[name], f"{key}.tls.{name}", base_dir)
         for name in ("ca_file", "cert_file", "key_file")
         if tls_section.get(name) not in (None, "")
     }

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from spanreel._config import ConfigError, check_keys
+from spanreel._config import ConfigError, check_keys, config_file
 
 __all__ = [
     "AUTHORIZATION",
@@ -128,11 +128,7 @@ def parse_extensions(
 
 
 def _read_token_file(value: Any, key: str, base_dir: Path | None) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key} must be a file path")
-    path = Path(value).expanduser()
-    if base_dir is not None and not path.is_absolute():
-        path = base_dir / path
+    path = config_file(value, key, base_dir)
     try:
         token = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -167,17 +163,6 @@ _TLS_VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLS
 _TLS_KEYS: Final = ("cert_file", "key_file", "client_ca_file", "min_version")
 
 
-def _pem_path(value: Any, key: str, base_dir: Path | None) -> Path:
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key} is required (a PEM file)")
-    path = Path(value).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    if not path.is_file():
-        raise ConfigError(f"{key}: no such file {path}")
-    return path
-
-
 def parse_tls(section: dict[str, Any], key: str, base_dir: Path | None) -> TLSSettings | None:
     """``section.tls`` → :class:`TLSSettings` (``None`` when absent); relative paths are taken from
     ``base_dir``. Raises :class:`ConfigError` for a missing key, an unreadable file or a TLS
@@ -188,11 +173,11 @@ def parse_tls(section: dict[str, Any], key: str, base_dir: Path | None) -> TLSSe
     for name in tls:
         if name not in _TLS_KEYS:
             raise ConfigError(f"{key}.tls.{name}: unsupported setting ({', '.join(_TLS_KEYS)})")
-    cert_file = _pem_path(tls.get("cert_file"), f"{key}.tls.cert_file", base_dir)
-    key_file = _pem_path(tls.get("key_file"), f"{key}.tls.key_file", base_dir)
+    cert_file = config_file(tls.get("cert_file"), f"{key}.tls.cert_file", base_dir)
+    key_file = config_file(tls.get("key_file"), f"{key}.tls.key_file", base_dir)
     client_ca = tls.get("client_ca_file")
     client_ca_key = f"{key}.tls.client_ca_file"
-    client_ca_file = None if client_ca is None else _pem_path(client_ca, client_ca_key, base_dir)
+    client_ca_file = None if client_ca is None else config_file(client_ca, client_ca_key, base_dir)
     min_version = str(tls.get("min_version", "1.2"))
     if min_version not in _TLS_VERSIONS:
         raise ConfigError(f"{key}.tls.min_version must be 1.2 or 1.3, got {min_version!r}")

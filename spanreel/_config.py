@@ -43,6 +43,20 @@ def check_keys(section: Mapping[str, Any], allowed: Collection[str], key: str) -
             raise ConfigError(f"{key}.{name}: unknown key (supported: {', '.join(sorted(allowed))})")
 
 
+def config_file(value: Any, key: str, base_dir: Path | None) -> Path:
+    """The existing file a config value ``key`` names: ``~`` expanded, a relative path taken from
+    ``base_dir`` (the config file's folder). Raises :class:`ConfigError` naming ``key`` when the
+    value is not a path or no such file exists."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key} must be a file path, got {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    if not path.is_file():
+        raise ConfigError(f"{key}: no such file {str(path)!r}")
+    return path
+
+
 def default_db_path() -> Path:
     """The documented default DuckDB path: ``$XDG_DATA_HOME/spanreel/spanreel.duckdb``."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")

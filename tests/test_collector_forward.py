@@ -38,6 +38,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_collector_security import write_pem
 
 from spanreel.collector import run_query
 from spanreel.collector._config import parse_duration
@@ -618,7 +619,7 @@ def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
     import ipaddress
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
@@ -638,14 +639,7 @@ def _self_signed(folder: Path, name: str) -> tuple[Path, Path]:
         )
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
+    return write_pem(folder, name, cert, key)
 
 
 def test_otlphttp_sends_its_client_certificate_with_insecure_skip_verify(tmp_path: Path) -> None:

@@ -283,7 +283,7 @@ def test_keys_of_real_otel_collector_configs(tmp_path: Path, monkeypatch: pytest
     assert "from-a-file" not in checked.output
     for broken, message in [
         (config.replace("level: WARN", "level: loud"), "service.telemetry.logs.level must be one of"),
-        (config.replace("filename: token.txt", "filename: missing.txt"), "cannot read the token file"),
+        (config.replace("filename: token.txt", "filename: missing.txt"), "filename: no such file"),
         (config.replace("filename: token.txt", "filename: token.txt\n    token: t"), "not both"),
         (config.replace("compression: ''", "compression: zstd"), "compression must be gzip or none"),
     ]:

@@ -36,6 +36,20 @@ TOKEN = "s3cr3t-token-for-tests"
 EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
+def write_pem(
+    folder: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[Path, Path]:
+    """``name.crt`` and ``name.key`` (PKCS#8, unencrypted) in ``folder``."""
+    cert_file, key_file = folder / f"{name}.crt", folder / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
 def _self_signed(folder: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
@@ -57,14 +71,7 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    cert_file, key_file = folder / "server.crt", folder / "server.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
+    return write_pem(folder, "server", cert, key)
 
 
 SECURE_CONFIG = f"""
@@ -278,14 +285,7 @@ def _client_certificate(folder: Path, ca_cert: Path, ca_key: Path) -> tuple[Path
         .not_valid_after(now + dt.timedelta(days=1))
         .sign(signing_key, hashes.SHA256())  # type: ignore[arg-type]
     )
-    cert_file, key_file = folder / "client.crt", folder / "client.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_file, key_file
+    return write_pem(folder, "client", cert, key)
 
 
 def test_client_certificates_on_both_receivers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

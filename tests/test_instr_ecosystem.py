@@ -243,13 +243,18 @@ def test_coexists_with_anthropic_call_span(
     assert a[SPANREEL_COST_USD] > 0  # type: ignore[operator]
 
 
-def test_genai_metrics(server: FakeLLMServer) -> None:
+def _metered() -> tuple[InMemoryMetricReader, MeterProvider, TracerProvider, Instrumentor]:
+    """A metric reader, its meter provider, a tracer provider, and spanreel's instrumentor, not
+    instrumented yet."""
     reader = InMemoryMetricReader()
-    meters = MeterProvider(metric_readers=[reader])
-    tp = TracerProvider()
     inst = Instrumentor()
     if inst.is_instrumented_by_opentelemetry:
         inst.uninstrument()
+    return reader, MeterProvider(metric_readers=[reader]), TracerProvider(), inst
+
+
+def test_genai_metrics(server: FakeLLMServer) -> None:
+    reader, meters, tp, inst = _metered()
     inst.instrument(tracer_provider=tp, meter_provider=meters)
     try:
         client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
@@ -281,12 +286,7 @@ def test_metrics_count_each_call_once_beside_openai_v2(server: FakeLLMServer) ->
     which records no metrics, spanreel's are the only ones."""
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
-    reader = InMemoryMetricReader()
-    meters = MeterProvider(metric_readers=[reader])
-    tp = TracerProvider()
-    inst = Instrumentor()
-    if inst.is_instrumented_by_opentelemetry:
-        inst.uninstrument()
+    reader, meters, tp, inst = _metered()
     v2 = OpenAIInstrumentor()
     v2.instrument(tracer_provider=tp, meter_provider=meters)
     inst.instrument(tracer_provider=tp, meter_provider=meters)
