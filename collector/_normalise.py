@@ -582,31 +582,6 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
 _MEDIA_PART_TYPES: Final = frozenset({"image_url", "input_audio", "file"})
 
 
-def _openai_message(message: Any) -> Message | None:
-    """One OpenAI Chat Completions message (dict) → a semconv message."""
-    if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-        return None
-    role = message["role"]
-    if role == "tool":
-        return {
-            "role": role,
-            "parts": [
-                {
-                    "type": "tool_call_response",
-                    "id": message.get("tool_call_id"),
-                    "response": message.get("content"),
-                }
-            ],
-        }
-    parts = _content_parts(message.get("content"))
-    for call in message.get("tool_calls") or []:
-        if isinstance(call, dict):
-            nested = call.get("function")
-            function: dict[str, Any] = nested if isinstance(nested, dict) else call
-            parts.append(_tool_call_part(call.get("id"), function.get("name"), function.get("arguments")))
-    return {"role": role, "parts": parts}
-
-
 def _semconv_messages(value: Any) -> list[Message] | None:
     messages = _load_json(value) if isinstance(value, str) else value
     if isinstance(messages, list) and all(isinstance(m, dict) for m in messages):
