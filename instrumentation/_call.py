@@ -11,7 +11,9 @@ of this call, made by another instrumentation (a recording ``CLIENT`` span with 
 ``anthropic`` SDK's own ``anthropic.messages.create`` call span), spanreel starts no span of its
 own: it *adopts* that span and adds what it knows to it — request attributes the span lacks,
 the exact request body, content, response attributes, cost. It never ends, renames or sets the
-status of an adopted span (its owner does), so retries inside one SDK call all land on it.
+status of an adopted span (its owner does), so retries inside one SDK call all land on it. When
+the owner ends the span before the body is done (a stream left early), spanreel records first:
+see :mod:`._adopt`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.context import Context
@@ -45,6 +47,7 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_URL,
 )
 
+from ._adopt import METRICS_RECORDING_SCOPES, finish_before_owner_ends, foreign_genai_span, scope_name
 from ._apis import provider_for, route
 from ._common import (
     Api,
@@ -57,7 +60,7 @@ from ._common import (
     json_array_items,
 )
 from ._content import ContentPolicy
-from ._context import SESSION_BAGGAGE_KEYS, TRACER_NAME, current_replay
+from ._context import SESSION_BAGGAGE_KEYS, current_replay
 from ._cost import cost_usd, warm_up
 from ._eventstream import CONTENT_TYPE as EVENT_STREAM
 from ._eventstream import EventStreamDecoder, make_event_stream_decoder
@@ -76,15 +79,6 @@ STREAM_BATCH_BYTES = 64 * 1024
 #: Baggage entries copied onto spanreel's GenAI spans (and onto every span by the auto-setup's
 #: ``BaggageSpanProcessor``).
 BAGGAGE_KEYS: tuple[str, ...] = (*SESSION_BAGGAGE_KEYS, ga.GEN_AI_CONVERSATION_ID)
-_INFERENCE_OPERATIONS = frozenset(
-    v.value
-    for v in (
-        ga.GenAiOperationNameValues.CHAT,
-        ga.GenAiOperationNameValues.TEXT_COMPLETION,
-        ga.GenAiOperationNameValues.GENERATE_CONTENT,
-        ga.GenAiOperationNameValues.EMBEDDINGS,
-    )
-)
 _JSON_START = (b"{", b" ", b"\n", b"\r", b"\t")
 
 
@@ -125,6 +119,7 @@ class LLMCall:
         "_first_chunk_seen",
         "_lock",
         "_metrics",
+        "_outcome",
         "_owned",
         "_parse_ok",
         "_pending",
@@ -139,6 +134,8 @@ class LLMCall:
         "_stream",
         "_truncated",
         "_ttfc",
+        "defer_metrics",
+        "finisher",
     )
 
     def __init__(
@@ -176,6 +173,12 @@ class LLMCall:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._ttfc: float | None = None
+        #: Keep the metrics of :meth:`finish` for :meth:`record_deferred_metrics` (adopted spans).
+        self.defer_metrics = False
+        self._outcome: tuple[Attributes, float, str | None] | None = None
+        #: What ends the call when an adopted span's owner ends it first: :meth:`finish`, or the
+        #: response tee's finish (which also parses the chunk the application holds).
+        self.finisher: Callable[[], None] = self.finish
 
     @property
     def span(self) -> trace.Span:
@@ -379,7 +382,19 @@ class LLMCall:
             span.set_status(status)
         metrics = self._metrics
         if metrics is not None:
-            metrics.record({**self._start_attrs, **attrs}, time.monotonic() - self._start, error_type)
+            outcome = {**self._start_attrs, **attrs}, time.monotonic() - self._start, error_type
+            if self.defer_metrics:
+                self._outcome = outcome
+            else:
+                metrics.record(*outcome)
+
+    def record_deferred_metrics(self, duration_s: float | None) -> None:
+        """Record the metrics :meth:`finish` kept (``defer_metrics``), once, with the owner's
+        operation duration in seconds (``None``: this call's own)."""
+        outcome, self._outcome = self._outcome, None
+        if outcome is not None and self._metrics is not None:
+            attrs, own, error_type = outcome
+            self._metrics.record(attrs, own if duration_s is None else duration_s, error_type)
 
 
 def _finished(parsed: Parsed) -> bool:
@@ -413,37 +428,6 @@ def _put_content(
             text = cut
             truncated.append(key)
         attrs[key] = text
-
-
-#: Instrumentation scopes whose GenAI spans come with their own ``gen_ai.client.*`` metrics:
-#: opentelemetry-instrumentation-openai-v2 (through opentelemetry-util-genai's handler, or its own
-#: in older releases) and OpenLLMetry's openai / anthropic instrumentations. The anthropic SDK's
-#: own call span records none.
-METRICS_RECORDING_SCOPES: Final = frozenset(
-    {
-        "opentelemetry.util.genai.handler",
-        "opentelemetry.instrumentation.openai_v2",
-        "opentelemetry.instrumentation.openai",
-        "opentelemetry.instrumentation.anthropic",
-    }
-)
-
-
-def _foreign_genai_span(ctx: Context) -> trace.Span | None:
-    """The current span when it is another instrumentation's GenAI span of this call."""
-    span = trace.get_current_span(ctx)
-    if not span.is_recording() or getattr(span, "kind", None) is not SpanKind.CLIENT:
-        return None
-    attributes = getattr(span, "attributes", None)
-    if (
-        not isinstance(attributes, Mapping)
-        or attributes.get(ga.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS
-    ):
-        return None
-    scope = getattr(span, "instrumentation_scope", None)
-    if scope is not None and getattr(scope, "name", None) == TRACER_NAME:
-        return None
-    return span
 
 
 def _parse_body(content: bytes, api: Api) -> dict[str, Any] | None:
@@ -530,7 +514,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         attrs[SPANREEL_REPLAY_ORIGINAL_TRACE_ID] = format(original.trace_id, "032x")
         attrs[SPANREEL_REPLAY_ORIGINAL_SPAN_ID] = format(original.span_id, "016x")
         links.append(Link(original))
-    foreign = _foreign_genai_span(parent)
+    foreign = foreign_genai_span(parent)
     if foreign is not None:
         existing = getattr(foreign, "attributes", None) or {}
         foreign.set_attributes({k: v for k, v in attrs.items() if k not in existing})
@@ -538,7 +522,6 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
             foreign.add_link(link.context)
         # The owner may record the GenAI client metrics itself: then spanreel does not count the
         # call a second time.
-        scope = getattr(getattr(foreign, "instrumentation_scope", None), "name", None)
         call = LLMCall(
             foreign,
             api,
@@ -547,8 +530,10 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
             owned=False,
             stream=stream,
             truncated=tuple(truncated),
-            record_metrics=scope not in METRICS_RECORDING_SCOPES,
+            record_metrics=scope_name(foreign) not in METRICS_RECORDING_SCOPES,
         )
+        # Metrics once per owner's operation, recorded when it ends (not per HTTP attempt).
+        call.defer_metrics = finish_before_owner_ends(foreign, call)
         return call, parent
     name = f"{parts.operation} {parts.model}" if parts.model else parts.operation
     span = settings.tracer.start_span(

@@ -186,12 +186,16 @@ def _observe(response: Any, call: LLMCall, lib: ModuleType, is_async: bool) -> N
         )
         sync_cls, async_cls = _tees(lib)
         stream = response.stream
+        tee: _SyncTee | _AsyncTee
         if is_async and isinstance(stream, lib.AsyncByteStream):
-            response.stream = async_cls(stream, call)
+            response.stream = tee = async_cls(stream, call)
         elif not is_async and isinstance(stream, lib.SyncByteStream):
-            response.stream = sync_cls(stream, call)
+            response.stream = tee = sync_cls(stream, call)
         else:
             call.finish()
+            return
+        if not call.owned:  # its owner may end the span before the body is done (see _adopt)
+            call.finisher = tee._state.finish
     except Exception:
         log_once("observe", "spanreel: could not observe the LLM response body")
         call.finish()

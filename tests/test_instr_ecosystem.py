@@ -4,6 +4,9 @@ collector and DuckDB); coexistence with opentelemetry-instrumentation-openai-v2 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import json
 import os
 import subprocess
@@ -243,6 +246,64 @@ def test_coexists_with_anthropic_call_span(
     assert a[SPANREEL_COST_USD] > 0  # type: ignore[operator]
 
 
+def _anthropic_client(server: FakeLLMServer, tp: TracerProvider, **kwargs: Any) -> anthropic.Anthropic:
+    """An ``anthropic`` client at the fake server whose own call span (on by default) goes to ``tp``."""
+    return anthropic.Anthropic(
+        base_url=f"http://127.0.0.1:{server.port}",
+        api_key="k",
+        open_telemetry={"tracer_provider": tp},
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("leave", ["break", "raise", "abandon", "async raise"])
+def test_adopted_span_keeps_output_when_a_stream_is_left_early(
+    recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer, leave: str
+) -> None:
+    """The anthropic SDK ends its call span in its stream wrapper's close(), *before* it closes the
+    body spanreel reads: a stream left early (break, an exception in the loop, garbage
+    collection) lost spanreel's output messages and cost ("Setting attribute on ended span")."""
+    tp, exporter = recording
+    kwargs: Any = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": MESSAGES}
+    first = ""
+    if leave == "async raise":
+
+        async def app() -> str:
+            client = anthropic.AsyncAnthropic(
+                base_url=f"http://127.0.0.1:{server.port}",
+                api_key="k",
+                open_telemetry={"tracer_provider": tp},
+            )
+            with contextlib.suppress(ValueError):
+                async with client.messages.stream(**kwargs) as s:
+                    async for text in s.text_stream:
+                        raise ValueError(text)
+            return ""
+
+        asyncio.run(app())
+    else:
+        client = _anthropic_client(server, tp)
+        if leave == "abandon":
+            events = iter(client.messages.create(stream=True, **kwargs))
+            while next(events).type != "content_block_delta":
+                pass
+            del events
+            gc.collect()
+        else:
+            with contextlib.suppress(ValueError), client.messages.stream(**kwargs) as s:
+                for first in s.text_stream:
+                    if leave == "raise":
+                        raise ValueError(first)
+                    break
+    (span,) = genai_spans(exporter)
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.name == "com.anthropic.sdk.python"
+    a = span.attributes or {}
+    (output,) = json.loads(str(a[ga.GEN_AI_OUTPUT_MESSAGES]))
+    assert output["role"] == "assistant" and output["parts"][0]["content"].startswith(first)
+    assert a[SPANREEL_COST_USD] > 0  # type: ignore[operator]
+
+
 def _metered() -> tuple[InMemoryMetricReader, MeterProvider, TracerProvider, Instrumentor]:
     """A metric reader, its meter provider, a tracer provider, and spanreel's instrumentor, not
     instrumented yet."""
@@ -315,6 +376,31 @@ def test_metrics_count_each_call_once_beside_openai_v2(server: FakeLLMServer) ->
                         calls.setdefault(model, []).extend([sm.scope.name] * point.count)  # type: ignore[union-attr]
     assert calls["gpt-4o-mini"] == ["opentelemetry.util.genai.handler"]
     assert calls["claude-haiku-4-5"] == ["spanreel"]
+
+
+def test_metrics_count_an_sdk_call_once_across_its_retries(server: FakeLLMServer) -> None:
+    """The anthropic SDK retries inside one call span; spanreel recorded the duration metric once
+    per HTTP attempt (two failures for one call). Now once, when the call's span ends."""
+    reader, meters, tp, inst = _metered()
+    inst.instrument(tracer_provider=tp, meter_provider=meters)
+    try:
+        client = _anthropic_client(server, tp, max_retries=1)
+        with pytest.raises(anthropic.InternalServerError):
+            client.messages.create(model="fake-error-500", max_tokens=50, messages=MESSAGES)
+        client.messages.create(model="claude-haiku-4-5", max_tokens=50, messages=MESSAGES)
+    finally:
+        inst.uninstrument()
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = [
+        (point.attributes.get(ga.GEN_AI_REQUEST_MODEL), point.attributes.get("error.type"), point.count)  # type: ignore[union-attr]
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "gen_ai.client.operation.duration"
+        for point in metric.data.data_points  # type: ignore[union-attr]
+    ]
+    assert sorted(points) == [("claude-haiku-4-5", None, 1), ("fake-error-500", "api_error", 1)]
 
 
 def test_session_user_path_and_upstream_baggage(
