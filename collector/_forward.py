@@ -22,8 +22,8 @@ Per forwarder, ``sending_queue.num_consumers`` threads take exports from the que
 
 Queue full: the **oldest** queued export is dropped (``dropped_*`` counters, a warning at most
 every 10 s). The local database already has every span; the upstream gets the freshest data.
-On shutdown the queue is drained for at most ``drain_timeout_s``; what is left is counted as
-dropped and logged.
+On shutdown the queue is drained for at most ``drain_timeout_s``; what is left (queued, waiting
+to retry, or still being sent) is counted as failed and logged in one line.
 
 otlphttp honours the standard proxy variables (``HTTPS_PROXY``, ``NO_PROXY``) like the OTel
 Collector does. Sending happens with OpenTelemetry instrumentation suppressed, so a collector that is itself
@@ -306,7 +306,7 @@ class _HttpSender:
 # -- the queue ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # compared (and hashed) by identity: a set holds the ones in flight
 class _Export:
     payload: bytes
     json_encoded: bool
@@ -375,6 +375,13 @@ class _Queue:
             self._size -= item.weight
             return item
 
+    def put_back(self, item: _Export) -> None:
+        """Return an export taken by :meth:`get` to the head of the queue (it may exceed the
+        capacity by that one export)."""
+        with self._cond:
+            self._items.appendleft(item)
+            self._size += item.weight
+
     def drain(self) -> list[_Export]:
         with self._cond:
             items = list(self._items)
@@ -414,6 +421,8 @@ class Forwarder:
         self._threads: list[threading.Thread] = []
         self._last_drop_log = 0.0
         self._drops_since_log = (0, 0)
+        #: exports a sending thread has taken and not yet settled (sent or failed)
+        self._inflight: set[_Export] = set()
 
     # public -----------------------------------------------------------------------------------
 
@@ -461,10 +470,13 @@ class Forwarder:
         for thread in self._threads:
             thread.join(max(self._deadline + _JOIN_GRACE_S - time.monotonic(), 0))
         left = self._queue.drain()
+        with self._lock:
+            left += self._inflight  # still being sent: abandoned, counted here and not by the thread
+            self._inflight.clear()
+            self._stats.failed_exports += len(left)
+            self._stats.failed_spans += sum(e.spans for e in left)
+        self._log_drops(force=True)
         if left:
-            with self._lock:
-                self._stats.failed_exports += len(left)
-                self._stats.failed_spans += sum(e.spans for e in left)
             logger.warning(
                 "forwarder %s: %d export(s) (%d spans) not forwarded at shutdown (they are stored locally)",
                 self.config.name,
@@ -478,27 +490,55 @@ class Forwarder:
 
     def _count_drops(self, dropped: Sequence[_Export]) -> None:
         spans = sum(e.spans for e in dropped)
-        now = time.monotonic()
         with self._lock:
             self._stats.dropped_exports += len(dropped)
             self._stats.dropped_spans += spans
             exports_since, spans_since = self._drops_since_log
             self._drops_since_log = (exports_since + len(dropped), spans_since + spans)
-            if now - self._last_drop_log < _DROP_LOG_INTERVAL_S:
+        self._log_drops()
+
+    def _log_drops(self, *, force: bool = False) -> None:
+        """Warn about the exports dropped since the last warning: at most every
+        :data:`_DROP_LOG_INTERVAL_S` (checked on each drop and after each export sent or
+        failed, so drops followed by none are still reported), and at shutdown (``force``)."""
+        now = time.monotonic()
+        with self._lock:
+            exports_since, spans_since = self._drops_since_log
+            if not exports_since or (not force and now - self._last_drop_log < _DROP_LOG_INTERVAL_S):
                 return
             self._last_drop_log = now
-            exports_since, spans_since = self._drops_since_log
             self._drops_since_log = (0, 0)
+        queue = self.config.queue
+        room = (
+            f"sending_queue.queue_size {queue.queue_size} {queue.sizer}"
+            if queue.enabled
+            else f"sending_queue disabled: room for {queue.num_consumers} waiting request(s), "
+            "one per consumer"
+        )
         logger.warning(
-            "forwarder %s: queue full (sending_queue.queue_size %d %s), dropped the oldest %d export(s) "
-            "(%d spans) since the last warning; they are stored locally; is the upstream %s reachable?",
+            "forwarder %s: queue full (%s), dropped the oldest %d export(s) (%d spans) since the "
+            "last warning; they are stored locally; is the upstream %s reachable?",
             self.config.name,
-            self.config.queue.queue_size,
-            self.config.queue.sizer,
+            room,
             exports_since,
             spans_since,
             self.config.target,
         )
+
+    def _give_back(self, export: _Export) -> None:
+        """Put an unsent export back at the head of the queue (no longer in flight)."""
+        with self._lock:
+            if not self._settle(export):
+                return
+        self._queue.put_back(export)
+
+    def _settle(self, export: _Export) -> bool:
+        """Whether ``export`` is still this thread's to count (``finish_stop`` has not counted it
+        as abandoned); it is no longer in flight after this. Call with ``_lock`` held."""
+        if export not in self._inflight:
+            return False
+        self._inflight.discard(export)
+        return True
 
     def _past_deadline(self) -> bool:
         return self._stopping.is_set() and time.monotonic() >= self._deadline
@@ -508,14 +548,18 @@ class Forwarder:
             export = self._queue.get(self._stopping)
             if export is None:
                 return
+            with self._lock:
+                self._inflight.add(export)
             if self._past_deadline():
-                self._fail(export, "not forwarded before the collector stopped")
-                continue
+                # Stop taking work: finish_stop() counts what is left, in one summary line.
+                self._give_back(export)
+                return
             try:
                 self._deliver(export)
             except Exception:  # a bug must not kill the thread: the queue would stop moving
                 logger.exception("forwarder %s: unexpected error while forwarding", self.config.name)
                 self._fail(export, "unexpected error")
+            self._log_drops()
 
     def _body(self, export: _Export) -> bytes:
         wants_json = self.config.protocol == "http" and self.config.encoding == "json"
@@ -541,6 +585,8 @@ class Forwarder:
                 outcome = self._sender.send(body)
             if outcome.kind == "ok":
                 with self._lock:
+                    if not self._settle(export):
+                        return  # abandoned at shutdown, and counted then
                     self._stats.sent_exports += 1
                     self._stats.sent_spans += export.spans - outcome.rejected_spans
                     self._stats.rejected_spans += outcome.rejected_spans
@@ -574,12 +620,14 @@ class Forwarder:
             if rest > 0:  # stopping: wait out the delay, but not past the drain deadline
                 time.sleep(max(0.0, min(rest, self._deadline - time.monotonic())))
             if self._past_deadline():
-                self._fail(export, f"{outcome.message} (collector stopping)")
+                self._give_back(export)  # counted by finish_stop(), in its summary
                 return
             retry += 1
 
     def _fail(self, export: _Export, reason: str) -> None:
         with self._lock:
+            if not self._settle(export):
+                return  # abandoned at shutdown, and counted then
             self._stats.failed_exports += 1
             self._stats.failed_spans += export.spans
         logger.warning(

@@ -413,6 +413,60 @@ def test_queue_sized_in_bytes() -> None:
     forwarder.finish_stop()
 
 
+def _drop_counts(caplog: pytest.LogCaptureFixture) -> list[int]:
+    """The export counts of the "queue full … dropped the oldest N export(s)" warnings."""
+    return [
+        int(r.getMessage().split("dropped the oldest ")[1].split()[0])
+        for r in caplog.records
+        if "queue full" in r.getMessage()
+    ]
+
+
+def test_shutdown_with_a_stuck_upstream_counts_and_reports_every_export(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Shutdown while the upstream hangs: the export in flight and the queued ones are counted
+    as failed and reported in one summary line (the queue was logged one line per export, the
+    export in flight not at all), and drops made within the 10 s warning interval are reported
+    at the end (they were never logged)."""
+    caplog.set_level("INFO", logger="spanreel.collector.forward")
+    sender = _GatedSender()
+    forwarder = Forwarder(_forwarder_config(queue_size=5), sender=sender)
+    forwarder.start()
+    forwarder.submit(_protobuf(_spans(2)), json_encoded=False, spans=2)
+    assert sender.started.wait(5)  # in flight, and stays there
+    for _ in range(8):
+        forwarder.submit(_protobuf(_spans(2)), json_encoded=False, spans=2)
+    assert _drop_counts(caplog) == [1]  # the first drop is reported at once, the next two wait
+    forwarder.begin_stop(0.2)
+    forwarder.finish_stop()  # closing the sender releases the stuck send: it must not count again
+    time.sleep(0.2)
+    stats = forwarder.stats()
+    assert (stats.sent_exports, stats.failed_exports, stats.failed_spans) == (0, 6, 12)
+    assert (stats.dropped_exports, stats.dropped_spans) == (3, 6)
+    assert sum(_drop_counts(caplog)) == 3
+    messages = [r.getMessage() for r in caplog.records]
+    assert not [m for m in messages if "dropped an export" in m]
+    (summary,) = [m for m in messages if "not forwarded at shutdown" in m]
+    assert "6 export(s) (12 spans)" in summary
+
+
+def test_drop_warning_names_the_room_of_a_disabled_queue(caplog: pytest.LogCaptureFixture) -> None:
+    sender = _GatedSender()
+    forwarder = Forwarder(_forwarder_config(enabled=False, num_consumers=1), sender=sender)
+    forwarder.start()
+    forwarder.submit(_protobuf(_spans(1)), json_encoded=False, spans=1)
+    assert sender.started.wait(5)
+    for _ in range(3):
+        forwarder.submit(_protobuf(_spans(1)), json_encoded=False, spans=1)
+    sender.release.set()
+    forwarder.begin_stop(1.0)
+    forwarder.finish_stop()
+    warnings = [r.getMessage() for r in caplog.records if "queue full" in r.getMessage()]
+    assert warnings and all("sending_queue disabled: room for 1 waiting request(s)" in w for w in warnings)
+    assert forwarder.stats().dropped_exports == sum(_drop_counts(caplog)) == 2
+
+
 class _ScriptedSender:
     def __init__(self, outcomes: list[Outcome]) -> None:
         self.outcomes = outcomes
