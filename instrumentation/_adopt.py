@@ -1,8 +1,10 @@
 """Adopting another instrumentation's GenAI span (the coexistence rule in :mod:`._call`).
 
 When the current span is already the GenAI span of this call, made by another instrumentation
-(opentelemetry-instrumentation-openai-v2, the ``anthropic`` SDK's own call span, OpenLLMetry),
-spanreel adds to it instead of starting a second one. That span is its owner's to end, and the
+(opentelemetry-instrumentation-openai-v2, the ``anthropic`` SDK's own call span, OpenLLMetry, or
+OpenInference's instrumentation of a provider SDK: an ``INTERNAL`` span with
+``openinference.span.kind`` ``LLM`` / ``EMBEDDING``), spanreel adds to it instead of starting a
+second one. That span is its owner's to end, and the
 owner may end it *before* spanreel has seen the end of the response body: a streaming wrapper
 whose ``close()`` (an app's ``break``, an exception in its loop, garbage collection) ends the
 span first and closes the body after. So :func:`finish_before_owner_ends` puts a stand-in for
@@ -39,10 +41,21 @@ _INFERENCE_OPERATIONS: Final = frozenset(
     )
 )
 
-#: Instrumentation scopes whose GenAI spans come with their own ``gen_ai.client.*`` metrics:
-#: opentelemetry-instrumentation-openai-v2 (through opentelemetry-util-genai's handler, or its own
-#: in older releases) and OpenLLMetry's openai / anthropic instrumentations. The anthropic SDK's
-#: own call span records none.
+#: OpenInference's instrumentations of provider SDKs (scope = module name): their ``LLM`` /
+#: ``EMBEDDING`` span is the SDK call's span. Framework instrumentations (LangChain, LlamaIndex…)
+#: are not listed: one of their LLM spans may cover several HTTP calls, each gets its own span.
+OPENINFERENCE_SDK_SCOPES: Final = frozenset(
+    f"openinference.instrumentation.{sdk}"
+    for sdk in ("openai", "anthropic", "groq", "mistralai", "google_genai", "litellm")
+)
+_OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+_OPENINFERENCE_CALL_KINDS: Final = frozenset({"LLM", "EMBEDDING"})
+
+#: Instrumentation scopes (and their sub-modules: OpenLLMetry's scope is e.g.
+#: ``opentelemetry.instrumentation.openai.v1``) whose GenAI spans come with their own
+#: ``gen_ai.client.*`` metrics: opentelemetry-instrumentation-openai-v2 (through
+#: opentelemetry-util-genai's handler, or its own in older releases) and OpenLLMetry's openai /
+#: anthropic instrumentations. The anthropic SDK's own call span and OpenInference record none.
 METRICS_RECORDING_SCOPES: Final = frozenset(
     {
         "opentelemetry.util.genai.handler",
@@ -55,20 +68,36 @@ METRICS_RECORDING_SCOPES: Final = frozenset(
 
 def foreign_genai_span(ctx: Context) -> trace.Span | None:
     """The current span of ``ctx`` when it is another instrumentation's GenAI span of this call:
-    recording, kind ``CLIENT``, an inference ``gen_ai.operation.name``, a scope other than
-    spanreel's."""
+    recording, and either kind ``CLIENT`` with an inference ``gen_ai.operation.name`` and a scope
+    other than spanreel's, or an OpenInference ``LLM`` / ``EMBEDDING`` span of a provider SDK
+    (:data:`OPENINFERENCE_SDK_SCOPES`)."""
     span = trace.get_current_span(ctx)
-    if not span.is_recording() or getattr(span, "kind", None) is not SpanKind.CLIENT:
+    if not span.is_recording():
         return None
     attributes = getattr(span, "attributes", None)
+    if not isinstance(attributes, Mapping):
+        return None
+    if attributes.get(ga.GEN_AI_OPERATION_NAME) in _INFERENCE_OPERATIONS:
+        if getattr(span, "kind", None) is SpanKind.CLIENT and scope_name(span) != TRACER_NAME:
+            return span
+        return None
     if (
-        not isinstance(attributes, Mapping)
-        or attributes.get(ga.GEN_AI_OPERATION_NAME) not in _INFERENCE_OPERATIONS
+        attributes.get(_OPENINFERENCE_SPAN_KIND) in _OPENINFERENCE_CALL_KINDS
+        and scope_name(span) in OPENINFERENCE_SDK_SCOPES
     ):
-        return None
-    if scope_name(span) == TRACER_NAME:
-        return None
-    return span
+        return span
+    return None
+
+
+def records_metrics(span: trace.Span) -> bool:
+    """Whether the span's instrumentation records the GenAI client metrics itself
+    (:data:`METRICS_RECORDING_SCOPES`, or a sub-module of one)."""
+    name = scope_name(span)
+    if name is None:
+        return False
+    return name in METRICS_RECORDING_SCOPES or any(
+        name.startswith(scope + ".") for scope in METRICS_RECORDING_SCOPES
+    )
 
 
 def scope_name(span: trace.Span) -> str | None:

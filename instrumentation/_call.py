@@ -31,6 +31,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.attributes.openai_attributes import OPENAI_REQUEST_SERVICE_TIER
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
@@ -47,7 +48,7 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_URL,
 )
 
-from ._adopt import METRICS_RECORDING_SCOPES, finish_before_owner_ends, foreign_genai_span, scope_name
+from ._adopt import finish_before_owner_ends, foreign_genai_span, records_metrics
 from ._apis import provider_for, route
 from ._common import (
     Api,
@@ -351,10 +352,12 @@ class LLMCall:
         ):
             model = attrs.get(ga.GEN_AI_RESPONSE_MODEL) or self._start_attrs.get(ga.GEN_AI_REQUEST_MODEL)
             provider = self._start_attrs.get(ga.GEN_AI_PROVIDER_NAME)
+            tier = self._start_attrs.get(OPENAI_REQUEST_SERVICE_TIER)  # when the response names none
             cost = cost_usd(
                 provider if isinstance(provider, str) else None,
                 model if isinstance(model, str) else None,
                 attrs,
+                service_tier=tier if isinstance(tier, str) else None,
             )
             if cost is not None:
                 attrs[SPANREEL_COST_USD] = cost
@@ -530,7 +533,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
             owned=False,
             stream=stream,
             truncated=tuple(truncated),
-            record_metrics=scope_name(foreign) not in METRICS_RECORDING_SCOPES,
+            record_metrics=not records_metrics(foreign),
         )
         # Metrics once per owner's operation, recorded when it ends (not per HTTP attempt).
         call.defer_metrics = finish_before_owner_ends(foreign, call)

@@ -21,6 +21,11 @@ call, and token counts differ from call to call, so memoising by usage does not 
   that does not check out, a tiered price, or a usage outside that domain is priced by the
   library call by call (memoised per exact usage).
 
+Service tiers: an OpenAI call on the ``flex`` or ``priority`` tier (``openai.response.service_tier``,
+else ``openai.request.service_tier``) is priced at that tier's rates: the library's price variants
+(``price_context={"service_tier": …}``). A tier the library has no variant for (``default``,
+``scale``) gets the standard price.
+
 The library is imported lazily (it takes ~0.2 s): :func:`warm_up` starts that on a daemon thread
 when the first LLM call begins.
 """
@@ -36,12 +41,16 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.attributes.openai_attributes import (
+    OPENAI_REQUEST_SERVICE_TIER,
+    OPENAI_RESPONSE_SERVICE_TIER,
+)
 
 from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
 
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
-    from genai_prices.types import ModelInfo, ModelPrice, Provider
+    from genai_prices.types import ModelInfo, ModelPrice, PriceContext, PriceVariant, Provider
 
 _log = logging.getLogger("spanreel.instrumentation")
 
@@ -88,9 +97,15 @@ _models: dict[tuple[int, str, str], tuple[DataSnapshot, tuple[Provider, ModelInf
 _forms: dict[tuple[int, tuple[str, ...]], tuple[ModelPrice, _Affine | None]] = {}
 #: (id(model price), usage values) → (model price, cost) for prices priced call by call.
 _exact: dict[tuple[int, tuple[tuple[str, int], ...]], tuple[ModelPrice, float | None]] = {}
-#: (id(price data), provider id, model, usage fields) → (price data, affine form), for models with
-#: one unconditional price (no start dates, no time-of-day prices): priced without the clock.
-_constant: dict[tuple[int, str, str, tuple[str, ...]], tuple[DataSnapshot, _Affine]] = {}
+#: (id(price data), provider id, model, service tier, usage fields) → (price data, affine form), for
+#: models with one unconditional price (no start dates, no time-of-day prices): priced without the
+#: clock.
+_constant: dict[tuple[int, str, str, str | None, tuple[str, ...]], tuple[DataSnapshot, _Affine]] = {}
+#: (id(model), service tier) → (model, the model's price variants for that tier).
+_tier_variants: dict[tuple[int, str], tuple[ModelInfo, tuple[PriceVariant, ...]]] = {}
+#: (id(standard price), service tier, which of the tier's variants are in force) → (standard price,
+#: the tier's price).
+_tiers: dict[tuple[int, str, tuple[bool, ...]], tuple[ModelPrice, ModelPrice]] = {}
 _warm_started = False
 _data_snapshot: ModuleType | None = None
 
@@ -136,13 +151,17 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
-def cost_usd(provider: str | None, model: str | None, usage: Mapping[str, Any]) -> float | None:
+def cost_usd(
+    provider: str | None, model: str | None, usage: Mapping[str, Any], *, service_tier: str | None = None
+) -> float | None:
     """The call's cost in USD, or ``None`` (no model, no token usage, or unknown to the library).
 
     ``usage`` holds the span's ``gen_ai.usage.*`` attributes: ``input_tokens`` (all input,
     cached included — the conventions' and the library's meaning), ``output_tokens``,
     ``cache_read.input_tokens``, ``cache_creation.input_tokens``, and spanreel's
-    ``spanreel.usage.web_searches``; values that are not non-negative integers are ignored.
+    ``spanreel.usage.web_searches``; values that are not non-negative integers are ignored. The
+    service tier is ``usage``'s ``openai.response.service_tier``, else its
+    ``openai.request.service_tier``, else ``service_tier``.
     """
     if not provider or not model:
         return None
@@ -156,8 +175,9 @@ def cost_usd(provider: str | None, model: str | None, usage: Mapping[str, Any]) 
             values[name] = value
     if "input_tokens" not in values and "output_tokens" not in values:
         return None
+    tier = usage.get(OPENAI_RESPONSE_SERVICE_TIER) or usage.get(OPENAI_REQUEST_SERVICE_TIER) or service_tier
     try:
-        return _cost(provider_id, model, values)
+        return _cost(provider_id, model, values, tier if isinstance(tier, str) and tier else None)
     except Exception:
         _log.debug("spanreel: genai-prices could not price %s/%s", provider_id, model, exc_info=True)
         return None
@@ -176,13 +196,13 @@ def _snapshots() -> ModuleType | None:
     return _data_snapshot
 
 
-def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
+def _cost(provider_id: str, model: str, values: dict[str, int], tier: str | None = None) -> float | None:
     module = _data_snapshot or _snapshots()
     if module is None:  # pragma: no cover - it is a dependency
         return None
     snapshot: DataSnapshot = module.get_snapshot()
     fields = tuple(values)
-    constant = _constant.get((id(snapshot), provider_id, model, fields))
+    constant = _constant.get((id(snapshot), provider_id, model, tier, fields))
     if constant is not None and constant[0] is snapshot and _affine_domain(values):
         return float(constant[1](values))
     key = (id(snapshot), provider_id, model)
@@ -198,20 +218,53 @@ def _cost(provider_id: str, model: str, values: dict[str, int]) -> float | None:
         return None
     provider, info = found
     now = datetime.now(tz=UTC)
-    price = info.get_prices(now)
+    price = standard = info.get_prices(now)
+    context: PriceContext | None = None
+    timeless = True
+    if tier is not None:
+        variant, timeless = _tier_price(info, standard, tier, now)
+        if variant is not None:
+            price, context = variant, {"service_tier": tier}
     if _affine_domain(values):
-        form = _form(price, fields, provider, info, now, values)
+        form = _form(price, fields, provider, info, now, values, context)
         if form is not None:
-            if info.prices is price:  # one price at all times: skip the clock from now on
-                _remember(_constant, (id(snapshot), provider_id, model, fields), (snapshot, form))
+            if info.prices is standard and timeless:  # one price at all times: skip the clock
+                _remember(_constant, (id(snapshot), provider_id, model, tier, fields), (snapshot, form))
             return float(form(values))
     exact_key = (id(price), tuple(values.items()))
     hit = _exact.get(exact_key)
     if hit is not None and hit[0] is price:
         return hit[1]
-    cost = _library_cost(info, provider, now, values)
+    cost = _library_cost(info, provider, now, values, context)
     _remember(_exact, exact_key, (price, None if cost is None else float(cost)))
     return None if cost is None else float(cost)
+
+
+def _tier_price(
+    info: ModelInfo, standard: ModelPrice, tier: str, now: datetime
+) -> tuple[ModelPrice | None, bool]:
+    """The price of ``tier`` (the library's price variants for it; ``None``: none), and whether it
+    holds at all times (no variant of the tier has a start date or time of day). Memoised per
+    standard price, tier and which of the tier's variants are in force now, so the price is one
+    object and the forms below are memoised for it too."""
+    context = {"service_tier": tier}
+    key = (id(info), tier)
+    found = _tier_variants.get(key)
+    if found is None or found[0] is not info:
+        matching = tuple(
+            v for v in info.price_variants or () if all(context.get(k) == w for k, w in v.when.items())
+        )
+        found = _tier_variants[key] = (info, matching)
+    variants = found[1]
+    if not variants:
+        return None, True
+    in_force = tuple(v.constraint is None or v.constraint.active(now) for v in variants)
+    price_key = (id(standard), tier, in_force)
+    entry = _tiers.get(price_key)
+    if entry is None or entry[0] is not standard:
+        entry = (standard, info.get_prices(now, context))
+        _remember(_tiers, price_key, entry)
+    return entry[1], all(v.constraint is None for v in variants)
 
 
 def _affine_domain(values: Mapping[str, int]) -> bool:
@@ -223,12 +276,18 @@ def _affine_domain(values: Mapping[str, int]) -> bool:
 
 
 def _library_cost(
-    info: ModelInfo, provider: Provider, now: datetime, values: Mapping[str, int]
+    info: ModelInfo,
+    provider: Provider,
+    now: datetime,
+    values: Mapping[str, int],
+    context: PriceContext | None = None,
 ) -> Decimal | None:
     from genai_prices import Usage
 
     try:
-        return info.calc_price(Usage(**values), provider, genai_request_timestamp=now).total_price
+        return info.calc_price(
+            Usage(**values), provider, genai_request_timestamp=now, price_context=context
+        ).total_price
     except LookupError:
         return None
 
@@ -240,15 +299,17 @@ def _form(
     info: ModelInfo,
     now: datetime,
     values: Mapping[str, int],
+    context: PriceContext | None = None,
 ) -> _Affine | None:
-    """The affine form of ``price`` for usages reporting ``fields`` (``None``: not affine)."""
+    """The affine form of ``price`` (``context``'s variant of the model's price) for usages
+    reporting ``fields`` (``None``: not affine)."""
     key = (id(price), fields)
     entry = _forms.get(key)
     if entry is not None and entry[0] is price:
         return entry[1]
     try:
-        form = _measure(price, fields, provider, info, now)
-        if form is not None and form(values) != _library_cost(info, provider, now, values):
+        form = _measure(price, fields, provider, info, now, context)
+        if form is not None and form(values) != _library_cost(info, provider, now, values, context):
             form = None
     except Exception:  # the library rejects a probe: price call by call instead
         form = None
@@ -257,19 +318,24 @@ def _form(
 
 
 def _measure(
-    price: ModelPrice, fields: tuple[str, ...], provider: Provider, info: ModelInfo, now: datetime
+    price: ModelPrice,
+    fields: tuple[str, ...],
+    provider: Provider,
+    info: ModelInfo,
+    now: datetime,
+    context: PriceContext | None,
 ) -> _Affine | None:
     from genai_prices.types import TieredPrices
 
     if any(isinstance(v, TieredPrices) for v in vars(price).values()):
         return None  # the rate depends on the total input: not affine
     origin = {f: _PROBE_BASE.get(f, _PROBE_CACHE) for f in fields}
-    base = _library_cost(info, provider, now, origin)
+    base = _library_cost(info, provider, now, origin, context)
     if base is None:
         return None
     coefficients: dict[str, Decimal] = {}
     for f in fields:
-        moved = _library_cost(info, provider, now, {**origin, f: origin[f] + _PROBE_STEP})
+        moved = _library_cost(info, provider, now, {**origin, f: origin[f] + _PROBE_STEP}, context)
         if moved is None:
             return None
         coefficients[f] = (moved - base) / _PROBE_STEP

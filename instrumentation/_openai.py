@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.attributes import openai_attributes as oa
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
@@ -271,6 +272,26 @@ def set_sampling_attributes(attrs: Attributes, body: Mapping[str, Any]) -> None:
     set_stop_sequences(attrs, body.get("stop"))
 
 
+def set_openai_request_attributes(attrs: Attributes, body: Mapping[str, Any], api_type: str) -> None:
+    """``openai.api.type`` (``chat_completions`` / ``responses``) and ``openai.request.service_tier``
+    (when the request names a tier other than ``auto``: semconv's OpenAI page, v1.41)."""
+    attrs[oa.OPENAI_API_TYPE] = api_type
+    tier = body.get("service_tier")
+    if isinstance(tier, str) and tier and tier != "auto":
+        attrs[oa.OPENAI_REQUEST_SERVICE_TIER] = tier
+
+
+def set_openai_response_attributes(
+    attrs: Attributes, service_tier: Any, system_fingerprint: Any = None
+) -> None:
+    """``openai.response.service_tier`` and ``openai.response.system_fingerprint`` when the
+    response carries them (strings)."""
+    if isinstance(service_tier, str) and service_tier:
+        attrs[oa.OPENAI_RESPONSE_SERVICE_TIER] = service_tier
+    if isinstance(system_fingerprint, str) and system_fingerprint:
+        attrs[oa.OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = system_fingerprint
+
+
 def chat_request(body: Mapping[str, Any], path_model: str | None, capture_content: bool) -> RequestParts:
     """A Chat Completions request body → :class:`RequestParts` (operation ``chat``).
 
@@ -285,6 +306,7 @@ def chat_request(body: Mapping[str, Any], path_model: str | None, capture_conten
     if model_name:
         attrs[ga.GEN_AI_REQUEST_MODEL] = model_name
     set_sampling_attributes(attrs, body)
+    set_openai_request_attributes(attrs, body, oa.OpenaiApiTypeValues.CHAT_COMPLETIONS.value)
     stream = body.get("stream") is True
     attrs[ga.GEN_AI_REQUEST_STREAM] = stream
     response_format = body.get("response_format")
@@ -429,7 +451,14 @@ def usage_attributes(usage: Any) -> Attributes:
 
 
 def result_parts(
-    response_id: Any, model: Any, choices: list[_Choice], usage: Any, capture_content: bool
+    response_id: Any,
+    model: Any,
+    choices: list[_Choice],
+    usage: Any,
+    capture_content: bool,
+    *,
+    service_tier: Any = None,
+    system_fingerprint: Any = None,
 ) -> Parsed:
     """Span-end attributes from assembled choices (shared by chat and legacy completions)."""
     attrs: Attributes = {}
@@ -437,6 +466,8 @@ def result_parts(
         attrs[ga.GEN_AI_RESPONSE_ID] = response_id
     if isinstance(model, str) and model:
         attrs[ga.GEN_AI_RESPONSE_MODEL] = model
+    if service_tier is not None or system_fingerprint is not None:
+        set_openai_response_attributes(attrs, service_tier, system_fingerprint)
     ordered = sorted(choices, key=lambda c: c.index) if len(choices) > 1 else choices
     reasons = [c.finish_reason for c in ordered if c.finish_reason is not None]
     if reasons:
@@ -470,7 +501,15 @@ def choices_response(body: Any, capture_content: bool) -> Parsed:
         elif isinstance(raw.get("text"), str):
             _apply_delta(choice, raw)
         choices.append(choice)
-    return result_parts(body.get("id"), body.get("model"), choices, body.get("usage"), capture_content)
+    return result_parts(
+        body.get("id"),
+        body.get("model"),
+        choices,
+        body.get("usage"),
+        capture_content,
+        service_tier=body.get("service_tier"),
+        system_fingerprint=body.get("system_fingerprint"),
+    )
 
 
 def response_attributes(body: Any, *, capture_content: bool) -> Attributes:
@@ -560,10 +599,22 @@ class ChatStreamAccumulator:
     tool calls. An ``{"error": …}`` event is kept as :attr:`error_type` / :attr:`error_message`.
     """
 
-    __slots__ = ("_choices", "_id", "_model", "_usage", "done", "error_message", "error_type")
+    __slots__ = (
+        "_choices",
+        "_fingerprint",
+        "_id",
+        "_model",
+        "_tier",
+        "_usage",
+        "done",
+        "error_message",
+        "error_type",
+    )
 
     def __init__(self) -> None:
         self._choices: dict[int, _Choice] = {}
+        self._tier: Any = None
+        self._fingerprint: Any = None
         self._id: Any = None
         self._model: Any = None
         self._usage: Any = None
@@ -589,8 +640,10 @@ class ChatStreamAccumulator:
             if self.error_type is None:
                 self.error_type = "error"
             return True
-        if self._id is None:
+        if self._id is None:  # the first chunk (Azure's first may be a content-filter chunk)
             self._id = chunk.get("id") or None
+            self._tier = chunk.get("service_tier") or self._tier
+            self._fingerprint = chunk.get("system_fingerprint") or self._fingerprint
         model = chunk.get("model")
         if model:
             self._model = model
@@ -625,7 +678,15 @@ class ChatStreamAccumulator:
 
     def result(self, capture_content: bool) -> Parsed:
         """Span-end attributes for what has been received so far."""
-        return result_parts(self._id, self._model, list(self._choices.values()), self._usage, capture_content)
+        return result_parts(
+            self._id,
+            self._model,
+            list(self._choices.values()),
+            self._usage,
+            capture_content,
+            service_tier=self._tier,
+            system_fingerprint=self._fingerprint,
+        )
 
     def attributes(self, *, capture_content: bool) -> Attributes:
         """:meth:`result` with the content serialised as is (no content policy)."""

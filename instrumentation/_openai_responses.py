@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.attributes import openai_attributes as oa
 
 from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
 
@@ -45,7 +46,7 @@ from ._common import (
     string,
     text_part,
 )
-from ._openai import content_parts, file_part
+from ._openai import content_parts, file_part, set_openai_request_attributes, set_openai_response_attributes
 
 OPERATION_CHAT = ga.GenAiOperationNameValues.CHAT.value
 
@@ -211,6 +212,8 @@ def responses_request(body: Mapping[str, Any], path_model: str | None, capture_c
     max_tokens = integer(body.get("max_output_tokens"))
     if max_tokens is not None:
         attrs[ga.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    set_openai_request_attributes(attrs, body, oa.OpenaiApiTypeValues.RESPONSES.value)
+    _set_conversation(attrs, body)
     stream = body.get("stream") is True
     attrs[ga.GEN_AI_REQUEST_STREAM] = stream
     text = body.get("text")
@@ -227,6 +230,16 @@ def responses_request(body: Mapping[str, Any], path_model: str | None, capture_c
         if defs:
             content[ga.GEN_AI_TOOL_DEFINITIONS] = defs
     return RequestParts(OPERATION_CHAT, model, stream, attrs, content)
+
+
+def _set_conversation(attrs: Attributes, body: Mapping[str, Any]) -> None:
+    """``gen_ai.conversation.id`` from a request's or response's ``conversation`` (an id, or an
+    object with ``id``): the OpenAI conversation the call belongs to."""
+    conversation = body.get("conversation")
+    if isinstance(conversation, Mapping):
+        conversation = conversation.get("id")
+    if isinstance(conversation, str) and conversation:
+        attrs[ga.GEN_AI_CONVERSATION_ID] = conversation
 
 
 def _usage(usage: Any) -> Attributes:
@@ -278,6 +291,8 @@ def responses_response(body: Any, capture_content: bool) -> Parsed:
     model = string(body.get("model"))
     if model:
         attrs[ga.GEN_AI_RESPONSE_MODEL] = model
+    set_openai_response_attributes(attrs, body.get("service_tier"))
+    _set_conversation(attrs, body)
     attrs.update(_usage(body.get("usage")))
     parts: list[dict[str, Any]] = []
     has_tool_calls = False

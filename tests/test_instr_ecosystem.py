@@ -378,6 +378,75 @@ def test_metrics_count_each_call_once_beside_openai_v2(server: FakeLLMServer) ->
     assert calls["claude-haiku-4-5"] == ["spanreel"]
 
 
+_PEER_BESIDE_SPANREEL = """
+import json, sys
+import openai
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from spanreel.instrumentation import Instrumentor
+if sys.argv[1] == "openinference":
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+else:
+    from opentelemetry.instrumentation.openai import OpenAIInstrumentor
+exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+tracers, meters = TracerProvider(), MeterProvider(metric_readers=[reader])
+tracers.add_span_processor(SimpleSpanProcessor(exporter))
+OpenAIInstrumentor().instrument(tracer_provider=tracers, meter_provider=meters)
+Instrumentor().instrument(tracer_provider=tracers, meter_provider=meters, capture_content=True)
+openai.OpenAI(base_url=sys.argv[2], api_key="k", max_retries=0).chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "Tea?"}]
+)
+spans = {s.context.span_id: s for s in exporter.get_finished_spans()}
+print(json.dumps({
+    "genai": [
+        {"scope": s.instrumentation_scope.name, "attributes": dict(s.attributes),
+         "children": [c.instrumentation_scope.name for c in spans.values()
+                      if c.parent and c.parent.span_id == s.context.span_id]}
+        for s in spans.values() if "gen_ai.operation.name" in s.attributes
+    ],
+    "durations": [
+        [sm.scope.name, p.count]
+        for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+        for m in sm.metrics if m.name == "gen_ai.client.operation.duration" for p in m.data.data_points
+    ],
+}))
+"""
+
+
+@pytest.mark.parametrize("peer", ["openinference", "openllmetry"])
+def test_one_genai_span_and_one_metric_beside_openinference_and_openllmetry(
+    server: FakeLLMServer, peer: str, tmp_path: Path
+) -> None:
+    """OpenInference's openai instrumentation (Arize Phoenix) makes an ``INTERNAL`` span with
+    ``openinference.span.kind`` ``LLM``: spanreel added a second GenAI span under it (two LLM calls
+    in the collector for one). OpenLLMetry's scope is ``opentelemetry.instrumentation.openai.v1``:
+    its metrics and spanreel's both counted the call. Now spanreel adopts both spans, and counts
+    metrics only beside OpenInference, which records none. (A subprocess: OpenLLMetry's
+    ``uninstrument()`` leaves the openai SDK wrapped.)"""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEER_BESIDE_SPANREEL, peer, server.base_url],
+        capture_output=True, text=True, timeout=90, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.splitlines()[-1])
+    (span,) = found["genai"]
+    owner = (
+        "openinference.instrumentation.openai"
+        if peer == "openinference"
+        else "opentelemetry.instrumentation.openai"
+    )
+    assert span["scope"].startswith(owner)
+    a = span["attributes"]
+    assert json.loads(a[SPANREEL_REQUEST_BODY])["messages"] == MESSAGES
+    assert a[SPANREEL_COST_USD] > 0
+    assert [c for c in span["children"] if c.startswith("opentelemetry.instrumentation.httpx")]
+    ((scope, count),) = found["durations"]
+    assert count == 1 and (scope == "spanreel") == (peer == "openinference")
+
+
 def test_metrics_count_an_sdk_call_once_across_its_retries(server: FakeLLMServer) -> None:
     """The anthropic SDK retries inside one call span; spanreel recorded the duration metric once
     per HTTP attempt (two failures for one call). Now once, when the call's span ends."""

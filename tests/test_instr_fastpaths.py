@@ -33,9 +33,18 @@ _ATTRS = {
 }
 
 
-def _library(provider_id: str, model: str, usage: dict[str, int], at: datetime | None = None) -> float | None:
+def _library(
+    provider_id: str,
+    model: str,
+    usage: dict[str, int],
+    at: datetime | None = None,
+    context: dict[str, str] | None = None,
+) -> float | None:
+    """genai-prices' own price of ``usage`` (``context``: e.g. a service tier)."""
     try:
-        price = calc_price(Usage(**usage), model, provider_id=provider_id, genai_request_timestamp=at)
+        price = calc_price(
+            Usage(**usage), model, provider_id=provider_id, genai_request_timestamp=at, price_context=context
+        )
     except LookupError:
         return None
     return float(price.total_price)
@@ -109,8 +118,15 @@ def test_cost_skips_the_clock_only_for_a_price_that_never_changes() -> None:
         "openai", "gpt-4o-mini", {"input_tokens": 1200, "output_tokens": 80}
     )
     assert [key[1:] for key in _cost._constant] == [
-        ("openai", "gpt-4o-mini", ("input_tokens", "output_tokens"))
+        ("openai", "gpt-4o-mini", None, ("input_tokens", "output_tokens"))
     ]
+    # a service tier's price (price variants) is one memoised object per tier and variants in force
+    flex = {**usage, "openai.response.service_tier": "flex"}
+    for _ in range(2):
+        assert _cost.cost_usd("openai", "gpt-5", flex) == _library(
+            "openai", "gpt-5", {"input_tokens": 1200, "output_tokens": 80}, context={"service_tier": "flex"}
+        )
+    assert len([key for key in _cost._tiers if key[1] == "flex"]) == 1
     _cost.cost_usd("deepseek", "deepseek-chat", usage)  # off-peak prices: resolved per call
     assert all(key[2] != "deepseek-chat" for key in _cost._constant)
 

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.trace import StatusCode
+from test_instr_fastpaths import _library
 from test_instr_faults import Canned
 
 from spanreel._attributes import SPANREEL_COST_USD, SPANREEL_USAGE_WEB_SEARCHES
@@ -1079,3 +1080,95 @@ def test_responses_built_in_tools_are_server_tool_calls(spans: InMemorySpanExpor
     ]  # fmt: skip
     assert inputs[5]["parts"] == [{"type": "tool_call_response", "id": "call_1", "response": "total 0"}]
     assert a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_service_tier_is_recorded_and_priced(
+    spans: InMemorySpanExporter, canned: Canned, stream: bool
+) -> None:
+    """A call on the flex tier: semconv's OpenAI attributes (``openai.request.service_tier``,
+    ``openai.response.service_tier``, ``openai.response.system_fingerprint``, ``openai.api.type``)
+    are recorded, and the cost is the flex price (it was the standard price: twice as much)."""
+    answer = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-5",
+        "service_tier": "flex",
+        "system_fingerprint": "fp_1",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Green."}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 100_000, "completion_tokens": 100_000, "total_tokens": 200_000},
+    }
+    if stream:
+        chunk = {k: answer[k] for k in ("id", "model", "service_tier", "system_fingerprint")}
+        chunk["object"] = "chat.completion.chunk"
+        canned.set(
+            [
+                b"data: %s\n\n"
+                % json.dumps({**chunk, "choices": [{"index": 0, "delta": {"content": "Green."}}]}).encode(),
+                b"data: %s\n\n"
+                % json.dumps(
+                    {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                ).encode(),
+                b"data: %s\n\n" % json.dumps({**chunk, "choices": [], "usage": answer["usage"]}).encode(),
+                b"data: [DONE]\n\n",
+            ],
+            "text/event-stream",
+        )
+    else:
+        canned.set([json.dumps(answer).encode()])
+    c = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+    kwargs: Any = {
+        "model": "gpt-5",
+        "messages": [{"role": "user", "content": "Tea?"}],
+        "service_tier": "flex",
+    }
+    if stream:
+        list(c.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
+    else:
+        c.chat.completions.create(**kwargs)
+    a = one(spans)
+    assert a["openai.api.type"] == "chat_completions"
+    assert a["openai.request.service_tier"] == a["openai.response.service_tier"] == "flex"
+    assert a["openai.response.system_fingerprint"] == "fp_1"
+    usage = {"input_tokens": 100_000, "output_tokens": 100_000}
+    assert a[SPANREEL_COST_USD] == pytest.approx(
+        _library("openai", "gpt-5", usage, context={"service_tier": "flex"})
+    )
+    assert a[SPANREEL_COST_USD] < (_library("openai", "gpt-5", usage) or 0)
+
+
+def test_responses_conversation_and_priority_tier(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """A Responses call in an OpenAI conversation on the priority tier: ``gen_ai.conversation.id``
+    (conditionally required when available), the tier attributes, and the priority price; a
+    request tier of ``auto`` is not recorded (semconv: only a tier other than auto)."""
+    response = {
+        "id": "resp_1",
+        "object": "response",
+        "model": "gpt-5",
+        "status": "completed",
+        "service_tier": "priority",
+        "conversation": {"id": "conv_1"},
+        "output": [
+            {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": "Green.", "annotations": []}],
+            }
+        ],
+        "usage": {"input_tokens": 100_000, "output_tokens": 100_000, "total_tokens": 200_000},
+    }
+    canned.set([json.dumps(response).encode()])
+    c = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+    c.responses.create(model="gpt-5", input="Tea?", conversation="conv_1", service_tier="auto")
+    a = one(spans)
+    assert a[ga.GEN_AI_CONVERSATION_ID] == "conv_1"
+    assert a["openai.api.type"] == "responses" and "openai.request.service_tier" not in a
+    assert a["openai.response.service_tier"] == "priority"
+    usage = {"input_tokens": 100_000, "output_tokens": 100_000}
+    assert a[SPANREEL_COST_USD] == pytest.approx(
+        _library("openai", "gpt-5", usage, context={"service_tier": "priority"})
+    )
