@@ -20,6 +20,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
 )
+from opentelemetry.semconv._incubating.attributes.openai_attributes import (
+    OPENAI_REQUEST_SERVICE_TIER,
+    OPENAI_RESPONSE_SERVICE_TIER,
+)
+
+from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
 
 __all__ = ["call_cost", "format_usd"]
 
@@ -54,5 +60,8 @@ def call_cost(
         GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
         GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: attributes.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
         GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: attributes.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+        SPANREEL_USAGE_WEB_SEARCHES: attributes.get(SPANREEL_USAGE_WEB_SEARCHES),
+        OPENAI_RESPONSE_SERVICE_TIER: attributes.get(OPENAI_RESPONSE_SERVICE_TIER),
+        OPENAI_REQUEST_SERVICE_TIER: attributes.get(OPENAI_REQUEST_SERVICE_TIER),
     }
     return cost_usd(provider, model, usage)

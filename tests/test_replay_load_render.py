@@ -157,3 +157,7 @@ def test_call_cost_prefers_a_recorded_cost_else_estimates() -> None:
     assert call_cost({SPANREEL_COST_USD: -1.0}, "gpt-4o-mini", "openai", 1_000_000, 1_000_000) == estimated
     assert call_cost({}, "gpt-4o-mini", "openai", None, None) is None
     assert call_cost({}, "no-such-model-xyz", "acme", 10, 10) is None
+    # estimated at the call's service tier, like the instrumentation's recorded cost
+    standard = call_cost({}, "gpt-5", "openai", 1_000_000, 1_000_000)
+    flex = call_cost({"openai.response.service_tier": "flex"}, "gpt-5", "openai", 1_000_000, 1_000_000)
+    assert standard is not None and flex == pytest.approx(standard / 2)
