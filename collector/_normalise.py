@@ -33,7 +33,7 @@ import orjson
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from opentelemetry.semconv._incubating.attributes.session_attributes import SESSION_ID
 
-from spanreel._attributes import SPANREEL_COST_USD
+from spanreel._attributes import MODEL_CALL_OPERATIONS, SPANREEL_COST_USD
 from spanreel.collector import _peers as peers
 from spanreel.instrumentation._anthropic import messages_request, messages_response
 from spanreel.instrumentation._common import Parsed, RequestParts
@@ -284,6 +284,13 @@ _mlflow_operation: Final = _mapped(peers.MLFLOW_SPAN_TYPE_OPERATIONS)
 _oi_kind_operation: Final = _mapped(peers.OI_KIND_OPERATIONS)
 
 
+def _model_call_operation(value: Any) -> str | None:
+    """A ``gen_ai.operation.name`` that is a model call (:data:`MODEL_CALL_OPERATIONS`); agent
+    and tool operations (``invoke_agent``, ``execute_tool`` …) are not LLM calls: ``None``."""
+    text = as_text(value)
+    return text if text in MODEL_CALL_OPERATIONS else None
+
+
 def _openinference_operation(attrs: Attributes) -> str | None:
     """LLM → chat (text_completion when the span has ``llm.prompts`` and no input messages),
     EMBEDDING → embeddings; other span kinds are not model calls."""
@@ -364,7 +371,7 @@ def _mlflow_finish_reasons(attrs: Attributes) -> list[str] | None:
 #: column name → ordered sources (first usable value wins).
 LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
     "operation": (
-        Source(gen_ai.GEN_AI_OPERATION_NAME, as_text),
+        Source(gen_ai.GEN_AI_OPERATION_NAME, _model_call_operation),
         Source(peers.LLMETRY_REQUEST_TYPE, _llmetry_operation, peer=True),
         Derived("openinference.span.kind", _openinference_operation, (peers.OI_SPAN_KIND,)),
         Source(peers.MLFLOW_SPAN_TYPE, _mlflow_operation, peer=True),

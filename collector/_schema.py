@@ -18,6 +18,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from spanreel._attributes import MODEL_CALL_OPERATIONS
+
 __all__ = [
     "DESCRIPTIONS",
     "JSON_COLUMNS",
@@ -234,7 +236,8 @@ DESCRIPTIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
             "resource_attributes": "resource attributes as a JSON object",
             "events": 'JSON list of {"time_unix_nano", "name", "attributes"}',
             "links": 'JSON list of {"trace_id", "span_id", "trace_state", "attributes"}',
-            "operation": "normalised `gen_ai.operation.name`; NULL for spans that are not GenAI calls",
+            "operation": "model-call `gen_ai.operation.name` (chat, text_completion, generate_content, "
+            "embeddings) or a peer convention's equivalent; NULL for other spans (agents, tools …)",
             "provider": "normalised `gen_ai.provider.name` (deprecated `gen_ai.system` and peers mapped)",
             "request_model": "`gen_ai.request.model` or a peer convention's equivalent",
             "response_model": "`gen_ai.response.model` or a peer convention's equivalent",
@@ -349,6 +352,30 @@ def _describe_view_columns() -> tuple[str, ...]:
     return tuple(statements)
 
 
+#: Migration 5: spans whose operation is not a model call (agents, tools) leave llm_calls; the
+#: call counts, tokens and cost of their traces are recounted over the model calls.
+_MODEL_CALLS_SQL: Final = ", ".join(_sql_text(op) for op in sorted(MODEL_CALL_OPERATIONS))
+_NOT_A_CALL: Final = f"operation NOT IN ({_MODEL_CALLS_SQL})"
+_MIGRATION_5: Final = (
+    f"""
+UPDATE trace_index SET llm_calls = fixed.llm_calls, input_tokens = fixed.input_tokens,
+       output_tokens = fixed.output_tokens, cost_usd = fixed.cost_usd
+FROM (
+    SELECT trace_id,
+           count(*) FILTER (WHERE operation IN ({_MODEL_CALLS_SQL})) AS llm_calls,
+           sum(input_tokens) FILTER (WHERE operation IN ({_MODEL_CALLS_SQL})) AS input_tokens,
+           sum(output_tokens) FILTER (WHERE operation IN ({_MODEL_CALLS_SQL})) AS output_tokens,
+           sum(cost_usd) FILTER (WHERE operation IN ({_MODEL_CALLS_SQL})) AS cost_usd
+    FROM spans
+    WHERE trace_id IN (SELECT trace_id FROM spans WHERE {_NOT_A_CALL})
+    GROUP BY trace_id
+) AS fixed
+WHERE trace_index.trace_id = fixed.trace_id
+""",
+    f"UPDATE spans SET operation = NULL, input_messages = NULL, output_messages = NULL, cost_usd = NULL "
+    f"WHERE {_NOT_A_CALL}",
+)
+
 #: The append-only list of schema steps.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -368,6 +395,12 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         (*_MIGRATION_3, *_describe_statements()),
     ),
     Migration(4, "describe the views' columns (COMMENT ON COLUMN)", _describe_view_columns()),
+    Migration(
+        5,
+        "agent and tool spans (invoke_agent, execute_tool …) are not LLM calls: operation NULL, "
+        "their traces' call counts, tokens and cost recounted",
+        (*_MIGRATION_5, *_describe_statements(), *_describe_view_columns()),
+    ),
 )
 
 

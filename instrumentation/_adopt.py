@@ -26,20 +26,12 @@ from opentelemetry.context import Context
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import SpanKind
 
+from spanreel._attributes import MODEL_CALL_OPERATIONS
+
 from ._context import TRACER_NAME
 
 if TYPE_CHECKING:
     from ._call import LLMCall
-
-_INFERENCE_OPERATIONS: Final = frozenset(
-    v.value
-    for v in (
-        ga.GenAiOperationNameValues.CHAT,
-        ga.GenAiOperationNameValues.TEXT_COMPLETION,
-        ga.GenAiOperationNameValues.GENERATE_CONTENT,
-        ga.GenAiOperationNameValues.EMBEDDINGS,
-    )
-)
 
 #: OpenInference's instrumentations of provider SDKs (scope = module name): their ``LLM`` /
 #: ``EMBEDDING`` span is the SDK call's span. Framework instrumentations (LangChain, LlamaIndex…)
@@ -77,7 +69,7 @@ def foreign_genai_span(ctx: Context) -> trace.Span | None:
     attributes = getattr(span, "attributes", None)
     if not isinstance(attributes, Mapping):
         return None
-    if attributes.get(ga.GEN_AI_OPERATION_NAME) in _INFERENCE_OPERATIONS:
+    if attributes.get(ga.GEN_AI_OPERATION_NAME) in MODEL_CALL_OPERATIONS:
         if getattr(span, "kind", None) is SpanKind.CLIENT and scope_name(span) != TRACER_NAME:
             return span
         return None

@@ -31,11 +31,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GenAiOperationNameValues,
     GenAiProviderNameValues,
 )
 
-from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
+from spanreel._attributes import (
+    MODEL_CALL_OPERATIONS,
+    SPANREEL_REQUEST_BODY,
+    SPANREEL_REQUEST_METHOD,
+    SPANREEL_REQUEST_URL,
+)
 
 from ._edits import EditError, ReplayEdits, edit_body, model_in_path
 from ._load import SpanRecord
@@ -56,14 +60,7 @@ __all__ = [
 ]
 
 #: GenAI operations that are one model request (agent/tool/workflow spans are not).
-INFERENCE_OPERATIONS: frozenset[str] = frozenset(
-    {
-        GenAiOperationNameValues.CHAT.value,
-        GenAiOperationNameValues.TEXT_COMPLETION.value,
-        GenAiOperationNameValues.GENERATE_CONTENT.value,
-        GenAiOperationNameValues.EMBEDDINGS.value,
-    }
-)
+INFERENCE_OPERATIONS: frozenset[str] = MODEL_CALL_OPERATIONS
 
 #: Environment variable that controls content capture in GenAI instrumentations.
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

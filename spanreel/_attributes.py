@@ -2,13 +2,15 @@
 
 GenAI names (``gen_ai.*``), ``server.*``, ``session.id`` and ``error.type`` are imported from
 ``opentelemetry.semconv`` where they are used; this module only holds the ``spanreel.*``
-namespace, documented in README.md ("Recorded attributes").
+namespace, documented in README.md ("Recorded attributes"), and which GenAI operations are model
+calls.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _semconv_gen_ai
 from opentelemetry.semconv._incubating.attributes import user_attributes as _semconv_user
 
 #: HTTP method of the recorded LLM request, e.g. ``"POST"``.
@@ -52,3 +54,16 @@ SPANREEL_SESSION_PATH: Final = "spanreel.session.path"
 #: one, and ``error`` is what opentelemetry-instrumentation-openai-v2 writes then.
 #: ``gen_ai.response.finish_reasons`` keeps only what the provider sent.
 NO_FINISH_REASON: Final = "error"
+
+#: ``gen_ai.operation.name`` values that are one model call (an LLM call: what the collector's
+#: ``llm_calls`` view holds, what replay re-sends, what instrumentations adopt); agent and tool
+#: operations (``invoke_agent``, ``create_agent``, ``execute_tool``) are not.
+MODEL_CALL_OPERATIONS: Final = frozenset(
+    op.value
+    for op in (
+        _semconv_gen_ai.GenAiOperationNameValues.CHAT,
+        _semconv_gen_ai.GenAiOperationNameValues.TEXT_COMPLETION,
+        _semconv_gen_ai.GenAiOperationNameValues.GENERATE_CONTENT,
+        _semconv_gen_ai.GenAiOperationNameValues.EMBEDDINGS,
+    )
+)

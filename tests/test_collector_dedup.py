@@ -193,3 +193,62 @@ def test_exports_queued_together_commit_in_one_transaction_and_are_acknowledged_
     # group, queued while the writer was busy → groups of 3, 3 and 1 exports.
     groups = _rows(con, "SELECT count(*) FROM spans GROUP BY received_at ORDER BY min(start_time)")
     assert groups == [(6,), (6,), (2,)]
+
+
+def test_migration_5_takes_agent_and_tool_spans_out_of_the_llm_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Earlier releases stored ``invoke_agent`` / ``execute_tool`` spans with an operation, so they
+    were LLM calls and an agent span's run usage was added to its chat calls' (trace totals
+    doubled). Migration 5 clears their operation and recounts their traces; other traces are
+    left alone."""
+    db = tmp_path / "agents.duckdb"
+    with monkeypatch.context() as patched:
+        patched.setattr(_schema, "MIGRATIONS", MIGRATIONS[:4])
+        writer = SpanWriter(open_database(db))
+        rows = [
+            _row(
+                T1, "aa" * 8, BASE, operation="invoke_agent", input_tokens=300, output_tokens=30, cost_usd=0.3
+            ),
+            _row(
+                T1,
+                "bb" * 8,
+                BASE + 1,
+                parent_span_id="aa" * 8,
+                operation="chat",
+                input_tokens=100,
+                cost_usd=0.1,
+            ),
+            _row(T1, "cc" * 8, BASE + 2, parent_span_id="aa" * 8, operation="execute_tool"),
+            _row(
+                T1,
+                "dd" * 8,
+                BASE + 3,
+                parent_span_id="aa" * 8,
+                operation="chat",
+                input_tokens=200,
+                cost_usd=0.2,
+            ),
+            _row(T2, "ee" * 8, BASE, operation="chat", input_tokens=5),
+        ]
+        writer.submit(rows_to_arrow(rows)).result(timeout=30)
+        writer.close()
+    con = duckdb.connect(str(db))
+    assert _rows(con, "SELECT llm_calls, input_tokens FROM trace_index ORDER BY trace_id") == [
+        (4, 600),
+        (1, 5),
+    ]
+    assert [m.version for m in migrate(con)] == [5]
+    assert _rows(con, "SELECT span_id FROM llm_calls ORDER BY span_id") == [
+        ("bb" * 8,),
+        ("dd" * 8,),
+        ("ee" * 8,),
+    ]
+    rows_after = _rows(
+        con,
+        "SELECT llm_calls, input_tokens, output_tokens, cost_usd, span_count FROM trace_index "
+        "ORDER BY trace_id",
+    )
+    assert rows_after[0][:3] == (2, 300, None) and rows_after[0][3] == pytest.approx(0.3)
+    assert rows_after[0][4] == 4 and rows_after[1][:2] == (1, 5)
+    con.close()

@@ -286,6 +286,10 @@ def test_otel_names_win_over_peer_names() -> None:
         ({"openinference.span.kind": "EMBEDDING", "embedding.model_name": "e"}, "embeddings"),
         ({"openinference.span.kind": "LLM", "llm.prompts": ["once upon"]}, "text_completion"),
         ({"openinference.span.kind": "CHAIN"}, None),
+        # semconv agent and tool spans are not model calls (an agent span may carry the run's usage)
+        ({"gen_ai.operation.name": "invoke_agent", "gen_ai.usage.input_tokens": 300}, None),
+        ({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "get_weather"}, None),
+        ({"gen_ai.operation.name": "generate_content"}, "generate_content"),
         ({"openinference.span.kind": "TOOL"}, None),
         ({"llm.request.type": "completion"}, "text_completion"),
         ({"llm.request.type": "embedding"}, "embeddings"),
