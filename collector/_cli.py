@@ -14,7 +14,12 @@ from pathlib import Path
 import click
 
 from spanreel._config import ConfigError, find_config, resolve_db_path
-from spanreel.collector._config import CollectorConfig, load_collector_config, parse_duration
+from spanreel.collector._config import (
+    CollectorConfig,
+    check_listen_addresses,
+    load_collector_config,
+    parse_duration,
+)
 from spanreel.collector._forward_config import ForwarderConfig
 from spanreel.collector._security import TLSSettings
 
@@ -160,7 +165,8 @@ async def _serve(config: CollectorConfig) -> None:
 @click.option(
     "--check-config",
     is_flag=True,
-    help="Validate the configuration (file, options, TLS files), print the effective settings and "
+    help="Validate the configuration (file, options, TLS files, listen addresses), print the "
+    "effective settings and "
     "exit: 0 when valid, 1 with the offending key otherwise.",
 )
 def collector_command(
@@ -221,6 +227,10 @@ def collector_command(
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from exc
     if check_config:
+        try:
+            check_listen_addresses(config)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration error: {exc}") from exc
         source = find_config(config_path)
         click.echo(_describe_config(config, str(source) if source else "built-in defaults (no config file)"))
         return

@@ -21,7 +21,9 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   ``30s``; ``0s``: no limit).
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
-- ``service.pipelines.traces``: ``receivers`` / ``exporters`` lists of the ids above.
+- ``service.pipelines.traces`` (and any ``traces/<name>`` pipelines): ``receivers`` / ``exporters``
+  lists of the ids above; together they name one otlp receiver and one duckdb exporter, plus the
+  otlp / otlphttp exporters to forward to.
 - ``service.telemetry`` (the collector's own telemetry): ``logs.level`` (``debug``, ``info``
   (default), ``warn``, ``error``) sets the log level; its other keys (``metrics``, ``traces``,
   ``resource``…) are valid in the OpenTelemetry Collector but have no effect here: they are
@@ -36,6 +38,7 @@ import ipaddress
 import math
 import os
 import re
+import socket
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -119,6 +122,11 @@ def parse_endpoint(value: str, key: str) -> tuple[str, int]:
     Raises :class:`ConfigError` naming ``key`` when the value is not of that form.
     """
     text = value.strip()
+    if "://" in text or "/" in text:
+        raise ConfigError(
+            f"{key}: expected host:port, got the URL {value!r} (a receiver listens on host:port: "
+            "write it without scheme or path)"
+        )
     host, sep, port_text = text.rpartition(":")
     if not sep:
         raise ConfigError(f"{key}: expected host:port, got {value!r}")
@@ -132,6 +140,29 @@ def parse_endpoint(value: str, key: str) -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{key}: port {port} out of range in {value!r}")
     return host, port
+
+
+def check_listen_addresses(config: CollectorConfig) -> None:
+    """Check that this machine can listen on the host of every endpoint the collector serves:
+    the name resolves and a socket binds to it (on port 0, so a running collector holding the
+    port does not fail the check). For ``--check-config``. Raises :class:`ConfigError` naming the
+    setting."""
+    for key, endpoint in (
+        ("receivers.otlp.protocols.grpc.endpoint", config.grpc_endpoint),
+        ("receivers.otlp.protocols.http.endpoint", config.http_endpoint),
+        ("exporters.duckdb.query_endpoint", config.query_endpoint),
+    ):
+        if endpoint is None:
+            continue
+        host, _ = parse_endpoint(endpoint, key)
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind(address)
+        except OSError as exc:
+            raise ConfigError(f"{key}: cannot listen on {host!r} ({endpoint}): {exc}") from None
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h|d|w)")
@@ -347,28 +378,30 @@ def config_from_mapping(
     for name in pipelines:
         if _component_type(name) != "traces":
             raise ConfigError(f"service.pipelines.{name}: spanreel only collects traces")
-    if "traces" not in pipelines:
+    if not pipelines:
         raise ConfigError("service.pipelines.traces is missing: the collector needs a traces pipeline")
-    pipeline = _mapping(pipelines["traces"], "service.pipelines.traces")
-    check_keys(pipeline, ("receivers", "processors", "exporters"), "service.pipelines.traces")
-    lists: dict[str, list[str]] = {}
-    for kind, defined in (("receivers", receivers), ("processors", processors), ("exporters", exporters)):
-        key = f"service.pipelines.traces.{kind}"
-        ids = pipeline.get(kind) or []
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-            raise ConfigError(f"{key} must be a list of component ids")
-        for cid in ids:
-            if cid not in defined:
-                raise ConfigError(f"{key} refers to {cid!r}, which is not defined under {kind}")
-        lists[kind] = ids
-    if not lists["receivers"]:
-        raise ConfigError("service.pipelines.traces.receivers is empty: add otlp")
-    if not lists["exporters"]:
-        raise ConfigError("service.pipelines.traces.exporters is empty: add duckdb")
+    # Every traces pipeline (``traces``, ``traces/<name>``) is read: together they name one otlp
+    # receiver and one duckdb exporter, and any otlp / otlphttp exporters to forward to.
+    lists: dict[str, list[str]] = {"receivers": [], "processors": [], "exporters": []}
+    for name, value in pipelines.items():
+        pipeline = _mapping(value, f"service.pipelines.{name}")
+        check_keys(pipeline, ("receivers", "processors", "exporters"), f"service.pipelines.{name}")
+        for kind, defined in (("receivers", receivers), ("processors", processors), ("exporters", exporters)):
+            key = f"service.pipelines.{name}.{kind}"
+            ids = pipeline.get(kind) or []
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise ConfigError(f"{key} must be a list of component ids")
+            for cid in ids:
+                if cid not in defined:
+                    raise ConfigError(f"{key} refers to {cid!r}, which is not defined under {kind}")
+                if cid not in lists[kind]:
+                    lists[kind].append(cid)
+            if not ids and kind != "processors":
+                raise ConfigError(f"{key} is empty: add " + ("otlp" if kind == "receivers" else "duckdb"))
     storage = [e for e in lists["exporters"] if _component_type(e) == "duckdb"]
     if len(lists["receivers"]) > 1 or len(storage) != 1:
         raise ConfigError(
-            "service.pipelines.traces: one otlp receiver and one duckdb exporter are supported "
+            "service.pipelines: one otlp receiver and one duckdb exporter are supported "
             "(plus any otlp / otlphttp exporters to forward to)"
         )
     kwargs: dict[str, Any] = {"grpc_endpoint": None, "http_endpoint": None}

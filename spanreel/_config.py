@@ -166,18 +166,36 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path | None:
 
 
 def db_path_from_config(config: dict[str, Any], base_dir: Path | None = None) -> Path | None:
-    """``exporters.duckdb.path`` from a loaded config, ``~`` expanded; relative paths are
-    taken relative to ``base_dir`` (the config file's folder). ``None`` when not set."""
+    """The ``path`` of the config's duckdb exporter, ``~`` expanded; relative paths are taken
+    relative to ``base_dir`` (the config file's folder). The exporter is the one a traces pipeline
+    (``service.pipelines.traces`` or ``traces/<name>``) lists, else the first ``duckdb``/
+    ``duckdb/<name>`` with a path. ``None`` when not set."""
     exporters = config.get("exporters") or {}
     if not isinstance(exporters, dict):
         return None
-    for name, section in exporters.items():
-        if str(name).split("/")[0] == "duckdb" and isinstance(section, dict) and section.get("path"):
+    candidates = [name for name in exporters if str(name).split("/")[0] == "duckdb"]
+    listed = [name for name in _pipeline_exporters(config) if name in candidates]
+    for name in listed[:1] or candidates:
+        section = exporters[name]
+        if isinstance(section, dict) and section.get("path"):
             p = Path(os.path.expanduser(str(section["path"])))
             if not p.is_absolute() and base_dir is not None:
                 p = base_dir / p
             return p
     return None
+
+
+def _pipeline_exporters(config: dict[str, Any]) -> list[Any]:
+    """The exporter ids the config's traces pipelines list, in order (unvalidated: ``[]`` for a
+    malformed ``service``)."""
+    service = config.get("service")
+    pipelines = service.get("pipelines") if isinstance(service, dict) else None
+    found: list[Any] = []
+    for name, pipeline in pipelines.items() if isinstance(pipelines, dict) else ():
+        ids = pipeline.get("exporters") if isinstance(pipeline, dict) else None
+        if str(name).split("/")[0] == "traces" and isinstance(ids, list):
+            found.extend(ids)
+    return found
 
 
 def resolve_db_path(cli_db: str | os.PathLike[str] | None = None, config_path: str | None = None) -> Path:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from spanreel._config import ConfigError
+from spanreel._config import ConfigError, resolve_db_path
 from spanreel.cli import main
 from spanreel.collector._config import load_collector_config, parse_duration
 from spanreel.collector._forward_config import ForwarderConfig, RetrySettings, parse_forwarder
@@ -192,6 +192,41 @@ def test_pipeline_with_duckdb_and_forwarders(tmp_path: Path, monkeypatch: pytest
         ("otlphttp", "http", "http://127.0.0.1:4318/v1/traces"),
     ]
     assert cfg.forwarders[1].headers == (("authorization", "Bearer t0k"),)
+
+
+def test_every_traces_pipeline_is_read_and_the_pipeline_names_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second ``traces/<name>`` pipeline was ignored (its forwarder never used, an undefined id
+    in it never reported), and the database was the first duckdb exporter defined, not the one
+    the pipeline lists (the collector, ``sql`` and ``prune`` all opened the wrong file)."""
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    text = """
+receivers:
+  otlp: {protocols: {http: {endpoint: 127.0.0.1:0}}}
+exporters:
+  duckdb/old: {path: old.duckdb}
+  duckdb/new: {path: new.duckdb}
+  otlphttp/upstream: {endpoint: http://127.0.0.1:4318}
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [duckdb/new]}
+    traces/forward: {receivers: [otlp], exporters: [otlphttp/upstream]}
+"""
+    path = tmp_path / "otel-config.yaml"
+    path.write_text(text)
+    cfg = load_collector_config(path)
+    assert cfg.db_path == tmp_path / "new.duckdb"
+    assert resolve_db_path(None, str(path)) == tmp_path / "new.duckdb"  # what sql / prune open
+    assert [f.name for f in cfg.forwarders] == ["otlphttp/upstream"]
+    path.write_text(text.replace("[otlphttp/upstream]}", "[otlphttp/upstream, nosuch]}"))
+    with pytest.raises(
+        ConfigError, match=r"service\.pipelines\.traces/forward\.exporters refers to 'nosuch'"
+    ):
+        load_collector_config(path)
+    path.write_text(text.replace("[otlphttp/upstream]}", "[duckdb/old]}"))
+    with pytest.raises(ConfigError, match="one duckdb exporter"):
+        load_collector_config(path)
 
 
 def test_check_config_shows_where_spans_are_forwarded(

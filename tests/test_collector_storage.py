@@ -325,6 +325,8 @@ def test_named_components_and_relative_path(tmp_path: Path, monkeypatch: pytest.
         (_VALID.replace("exporters: [duckdb/local]", "exporters: [duckdb/other]"), "duckdb/other"),
         (_VALID.replace("    traces:", "    logs:"), "service.pipelines"),
         (_VALID.replace("endpoint: 127.0.0.1:0", "endpoint: nohost"), "protocols.grpc.endpoint"),
+        # an exporter's URL copied into a receiver: it failed only when the collector started
+        (_VALID.replace("endpoint: 127.0.0.1:0", "endpoint: http://0.0.0.0:4317"), "got the URL"),
         (_VALID.replace("max_recv_msg_size_mib: 1", "max_recv_msg_size_mib: -1"), "max_recv_msg_size_mib"),
         (_VALID.replace("path: rel.duckdb", "path: rel.duckdb\n    query_endpoint: 0.0.0.0:0"), "loopback"),
     ],
@@ -401,3 +403,17 @@ def test_collector_database_uses_small_row_groups_and_needs_no_big_checkpoint(tm
         10_000,
     )
     con.close()
+
+
+def test_check_config_fails_for_an_address_this_machine_cannot_listen_on(tmp_path: Path) -> None:
+    """``--check-config`` said "OK" for a receiver host that is not this machine's (or does not
+    resolve); the collector then failed to start. It binds a probe socket (port 0) now."""
+    from click.testing import CliRunner
+
+    from spanreel.cli import main
+
+    args = ["collector", "--check-config", "--db", str(tmp_path / "c.duckdb")]
+    bad = CliRunner().invoke(main, [*args, "--http-endpoint", "192.0.2.1:4318"])  # TEST-NET-1, not ours
+    assert bad.exit_code == 1 and "cannot listen on" in bad.output and "http.endpoint" in bad.output
+    good = CliRunner().invoke(main, [*args, "--http-endpoint", "127.0.0.1:4318"])
+    assert good.exit_code == 0, good.output
