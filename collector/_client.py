@@ -174,13 +174,25 @@ def call_api(info: CollectorInfo, path: str, body: dict[str, Any]) -> dict[str, 
     raise QueryError(message or f"the collector's API answered HTTP {response.status_code}")
 
 
-def _query_api(info: CollectorInfo, sql: str, params: Sequence[Any] | None) -> QueryResult:
-    data = call_api(info, "/api/query", {"sql": sql, "params": list(params) if params else []})
-    return QueryResult(columns=list(data["columns"]), rows=[list(r) for r in data["rows"]])
+def _query_api(
+    info: CollectorInfo, sql: str, params: Sequence[Any] | None, max_rows: int | None
+) -> QueryResult:
+    request: dict[str, Any] = {"sql": sql, "params": list(params) if params else []}
+    if max_rows is not None:
+        request["max_rows"] = max_rows
+    data = call_api(info, "/api/query", request)
+    return QueryResult(
+        columns=list(data["columns"]),
+        rows=[list(r) for r in data["rows"]],
+        truncated=bool(data.get("truncated")),
+    )
 
 
-def run_query(sql: str, db_path: Path, params: list[Any] | None = None) -> QueryResult:
-    """Run read-only ``sql`` over the spans database at ``db_path``.
+def run_query(
+    sql: str, db_path: Path, params: list[Any] | None = None, *, max_rows: int | None = None
+) -> QueryResult:
+    """Run read-only ``sql`` over the spans database at ``db_path``; at most ``max_rows`` rows
+    (``QueryResult.truncated`` says when there were more), all when ``None``.
 
     Asks the running collector's query API when one serves ``db_path`` (see
     :func:`running_collector`), else opens the file with DuckDB ``read_only=True``. Values are
@@ -191,7 +203,7 @@ def run_query(sql: str, db_path: Path, params: list[Any] | None = None) -> Query
     """
     info = running_collector(db_path)
     if info is not None:
-        return _query_api(info, sql, params)
+        return _query_api(info, sql, params, max_rows)
     path = Path(db_path)
     if not path.exists():
         raise NoDatabaseError(
@@ -207,6 +219,6 @@ def run_query(sql: str, db_path: Path, params: list[Any] | None = None) -> Query
             ) from exc
         raise QueryError(f"cannot open {path}: {exc}") from exc
     try:
-        return execute_read_only(con, sql, params)
+        return execute_read_only(con, sql, params, max_rows=max_rows)
     finally:
         con.close()

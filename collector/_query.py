@@ -19,7 +19,7 @@ import datetime as dt
 import decimal
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import duckdb
@@ -50,6 +50,8 @@ class QueryResult:
 
     columns: list[str]
     rows: list[list[Any]]
+    #: ``True`` when the query had more rows than the ``max_rows`` asked for (``rows`` holds that many)
+    truncated: bool = False
 
 
 def check_read_only(sql: str) -> list[duckdb.Statement]:
@@ -71,11 +73,16 @@ def check_read_only(sql: str) -> list[duckdb.Statement]:
 
 
 def execute_read_only(
-    con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] | None = None
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    max_rows: int | None = None,
 ) -> QueryResult:
     """Run read-only ``sql`` (``?`` / ``$1`` placeholders bound from ``params``) on ``con``.
 
-    Returns the last statement's result. Raises :class:`QueryError`.
+    Returns the last statement's result: at most ``max_rows`` rows (DuckDB stops there; the
+    result says ``truncated``), all of them when ``None``. Raises :class:`QueryError`.
     """
     statements = check_read_only(sql)
     if params and len(statements) > 1:
@@ -85,18 +92,32 @@ def execute_read_only(
         for statement in statements[:-1]:  # run (its errors count), its result is not returned
             con.execute(statement.query).fetchall()
         relation = con.sql(statements[-1].query, params=list(params) if params else None)
+        if relation is not None and max_rows is not None:
+            relation = relation.limit(max_rows + 1)  # one more: tells whether there were more
         table = relation.to_arrow_table() if relation is not None else pa.table({})
     except duckdb.Error as exc:
         raise QueryError(str(exc)) from exc
     finally:
         con.execute("ROLLBACK")
+    if max_rows is not None and table.num_rows > max_rows:
+        return replace(arrow_to_result(table.slice(0, max_rows)), truncated=True)
     return arrow_to_result(table)
 
 
+#: Rows converted per step: each step holds the GIL briefly, so a large result converted on a
+#: query thread leaves the collector's event loop (the OTLP receivers) room to run.
+CONVERT_ROWS: Final = 4096
+
+
 def arrow_to_result(table: pa.Table) -> QueryResult:
-    """A result table → :class:`QueryResult` with JSON-safe values (see module docstring)."""
-    columns = [_column_values(table.column(i)) for i in range(table.num_columns)]
-    rows = [list(row) for row in zip(*columns, strict=True)] if columns else []
+    """A result table → :class:`QueryResult` with JSON-safe values (see module docstring),
+    converted :data:`CONVERT_ROWS` rows at a time."""
+    rows: list[list[Any]] = []
+    if table.num_columns:
+        for start in range(0, table.num_rows, CONVERT_ROWS):
+            part = table.slice(start, CONVERT_ROWS)
+            columns = [_column_values(part.column(i)) for i in range(part.num_columns)]
+            rows.extend(list(row) for row in zip(*columns, strict=True))
     return QueryResult(columns=list(table.column_names), rows=rows)
 
 

@@ -63,7 +63,7 @@ from spanreel.collector._decode import DecodeError
 from spanreel.collector._forward import Forwarders
 from spanreel.collector._http_body import BodyDecoder, BodyTooLarge, MalformedBody, UnsupportedEncoding
 from spanreel.collector._metrics import Counters, QueueBudget
-from spanreel.collector._query import QueryError, execute_read_only
+from spanreel.collector._query import CONVERT_ROWS, QueryError, execute_read_only
 from spanreel.collector._retention import PruneResult, cutoff_ns, prune
 from spanreel.collector._security import AUTHORIZATION, check_authorization, server_ssl_context
 from spanreel.collector._ui import add_ui_routes, is_loopback_host, is_public_path
@@ -624,7 +624,7 @@ class Collector:
             return web.json_response({"error": f"pruning failed: {exc}"}, status=500)
         return web.json_response(prune_result_json(result))
 
-    async def _api_query(self, request: web.Request) -> web.Response:
+    async def _api_query(self, request: web.Request) -> web.StreamResponse:
         try:
             body = await request.json()
         except ValueError as exc:
@@ -634,16 +634,41 @@ class Collector:
         params = body.get("params") or []
         if not isinstance(params, list):
             return web.json_response({"error": "params must be a list"}, status=400)
+        max_rows = body.get("max_rows")
+        if max_rows is not None and (type(max_rows) is not int or max_rows < 1):
+            return web.json_response({"error": "max_rows must be a positive integer"}, status=400)
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._query_pool, self._run_query, body["sql"], params)
+            pieces = await loop.run_in_executor(
+                self._query_pool, self._query_json, body["sql"], params, max_rows
+            )
         except QueryError as exc:
             return web.json_response({"error": str(exc)}, status=400)
-        return web.json_response({"columns": result.columns, "rows": result.rows}, dumps=_dumps)
+        response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+        response.content_length = sum(len(piece) for piece in pieces)
+        await response.prepare(request)
+        for piece in pieces:  # a piece at a time: the receivers get their turns in between
+            await response.write(piece)
+        await response.write_eof()
+        return response
 
-    def _run_query(self, sql: str, params: list[Any]) -> Any:
-        """Run a read-only query on its own cursor, interrupted after ``query_timeout_s``.
-        Raises :class:`QueryError` (also for the timeout)."""
+    def _query_json(self, sql: str, params: list[Any], max_rows: int | None) -> list[bytes]:
+        """The ``/api/query`` answer as UTF-8 JSON pieces of :data:`CONVERT_ROWS` rows, made on a
+        query thread: a large result is converted, serialised and encoded in short steps, off the
+        event loop that serves the OTLP receivers (one ``json.dumps`` of millions of rows held the
+        GIL, and so the receivers, for seconds)."""
+        result = self._run_query(sql, params, max_rows)
+        rows = result.rows
+        pieces = [f'{{"columns":{_dumps(result.columns)},"rows":['.encode()]
+        for start in range(0, len(rows), CONVERT_ROWS):
+            text = _dumps(rows[start : start + CONVERT_ROWS])[1:-1]
+            pieces.append(("," + text if start else text).encode())
+        pieces.append(f'],"truncated":{_dumps(result.truncated)}}}'.encode())
+        return pieces
+
+    def _run_query(self, sql: str, params: list[Any], max_rows: int | None = None) -> Any:
+        """Run a read-only query on its own cursor (at most ``max_rows`` rows), interrupted after
+        ``query_timeout_s``. Raises :class:`QueryError` (also for the timeout)."""
         assert self._writer is not None
         cursor = self._writer.cursor()
         timeout = self.config.query_timeout_s
@@ -652,7 +677,7 @@ class Collector:
             timer.daemon = True
             timer.start()
         try:
-            return execute_read_only(cursor, sql, params)
+            return execute_read_only(cursor, sql, params, max_rows=max_rows)
         except QueryError as exc:
             if isinstance(exc.__cause__, duckdb.InterruptException):
                 raise QueryError(

@@ -82,19 +82,35 @@ Tables and views: spans, llm_calls, traces, trace_index (docs/internals.md §2).
 @click.argument("query")
 @db_options
 @_json_option
-def sql_command(query: str, db: str | None, config_path: str | None, as_json: bool) -> None:
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Print at most this many rows (the query stops there); a note says when there were more.",
+)
+def sql_command(query: str, db: str | None, config_path: str | None, as_json: bool, max_rows: int) -> None:
     """Run a read-only SQL QUERY over the stored spans (DuckDB SQL).
 
-    Prints a table, or with --json {"columns": [...], "rows": [[...], ...]}.
+    Prints a table, or with --json {"columns": [...], "rows": [[...], ...], "truncated": bool}.
     Only read-only statements are allowed.
     """
     from spanreel.collector import run_query
 
     path = resolve_db(db, config_path)
     with user_errors():
-        result = run_query(query, path)
+        result = run_query(query, path, max_rows=max_rows)
+    more = f"more rows than --max-rows {max_rows}: showing the first {max_rows}"
     if as_json:
-        _print_json({"columns": list(result.columns), "rows": [list(r) for r in result.rows]})
+        _print_json(
+            {
+                "columns": list(result.columns),
+                "rows": [list(r) for r in result.rows],
+                "truncated": result.truncated,
+            }
+        )
+        if result.truncated:
+            _stderr().print(more, style="yellow")
         return
     out = _stdout()
     columns = [str(c) for c in result.columns]
@@ -115,6 +131,8 @@ def sql_command(query: str, db: str | None, config_path: str | None, as_json: bo
                 block.add_row(col, cell)
             out.print(block)
     _stderr().print(f"{len(cells)} row{'s' if len(cells) != 1 else ''}", style="dim")
+    if result.truncated:
+        _stderr().print(more, style="yellow")
 
 
 def _natural_width(columns: list[str], cells: list[list[Text]], cap: int = 40) -> int:

@@ -324,9 +324,18 @@ def test_query_api_read_only(collector: CollectorProcess) -> None:
     url = collector.info["query_url"]
     assert httpx.get(f"{url}/api/health").json()["status"] == "ok"
     ok = httpx.post(f"{url}/api/query", json={"sql": "SELECT ? + 1 AS x", "params": [41]})
-    assert ok.status_code == 200 and ok.json() == {"columns": ["x"], "rows": [[42]]}
+    assert ok.status_code == 200 and ok.json() == {"columns": ["x"], "rows": [[42]], "truncated": False}
     several = httpx.post(f"{url}/api/query", json={"sql": "SELECT 1; SELECT 2 AS y"})
-    assert several.status_code == 200 and several.json() == {"columns": ["y"], "rows": [[2]]}
+    assert several.status_code == 200 and several.json() == {
+        "columns": ["y"],
+        "rows": [[2]],
+        "truncated": False,
+    }
+    # max_rows: the query stops there (the whole result used to be built and serialised)
+    capped = httpx.post(f"{url}/api/query", json={"sql": "SELECT * FROM range(5000000)", "max_rows": 5})
+    assert capped.json() == {"columns": ["range"], "rows": [[0], [1], [2], [3], [4]], "truncated": True}
+    assert run_query("SELECT * FROM range(10)", collector.db, max_rows=3).truncated
+    assert httpx.post(f"{url}/api/query", json={"sql": "SELECT 1", "max_rows": 0}).status_code == 400
     for sql in (
         "INSERT INTO spans (trace_id, span_id) VALUES ('a', 'b')",
         "COPY spans TO 'out.csv'",

@@ -61,6 +61,7 @@ def test_sql_json_and_table(db: Path) -> None:
     assert json.loads(res.stdout) == {
         "columns": ["name", "input_tokens"],
         "rows": [["chat gpt-4o-mini", 20], ["chat judge", 5]],
+        "truncated": False,
     }
     res = run("sql", sql, "--db", str(db))
     assert res.exit_code == 0
@@ -74,7 +75,19 @@ def test_sql_json_and_table(db: Path) -> None:
         "--json",
     )
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout) == {"columns": ["n"], "rows": [[2]]}
+    assert json.loads(res.stdout) == {"columns": ["n"], "rows": [[2]], "truncated": False}
+
+
+def test_sql_prints_at_most_max_rows_and_says_so(db: Path) -> None:
+    """A query returning millions of rows was read whole (the collector's memory and event loop
+    with it); now at most --max-rows (default 10,000) rows are read, with a note."""
+    res = CliRunner().invoke(main, ["sql", "SELECT * FROM range(1000000)", "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert len(out["rows"]) == 10_000 and out["truncated"] is True
+    assert "more rows than --max-rows 10000" in res.stderr
+    res = CliRunner().invoke(main, ["sql", "SELECT * FROM range(3)", "--db", str(db), "--max-rows", "3"])
+    assert res.exit_code == 0 and "3 rows" in res.stderr and "more rows" not in res.stderr
 
 
 def test_sql_db_from_environment(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
