@@ -22,7 +22,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_common import db_options, load_source, resolve_db, source_options, user_errors
+from ._cli_common import (
+    SafeConsole,
+    db_options,
+    load_source,
+    resolve_db,
+    source_options,
+    terminal_safe,
+    user_errors,
+)
 from ._cost import format_usd
 
 if TYPE_CHECKING:
@@ -44,14 +52,14 @@ _PIPE_WIDTH = 240
 
 
 def _stdout() -> Console:
-    console = Console(highlight=False)
+    console = SafeConsole(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=_PIPE_WIDTH)
+        console = SafeConsole(highlight=False, width=_PIPE_WIDTH)
     return console
 
 
 def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+    return SafeConsole(stderr=True, highlight=False)
 
 
 def _print_json(data: Any) -> None:
@@ -63,7 +71,7 @@ def _cell(value: Any) -> Text:
         return Text("NULL", style="dim")
     if isinstance(value, dict | list):
         return Text(json.dumps(value, ensure_ascii=False))
-    return Text(str(value))
+    return Text(terminal_safe(str(value)))  # escaped before layout, so the columns line up
 
 
 # --------------------------------------------------------------------------- sql

@@ -11,17 +11,28 @@ choice of source a :class:`click.UsageError` (exit code 2).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from rich.console import Console
+from rich.segment import Segment
 
 if TYPE_CHECKING:
     from ._load import SpanRecord
 
-__all__ = ["db_options", "load_source", "one_source", "resolve_db", "source_options", "user_errors"]
+__all__ = [
+    "SafeConsole",
+    "db_options",
+    "load_source",
+    "one_source",
+    "resolve_db",
+    "source_options",
+    "terminal_safe",
+    "user_errors",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -132,3 +143,26 @@ def load_source(
         assert trace_id is not None
         spans = load_trace(trace_id, path)
         return spans, f"trace {spans[0].trace_id}"
+
+
+#: C0 control characters but tab and newline, DEL and the C1 controls → visible ``\xNN`` escapes.
+_CONTROL_ESCAPES: dict[int, str] = {
+    code: f"\\x{code:02x}" for code in (*range(0x00, 0x20), *range(0x7F, 0xA0)) if code not in (0x09, 0x0A)
+}
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN``: span data comes from any OTLP sender,
+    and an escape sequence in a span name must not clear the screen or retitle the window."""
+    return text.translate(_CONTROL_ESCAPES)
+
+
+class SafeConsole(Console):
+    """A rich :class:`~rich.console.Console` that prints text through :func:`terminal_safe`
+    (rich's own control output — styles, cursor moves — is left as is)."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(terminal_safe(segment.text), segment.style)
+            for segment in buffer
+        )

@@ -185,3 +185,12 @@ def test_replay_with_nothing_replayable_explains_why(db: Path) -> None:
 def test_replay_rejects_bad_base_url(db: Path) -> None:
     res = run("replay", TRACE, "--db", str(db), "--base-url", "localhost:8000")
     assert res.exit_code == 2 and "--base-url" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_control_characters_in_stored_data_are_printed_escaped(db: Path) -> None:
+    """Span data comes from any OTLP sender: an escape sequence in it was printed raw, so a span
+    name could clear the screen or retitle the terminal. It is shown as ``\\x1b`` now."""
+    res = run("sql", "SELECT chr(27) || '[2J' || chr(27) || ']0;pwned' || chr(7) AS name", "--db", str(db))
+    assert res.exit_code == 0
+    assert "\x1b" not in res.stdout and "\x07" not in res.stdout
+    assert "│ \\x1b[2J\\x1b]0;pwned\\x07 │" in res.stdout  # escaped before the layout: aligned
