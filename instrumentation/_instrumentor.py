@@ -82,6 +82,9 @@ class _State:
         self.hooks: set[str] = set()
         self._lock = threading.Lock()
         self._pending = False
+        #: opentelemetry-instrumentation-httpx has run to its end (its post-import hook fired; the
+        #: import system still calls it initialising until the hooks return)
+        self._http_module_done = False
 
     def call_settings(self) -> CallSettings | None:
         """What the transport wrappers record calls with (``None`` when not active)."""
@@ -112,7 +115,10 @@ class _State:
                 "instrumentations' spans and their URLs are not cleaned",
             )
         self.settings = CallSettings(self.tracer, capture_content, policy, metrics)
-        for name in LIBRARIES:
+        # opentelemetry-instrumentation-httpx too, before anything imports it: an app importing it
+        # first imports httpx from inside it, and spanreel must install once it is complete (a
+        # hook registered while a module is still initialising fires at once, too early).
+        for name in (*LIBRARIES, _HTTP_MODULE):
             if name in sys.modules:
                 continue
             if name not in self.hooks:
@@ -132,6 +138,8 @@ class _State:
 
     def _on_import(self, module: ModuleType) -> None:
         try:
+            if getattr(module, "__name__", None) == _HTTP_MODULE:
+                self._http_module_done = True
             self.process()
         except Exception:  # never break the application's import
             log_once("hook", "spanreel: could not instrument %s", getattr(module, "__name__", module))
@@ -149,7 +157,7 @@ class _State:
                     self._pending = False
                     if self.tracer is None:
                         continue
-                    if self.http_spans and _initializing(_HTTP_MODULE):
+                    if self.http_spans and not self._http_module_done and _initializing(_HTTP_MODULE):
                         # httpx/httpx2 imported by opentelemetry-instrumentation-httpx itself, e.g.
                         # when opentelemetry-instrument loads it after spanreel: install once it
                         # is complete, so its wrapper stays inside ours.

@@ -204,6 +204,34 @@ def test_disabled_instrumentations_drop_the_http_child_span_only(
     assert len(http) == http_expected
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import opentelemetry.instrumentation.httpx",
+        "from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor\n"
+        "HTTPXClientInstrumentor().instrument()",
+    ],
+)
+def test_an_app_that_imports_the_httpx_instrumentation_first_is_recorded(
+    receiver: _Receiver, llm: FakeLLMServer, tmp_path: Path, first: str
+) -> None:
+    """An app (or a library it uses) that imports opentelemetry-instrumentation-httpx before
+    httpx: that module imports httpx while it is itself still importing, and spanreel's hook
+    fired too early and was never retried, so nothing was recorded. Now the GenAI span is
+    recorded, the HTTP span its child."""
+    env = _env(SPANREEL_ENABLED="1", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
+    code = f"{first}\nimport openai\n" + (
+        f"openai.OpenAI(base_url={llm.base_url!r}, api_key='k', max_retries=0).chat.completions.create("
+        "model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'Tea?'}])\n"
+    )
+    proc = _run(code, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    spans = receiver.spans()
+    (genai,) = [s for _, scope, s in spans if scope.name == "spanreel"]
+    (http,) = [s for _, scope, s in spans if scope.name.startswith("opentelemetry.instrumentation.httpx")]
+    assert genai.name == "chat gpt-4o-mini" and http.parent_span_id == genai.span_id
+
+
 def test_disabled_by_default_and_light_when_enabled(tmp_path: Path, receiver: _Receiver) -> None:
     probe = "import sys; print(*(m in sys.modules for m in ('spanreel._autostart', 'httpx2', 'httpx')))"
     off = _run(probe, _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint), tmp_path)
