@@ -31,6 +31,7 @@ byte for byte).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -157,6 +158,37 @@ def load_hook(spec: str) -> Redactor:
     return fn
 
 
+#: What a string becomes when the user's redaction function fails on it (raises, or returns
+#: something other than a string): the text cannot be shown to be clean, so none of it is kept.
+REDACTION_FAILED = "[REDACTED:redaction function failed]"
+_failed_redactors: set[str] = set()
+
+
+def guarded(fn: Redactor, name: str) -> Redactor:
+    """``fn`` made safe to run on captured text: when it raises or returns a non-string, the text
+    is replaced by :data:`REDACTION_FAILED` (fail closed: nothing unredacted is recorded, and the
+    call is still recorded) and a warning names ``name`` once."""
+
+    def redact(text: str) -> str:
+        try:
+            out = fn(text)
+        except Exception as exc:
+            problem = f"raised {type(exc).__name__}: {exc}"
+        else:
+            if isinstance(out, str):
+                return out
+            problem = f"returned {type(out).__name__}, not str"
+        if name not in _failed_redactors:
+            _failed_redactors.add(name)
+            logging.getLogger("spanreel.instrumentation").warning(
+                "spanreel: the redaction function %s %s; the text it was given is recorded as %s",
+                name, problem, REDACTION_FAILED,
+            )  # fmt: skip
+        return REDACTION_FAILED
+
+    return redact
+
+
 def chain(*redactors: Redactor | None) -> Redactor | None:
     """One redactor applying each given one in order (``None`` entries skipped)."""
     present = [r for r in redactors if r is not None]
@@ -200,7 +232,8 @@ class ContentPolicy:
         if max_bytes < 0:
             raise ValueError(f"{MAX_BYTES_ENV} must be ≥ 0, got {max_bytes}")
         hook = env.get(REDACT_HOOK_ENV, "").strip()
-        redactor = chain(builtin_redactor(env.get(REDACT_ENV, "")), load_hook(hook) if hook else None)
+        user = guarded(load_hook(hook), f"{REDACT_HOOK_ENV}={hook}") if hook else None
+        redactor = chain(builtin_redactor(env.get(REDACT_ENV, "")), user)
         keep = env_flag(BLOBS_ENV, env)
         return cls(max_bytes=max_bytes, keep_blobs=keep, redactor=redactor)
 
@@ -229,7 +262,8 @@ class ContentPolicy:
             if placeholder is not None:
                 return placeholder
         if self.redactor is not None:
-            return self.redactor(text)
+            out = self.redactor(text)
+            return text if out == text else out  # the same object when unchanged: not "modified"
         return text
 
     def scrub(self, value: Any) -> Any:

@@ -32,7 +32,7 @@ from spanreel import __version__
 
 from ._call import CallSettings, log_once
 from ._capture import content_capture_enabled
-from ._content import ContentPolicy, Redactor, chain
+from ._content import ContentPolicy, Redactor, chain, guarded
 from ._context import TRACER_NAME, set_tracer_provider
 from ._metrics import GenAIMetrics
 from ._processor import deactivate_processors, ensure_processor
@@ -262,7 +262,7 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
         policy = ContentPolicy(
             max_bytes=policy.max_bytes if max_bytes is None else int(max_bytes),
             keep_blobs=policy.keep_blobs if blobs is None else bool(blobs),
-            redactor=chain(policy.redactor, user_redact),
+            redactor=chain(policy.redactor, guarded(user_redact, "redact=") if user_redact else None),
         )
         meter_provider: MeterProvider | None = kwargs.get("meter_provider")
         wanted = kwargs.get("metrics")

@@ -65,10 +65,12 @@ class SpanreelProcessor(SpanProcessor):
                 if not isinstance(url, str):
                     continue
                 clean = sanitize_url(url)
-                if self.redactor is not None:
-                    clean = redact_url(clean, self.redactor)
-                if clean != url:
+                if clean != url:  # credentials out first, whatever the redaction below does
                     span.set_attribute(key, clean)
+                if self.redactor is not None:
+                    redacted = redact_url(clean, self.redactor)
+                    if redacted != clean:
+                        span.set_attribute(key, redacted)
         except Exception:  # telemetry never breaks the app
             log_once("processor", "spanreel: could not apply the session baggage or URL clean-up")
 

@@ -148,6 +148,41 @@ def test_builtin_patterns_and_user_hook(
     tp.shutdown()
 
 
+@pytest.mark.parametrize("hook", ["raises", "returns None", "returns an equal copy"])
+def test_a_redaction_function_that_fails_records_nothing_unredacted(
+    server: FakeLLMServer, uninstrument_after: None, hook: str
+) -> None:
+    """A user redaction function that raised (or returned a non-string) lost the GenAI span and
+    left Gemini's ``?key=`` in the HTTP span's URL (the credential clean-up was thrown away with
+    the failed redaction). Now the call is recorded, what the function failed on is recorded as
+    a marker, and the key never appears. A function that returns an equal new string changes
+    nothing (the body was flagged modified, so no call could be replayed verbatim)."""
+
+    def redact(text: str) -> Any:
+        if hook == "raises":
+            raise RuntimeError("bug in the hook")
+        return None if hook == "returns None" else "".join(text)
+
+    tp, exporter = _recording(capture_content=True, redact=redact)
+    key = "AIzaCANARY0123456789abcdefghijklmnopq"
+    base = server.base_url.removesuffix("/v1")
+    response = httpx.post(
+        f"{base}/v1beta/models/gemini-2.0-flash:generateContent?key={key}",
+        json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+    )
+    assert response.status_code == 200
+    spans = exporter.get_finished_spans()
+    (genai,) = [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"]
+    assert key.encode() not in encode_spans(spans).SerializeToString()
+    a = genai.attributes or {}
+    if hook == "returns an equal copy":
+        assert SPANREEL_REQUEST_BODY_MODIFIED not in a and '"hi"' in str(a[SPANREEL_REQUEST_BODY])
+    else:
+        assert "[REDACTED:redaction function failed]" in str(a[ga.GEN_AI_INPUT_MESSAGES])
+        assert '"hi"' not in str(a[SPANREEL_REQUEST_BODY])
+    tp.shutdown()
+
+
 @pytest.mark.parametrize(
     ("names", "text", "expected"),
     [
