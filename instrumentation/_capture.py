@@ -21,8 +21,9 @@ def content_capture_enabled(value: str | None = None) -> bool:
     ``value`` defaults to the ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` environment
     variable. spanreel's default (unset or empty) is **on**, because a call can only be replayed
     when its request body was recorded. ``true``/``SPAN_ONLY``/``SPAN_AND_EVENT`` → on;
-    ``false``/``NO_CONTENT``/``EVENT_ONLY`` → off. An unknown value keeps the default (on), with a
-    ``RuntimeWarning`` saying so.
+    ``false``/``NO_CONTENT``/``EVENT_ONLY`` → off. An unknown value (``none``, ``disabled``, a
+    typo) turns capture **off**, with a ``RuntimeWarning`` saying so: whoever set the variable
+    may have meant to keep content out, and a privacy setting must fail closed.
     """
     raw = os.environ.get(CAPTURE_ENV) if value is None else value
     if raw is None or not raw.strip():
@@ -34,8 +35,8 @@ def content_capture_enabled(value: str | None = None) -> bool:
         return False
     warnings.warn(
         f"spanreel: unknown {CAPTURE_ENV}={raw!r} (true, false, SPAN_ONLY, SPAN_AND_EVENT, NO_CONTENT, "
-        "EVENT_ONLY); keeping content capture on",
+        "EVENT_ONLY); content capture is off",
         RuntimeWarning,
         stacklevel=2,
     )
-    return True
+    return False

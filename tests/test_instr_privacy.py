@@ -294,7 +294,8 @@ def test_redact_url_keeps_what_it_does_not_change() -> None:
 )
 def test_misspelt_switches_warn_and_stay_off(variable: str, value: str) -> None:
     """An on/off setting that is neither (``keep``, ``enabled``) warns and is off; it was silently
-    off. A misspelt content-capture value warns and keeps capture on."""
+    off. A content-capture value that is none of the known ones (``none``, ``disabled``, a typo)
+    warns and turns capture off: a privacy setting fails closed (it kept capture on)."""
     from spanreel.instrumentation._setup import metrics_enabled
 
     environ = {variable: value}
@@ -306,5 +307,6 @@ def test_misspelt_switches_warn_and_stay_off(variable: str, value: str) -> None:
         else:
             assert ContentPolicy.from_env(environ).keep_blobs is False
     assert ContentPolicy.from_env({"SPANREEL_CAPTURE_BLOBS": "YES"}).keep_blobs is True
-    with pytest.warns(RuntimeWarning, match="keeping content capture on"):
-        assert content_capture_enabled("SPAN_ONLYY") is True
+    for unknown in ("none", "disabled", "SPAN_ONLYY"):
+        with pytest.warns(RuntimeWarning, match="content capture is off"):
+            assert content_capture_enabled(unknown) is False
