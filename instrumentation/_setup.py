@@ -5,7 +5,9 @@ Configuration is the standard OpenTelemetry environment
 (https://opentelemetry.io/docs/specs/otel/configuration/sdk-environment-variables/):
 
 - resource: ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` (``Resource.create()``);
-- exporter: ``OTEL_TRACES_EXPORTER`` = ``otlp`` (default), ``console`` or ``none``;
+- exporters: ``OTEL_TRACES_EXPORTER`` = a comma-separated list of ``otlp`` (default),
+  ``otlp_proto_grpc``, ``otlp_proto_http``, ``console``, ``none`` or other installed
+  ``opentelemetry_traces_exporter`` entry points;
   protocol ``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` / ``OTEL_EXPORTER_OTLP_PROTOCOL`` =
   ``http/protobuf`` (default, ``http://localhost:4318``) or ``grpc`` (``localhost:4317``); the
   exporters read ``OTEL_EXPORTER_OTLP[_TRACES]_ENDPOINT``, ``…_HEADERS``, ``…_TIMEOUT`` themselves.
@@ -20,18 +22,20 @@ Configuration is the standard OpenTelemetry environment
   ``OTEL_EXPORTER_OTLP[_METRICS]_ENDPOINT`` and ``OTEL_METRIC_EXPORT_INTERVAL`` (ms).
 
 Spans go through a ``BatchSpanProcessor``; the SDK's exit handler flushes them when the process
-exits normally. If a global tracer provider is already set it is used as is. The instrumentor
-adds its :class:`~spanreel.instrumentation._processor.SpanreelProcessor` (session baggage onto
-every span, see :func:`spanreel.session`; credentials out of span URLs) to either.
+exits normally, and a forked ``multiprocessing`` child flushes them when it exits. If a global
+tracer provider is already set it is used as is. The instrumentor adds its
+:class:`~spanreel.instrumentation._processor.SpanreelProcessor` (session baggage onto every
+span, see :func:`spanreel.session`; credentials out of span URLs) to either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
@@ -42,6 +46,7 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _done = False
+_fork_flush = False
 
 
 class SetupError(Exception):
@@ -65,8 +70,8 @@ def metrics_enabled() -> bool:
     return env_flag(METRICS_ENV)
 
 
-def _make_metric_exporter() -> object | None:
-    """The metric exporter ``OTEL_METRICS_EXPORTER`` asks for, or ``None`` for ``none``."""
+def _make_metric_exporters() -> list[object]:
+    """The metric exporters ``OTEL_METRICS_EXPORTER`` asks for (none for ``none``)."""
 
     def console() -> object:
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter
@@ -83,32 +88,48 @@ def _make_metric_exporter() -> object | None:
 
         return OTLPMetricExporter()
 
-    return _select_exporter("METRICS", console, grpc, http)
+    return _select_exporters("METRICS", console, grpc, http)
 
 
-def _select_exporter(
+def _select_exporters(
     signal: str, console: Callable[[], object], grpc: Callable[[], object], http: Callable[[], object]
-) -> object | None:
-    """Apply ``OTEL_{signal}_EXPORTER`` (first of a comma list; ``otlp`` default, ``console``,
-    ``none``) and, for ``otlp``, the protocol variables; only the chosen exporter is imported.
-    Raises :class:`SetupError` for unsupported values."""
+) -> list[object]:
+    """The exporters ``OTEL_{signal}_EXPORTER`` lists (comma-separated, as the OTel specification
+    says; ``otlp`` by default): ``otlp`` (by the protocol variables), ``otlp_proto_grpc``,
+    ``otlp_proto_http``, ``console``; ``none`` adds none; any other name is looked up in the
+    ``opentelemetry_{signal}_exporter`` entry points, as ``opentelemetry-instrument`` does. Only
+    the chosen exporters are imported. Raises :class:`SetupError` for an unknown name or protocol."""
     variable = f"OTEL_{signal}_EXPORTER"
     names = [n.strip().lower() for n in os.environ.get(variable, "otlp").split(",") if n.strip()]
-    name = names[0] if names else "otlp"
-    if name == "none":
-        return None
-    if name == "console":
-        return console()
-    if name != "otlp":
-        raise SetupError(f"{variable}={name!r} is not supported (use otlp, console or none)")
-    protocol = _exporter_protocol(signal)
-    if protocol == "grpc":
-        return grpc()
-    if protocol == "http/protobuf":
-        return http()
-    raise SetupError(
-        f"OTLP protocol {protocol!r} is not supported by the Python exporter (use grpc or http/protobuf)"
-    )
+    exporters: list[object] = []
+    for name in dict.fromkeys(names or ["otlp"]):
+        if name == "none":
+            continue
+        if name == "otlp":
+            protocol = _exporter_protocol(signal)
+            if protocol not in ("grpc", "http/protobuf"):
+                raise SetupError(
+                    f"OTLP protocol {protocol!r} is not supported by the Python exporter "
+                    "(use grpc or http/protobuf)"
+                )
+            name = "otlp_proto_grpc" if protocol == "grpc" else "otlp_proto_http"
+        known = {"console": console, "otlp_proto_grpc": grpc, "otlp_proto_http": http}.get(name)
+        exporters.append(known() if known is not None else _entry_point_exporter(variable, signal, name))
+    return exporters
+
+
+def _entry_point_exporter(variable: str, signal: str, name: str) -> object:
+    from importlib.metadata import entry_points
+
+    group = f"opentelemetry_{signal.lower()}_exporter"
+    found = entry_points(group=group, name=name)
+    if not found:
+        raise SetupError(
+            f"{variable}: no exporter named {name!r} (otlp, otlp_proto_grpc, otlp_proto_http, console, "
+            f"none, or an installed {group} entry point)"
+        )
+    exporter_class = next(iter(found)).load()
+    return exporter_class()
 
 
 def configure_meter_provider() -> MeterProvider | None:
@@ -120,23 +141,24 @@ def configure_meter_provider() -> MeterProvider | None:
     current = metrics.get_meter_provider()
     if not isinstance(current, metrics_internal._ProxyMeterProvider):
         return current
-    exporter = _make_metric_exporter()
-    if exporter is None:
+    exporters = _make_metric_exporters()
+    if not exporters:
         return None
     from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
     from opentelemetry.sdk.metrics.export import MetricExporter, PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import Resource
 
-    assert isinstance(exporter, MetricExporter)
-    provider = SdkMeterProvider(
-        resource=Resource.create(), metric_readers=[PeriodicExportingMetricReader(exporter)]
-    )
+    readers = []
+    for exporter in exporters:
+        assert isinstance(exporter, MetricExporter)
+        readers.append(PeriodicExportingMetricReader(exporter))
+    provider = SdkMeterProvider(resource=Resource.create(), metric_readers=readers)
     metrics.set_meter_provider(provider)
     return metrics.get_meter_provider()
 
 
-def _make_exporter() -> object | None:
-    """The span exporter the environment asks for, or ``None`` for ``OTEL_TRACES_EXPORTER=none``."""
+def _make_exporters() -> list[object]:
+    """The span exporters the environment asks for (none for ``OTEL_TRACES_EXPORTER=none``)."""
 
     def console() -> object:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -153,7 +175,7 @@ def _make_exporter() -> object | None:
 
         return OTLPSpanExporter()
 
-    return _select_exporter("TRACES", console, grpc, http)
+    return _select_exporters("TRACES", console, grpc, http)
 
 
 def configure_tracer_provider() -> trace.TracerProvider:
@@ -166,13 +188,34 @@ def configure_tracer_provider() -> trace.TracerProvider:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-    exporter = _make_exporter()
+    exporters = _make_exporters()
     provider = TracerProvider(resource=Resource.create())
-    if exporter is not None:
+    for exporter in exporters:
         assert isinstance(exporter, SpanExporter)
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=lambda: _flush_in_multiprocessing_children(provider))
     return trace.get_tracer_provider()
+
+
+def _flush_in_multiprocessing_children(provider: trace.TracerProvider) -> None:
+    """Before a fork: once ``multiprocessing`` is in use, make its forked children (``fork``,
+    ``forkserver``; ``Pool`` workers that are closed and joined) flush the spans when they exit.
+    Such a child ends with ``os._exit``, so the SDK's ``atexit`` flush never runs there;
+    ``multiprocessing``'s exit finalizers do (registered after its fork clean-up, which clears
+    any registered before)."""
+    global _fork_flush
+    mp_util = sys.modules.get("multiprocessing.util")
+    if _fork_flush or mp_util is None or not hasattr(provider, "force_flush"):
+        return
+    _fork_flush = True
+
+    def in_child(tracer_provider: Any) -> None:
+        mp_util.Finalize(None, tracer_provider.force_flush, exitpriority=100)
+
+    with contextlib.suppress(Exception):  # telemetry never breaks the app
+        mp_util.register_after_fork(provider, in_child)
 
 
 def autostart() -> None:

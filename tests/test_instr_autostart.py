@@ -232,6 +232,70 @@ def test_an_app_that_imports_the_httpx_instrumentation_first_is_recorded(
     assert genai.name == "chat gpt-4o-mini" and http.parent_span_id == genai.span_id
 
 
+def test_every_exporter_in_the_list_gets_the_spans(
+    receiver: _Receiver, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """``OTEL_TRACES_EXPORTER`` is a comma-separated list (OTel SDK environment specification):
+    only its first entry was used, so ``console,otlp`` sent nothing to the collector, and the
+    entry-point names ``opentelemetry-instrument`` uses (``otlp_proto_http``) were refused."""
+    code = (
+        "import openai\n"
+        f"openai.OpenAI(base_url={llm.base_url!r}, api_key='k', max_retries=0).chat.completions.create("
+        "model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'Tea?'}])\n"
+    )
+    env = _env(
+        SPANREEL_ENABLED="1",
+        OTEL_TRACES_EXPORTER="console, otlp_proto_http",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+    )
+    proc = _run(code, env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"name": "chat gpt-4o-mini"' in proc.stdout  # the console exporter
+    assert [s.name for _, scope, s in receiver.spans() if scope.name == "spanreel"] == ["chat gpt-4o-mini"]
+    unknown = _run(code, {**env, "OTEL_TRACES_EXPORTER": "otlp,nosuch"}, tmp_path)
+    assert unknown.returncode == 0 and "no exporter named 'nosuch'" in unknown.stderr
+
+
+_MULTIPROCESSING_APP = """
+import multiprocessing, sys
+import openai
+
+def call(base):
+    openai.OpenAI(base_url=base, api_key="k", max_retries=0).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Tea?"}]
+    )
+
+if __name__ == "__main__":
+    base, method = sys.argv[1], sys.argv[2]
+    context = multiprocessing.get_context(method)
+    child = context.Process(target=call, args=(base,))
+    child.start()
+    child.join()
+    pool = context.Pool(2)
+    pool.map(call, [base] * 2)
+    pool.close()
+    pool.join()
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_calls_in_multiprocessing_children_are_exported(
+    receiver: _Receiver, llm: FakeLLMServer, tmp_path: Path, method: str
+) -> None:
+    """A forked multiprocessing child ends with os._exit: the SDK's atexit flush never ran there,
+    and its spans were lost. They are flushed by multiprocessing's exit finalizers now."""
+    script = tmp_path / "mp_app.py"
+    script.write_text(_MULTIPROCESSING_APP)
+    proc = subprocess.run(
+        [sys.executable, str(script), llm.base_url, method],
+        env=_env(SPANREEL_ENABLED="1", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint),
+        capture_output=True, text=True, timeout=90, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    genai = [s for _, scope, s in receiver.spans() if scope.name == "spanreel"]
+    assert len(genai) == 3  # the Process's call and the two Pool workers' calls
+
+
 def test_disabled_by_default_and_light_when_enabled(tmp_path: Path, receiver: _Receiver) -> None:
     probe = "import sys; print(*(m in sys.modules for m in ('spanreel._autostart', 'httpx2', 'httpx')))"
     off = _run(probe, _env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint), tmp_path)
