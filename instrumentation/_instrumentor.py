@@ -244,8 +244,10 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
       ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (``httpx``, ``httpx2``, or ``*``) gets none either
       way (see :func:`disabled_instrumentations`).
 
-    Raises ``ValueError`` (or ``ImportError`` for a missing redaction hook module) for malformed
-    ``SPANREEL_CAPTURE_MAX_BYTES`` / ``SPANREEL_REDACT`` / ``SPANREEL_REDACT_HOOK`` values.
+    A malformed ``SPANREEL_CAPTURE_MAX_BYTES`` / ``SPANREEL_REDACT`` / ``SPANREEL_REDACT_HOOK``
+    value (or a missing redaction hook module) is reported in one line on stderr and nothing is
+    instrumented; it is not raised, because under ``opentelemetry-instrument`` that would stop
+    every instrumentor loaded after this one.
     ``uninstrument()`` removes the wrappers and the HTTP instrumentation if spanreel enabled it.
     """
 
@@ -255,7 +257,13 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         capture = kwargs.get("capture_content")
-        policy = ContentPolicy.from_env()
+        try:
+            policy = ContentPolicy.from_env()
+        except (ValueError, ImportError) as exc:
+            # Reported, not raised: under opentelemetry-instrument an exception here would stop
+            # every instrumentor loaded after this one.
+            print(f"spanreel: not instrumenting: {exc}", file=sys.stderr)
+            return
         user_redact: Redactor | None = kwargs.get("redact")
         max_bytes = kwargs.get("max_content_bytes")
         blobs = kwargs.get("capture_blobs")

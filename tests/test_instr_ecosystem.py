@@ -138,6 +138,24 @@ def test_opentelemetry_instrument_picks_spanreel_up(server: FakeLLMServer, tmp_p
     assert http == [span_id], children
 
 
+def test_a_malformed_setting_under_opentelemetry_instrument_spares_the_other_instrumentors(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    """``SPANREEL_REDACT=emails`` (a typo) raised out of ``instrument()``: opentelemetry-instrument
+    printed two tracebacks, "Failed to auto initialize OpenTelemetry", and loaded no instrumentor
+    after spanreel. Now one stderr line; the app and the other instrumentations run."""
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import httpx2\nprint(httpx2.get(" + repr(server.base_url + "/models") + ").status_code)\n"
+    )
+    with start_collector(tmp_path / "spans.duckdb") as collector:
+        proc = _opentelemetry_instrument(app, collector, tmp_path, SPANREEL_REDACT="emails")
+    assert proc.returncode == 0 and proc.stdout.strip() == "200", proc.stderr
+    assert "Failed to auto initialize" not in proc.stderr and "Traceback" not in proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if "spanreel" in line]
+    assert line.startswith("spanreel: not instrumenting:") and "emails" in line
+
+
 def test_opentelemetry_instrument_cleans_urls_copies_sessions_and_records_metrics(
     server: FakeLLMServer, tmp_path: Path
 ) -> None:
