@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv._incubating.attributes.openai_attributes import OPENAI_REQUEST_SERVICE_TIER
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
@@ -65,7 +67,15 @@ from ._context import SESSION_BAGGAGE_KEYS, current_replay
 from ._cost import cost_usd, warm_up
 from ._eventstream import CONTENT_TYPE as EVENT_STREAM
 from ._eventstream import EventStreamDecoder, make_event_stream_decoder
-from ._http import Decoder, default_port, make_decoder, redact_url, sanitize_url
+from ._http import (
+    Decoder,
+    default_port,
+    make_decoder,
+    mask_credentials,
+    redact_url,
+    request_credentials,
+    sanitize_url,
+)
 from ._metrics import GenAIMetrics
 from ._sse import SSEDecoder
 
@@ -125,6 +135,7 @@ class LLMCall:
         "_parse_ok",
         "_pending",
         "_pending_size",
+        "_request",
         "_settings",
         "_size",
         "_span",
@@ -150,6 +161,7 @@ class LLMCall:
         stream: bool = False,
         truncated: tuple[str, ...] = (),
         record_metrics: bool = True,
+        request: Any = None,
     ) -> None:
         self._span = span
         self._metrics = settings.metrics if record_metrics else None
@@ -174,6 +186,7 @@ class LLMCall:
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._ttfc: float | None = None
+        self._request = request  # its credentials are masked out of error text
         #: Keep the metrics of :meth:`finish` for :meth:`record_deferred_metrics` (adopted spans).
         self.defer_metrics = False
         self._outcome: tuple[Attributes, float, str | None] | None = None
@@ -195,6 +208,13 @@ class LLMCall:
     def ended(self) -> bool:
         """Whether :meth:`finish` has run."""
         return self._ended
+
+    def _credentials(self) -> list[str]:
+        """The request's credential values (headers, query), for masking error text."""
+        request = self._request
+        if request is None:
+            return []
+        return request_credentials(getattr(request, "headers", None), str(getattr(request, "url", "")))
 
     def on_response(self, status_code: int, content_type: str, content_encoding: str) -> None:
         """Response head received: mark HTTP errors and choose the body parser."""
@@ -333,8 +353,11 @@ class LLMCall:
         settings = self._settings
         parsed, error_type, message = self._parse() if self._parse_ok else (None, None, None)
         redactor = settings.policy.redactor
-        if message and redactor is not None:  # the provider's error text may quote the request
-            message = redactor(message)
+        if message:
+            # The provider's error text may quote the request, even the key it refused.
+            message = mask_credentials(message, self._credentials())
+            if redactor is not None:
+                message = redactor(message)
         attrs: Attributes = {}
         if self._ttfc is not None:  # the first chunk came before the body was parsed
             attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttfc
@@ -368,9 +391,11 @@ class LLMCall:
         status: Status | None = None
         if exc is not None and not isinstance(exc, GeneratorExit):
             error_type = type(exc).__qualname__
-            status = Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+            text = f"{type(exc).__name__}: {exc}"
+            credentials = self._credentials()
+            status = Status(StatusCode.ERROR, mask_credentials(text, credentials))
             if self._owned:
-                span.record_exception(exc)
+                span.record_exception(exc, attributes=_masked_exception(exc, credentials))
         elif self._error_status:
             error_type = error_type or str(self._status_code)
             status = Status(StatusCode.ERROR, (message or f"HTTP {self._status_code}")[:1024])
@@ -398,6 +423,19 @@ class LLMCall:
         if outcome is not None and self._metrics is not None:
             attrs, own, error_type = outcome
             self._metrics.record(attrs, own if duration_s is None else duration_s, error_type)
+
+
+def _masked_exception(exc: BaseException, credentials: list[str]) -> Attributes | None:
+    """``exception.message`` / ``exception.stacktrace`` with the request's credentials masked,
+    when the exception's text holds one (``None``: the SDK's own attributes are fine)."""
+    message = str(exc)
+    if not credentials or mask_credentials(message, credentials) == message:
+        return None
+    stacktrace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {
+        EXCEPTION_MESSAGE: mask_credentials(message, credentials),
+        EXCEPTION_STACKTRACE: mask_credentials(stacktrace, credentials),
+    }
 
 
 def _finished(parsed: Parsed) -> bool:
@@ -534,6 +572,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
             stream=stream,
             truncated=tuple(truncated),
             record_metrics=not records_metrics(foreign),
+            request=request,
         )
         # Metrics once per owner's operation, recorded when it ends (not per HTTP attempt).
         call.defer_metrics = finish_before_owner_ends(foreign, call)
@@ -542,5 +581,5 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     span = settings.tracer.start_span(
         name, context=parent, kind=SpanKind.CLIENT, attributes=attrs, links=links
     )
-    call = LLMCall(span, api, settings, attrs, stream=stream, truncated=tuple(truncated))
+    call = LLMCall(span, api, settings, attrs, stream=stream, truncated=tuple(truncated), request=request)
     return call, trace.set_span_in_context(span, parent)

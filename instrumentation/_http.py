@@ -116,6 +116,49 @@ def sanitize_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+#: Request headers whose values are credentials (lower-case names).
+CREDENTIAL_HEADERS: frozenset[str] = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "ocp-apim-subscription-key",
+        "proxy-authorization",
+    }
+)
+#: Shorter values are not masked in free text (they would match ordinary words).
+_MIN_SECRET_CHARS = 8
+CREDENTIAL_MASK = "[REDACTED:credential]"
+
+
+def request_credentials(headers: Any, url: str) -> list[str]:
+    """The credential values a request carries — :data:`CREDENTIAL_HEADERS` values (an
+    ``Authorization`` scheme word dropped) and credential query parameters — longest first;
+    values under 8 characters are left out."""
+    found: set[str] = set()
+    for name, value in headers.items() if headers is not None else ():
+        if isinstance(name, bytes):
+            name, value = name.decode("latin-1"), value.decode("latin-1")
+        if name.lower() in CREDENTIAL_HEADERS:
+            found.add(value.strip())
+            found.add(value.strip().rpartition(" ")[2])  # without "Bearer " / "Basic "
+    if "?" in url:
+        found.update(
+            v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True) if _is_credential(k)
+        )
+    return sorted((v for v in found if len(v) >= _MIN_SECRET_CHARS), key=len, reverse=True)
+
+
+def mask_credentials(text: str, credentials: list[str]) -> str:
+    """``text`` with every occurrence of each credential replaced by :data:`CREDENTIAL_MASK`
+    (a provider's error message may quote the key it refused)."""
+    for secret in credentials:
+        if secret in text:
+            text = text.replace(secret, CREDENTIAL_MASK)
+    return text
+
+
 def redact_url(url: str, redactor: Callable[[str], str]) -> str:
     """``url`` with ``redactor`` applied to its path and to each query parameter's name and value
     as text (percent-decoded first: ``jane%40example.com`` is the e-mail address it encodes), and

@@ -310,3 +310,30 @@ def test_misspelt_switches_warn_and_stay_off(variable: str, value: str) -> None:
     for unknown in ("none", "disabled", "SPAN_ONLYY"):
         with pytest.warns(RuntimeWarning, match="content capture is off"):
             assert content_capture_enabled(unknown) is False
+
+
+def test_a_key_the_provider_quotes_in_its_error_is_masked(uninstrument_after: None) -> None:
+    """OpenAI answers a bad key with "Incorrect API key provided: sk-…": the message went into
+    the span status as is (redaction is off by default, and knows only some key shapes). The
+    request's own credentials (headers, query) are masked out of error text now."""
+    canned = Canned()
+    try:
+        key = "sk-canary-" + "7" * 30
+        body = {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error",
+                          "code": "invalid_api_key"}}  # fmt: skip
+        canned.set([json.dumps(body).encode()], status=401)
+        tp, exporter = _recording(capture_content=True)
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=canned.base_url, api_key=key, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+        spans = exporter.get_finished_spans()
+        assert key.encode() not in encode_spans(spans).SerializeToString()
+        (genai,) = [
+            s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"
+        ]
+        assert genai.status.description == "Incorrect API key provided: [REDACTED:credential]."
+        tp.shutdown()
+    finally:
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
