@@ -16,8 +16,8 @@ arguments override them):
   known).
 - ``SPANREEL_REDACT`` — built-in redaction patterns, comma-separated: ``email``, ``phone``,
   ``card`` (13–19 digits passing the Luhn check), ``api_key`` (``sk-…``, ``sk-ant-…``,
-  ``AIza…``, ``ghp_…``, ``AKIA…``, ``xox?-…``, ``Bearer …``), or ``all``. A match becomes
-  ``[REDACTED:<pattern>]``. Off by default.
+  ``AIza…``, ``ghp_…``, ``github_pat_…``, ``AKIA…``, ``xox?-…``, ``Bearer …`` in any case), or
+  ``all``. A match becomes ``[REDACTED:<pattern>]``. Off by default.
 - ``SPANREEL_REDACT_HOOK`` — ``module:function`` of a user function ``str -> str`` applied to
   every captured string (after the built-in patterns); ``instrument(redact=fn)`` does the same
   in code.
@@ -85,19 +85,40 @@ def _redact_cards(text: str) -> str:
 
 
 _EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-#: Phone numbers: an optional +country code, an area code (parenthesised or followed by a
-#: separator), then 3–4 + 3–4 digits; not part of a longer run of digit groups (cards, ids).
-#: Also E.164 written without separators (``+14155552671``: ``+`` and 8–15 digits).
+#: Phone number candidates (checked by :func:`_redact_phones`), not inside a longer run of digits
+#: or words:
+#: - international: ``+`` country code then digit groups with single separators (``+33 1 23 45 67
+#:   89``, ``+81 3-1234-5678``, ``+1 (415) 555-2671``) or none (E.164 ``+14155552671``);
+#: - North American: ``(415) 555-2671``, ``415-555-2671``, ``1-800-555-0199``;
+#: - national with a trunk ``0``: ``020 7946 0958``, ``07700 900123``, ``01 23 45 67 89``.
+#: Thousands-grouped numbers (``12 500 000``, ``123 456 789``), years (``2019-2020``) and card-like
+#: groups of four are not phone numbers.
 _PHONE = re.compile(
-    r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]?\d{3,4}"
-    r"(?!\w|[ .-]\d)"
-    r"|(?<![\w+])\+\d{8,15}(?!\w)"
+    r"(?<![\w+.-])(?<!\d[ .,])(?:"
+    r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}"
+    r"|(?:1[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
+    r"|0\d{1,4}(?:[ .-]\d{2,6}){1,4}"
+    r")(?![\w]|[.-]\d| \d)"
 )
+_DIGIT = re.compile(r"\d")
+
+
+def _redact_phones(text: str) -> str:
+    def repl(m: re.Match[str]) -> str:
+        found = m.group(0)
+        digits = len(_DIGIT.findall(found))
+        low = 8 if found.startswith("+") else 9  # E.164: 8-15 digits with the country code
+        return "[REDACTED:phone]" if low <= digits <= 15 else found
+
+    return _PHONE.sub(repl, text)
+
+
 _API_KEY = re.compile(
     r"\b(?:sk-ant-[\w-]{16,}|(?:sk|pk|rk)-(?:proj-)?[\w-]{16,}|AIza[\w-]{30,}|gh[pousr]_[A-Za-z0-9]{30,}"
     r"|AKIA[0-9A-Z]{16}|xox[abprs]-[\w-]{10,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}"
     r"|hf_[A-Za-z0-9]{20,}|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,})"
-    r"|\bBearer\s+[\w.~+/-]{16,}=*"
+    r"|\bgithub_pat_\w{22,}"
+    r"|\b(?i:bearer)\s+[\w.~+/-]{16,}=*"
 )
 
 
@@ -113,7 +134,7 @@ def _sub(pattern: re.Pattern[str], name: str) -> Redactor:
 #: Built-in redaction patterns by name (``SPANREEL_REDACT``).
 PATTERNS: dict[str, Redactor] = {
     "email": _sub(_EMAIL, "email"),
-    "phone": _sub(_PHONE, "phone"),
+    "phone": _redact_phones,
     "card": _redact_cards,
     "api_key": _sub(_API_KEY, "api_key"),
 }

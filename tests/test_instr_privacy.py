@@ -190,6 +190,13 @@ def test_a_redaction_function_that_fails_records_nothing_unredacted(
         ("card", "pay 5555-5555-5555-4444 or 1234-5678", "pay [REDACTED:card] or 1234-5678"),
         ("phone", "ring (555) 123-4567 today", "ring [REDACTED:phone] today"),
         ("phone", "or +14155552671, order 4155552671", "or [REDACTED:phone], order 4155552671"),
+        # international and national formats (were missed), ordinary numbers (were redacted)
+        ("phone", "+33 1 23 45 67 89 / +81 3-1234-5678 / +7 495 123-45-67 / 07700 900123 / 1-800-555-0199",
+         " / ".join(["[REDACTED:phone]"] * 5)),
+        ("phone", "12 500 000 EUR, 12.500.000 pesos, 123 456 789 people, 2019-2020-2021, 1234 5678 9012",
+         "12 500 000 EUR, 12.500.000 pesos, 123 456 789 people, 2019-2020-2021, 1234 5678 9012"),
+        ("api_key", "github_pat_11ABCDEFG0123456789_abcdefghij and authorization: bearer abcdefghijklmnop12",
+         "[REDACTED:api_key] and authorization: [REDACTED:api_key]"),
         ("api_key", "gsk_abcdefghijklmnopqrstuvwx xai-ABCDEFGHIJKLMNOPQRSTUVWX hf_abcdefghijklmnopqrstuvwx",
          "[REDACTED:api_key] [REDACTED:api_key] [REDACTED:api_key]"),
         ("api_key", "stripe sk_live_abcdefghijklmnop1234", "stripe [REDACTED:api_key]"),
