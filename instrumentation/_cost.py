@@ -254,7 +254,8 @@ def _tier_price(
         matching = tuple(
             v for v in info.price_variants or () if all(context.get(k) == w for k, w in v.when.items())
         )
-        found = _tier_variants[key] = (info, matching)
+        found = (info, matching)
+        _remember(_tier_variants, key, found)
     variants = found[1]
     if not variants:
         return None, True
