@@ -118,7 +118,7 @@ class _State:
         # opentelemetry-instrumentation-httpx too, before anything imports it: an app importing it
         # first imports httpx from inside it, and spanreel must install once it is complete (a
         # hook registered while a module is still initialising fires at once, too early).
-        for name in (*LIBRARIES, _HTTP_MODULE):
+        for name in (*LIBRARIES, _HTTP_MODULE) if http_spans else LIBRARIES:
             if name in sys.modules:
                 continue
             if name not in self.hooks:
