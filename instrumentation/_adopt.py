@@ -69,10 +69,14 @@ def foreign_genai_span(ctx: Context) -> trace.Span | None:
     attributes = getattr(span, "attributes", None)
     if not isinstance(attributes, Mapping):
         return None
-    if attributes.get(ga.GEN_AI_OPERATION_NAME) in MODEL_CALL_OPERATIONS:
-        if getattr(span, "kind", None) is SpanKind.CLIENT and scope_name(span) != TRACER_NAME:
-            return span
-        return None
+    if (
+        attributes.get(ga.GEN_AI_OPERATION_NAME) in MODEL_CALL_OPERATIONS
+        and getattr(span, "kind", None) is SpanKind.CLIENT
+        and scope_name(span) != TRACER_NAME
+    ):
+        return span
+    # (An adopted OpenInference span has spanreel's gen_ai.operation.name from an earlier attempt
+    # of the same SDK call: it is still matched here, not taken for an INTERNAL GenAI span.)
     if (
         attributes.get(_OPENINFERENCE_SPAN_KIND) in _OPENINFERENCE_CALL_KINDS
         and scope_name(span) in OPENINFERENCE_SDK_SCOPES

@@ -95,12 +95,14 @@ _EMAIL = re.compile(r"[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 #: groups of four are not phone numbers.
 _PHONE = re.compile(
     r"(?<![\w+.-])(?<!\d[ .,])(?:"
-    r"\+\d{1,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}"
+    r"\+\d{1,3}(?:[ .-]\d{1,8}|[ .-]?\(\d{1,5}\)\d{0,4}){1,6}"  # a separator or "(" per group:
+    r"|\+\d{8,15}"  # one way to split the digits (no backtracking blow-up), or E.164 without any
     r"|(?:1[ .-])?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
-    r"|0\d{1,4}(?:[ .-]\d{2,6}){1,4}"
-    r")(?![\w]|[.-]\d| \d)"
+    r"|0[1-9]\d{0,3}([ .-])\d{2,6}(?:\1\d{2,6}){0,3}"  # trunk 0, one separator throughout
+    r")(?![\w]|[.,-]\d| \d)"
 )
 _DIGIT = re.compile(r"\d")
+_GROUP = re.compile(r"\d+")
 
 
 def _redact_phones(text: str) -> str:
@@ -108,6 +110,9 @@ def _redact_phones(text: str) -> str:
         found = m.group(0)
         digits = len(_DIGIT.findall(found))
         low = 8 if found.startswith("+") else 9  # E.164: 8-15 digits with the country code
+        groups = _GROUP.findall(found)
+        if len(groups) > 2 and all(len(g) == 4 for g in groups):
+            return found  # groups of four: an id or a card number, not a phone number
         return "[REDACTED:phone]" if low <= digits <= 15 else found
 
     return _PHONE.sub(repl, text)
