@@ -228,7 +228,16 @@ def collector_command(
         raise click.ClickException(f"configuration error: {exc}") from exc
     if check_config:
         try:
-            check_listen_addresses(config)
+            flags = {
+                name
+                for name, value in (
+                    ("grpc_endpoint", grpc_endpoint),
+                    ("http_endpoint", http_endpoint),
+                    ("query_endpoint", query_endpoint),
+                )
+                if value is not None
+            }
+            check_listen_addresses(config, flags)
         except ConfigError as exc:
             raise click.ClickException(f"configuration error: {exc}") from exc
         source = find_config(config_path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from spanreel.collector._query import (
     QueryResult,
     execute_read_only,
 )
+from spanreel.collector._schema import MIGRATIONS
 
 __all__ = [
     "TOKEN_ENV",
@@ -219,6 +221,31 @@ def run_query(
             ) from exc
         raise QueryError(f"cannot open {path}: {exc}") from exc
     try:
+        _warn_if_not_migrated(con, path)
         return execute_read_only(con, sql, params, max_rows=max_rows)
     finally:
         con.close()
+
+
+class OutdatedDatabaseWarning(UserWarning):
+    """The database file lacks schema migrations this spanreel has (read-only opening cannot
+    apply them)."""
+
+
+def _warn_if_not_migrated(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Warn (once per file) when ``path`` was last written by an older spanreel: its rows may
+    predate fixes a migration applies (e.g. migration 5: agent and tool spans counted as LLM
+    calls). Starting the collector on it applies them."""
+    try:
+        row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    except duckdb.Error:
+        return  # not a spanreel database: the query will say what is missing
+    latest = MIGRATIONS[-1].version
+    if row is not None and row[0] is not None and int(row[0]) < latest:
+        warnings.warn(
+            f"{path} was written by an older spanreel (schema {row[0]}, this one has {latest}): "
+            "start `spanreel collector` on it once to upgrade it; until then some figures (LLM call "
+            "counts, tokens, cost) may be as the older release computed them",
+            OutdatedDatabaseWarning,
+            stacklevel=3,
+        )

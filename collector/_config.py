@@ -39,6 +39,7 @@ import math
 import os
 import re
 import socket
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -142,16 +143,19 @@ def parse_endpoint(value: str, key: str) -> tuple[str, int]:
     return host, port
 
 
-def check_listen_addresses(config: CollectorConfig) -> None:
+def check_listen_addresses(config: CollectorConfig, from_flags: Collection[str] = ()) -> None:
     """Check that this machine can listen on the host of every endpoint the collector serves:
     the name resolves and a socket binds to it (on port 0, so a running collector holding the
     port does not fail the check). For ``--check-config``. Raises :class:`ConfigError` naming the
-    setting."""
-    for key, endpoint in (
-        ("receivers.otlp.protocols.grpc.endpoint", config.grpc_endpoint),
-        ("receivers.otlp.protocols.http.endpoint", config.http_endpoint),
-        ("exporters.duckdb.query_endpoint", config.query_endpoint),
+    setting: the command-line flag for the fields in ``from_flags`` (``grpc_endpoint`` …), else
+    the config key."""
+    for field_name, key, endpoint in (
+        ("grpc_endpoint", "receivers.otlp.protocols.grpc.endpoint", config.grpc_endpoint),
+        ("http_endpoint", "receivers.otlp.protocols.http.endpoint", config.http_endpoint),
+        ("query_endpoint", "exporters.duckdb.query_endpoint", config.query_endpoint),
     ):
+        if field_name in from_flags:
+            key = "--" + field_name.replace("_", "-")
         if endpoint is None:
             continue
         host, _ = parse_endpoint(endpoint, key)

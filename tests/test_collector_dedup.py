@@ -16,8 +16,9 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ge
 from test_collector_storage import _row as storage_row
 
 from spanreel._attributes import SPANREEL_COST_USD
-from spanreel.collector import _schema
+from spanreel.collector import _schema, run_query
 from spanreel.collector._batch import prepare_batch
+from spanreel.collector._client import OutdatedDatabaseWarning
 from spanreel.collector._schema import MIGRATIONS, migrate, rows_to_arrow
 from spanreel.collector._writer import SpanWriter, open_database
 
@@ -233,6 +234,9 @@ def test_migration_5_takes_agent_and_tool_spans_out_of_the_llm_calls(
         ]
         writer.submit(rows_to_arrow(rows)).result(timeout=30)
         writer.close()
+    # Read-only commands cannot migrate: they say the file is out of date (they were silent).
+    with pytest.warns(OutdatedDatabaseWarning, match="start `spanreel collector` on it once"):
+        assert run_query("SELECT llm_calls FROM traces ORDER BY trace_id", db).rows == [[4], [1]]
     con = duckdb.connect(str(db))
     assert _rows(con, "SELECT llm_calls, input_tokens FROM trace_index ORDER BY trace_id") == [
         (4, 600),
