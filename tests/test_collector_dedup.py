@@ -207,29 +207,17 @@ def test_migration_5_takes_agent_and_tool_spans_out_of_the_llm_calls(
     with monkeypatch.context() as patched:
         patched.setattr(_schema, "MIGRATIONS", MIGRATIONS[:4])
         writer = SpanWriter(open_database(db))
+
+        def child(span_id: str, start: int, **kw: Any) -> dict[str, Any]:
+            return _row(T1, span_id, start, parent_span_id="aa" * 8, **kw)
+
         rows = [
             _row(
                 T1, "aa" * 8, BASE, operation="invoke_agent", input_tokens=300, output_tokens=30, cost_usd=0.3
             ),
-            _row(
-                T1,
-                "bb" * 8,
-                BASE + 1,
-                parent_span_id="aa" * 8,
-                operation="chat",
-                input_tokens=100,
-                cost_usd=0.1,
-            ),
-            _row(T1, "cc" * 8, BASE + 2, parent_span_id="aa" * 8, operation="execute_tool"),
-            _row(
-                T1,
-                "dd" * 8,
-                BASE + 3,
-                parent_span_id="aa" * 8,
-                operation="chat",
-                input_tokens=200,
-                cost_usd=0.2,
-            ),
+            child("bb" * 8, BASE + 1, operation="chat", input_tokens=100, cost_usd=0.1),
+            child("cc" * 8, BASE + 2, operation="execute_tool"),
+            child("dd" * 8, BASE + 3, operation="chat", input_tokens=200, cost_usd=0.2),
             _row(T2, "ee" * 8, BASE, operation="chat", input_tokens=5),
         ]
         writer.submit(rows_to_arrow(rows)).result(timeout=30)
