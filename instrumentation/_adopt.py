@@ -118,7 +118,11 @@ class _OwnerEnd:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         call = self.call
         try:
-            call.finisher()
+            # Off the span first: the stand-in and the bound ``end`` it keeps both refer to the
+            # span, a reference cycle that would leave every adopted call to the garbage collector.
+            if vars(self.span).get("end") is self:
+                del self.span.end
+            (call.finisher or call.finish)()
             start = getattr(self.span, "start_time", None)
             end_time = kwargs.get("end_time", args[0] if args else None)
             if isinstance(start, int):
@@ -139,7 +143,8 @@ def finish_before_owner_ends(span: trace.Span, call: LLMCall) -> bool:
     not allow an instance attribute ``end`` (then nothing is changed)."""
     current = getattr(span, "end", None)
     if isinstance(current, _OwnerEnd):
-        current.call.finisher()  # a previous attempt of the same SDK call: its body is done
+        previous = current.call  # a previous attempt of the same SDK call: its body is done
+        (previous.finisher or previous.finish)()
         current.call = call
         return True
     if current is None:

@@ -190,9 +190,12 @@ class LLMCall:
         #: Keep the metrics of :meth:`finish` for :meth:`record_deferred_metrics` (adopted spans).
         self.defer_metrics = False
         self._outcome: tuple[Attributes, float, str | None] | None = None
-        #: What ends the call when an adopted span's owner ends it first: :meth:`finish`, or the
-        #: response tee's finish (which also parses the chunk the application holds).
-        self.finisher: Callable[[], None] = self.finish
+        #: What ends the call when an adopted span's owner ends it first: the response tee's
+        #: finish (which also parses the chunk the application holds) while the body is being
+        #: read; ``None``: :meth:`finish`. (Never ``self.finish`` itself: a bound method kept on
+        #: its own object is a reference cycle, and every call's span, request and response
+        #: would then wait for the garbage collector.)
+        self.finisher: Callable[[], None] | None = None
 
     @property
     def span(self) -> trace.Span:

@@ -71,7 +71,9 @@ class _TeeState:
         """End the call, after parsing the chunk still held (an SDK that stops at ``[DONE]``
         closes the response while the last chunk, often the one with the usage, is held)."""
         self.release()
-        self.call.finish(exc)
+        call = self.call
+        call.finish(exc)
+        call.finisher = None  # it was this method (adopted spans): break the cycle call ↔ state
 
 
 class _SyncTee:

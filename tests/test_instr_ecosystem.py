@@ -322,6 +322,41 @@ def test_adopted_span_keeps_output_when_a_stream_is_left_early(
     assert a[SPANREEL_COST_USD] > 0  # type: ignore[operator]
 
 
+def test_calls_leave_no_reference_cycles(
+    recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer
+) -> None:
+    """A call's objects (spanreel's, its span, the request) are freed by reference counting as
+    soon as the app lets go, for spanreel's own span and an adopted one, streamed or not. A
+    reference cycle (a bound method kept on its own object did it) leaves every call for the
+    garbage collector: the collections it forces cost the app time on every call."""
+    tp, exporter = recording
+    openai_client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.port}/v1", api_key="k", max_retries=0)
+    anthropic_client = _anthropic_client(server, tp, max_retries=0)
+    kwargs: Any = {"model": "claude-haiku-4-5", "max_tokens": 100, "messages": MESSAGES}
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            for _chunk in openai_client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            ):
+                pass
+            anthropic_client.messages.create(**kwargs)
+            for _event in anthropic_client.messages.create(stream=True, **kwargs):
+                pass  # (not the messages.stream() helper: it makes reference cycles of its own)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        cyclic = [type(o) for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert len(genai_spans(exporter)) == 12
+    leaked = {t.__qualname__ for t in cyclic if t.__module__.startswith("spanreel") or t.__name__ == "_Span"}
+    assert not leaked
+
+
 def _metered() -> tuple[InMemoryMetricReader, MeterProvider, TracerProvider, Instrumentor]:
     """A metric reader, its meter provider, a tracer provider, and spanreel's instrumentor, not
     instrumented yet."""
