@@ -19,7 +19,6 @@ see :mod:`._adopt`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import time
@@ -61,6 +60,7 @@ from ._common import (
     dumps,
     error_type_from_body,
     json_array_items,
+    loads,
 )
 from ._content import ContentPolicy
 from ._context import SESSION_BAGGAGE_KEYS, current_replay
@@ -343,7 +343,7 @@ class LLMCall:
                     acc.add(item)
                 return acc.result(capture), acc.error_type, acc.error_message
         try:
-            body = json.loads(raw)
+            body = loads(raw)
         except ValueError:
             return None, None, None
         if self._error_status:
@@ -478,7 +478,7 @@ def _parse_body(content: bytes, api: Api) -> dict[str, Any] | None:
     if not content or content[:1] not in _JSON_START:
         return None
     try:
-        body = json.loads(content)
+        body = loads(content)
     except ValueError:  # also invalid UTF-8
         return None
     if isinstance(body, dict) and api.accepts(body):

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.util.types import AttributeValue
 
@@ -23,25 +24,44 @@ Attributes = dict[str, AttributeValue]
 Content = dict[str, Any]
 
 
-#: One encoder for every JSON-valued attribute (``json.dumps`` with options builds a new one per call).
+#: The fallback encoder (``json.dumps`` with options builds a new one per call).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text, non-ASCII kept as is (the format of all JSON-valued attributes)."""
-    return _ENCODER.encode(value)
+    """Compact JSON text, non-ASCII kept as is (the format of all JSON-valued attributes).
+
+    Written by orjson (several times faster than :mod:`json`; this runs on every captured call);
+    what orjson refuses (integers beyond 64 bits, non-string keys) is written by :mod:`json` as
+    before. Raises ``TypeError`` for a value that is not JSON-able. Non-finite floats are written
+    as ``null`` (JSON has no ``NaN``); floats may be spelled differently (``1e16``, not
+    ``1e+16``), never valued differently.
+    """
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _ENCODER.encode(value)
 
 
 _raw_decode = json.JSONDecoder().raw_decode
 _JSON_WHITESPACE = " \t\n\r"
 
 
-def loads(text: str) -> Any:
-    """``json.loads(text)`` for a ``str``, with less per-call overhead (one per streamed event).
+def loads(text: str | bytes) -> Any:
+    """``json.loads(text)``, faster (one per streamed event, two per call).
 
-    Same results and errors: JSON whitespace (RFC 8259: space, tab, LF, CR) may surround the
-    value; anything else raises ``ValueError`` (``json.JSONDecodeError``).
+    orjson parses first; what it refuses is parsed by :mod:`json` as before, so the results and
+    errors are ``json.loads``'s: JSON whitespace (RFC 8259: space, tab, LF, CR) may surround the
+    value; ``bytes`` may be UTF-8, -16 or -32; ``NaN`` / ``Infinity`` and lone surrogate escapes
+    are accepted; anything else raises ``ValueError`` (``json.JSONDecodeError``, or
+    ``UnicodeDecodeError`` for bytes).
     """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    if not isinstance(text, str):
+        return json.loads(text)
     if text[:1] in _JSON_WHITESPACE:
         text = text.lstrip(_JSON_WHITESPACE)
     value, end = _raw_decode(text)
@@ -110,7 +130,7 @@ def json_or_text(value: Any) -> Any:
     """Tool-call arguments: the parsed JSON value when ``value`` is a valid JSON string, else as is."""
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value

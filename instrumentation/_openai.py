@@ -229,7 +229,7 @@ def parse_chat_body(content: bytes) -> dict[str, Any] | None:
     if not content or content[:1] not in (b"{", b" ", b"\n", b"\r", b"\t"):
         return None
     try:
-        body = json.loads(content)
+        body = loads(content)
     except ValueError:
         return None
     if isinstance(body, dict) and _accepts(body):

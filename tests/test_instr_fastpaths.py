@@ -20,7 +20,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from spanreel.instrumentation import _cost
 from spanreel.instrumentation._call import STREAM_BATCH_BYTES, CallSettings, LLMCall
-from spanreel.instrumentation._common import loads
+from spanreel.instrumentation._common import dumps, loads
 from spanreel.instrumentation._content import BLOB_MIN_CHARS, ContentPolicy
 from spanreel.instrumentation._openai import CHAT
 from spanreel.instrumentation._sse import SSEDecoder, SSEEvent
@@ -241,34 +241,69 @@ def test_stream_parsed_in_bounded_batches_equals_chunk_by_chunk() -> None:
 # ------------------------------------------------------------------------------------ JSON
 
 
-@settings(max_examples=300, deadline=None)
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63, max_value=2**70)  # beyond orjson: json takes over
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
 @given(
     st.one_of(
         st.text(max_size=40),
         st.builds(
-            lambda value, left, right: left + json.dumps(value) + right,
-            st.recursive(
-                st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                lambda inner: (
-                    st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
-                ),
-                max_leaves=8,
-            ),
+            lambda value, left, right: left + json.dumps(value, ensure_ascii=False) + right,
+            _JSON_VALUES,
             st.sampled_from(["", " ", "\n\t", "\r\n ", "\u00a0", "\x0b"]),
             st.sampled_from(["", " ", "\r\n", "x", " 1", "\u00a0", "\x0c"]),
         ),
-    )
+        st.sampled_from(['"\\ud800"', "[NaN, -Infinity]", '{"a": 1, "a": 2}', "1e400", "\ufeff{}"]),
+    ),
+    st.sampled_from(["str", "utf-8", "utf-16"]),
 )
-def test_loads_is_json_loads(text: str) -> None:
+def test_loads_is_json_loads(text: str, form: str) -> None:
+    """orjson first, json for what it refuses: the same values and the same errors as
+    ``json.loads``, for text and bytes (lone surrogate escapes, NaN, huge integers included)."""
+    data: str | bytes = text if form == "str" else text.encode(form, errors="surrogatepass")
     try:
-        expected: Any = ("ok", json.loads(text))
+        expected: Any = ("ok", json.loads(data))
     except ValueError:
         expected = ("error", None)
     try:
-        got: Any = ("ok", loads(text))
+        got: Any = ("ok", loads(data))
     except ValueError:
         got = ("error", None)
-    assert got == expected
+    if expected[0] == "ok" and "NaN" in text:
+        assert json.dumps(got[1]) == json.dumps(expected[1])  # NaN != NaN
+    else:
+        assert got == expected
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    return isinstance(value, list) and any(_has_float(v) for v in value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES | st.dictionaries(st.integers(), st.integers(), max_size=2))
+def test_dumps_is_compact_json_of_the_same_value(value: Any) -> None:
+    """orjson writes what ``json.dumps`` writes (compact, non-ASCII kept as is; json takes over
+    for huge integers and non-string keys); only the spelling of a float may differ, not its value."""
+    text = dumps(value)
+    expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if _has_float(value):
+        assert json.loads(text) == json.loads(expected)
+    else:
+        assert text == expected
 
 
 # ------------------------------------------------------------------------------------ blobs
