@@ -23,11 +23,23 @@ from typing import Any, Final
 import pyarrow as pa
 
 from spanreel.collector._decode import decode_request
-from spanreel.collector._normalise import normalise_cost, normalise_messages, normalise_rows
+from spanreel.collector._normalise import (
+    GENAI_COLUMNS,
+    normalise_cost,
+    normalise_messages,
+    normalise_row,
+)
 from spanreel.collector._schema import rows_to_arrow
 from spanreel.collector._trace_rows import trace_rows
 
-__all__ = ["DecodePool", "PreparedBatch", "add_llm_content", "default_decode_workers", "prepare_batch"]
+__all__ = [
+    "DecodePool",
+    "PreparedBatch",
+    "add_llm_content",
+    "default_decode_workers",
+    "derive_genai_columns",
+    "prepare_batch",
+]
 
 #: Requests smaller than this (decompressed bytes) are decoded in a thread of the collector process.
 DEFAULT_PROCESS_THRESHOLD: Final = 64 * 1024
@@ -43,7 +55,8 @@ class PreparedBatch:
     traces: pa.Table
     #: spans dropped as invalid (OTLP ``partial_success.rejected_spans``)
     rejected_spans: int
-    #: why they were dropped, ``""`` when none were (OTLP ``partial_success.error_message``)
+    #: why they were dropped, and warnings about spans stored without their GenAI columns;
+    #: ``""`` when there is nothing to say (OTLP ``partial_success.error_message``)
     error_message: str
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -76,11 +89,53 @@ def prepare_batch(payload: bytes, json_encoded: bool) -> PreparedBatch:
     """Decode one ``ExportTraceServiceRequest`` (OTLP/JSON when ``json_encoded``, else protobuf),
     derive the GenAI columns, build the Arrow batch and its per-trace summary. Pure.
 
-    Raises :class:`~spanreel.collector._decode.DecodeError` for a payload that cannot be parsed.
+    A span whose GenAI columns cannot be derived is still stored (attributes unchanged, those
+    columns NULL) and named in ``error_message``: a warning with ``rejected_spans`` 0, as the OTLP
+    partial-success rules allow. Raises :class:`~spanreel.collector._decode.DecodeError` for a
+    payload that cannot be parsed.
     """
     result = decode_request(payload, json_encoded=json_encoded)
-    table = rows_to_arrow(add_llm_content(normalise_rows(result.rows)))
-    return PreparedBatch(table, trace_rows(table), result.rejected_spans, result.error_message)
+    warnings = derive_genai_columns(result.rows)
+    table = rows_to_arrow(result.rows)
+    message = "; ".join(filter(None, (result.error_message, _summarise(warnings))))
+    return PreparedBatch(table, trace_rows(table), result.rejected_spans, message)
+
+
+#: Underived spans named one by one in ``error_message`` (the rest are counted).
+_MAX_WARNINGS: Final = 5
+
+#: The columns :func:`derive_genai_columns` fills.
+_DERIVED_COLUMNS: Final = (*GENAI_COLUMNS, "input_messages", "output_messages", "cost_usd")
+
+
+def derive_genai_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Fill the GenAI columns of each decoded span row in place: :data:`GENAI_COLUMNS` by
+    :func:`~spanreel.collector._normalise.normalise_row`, then (for LLM calls) ``input_messages``,
+    ``output_messages`` and ``cost_usd`` by :func:`add_llm_content`.
+
+    Never raises for a span's content: a row whose derivation fails (a peer's attribute shaped in
+    a way no normaliser expects) gets ``None`` in every derived column and is kept. Returns one
+    description per such row (span name, hex trace and span ids, the error)."""
+    warnings: list[str] = []
+    for row in rows:
+        try:
+            add_llm_content([normalise_row(row)])
+        except Exception as exc:  # one odd span must not fail its whole request
+            for column in _DERIVED_COLUMNS:
+                row[column] = None
+            warnings.append(
+                f"span {row['name']!r} (trace {row['trace_id']}, span {row['span_id']}): "
+                f"stored without GenAI columns ({type(exc).__name__}: {exc})"
+            )
+    return warnings
+
+
+def _summarise(warnings: list[str]) -> str:
+    if not warnings:
+        return ""
+    more = len(warnings) - _MAX_WARNINGS
+    suffix = f"; and {more} more" if more > 0 else ""
+    return "; ".join(warnings[:_MAX_WARNINGS]) + suffix
 
 
 def add_llm_content(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

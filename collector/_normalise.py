@@ -50,7 +50,6 @@ __all__ = [
     "normalise_cost",
     "normalise_messages",
     "normalise_row",
-    "normalise_rows",
 ]
 
 Converter = Callable[[Any], Any]
@@ -504,13 +503,6 @@ def normalise_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def normalise_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:func:`normalise_row` over a list; returns the same list."""
-    for row in rows:
-        normalise_row(row)
-    return rows
-
-
 # -- cost --------------------------------------------------------------------------------------
 
 #: Where a call's cost in USD may be recorded, first usable wins.
@@ -574,7 +566,7 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
         for item in content:
             if isinstance(item, str):
                 parts.append(_text_part(item))
-            elif isinstance(item, dict) and item.get("type") in _MEDIA_PART_TYPES:
+            elif isinstance(item, dict) and _is_media_type(item.get("type")):
                 parts.extend(_BLOBS.scrub(content_parts([item])))
             elif isinstance(item, dict):
                 text = item.get("text", item.get("content"))
@@ -587,6 +579,12 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
 #: OpenAI content part types that carry media (mapped as the instrumentation maps them: ``uri`` /
 #: ``blob`` / ``file`` parts with their modality).
 _MEDIA_PART_TYPES: Final = frozenset({"image_url", "input_audio", "file"})
+
+
+def _is_media_type(value: Any) -> bool:
+    # A part's "type" is whatever JSON the span carried: a list or object is no type (and not
+    # hashable, so it cannot be looked up in the set).
+    return isinstance(value, str) and value in _MEDIA_PART_TYPES
 
 
 def _semconv_messages(value: Any) -> list[Message] | None:

@@ -17,7 +17,9 @@ OTLP behaviour (opentelemetry-proto ``docs/specification.md``):
   (after decompression) → 413, other content types → 415, other methods → 405, malformed → 400,
   bad token → 401, queue full → 503 + ``Retry-After``; error bodies are a ``google.rpc.Status``.
 - Invalid spans are dropped and reported as ``partial_success`` (``rejected_spans``,
-  ``error_message``); the valid spans of the request are stored.
+  ``error_message``); the valid spans of the request are stored. A span whose GenAI columns
+  cannot be derived is stored without them and named in ``error_message`` (``rejected_spans`` 0:
+  a warning).
 
 Query API (docs/internals.md §3): ``POST /api/query``, ``POST /api/prune``, ``GET /api/health``
 (counters), and ``GET /healthz`` (liveness, never authenticated; also on the OTLP/HTTP port).
@@ -369,7 +371,7 @@ class Collector:
     @staticmethod
     def _response(ingested: _Ingested) -> ExportTraceServiceResponse:
         response = ExportTraceServiceResponse()
-        if ingested.rejected_spans:
+        if ingested.rejected_spans or ingested.error_message:  # a message alone is a warning
             response.partial_success.CopyFrom(
                 ExportTracePartialSuccess(
                     rejected_spans=ingested.rejected_spans, error_message=ingested.error_message

@@ -155,8 +155,8 @@ def decode_trace_document(text: str) -> list[dict[str, Any]]:
     for text that is not OTLP JSON trace data, for an invalid span (the collector would reject
     it) and when the file holds no spans.
     """
+    from spanreel.collector._batch import derive_genai_columns
     from spanreel.collector._decode import DecodeError, decode_json
-    from spanreel.collector._normalise import normalise_rows
 
     rows: list[dict[str, Any]] = []
     for where, doc in _documents(text):
@@ -170,7 +170,8 @@ def decode_trace_document(text: str) -> list[dict[str, Any]]:
         rows.extend(result.rows)
     if not rows:
         raise TraceFileError("no spans in the file")
-    return normalise_rows(rows)
+    derive_genai_columns(rows)  # a span it cannot derive keeps NULL GenAI columns, as stored
+    return rows
 
 
 def read_trace_file(path: str | Path) -> list[dict[str, Any]]:

@@ -277,3 +277,35 @@ def test_normalise_token_counts_must_be_plausible() -> None:
     assert row["input_tokens"] is None and row["output_tokens"] is None
     row = _row({gen_ai.GEN_AI_USAGE_INPUT_TOKENS: 2**32 - 1, gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS: 2**32})
     assert row["input_tokens"] == 2**32 - 1 and row["output_tokens"] is None
+
+
+def test_a_span_whose_genai_columns_cannot_be_derived_is_stored_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The safety net under every normaliser: whatever one span's attributes make a normaliser
+    raise, that span is kept (attributes as sent, GenAI columns NULL) and named in the OTLP
+    partial-success message as a warning; the other spans are derived as usual."""
+    from spanreel.collector import _batch
+
+    def choke_on_second(row: dict[str, object]) -> dict[str, object]:
+        if row["name"] == "second":
+            raise TypeError("unhashable type: 'list'")
+        return normalise_row(row)
+
+    monkeypatch.setattr(_batch, "normalise_row", choke_on_second)
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for i, name in enumerate(("first", "second"), start=1):
+        span = spans.add(trace_id=bytes([7]) * 16, span_id=bytes([i]) * 8, name=name)
+        span.start_time_unix_nano, span.end_time_unix_nano = 10, 20
+        chat = AnyValue(string_value="chat")
+        span.attributes.append(KeyValue(key=gen_ai.GEN_AI_OPERATION_NAME, value=chat))
+    batch = _batch.prepare_batch(request.SerializeToString(), json_encoded=False)
+    rows = batch.table.select(["name", "operation", "attributes"]).to_pylist()
+    assert [(r["name"], r["operation"]) for r in rows] == [("first", "chat"), ("second", None)]
+    assert json.loads(rows[1]["attributes"]) == {gen_ai.GEN_AI_OPERATION_NAME: "chat"}
+    assert batch.rejected_spans == 0
+    assert batch.error_message == (
+        f"span 'second' (trace {'07' * 16}, span {'02' * 8}): "
+        "stored without GenAI columns (TypeError: unhashable type: 'list')"
+    )

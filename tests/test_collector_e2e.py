@@ -3,6 +3,7 @@ stock OpenTelemetry exporters and raw HTTP/gRPC clients, queries through the API
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import subprocess
@@ -16,6 +17,7 @@ import grpc
 import httpx
 import pytest
 from conftest import CollectorProcess, clean_env, start_collector
+from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
@@ -282,6 +284,51 @@ def test_span_times_beyond_int64_nanoseconds_are_rejected_alone(collector: Colle
         assert "end_time_unix_nano" in reply.partial_success.error_message
         count = run_query("SELECT count(*) FROM spans WHERE service_name = ?", collector.db, [service])
         assert count.rows == [[2]]
+
+
+def test_a_span_the_normalisers_choke_on_does_not_fail_its_request(collector: CollectorProcess) -> None:
+    """An OpenLLMetry completion whose content part had a list or object as its ``type`` raised
+    TypeError while deriving the GenAI columns: the whole export failed (HTTP 500 / gRPC
+    UNKNOWN), the good span beside it was lost and the client retried the poison forever."""
+    for transport, odd_type in (("http", {}), ("grpc", ["image_url"])):
+        trace_hex = ("7a" if transport == "http" else "7b") + "8efff798038103d269b633813fc60c"
+        doc = _otlp_json(trace_hex, "eee19b7ec3c1b174")
+        poison = _otlp_json(trace_hex, "fee19b7ec3c1b174")["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+        content = json.dumps([{"type": odd_type}])
+        poison["attributes"].append({"key": "gen_ai.completion.0.content", "value": {"stringValue": content}})
+        doc["resourceSpans"][0]["scopeSpans"][0]["spans"].append(poison)
+        if transport == "http":
+            response = httpx.post(collector.http_url, json=doc)
+            assert response.status_code == 200, response.text
+            assert "partialSuccess" not in response.json()
+        else:
+            request = ExportTraceServiceRequest()
+            json_format.ParseDict(_hex_ids_as_base64(doc), request)
+            with grpc.insecure_channel(collector.info["grpc_endpoint"]) as channel:
+                reply = ExportTraceServiceResponse.FromString(
+                    channel.unary_unary(EXPORT_PATH)(request.SerializeToString(), timeout=10)
+                )
+            assert not reply.HasField("partial_success")
+        rows = run_query(
+            "SELECT span_id, operation, provider, attributes->>'$.\"gen_ai.completion.0.content\"' "
+            "FROM spans WHERE trace_id = ? ORDER BY span_id",
+            collector.db,
+            [trace_hex],
+        ).rows
+        assert rows == [
+            ["eee19b7ec3c1b174", "chat", "openai", None],
+            ["fee19b7ec3c1b174", "chat", "openai", content],
+        ]
+
+
+def _hex_ids_as_base64(doc: dict[str, Any]) -> dict[str, Any]:
+    """OTLP/JSON (hex ids) → the proto3 JSON mapping (base64 bytes) json_format parses."""
+    for resource_spans in doc["resourceSpans"]:
+        for scope_spans in resource_spans["scopeSpans"]:
+            for span in scope_spans["spans"]:
+                for key in ("traceId", "spanId"):
+                    span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    return doc
 
 
 def test_implausible_token_counts_do_not_fail_the_request(collector: CollectorProcess) -> None:

@@ -14,6 +14,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from spanreel.collector._batch import PreparedBatch, prepare_batch
 from spanreel.collector._decode import DecodeError
+from spanreel.collector._normalise import normalise_messages, normalise_row
 from spanreel.collector._schema import SPANS_SCHEMA
 
 FUZZ = settings(
@@ -174,3 +175,73 @@ def test_deeply_nested_payloads_are_refused_not_crashing() -> None:
     span = _field(1, b"\x01" * 16) + _field(2, b"\x02" * 8) + _field(9, _field(1, b"deep") + _field(2, value))
     request = _field(1, _field(2, _field(2, span)))
     assert _pipeline(request, json_encoded=False) is None
+
+
+# -- the normalisers over peers' JSON-valued attributes ------------------------------------------
+
+_PART_KEYS = (
+    "role",
+    "content",
+    "type",
+    "text",
+    "parts",
+    "tool_calls",
+    "function",
+    "arguments",
+    "name",
+    "id",
+    "messages",
+    "choices",
+    "message",
+    "image_url",
+    "url",
+    "input_audio",
+    "data",
+    "source",
+    "media_type",
+    "finish_reason",
+    "usage",
+    "input_tokens",
+)
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.sampled_from(["text", "image_url", "input_audio", "file", "user", "tool", "tool_use", "image", ""]),
+)
+_JSON_SHAPES = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(_PART_KEYS), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+#: Attributes whose string values the normalisers decode as JSON (OpenLLMetry, OpenInference,
+#: MLflow, the OTel message attributes).
+_JSON_ATTRIBUTES = (
+    "gen_ai.prompt.0.content",
+    "gen_ai.completion.0.content",
+    "gen_ai.completion.0.tool_calls.0.arguments",
+    "llm.input_messages.0.message.content",
+    "llm.output_messages.0.message.contents.0.message_content.text",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "mlflow.spanInputs",
+    "mlflow.spanOutputs",
+)
+
+
+@settings(FUZZ, max_examples=400)
+@given(
+    st.dictionaries(st.sampled_from(_JSON_ATTRIBUTES), _JSON_SHAPES.map(json.dumps), min_size=1, max_size=3),
+    st.sampled_from(['"LLM"', '"CHAT_MODEL"']),
+)
+def test_normalisers_take_any_json_shape(attributes: dict[str, str], mlflow_type: str) -> None:
+    """A content part whose ``type`` was a list or an object raised TypeError (unhashable) and
+    failed the whole export request (HTTP 500, the good spans beside it lost)."""
+    attributes |= {"gen_ai.operation.name": "chat", "mlflow.spanType": mlflow_type}
+    row = normalise_row({"attributes": attributes, "resource_attributes": {}})
+    assert row["operation"] is not None
+    inputs, outputs = normalise_messages(attributes)
+    for side in (inputs, outputs):
+        assert side is None or isinstance(json.loads(side), list)
