@@ -221,9 +221,30 @@ def _component_type(component_id: str) -> str:
 
 def _positive_number(value: Any, key: str) -> float:
     value = scalar(value)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise ConfigError(f"{key} must be a positive number, got {value!r}")
     return float(value)
+
+
+def _byte_count(value: Any, key: str) -> int:
+    """A size in bytes: a positive whole number (``0.5`` used to pass and become 0 bytes)."""
+    number = _positive_number(value, key)
+    if not number.is_integer():
+        raise ConfigError(f"{key} is a number of bytes: a whole number, got {scalar(value)!r}")
+    return int(number)
+
+
+#: gRPC keeps a message's length in a signed 32-bit int: 2 GiB - 1 byte is the largest limit.
+_GRPC_MAX_MESSAGE_BYTES: Final = 2**31 - 1
+
+
+def _grpc_message_limit_mib(value: Any, key: str) -> float:
+    mib = _positive_number(value, key)
+    if int(mib * _MIB) < 1 or int(mib * _MIB) > _GRPC_MAX_MESSAGE_BYTES:
+        raise ConfigError(
+            f"{key} must be from 1 byte to 2048 MiB less one byte (gRPC's largest message), got {mib:g}"
+        )
+    return mib
 
 
 def _endpoint(section: dict[str, Any], key: str, default: str) -> str:
@@ -264,7 +285,7 @@ def _parse_receivers(
             out["grpc_auth"] = parse_auth(grpc, key, authenticators)
             out["grpc_tls"] = parse_tls(grpc, key, base_dir)
             if "max_recv_msg_size_mib" in grpc:
-                out["max_recv_msg_size_mib"] = _positive_number(
+                out["max_recv_msg_size_mib"] = _grpc_message_limit_mib(
                     grpc["max_recv_msg_size_mib"], f"{key}.max_recv_msg_size_mib"
                 )
         if "http" in protocols:
@@ -275,8 +296,8 @@ def _parse_receivers(
             out["http_auth"] = parse_auth(http, key, authenticators)
             out["http_tls"] = parse_tls(http, key, base_dir)
             if "max_request_body_size" in http:
-                out["max_request_body_size"] = int(
-                    _positive_number(http["max_request_body_size"], f"{key}.max_request_body_size")
+                out["max_request_body_size"] = _byte_count(
+                    http["max_request_body_size"], f"{key}.max_request_body_size"
                 )
         if not protocols:
             raise ConfigError(f"receivers.{rid}.protocols: enable at least one of grpc, http")
@@ -287,7 +308,7 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
     check_keys(section, _DUCKDB_KEYS, key)
     out: dict[str, Any] = {"query_auth": parse_auth(section, key, authenticators)}
     if "max_queue_bytes" in section:
-        out["max_queue_bytes"] = int(_positive_number(section["max_queue_bytes"], f"{key}.max_queue_bytes"))
+        out["max_queue_bytes"] = _byte_count(section["max_queue_bytes"], f"{key}.max_queue_bytes")
     if "decode_workers" in section:
         workers = scalar(section["decode_workers"])
         if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 64:
@@ -469,4 +490,26 @@ def load_collector_config(
     )
     if config.grpc_endpoint is None and config.http_endpoint is None:
         raise ConfigError("receivers.otlp.protocols: neither grpc nor http is enabled")
+    _check_distinct_ports(config, overrides)
     return config
+
+
+def _check_distinct_ports(config: CollectorConfig, from_flags: Collection[str]) -> None:
+    """Raise :class:`ConfigError` when two of the collector's listeners would take the same port
+    (the second could not bind; ``--check-config`` used to pass such a config)."""
+    taken: dict[int, list[tuple[str, str]]] = {}
+    for field_name, key, endpoint in (
+        ("grpc_endpoint", "receivers.otlp.protocols.grpc.endpoint", config.grpc_endpoint),
+        ("http_endpoint", "receivers.otlp.protocols.http.endpoint", config.http_endpoint),
+        ("query_endpoint", "exporters.duckdb.query_endpoint", config.query_endpoint),
+    ):
+        if endpoint is None:
+            continue
+        name = "--" + field_name.replace("_", "-") if field_name in from_flags else key
+        host, port = parse_endpoint(endpoint, name)
+        if port == 0:  # any free port: never a clash
+            continue
+        for other_name, other_host in taken.get(port, []):
+            if host == other_host or ALL_INTERFACES in (host, other_host) or "::" in (host, other_host):
+                raise ConfigError(f"{name} ({endpoint}) and {other_name} both listen on port {port}")
+        taken.setdefault(port, []).append((name, host))

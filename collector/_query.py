@@ -2,8 +2,10 @@
 direct DuckDB path of :func:`spanreel.collector.run_query`, so both give identical values).
 
 Allowed: statements DuckDB classifies as SELECT (``SELECT``, ``WITH``, ``FROM``, ``VALUES``,
-``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``PIVOT`` …) and ``EXPLAIN``; several statements only if all
-are. They run inside a ``READ ONLY`` transaction, which also stops ``EXPLAIN ANALYZE INSERT``.
+``DESCRIBE``, ``SHOW``, ``SUMMARIZE``, ``UNPIVOT``, ``PIVOT … ON col IN (…)`` …) and ``EXPLAIN``;
+several statements only if all are. A ``PIVOT`` without its ``IN`` list is refused: DuckDB runs it
+as several statements, one creating a type, to find the columns first. They run inside a
+``READ ONLY`` transaction, which also stops ``EXPLAIN ANALYZE INSERT``.
 
 Value mapping (docs/internals.md §3): timestamps → ISO-8601 UTC strings ending in ``Z`` with the
 column's precision (``TIMESTAMP_NS`` keeps nanoseconds); dates/times → ISO-8601; JSON columns →
@@ -65,9 +67,12 @@ def check_read_only(sql: str) -> list[duckdb.Statement]:
     for statement in statements:
         if statement.type not in _READ_ONLY_TYPES:
             text = " ".join(statement.query.split())[:80]
+            hint = ""
+            if statement.type == duckdb.StatementType.MULTI and "pivot" in text.lower():
+                hint = " (spell out the PIVOT's columns: PIVOT … ON col IN ('a', 'b') USING …)"
             raise QueryError(
                 f"only read-only queries are allowed (SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN); "
-                f"got a {statement.type.name} statement: {text}"
+                f"got a {statement.type.name} statement: {text}{hint}"
             )
     return statements
 

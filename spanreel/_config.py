@@ -126,13 +126,32 @@ def _expand_tree(node: Any, key: str) -> Any:
     return EnvText(text) if whole is not None and whole.group(0) != "$$" else text
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last
+    silently; the OpenTelemetry Collector rejects the file)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key_node.value!r}",
+                        key_node.start_mark,
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a collector config file (YAML), then substitute ``${env:…}`` references in its values
     (see :func:`expand_env`; keys are not substituted).
 
     Returns the parsed mapping (an empty file gives ``{}``).
-    Raises :class:`ConfigError` when the file cannot be read, is not YAML, is not a mapping, or
-    has a reference that cannot be substituted.
+    Raises :class:`ConfigError` when the file cannot be read, is not YAML (a key written twice in
+    one mapping included), is not a mapping, or has a reference that cannot be substituted.
     """
     p = Path(path)
     try:
@@ -140,7 +159,7 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
     if data is None:

@@ -329,6 +329,31 @@ def test_named_components_and_relative_path(tmp_path: Path, monkeypatch: pytest.
         (_VALID.replace("endpoint: 127.0.0.1:0", "endpoint: http://0.0.0.0:4317"), "got the URL"),
         (_VALID.replace("max_recv_msg_size_mib: 1", "max_recv_msg_size_mib: -1"), "max_recv_msg_size_mib"),
         (_VALID.replace("path: rel.duckdb", "path: rel.duckdb\n    query_endpoint: 0.0.0.0:0"), "loopback"),
+        # passed --check-config, then grpc refused to start (its limit is a signed 32-bit int)
+        (_VALID.replace("max_recv_msg_size_mib: 1", "max_recv_msg_size_mib: 2048"), "gRPC's largest message"),
+        # fractions of a byte passed the positive check and became 0
+        (_VALID.replace("path: rel.duckdb", "max_queue_bytes: 0.5"), "max_queue_bytes is a number of bytes"),
+        (
+            _VALID.replace(
+                "max_recv_msg_size_mib: 1",
+                "max_recv_msg_size_mib: 1\n      http:\n"
+                "        endpoint: 127.0.0.1:0\n        max_request_body_size: 1.5",
+            ),
+            "max_request_body_size is a number of bytes",
+        ),
+        # two listeners on one port: the second could not bind
+        (
+            _VALID.replace("endpoint: 127.0.0.1:0", "endpoint: 127.0.0.1:45555").replace(
+                "max_recv_msg_size_mib: 1",
+                "max_recv_msg_size_mib: 1\n      http:\n        endpoint: 0.0.0.0:45555",
+            ),
+            "both listen on port 45555",
+        ),
+        # PyYAML keeps the last of two equal keys silently; the OTel Collector rejects the file
+        (
+            _VALID.replace("    path: rel.duckdb", "    path: rel.duckdb\n    path: other.duckdb"),
+            "duplicate key 'path'",
+        ),
     ],
 )
 def test_config_errors_name_the_key(
