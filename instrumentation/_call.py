@@ -121,6 +121,7 @@ class LLMCall:
     """
 
     __slots__ = (
+        "__weakref__",
         "_acc",
         "_api",
         "_buffer",
@@ -211,6 +212,25 @@ class LLMCall:
     def ended(self) -> bool:
         """Whether :meth:`finish` has run."""
         return self._ended
+
+    def follow_redirect(self, request: Any) -> None:
+        """Continue this call on the request a redirect led to (307/308: the same POST, sent to
+        ``request.url``): the response state is reset for the new hop and
+        ``spanreel.request.url`` / ``server.*`` name where the call was answered. The span, its
+        start and its request attributes stay: one GenAI span per call, one HTTP span per hop."""
+        self._request = request
+        self._decoder = self._sse = self._acc = None
+        self._buffer, self._size, self._pending, self._pending_size = [], 0, [], 0
+        self._error_status, self._status_code, self._parse_ok = False, 0, False
+        url = request.url
+        port = url.port or default_port(url.scheme)
+        attrs: Attributes = {
+            SERVER_ADDRESS: url.host,
+            SPANREEL_REQUEST_URL: clean_request_url(str(url), self._settings.policy),
+        }
+        if port is not None:
+            attrs[SERVER_PORT] = port
+        self._span.set_attributes(attrs)
 
     def _credentials(self) -> list[str]:
         """The request's credential values (headers, query), for masking error text."""
@@ -474,6 +494,27 @@ def _put_content(
         attrs[key] = text
 
 
+def clean_request_url(url: str, policy: ContentPolicy) -> str:
+    """``url`` as recorded in ``spanreel.request.url``: credentials in the query removed, then the
+    redaction hook applied."""
+    clean = sanitize_url(url)
+    return clean if policy.redactor is None else redact_url(clean, policy.redactor)
+
+
+def _request_content(request: Any) -> bytes:
+    """The request body: ``request.content``, or for a request httpx rebuilt around an unread
+    in-memory body (it does so for a 307/308 redirect) the bytes of that ``ByteStream``, read
+    without consuming anything. Raises for a streamed body that is not ours to consume."""
+    try:
+        content: bytes = request.content
+    except Exception:
+        stream = request.stream
+        if type(stream).__name__ != "ByteStream":
+            raise
+        return b"".join(stream)
+    return content
+
+
 def _parse_body(content: bytes, api: Api) -> dict[str, Any] | None:
     if not content or content[:1] not in _JSON_START:
         return None
@@ -501,7 +542,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     if found is None or not is_instrumentation_enabled():
         return None
     try:
-        content: bytes = request.content
+        content = _request_content(request)
     except Exception:  # a streamed request body that was not read: not ours to consume
         return None
     api = found.api
@@ -518,9 +559,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         scrubbed = policy.scrub(body)
     parts = api.request(scrubbed, found.path_model, capture)
     stream = parts.stream or found.path_stream
-    clean_url = sanitize_url(str(url))
-    if policy.redactor is not None:
-        clean_url = redact_url(clean_url, policy.redactor)
+    clean_url = clean_request_url(str(url), policy)
     attrs: Attributes = {
         ga.GEN_AI_OPERATION_NAME: parts.operation,
         ga.GEN_AI_PROVIDER_NAME: provider_for(api, host, path, url.query),

@@ -7,17 +7,24 @@ replaces ``response.stream`` with a tee that hands every chunk to the applicatio
 immediately; the parser sees each chunk (stamped with its arrival time) when the application
 asks for the next one, so parsing never delays a chunk. The span ends when the body is exhausted, closed,
 fails, or the stream is garbage-collected unread.
+
+A 307/308 redirect does not end the call: httpx sends the same POST to the new location next
+(in the same context), and that hop continues the GenAI span (one GenAI span per call, one HTTP
+span per hop). Should no such request follow, the span ends at the next request made in that
+context or when the redirect response is garbage-collected.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from time import monotonic
 from types import ModuleType
 from typing import Any, Protocol
 
-from opentelemetry import context
+from opentelemetry import context, trace
+from opentelemetry.context import Context
 
 from ._call import CallSettings, LLMCall, log_once, start_call
 
@@ -34,9 +41,42 @@ def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     return args[0] if args else kwargs.get("request")
 
 
+#: Statuses after which httpx sends the same method and body to the ``Location`` (RFC 9110 §15.4).
+_SAME_REQUEST_REDIRECTS = frozenset({307, 308})
+
+#: The call whose last hop was redirected in this context, and the URL it was sent on to.
+_redirected: ContextVar[tuple[weakref.ref[LLMCall], str] | None] = ContextVar(
+    "spanreel_redirected", default=None
+)
+
+
+def _follow_redirect(request: Any) -> tuple[LLMCall, Context] | None:
+    """The redirected call ``request`` continues (it is the POST sent to the redirect's target),
+    or ``None``; a redirected call that this request does not continue is ended."""
+    parked = _redirected.get()
+    if parked is None:
+        return None
+    _redirected.set(None)
+    call = parked[0]()
+    if call is None or call.ended:
+        return None
+    try:
+        if request.method == "POST" and str(request.url) == parked[1]:
+            call.follow_redirect(request)
+            return call, trace.set_span_in_context(call.span, context.get_current())
+    except Exception:
+        log_once("redirect", "spanreel: could not follow the LLM call's redirect")
+    call.finish()
+    return None
+
+
 def _safe_start(
     args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
 ) -> tuple[LLMCall, Any] | None:
+    if _redirected.get() is not None:
+        followed = _follow_redirect(_request_of(args, kwargs))
+        if followed is not None:
+            return followed
     current = settings.call_settings()
     if current is None:
         return None
@@ -178,14 +218,18 @@ def _tees(lib: ModuleType) -> tuple[type[_SyncTee], type[_AsyncTee]]:
     return found
 
 
-def _observe(response: Any, call: LLMCall, lib: ModuleType, is_async: bool) -> None:
+def _observe(response: Any, call: LLMCall, lib: ModuleType, is_async: bool, request: Any) -> None:
     try:
         headers = response.headers
-        call.on_response(
-            int(response.status_code),
-            headers.get("content-type", ""),
-            headers.get("content-encoding", ""),
-        )
+        status = int(response.status_code)
+        call.on_response(status, headers.get("content-type", ""), headers.get("content-encoding", ""))
+        if status in _SAME_REQUEST_REDIRECTS and call.owned:
+            location = headers.get("location")
+            if location:
+                # Not ended here: the client's next request continues it (see the module doc).
+                _redirected.set((weakref.ref(call), str(request.url.join(location))))
+                weakref.finalize(response, call.finish)
+                return
         sync_cls, async_cls = _tees(lib)
         stream = response.stream
         tee: _SyncTee | _AsyncTee
@@ -225,7 +269,7 @@ def sync_wrapper(
         raise
     finally:
         context.detach(token)
-    _observe(response, call, lib, is_async=False)
+    _observe(response, call, lib, False, _request_of(args, kwargs))
     return response
 
 
@@ -251,5 +295,5 @@ async def async_wrapper(
         raise
     finally:
         context.detach(token)
-    _observe(response, call, lib, is_async=True)
+    _observe(response, call, lib, True, _request_of(args, kwargs))
     return response

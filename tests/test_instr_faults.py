@@ -376,3 +376,94 @@ def test_exporter_endpoint_down_changes_nothing(tmp_path: Path) -> None:
     assert plain.returncode == traced.returncode == 0, traced.stderr
     assert traced.stdout == plain.stdout and plain.stdout.strip()
     assert "Traceback" not in traced.stderr
+
+
+class _Redirector:
+    """A local HTTP server answering every POST with ``status`` and ``Location: target + path``."""
+
+    def __init__(self, target: str, status: int = 308) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self.send_response(status)
+                self.send_header("Location", target + self.path.removeprefix("/old"))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/old"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("status", [307, 308])
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
+def test_a_redirected_call_is_one_span_with_the_answer(
+    spans: InMemorySpanExporter, status: int, stream: bool, use_async: bool
+) -> None:
+    """The SDKs follow redirects. The redirect hop's GenAI span used to be the only one, empty:
+    httpx rebuilds the redirected request around the unread body, so the answered hop was not
+    recognised, and its output, usage and cost were never recorded."""
+    with FakeLLMServer() as llm:
+        redirector = _Redirector(llm.base_url.removesuffix("/v1") + "/v1", status)
+        try:
+            kwargs: Any = {"model": "gpt-4o-mini", "messages": MESSAGES_BODY, "stream": stream}
+            if stream:
+                kwargs["stream_options"] = {"include_usage": True}
+            if use_async:
+
+                async def run() -> str:
+                    client = openai.AsyncOpenAI(base_url=redirector.base_url, api_key="sk-x", max_retries=0)
+                    result = await client.chat.completions.create(**kwargs)
+                    if not stream:
+                        return result.choices[0].message.content or ""
+                    return "".join([c.choices[0].delta.content or "" async for c in result if c.choices])
+
+                text = asyncio.run(run())
+            else:
+                client = openai.OpenAI(base_url=redirector.base_url, api_key="sk-x", max_retries=0)
+                result = client.chat.completions.create(**kwargs)
+                text = (
+                    "".join(c.choices[0].delta.content or "" for c in result if c.choices)
+                    if stream
+                    else result.choices[0].message.content or ""
+                )
+        finally:
+            redirector.close()
+    (call,) = genai(spans)
+    attrs = call.attributes or {}
+    assert attrs["spanreel.request.url"] == llm.base_url + "/chat/completions"
+    assert attrs[ga.GEN_AI_USAGE_OUTPUT_TOKENS] > 0 and "spanreel.cost.usd" in attrs
+    assert text and text in json.loads(str(attrs[ga.GEN_AI_OUTPUT_MESSAGES]))[0]["parts"][0]["content"]
+    assert call.status.status_code == StatusCode.UNSET
+    hops = [s for s in spans.get_finished_spans() if s.parent and s.parent.span_id == call.context.span_id]
+    assert sorted((s.attributes or {}).get("http.status_code", 0) for s in hops) == [200, status]
+
+
+def test_a_redirect_the_client_does_not_follow_still_ends_the_span(spans: InMemorySpanExporter) -> None:
+    with FakeLLMServer() as llm:
+        redirector = _Redirector(llm.base_url)
+        try:
+            with httpx2.Client(follow_redirects=False) as client:
+                body = {"model": "gpt-4o-mini", "messages": MESSAGES_BODY}
+                response = client.post(redirector.base_url + "/chat/completions", json=body)
+                assert response.status_code == 308 and response.next_request is not None
+                assert genai(spans) == []  # the app may still send next_request
+                del response
+                (redirected,) = genai(spans)  # it did not: ended when the response went away
+                assert redirected.status.status_code == StatusCode.UNSET
+                assert ga.GEN_AI_OUTPUT_MESSAGES not in (redirected.attributes or {})
+                # The app's next call is a call of its own.
+                client.post(llm.base_url + "/chat/completions", json=body)
+        finally:
+            redirector.close()
+    assert len(genai(spans)) == 2
