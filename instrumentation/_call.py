@@ -589,7 +589,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     if entries:
         for key in BAGGAGE_KEYS:
             value = entries.get(key)
-            if isinstance(value, str) and value:
+            if isinstance(value, str) and value and key not in attrs:  # the request's own wins
                 attrs[key] = value
     original = current_replay()
     links: list[Link] = []

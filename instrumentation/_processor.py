@@ -4,7 +4,8 @@ For every span started while instrumentation is on (whoever creates it) :class:`
 
 - copies the session keys found in baggage (``session.id``, ``user.id``, ``spanreel.session.name``,
   ``spanreel.session.path``, ``gen_ai.conversation.id``) onto the span, with
-  opentelemetry-processor-baggage's ``BaggageSpanProcessor`` (see :func:`spanreel.session`);
+  opentelemetry-processor-baggage's ``BaggageSpanProcessor`` (see :func:`spanreel.session`),
+  except those the span was started with (its own value wins);
 - removes credentials from the span's URL attributes (``url.full``, old-convention ``http.url``):
   user-info and credential query parameters such as Gemini's ``?key=`` (see
   :func:`~spanreel.instrumentation._http.sanitize_url`), and, with redaction on, redacts them
@@ -55,8 +56,15 @@ class SpanreelProcessor(SpanProcessor):
         if not self.active:
             return
         try:
-            self._baggage.on_start(span, parent_context)
             attributes = span.attributes
+            if attributes and not BAGGAGE_SPAN_KEYS.isdisjoint(attributes):
+                # A value the span was started with (a Responses call's own ``conversation``)
+                # is the span's: baggage fills the keys it lacks, never overwrites one.
+                own = {key: attributes[key] for key in BAGGAGE_SPAN_KEYS if key in attributes}
+                self._baggage.on_start(span, parent_context)
+                span.set_attributes(own)
+            else:
+                self._baggage.on_start(span, parent_context)
             # One pass over the keys (most spans have no URL): a missed get() raises inside the SDK.
             if not attributes or _URL_KEY_SET.isdisjoint(attributes):
                 return

@@ -568,3 +568,11 @@ def test_session_user_path_and_upstream_baggage(
     assert (call.attributes or {})[SESSION_ID] == "sess-up"
     assert (call.attributes or {})[ga.GEN_AI_CONVERSATION_ID] == "sess-up"
     assert trace.get_current_span().get_span_context().is_valid is False
+    # A call that names its own conversation (Responses ``conversation``) keeps it inside a
+    # session: the session's id used to overwrite it (in start_call and in the span processor).
+    exporter.clear()
+    with spanreel.session("support", session_id="ticket-42"):
+        client.responses.create(model="c", input="hi", conversation="conv_abc123")
+    (call,) = genai_spans(exporter)
+    a = call.attributes or {}
+    assert (a[ga.GEN_AI_CONVERSATION_ID], a[SESSION_ID]) == ("conv_abc123", "ticket-42")
