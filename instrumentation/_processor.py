@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import baggage
 from opentelemetry.context import Context
 from opentelemetry.processor.baggage import BaggageSpanProcessor
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -57,14 +58,15 @@ class SpanreelProcessor(SpanProcessor):
             return
         try:
             attributes = span.attributes
-            if attributes and not BAGGAGE_SPAN_KEYS.isdisjoint(attributes):
+            entries = baggage.get_all(parent_context)
+            if entries:  # (none: nothing to copy, the common case)
                 # A value the span was started with (a Responses call's own ``conversation``)
                 # is the span's: baggage fills the keys it lacks, never overwrites one.
-                own = {key: attributes[key] for key in BAGGAGE_SPAN_KEYS if key in attributes}
+                started = attributes or {}
+                own = {k: started[k] for k in BAGGAGE_SPAN_KEYS if k in entries and k in started}
                 self._baggage.on_start(span, parent_context)
-                span.set_attributes(own)
-            else:
-                self._baggage.on_start(span, parent_context)
+                if own:
+                    span.set_attributes(own)
             # One pass over the keys (most spans have no URL): a missed get() raises inside the SDK.
             if not attributes or _URL_KEY_SET.isdisjoint(attributes):
                 return
