@@ -18,7 +18,8 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``; default: keep
   everything), ``metrics_log_interval`` (how often counters are logged, default ``60s``; ``0s``
   turns it off), ``query_timeout`` (a query API / UI query running longer is interrupted, default
-  ``30s``; ``0s``: no limit).
+  ``30s``; ``0s``: no limit), ``query_max_rows`` (the most rows one query API answer holds, default
+  1,000,000, the answer then says ``truncated``; 0: no limit).
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
 - ``service.pipelines.traces`` (and any ``traces/<name>`` pipelines): ``receivers`` / ``exporters``
@@ -58,6 +59,7 @@ _MIB = 1024 * 1024
 DEFAULT_MAX_QUEUE_BYTES = 128 * _MIB
 DEFAULT_METRICS_LOG_INTERVAL_S = 60.0
 DEFAULT_QUERY_TIMEOUT_S = 30.0
+DEFAULT_QUERY_MAX_ROWS = 1_000_000
 
 _RECEIVER_TYPES = frozenset({"otlp"})
 _EXPORTER_TYPES = frozenset({"duckdb", *FORWARDER_TYPES})
@@ -92,6 +94,9 @@ class CollectorConfig:
     metrics_log_interval_s: float = DEFAULT_METRICS_LOG_INTERVAL_S
     #: Seconds after which a query of the query API (or the UI) is interrupted (0: never).
     query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S
+    #: The most rows one query API answer holds (0: no limit): a result is built in memory, and
+    #: an unbounded ``SELECT`` over millions of spans would take the collector's memory with it.
+    query_max_rows: int = DEFAULT_QUERY_MAX_ROWS
     #: Expected ``authorization`` value (``"Bearer <token>"``) per listener; ``None``: no auth.
     grpc_auth: str | None = field(default=None, repr=False)
     http_auth: str | None = field(default=None, repr=False)
@@ -259,7 +264,7 @@ _GRPC_KEYS = ("endpoint", "auth", "tls", "max_recv_msg_size_mib")
 _HTTP_KEYS = ("endpoint", "auth", "tls", "max_request_body_size")
 _DUCKDB_KEYS = (
     "path", "query_endpoint", "auth", "max_queue_bytes", "decode_workers", "ttl", "metrics_log_interval",
-    "query_timeout",
+    "query_timeout", "query_max_rows",
 )  # fmt: skip
 _TOP_KEYS = ("receivers", "processors", "exporters", "extensions", "service")
 
@@ -322,6 +327,11 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
         out["metrics_log_interval_s"] = parse_duration(interval, f"{key}.metrics_log_interval")
     if "query_timeout" in section:
         out["query_timeout_s"] = parse_duration(section["query_timeout"], f"{key}.query_timeout")
+    if "query_max_rows" in section:
+        rows = scalar(section["query_max_rows"])
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise ConfigError(f"{key}.query_max_rows must be a whole number ≥ 0 (0: no limit), got {rows!r}")
+        out["query_max_rows"] = rows
     return out
 
 

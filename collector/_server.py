@@ -639,6 +639,9 @@ class Collector:
         max_rows = body.get("max_rows")
         if max_rows is not None and (type(max_rows) is not int or max_rows < 1):
             return web.json_response({"error": "max_rows must be a positive integer"}, status=400)
+        cap = self.config.query_max_rows
+        if cap and (max_rows is None or max_rows > cap):
+            max_rows = cap  # exporters.duckdb.query_max_rows: the answer says "truncated"
         loop = asyncio.get_running_loop()
         try:
             pieces = await loop.run_in_executor(

@@ -237,10 +237,16 @@ def _record_from_row(row: Mapping[str, Any]) -> SpanRecord:
 
 def default_query(sql: str, db_path: Path, params: Sequence[Any] | None = None) -> QueryResultLike:
     """:func:`spanreel.collector.run_query` (imported lazily: the collector pulls in DuckDB)."""
-    from spanreel.collector import run_query
+    from spanreel.collector import QueryError, run_query
 
-    result: QueryResultLike = run_query(sql, db_path, params=list(params) if params is not None else None)
-    return result
+    result = run_query(sql, db_path, params=list(params) if params is not None else None)
+    if result.truncated:  # cut by the running collector's exporters.duckdb.query_max_rows
+        raise QueryError(
+            f"the answer has more than the collector's exporters.duckdb.query_max_rows "
+            f"({len(result.rows):,}) rows: raise that limit to load this trace"
+        )
+    loaded: QueryResultLike = result
+    return loaded
 
 
 def normalize_trace_id(text: str) -> str:

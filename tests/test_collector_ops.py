@@ -129,6 +129,7 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
     config.write_text(
         "receivers:\n  otlp:\n    protocols:\n      http: {endpoint: 127.0.0.1:0}\n"
         "exporters:\n  duckdb:\n    ttl: 48h\n    metrics_log_interval: 200ms\n    query_timeout: 1s\n"
+        "    query_max_rows: 5\n"
         "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
     )
     with start_collector(db, "--config", str(config)) as running:
@@ -159,6 +160,15 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
         assert r.status_code == 400 and "query_timeout (1 s)" in r.json()["error"], r.text
         assert time.monotonic() - started < 20
         assert run_query("SELECT count(*) FROM spans", db).rows == [[2]]
+        # An answer holds at most query_max_rows rows (a SELECT over millions of rows took the
+        # collector's memory with it); a smaller max_rows still applies.
+        for asked, expected_rows in ((None, 5), (100, 5), (3, 3)):
+            r = httpx.post(
+                f"{running.info['query_url']}/api/query",
+                json={"sql": "SELECT * FROM range(10)", "max_rows": asked},
+            )
+            assert (len(r.json()["rows"]), r.json()["truncated"]) == (expected_rows, True), r.text
+        assert run_query("SELECT * FROM range(4)", db).truncated is False
         deadline = time.monotonic() + 30
         while "received 2 spans in 2 requests, stored 1, duplicates 1" not in running.stderr():
             assert time.monotonic() < deadline, running.stderr()
@@ -198,6 +208,10 @@ def test_duration_and_ops_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         path.read_text().replace("    auth: {authenticator: bearertokenauth/ci}\nservice", "service")
     )
     with pytest.raises(ConfigError, match="loopback"):
+        load_collector_config(path)
+    assert cfg.query_max_rows == 1_000_000  # the default
+    path.write_text(path.read_text().replace("    ttl: 2w\n", "    ttl: 2w\n    query_max_rows: -1\n"))
+    with pytest.raises(ConfigError, match=r"query_max_rows must be a whole number ≥ 0"):
         load_collector_config(path)
 
 
