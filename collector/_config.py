@@ -148,21 +148,27 @@ def parse_endpoint(value: str, key: str) -> tuple[str, int]:
     return host, port
 
 
+def _listeners(config: CollectorConfig, from_flags: Collection[str]) -> list[tuple[str, str]]:
+    """``(setting name, endpoint)`` of each listener the collector serves: the command-line flag
+    for the fields in ``from_flags`` (``grpc_endpoint`` …), else the config key."""
+    return [
+        ("--" + field_name.replace("_", "-") if field_name in from_flags else key, endpoint)
+        for field_name, key, endpoint in (
+            ("grpc_endpoint", "receivers.otlp.protocols.grpc.endpoint", config.grpc_endpoint),
+            ("http_endpoint", "receivers.otlp.protocols.http.endpoint", config.http_endpoint),
+            ("query_endpoint", "exporters.duckdb.query_endpoint", config.query_endpoint),
+        )
+        if endpoint is not None
+    ]
+
+
 def check_listen_addresses(config: CollectorConfig, from_flags: Collection[str] = ()) -> None:
     """Check that this machine can listen on the host of every endpoint the collector serves:
     the name resolves and a socket binds to it (on port 0, so a running collector holding the
     port does not fail the check). For ``--check-config``. Raises :class:`ConfigError` naming the
     setting: the command-line flag for the fields in ``from_flags`` (``grpc_endpoint`` …), else
     the config key."""
-    for field_name, key, endpoint in (
-        ("grpc_endpoint", "receivers.otlp.protocols.grpc.endpoint", config.grpc_endpoint),
-        ("http_endpoint", "receivers.otlp.protocols.http.endpoint", config.http_endpoint),
-        ("query_endpoint", "exporters.duckdb.query_endpoint", config.query_endpoint),
-    ):
-        if field_name in from_flags:
-            key = "--" + field_name.replace("_", "-")
-        if endpoint is None:
-            continue
+    for key, endpoint in _listeners(config, from_flags):
         host, _ = parse_endpoint(endpoint, key)
         try:
             family, kind, proto, _, address = socket.getaddrinfo(
@@ -508,14 +514,7 @@ def _check_distinct_ports(config: CollectorConfig, from_flags: Collection[str]) 
     """Raise :class:`ConfigError` when two of the collector's listeners would take the same port
     (the second could not bind; ``--check-config`` used to pass such a config)."""
     taken: dict[int, list[tuple[str, str]]] = {}
-    for field_name, key, endpoint in (
-        ("grpc_endpoint", "receivers.otlp.protocols.grpc.endpoint", config.grpc_endpoint),
-        ("http_endpoint", "receivers.otlp.protocols.http.endpoint", config.http_endpoint),
-        ("query_endpoint", "exporters.duckdb.query_endpoint", config.query_endpoint),
-    ):
-        if endpoint is None:
-            continue
-        name = "--" + field_name.replace("_", "-") if field_name in from_flags else key
+    for name, endpoint in _listeners(config, from_flags):
         host, port = parse_endpoint(endpoint, name)
         if port == 0:  # any free port: never a clash
             continue
