@@ -22,10 +22,9 @@ import asyncio
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.context import Context
@@ -33,7 +32,6 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv._incubating.attributes.openai_attributes import OPENAI_REQUEST_SERVICE_TIER
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
@@ -72,6 +70,7 @@ from ._http import (
     default_port,
     make_decoder,
     mask_credentials,
+    masked_exception,
     redact_url,
     request_credentials,
     sanitize_url,
@@ -213,6 +212,12 @@ class LLMCall:
         """Whether :meth:`finish` has run."""
         return self._ended
 
+    def await_redirect(self) -> None:
+        """The response was a 307/308 redirect: the call goes on in the next request
+        (:meth:`follow_redirect`). Should it end here instead (the client did not follow, or
+        gave up: ``TooManyRedirects``), it failed with that status as ``error.type``."""
+        self._error_status = True
+
     def follow_redirect(self, request: Any) -> None:
         """Continue this call on the request a redirect led to (307/308: the same POST, sent to
         ``request.url``): the response state is reset for the new hop and
@@ -232,8 +237,9 @@ class LLMCall:
             attrs[SERVER_PORT] = port
         self._span.set_attributes(attrs)
 
-    def _credentials(self) -> list[str]:
-        """The request's credential values (headers, query), for masking error text."""
+    def credentials(self) -> list[str]:
+        """The request's credential values (headers, query), for masking error text; computed
+        when asked (only when there is error text to mask)."""
         request = self._request
         if request is None:
             return []
@@ -378,7 +384,7 @@ class LLMCall:
         redactor = settings.policy.redactor
         if message:
             # The provider's error text may quote the request, even the key it refused.
-            message = mask_credentials(message, self._credentials())
+            message = mask_credentials(message, self.credentials())
             if redactor is not None:
                 message = redactor(message)
         attrs: Attributes = {}
@@ -415,10 +421,10 @@ class LLMCall:
         if exc is not None and not isinstance(exc, GeneratorExit):
             error_type = type(exc).__qualname__
             text = f"{type(exc).__name__}: {exc}"
-            credentials = self._credentials()
+            credentials = self.credentials()
             status = Status(StatusCode.ERROR, mask_credentials(text, credentials))
             if self._owned:
-                span.record_exception(exc, attributes=_masked_exception(exc, credentials))
+                span.record_exception(exc, attributes=masked_exception(exc, credentials))
         elif self._error_status:
             error_type = error_type or str(self._status_code)
             status = Status(StatusCode.ERROR, (message or f"HTTP {self._status_code}")[:1024])
@@ -446,19 +452,6 @@ class LLMCall:
         if outcome is not None and self._metrics is not None:
             attrs, own, error_type = outcome
             self._metrics.record(attrs, own if duration_s is None else duration_s, error_type)
-
-
-def _masked_exception(exc: BaseException, credentials: list[str]) -> Attributes | None:
-    """``exception.message`` / ``exception.stacktrace`` with the request's credentials masked,
-    when the exception's text holds one (``None``: the SDK's own attributes are fine)."""
-    message = str(exc)
-    if not credentials or mask_credentials(message, credentials) == message:
-        return None
-    stacktrace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return {
-        EXCEPTION_MESSAGE: mask_credentials(message, credentials),
-        EXCEPTION_STACKTRACE: mask_credentials(stacktrace, credentials),
-    }
 
 
 def _finished(parsed: Parsed) -> bool:
@@ -618,10 +611,20 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         )
         # Metrics once per owner's operation, recorded when it ends (not per HTTP attempt).
         call.defer_metrics = finish_before_owner_ends(foreign, call)
-        return call, parent
+        return call, call_context(call, parent)
     name = f"{parts.operation} {parts.model}" if parts.model else parts.operation
     span = settings.tracer.start_span(
         name, context=parent, kind=SpanKind.CLIENT, attributes=attrs, links=links
     )
     call = LLMCall(span, api, settings, attrs, stream=stream, truncated=tuple(truncated), request=request)
-    return call, trace.set_span_in_context(span, parent)
+    return call, call_context(call, trace.set_span_in_context(span, parent))
+
+
+#: The context key under which the current LLM call is found (by the span processor, which masks
+#: its credentials out of the error text its HTTP child span records).
+CALL_CONTEXT_KEY: Final = context.create_key("spanreel-llm-call")
+
+
+def call_context(call: LLMCall, ctx: Context) -> Context:
+    """``ctx`` with ``call`` as the current LLM call (see :data:`CALL_CONTEXT_KEY`)."""
+    return context.set_value(CALL_CONTEXT_KEY, call, ctx)

@@ -16,6 +16,8 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from spanreel import __version__
 from spanreel._attributes import SESSION_ID, SPANREEL_SESSION_NAME, SPANREEL_SESSION_PATH, USER_ID
 
+from ._http import exception_credentials, mask_credentials, masked_exception
+
 #: Baggage entries that describe a session; copied onto spanreel's GenAI spans (and onto every
 #: span by the auto-setup's ``BaggageSpanProcessor``), with ``gen_ai.conversation.id``.
 SESSION_BAGGAGE_KEYS: tuple[str, ...] = (SESSION_ID, USER_ID, SPANREEL_SESSION_NAME, SPANREEL_SESSION_PATH)
@@ -158,9 +160,13 @@ class Session:
         span = self.span
         if span is not None and span.is_recording():
             if exc is not None:
-                span.record_exception(exc)
+                # An SDK error may quote the key it was refused with: mask the credentials of the
+                # requests it (and its causes) carry.
+                credentials = exception_credentials(exc)
+                span.record_exception(exc, attributes=masked_exception(exc, credentials))
                 span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                text = mask_credentials(f"{type(exc).__name__}: {exc}", credentials)
+                span.set_status(Status(StatusCode.ERROR, text))
             span.end()
 
     async def __aenter__(self) -> Session:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import importlib
+import traceback
 import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 
 #: Query parameter names (compared case-insensitively, ``-`` and ``_`` equivalent) whose values are
 #: credentials and must never be recorded.
@@ -157,6 +159,45 @@ def mask_credentials(text: str, credentials: list[str]) -> str:
         if secret in text:
             text = text.replace(secret, CREDENTIAL_MASK)
     return text
+
+
+def masked_exception(exc: BaseException, credentials: list[str]) -> dict[str, str] | None:
+    """``exception.message`` / ``exception.stacktrace`` attributes for ``record_exception`` with
+    ``credentials`` masked, when the exception's message or its stacktrace (which shows chained
+    causes: a transport error quoting the header it refused) holds one; ``None`` when neither does
+    (the SDK's own attributes are fine)."""
+    if not credentials:
+        return None
+    message = str(exc)
+    stacktrace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    masked_message = mask_credentials(message, credentials)
+    masked_stacktrace = mask_credentials(stacktrace, credentials)
+    if masked_message == message and masked_stacktrace == stacktrace:
+        return None
+    return {EXCEPTION_MESSAGE: masked_message, EXCEPTION_STACKTRACE: masked_stacktrace}
+
+
+def exception_credentials(exc: BaseException) -> list[str]:
+    """The credentials (see :func:`request_credentials`) of every HTTP request an exception and
+    its chained causes carry as ``.request`` (the openai and anthropic SDKs' errors and httpx's
+    own do), longest first."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending and len(seen) < 32:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        try:
+            request = getattr(current, "request", None)  # httpx raises when it was never set
+        except Exception:
+            request = None
+        headers = getattr(request, "headers", None)
+        if headers is not None and hasattr(headers, "items"):
+            found.update(request_credentials(headers, str(getattr(request, "url", ""))))
+        pending += (current.__cause__, current.__context__)
+    return sorted(found, key=len, reverse=True)
 
 
 def redact_url(url: str, redactor: Callable[[str], str]) -> str:

@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -85,10 +85,22 @@ class _State:
         #: opentelemetry-instrumentation-httpx has run to its end (its post-import hook fired; the
         #: import system still calls it initialising until the hooks return)
         self._http_module_done = False
+        #: The span processor still waits for an SDK tracer provider (see :meth:`call_settings`).
+        self.processor_missing = False
 
     def call_settings(self) -> CallSettings | None:
         """What the transport wrappers record calls with (``None`` when not active)."""
-        return self.settings
+        settings = self.settings
+        if self.processor_missing and settings is not None:
+            self._attach_processor(settings.policy.redactor)
+        return settings
+
+    def _attach_processor(self, redactor: Callable[[str], str] | None) -> None:
+        """Add the span processor to the global tracer provider, if it is an SDK one by now
+        (``instrument()`` may run before the app sets its provider: then each call tries again,
+        before it starts its spans)."""
+        if ensure_processor(trace.get_tracer_provider(), redactor) is not None:
+            self.processor_missing = False
 
     # -- activation ------------------------------------------------------------------------------
 
@@ -107,12 +119,15 @@ class _State:
         set_tracer_provider(tracer_provider)
         self.tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
         policy = policy or ContentPolicy()
+        self.processor_missing = False
         if ensure_processor(tracer_provider or trace.get_tracer_provider(), policy.redactor) is None:
+            self.processor_missing = tracer_provider is None  # the app may set its provider later
             log_once(
                 "processor",
-                "spanreel: no OpenTelemetry SDK tracer provider to add its span processor to (set "
-                "one before instrumenting); session baggage is not copied onto other "
-                "instrumentations' spans and their URLs are not cleaned",
+                "spanreel: no OpenTelemetry SDK tracer provider to add its span processor to yet; "
+                "it is added at the first LLM call after the app sets one (until then session "
+                "baggage is not copied onto other instrumentations' spans and their URLs are not "
+                "cleaned)",
             )
         self.settings = CallSettings(self.tracer, capture_content, policy, metrics)
         # opentelemetry-instrumentation-httpx too, before anything imports it: an app importing it

@@ -10,8 +10,9 @@ fails, or the stream is garbage-collected unread.
 
 A 307/308 redirect does not end the call: httpx sends the same POST to the new location next
 (in the same context), and that hop continues the GenAI span (one GenAI span per call, one HTTP
-span per hop). Should no such request follow, the span ends at the next request made in that
-context or when the redirect response is garbage-collected.
+span per hop). Should no such request follow (the client does not follow redirects, or gave up
+after too many), the span ends with status ERROR and the redirect's status as ``error.type``, at
+the next request made in that context or when the redirect response is garbage-collected.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 from opentelemetry import context, trace
 from opentelemetry.context import Context
 
-from ._call import CallSettings, LLMCall, log_once, start_call
+from ._call import CallSettings, LLMCall, call_context, log_once, start_call
 
 
 class Settings(Protocol):
@@ -63,7 +64,7 @@ def _follow_redirect(request: Any) -> tuple[LLMCall, Context] | None:
     try:
         if request.method == "POST" and str(request.url) == parked[1]:
             call.follow_redirect(request)
-            return call, trace.set_span_in_context(call.span, context.get_current())
+            return call, call_context(call, trace.set_span_in_context(call.span, context.get_current()))
     except Exception:
         log_once("redirect", "spanreel: could not follow the LLM call's redirect")
     call.finish()
@@ -227,6 +228,7 @@ def _observe(response: Any, call: LLMCall, lib: ModuleType, is_async: bool, requ
             location = headers.get("location")
             if location:
                 # Not ended here: the client's next request continues it (see the module doc).
+                call.await_redirect()
                 _redirected.set((weakref.ref(call), str(request.url.join(location))))
                 weakref.finalize(response, call.finish)
                 return

@@ -4,6 +4,7 @@ exports over real OTLP/HTTP to an in-test receiver, and flushes at exit."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import subprocess
 import sys
@@ -337,3 +338,32 @@ def test_a_misspelt_switch_is_reported_and_the_app_runs(tmp_path: Path) -> None:
     for off in ("0", "false", "OFF", ""):
         quiet = _run(probe, _env(SPANREEL_ENABLED=off), tmp_path)
         assert quiet.returncode == 0 and quiet.stderr == "", (off, quiet.stderr)
+
+
+def test_instrumenting_before_the_app_sets_its_provider(tmp_path: Path, llm: FakeLLMServer) -> None:
+    """``Instrumentor().instrument()`` first, the SDK provider after: the span processor could not
+    be added then and never was, so Gemini's ``?key=`` stayed in the HTTP span's URL and session
+    baggage was not copied. It is added at the first call after the provider is set."""
+    code = textwrap.dedent(
+        f"""
+        import json, httpx2
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from spanreel.instrumentation import Instrumentor
+        Instrumentor().instrument()
+        provider, exporter = TracerProvider(), InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        body = {{"contents": [{{"role": "user", "parts": [{{"text": "hi"}}]}}]}}
+        httpx2.post("http://127.0.0.1:{llm.port}/v1beta/models/gemini-2.0-flash:generateContent"
+                    "?key=AIzaCANARY0123456789abcdef", json=body)
+        print(json.dumps([[s.name, dict(s.attributes or {{}})] for s in exporter.get_finished_spans()]))
+        """
+    )
+    proc = _run(code, _env(), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    spans = json.loads(proc.stdout)
+    assert sorted(name for name, _ in spans) == ["POST", "generate_content gemini-2.0-flash"]
+    assert "AIzaCANARY" not in proc.stdout

@@ -460,10 +460,26 @@ def test_a_redirect_the_client_does_not_follow_still_ends_the_span(spans: InMemo
                 assert genai(spans) == []  # the app may still send next_request
                 del response
                 (redirected,) = genai(spans)  # it did not: ended when the response went away
-                assert redirected.status.status_code == StatusCode.UNSET
+                assert redirected.status.status_code == StatusCode.ERROR  # no answer came
+                assert (redirected.attributes or {})[ERROR_TYPE] == "308"
                 assert ga.GEN_AI_OUTPUT_MESSAGES not in (redirected.attributes or {})
                 # The app's next call is a call of its own.
                 client.post(llm.base_url + "/chat/completions", json=body)
         finally:
             redirector.close()
     assert len(genai(spans)) == 2
+
+
+def test_a_redirect_loop_is_a_failed_call(spans: InMemorySpanExporter) -> None:
+    """httpx gives up after 20 redirects (TooManyRedirects, outside the transport): the call used
+    to be recorded as a success."""
+    redirector = _Redirector("/old")  # every answer sends the client back to the same path
+    try:
+        client = openai.OpenAI(base_url=redirector.base_url, api_key="sk-x", max_retries=0)
+        with pytest.raises(openai.APIConnectionError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES_BODY)
+    finally:
+        redirector.close()
+    (call,) = genai(spans)
+    assert call.status.status_code == StatusCode.ERROR and (call.attributes or {})[ERROR_TYPE] == "308"
+    assert call.end_time is not None

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from test_instr_faults import Canned
 
+import spanreel
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_BODY_MODIFIED, SPANREEL_REQUEST_URL
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
@@ -353,6 +354,26 @@ def test_a_key_the_provider_quotes_in_its_error_is_masked(uninstrument_after: No
             s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"
         ]
         assert genai.status.description == "Incorrect API key provided: [REDACTED:credential]."
+        # The session span around the call records the SDK's error, which quotes the key too;
+        # and a key read with a trailing newline is refused by the transport (h11), whose error
+        # quotes the header: in the HTTP child span's status and exception event.
+        exporter.clear()
+        with pytest.raises(openai.AuthenticationError), spanreel.session("support"):
+            openai.OpenAI(base_url=canned.base_url, api_key=key, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+        with pytest.raises(openai.APIConnectionError):
+            openai.OpenAI(
+                base_url=canned.base_url, api_key=key + "\n", max_retries=0
+            ).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        spans = exporter.get_finished_spans()
+        by_name = {s.name: s for s in spans}
+        assert set(by_name) == {"support", "chat gpt-4o-mini", "POST"} and len(spans) == 5
+        assert "[REDACTED:credential]" in str(by_name["support"].status.description)
+        http_errors = [s for s in spans if s.name == "POST" and s.events]
+        assert http_errors and "[REDACTED:credential]" in str(http_errors[0].status.description)
+        assert key.encode() not in encode_spans(spans).SerializeToString()
+        assert key not in "".join(s.to_json() for s in spans)
         tp.shutdown()
     finally:
         canned.httpd.shutdown()
