@@ -7,11 +7,13 @@ several statements only if all are. A ``PIVOT`` without its ``IN`` list is refus
 as several statements, one creating a type, to find the columns first. They run inside a
 ``READ ONLY`` transaction, which also stops ``EXPLAIN ANALYZE INSERT``.
 
-Value mapping (docs/internals.md §3): timestamps → ISO-8601 UTC strings ending in ``Z`` with the
-column's precision (``TIMESTAMP_NS`` keeps nanoseconds); dates/times → ISO-8601; JSON columns →
-strings; lists → lists; structs and maps → objects; BLOBs → base64; HUGEINT / DECIMAL → int when
-integral, else float; non-finite floats → ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``;
-intervals → ISO-8601 durations.
+Value mapping (docs/internals.md §3), inside lists, structs and maps too: timestamps → ISO-8601
+UTC strings ending in ``Z`` with the column's precision (``TIMESTAMP_NS`` keeps nanoseconds);
+dates/times → ISO-8601 (years outside 0000–9999 signed, DuckDB's infinities ``"infinity"`` /
+``"-infinity"``); JSON columns → strings; lists → lists; structs and maps → objects; BLOBs →
+base64; HUGEINT / DECIMAL → int when integral, else float; non-finite floats → ``"NaN"`` /
+``"Infinity"`` / ``"-Infinity"``; intervals → ISO-8601 durations. A value no mapping covers is a
+:class:`QueryError`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ __all__ = ["NoDatabaseError", "QueryError", "QueryResult", "check_read_only", "e
 #: network (``read_csv``, ``COPY``, ``ATTACH``, extensions …). Registered Arrow tables still work.
 DATABASE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {"enable_external_access": False}
 _READ_ONLY_TYPES: Final = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
-_EPOCH: Final = dt.datetime(1970, 1, 1)
 _UNIT_NS: Final = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _UNIT_DIGITS: Final = {"s": 0, "ms": 3, "us": 6, "ns": 9}
 
@@ -94,8 +95,12 @@ def execute_read_only(
         raise QueryError("query parameters need a single SQL statement")
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        for statement in statements[:-1]:  # run (its errors count), its result is not returned
-            con.execute(statement.query).fetchall()
+        for statement in statements[:-1]:
+            # Run (its errors count), its result is not returned: read at most max_rows of it
+            # (a first statement of millions of rows used to be read whole, past the row cap).
+            earlier = con.sql(statement.query)
+            if earlier is not None:
+                (earlier if max_rows is None else earlier.limit(max_rows)).fetchall()
         relation = con.sql(statements[-1].query, params=list(params) if params else None)
         if relation is not None and max_rows is not None:
             relation = relation.limit(max_rows + 1)  # one more: tells whether there were more
@@ -104,9 +109,12 @@ def execute_read_only(
         raise QueryError(str(exc)) from exc
     finally:
         con.execute("ROLLBACK")
-    if max_rows is not None and table.num_rows > max_rows:
-        return replace(arrow_to_result(table.slice(0, max_rows)), truncated=True)
-    return arrow_to_result(table)
+    truncated = max_rows is not None and table.num_rows > max_rows
+    try:
+        result = arrow_to_result(table.slice(0, max_rows) if truncated else table)
+    except Exception as exc:  # a value no JSON mapping covers: the user's error, not the server's
+        raise QueryError(f"cannot convert the result to JSON: {type(exc).__name__}: {exc}") from exc
+    return replace(result, truncated=True) if truncated else result
 
 
 #: Rows converted per step: each step holds the GIL briefly, so a large result converted on a
@@ -126,26 +134,99 @@ def arrow_to_result(table: pa.Table) -> QueryResult:
     return QueryResult(columns=list(table.column_names), rows=rows)
 
 
+#: DuckDB's ``infinity`` / ``-infinity``: the extreme values of the column's integer type.
+_INFINITE_DAYS: Final = 2**31 - 1
+_INFINITE_TIME: Final = 2**63 - 1
+
+
+def _civil(days: int) -> str:
+    """ISO-8601 date of ``days`` since 1970-01-01, any year (Python's dates stop at 9999):
+    H. Hinnant's ``civil_from_days``; years outside 0000–9999 are written with a sign."""
+    z = days + 719_468
+    era, doe = divmod(z, 146_097)
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day, month = doy - (153 * mp + 2) // 5 + 1, mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    text = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+05d}"
+    return f"{text}-{month:02d}-{day:02d}"
+
+
 def _format_timestamp(value: int, unit: str) -> str:
+    if abs(value) == _INFINITE_TIME:
+        return "infinity" if value > 0 else "-infinity"
     ns = value * _UNIT_NS[unit]
     seconds, frac = divmod(ns, 1_000_000_000)
-    try:
-        text = (_EPOCH + dt.timedelta(seconds=seconds)).isoformat(timespec="seconds")
-    except OverflowError:  # DuckDB's ±infinity timestamps
-        return "infinity" if value > 0 else "-infinity"
+    days, second = divmod(seconds, 86_400)
+    text = f"{_civil(days)}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
     digits = _UNIT_DIGITS[unit]
     if digits:
         text += "." + f"{frac:09d}"[:digits]
     return text + "Z"
 
 
+def _format_date(days: int) -> str:
+    if abs(days) == _INFINITE_DAYS:
+        return "infinity" if days > 0 else "-infinity"
+    return _civil(days)
+
+
 def _column_values(column: pa.ChunkedArray) -> list[Any]:
-    typ = column.type
+    values: list[Any] = []
+    for chunk in column.chunks:
+        values += _array_values(chunk)
+    return values
+
+
+def _array_values(array: pa.Array) -> list[Any]:
+    """JSON-safe values of one Arrow array, nested types included (a timestamp inside a list or
+    a struct is formatted like a top-level one: ``to_pylist`` refuses nanoseconds without pandas,
+    and dates Python cannot hold)."""
+    typ = array.type
     if pa.types.is_timestamp(typ):
         # Arrow stores tz-aware timestamps as UTC instants, naive ones as UTC wall time.
-        raw = column.cast(pa.int64()).to_pylist()
+        raw = array.cast(pa.int64()).to_pylist()
         return [None if v is None else _format_timestamp(v, typ.unit) for v in raw]
-    return [_json_safe(v) for v in column.to_pylist()]
+    if pa.types.is_date32(typ):
+        return [None if v is None else _format_date(v) for v in array.cast(pa.int32()).to_pylist()]
+    if not _has_special(typ):
+        return [_json_safe(v) for v in array.to_pylist()]
+    valid = array.is_valid().to_pylist()
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_map(typ):
+        offsets = array.offsets.to_pylist()
+        base, size = offsets[0], offsets[-1] - offsets[0]
+        children: list[Any]
+        if pa.types.is_map(typ):
+            keys = _array_values(array.keys.slice(base, size))
+            items = _array_values(array.items.slice(base, size))
+            children = [(str(k), v) for k, v in zip(keys, items, strict=True)]
+        else:
+            children = _array_values(array.values.slice(base, size))
+        parts = [children[offsets[i] - base : offsets[i + 1] - base] for i in range(len(array))]
+        if pa.types.is_map(typ):
+            return [dict(part) if ok else None for ok, part in zip(valid, parts, strict=True)]
+        return [part if ok else None for ok, part in zip(valid, parts, strict=True)]
+    if pa.types.is_struct(typ):  # (at least one field: it holds a timestamp or a date)
+        fields = [typ.field(i).name for i in range(typ.num_fields)]
+        rows = zip(*(_array_values(array.field(i)) for i in range(typ.num_fields)), strict=True)
+        return [
+            dict(zip(fields, row, strict=True)) if ok else None for ok, row in zip(valid, rows, strict=True)
+        ]
+    return [_json_safe(v) for v in array.to_pylist()]
+
+
+def _has_special(typ: pa.DataType) -> bool:
+    """Whether ``typ`` is or holds a timestamp or date (converted by :func:`_array_values`)."""
+    if pa.types.is_timestamp(typ) or pa.types.is_date32(typ):
+        return True
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _has_special(typ.value_type)
+    if pa.types.is_map(typ):
+        return _has_special(typ.key_type) or _has_special(typ.item_type)
+    if pa.types.is_struct(typ):
+        return any(_has_special(typ.field(i).type) for i in range(typ.num_fields))
+    return False
 
 
 def _json_safe(value: Any) -> Any:

@@ -247,6 +247,38 @@ def test_json_safe_values() -> None:
     json.dumps(result.rows, allow_nan=False)
     explain = execute_read_only(con, "EXPLAIN SELECT 42")
     assert explain.columns and explain.rows
+    # Timestamps and dates inside lists, structs and maps (a span's times aggregated with list()
+    # or a whole row as a struct): pyarrow refuses nanoseconds without pandas, and the query API
+    # answered HTTP 500. Dates Python cannot hold (DuckDB's infinities, years past 9999) too.
+    nested = execute_read_only(
+        con,
+        "SELECT [TIMESTAMP_NS '2024-01-02 03:04:05.123456789', NULL] AS l, "
+        "{'at': TIMESTAMP_NS '2024-01-02 03:04:05.000000001', 'day': DATE 'infinity'} AS s, "
+        "MAP {'k': [DATE '2024-01-02']} AS m, NULL::STRUCT(t TIMESTAMP)[] AS n, "
+        "DATE '10000-01-01' AS far, TIMESTAMP '-infinity' AS past, DATE '0044-03-15 (BC)' AS bc",
+    )
+    assert nested.rows == [
+        [
+            ["2024-01-02T03:04:05.123456789Z", None],
+            {"at": "2024-01-02T03:04:05.000000001Z", "day": "infinity"},
+            {"k": ["2024-01-02"]},
+            None,
+            "+10000-01-01",
+            "-infinity",
+            "-0043-03-15",
+        ]
+    ]
+
+
+def test_earlier_statements_are_read_only_up_to_max_rows() -> None:
+    """``SELECT <millions of rows>; SELECT 1`` read the whole first result into memory, past the
+    query API's row cap; it is read up to max_rows now (the error() below fires past 100,000)."""
+    con = duckdb.connect(config=DATABASE_CONFIG)
+    first = "SELECT CASE WHEN i < 100000 THEN i ELSE error('read past the cap') END FROM range(10000000) t(i)"
+    result = execute_read_only(con, f"{first}; SELECT 1 AS one", max_rows=5)
+    assert (result.rows, result.truncated) == ([[1]], False)
+    with pytest.raises(QueryError, match="read past the cap"):  # no cap: read whole, as asked
+        execute_read_only(con, f"{first}; SELECT 1 AS one")
 
 
 def test_explain_analyze_cannot_write(tmp_path: Path) -> None:
