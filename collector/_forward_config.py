@@ -25,6 +25,7 @@ multiplier, randomization_factor}``; ``sending_queue.{enabled, queue_size, num_c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,17 +167,38 @@ def _number(section: Mapping[str, Any], name: str, key: str, default: float, min
     return float(value)
 
 
+#: An HTTP field name (RFC 9110 §5.1: a token).
+_HTTP_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: A gRPC metadata key (gRPC over HTTP/2 spec, lower case once the name is lower-cased).
+_GRPC_NAME: Final = re.compile(r"[0-9a-z_.\-]+")
+#: A header value both transports send: visible ASCII, spaces and (HTTP only) tabs inside.
+_VALUE: Final = re.compile(r"[\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?")
+
+
 def _headers(value: Any, key: str, grpc: bool) -> tuple[tuple[str, str], ...]:
+    """The ``headers`` of an exporter. Raises :class:`ConfigError` for a name or value the
+    transport would refuse when sending (they used to pass ``--check-config`` and then fail every
+    export, or the start-up)."""
     headers = _mapping(value, key)
     out: list[tuple[str, str]] = []
     for name, raw in headers.items():
-        if not isinstance(name, str) or not name or not name.isascii() or any(c in name for c in " :\r\n"):
-            raise ConfigError(f"{key}: invalid header name {name!r}")
+        if not isinstance(name, str) or not _HTTP_NAME.fullmatch(name):
+            raise ConfigError(f"{key}: invalid header name {name!r} (letters, digits and !#$%&'*+-.^_`|~)")
+        if grpc and (not _GRPC_NAME.fullmatch(name.lower()) or name.lower().startswith("grpc-")):
+            raise ConfigError(
+                f"{key}: invalid gRPC metadata key {name!r} (letters, digits, '_', '.', '-'; "
+                "not starting with grpc-)"
+            )
+        if grpc and name.lower().endswith("-bin"):
+            raise ConfigError(f"{key}: binary metadata ({name!r}: a -bin key) is not supported")
         if isinstance(raw, bool) or not isinstance(raw, str | int | float):
             raise ConfigError(f"{key}.{name} must be a string, got {raw!r}")
         text = str(raw)
-        if "\r" in text or "\n" in text:
-            raise ConfigError(f"{key}.{name}: header values must be one line")
+        if text and (not _VALUE.fullmatch(text) or (grpc and "\t" in text)):
+            raise ConfigError(
+                f"{key}.{name}: a header value must be printable ASCII on one line "
+                "(no accented letters, control characters, or spaces at either end)"
+            )
         out.append((name.lower() if grpc else name, text))
     return tuple(out)
 

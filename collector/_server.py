@@ -188,7 +188,11 @@ class Collector:
         # The budget bounds request bytes; their Arrow form is somewhat larger: the writer's own
         # bound is a backstop that the budget keeps from being reached.
         self._writer = SpanWriter(con, max_queue_bytes=4 * cfg.max_queue_bytes)
-        self._forwarders.start()  # sending threads only; connections are opened on first send
+        try:
+            self._forwarders.start()  # sending threads only; connections are opened on first send
+        except Exception as exc:
+            self._writer.close()
+            raise CollectorStartError(f"cannot start forwarding: {type(exc).__name__}: {exc}") from exc
         workers = cfg.decode_workers if cfg.decode_workers is not None else default_decode_workers()
         self._decode = DecodePool(workers)
         self._query_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanreel-query")

@@ -120,6 +120,16 @@ def test_tls_files_resolve_against_the_config_folder(tmp_path: Path) -> None:
         ("otlp", {"endpoint": "h:1", "timeout": "soon"}, r"exporters\.otlp\.timeout must be a duration"),
         ("otlp", {"endpoint": "h:1", "headers": {"bad name": "v"}}, r"invalid header name"),
         ("otlp", {"endpoint": "h:1", "headers": {"k": "a\nb"}}, r"one line"),
+        # passed --check-config, then the start-up (otlphttp) or every export (otlp) failed
+        ("otlphttp", {"endpoint": "https://h:1", "headers": {"x-api-key": "clé"}}, r"printable ASCII"),
+        ("otlp", {"endpoint": "h:1", "headers": {"x-api-key": "clé-ü"}}, r"printable ASCII"),
+        (
+            "otlphttp",
+            {"endpoint": "https://h:1", "headers": {"x(key)": "v"}},
+            r"invalid header name 'x\(key\)'",
+        ),
+        ("otlp", {"endpoint": "h:1", "headers": {"grpc-timeout": "1S"}}, r"invalid gRPC metadata key"),
+        ("otlp", {"endpoint": "h:1", "headers": {"x-id-bin": "AAEC"}}, r"binary metadata"),
         ("otlp", {"endpoint": "h:1", "tls": {"ca_file": "missing.pem"}}, r"tls\.ca_file: no such file"),
         (
             "otlp",
