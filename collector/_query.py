@@ -98,13 +98,9 @@ def execute_read_only(
         for statement in statements[:-1]:
             # Run (its errors count), its result is not returned: read at most max_rows of it
             # (a first statement of millions of rows used to be read whole, past the row cap).
-            earlier = con.sql(statement.query)
-            if earlier is not None:
-                (earlier if max_rows is None else earlier.limit(max_rows)).fetchall()
+            _read(con.sql(statement.query), max_rows)
         relation = con.sql(statements[-1].query, params=list(params) if params else None)
-        if relation is not None and max_rows is not None:
-            relation = relation.limit(max_rows + 1)  # one more: tells whether there were more
-        table = relation.to_arrow_table() if relation is not None else pa.table({})
+        table = _read(relation, None if max_rows is None else max_rows + 1)  # +1: were there more?
     except duckdb.Error as exc:
         raise QueryError(str(exc)) from exc
     finally:
@@ -115,6 +111,42 @@ def execute_read_only(
     except Exception as exc:  # a value no JSON mapping covers: the user's error, not the server's
         raise QueryError(f"cannot convert the result to JSON: {type(exc).__name__}: {exc}") from exc
     return replace(result, truncated=True) if truncated else result
+
+
+def _read(relation: duckdb.DuckDBPyRelation | None, max_rows: int | None) -> pa.Table:
+    """The relation's rows as Arrow, at most ``max_rows`` (all when ``None``): through a
+    ``LIMIT`` (DuckDB then sorts only the top rows of an ``ORDER BY``), or, where wrapping the
+    statement in one breaks it (a trailing ``; -- comment``), by streaming and stopping there."""
+    if relation is None:
+        return pa.table({})
+    if max_rows is None:
+        return relation.to_arrow_table()
+    if _limit_wraps(relation.sql_query()):
+        return relation.limit(max_rows).to_arrow_table()
+    reader = relation.to_arrow_reader(min(max_rows, 1_000_000))
+    batches: list[pa.RecordBatch] = []
+    rows = 0
+    try:
+        while rows < max_rows:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            batches.append(batch)
+            rows += batch.num_rows
+    finally:
+        reader.close()
+    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+
+
+def _limit_wraps(query: str) -> bool:
+    """Whether ``query`` still parses wrapped in a subquery, as ``relation.limit`` wraps it (a
+    trailing ``;`` or comment does not; parsing here, outside the transaction, which a parser
+    error would abort)."""
+    try:
+        return len(duckdb.extract_statements(f"FROM ({query}\n) LIMIT 1")) == 1
+    except duckdb.Error:
+        return False
 
 
 #: Rows converted per step: each step holds the GIL briefly, so a large result converted on a
@@ -207,6 +239,10 @@ def _array_values(array: pa.Array) -> list[Any]:
         if pa.types.is_map(typ):
             return [dict(part) if ok else None for ok, part in zip(valid, parts, strict=True)]
         return [part if ok else None for ok, part in zip(valid, parts, strict=True)]
+    if pa.types.is_fixed_size_list(typ):  # DuckDB's ARRAY types (array_value(…), INT[3])
+        n = typ.list_size
+        values = _array_values(array.values.slice(array.offset * n, len(array) * n))
+        return [values[i * n : (i + 1) * n] if ok else None for i, ok in enumerate(valid)]
     if pa.types.is_struct(typ):  # (at least one field: it holds a timestamp or a date)
         fields = [typ.field(i).name for i in range(typ.num_fields)]
         rows = zip(*(_array_values(array.field(i)) for i in range(typ.num_fields)), strict=True)

@@ -108,7 +108,7 @@ def sql_command(query: str, db: str | None, config_path: str | None, as_json: bo
     path = resolve_db(db, config_path)
     with user_errors():
         result = run_query(query, path, max_rows=max_rows)
-    more = f"more rows than --max-rows {max_rows}: showing the first {max_rows}"
+    more = _truncation_note(len(result.rows), max_rows)
     if as_json:
         _print_json(
             {
@@ -141,6 +141,17 @@ def sql_command(query: str, db: str | None, config_path: str | None, as_json: bo
     _stderr().print(f"{len(cells)} row{'s' if len(cells) != 1 else ''}", style="dim")
     if result.truncated:
         _stderr().print(more, style="yellow")
+
+
+def _truncation_note(shown: int, max_rows: int | None) -> str:
+    """What cut a truncated answer: ``--max-rows``, or (fewer rows than that) the running
+    collector's own cap, ``exporters.duckdb.query_max_rows``."""
+    if max_rows is not None and shown >= max_rows:
+        return f"more rows than --max-rows {max_rows}: showing the first {max_rows}"
+    return (
+        f"the collector's exporters.duckdb.query_max_rows cut the answer at {shown:,} rows "
+        "(raise it in otel-config.yaml, or narrow the query)"
+    )
 
 
 def _natural_width(columns: list[str], cells: list[list[Text]], cap: int = 40) -> int:
@@ -227,6 +238,8 @@ def traces_command(
             result = run_query(_REPLAYS_SQL, path, params=[original, limit])
     columns = list(result.columns)
     records = [dict(zip(columns, row, strict=True)) for row in result.rows]
+    if result.truncated:
+        _stderr().print(_truncation_note(len(records), limit), style="yellow")
     if as_json:
         _print_json(records)
         return

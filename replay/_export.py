@@ -79,7 +79,8 @@ _ROW_COLUMNS = (
     "scope_version, epoch_ns(start_time) AS start_time_unix_nano, "
     "epoch_ns(end_time) AS end_time_unix_nano, duration_ns, status_code, status_message, attributes, "
     "resource_attributes, events, links, operation, provider, request_model, response_model, "
-    "input_tokens, output_tokens, finish_reasons, session_id, conversation_id, "
+    "input_tokens, output_tokens, finish_reasons, session_id, conversation_id, input_messages, "
+    "output_messages, cost_usd, "
     "epoch_us(received_at) AS received_at"
 )
 _JSON_COLUMNS = ("attributes", "resource_attributes", "events", "links")

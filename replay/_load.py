@@ -243,7 +243,7 @@ def default_query(sql: str, db_path: Path, params: Sequence[Any] | None = None) 
     if result.truncated:  # cut by the running collector's exporters.duckdb.query_max_rows
         raise QueryError(
             f"the answer has more than the collector's exporters.duckdb.query_max_rows "
-            f"({len(result.rows):,}) rows: raise that limit to load this trace"
+            f"({len(result.rows):,}) rows: raise that limit in otel-config.yaml, or select less"
         )
     loaded: QueryResultLike = result
     return loaded

@@ -128,21 +128,25 @@ def _expand_tree(node: Any, key: str) -> Any:
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last
-    silently; the OpenTelemetry Collector rejects the file)."""
+    silently; the OpenTelemetry Collector rejects the file). Checked as each mapping is composed,
+    before merge keys (``<<``) are flattened into it, so a merge and an override are not one."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[str] = set()
+    # (types-PyYAML types ``anchor`` as a dict: PyYAML passes the anchor's name)
+    def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:  # type: ignore[override]
+        node: yaml.MappingNode = super().compose_mapping_node(anchor)  # type: ignore[arg-type]
+        seen: set[tuple[str, str]] = set()
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if key_node.value in seen:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
+                key = (key_node.tag, key_node.value)  # "1" and 1 are two keys
+                if key in seen:
+                    raise yaml.composer.ComposerError(
+                        "while composing a mapping",
                         node.start_mark,
                         f"found duplicate key {key_node.value!r}",
                         key_node.start_mark,
                     )
-                seen.add(key_node.value)
-        return super().construct_mapping(node, deep)
+                seen.add(key)
+        return node
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

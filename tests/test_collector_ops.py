@@ -169,6 +169,9 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
             )
             assert (len(r.json()["rows"]), r.json()["truncated"]) == (expected_rows, True), r.text
         assert run_query("SELECT * FROM range(4)", db).truncated is False
+        res = CliRunner().invoke(main, ["sql", "SELECT * FROM range(10); -- ten", "--db", str(db)])
+        assert res.exit_code == 0, res.output
+        assert "query_max_rows cut the answer at 5 rows" in res.output and "--max-rows" not in res.output
         deadline = time.monotonic() + 30
         while "received 2 spans in 2 requests, stored 1, duplicates 1" not in running.stderr():
             assert time.monotonic() < deadline, running.stderr()

@@ -8,8 +8,9 @@ from typing import Any
 
 import duckdb
 import pytest
+import yaml
 
-from spanreel._config import ConfigError
+from spanreel._config import ConfigError, load_config
 from spanreel.collector import NoDatabaseError, QueryError, load_collector_config, run_query
 from spanreel.collector._query import DATABASE_CONFIG, execute_read_only
 from spanreel.collector._schema import MIGRATIONS, migrate, rows_to_arrow
@@ -255,7 +256,8 @@ def test_json_safe_values() -> None:
         "SELECT [TIMESTAMP_NS '2024-01-02 03:04:05.123456789', NULL] AS l, "
         "{'at': TIMESTAMP_NS '2024-01-02 03:04:05.000000001', 'day': DATE 'infinity'} AS s, "
         "MAP {'k': [DATE '2024-01-02']} AS m, NULL::STRUCT(t TIMESTAMP)[] AS n, "
-        "DATE '10000-01-01' AS far, TIMESTAMP '-infinity' AS past, DATE '0044-03-15 (BC)' AS bc",
+        "DATE '10000-01-01' AS far, TIMESTAMP '-infinity' AS past, DATE '0044-03-15 (BC)' AS bc, "
+        "array_value(TIMESTAMP_NS '2024-01-02 03:04:05.000000001', NULL) AS a",
     )
     assert nested.rows == [
         [
@@ -266,6 +268,7 @@ def test_json_safe_values() -> None:
             "+10000-01-01",
             "-infinity",
             "-0043-03-15",
+            ["2024-01-02T03:04:05.000000001Z", None],
         ]
     ]
 
@@ -279,6 +282,16 @@ def test_earlier_statements_are_read_only_up_to_max_rows() -> None:
     assert (result.rows, result.truncated) == ([[1]], False)
     with pytest.raises(QueryError, match="read past the cap"):  # no cap: read whole, as asked
         execute_read_only(con, f"{first}; SELECT 1 AS one")
+    # A trailing "; -- comment" broke the LIMIT the row cap wrapped the statement in (the query
+    # API applies its cap to every query).
+    for sql in (
+        "SELECT 1 AS one; -- note",
+        "SELECT 1 AS one;\n-- trailing\n",
+        "SUMMARIZE SELECT 1 AS one; -- x",
+    ):
+        assert execute_read_only(con, sql, max_rows=5).rows[0][0] in (1, "one"), sql
+    capped = execute_read_only(con, "SELECT * FROM range(10); -- x", max_rows=3)
+    assert (capped.rows, capped.truncated) == ([[0], [1], [2]], True)
 
 
 def test_explain_analyze_cannot_write(tmp_path: Path) -> None:
@@ -396,6 +409,18 @@ def test_config_errors_name_the_key(
     path.write_text(text)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("/", "/")):
         load_collector_config(path)
+
+
+def test_yaml_merges_are_not_duplicate_keys(tmp_path: Path) -> None:
+    """A mapping that merges (``<<``) and overrides a merged key, itself merged elsewhere, was
+    reported as a duplicate key: PyYAML had flattened it by the time it was checked."""
+    path = tmp_path / "m.yaml"
+    text = "base: &b {<<: &z {x: 1}, x: 2}\nc: {<<: *b, y: 3}\nd: *b\nm: {'1': a, 1: b}\n<<: *z\n"
+    path.write_text(text)
+    assert load_config(path) == yaml.safe_load(text)  # as PyYAML merges, whatever it makes of it
+    path.write_text("c: {<<: {x: 1}, y: 2, y: 3}\n")
+    with pytest.raises(ConfigError, match="duplicate key 'y'"):
+        load_config(path)
 
 
 def test_schema_doc_is_generated_from_the_migrations(

@@ -239,6 +239,11 @@ def test_parquet_has_the_selected_span_rows(recording: Recording, tmp_path: Path
     assert {r[6:] for r in rows} == {("JSON", "TIMESTAMP WITH TIME ZONE", True)} or {r[6:] for r in rows} == {
         ("JSON", "TIMESTAMPTZ_NS", True)
     }
+    # The conversation and cost the collector derived are exported too (they were NULL from the
+    # database, filled from an OTLP file).
+    derived = table.select(["input_messages", "output_messages", "cost_usd"]).to_pylist()
+    assert all(row["input_messages"] for row in derived)
+    assert sum(1 for row in derived if row["output_messages"] and row["cost_usd"]) == 4  # priced models
 
 
 def test_export_errors_are_one_line(recording: Recording, tmp_path: Path) -> None:
