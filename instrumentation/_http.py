@@ -178,9 +178,9 @@ def masked_exception(exc: BaseException, credentials: list[str]) -> dict[str, st
 
 
 def exception_credentials(exc: BaseException) -> list[str]:
-    """The credentials (see :func:`request_credentials`) of every HTTP request an exception and
-    its chained causes carry as ``.request`` (the openai and anthropic SDKs' errors and httpx's
-    own do), longest first."""
+    """The credentials (see :func:`request_credentials`) of every HTTP request an exception, its
+    chained causes and, for an exception group (``asyncio.TaskGroup``), its members carry as
+    ``.request`` (the openai and anthropic SDKs' errors and httpx's own do), longest first."""
     found: set[str] = set()
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
@@ -196,7 +196,7 @@ def exception_credentials(exc: BaseException) -> list[str]:
         headers = getattr(request, "headers", None)
         if headers is not None and hasattr(headers, "items"):
             found.update(request_credentials(headers, str(getattr(request, "url", ""))))
-        pending += (current.__cause__, current.__context__)
+        pending += (current.__cause__, current.__context__, *getattr(current, "exceptions", ()))
     return sorted(found, key=len, reverse=True)
 
 

@@ -200,6 +200,11 @@ class _State:
                 # Its spans' URLs are cleaned of credentials by SpanreelProcessor (see _processor).
                 http_instrumentor.instrument(tracer_provider=self.tracer_provider)
                 enabled = http_instrumentor.is_instrumented_by_opentelemetry
+            elif http_instrumentor.is_instrumented_by_opentelemetry and self.tracer_provider is not None:
+                # The app instrumented httpx itself, most likely on the global provider, while
+                # spanreel records on another: the processor must see those HTTP spans too.
+                settings = self.settings
+                ensure_processor(trace.get_tracer_provider(), settings.policy.redactor if settings else None)
         except Exception:
             log_once(f"http:{name}", "spanreel: opentelemetry-instrumentation-httpx unavailable for %s", name)
             enabled = False

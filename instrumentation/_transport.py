@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from time import monotonic
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from opentelemetry import context, trace
 from opentelemetry.context import Context
@@ -45,24 +45,38 @@ def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 #: Statuses after which httpx sends the same method and body to the ``Location`` (RFC 9110 §15.4).
 _SAME_REQUEST_REDIRECTS = frozenset({307, 308})
 
-#: The call whose last hop was redirected in this context, and the URL it was sent on to.
-_redirected: ContextVar[tuple[weakref.ref[LLMCall], str] | None] = ContextVar(
-    "spanreel_redirected", default=None
-)
+
+class _Redirected(NamedTuple):
+    """A call whose last hop was redirected, waiting for the request that continues it."""
+
+    call: weakref.ref[LLMCall]
+    #: where it was sent on to
+    url: str
+    #: its request body: httpx hands the same stream object to the redirected request, so an
+    #: unrelated POST to that URL is not mistaken for it
+    stream: Any
+    #: ends the call when the redirect response is freed and nothing continued it
+    finalizer: weakref.finalize[..., Any]
+
+
+#: The call whose last hop was redirected in this context.
+_redirected: ContextVar[_Redirected | None] = ContextVar("spanreel_redirected", default=None)
 
 
 def _follow_redirect(request: Any) -> tuple[LLMCall, Context] | None:
-    """The redirected call ``request`` continues (it is the POST sent to the redirect's target),
-    or ``None``; a redirected call that this request does not continue is ended."""
+    """The redirected call ``request`` continues (httpx's rebuilt request: a POST to the target
+    with the same body stream), or ``None``; a redirected call that this request does not
+    continue is ended."""
     parked = _redirected.get()
     if parked is None:
         return None
     _redirected.set(None)
-    call = parked[0]()
+    call = parked.call()
     if call is None or call.ended:
         return None
     try:
-        if request.method == "POST" and str(request.url) == parked[1]:
+        if request.method == "POST" and request.stream is parked.stream and str(request.url) == parked.url:
+            parked.finalizer.detach()  # the response may go before this hop's body is read
             call.follow_redirect(request)
             return call, call_context(call, trace.set_span_in_context(call.span, context.get_current()))
     except Exception:
@@ -229,8 +243,9 @@ def _observe(response: Any, call: LLMCall, lib: ModuleType, is_async: bool, requ
             if location:
                 # Not ended here: the client's next request continues it (see the module doc).
                 call.await_redirect()
-                _redirected.set((weakref.ref(call), str(request.url.join(location))))
-                weakref.finalize(response, call.finish)
+                target = str(request.url.join(location))
+                finalizer = weakref.finalize(response, call.finish)
+                _redirected.set(_Redirected(weakref.ref(call), target, request.stream, finalizer))
                 return
         sync_cls, async_cls = _tees(lib)
         stream = response.stream

@@ -367,3 +367,40 @@ def test_instrumenting_before_the_app_sets_its_provider(tmp_path: Path, llm: Fak
     spans = json.loads(proc.stdout)
     assert sorted(name for name, _ in spans) == ["POST", "generate_content gemini-2.0-flash"]
     assert "AIzaCANARY" not in proc.stdout
+
+
+def test_http_spans_of_an_app_instrumented_httpx_on_another_provider_are_cleaned(
+    tmp_path: Path, llm: FakeLLMServer
+) -> None:
+    """The app instruments httpx itself on the global provider; spanreel records on its own. The
+    HTTP spans never met spanreel's span processor: Gemini's ``?key=`` stayed in their URLs."""
+    code = textwrap.dedent(
+        f"""
+        import json, httpx2
+        from opentelemetry import trace
+        from opentelemetry.instrumentation.httpx import HTTPX2ClientInstrumentor
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from spanreel.instrumentation import Instrumentor
+        exporters = []
+        def provider():
+            p, e = TracerProvider(), InMemorySpanExporter()
+            p.add_span_processor(SimpleSpanProcessor(e))
+            exporters.append(e)
+            return p
+        trace.set_tracer_provider(provider())
+        HTTPX2ClientInstrumentor().instrument()
+        Instrumentor().instrument(tracer_provider=provider())
+        body = {{"contents": [{{"role": "user", "parts": [{{"text": "hi"}}]}}]}}
+        httpx2.post("http://127.0.0.1:{llm.port}/v1beta/models/gemini-2.0-flash:generateContent"
+                    "?key=AIzaCANARY0123456789abcdef", json=body)
+        spans = [s for e in exporters for s in e.get_finished_spans()]
+        print(json.dumps([[s.name, dict(s.attributes or {{}})] for s in spans]))
+        """
+    )
+    proc = _run(code, _env(), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    spans = json.loads(proc.stdout)
+    assert sorted(name for name, _ in spans) == ["POST", "generate_content gemini-2.0-flash"]
+    assert "AIzaCANARY" not in proc.stdout

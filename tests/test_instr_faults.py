@@ -465,9 +465,31 @@ def test_a_redirect_the_client_does_not_follow_still_ends_the_span(spans: InMemo
                 assert ga.GEN_AI_OUTPUT_MESSAGES not in (redirected.attributes or {})
                 # The app's next call is a call of its own.
                 client.post(llm.base_url + "/chat/completions", json=body)
+                assert len(genai(spans)) == 2
+                # Another POST to the redirect's target while the redirect response is still
+                # held is not its continuation either (it used to be: the span got this call's
+                # answer under the first call's request); it ends the redirected call.
+                spans.clear()
+                held = client.post(redirector.base_url + "/chat/completions", json=body)
+                other = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "Other"}]}
+                client.post(held.headers["location"], json=other)
+                first, second = sorted(genai(spans), key=lambda s: s.start_time or 0)
+                assert (first.name, first.status.status_code) == ("chat gpt-4o-mini", StatusCode.ERROR)
+                assert second.name == "chat gpt-4.1" and second.status.status_code == StatusCode.UNSET
+                # The app following it itself (next_request, streamed, the 308 response let go
+                # before the body is read) continues it: the answer is recorded.
+                spans.clear()
+                held = client.post(redirector.base_url + "/chat/completions", json=body)
+                assert held.next_request is not None
+                followed = client.send(held.next_request, stream=True)
+                del held
+                followed.read()
+                followed.close()
+                (continued,) = genai(spans)
+                assert ga.GEN_AI_OUTPUT_MESSAGES in (continued.attributes or {})
+                assert continued.status.status_code == StatusCode.UNSET
         finally:
             redirector.close()
-    assert len(genai(spans)) == 2
 
 
 def test_a_redirect_loop_is_a_failed_call(spans: InMemorySpanExporter) -> None:

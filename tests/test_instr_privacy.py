@@ -362,14 +362,26 @@ def test_a_key_the_provider_quotes_in_its_error_is_masked(uninstrument_after: No
             openai.OpenAI(base_url=canned.base_url, api_key=key, max_retries=0).chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
             )
+        # The same error out of a task group (asyncio.TaskGroup, anyio) reaches the session as an
+        # ExceptionGroup, whose traceback quotes its members.
+        failed: list[Exception] = []
+        try:
+            openai.OpenAI(base_url=canned.base_url, api_key=key, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+        except openai.AuthenticationError as exc:
+            failed.append(exc)
+        with pytest.raises(ExceptionGroup), spanreel.session("support"):  # raised as a task group does
+            raise ExceptionGroup("unhandled errors in a TaskGroup", failed)
         with pytest.raises(openai.APIConnectionError):
             openai.OpenAI(
                 base_url=canned.base_url, api_key=key + "\n", max_retries=0
             ).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
         spans = exporter.get_finished_spans()
         by_name = {s.name: s for s in spans}
-        assert set(by_name) == {"support", "chat gpt-4o-mini", "POST"} and len(spans) == 5
-        assert "[REDACTED:credential]" in str(by_name["support"].status.description)
+        assert set(by_name) == {"support", "chat gpt-4o-mini", "POST"} and len(spans) == 8
+        sessions = [s for s in spans if s.name == "support"]
+        assert "[REDACTED:credential]" in str(sessions[0].status.description)
         http_errors = [s for s in spans if s.name == "POST" and s.events]
         assert http_errors and "[REDACTED:credential]" in str(http_errors[0].status.description)
         assert key.encode() not in encode_spans(spans).SerializeToString()
