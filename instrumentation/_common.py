@@ -54,7 +54,9 @@ def loads(text: str | bytes) -> Any:
     errors are ``json.loads``'s: JSON whitespace (RFC 8259: space, tab, LF, CR) may surround the
     value; ``bytes`` may be UTF-8, -16 or -32; ``NaN`` / ``Infinity`` and lone surrogate escapes
     are accepted; anything else raises ``ValueError`` (``json.JSONDecodeError``, or
-    ``UnicodeDecodeError`` for bytes).
+    ``UnicodeDecodeError`` for bytes). One difference: an integer outside [-2**63, 2**64) becomes
+    the nearest float, as orjson (and JavaScript) read it, where ``json`` keeps it exact (RFC 8259
+    §6 leaves such numbers to the implementation; no LLM API sends them).
     """
     try:
         return orjson.loads(text)

@@ -3,6 +3,9 @@
 :func:`start_collector` runs ``python -m spanreel collector --db DB`` with every listener (OTLP/gRPC,
 OTLP/HTTP, query API) on ``127.0.0.1:0`` and returns once the collector has announced its bound
 ports in ``<db>.collector.json``. The ``collector_process`` fixture is one such collector per test.
+
+Property tests (hypothesis) explore new examples on every local run; under ``CI`` (set by
+``.ci/run``) they replay a fixed set, so CI's verdict depends on the code alone.
 """
 
 from __future__ import annotations
@@ -20,8 +23,13 @@ from types import TracebackType
 from typing import IO, Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from spanreel.collector._client import discovery_path
+
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
