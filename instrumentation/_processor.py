@@ -137,11 +137,13 @@ def _set_status(call: LLMCall, ref: weakref.ref[Span], status: Any, description:
     if span is None:
         return
     try:
-        credentials = call.credentials()
-        if isinstance(status, Status) and status.description:
-            status = Status(status.status_code, mask_credentials(status.description, credentials))
-        if description:
-            description = mask_credentials(description, credentials)
+        has_text = isinstance(status, Status) and status.description
+        if has_text or description:  # (every call sets a status: credentials only for text)
+            credentials = call.credentials()
+            if has_text:
+                status = Status(status.status_code, mask_credentials(status.description, credentials))
+            if description:
+                description = mask_credentials(description, credentials)
     except Exception:  # fail closed
         status, description = Status(StatusCode.ERROR, _UNMASKABLE), None
     type(span).set_status(span, status, description)
