@@ -119,7 +119,7 @@ def derive_genai_columns(rows: list[dict[str, Any]]) -> list[str]:
     warnings: list[str] = []
     for row in rows:
         try:
-            add_llm_content([normalise_row(row)])
+            _add_llm_content(normalise_row(row))
         except Exception as exc:  # one odd span must not fail its whole request
             for column in _DERIVED_COLUMNS:
                 row[column] = None
@@ -144,13 +144,17 @@ def add_llm_content(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     :func:`~spanreel.collector._normalise.normalise_messages` and
     :func:`~spanreel.collector._normalise.normalise_cost`; other rows get ``None``. Returns ``rows``."""
     for row in rows:
-        if row["operation"] is None:
-            row["input_messages"] = row["output_messages"] = row["cost_usd"] = None
-        else:
-            attributes = row["attributes"]
-            row["input_messages"], row["output_messages"] = normalise_messages(attributes)
-            row["cost_usd"] = normalise_cost(attributes)
+        _add_llm_content(row)
     return rows
+
+
+def _add_llm_content(row: dict[str, Any]) -> None:
+    if row["operation"] is None:
+        row["input_messages"] = row["output_messages"] = row["cost_usd"] = None
+    else:
+        attributes = row["attributes"]
+        row["input_messages"], row["output_messages"] = normalise_messages(attributes)
+        row["cost_usd"] = normalise_cost(attributes)
 
 
 def default_decode_workers() -> int:

@@ -227,15 +227,7 @@ class LLMCall:
         self._decoder = self._sse = self._acc = None
         self._buffer, self._size, self._pending, self._pending_size = [], 0, [], 0
         self._error_status, self._status_code, self._parse_ok = False, 0, False
-        url = request.url
-        port = url.port or default_port(url.scheme)
-        attrs: Attributes = {
-            SERVER_ADDRESS: url.host,
-            SPANREEL_REQUEST_URL: clean_request_url(str(url), self._settings.policy),
-        }
-        if port is not None:
-            attrs[SERVER_PORT] = port
-        self._span.set_attributes(attrs)
+        self._span.set_attributes(_endpoint_attributes(request.url, self._settings.policy))
 
     def credentials(self) -> list[str]:
         """The request's credential values (headers, query), for masking error text; computed
@@ -487,11 +479,18 @@ def _put_content(
         attrs[key] = text
 
 
-def clean_request_url(url: str, policy: ContentPolicy) -> str:
-    """``url`` as recorded in ``spanreel.request.url``: credentials in the query removed, then the
-    redaction hook applied."""
-    clean = sanitize_url(url)
-    return clean if policy.redactor is None else redact_url(clean, policy.redactor)
+def _endpoint_attributes(url: Any, policy: ContentPolicy) -> Attributes:
+    """``server.address``, ``server.port`` (when known) and ``spanreel.request.url`` of an
+    httpx/httpx2 URL; the URL without credentials in its query, then with the redaction hook
+    applied."""
+    clean = sanitize_url(str(url))
+    if policy.redactor is not None:
+        clean = redact_url(clean, policy.redactor)
+    attrs: Attributes = {SERVER_ADDRESS: url.host, SPANREEL_REQUEST_URL: clean}
+    port = url.port or default_port(url.scheme)
+    if port is not None:
+        attrs[SERVER_PORT] = port
+    return attrs
 
 
 def _request_content(request: Any) -> bytes:
@@ -546,22 +545,17 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     capture = settings.capture_content
     policy = settings.policy
     host: str = url.host
-    port = url.port or default_port(url.scheme)
     scrubbed: Any = body
     if capture and policy.needs_scrub(content):
         scrubbed = policy.scrub(body)
     parts = api.request(scrubbed, found.path_model, capture)
     stream = parts.stream or found.path_stream
-    clean_url = clean_request_url(str(url), policy)
     attrs: Attributes = {
         ga.GEN_AI_OPERATION_NAME: parts.operation,
         ga.GEN_AI_PROVIDER_NAME: provider_for(api, host, path, url.query),
-        SERVER_ADDRESS: host,
         SPANREEL_REQUEST_METHOD: "POST",
-        SPANREEL_REQUEST_URL: clean_url,
+        **_endpoint_attributes(url, policy),
     }
-    if port is not None:
-        attrs[SERVER_PORT] = port
     attrs.update(parts.attributes)
     if found.path_stream:
         attrs[ga.GEN_AI_REQUEST_STREAM] = True

@@ -63,13 +63,10 @@ class _Redirected(NamedTuple):
 _redirected: ContextVar[_Redirected | None] = ContextVar("spanreel_redirected", default=None)
 
 
-def _follow_redirect(request: Any) -> tuple[LLMCall, Context] | None:
+def _follow_redirect(parked: _Redirected, request: Any) -> tuple[LLMCall, Context] | None:
     """The redirected call ``request`` continues (httpx's rebuilt request: a POST to the target
     with the same body stream), or ``None``; a redirected call that this request does not
     continue is ended."""
-    parked = _redirected.get()
-    if parked is None:
-        return None
     _redirected.set(None)
     call = parked.call()
     if call is None or call.ended:
@@ -88,8 +85,9 @@ def _follow_redirect(request: Any) -> tuple[LLMCall, Context] | None:
 def _safe_start(
     args: tuple[Any, ...], kwargs: dict[str, Any], settings: Settings
 ) -> tuple[LLMCall, Any] | None:
-    if _redirected.get() is not None:
-        followed = _follow_redirect(_request_of(args, kwargs))
+    parked = _redirected.get()
+    if parked is not None:
+        followed = _follow_redirect(parked, _request_of(args, kwargs))
         if followed is not None:
             return followed
     current = settings.call_settings()
