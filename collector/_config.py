@@ -520,5 +520,8 @@ def _check_distinct_ports(config: CollectorConfig, from_flags: Collection[str]) 
             continue
         for other_name, other_host in taken.get(port, []):
             if host == other_host or ALL_INTERFACES in (host, other_host) or "::" in (host, other_host):
-                raise ConfigError(f"{name} ({endpoint}) and {other_name} both listen on port {port}")
+                raise ConfigError(
+                    f"{name} ({endpoint}) and {other_name} both listen on port {port}: give each its "
+                    "own port (OTLP's defaults: 4317 gRPC, 4318 HTTP; 0 picks a free one)"
+                )
         taken.setdefault(port, []).append((name, host))
