@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import traceback
 import zlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
@@ -99,20 +100,51 @@ def _is_credential(name: str) -> bool:
     return name.lower().replace("-", "_") in CREDENTIAL_QUERY_PARAMS
 
 
+#: Query parameter separators: ``&``, and ``;``, which some servers still split on.
+_QUERY_SEPARATOR = re.compile("([&;])")
+
+
+#: ``=`` as written in a query, or percent-encoded.
+_EQUALS = re.compile("=|%3[dD]")
+
+
+def _credential_value(segment: str) -> tuple[str, str] | None:
+    """The value of a raw query segment (``name=value``) that is a credential parameter, as
+    ``(percent-decoded, as spelled in the URL)``, else ``None``. The name is read both before the
+    first raw ``=`` and before the first ``=`` after decoding, so ``key%3DSECRET`` (a name some
+    servers decode to ``key=SECRET``) counts as the credential ``key`` too."""
+    raw_name, eq, raw_value = segment.partition("=")
+    if eq and _is_credential(unquote_plus(raw_name)):
+        return unquote_plus(raw_value), raw_value
+    name, _, value = unquote_plus(segment).partition("=")
+    if _is_credential(name):
+        return value, _EQUALS.split(segment, maxsplit=1)[-1]
+    return None
+
+
+def _strip_credential_params(query: str) -> str:
+    """``query`` (raw) without its credential parameters; the others keep their spelling and
+    separators."""
+    pieces = _QUERY_SEPARATOR.split(query)  # [segment, separator, segment, ...]
+    kept: list[str] = []
+    for i in range(0, len(pieces), 2):
+        if _credential_value(pieces[i]) is None:
+            kept.extend((pieces[i - 1] if i and kept else "", pieces[i]))
+    return "".join(kept)
+
+
 def sanitize_url(url: str) -> str:
     """``url`` without credentials: user-info (``user:pass@``) and credential query parameters
-    (:data:`CREDENTIAL_QUERY_PARAMS`, e.g. ``key``, ``api-key``, ``token``, ``sig``) are removed;
-    everything else, including the order of the other parameters, is kept."""
+    (:data:`CREDENTIAL_QUERY_PARAMS`, e.g. ``key``, ``api-key``, ``token``, ``sig``; also when
+    separated by ``;`` or spelled ``key%3D…``) are removed; everything else, including the order
+    and the percent-encoding of the other parameters, is kept."""
     if "?" not in url and "@" not in url:
         return url  # nothing to remove (the common case, checked without parsing)
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
     query = parts.query
     if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        kept = [(k, v) for k, v in pairs if not _is_credential(k)]
-        if len(kept) != len(pairs):
-            query = urlencode(kept)
+        query = _strip_credential_params(query)
     if netloc == parts.netloc and query == parts.query:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
@@ -146,9 +178,10 @@ def request_credentials(headers: Any, url: str) -> list[str]:
             found.add(value.strip())
             found.add(value.strip().rpartition(" ")[2])  # without "Bearer " / "Basic "
     if "?" in url:
-        found.update(
-            v for k, v in parse_qsl(urlsplit(url).query, keep_blank_values=True) if _is_credential(k)
-        )
+        for segment in _QUERY_SEPARATOR.split(urlsplit(url).query)[::2]:
+            value = _credential_value(segment)
+            if value is not None:
+                found.update(value)  # decoded, and as spelled in the URL (error text may quote it)
     return sorted((v for v in found if len(v) >= _MIN_SECRET_CHARS), key=len, reverse=True)
 
 

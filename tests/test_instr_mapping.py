@@ -23,7 +23,7 @@ from spanreel.instrumentation import (
     sanitize_url,
 )
 from spanreel.instrumentation._gemini import generate_request
-from spanreel.instrumentation._http import make_decoder
+from spanreel.instrumentation._http import make_decoder, mask_credentials, request_credentials
 from spanreel.instrumentation._openai import (
     error_type_from_body,
     is_chat_completions,
@@ -371,10 +371,36 @@ def test_chat_detection_and_body_parsing() -> None:
         ("https://h/p?api-version=2024&api-key=SECRET", "https://h/p?api-version=2024"),
         ("https://h/p?API_KEY=S&Token=S&sig=S&x=1", "https://h/p?x=1"),
         ("https://user:SECRET@h:8443/p", "https://h:8443/p"),
+        # spellings some servers read as credentials too
+        ("https://h/p?key%3DSECRET&alt=sse", "https://h/p?alt=sse"),
+        ("https://h/p?alt=sse;key=SECRET", "https://h/p?alt=sse"),
+        ("https://h/p?key=SECRET;alt=sse&x=1", "https://h/p?alt=sse&x=1"),
+        ("https://h/p?%6Bey=SECRET&x=1", "https://h/p?x=1"),
+        ("https://h/p?key", "https://h/p"),
+        # the other parameters keep their spelling and separators
+        ("https://h/p?q=a+b%2Fc;x=1&key=S", "https://h/p?q=a+b%2Fc;x=1"),
+        ("https://h/p?monkey=1&keys=2", "https://h/p?monkey=1&keys=2"),
     ],
 )
 def test_sanitize_url(url: str, expected: str) -> None:
     assert sanitize_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://h/p?key=SECRET%2Bkey%2F0",
+        "https://h/p?alt=sse;key=SECRET%2Bkey%2F0",
+        "https://h/p?key%3DSECRET%2Bkey%2F0",
+    ],
+)
+def test_request_credentials_reads_every_query_spelling(url: str) -> None:
+    """Error text may quote the key decoded or as spelled in the URL: both are masked."""
+    found = request_credentials(None, url)
+    assert "SECRET+key/0" in found
+    text = f"refused SECRET+key/0 at {url}"
+    masked = mask_credentials(text, found)
+    assert "SECRET" not in masked, masked
 
 
 def test_provider_for_host() -> None:

@@ -88,6 +88,11 @@ def test_canary_key_never_exported(server: FakeLLMServer, uninstrument_after: No
         f"http://127.0.0.1:{port}/v1beta/models/gemini-2.0-flash:generateContent?key={CANARY}", json=gemini
     )
     assert r.status_code == 200
+    for query in (f"alt=json;key={CANARY}", f"key%3D{CANARY}"):  # spellings some servers accept
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/v1beta/models/gemini-2.0-flash:generateContent?{query}", json=gemini
+        )
+        assert r.status_code == 200
     r = httpx.post(  # an error response too
         f"http://127.0.0.1:{port}/v1/chat/completions?api-key={CANARY}",
         json={"model": "fake-error-401", "messages": [{"role": "user", "content": "hi"}]},
@@ -98,7 +103,7 @@ def test_canary_key_never_exported(server: FakeLLMServer, uninstrument_after: No
     assert sent  # the servers did get the key...
     spans = exporter.get_finished_spans()
     assert (
-        len([s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"]) == 5
+        len([s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"]) == 7
     )
     wire = encode_spans(spans).SerializeToString()  # ...but no exported byte carries it
     assert CANARY.encode() not in wire
