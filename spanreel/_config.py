@@ -137,7 +137,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         seen: set[tuple[str, str]] = set()
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                key = (key_node.tag, key_node.value)  # "1" and 1 are two keys
+                key = (key_node.tag, self._key_value(key_node))  # "1" and 1 are two keys
                 if key in seen:
                     raise yaml.composer.ComposerError(
                         "while composing a mapping",
@@ -147,6 +147,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                     )
                 seen.add(key)
         return node
+
+    def _key_value(self, node: yaml.ScalarNode) -> object:
+        """A scalar key's value, so that spellings of one key (``~`` and ``null``, ``1`` and
+        ``0x1``, ``true`` and ``True``) are one key; its text when it cannot be constructed."""
+        construct = self.yaml_constructors.get(node.tag)
+        try:
+            value: object = construct(self, node) if construct is not None else node.value
+            hash(value)
+        except Exception:
+            return node.value
+        return value
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

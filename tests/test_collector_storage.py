@@ -423,6 +423,17 @@ def test_yaml_merges_are_not_duplicate_keys(tmp_path: Path) -> None:
         load_config(path)
 
 
+@pytest.mark.parametrize(
+    ("first", "second"), [("~", "null"), ("1", "0x1"), ("true", "True"), ("x", "'x'"), ("1.0", "1.00")]
+)
+def test_yaml_spellings_of_one_key_are_duplicates(first: str, second: str, tmp_path: Path) -> None:
+    """PyYAML reads both spellings as one key and keeps the second value silently."""
+    path = tmp_path / "d.yaml"
+    path.write_text(f"m:\n  {first}: a\n  {second}: b\n")
+    with pytest.raises(ConfigError, match="duplicate key"):
+        load_config(path)
+
+
 def test_schema_doc_is_generated_from_the_migrations(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
