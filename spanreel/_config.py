@@ -134,7 +134,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     # (types-PyYAML types ``anchor`` as a dict: PyYAML passes the anchor's name)
     def compose_mapping_node(self, anchor: str | None) -> yaml.MappingNode:  # type: ignore[override]
         node: yaml.MappingNode = super().compose_mapping_node(anchor)  # type: ignore[arg-type]
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, object]] = set()
         for key_node, _ in node.value:
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
                 key = (key_node.tag, self._key_value(key_node))  # "1" and 1 are two keys
