@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlencode, url
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 
-#: Query parameter names (compared case-insensitively, ``-`` and ``_`` equivalent) whose values are
+#: Query parameter names (compared case-insensitively, ignoring ``-`` and ``_``) whose values are
 #: credentials and must never be recorded.
 CREDENTIAL_QUERY_PARAMS: frozenset[str] = frozenset(
     {
@@ -40,8 +40,19 @@ CREDENTIAL_QUERY_PARAMS: frozenset[str] = frozenset(
         "secret",
         "code",
         "subscription_key",  # Azure API Management
+        "auth_token",
+        "api_token",
+        "private_token",  # GitLab
+        "session_token",
+        "access_key",
+        "secret_key",
+        "client_assertion",
+        "jwt",
     }
 )
+#: :data:`CREDENTIAL_QUERY_PARAMS` as compared: lower case, without ``_`` (so ``api-key``,
+#: ``API_KEY``, ``apiKey`` and ``accessToken`` match too).
+_CREDENTIAL_NAMES: frozenset[str] = frozenset(name.replace("_", "") for name in CREDENTIAL_QUERY_PARAMS)
 
 _PROVIDER = GenAiProviderNameValues
 #: Exact host → ``gen_ai.provider.name`` for OpenAI-compatible endpoints.
@@ -97,7 +108,7 @@ def provider_for_host(host: str, default: str = _PROVIDER.OPENAI.value) -> str:
 
 
 def _is_credential(name: str) -> bool:
-    return name.lower().replace("-", "_") in CREDENTIAL_QUERY_PARAMS
+    return name.lower().replace("-", "").replace("_", "") in _CREDENTIAL_NAMES
 
 
 #: Query parameter separators: ``&``, and ``;``, which some servers still split on.
@@ -168,21 +179,47 @@ CREDENTIAL_MASK = "[REDACTED:credential]"
 
 def request_credentials(headers: Any, url: str) -> list[str]:
     """The credential values a request carries — :data:`CREDENTIAL_HEADERS` values (an
-    ``Authorization`` scheme word dropped) and credential query parameters — longest first;
-    values under 8 characters are left out."""
+    ``Authorization`` scheme word dropped), credential query parameters and the URL's user-info —
+    in every spelling error text may quote them (see :func:`_spellings`), longest first; values
+    under 8 characters are left out."""
     found: set[str] = set()
     for name, value in headers.items() if headers is not None else ():
         if isinstance(name, bytes):
             name, value = name.decode("latin-1"), value.decode("latin-1")
         if name.lower() in CREDENTIAL_HEADERS:
             found.add(value.strip())
-            found.add(value.strip().rpartition(" ")[2])  # without "Bearer " / "Basic "
-    if "?" in url:
-        for segment in _QUERY_SEPARATOR.split(urlsplit(url).query)[::2]:
+            found.update(value.split())  # without "Bearer " / "Basic " and stray whitespace
+    if "?" in url or "@" in url:
+        parts = urlsplit(url)
+        for segment in _QUERY_SEPARATOR.split(parts.query)[::2]:
             value = _credential_value(segment)
             if value is not None:
                 found.update(value)  # decoded, and as spelled in the URL (error text may quote it)
-    return sorted((v for v in found if len(v) >= _MIN_SECRET_CHARS), key=len, reverse=True)
+        userinfo = parts.netloc.rpartition("@")[0]
+        if userinfo:  # user:password@ (a token may be the user name)
+            for raw in userinfo.split(":", 1):
+                found.update((raw, unquote(raw)))
+    return sorted(
+        {form for secret in found for form in _spellings(secret) if len(form) >= _MIN_SECRET_CHARS},
+        key=len,
+        reverse=True,
+    )
+
+
+#: Control characters, which an error message quotes escaped (``\n``, ``\x00``).
+_CONTROL = re.compile("[\x00-\x1f\x7f]+")
+
+
+def _spellings(secret: str) -> set[str]:
+    """``secret`` as error text may quote it: as is, escaped like a ``str`` or ``bytes`` repr
+    (a transport refusing a header value with a control character in it quotes the repr), and
+    each run of it between control characters."""
+    forms = {secret}
+    if _CONTROL.search(secret):
+        forms.add(repr(secret)[1:-1])
+        forms.add(repr(secret.encode("utf-8", "surrogateescape"))[2:-1])
+        forms.update(_CONTROL.split(secret))
+    return forms
 
 
 def mask_credentials(text: str, credentials: list[str]) -> str:

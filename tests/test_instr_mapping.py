@@ -380,6 +380,9 @@ def test_chat_detection_and_body_parsing() -> None:
         # the other parameters keep their spelling and separators
         ("https://h/p?q=a+b%2Fc;x=1&key=S", "https://h/p?q=a+b%2Fc;x=1"),
         ("https://h/p?monkey=1&keys=2", "https://h/p?monkey=1&keys=2"),
+        # camelCase and other common names
+        ("https://h/p?accessToken=S&clientSecret=S&subscriptionKey=S&x=1", "https://h/p?x=1"),
+        ("https://h/p?auth_token=S&private_token=S&jwt=S&x=1", "https://h/p?x=1"),
     ],
 )
 def test_sanitize_url(url: str, expected: str) -> None:

@@ -395,3 +395,53 @@ def test_a_key_the_provider_quotes_in_its_error_is_masked(uninstrument_after: No
     finally:
         canned.httpd.shutdown()
         canned.httpd.server_close()
+
+
+@pytest.mark.parametrize("spelling", ["\n{key}", "{key}\t", "sk-can\x00{key}", "{key}\r\n"])
+def test_a_key_with_control_characters_is_masked_where_the_transport_quotes_it(
+    spelling: str, uninstrument_after: None
+) -> None:
+    """h11 refuses a header value with a control character and quotes it as a bytes repr
+    (``b'Bearer \\nsk-…'``): only a trailing newline used to be masked. A leading newline (a key
+    file starting with a blank line) or a NUL inside left the key, or its part after the control
+    character, in the GenAI, HTTP and session spans."""
+    canned = Canned()
+    try:
+        key = "sk-canary-" + "5" * 30
+        tp, exporter = _recording(capture_content=True)
+        with pytest.raises(openai.APIConnectionError), spanreel.session("s"):
+            openai.OpenAI(
+                base_url=canned.base_url, api_key=spelling.format(key=key), max_retries=0
+            ).chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        spans = exporter.get_finished_spans()
+        assert {s.name for s in spans} == {"s", "chat gpt-4o-mini", "POST"}
+        assert all("[REDACTED:credential]" in str(s.status.description) for s in spans if s.name != "s")
+        wire = encode_spans(spans).SerializeToString()
+        assert key[-20:].encode() not in wire
+        tp.shutdown()
+    finally:
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
+
+
+def test_a_url_password_quoted_in_an_error_is_masked_in_the_session_span(uninstrument_after: None) -> None:
+    """httpx's ``raise_for_status()`` error quotes the URL with its user-info: the password went
+    into the session span's status and exception event."""
+    canned = Canned()
+    try:
+        password = "gatewayPASSWORD" + "3" * 12
+        canned.set([b'{"error": {"message": "slow down"}}'], status=429)
+        tp, exporter = _recording(capture_content=True)
+        url = canned.base_url.replace("http://", f"http://svc:{password}@") + "/chat/completions"
+        with pytest.raises(httpx.HTTPStatusError), spanreel.session("s"):
+            httpx.post(
+                url, json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            ).raise_for_status()
+        spans = exporter.get_finished_spans()
+        (session,) = [s for s in spans if s.name == "s"]
+        assert "[REDACTED:credential]" in str(session.status.description)
+        assert password.encode() not in encode_spans(spans).SerializeToString()
+        tp.shutdown()
+    finally:
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
