@@ -69,6 +69,7 @@ from ._http import (
     Decoder,
     default_port,
     make_decoder,
+    mask_body_credentials,
     mask_credentials,
     masked_exception,
     redact_url,
@@ -546,8 +547,10 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     policy = settings.policy
     host: str = url.host
     scrubbed: Any = body
-    if capture and policy.needs_scrub(content):
-        scrubbed = policy.scrub(body)
+    if capture:
+        if policy.needs_scrub(content):
+            scrubbed = policy.scrub(body)
+        scrubbed = mask_body_credentials(scrubbed)  # an MCP server's token, a data source's key
     parts = api.request(scrubbed, found.path_model, capture)
     stream = parts.stream or found.path_stream
     attrs: Attributes = {

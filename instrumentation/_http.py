@@ -222,6 +222,90 @@ def _spellings(secret: str) -> set[str]:
     return forms
 
 
+#: JSON keys (compared like query names: any case, ignoring ``-`` and ``_``) whose string values
+#: in a request body are credentials: a remote MCP server's ``authorization`` (OpenAI Responses)
+#: or ``authorization_token`` (Anthropic's MCP connector), keys and secrets of data sources. Not
+#: the query names too generic for a body (``key``, ``code``, ``auth``) nor ``signature`` (of an
+#: Anthropic thinking block, sent back with the conversation).
+_BODY_CREDENTIAL_SPELLINGS: frozenset[str] = CREDENTIAL_QUERY_PARAMS - {
+    "key",
+    "code",
+    "auth",
+    "sig",
+    "signature",
+    "x_goog_signature",
+    "x_amz_signature",
+} | {"authorization_token", "bearer_token", "connection_string", "encoded_api_key"}
+_BODY_CREDENTIAL_KEYS = frozenset(name.replace("_", "") for name in _BODY_CREDENTIAL_SPELLINGS)
+#: Objects whose every credential-looking member is one: ``headers`` (sent to an MCP server) and
+#: ``authentication`` (Azure OpenAI "On Your Data": ``{"type": "api_key", "key": …}``).
+_BODY_CREDENTIAL_HOLDERS = frozenset({"headers", "authentication"})
+_CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "password", "cookie", "signature")
+#: Top-level request members whose items may carry credentials: OpenAI Responses' remote MCP tools
+#: (``tools[]`` of type ``mcp``), Anthropic's ``mcp_servers``, Azure OpenAI's ``data_sources``.
+_BODY_CREDENTIAL_LISTS = ("tools", "mcp_servers", "data_sources")
+
+
+def mask_body_credentials(body: Any) -> Any:
+    """``body`` (a parsed JSON request body) with the credentials its MCP tools, MCP servers and
+    data sources carry replaced by :data:`CREDENTIAL_MASK`: string values of credential keys
+    (``authorization``, ``authorization_token``, ``api_key``, ``access_token``, ``client_secret``,
+    ``password``…) at any depth, and inside a ``headers`` or ``authentication`` object every member
+    whose name holds ``auth``, ``key``, ``token``, ``secret``… Other tools (JSON Schemas) are not
+    walked. Copy-on-write: the very same object comes back when nothing was masked, the common case
+    decided by three dict look-ups."""
+    if not isinstance(body, dict):
+        return body
+    out: dict[str, Any] | None = None
+    for name in _BODY_CREDENTIAL_LISTS:
+        items = body.get(name)
+        if not isinstance(items, list):
+            continue
+        masked: list[Any] | None = None
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or (name == "tools" and item.get("type") != "mcp"):
+                continue  # a function tool is a JSON Schema: nothing to mask, much to walk
+            new = _mask_credential_members(item, "")
+            if new is not item:
+                if masked is None:
+                    masked = list(items)
+                masked[i] = new
+        if masked is not None:
+            if out is None:
+                out = dict(body)
+            out[name] = masked
+    return body if out is None else out
+
+
+def _mask_credential_members(value: Any, holder: str) -> Any:
+    if isinstance(value, dict):
+        out: dict[str, Any] | None = None
+        for key, item in value.items():
+            if isinstance(item, str):
+                name = key.lower().replace("-", "").replace("_", "") if isinstance(key, str) else ""
+                secret = name in _BODY_CREDENTIAL_KEYS or (
+                    holder in _BODY_CREDENTIAL_HOLDERS and any(w in name for w in _CREDENTIAL_WORDS)
+                )
+                new: Any = CREDENTIAL_MASK if secret and item else item
+            else:
+                new = _mask_credential_members(item, key.lower() if isinstance(key, str) else "")
+            if new is not item:
+                if out is None:
+                    out = dict(value)
+                out[key] = new
+        return value if out is None else out
+    if isinstance(value, list):
+        items: list[Any] | None = None
+        for i, item in enumerate(value):
+            new = _mask_credential_members(item, holder)
+            if new is not item:
+                if items is None:
+                    items = list(value)
+                items[i] = new
+        return value if items is None else items
+    return value
+
+
 def mask_credentials(text: str, credentials: list[str]) -> str:
     """``text`` with every occurrence of each credential replaced by :data:`CREDENTIAL_MASK`
     (a provider's error message may quote the key it refused)."""

@@ -111,6 +111,77 @@ def test_canary_key_never_exported(server: FakeLLMServer, uninstrument_after: No
     tp.shutdown()
 
 
+def test_credentials_in_the_request_body_are_masked(server: FakeLLMServer, uninstrument_after: None) -> None:
+    """A remote MCP server's token (OpenAI Responses ``tools[].authorization`` and ``headers``,
+    Anthropic's ``mcp_servers[].authorization_token``) and Azure "On Your Data"'s search key travel
+    in the JSON body: they were recorded as is in ``spanreel.request.body`` and
+    ``gen_ai.tool.definitions``, by default. What is not a credential stays (a thinking block's
+    ``signature``, a tool's JSON Schema naming a ``password`` parameter)."""
+    tp, exporter = _recording(capture_content=True)
+    port = server.port
+    mcp = {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example/sse",
+           "authorization": CANARY + "-mcp", "headers": {"X-Api-Key": CANARY + "-hdr", "X-Source": "app"},
+           "require_approval": "never"}  # fmt: skip
+    schema = {"type": "object", "properties": {"password": {"type": "string"}}}
+    password_tool = {"type": "function", "name": "login", "parameters": schema}
+    openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0).responses.create(
+        model="gpt-4o-mini",
+        input="hi",
+        tools=[mcp, password_tool],  # type: ignore[list-item]
+    )
+    anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}", api_key="k", max_retries=0).messages.create(
+        model="claude-haiku-4-5",
+        max_tokens=20,
+        messages=[
+            {"role": "user", "content": "hi"},
+            {
+                "role": "assistant",
+                "content": [{"type": "thinking", "thinking": "t", "signature": "SIG-kept"}],
+            },
+            {"role": "user", "content": "again"},
+        ],
+        extra_body={
+            "mcp_servers": [
+                {
+                    "type": "url",
+                    "url": "https://mcp.example",
+                    "name": "m",
+                    "authorization_token": CANARY + "-ant",
+                }
+            ]
+        },
+    )
+    openai.AzureOpenAI(
+        azure_endpoint=f"http://127.0.0.1:{port}", api_key="k", api_version="2024-10-21", max_retries=0
+    ).chat.completions.create(
+        model="dep",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={
+            "data_sources": [
+                {
+                    "type": "azure_search",
+                    "parameters": {
+                        "endpoint": "https://search.example",
+                        "index_name": "docs",
+                        "authentication": {"type": "api_key", "key": CANARY + "-az"},
+                    },
+                }
+            ]
+        },
+    )
+    spans = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "spanreel"]  # type: ignore[union-attr]
+    assert len(spans) == 3
+    assert CANARY.encode() not in encode_spans(spans).SerializeToString()
+    bodies = [json.loads(str((s.attributes or {})[SPANREEL_REQUEST_BODY])) for s in spans]
+    assert all((s.attributes or {}).get(SPANREEL_REQUEST_BODY_MODIFIED) is True for s in spans)
+    assert bodies[0]["tools"][0]["authorization"] == "[REDACTED:credential]"
+    assert bodies[0]["tools"][0]["headers"] == {"X-Api-Key": "[REDACTED:credential]", "X-Source": "app"}
+    assert bodies[0]["tools"][1] == password_tool
+    assert bodies[1]["messages"][1]["content"][0]["signature"] == "SIG-kept"
+    assert bodies[2]["data_sources"][0]["parameters"]["authentication"]["type"] == "api_key"
+    tp.shutdown()
+
+
 def test_content_capture_env_no_content(
     server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, uninstrument_after: None
 ) -> None:
