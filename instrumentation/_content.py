@@ -171,13 +171,23 @@ def builtin_redactor(names: str) -> Redactor | None:
 
 def load_hook(spec: str) -> Redactor:
     """Import ``module:function`` (``SPANREEL_REDACT_HOOK``). Raises ``ValueError`` when the
-    spec is malformed or the object is not callable, ``ImportError`` when the module is missing."""
+    spec is malformed, names nothing (``AttributeError``), or the object is not callable, or when
+    importing the module raised anything other than ``ImportError``; ``ImportError`` when the
+    module is missing."""
     module_name, sep, attr = spec.strip().partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"{REDACT_HOOK_ENV} must be 'module:function', got {spec!r}")
-    obj: Any = importlib.import_module(module_name)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError:
+        raise
+    except Exception as exc:  # the hook module's own code failed while importing
+        raise ValueError(f"{REDACT_HOOK_ENV}: importing {module_name} failed: {exc!r}") from exc
     for name in attr.split("."):
-        obj = getattr(obj, name)
+        try:
+            obj = getattr(obj, name)
+        except AttributeError:
+            raise ValueError(f"{REDACT_HOOK_ENV}: {module_name} has no {attr}") from None
     if not callable(obj):
         raise ValueError(f"{REDACT_HOOK_ENV}: {spec} is not callable")
     fn: Redactor = obj

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -312,6 +313,29 @@ def test_policy_from_env_errors_and_hook() -> None:
     assert policy.redactor is not None and policy.redactor("hello world") == "Hello World"
     assert policy.max_bytes == 0 and policy.cap("x" * 10_000_000) is None
     assert ContentPolicy().scrub({"a": ["short"]}) == {"a": ["short"]}
+
+
+def test_a_hook_that_cannot_be_loaded_is_reported_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt function name (``AttributeError``) or a hook module failing at import raised out
+    of ``instrument()``: under opentelemetry-instrument that stops every instrumentor after
+    spanreel. Now both are reported on stderr in one line and nothing is instrumented (a hook that
+    cannot run must not let content out unredacted)."""
+    (tmp_path / "broken_hooks.py").write_text("raise RuntimeError('no config file')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cases = [
+        ("string:no_such_function", "has no no_such_function"),
+        ("broken_hooks:redact", "importing broken"),
+    ]
+    for spec, reason in cases:
+        with pytest.raises(ValueError, match=reason):
+            ContentPolicy.from_env({"SPANREEL_REDACT_HOOK": spec})
+        monkeypatch.setenv("SPANREEL_REDACT_HOOK", spec)
+        Instrumentor().instrument(tracer_provider=TracerProvider())  # does not raise
+        err = capsys.readouterr().err
+        assert err.startswith("spanreel: not instrumenting: SPANREEL_REDACT_HOOK") and reason in err
+        Instrumentor().uninstrument()
 
 
 def test_cap_cuts_at_character_boundary() -> None:
