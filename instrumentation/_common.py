@@ -11,6 +11,7 @@ placeholders, redaction, size cap — :mod:`._content`) before serialising it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,12 +36,23 @@ def dumps(value: Any) -> str:
     what orjson refuses (integers beyond 64 bits, non-string keys) is written by :mod:`json` as
     before. Raises ``TypeError`` for a value that is not JSON-able. Non-finite floats are written
     as ``null`` (JSON has no ``NaN``); floats may be spelled differently (``1e16``, not
-    ``1e+16``), never valued differently.
+    ``1e+16``), never valued differently. A lone surrogate is written as its ``\\uXXXX`` escape,
+    so the text is always valid UTF-8.
     """
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return _ENCODER.encode(value)
+        text = _ENCODER.encode(value)
+    # A lone surrogate (half an emoji cut by a client) is not UTF-8: an OTLP exporter drops the
+    # attribute. Written as its JSON escape, the text is valid UTF-8 and means the same.
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 _raw_decode = json.JSONDecoder().raw_decode

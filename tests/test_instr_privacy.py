@@ -540,3 +540,25 @@ def test_a_url_password_quoted_in_an_error_is_masked_in_the_session_span(uninstr
     finally:
         canned.httpd.shutdown()
         canned.httpd.server_close()
+
+
+def test_a_lone_surrogate_in_a_prompt_keeps_the_input_messages(
+    server: FakeLLMServer, uninstrument_after: None
+) -> None:
+    """Half an emoji (``"\\ud83d"``, valid JSON) made ``gen_ai.input.messages`` a string that is
+    not UTF-8: the OTLP encoder logged a traceback and exported the span without it."""
+    tp, exporter = _recording(capture_content=True)
+    body = r'{"model": "m", "messages": [{"role": "user", "content": "cut emoji \ud83d here, é kept"}]}'
+    r = httpx.post(
+        server.base_url + "/chat/completions",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 500  # the fake server cannot read it either: the prompt is still recorded
+    (span,) = [s for s in exporter.get_finished_spans() if s.name.startswith("chat")]
+    text = str((span.attributes or {})[ga.GEN_AI_INPUT_MESSAGES])
+    text.encode("utf-8")  # valid UTF-8
+    assert json.loads(text)[0]["parts"][0]["content"] == "cut emoji \ud83d here, é kept"
+    (encoded,) = encode_spans([span]).resource_spans[0].scope_spans[0].spans
+    assert ga.GEN_AI_INPUT_MESSAGES in {kv.key for kv in encoded.attributes}
+    tp.shutdown()
