@@ -9,6 +9,9 @@ For every span started while instrumentation is on (whoever creates it) :class:`
 - on the HTTP client span of an LLM call (opentelemetry-instrumentation-httpx's, a child of the
   GenAI span), masks the call's credentials out of the exception and status text it records (a
   transport error quotes the header it refused: an API key read with a trailing newline);
+- masks the credential request headers an HTTP instrumentation records when the user opted in
+  (``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST``: ``http.request.header.authorization``,
+  ``…x-api-key``, ``…api-key``, ``…x-goog-api-key``, ``…cookie``…) as ``[REDACTED:credential]``;
 - removes credentials from the span's URL attributes (``url.full``, old-convention ``http.url``):
   user-info and credential query parameters such as Gemini's ``?key=`` (see
   :func:`~spanreel.instrumentation._http.sanitize_url`), and, with redaction on, redacts them
@@ -42,13 +45,28 @@ from opentelemetry.util.types import Attributes
 
 from ._call import CALL_CONTEXT_KEY, LLMCall, log_once
 from ._context import SESSION_BAGGAGE_KEYS
-from ._http import mask_credentials, masked_exception, redact_url, sanitize_url
+from ._http import (
+    CREDENTIAL_HEADERS,
+    CREDENTIAL_MASK,
+    mask_credentials,
+    masked_exception,
+    redact_url,
+    sanitize_url,
+)
 
 #: Baggage keys copied onto every span.
 BAGGAGE_SPAN_KEYS = frozenset({*SESSION_BAGGAGE_KEYS, GEN_AI_CONVERSATION_ID})
 
 _URL_KEYS = (URL_FULL, HTTP_URL)
 _URL_KEY_SET = frozenset(_URL_KEYS)
+#: Request header attributes (``http.request.header.<name>``, recorded by an HTTP instrumentation
+#: when ``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST`` names them) that hold credentials.
+#: (Names as the semantic conventions write them, lower case with ``_``; some instrumentations keep ``-``.)
+_CREDENTIAL_HEADER_KEYS = frozenset(
+    f"http.request.header.{spelling}"
+    for name in (*CREDENTIAL_HEADERS, "cookie")
+    for spelling in (name, name.replace("-", "_"))
+)
 
 
 class SpanreelProcessor(SpanProcessor):
@@ -80,6 +98,9 @@ class SpanreelProcessor(SpanProcessor):
             # One pass over the keys (most spans have no URL): a missed get() raises inside the SDK.
             if not attributes or _URL_KEY_SET.isdisjoint(attributes):
                 return
+            if not _CREDENTIAL_HEADER_KEYS.isdisjoint(attributes):  # captured by the user's opt-in
+                for key in _CREDENTIAL_HEADER_KEYS.intersection(attributes):
+                    span.set_attribute(key, (CREDENTIAL_MASK,))
             for key in _URL_KEYS:
                 url = attributes.get(key)
                 if not isinstance(url, str):

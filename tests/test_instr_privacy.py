@@ -562,3 +562,32 @@ def test_a_lone_surrogate_in_a_prompt_keeps_the_input_messages(
     (encoded,) = encode_spans([span]).resource_spans[0].scope_spans[0].spans
     assert ga.GEN_AI_INPUT_MESSAGES in {kv.key for kv in encoded.attributes}
     tp.shutdown()
+
+
+def test_credential_headers_an_http_instrumentation_captures_are_masked(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, uninstrument_after: None
+) -> None:
+    """With the standard opt-in to record request headers (here every header), the HTTP child
+    span recorded ``authorization`` and ``x-goog-api-key`` as sent."""
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
+    tp, exporter = _recording(capture_content=True)
+    openai.OpenAI(base_url=server.base_url, api_key=CANARY, max_retries=0).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+    )
+    gemini = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    r = httpx.post(
+        f"http://127.0.0.1:{server.port}/v1beta/models/gemini-2.0-flash:generateContent",
+        json=gemini,
+        headers={"x-goog-api-key": CANARY, "Cookie": "session=" + CANARY},
+    )
+    assert r.status_code == 200
+    http = [s for s in exporter.get_finished_spans() if s.name == "POST"]
+    assert len(http) == 2
+    headers = {
+        k: v for s in http for k, v in (s.attributes or {}).items() if k.startswith("http.request.header.")
+    }
+    assert headers["http.request.header.authorization"] == ("[REDACTED:credential]",)
+    assert headers["http.request.header.x_goog_api_key"] == ("[REDACTED:credential]",)
+    assert headers["http.request.header.content_type"] == ("application/json",)  # the rest is kept
+    assert CANARY.encode() not in encode_spans(exporter.get_finished_spans()).SerializeToString()
+    tp.shutdown()
