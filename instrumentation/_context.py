@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
@@ -11,11 +12,13 @@ from types import TracebackType
 from opentelemetry import baggage, context, trace
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_CONVERSATION_ID
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags, TracerProvider
 
 from spanreel import __version__
 from spanreel._attributes import SESSION_ID, SPANREEL_SESSION_NAME, SPANREEL_SESSION_PATH, USER_ID
 
+from ._content import REDACTION_FAILED
 from ._http import exception_credentials, mask_credentials, masked_exception
 
 #: Baggage entries that describe a session; copied onto spanreel's GenAI spans (and onto every
@@ -26,6 +29,14 @@ TRACER_NAME = "spanreel"
 
 _REPLAY: ContextVar[SpanContext | None] = ContextVar("spanreel_replay_of", default=None)
 _tracer_provider: TracerProvider | None = None
+_redactor: Callable[[str], str] | None = None
+
+
+def set_redactor(redactor: Callable[[str], str] | None) -> None:
+    """The redaction the instrumentation applies to captured text (``None``: off), applied to the
+    error text a session span records too. Set by the instrumentor."""
+    global _redactor
+    _redactor = redactor
 
 
 def set_tracer_provider(provider: TracerProvider | None) -> None:
@@ -160,13 +171,7 @@ class Session:
         span = self.span
         if span is not None and span.is_recording():
             if exc is not None:
-                # An SDK error may quote the key it was refused with: mask the credentials of the
-                # requests it (and its causes) carry.
-                credentials = exception_credentials(exc)
-                span.record_exception(exc, attributes=masked_exception(exc, credentials))
-                span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
-                text = mask_credentials(f"{type(exc).__name__}: {exc}", credentials)
-                span.set_status(Status(StatusCode.ERROR, text))
+                _record_error(span, exc)
             span.end()
 
     async def __aenter__(self) -> Session:
@@ -176,6 +181,31 @@ class Session:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+def _record_error(span: trace.Span, exc: BaseException) -> None:
+    # An SDK error may quote the key it was refused with: mask the credentials of the requests it
+    # (and its causes) carry; then redact it as the GenAI span's error text is (a provider's
+    # message may quote the prompt or an account's e-mail address).
+    credentials = exception_credentials(exc)
+    attributes = masked_exception(exc, credentials)
+    text = mask_credentials(f"{type(exc).__name__}: {exc}", credentials)
+    redactor = _redactor
+    if redactor is not None:
+        if attributes is None:
+            attributes = {
+                EXCEPTION_MESSAGE: str(exc),
+                EXCEPTION_STACKTRACE: "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+            }
+        try:
+            attributes = {key: redactor(str(value)) for key, value in attributes.items()}
+            text = redactor(text)
+        except Exception:  # fail closed: no text rather than unredacted text
+            attributes = {EXCEPTION_MESSAGE: REDACTION_FAILED, EXCEPTION_STACKTRACE: REDACTION_FAILED}
+            text = REDACTION_FAILED
+    span.record_exception(exc, attributes=attributes)
+    span.set_attribute(ERROR_TYPE, type(exc).__qualname__)
+    span.set_status(Status(StatusCode.ERROR, text))
 
 
 def session(

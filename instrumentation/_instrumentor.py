@@ -33,7 +33,7 @@ from spanreel import __version__
 from ._call import CallSettings, log_once
 from ._capture import content_capture_enabled
 from ._content import ContentPolicy, Redactor, chain, guarded
-from ._context import TRACER_NAME, set_tracer_provider
+from ._context import TRACER_NAME, set_redactor, set_tracer_provider
 from ._metrics import GenAIMetrics
 from ._processor import deactivate_processors, ensure_processor
 from ._setup import metrics_enabled
@@ -119,6 +119,7 @@ class _State:
         set_tracer_provider(tracer_provider)
         self.tracer = trace.get_tracer(TRACER_NAME, __version__, tracer_provider=tracer_provider)
         policy = policy or ContentPolicy()
+        set_redactor(policy.redactor)
         self.processor_missing = False
         if ensure_processor(tracer_provider or trace.get_tracer_provider(), policy.redactor) is None:
             self.processor_missing = tracer_provider is None  # the app may set its provider later
@@ -150,6 +151,7 @@ class _State:
             self.installed.clear()
         deactivate_processors()
         set_tracer_provider(None)
+        set_redactor(None)
 
     def _on_import(self, module: ModuleType) -> None:
         try:

@@ -591,3 +591,34 @@ def test_credential_headers_an_http_instrumentation_captures_are_masked(
     assert headers["http.request.header.content_type"] == ("application/json",)  # the rest is kept
     assert CANARY.encode() not in encode_spans(exporter.get_finished_spans()).SerializeToString()
     tp.shutdown()
+
+
+def test_the_session_span_redacts_the_error_text_it_records(
+    monkeypatch: pytest.MonkeyPatch, uninstrument_after: None
+) -> None:
+    """With redaction on, the GenAI span's error text was redacted, the session span's (status,
+    ``exception.message``, ``exception.stacktrace``) was not."""
+    monkeypatch.setenv("SPANREEL_REDACT", "email")
+    canned = Canned()
+    try:
+        body = {
+            "error": {
+                "message": "Account jane.doe@example.com has no access",
+                "type": "invalid_request_error",
+            }
+        }
+        canned.set([json.dumps(body).encode()], status=400)
+        tp, exporter = _recording(capture_content=True)
+        with pytest.raises(openai.BadRequestError), spanreel.session("support"):
+            openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+        (session,) = [s for s in exporter.get_finished_spans() if s.name == "support"]
+        assert "Account [REDACTED:email] has no access" in str(session.status.description)
+        (event,) = session.events
+        assert "[REDACTED:email]" in str((event.attributes or {})["exception.stacktrace"])
+        assert b"jane.doe@example.com" not in encode_spans(exporter.get_finished_spans()).SerializeToString()
+        tp.shutdown()
+    finally:
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
