@@ -316,16 +316,19 @@ class LLMCall:
         else:
             self._span.set_attribute(ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttfc)
 
-    def finish(self, exc: BaseException | None = None) -> None:
+    def finish(self, exc: BaseException | None = None, *, exhausted: bool = False) -> None:
         """End the span once: apply what the body said; ``exc`` (a transport or stream error,
-        not ``GeneratorExit``) makes the span status ERROR with ``error.type`` = its class name."""
+        not ``GeneratorExit``) makes the span status ERROR with ``error.type`` = its class name.
+        ``exhausted``: the body was read to its end (not closed early by the application); a
+        stream read to its end without the provider's end event (no finish reason, no ``[DONE]``)
+        is then ERROR with ``error.type`` :data:`INCOMPLETE_STREAM`."""
         with self._lock:
             if self._ended:
                 return
             self._ended = True
         span = self._span
         try:
-            self._record(exc)
+            self._record(exc, exhausted)
         except Exception:
             log_once("finish", "spanreel: could not record the LLM response on the span")
             if self._ttfc is not None:
@@ -370,7 +373,7 @@ class LLMCall:
             return None, error_type, message
         return self._api.response(body, capture), None, None
 
-    def _record(self, exc: BaseException | None) -> None:
+    def _record(self, exc: BaseException | None, exhausted: bool = False) -> None:
         span = self._span
         settings = self._settings
         parsed, error_type, message = self._parse() if self._parse_ok else (None, None, None)
@@ -423,6 +426,10 @@ class LLMCall:
             status = Status(StatusCode.ERROR, (message or f"HTTP {self._status_code}")[:1024])
         elif error_type is not None:  # an error event inside a stream
             status = Status(StatusCode.ERROR, (message or error_type)[:1024])
+        elif exhausted and parsed is not None and self._sse is not None and not _finished(parsed):
+            if not getattr(self._acc, "done", False):  # ([DONE] without finish reasons: complete)
+                error_type = INCOMPLETE_STREAM
+                status = Status(StatusCode.ERROR, "the stream ended before the provider's end event")
         if self._owned and error_type is not None:
             attrs[ERROR_TYPE] = error_type
         if attrs:
@@ -445,6 +452,11 @@ class LLMCall:
         if outcome is not None and self._metrics is not None:
             attrs, own, error_type = outcome
             self._metrics.record(attrs, own if duration_s is None else duration_s, error_type)
+
+
+#: ``error.type`` of a stream read to its end without the provider's end event (the server or a
+#: proxy closed it early): the app got a truncated answer without an exception.
+INCOMPLETE_STREAM = "incomplete_stream"
 
 
 def _finished(parsed: Parsed) -> bool:

@@ -120,12 +120,13 @@ class _TeeState:
         if chunk is not None:
             self.call.feed(chunk, self.arrived)
 
-    def finish(self, exc: BaseException | None = None) -> None:
+    def finish(self, exc: BaseException | None = None, exhausted: bool = False) -> None:
         """End the call, after parsing the chunk still held (an SDK that stops at ``[DONE]``
-        closes the response while the last chunk, often the one with the usage, is held)."""
+        closes the response while the last chunk, often the one with the usage, is held).
+        ``exhausted``: the body was read to its end."""
         self.release()
         call = self.call
-        call.finish(exc)
+        call.finish(exc, exhausted=exhausted)
         call.finisher = None  # it was this method (adopted spans): break the cycle call ↔ state
 
 
@@ -156,7 +157,7 @@ class _SyncTee:
         except BaseException as exc:
             state.finish(exc)
             raise
-        state.finish()
+        state.finish(exhausted=True)
 
     def close(self) -> None:
         try:
@@ -201,7 +202,7 @@ class _AsyncTee:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
-        state.finish()
+        state.finish(exhausted=True)
 
     async def aclose(self) -> None:
         try:

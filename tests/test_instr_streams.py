@@ -1172,3 +1172,45 @@ def test_responses_conversation_and_priority_tier(spans: InMemorySpanExporter, c
     assert a[SPANREEL_COST_USD] == pytest.approx(
         _library("openai", "gpt-5", usage, context={"service_tier": "priority"})
     )
+
+
+def _chat_chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini",
+             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}  # fmt: skip
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+@pytest.mark.parametrize(
+    ("ending", "read", "expected"),
+    [
+        # the server (or a proxy) closed the body cleanly before the end: a truncated answer
+        ([], "all", ("ERROR", "incomplete_stream")),
+        # [DONE] without a finish reason (some OpenAI-compatible servers): complete
+        ([b"data: [DONE]\n\n"], "all", ("UNSET", None)),
+        ([_chat_chunk({}, "stop"), b"data: [DONE]\n\n"], "all", ("UNSET", None)),
+        # the application stopped reading: not the call's failure
+        ([], "first", ("UNSET", None)),
+    ],
+)
+def test_a_stream_read_to_its_end_without_the_end_event_is_an_error(
+    spans: InMemorySpanExporter,
+    canned: Canned,
+    ending: list[bytes],
+    read: str,
+    expected: tuple[str, str | None],
+) -> None:
+    """A stream the server ended cleanly before the provider's end event was recorded as a
+    success, while the app got a truncated answer (and the anthropic SDK's own span says ERROR)."""
+    chunks = [_chat_chunk({"role": "assistant", "content": "Hel"}), _chat_chunk({"content": "lo"}), *ending]
+    canned.set(chunks, "text/event-stream")
+    client = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    if read == "all":
+        assert "".join(c.choices[0].delta.content or "" for c in stream) == "Hello"  # the app sees no error
+    else:
+        next(iter(stream))
+        stream.close()
+    (span,) = genai(spans)
+    assert (span.status.status_code.name, (span.attributes or {}).get("error.type")) == expected
