@@ -32,6 +32,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv._incubating.attributes.openai_attributes import OPENAI_REQUEST_SERVICE_TIER
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND_COUNT
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
@@ -426,10 +427,9 @@ class LLMCall:
             status = Status(StatusCode.ERROR, (message or f"HTTP {self._status_code}")[:1024])
         elif error_type is not None:  # an error event inside a stream
             status = Status(StatusCode.ERROR, (message or error_type)[:1024])
-        elif exhausted and parsed is not None and self._sse is not None and not _finished(parsed):
-            if not getattr(self._acc, "done", False):  # ([DONE] without finish reasons: complete)
-                error_type = INCOMPLETE_STREAM
-                status = Status(StatusCode.ERROR, "the stream ended before the provider's end event")
+        elif exhausted and parsed is not None and self._stream_incomplete(parsed):
+            error_type = INCOMPLETE_STREAM
+            status = Status(StatusCode.ERROR, "the stream ended before the provider's end event")
         if self._owned and error_type is not None:
             attrs[ERROR_TYPE] = error_type
         if attrs:
@@ -444,6 +444,11 @@ class LLMCall:
                 self._outcome = outcome
             else:
                 metrics.record(*outcome)
+
+    def _stream_incomplete(self, parsed: Parsed) -> bool:
+        """Whether an event stream lacks its end: no finish reasons and no ``[DONE]`` (which some
+        OpenAI-compatible servers send without finish reasons)."""
+        return self._sse is not None and not _finished(parsed) and not getattr(self._acc, "done", False)
 
     def record_deferred_metrics(self, duration_s: float | None) -> None:
         """Record the metrics :meth:`finish` kept (``defer_metrics``), once, with the owner's
@@ -504,6 +509,18 @@ def _endpoint_attributes(url: Any, policy: ContentPolicy) -> Attributes:
     if port is not None:
         attrs[SERVER_PORT] = port
     return attrs
+
+
+#: The attempt number the openai and anthropic SDKs send with each request (0: the first).
+_RETRY_COUNT_HEADER = "x-stainless-retry-count"
+
+
+def _resend_count(request: Any) -> int:
+    """How many times the SDK had sent this request before (``x-stainless-retry-count``), else 0:
+    each attempt is its own HTTP request and GenAI span, ``http.request.resend_count`` tells them
+    apart."""
+    value = request.headers.get(_RETRY_COUNT_HEADER)
+    return int(value) if value and value.isdigit() else 0
 
 
 def _request_content(request: Any) -> bytes:
@@ -574,6 +591,9 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     attrs.update(parts.attributes)
     if found.path_stream:
         attrs[ga.GEN_AI_REQUEST_STREAM] = True
+    resend = _resend_count(request)
+    if resend:
+        attrs[HTTP_REQUEST_RESEND_COUNT] = resend
     truncated: list[str] = []
     if capture:
         _put_content(attrs, parts.content, policy, truncated, scrub=False)  # the body was scrubbed

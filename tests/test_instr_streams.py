@@ -1214,3 +1214,20 @@ def test_a_stream_read_to_its_end_without_the_end_event_is_an_error(
         stream.close()
     (span,) = genai(spans)
     assert (span.status.status_code.name, (span.attributes or {}).get("error.type")) == expected
+
+
+def test_each_sdk_attempt_is_a_span_numbered_by_resend_count(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """A call the SDK retried is one GenAI span per HTTP attempt (each is a request the provider
+    answered); ``http.request.resend_count`` (from the SDK's ``x-stainless-retry-count``) tells a
+    retry from a new call."""
+    canned.set([b'{"error": {"message": "overloaded", "type": "server_error"}}'], status=500)
+    client = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=2)
+    with pytest.raises(openai.InternalServerError):
+        client.with_options(timeout=5).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    attempts = sorted(genai(spans), key=lambda s: s.start_time or 0)
+    assert [(s.attributes or {}).get("http.request.resend_count") for s in attempts] == [None, 1, 2]
+    assert all(s.status.status_code is StatusCode.ERROR for s in attempts)
