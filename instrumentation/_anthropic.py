@@ -84,7 +84,11 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
         elif btype == "image":
             parts.append(_source_part(block, "image"))
         elif btype == "document":
-            parts.append(_source_part(block, "document"))
+            source = block.get("source")
+            if isinstance(source, Mapping) and source.get("type") == "content":  # its own blocks
+                parts.extend(_blocks(source.get("content")))
+            else:
+                parts.append(_source_part(block, "document"))
         elif btype == "server_tool_use":  # web_search, web_fetch, code_execution…: Anthropic runs it
             name = string(block.get("name")) or "server_tool"
             parts.append(server_tool_call_part(block.get("id"), name, name, arguments=block.get("input")))

@@ -20,6 +20,7 @@ of such responses whose candidate parts are concatenated; the last usage wins.
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,12 +54,17 @@ def _get(obj: Mapping[str, Any], camel: str, snake: str) -> Any:
     return obj.get(snake) if value is None else value
 
 
-def _media(data: Mapping[str, Any]) -> dict[str, Any]:
+def _media(data: Mapping[str, Any], uri: Any = None) -> dict[str, Any]:
     """``modality`` (the MIME type's top-level type, e.g. ``image``) and ``mime_type`` of an
-    ``inlineData`` / ``fileData`` part (semconv requires ``modality`` on blob and uri parts)."""
+    ``inlineData`` / ``fileData`` part (semconv requires ``modality`` on blob and uri parts). A
+    ``fileData`` may omit ``mimeType``: the type is then guessed from its ``uri``'s extension,
+    and ``modality`` is ``"unknown"`` when that fails too."""
     mime = _get(data, "mimeType", "mime_type")
-    modality = str(mime).split("/", 1)[0] if isinstance(mime, str) else None
-    return {"modality": modality, "mime_type": mime}
+    if not isinstance(mime, str) and isinstance(uri, str):
+        mime = mimetypes.guess_type(uri, strict=False)[0]
+    if not isinstance(mime, str) or not mime:
+        return {"modality": "unknown"}
+    return {"modality": mime.split("/", 1)[0], "mime_type": mime}
 
 
 _CODE_EXECUTION = "code_execution"
@@ -90,7 +96,8 @@ def _parts(parts: Any) -> list[dict[str, Any]]:
         elif isinstance(inline, Mapping):
             out.append({"type": "blob", **_media(inline), "content": inline.get("data")})
         elif isinstance(file_data, Mapping):
-            out.append({"type": "uri", **_media(file_data), "uri": _get(file_data, "fileUri", "file_uri")})
+            uri = _get(file_data, "fileUri", "file_uri")
+            out.append({"type": "uri", **_media(file_data, uri), "uri": uri})
         elif isinstance(call, Mapping):
             out.append(
                 {

@@ -474,3 +474,30 @@ def test_extract_output_text_robust() -> None:
     assert extract_output_text(None) == ""
     assert extract_output_text("{bad") == ""
     assert extract_output_text('[{"role": "assistant", "parts": [{"type": "tool_call"}]}]') == ""
+
+
+def test_media_parts_keep_the_semconv_part_schema() -> None:
+    """Two valid request shapes gave parts the message schema refuses: an Anthropic document
+    made of its own content blocks (``source.type: "content"``) became a blob whose ``content``
+    was a list; a Gemini ``fileData`` without ``mimeType`` had ``modality: null``."""
+    from spanreel.instrumentation import _anthropic, _gemini
+
+    document = {
+        "type": "document",
+        "source": {"type": "content", "content": [{"type": "text", "text": "p1"}]},
+    }
+    (message,) = _anthropic.input_messages(
+        [{"role": "user", "content": [document, {"type": "text", "text": "Sum"}]}]
+    )
+    assert message["parts"] == [{"type": "text", "content": "p1"}, {"type": "text", "content": "Sum"}]
+    files = [{"fileData": {"fileUri": "gs://b/report.pdf"}}, {"fileData": {"fileUri": "https://h/files/abc"}}]
+    (message,) = _gemini.input_messages([{"role": "user", "parts": files}])
+    assert message["parts"] == [
+        {
+            "type": "uri",
+            "modality": "application",
+            "mime_type": "application/pdf",
+            "uri": "gs://b/report.pdf",
+        },
+        {"type": "uri", "modality": "unknown", "uri": "https://h/files/abc"},
+    ]
