@@ -355,7 +355,8 @@ class ResponsesStreamAccumulator:
         self._items: dict[int, dict[str, Any]] = {}
         self._texts: dict[int, list[str]] = {}
         self._args: dict[int, list[str]] = {}
-        self._reasoning: dict[int, list[str]] = {}
+        #: output index → summary (or reasoning content) part index → deltas
+        self._reasoning: dict[int, dict[int, list[str]]] = {}
         self.error_type: str | None = None
         self.error_message: str | None = None
 
@@ -398,7 +399,9 @@ class ResponsesStreamAccumulator:
             elif etype in ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta"):
                 self._args.setdefault(index, []).append(delta)
             elif etype.startswith("response.reasoning") and etype.endswith(".delta"):
-                self._reasoning.setdefault(index, []).append(delta)
+                part = payload.get("summary_index", payload.get("content_index"))
+                parts = self._reasoning.setdefault(index, {})
+                parts.setdefault(part if isinstance(part, int) else 0, []).append(delta)
         return True
 
     def _assembled(self) -> dict[str, Any]:
@@ -412,7 +415,8 @@ class ResponsesStreamAccumulator:
                 key = "input" if item.get("type") == "custom_tool_call" else "arguments"
                 item[key] = "".join(self._args[index])
             if index in self._reasoning:
-                item["summary"] = [{"text": "".join(self._reasoning[index])}]
+                parts = self._reasoning[index]
+                item["summary"] = [{"text": "".join(parts[i])} for i in sorted(parts)]
             output.append(item)
         response["output"] = output
         return response

@@ -1231,3 +1231,23 @@ def test_each_sdk_attempt_is_a_span_numbered_by_resend_count(
     attempts = sorted(genai(spans), key=lambda s: s.start_time or 0)
     assert [(s.attributes or {}).get("http.request.resend_count") for s in attempts] == [None, 1, 2]
     assert all(s.status.status_code is StatusCode.ERROR for s in attempts)
+
+
+def test_responses_reasoning_summary_parts_assembled_from_deltas_are_lines() -> None:
+    """Rebuilt from delta events (the app closed the stream early), summary parts were glued
+    together (``two.**Checking``); from the final event they are joined by lines."""
+    from spanreel.instrumentation._openai_responses import ResponsesStreamAccumulator
+
+    acc = ResponsesStreamAccumulator()
+    events = [
+        {"type": "response.created", "response": {"id": "r1", "model": "o4-mini", "status": "in_progress"}},
+        {"type": "response.output_item.added", "output_index": 0, "item": {"type": "reasoning", "id": "rs1"}},
+    ]
+    for summary_index, text in enumerate(["Two plus two.", "**Checking** Four."]):
+        events.append({"type": "response.reasoning_summary_text.delta", "output_index": 0,
+                       "summary_index": summary_index, "delta": text})  # fmt: skip
+    for event in events:
+        acc.add(json.dumps(event), event["type"])
+    messages = acc.result(capture_content=True).content[ga.GEN_AI_OUTPUT_MESSAGES]
+    (part,) = [p for m in messages for p in m["parts"] if p["type"] == "reasoning"]
+    assert part["content"] == "Two plus two.\n**Checking** Four."
