@@ -59,7 +59,8 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _RUN = r"(?<![A-Za-z0-9+/_=\\-])[A-Za-z0-9+/_=\\-]{" + str(BLOB_MIN_CHARS) + "}"
 _BLOB_RUN = re.compile(_RUN)
 _BLOB_RUN_BYTES = re.compile(_RUN.encode())
-_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,", re.ASCII)
+#: (The scheme and ``;base64`` in any case: RFC 3986 and RFC 2397 make them case-insensitive.)
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,", re.ASCII | re.IGNORECASE)
 
 
 def _luhn(digits: str) -> bool:
@@ -282,10 +283,10 @@ class ContentPolicy:
         if self.keep_blobs:
             return False
         if isinstance(document, bytes):
-            if b"base64," in document:
+            if b"base64," in document or b"BASE64," in document:
                 return True
             return len(document) >= BLOB_MIN_CHARS and _BLOB_RUN_BYTES.search(document) is not None
-        if "base64," in document:
+        if "base64," in document or "BASE64," in document:
             return True
         return len(document) >= BLOB_MIN_CHARS and _BLOB_RUN.search(document) is not None
 
@@ -293,7 +294,7 @@ class ContentPolicy:
         """One string: blob placeholder (unless kept: any ``data:…;base64,`` URL, or a run of at
         least :data:`BLOB_MIN_CHARS` base64 characters, described with ``media_type`` when the
         JSON object holding it names one), then the redactor."""
-        if not self.keep_blobs and (len(text) >= BLOB_MIN_CHARS or text.startswith("data:")):
+        if not self.keep_blobs and (len(text) >= BLOB_MIN_CHARS or text[:5].lower() == "data:"):
             placeholder = _blob_placeholder(text, media_type)
             if placeholder is not None:
                 return placeholder
@@ -355,7 +356,7 @@ def _media_type(obj: dict[str, Any]) -> str | None:
 
 def _blob_placeholder(text: str, media_type: str | None = None) -> str | None:
     head = text[:200]
-    if head.startswith("data:"):
+    if head[:5].lower() == "data:":
         m = _DATA_URL.match(head)
         if m is None:
             return None

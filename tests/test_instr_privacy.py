@@ -364,6 +364,13 @@ def test_blobs_small_data_urls_and_media_types_beside_the_data() -> None:
     # Short base64-looking words stay (ids, hashes), and kept blobs are kept.
     assert policy.scrub({"id": "QUJDREVGR0g="}) == {"id": "QUJDREVGR0g="}
     assert ContentPolicy(keep_blobs=True).scrub({"url": small}) == {"url": small}
+    # The scheme and ";base64" in any case (RFC 3986, RFC 2397): were kept whole.
+    for spelling in ("data:image/png;BASE64,", "DATA:image/png;BASE64,"):
+        upper = spelling + "iVBORw0KGgo" + "A" * 799 + "=="
+        assert policy.needs_scrub(json.dumps({"url": upper}))
+        assert policy.scrub({"url": upper})["url"].endswith("[spanreel: image/png base64 omitted, 607 bytes]")
+        long = spelling + "A" * 2000
+        assert "AAAA" not in policy.scrub({"url": long})["url"]
 
 
 def test_redaction_covers_the_encoded_url_and_the_error_text(uninstrument_after: None) -> None:
