@@ -64,6 +64,7 @@ from ._common import (
 from ._content import ContentPolicy
 from ._context import SESSION_BAGGAGE_KEYS, current_replay
 from ._cost import cost_usd, warm_up
+from ._errortext import mask_error_text
 from ._eventstream import CONTENT_TYPE as EVENT_STREAM
 from ._eventstream import EventStreamDecoder, make_event_stream_decoder
 from ._http import (
@@ -640,6 +641,9 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         )
         # Metrics once per owner's operation, recorded when it ends (not per HTTP attempt).
         call.defer_metrics = finish_before_owner_ends(foreign, call)
+        # The owner records the SDK's error ("Incorrect API key provided: sk-…") on its span: mask
+        # the request's credentials out of it (computed now: the span must not hold the call).
+        mask_error_text(foreign, call.credentials().copy)
         return call, call_context(call, parent)
     name = f"{parts.operation} {parts.model}" if parts.model else parts.operation
     span = settings.tracer.start_span(

@@ -26,11 +26,10 @@ the SDK cannot remove a processor, so after ``uninstrument()`` it does nothing.
 
 from __future__ import annotations
 
-import functools
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from opentelemetry import baggage, context
 from opentelemetry.context import Context
@@ -38,18 +37,14 @@ from opentelemetry.processor.baggage import BaggageSpanProcessor
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_CONVERSATION_ID
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_URL
-from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL
-from opentelemetry.trace import Status, StatusCode
-from opentelemetry.util.types import Attributes
 
 from ._call import CALL_CONTEXT_KEY, LLMCall, log_once
 from ._context import SESSION_BAGGAGE_KEYS
+from ._errortext import mask_error_text
 from ._http import (
     CREDENTIAL_HEADERS,
     CREDENTIAL_MASK,
-    mask_credentials,
-    masked_exception,
     redact_url,
     sanitize_url,
 )
@@ -84,7 +79,7 @@ class SpanreelProcessor(SpanProcessor):
         try:
             call = context.get_value(CALL_CONTEXT_KEY, parent_context)
             if isinstance(call, LLMCall) and call.span is not span:
-                _mask_error_text(span, call)
+                mask_error_text(span, call.credentials)
             attributes = span.attributes
             entries = baggage.get_all(parent_context)
             if entries:  # (none: nothing to copy, the common case)
@@ -124,53 +119,6 @@ class SpanreelProcessor(SpanProcessor):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
-
-def _mask_error_text(span: Span, call: LLMCall) -> None:
-    # Stand-ins on the instance, holding the span weakly: a span referring to itself would be a
-    # reference cycle, left to the garbage collector on every call.
-    own, ref = vars(span), weakref.ref(span)
-    own["record_exception"] = functools.partial(_record_exception, call, ref)
-    own["set_status"] = functools.partial(_set_status, call, ref)
-
-
-def _record_exception(
-    call: LLMCall,
-    ref: weakref.ref[Span],
-    exception: BaseException,
-    attributes: Attributes = None,
-    timestamp: int | None = None,
-    escaped: bool = False,
-) -> None:
-    span = ref()
-    if span is None:
-        return
-    try:
-        masked = masked_exception(exception, call.credentials())
-    except Exception:  # fail closed: no text rather than a key
-        masked = {EXCEPTION_MESSAGE: _UNMASKABLE, EXCEPTION_STACKTRACE: _UNMASKABLE}
-    if masked:
-        attributes = {**(attributes or {}), **masked}
-    type(span).record_exception(span, exception, attributes, timestamp, escaped)
-
-
-def _set_status(call: LLMCall, ref: weakref.ref[Span], status: Any, description: str | None = None) -> None:
-    span = ref()
-    if span is None:
-        return
-    try:
-        has_text = isinstance(status, Status) and status.description
-        if has_text or description:  # (every call sets a status: credentials only for text)
-            credentials = call.credentials()
-            if has_text:
-                status = Status(status.status_code, mask_credentials(status.description, credentials))
-            if description:
-                description = mask_credentials(description, credentials)
-    except Exception:  # fail closed
-        status, description = Status(StatusCode.ERROR, _UNMASKABLE), None
-    type(span).set_status(span, status, description)
-
-
-_UNMASKABLE: Final = "[spanreel: text not recorded: its credentials could not be masked]"
 
 _added: weakref.WeakKeyDictionary[Any, SpanreelProcessor] = weakref.WeakKeyDictionary()
 _lock = threading.Lock()

@@ -234,6 +234,38 @@ def test_coexists_with_openai_v2(
         v2.uninstrument()
 
 
+def test_an_adopted_span_masks_the_key_its_owner_records(
+    recording: tuple[TracerProvider, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """openai-v2 records the SDK's "Incorrect API key provided: sk-…" in its span's status and
+    exception event: spanreel, which adopts that span, masks the request's credentials out."""
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+    from test_instr_faults import Canned
+
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    tp, exporter = recording
+    key = "sk-canary-" + "9" * 30
+    canned = Canned()
+    body = {"error": {"message": f"Incorrect API key provided: {key}.", "code": "invalid_api_key"}}
+    canned.set([json.dumps(body).encode()], status=401)
+    v2 = OpenAIInstrumentor()
+    v2.instrument(tracer_provider=tp)
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=canned.base_url, api_key=key, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
+        (span,) = genai_spans(exporter)
+        assert span.instrumentation_scope is not None and span.instrumentation_scope.name != "spanreel"
+        assert "Incorrect API key provided: [REDACTED:credential]" in str(span.status.description)
+        assert key.encode() not in encode_spans(exporter.get_finished_spans()).SerializeToString()
+    finally:
+        v2.uninstrument()
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_coexists_with_anthropic_call_span(
     recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer, stream: bool
