@@ -31,9 +31,15 @@ import pyarrow as pa
 
 __all__ = ["NoDatabaseError", "QueryError", "QueryResult", "check_read_only", "execute_read_only"]
 
-#: DuckDB settings for every connection spanreel opens: SQL cannot read or write files or reach the
-#: network (``read_csv``, ``COPY``, ``ATTACH``, extensions …). Registered Arrow tables still work.
-DATABASE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {"enable_external_access": False}
+#: DuckDB settings for every connection spanreel opens (applied in this order): SQL cannot read or
+#: write files or reach the network (``read_csv``, ``COPY``, ``ATTACH``, extensions …; registered
+#: Arrow tables still work), and the configuration is then locked, so no statement can change the
+#: database's settings — the table functions that do so in a ``SELECT`` (``enable_logging``, which
+#: aborted the process with a file storage, ``enable_profiling``…) included.
+DATABASE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
+    "enable_external_access": False,
+    "lock_configuration": True,
+}
 _READ_ONLY_TYPES: Final = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 _UNIT_NS: Final = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _UNIT_DIGITS: Final = {"s": 0, "ms": 3, "us": 6, "ns": 9}

@@ -242,6 +242,11 @@ def test_bearer_scheme_is_case_insensitive(secure: tuple[CollectorProcess, Path]
         "VACUUM",
         "DETACH memory",
         "SELECT * FROM duckdb_secrets()",
+        # table functions changing the database's settings inside a SELECT: the first aborted
+        # the collector process (SIGABRT); enable_logging(level='trace') kept logs forever
+        "SELECT * FROM enable_logging(storage='file', storage_path='/tmp/spanreel-escape-log')",
+        "SELECT * FROM enable_logging(level='trace')",
+        "SELECT * FROM enable_profiling()",
     ],
 )
 def test_query_api_escape_attempts(collector_sql: CollectorProcess, sql: str) -> None:
@@ -255,6 +260,7 @@ def test_query_api_escape_attempts(collector_sql: CollectorProcess, sql: str) ->
         assert r.status_code == 400 and r.json()["error"], sql
     assert not Path("/tmp/spanreel-escape.csv").exists()
     assert not Path("/tmp/spanreel-escape.duckdb").exists()
+    assert collector_sql.proc.poll() is None  # still running
     # The spans are untouched and external access stays off.
     check = httpx.post(
         f"{url}/api/query",
