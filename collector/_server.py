@@ -187,7 +187,10 @@ class Collector:
             raise CollectorStartError(str(exc)) from exc
         # The budget bounds request bytes; their Arrow form is somewhat larger: the writer's own
         # bound is a backstop that the budget keeps from being reached.
-        self._writer = SpanWriter(con, max_queue_bytes=4 * cfg.max_queue_bytes)
+        db_path = self.db_path
+        self._writer = SpanWriter(
+            con, max_queue_bytes=4 * cfg.max_queue_bytes, reopen=lambda: open_database(db_path)
+        )
         try:
             self._forwarders.start()  # sending threads only; connections are opened on first send
         except Exception as exc:
@@ -595,13 +598,26 @@ class Collector:
             )
         return await handler(request)
 
+    def _storage_error(self) -> str | None:
+        """Why spans cannot be stored now (a storage fault), else ``None``."""
+        return self._writer.error if self._writer is not None else None
+
     async def _healthz(self, request: web.Request) -> web.Response:
+        """``{"status": "ok"}``, or 503 ``{"status": "unavailable", "error": …}`` while the
+        database cannot be written (a supervisor's liveness probe restarts the collector)."""
+        error = self._storage_error()
+        if error is not None:
+            return web.json_response(
+                {"status": "unavailable", "pid": os.getpid(), "error": error}, status=503
+            )
         return web.json_response({"status": "ok", "pid": os.getpid()})
 
     async def _api_health(self, request: web.Request) -> web.Response:
+        error = self._storage_error()
         return web.json_response(
             {
-                "status": "ok",
+                "status": "ok" if error is None else "unavailable",
+                **({} if error is None else {"error": error}),
                 "version": __version__,
                 "pid": os.getpid(),
                 "db_path": str(self.db_path),
@@ -679,7 +695,10 @@ class Collector:
         """Run a read-only query on its own cursor (at most ``max_rows`` rows), interrupted after
         ``query_timeout_s``. Raises :class:`QueryError` (also for the timeout)."""
         assert self._writer is not None
-        cursor = self._writer.cursor()
+        try:
+            cursor = self._writer.cursor()
+        except duckdb.Error as exc:  # the database was invalidated (a storage fault)
+            raise QueryError(f"the database cannot be read now: {exc}") from exc
         timeout = self.config.query_timeout_s
         timer = threading.Timer(timeout, cursor.interrupt) if timeout > 0 else None
         if timer is not None:

@@ -224,6 +224,11 @@ class _Pending:
     nbytes: int
 
 
+def _invalidated_text(message: str) -> bool:
+    """Whether a DuckDB error says the database was invalidated (it must be attached again)."""
+    return "invalidated" in message
+
+
 def _group_trace_rows(group: list[_Pending]) -> pa.Table | None:
     """The group's per-trace summary from its batches' own, when they were all given and no trace
     is in two batches (else ``None``: the writer summarises the concatenated spans with SQL)."""
@@ -249,8 +254,14 @@ class SpanWriter:
         *,
         max_queue_bytes: int = 256 * 1024 * 1024,
         max_group_rows: int = 100_000,
+        reopen: Callable[[], duckdb.DuckDBPyConnection] | None = None,
     ) -> None:
         self._con = con
+        #: opens the database again (:func:`open_database`) after DuckDB invalidated it
+        self._reopen = reopen
+        #: why the database cannot be written, until a group commits again (``None``: healthy)
+        self.error: str | None = None
+        self._needs_reattach = False
         # Cursors for readers are made from this handle, never from ``con`` (used by the thread).
         self._cursor_root = con.cursor()
         self._cursor_lock = threading.Lock()
@@ -368,7 +379,7 @@ class SpanWriter:
     def _run(self) -> None:
         while (group := self._take_group()) is not None:
             try:
-                self._write(group)
+                self._write_or_reopen(group)
             except Exception as exc:
                 if len(group) == 1:
                     group[0].future.set_exception(exc)
@@ -382,6 +393,40 @@ class SpanWriter:
             finally:
                 with self._cond:
                     self._queued_bytes -= sum(item.nbytes for item in group)
+
+    def _write_or_reopen(self, group: list[_Pending]) -> None:
+        """:meth:`_write`; when DuckDB has invalidated the database (a checkpoint failed on a
+        storage fault: every later statement fails until it is attached again), open it again
+        and retry once, and again before each later group until that works. ``error`` says why
+        the database cannot be written (a storage error), until a group commits."""
+        try:
+            if self._needs_reattach:
+                self._reattach()
+            self._write(group)
+        except duckdb.Error as exc:
+            invalidated = _invalidated_text(str(exc))
+            if invalidated or isinstance(exc, duckdb.IOException):
+                self.error = f"{type(exc).__name__}: {exc}"
+            if self._reopen is None or not invalidated:
+                raise
+            self._needs_reattach = True
+            self._reattach()
+            self._write(group)
+        self.error = None
+
+    def _reattach(self) -> None:
+        assert self._reopen is not None
+        with self._cursor_lock:
+            for old in (self._cursor_root, self._con):
+                with contextlib.suppress(duckdb.Error):
+                    old.close()
+            try:
+                con = self._reopen()
+            except Exception as exc:
+                self.error = f"cannot open the database again: {type(exc).__name__}: {exc}"
+                raise
+            self._con, self._cursor_root = con, con.cursor()
+            self._needs_reattach = False
 
     def _write(self, group: list[_Pending]) -> None:
         con = self._con
