@@ -51,6 +51,34 @@ def dumps(value: Any) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def map_list(items: list[Any], fn: Callable[[Any], Any]) -> list[Any]:
+    """``items`` with ``fn`` applied to every element, copy-on-write: the very same list object
+    comes back when ``fn`` returned every element itself (``is``), so callers can tell "unchanged"
+    without comparing. Raises whatever ``fn`` raises."""
+    out: list[Any] | None = None
+    for i, item in enumerate(items):
+        new = fn(item)
+        if new is not item:
+            if out is None:
+                out = list(items)
+            out[i] = new
+    return items if out is None else out
+
+
+def map_dict(mapping: dict[Any, Any], fn: Callable[[Any, Any], Any]) -> dict[Any, Any]:
+    """``mapping`` with each value replaced by ``fn(key, value)``, copy-on-write like
+    :func:`map_list`: the very same dict comes back when nothing changed. Raises whatever ``fn``
+    raises."""
+    out: dict[Any, Any] | None = None
+    for key, item in mapping.items():
+        new = fn(key, item)
+        if new is not item:
+            if out is None:
+                out = dict(mapping)
+            out[key] = new
+    return mapping if out is None else out
+
+
 def _escape_surrogate(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 

@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlencode, url
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 
+from ._common import map_dict, map_list
+
 #: Query parameter names (compared case-insensitively, ignoring ``-`` and ``_``) whose values are
 #: credentials and must never be recorded.
 CREDENTIAL_QUERY_PARAMS: frozenset[str] = frozenset(
@@ -261,49 +263,40 @@ def mask_body_credentials(body: Any) -> Any:
         items = body.get(name)
         if not isinstance(items, list):
             continue
-        masked: list[Any] | None = None
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or (name == "tools" and item.get("type") != "mcp"):
-                continue  # a function tool is a JSON Schema: nothing to mask, much to walk
-            new = _mask_credential_members(item, "")
-            if new is not item:
-                if masked is None:
-                    masked = list(items)
-                masked[i] = new
-        if masked is not None:
+        masked = map_list(items, _mask_mcp_tool if name == "tools" else _mask_credential_item)
+        if masked is not items:
             if out is None:
                 out = dict(body)
             out[name] = masked
     return body if out is None else out
 
 
+def _mask_mcp_tool(item: Any) -> Any:
+    if not isinstance(item, dict) or item.get("type") != "mcp":
+        return item  # a function tool is a JSON Schema: nothing to mask, much to walk
+    return _mask_credential_members(item, "")
+
+
+def _mask_credential_item(item: Any) -> Any:
+    return _mask_credential_members(item, "") if isinstance(item, dict) else item
+
+
 def _mask_credential_members(value: Any, holder: str) -> Any:
     if isinstance(value, dict):
-        out: dict[str, Any] | None = None
-        for key, item in value.items():
-            if isinstance(item, str):
-                name = key.lower().replace("-", "").replace("_", "") if isinstance(key, str) else ""
-                secret = name in _BODY_CREDENTIAL_KEYS or (
-                    holder in _BODY_CREDENTIAL_HOLDERS and any(w in name for w in _CREDENTIAL_WORDS)
-                )
-                new: Any = CREDENTIAL_MASK if secret and item else item
-            else:
-                new = _mask_credential_members(item, key.lower() if isinstance(key, str) else "")
-            if new is not item:
-                if out is None:
-                    out = dict(value)
-                out[key] = new
-        return value if out is None else out
+        return map_dict(value, lambda key, item: _mask_member(key, item, holder))
     if isinstance(value, list):
-        items: list[Any] | None = None
-        for i, item in enumerate(value):
-            new = _mask_credential_members(item, holder)
-            if new is not item:
-                if items is None:
-                    items = list(value)
-                items[i] = new
-        return value if items is None else items
+        return map_list(value, lambda item: _mask_credential_members(item, holder))
     return value
+
+
+def _mask_member(key: Any, item: Any, holder: str) -> Any:
+    if not isinstance(item, str):
+        return _mask_credential_members(item, key.lower() if isinstance(key, str) else "")
+    name = key.lower().replace("-", "").replace("_", "") if isinstance(key, str) else ""
+    secret = name in _BODY_CREDENTIAL_KEYS or (
+        holder in _BODY_CREDENTIAL_HOLDERS and any(w in name for w in _CREDENTIAL_WORDS)
+    )
+    return CREDENTIAL_MASK if secret and item else item
 
 
 def mask_credentials(text: str, credentials: list[str]) -> str:
