@@ -229,6 +229,19 @@ def _invalidated_text(message: str) -> bool:
     return "invalidated" in message
 
 
+def _storage_fault(exc: duckdb.Error) -> bool:
+    """Whether a failed write is the storage's fault rather than the batch's: an I/O error, an
+    invalidated database, or a COMMIT that could not write its log (DuckDB reports a full disk
+    there as a ``TransactionException``: "Failed to commit: Could not write file …")."""
+    message = str(exc)
+    return (
+        isinstance(exc, duckdb.IOException)
+        or _invalidated_text(message)
+        or "Could not write file" in message
+        or "No space left on device" in message
+    )
+
+
 def _group_trace_rows(group: list[_Pending]) -> pa.Table | None:
     """The group's per-trace summary from its batches' own, when they were all given and no trace
     is in two batches (else ``None``: the writer summarises the concatenated spans with SQL)."""
@@ -405,7 +418,7 @@ class SpanWriter:
             self._write(group)
         except duckdb.Error as exc:
             invalidated = _invalidated_text(str(exc))
-            if invalidated or isinstance(exc, duckdb.IOException):
+            if _storage_fault(exc):
                 self.error = f"{type(exc).__name__}: {exc}"
             if self._reopen is None or not invalidated:
                 raise

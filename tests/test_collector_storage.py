@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -511,3 +515,65 @@ def test_check_config_fails_for_an_address_this_machine_cannot_listen_on(tmp_pat
     assert bad.exit_code == 1 and "cannot listen on" in bad.output and "--http-endpoint:" in bad.output
     good = CliRunner().invoke(main, [*args, "--http-endpoint", "127.0.0.1:4318"])
     assert good.exit_code == 0, good.output
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs mounted at a folder of ``tmp_path`` (needs root: skipped otherwise), so the
+    disk can really fill up under DuckDB."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16M", "tmpfs", str(mount)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (root needed): {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _big_spans(trace: int, n: int) -> pa.Table:
+    return rows_to_arrow(
+        [
+            _row(f"{trace:032x}", f"{j + 1:016x}", None, 1, 2, attributes={"k": "x" * 20_000 + str(j)})
+            for j in range(n)
+        ]
+    )
+
+
+def test_writer_reports_a_full_disk_and_reopens_a_database_invalidated_by_a_failed_checkpoint(
+    small_filesystem: Path,
+) -> None:
+    """A checkpoint that fails on a full disk makes DuckDB invalidate the database: every later
+    statement fails until it is attached again. The writer says why in ``error`` (what /healthz
+    serves) and, once there is room again, opens the database again and goes on storing, with
+    every span it acknowledged before still there."""
+    db = small_filesystem / "spans.duckdb"
+    writer = SpanWriter(open_database(db), reopen=lambda: open_database(db))
+    for trace in range(60):  # ~6 MB of WAL
+        assert writer.submit(_big_spans(trace, 5)).result(timeout=30).committed == 5
+    assert writer.error is None
+    filler = small_filesystem / "filler"
+    with filler.open("wb") as out, contextlib.suppress(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    # A COMMIT that cannot write its log: refused, not acknowledged, and said in ``error``.
+    with pytest.raises(duckdb.Error, match="No space left on device"):
+        writer.submit(_big_spans(999, 1)).result(timeout=30)
+    assert writer.error is not None and "Failed to commit" in writer.error
+    with pytest.raises(duckdb.IOException, match="invalidated"):
+        writer.run_exclusive(lambda con: con.execute("CHECKPOINT")).result(timeout=30)
+    # Invalidated, reopened, and the write still fails: the disk is full. Not acknowledged.
+    with pytest.raises(duckdb.Error, match="No space left on device"):
+        writer.submit(_big_spans(1000, 1)).result(timeout=30)
+    assert writer.error is not None and "invalidated" in writer.error
+    filler.unlink()
+    assert writer.submit(_big_spans(1001, 1)).result(timeout=30).committed == 1
+    assert writer.error is None
+    cursor = writer.cursor()
+    assert cursor.execute("SELECT count(*), count(DISTINCT trace_id) FROM spans").fetchone() == (301, 61)
+    cursor.close()
+    writer.close()
