@@ -65,6 +65,11 @@ _BLOB_RUN_BYTES = re.compile(_RUN.encode())
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?(?:;[\w-]+=[^;,]*)*;base64,", re.ASCII | re.IGNORECASE)
 
 
+#: Integers with fewer digits are not redacted (the shortest card number has 12 digits).
+REDACT_MIN_DIGITS = 12
+_REDACT_MIN_INT = 10 ** (REDACT_MIN_DIGITS - 1)
+
+
 def _luhn(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
@@ -306,10 +311,18 @@ class ContentPolicy:
         return text
 
     def scrub(self, value: Any) -> Any:
-        """``value`` (parsed JSON) with :meth:`scrub_text` applied to every string value;
-        copy-on-write: the very same object comes back when nothing changed."""
+        """``value`` (parsed JSON) with :meth:`scrub_text` applied to every string value, and the
+        redactor to every integer of :data:`REDACT_MIN_DIGITS` digits or more (a card number sent
+        as a JSON number in tool arguments): one it changes becomes the redacted string.
+        Copy-on-write: the very same object comes back when nothing changed."""
         if isinstance(value, str):
             return self.scrub_text(value)
+        if type(value) is int:  # not bool
+            if self.redactor is None or -_REDACT_MIN_INT < value < _REDACT_MIN_INT:
+                return value
+            text = str(value)
+            out_text = self.redactor(text)
+            return value if out_text == text else out_text
         if isinstance(value, dict):
             # Inlined rather than _common.map_dict: this runs on every captured message part and
             # a closure per dict cost ~40% here (measured with timeit on 10 messages).

@@ -235,6 +235,38 @@ def test_builtin_patterns_and_user_hook(
     tp.shutdown()
 
 
+def test_a_card_number_sent_as_a_json_number_is_redacted(
+    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, uninstrument_after: None
+) -> None:
+    """A tool's input holds its arguments as a JSON object: a card number there is a JSON
+    number, not a string, and went out unredacted. Integers of 12 digits or more pass through
+    the redactor now; shorter ones (quantities, years) stay numbers."""
+    monkeypatch.setenv("SPANREEL_REDACT", "card")
+    tp, exporter = _recording(capture_content=True)
+    tool_input = {"card": 4111111111111111, "order": 123456789012, "quantity": 3}
+    client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{server.port}", api_key="k", max_retries=0)
+    client.messages.create(
+        model="claude-sonnet-4-5",
+        max_tokens=50,
+        messages=[
+            {"role": "user", "content": "Pay the order"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "pay", "input": tool_input}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "paid"}]},
+        ],
+    )
+    (span,) = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "spanreel"]  # type: ignore[union-attr]
+    a = span.attributes or {}
+    for key in (ga.GEN_AI_INPUT_MESSAGES, SPANREEL_REQUEST_BODY):
+        value = str(a[key])
+        assert "4111111111111111" not in value and "[REDACTED:card]" in value, key
+        assert "123456789012" in value and '"quantity":3' in value, key  # not Luhn-valid; short
+    assert server.requests[-1].json["messages"][1]["content"][0]["input"] == tool_input  # untouched
+    tp.shutdown()
+
+
 @pytest.mark.parametrize("hook", ["raises", "returns None", "returns an equal copy"])
 def test_a_redaction_function_that_fails_records_nothing_unredacted(
     server: FakeLLMServer, uninstrument_after: None, hook: str
