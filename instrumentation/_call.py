@@ -132,6 +132,7 @@ class LLMCall:
         "_error_status",
         "_first_chunk_seen",
         "_lock",
+        "_malformed",
         "_metrics",
         "_outcome",
         "_owned",
@@ -181,6 +182,8 @@ class LLMCall:
         self._decoder: Decoder | None = None
         self._sse: SSEDecoder | EventStreamDecoder | None = None
         self._acc: StreamAccumulator | None = None
+        #: an event whose data is not JSON came in the stream (the SDKs raise on it)
+        self._malformed = False
         self._buffer: list[bytes] = []
         self._size = 0
         self._error_status = False
@@ -230,6 +233,7 @@ class LLMCall:
         self._decoder = self._sse = self._acc = None
         self._buffer, self._size, self._pending, self._pending_size = [], 0, [], 0
         self._error_status, self._status_code, self._parse_ok = False, 0, False
+        self._malformed = False
         self._span.set_attributes(_endpoint_attributes(request.url, self._settings.policy))
 
     def credentials(self) -> list[str]:
@@ -293,8 +297,11 @@ class LLMCall:
                 acc = self._acc
                 assert acc is not None
                 for event in self._sse.feed(data):
-                    if acc.add(event.data, event.event) and not self._first_chunk_seen:
-                        self._first_chunk(arrived)
+                    if acc.add(event.data, event.event):
+                        if not self._first_chunk_seen:
+                            self._first_chunk(arrived)
+                    elif not self._malformed and _malformed_event(event.data):
+                        self._malformed = True
             else:
                 if self._stream and data and not self._first_chunk_seen and not self._error_status:
                     self._first_chunk(arrived)
@@ -428,6 +435,10 @@ class LLMCall:
             status = Status(StatusCode.ERROR, (message or f"HTTP {self._status_code}")[:1024])
         elif error_type is not None:  # an error event inside a stream
             status = Status(StatusCode.ERROR, (message or error_type)[:1024])
+        elif self._malformed and parsed is not None and self._stream_incomplete(parsed):
+            # The SDK raised on the event while the app read the stream, which it then closed.
+            error_type = MALFORMED_EVENT
+            status = Status(StatusCode.ERROR, "the stream held an event whose data is not valid JSON")
         elif exhausted and parsed is not None and self._stream_incomplete(parsed):
             error_type = INCOMPLETE_STREAM
             status = Status(StatusCode.ERROR, "the stream ended before the provider's end event")
@@ -463,6 +474,26 @@ class LLMCall:
 #: ``error.type`` of a stream read to its end without the provider's end event (the server or a
 #: proxy closed it early): the app got a truncated answer without an exception.
 INCOMPLETE_STREAM = "incomplete_stream"
+
+
+#: ``error.type`` of a stream that held an event whose data is not JSON and then ended without the
+#: provider's end event: the OpenAI and Anthropic SDKs raise on such an event (the app's read
+#: failed), so the call did not complete. (One skipped by a client that then read the stream to
+#: its proper end leaves the call's status alone.)
+MALFORMED_EVENT = "malformed_event"
+
+
+def _malformed_event(data: str) -> bool:
+    """Whether an SSE ``data`` payload the accumulator did not take is not JSON (``[DONE]`` and
+    empty data are not malformed)."""
+    text = data.strip()
+    if not text or text == "[DONE]":
+        return False
+    try:
+        loads(text)
+    except ValueError:
+        return True
+    return False
 
 
 def _finished(parsed: Parsed) -> bool:

@@ -1216,6 +1216,49 @@ def test_a_stream_read_to_its_end_without_the_end_event_is_an_error(
     assert (span.status.status_code.name, (span.attributes or {}).get("error.type")) == expected
 
 
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_a_stream_event_the_sdk_cannot_decode_makes_the_call_an_error(
+    spans: InMemorySpanExporter, canned: Canned, sdk: str
+) -> None:
+    """An event whose data is not JSON, mid-stream: the SDK raises it into the app, which then
+    closes the stream. The span said UNSET (a success) while the app's call failed."""
+    broken = b"data: {not json\n\n"
+    if sdk == "openai":
+        canned.set([_chat_chunk({"role": "assistant", "content": "Hel"}), broken], "text/event-stream")
+        client = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+        stream: Any = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    else:
+        message = {"id": "m1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+                   "content": [], "usage": {"input_tokens": 3, "output_tokens": 1}}  # fmt: skip
+        start = {"type": "message_start", "message": message}
+        canned.set(
+            [
+                b"event: message_start\ndata: " + json.dumps(start).encode() + b"\n\n",
+                b"event: content_block_start\n" + broken,
+            ],
+            "text/event-stream",
+        )
+        anthropic_client = anthropic.Anthropic(
+            base_url=canned.base_url.removesuffix("/v1"), api_key="k", max_retries=0
+        )
+        stream = anthropic_client.messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=10,
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+        )
+    with pytest.raises(ValueError), stream:  # json.JSONDecodeError, from the SDK
+        for _ in stream:
+            pass
+    (span,) = genai(spans)
+    assert (span.status.status_code.name, (span.attributes or {}).get("error.type")) == (
+        "ERROR",
+        "malformed_event",
+    )
+
+
 def test_each_sdk_attempt_is_a_span_numbered_by_resend_count(
     spans: InMemorySpanExporter, canned: Canned
 ) -> None:
