@@ -61,7 +61,7 @@ from ._common import (
     json_array_items,
     loads,
 )
-from ._content import ContentPolicy
+from ._content import ContentPolicy, mask_request_content
 from ._context import SESSION_BAGGAGE_KEYS, current_replay
 from ._cost import cost_usd, warm_up
 from ._errortext import mask_error_text
@@ -236,6 +236,14 @@ class LLMCall:
         self._malformed = False
         self._span.set_attributes(_endpoint_attributes(request.url, self._settings.policy))
 
+    def _request_content(self) -> bytes:
+        """The request body's bytes (read before the call started), ``b""`` when unknown."""
+        try:
+            content = getattr(self._request, "content", b"")
+        except Exception:  # a streamed body not read (not a call spanreel records)
+            return b""
+        return content if isinstance(content, bytes) else b""
+
     def credentials(self) -> list[str]:
         """The request's credential values (headers, query), for masking error text; computed
         when asked (only when there is error text to mask)."""
@@ -390,6 +398,8 @@ class LLMCall:
         if message:
             # The provider's error text may quote the request, even the key it refused.
             message = mask_credentials(message, self.credentials())
+            if not settings.capture_content:  # the message may quote the prompt it refused
+                message = mask_request_content(message, self._request_content())
             if redactor is not None:
                 message = redactor(message)
         attrs: Attributes = {}

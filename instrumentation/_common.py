@@ -299,14 +299,22 @@ def error_type_from_body(body: Any) -> tuple[str | None, str | None]:
     Shapes: OpenAI ``{"error": {"code", "type", "message"}}``, Anthropic
     ``{"type": "error", "error": {"type", "message"}}``, Google
     ``{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message"}}`` (also as the first
-    element of a JSON array). The error type is the first of: a string ``code``, ``type``,
-    ``status``, an integer ``code``. ``(None, None)`` when the body has none of them.
+    element of a JSON array), Ollama ``{"error": "message"}``, older vLLM and FastChat
+    ``{"object": "error", "message", "type", "code": 400}``, FastAPI ``{"detail": …}`` (a string,
+    or a validation error list, as compact JSON). The error type is the first of: a string
+    ``code``, ``type``, ``status``, an integer ``code``. ``(None, None)`` when the body has none.
     """
     if isinstance(body, list) and body:
         body = body[0]
     if not isinstance(body, Mapping):
         return None, None
     err = body.get("error")
+    if err is None:
+        if body.get("object") == "error":
+            err = body
+        elif "detail" in body:
+            detail = body["detail"]
+            return None, detail if isinstance(detail, str) else dumps(detail)
     if isinstance(err, str):
         return None, err
     if not isinstance(err, Mapping):

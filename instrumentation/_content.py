@@ -40,7 +40,7 @@ from typing import Any
 
 from spanreel._env import env_flag
 
-from ._common import map_list
+from ._common import dumps, loads, map_list
 
 MAX_BYTES_ENV = "SPANREEL_CAPTURE_MAX_BYTES"
 BLOBS_ENV = "SPANREEL_CAPTURE_BLOBS"
@@ -353,6 +353,49 @@ class ContentPolicy:
 
 
 #: Keys naming a base64 field's media type beside it (Anthropic ``source``, Gemini ``inlineData``).
+#: What a request's content quoted in a provider's error text becomes when content is not captured.
+CONTENT_OMITTED = "[spanreel: content omitted]"
+#: Request members that are settings, not content: their values stay in error text.
+_NOT_CONTENT_KEYS = frozenset(
+    {"model", "role", "type", "object", "tool_choice", "service_tier", "reasoning_effort"}
+)
+#: Shorter strings are not masked (a word of the prompt would mask that word everywhere).
+_MIN_CONTENT_CHARS = 8
+
+
+def mask_request_content(text: str, request_body: bytes) -> str:
+    """``text`` (a provider's error message) with every string of the JSON ``request_body`` of at
+    least 8 characters — the prompt, tool arguments, system instructions, not ``model`` or
+    ``role`` — replaced by :data:`CONTENT_OMITTED`, as is or escaped the way JSON and Python
+    reprs quote it (a validation error such as vLLM's or LiteLLM's quotes the offending input).
+    Used when content capture is off. ``text`` unchanged when the body is not JSON; never raises
+    on its input."""
+    try:
+        body = loads(request_body)
+    except ValueError:
+        return text
+    found: set[str] = set()
+    _content_strings(body, found)
+    forms = {form for value in found for form in (value, dumps(value)[1:-1], repr(value)[1:-1])}
+    for form in sorted(forms, key=len, reverse=True):
+        if len(form) >= _MIN_CONTENT_CHARS and form in text:
+            text = text.replace(form, CONTENT_OMITTED)
+    return text
+
+
+def _content_strings(value: Any, found: set[str]) -> None:
+    if isinstance(value, str):
+        if len(value) >= _MIN_CONTENT_CHARS:
+            found.add(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in _NOT_CONTENT_KEYS:
+                _content_strings(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _content_strings(item, found)
+
+
 _MEDIA_TYPE_KEYS = ("media_type", "mimeType", "mime_type")
 
 

@@ -429,7 +429,15 @@ def test_error_type_from_body() -> None:
         error_type_from_body({"type": "error", "error": {"type": "overloaded_error"}})[0]
         == "overloaded_error"
     )
-    assert error_type_from_body({"detail": "x"}) == (None, None)
+    # FastAPI servers (LiteLLM, custom proxies) and older vLLM: the message was lost ("HTTP 422")
+    assert error_type_from_body({"detail": "x"}) == (None, "x")
+    assert error_type_from_body({"detail": [{"msg": "Field required", "loc": ["body"]}]}) == (
+        None,
+        '[{"msg":"Field required","loc":["body"]}]',
+    )
+    vllm = {"object": "error", "message": "too long", "type": "BadRequestError", "param": None, "code": 400}
+    assert error_type_from_body(vllm) == ("BadRequestError", "too long")
+    assert error_type_from_body({"object": "list", "data": []}) == (None, None)
 
 
 def test_decoders() -> None:

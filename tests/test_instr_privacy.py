@@ -405,6 +405,44 @@ def test_blobs_small_data_urls_and_media_types_beside_the_data() -> None:
         assert "AAAA" not in policy.scrub({"url": long})["url"]
 
 
+@pytest.mark.parametrize("capture", [False, True])
+def test_content_off_masks_the_prompt_a_provider_error_quotes(
+    uninstrument_after: None, capture: bool
+) -> None:
+    """With content capture off, a validation error quoting the request (vLLM's and LiteLLM's
+    pydantic errors carry the offending ``input``, as a Python repr) put the prompt on the span
+    as its status text. Its strings are masked now; the model name stays. With capture on, the
+    text is kept (the prompt is on the span anyway)."""
+    prompt = 'My diagnosis is "stage 2",\nwhat now?'
+    detail = [{"type": "missing", "loc": ["body", "messages", 0], "msg": "Field required",
+               "input": {"role": "user", "content": prompt}}]  # fmt: skip
+    error = {"object": "error", "message": f"{detail!r} for model gpt-4o-mini", "type": "BadRequestError"}
+    canned = Canned()
+    try:
+        tp, exporter = _recording(capture_content=capture)
+        canned.set([json.dumps(error).encode()], status=400)
+        client = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+            )
+        assert "stage 2" in str(raised.value)  # the app's exception is untouched
+        (span,) = [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "spanreel"]  # type: ignore[union-attr]
+        description = str(span.status.description)
+        assert "for model gpt-4o-mini" in description and "Field required" in description
+        assert (span.attributes or {})["error.type"] == "BadRequestError"  # vLLM's error shape
+        exported = " ".join(_exported_text(s) for s in exporter.get_finished_spans())
+        if capture:
+            assert repr(prompt)[1:-1] in description
+        else:
+            assert "stage 2" not in exported and "diagnosis" not in exported
+            assert "[spanreel: content omitted]" in description
+        tp.shutdown()
+    finally:
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
+
+
 def test_redaction_covers_the_encoded_url_and_the_error_text(uninstrument_after: None) -> None:
     """With redaction on, what the URL's query encodes (``jane%40example.com``), in the recorded URL
     and the HTTP span's, and the provider's error text quoting the request are redacted too; they
