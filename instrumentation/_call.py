@@ -388,7 +388,8 @@ class LLMCall:
         if self._error_status:
             error_type, message = error_type_from_body(body)
             return None, error_type, message
-        return self._api.response(body, capture), None, None
+        parsed = self._api.response(body, capture)
+        return parsed, parsed.error_type, parsed.error_message
 
     def _record(self, exc: BaseException | None, exhausted: bool = False) -> None:
         span = self._span

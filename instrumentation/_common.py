@@ -236,6 +236,9 @@ class Parsed:
 
     attributes: Attributes = field(default_factory=dict)
     content: Content = field(default_factory=dict)
+    #: an error a successful (HTTP 200) answer reports: ``error.type`` and the status message
+    error_type: str | None = None
+    error_message: str | None = None
 
     def flat(self) -> Attributes:
         """Attributes with the content serialised to JSON strings (no content policy applied)."""
@@ -256,6 +259,9 @@ class RequestParts:
     stream: bool
     attributes: Attributes = field(default_factory=dict)
     content: Content = field(default_factory=dict)
+    #: an error a successful (HTTP 200) answer reports: ``error.type`` and the status message
+    error_type: str | None = None
+    error_message: str | None = None
 
 
 class StreamAccumulator(Protocol):

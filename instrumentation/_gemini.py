@@ -264,6 +264,16 @@ class GenerateStreamAccumulator:
         usage = _get(chunk, "usageMetadata", "usage_metadata")
         if isinstance(usage, Mapping):
             self._usage = usage
+        feedback = _get(chunk, "promptFeedback", "prompt_feedback")
+        block = _get(feedback, "blockReason", "block_reason") if isinstance(feedback, Mapping) else None
+        if isinstance(block, str) and block and not chunk.get("candidates"):
+            # The prompt was refused: no candidates. error.type as opentelemetry-instrumentation-
+            # google-genai spells it (BLOCKED_<reason>), the message from the feedback.
+            self.error_type = f"BLOCKED_{block.upper()}"
+            message = _get(feedback, "blockReasonMessage", "block_reason_message")
+            self.error_message = (
+                message if isinstance(message, str) and message else f"prompt blocked: {block}"
+            )
         candidates = chunk.get("candidates")
         for position, cand in enumerate(candidates if isinstance(candidates, list) else []):
             if not isinstance(cand, Mapping):
@@ -323,11 +333,14 @@ class GenerateStreamAccumulator:
 
 def generate_response(body: Any, capture_content: bool) -> Parsed:
     """A ``GenerateContentResponse`` (or a JSON array of them, as ``:streamGenerateContent``
-    without ``alt=sse`` sends) → :class:`Parsed`."""
+    without ``alt=sse`` sends) → :class:`Parsed` (with ``error_type`` ``BLOCKED_<reason>`` when
+    the prompt was blocked)."""
     acc = GenerateStreamAccumulator()
     for chunk in body if isinstance(body, list) else [body]:
         acc.add_object(chunk)
-    return acc.result(capture_content)
+    parsed = acc.result(capture_content)
+    parsed.error_type, parsed.error_message = acc.error_type, acc.error_message
+    return parsed
 
 
 GENERATE_CONTENT = Api(

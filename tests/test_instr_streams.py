@@ -333,6 +333,27 @@ def test_gemini_json_array_stream_error_element(spans: InMemorySpanExporter, can
     assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Green tea "}]
 
 
+@pytest.mark.parametrize("method", ["generateContent", "streamGenerateContent?alt=sse"])
+def test_gemini_blocked_prompt_is_an_error(spans: InMemorySpanExporter, canned: Canned, method: str) -> None:
+    """A prompt Gemini refuses comes back 200 with ``promptFeedback.blockReason`` and no
+    candidates: the span said UNSET with nothing to show why. Now ERROR with ``error.type``
+    ``BLOCKED_<reason>``, as opentelemetry-instrumentation-google-genai records it."""
+    answer = {
+        "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": []},
+        "usageMetadata": {"promptTokenCount": 8, "totalTokenCount": 8},
+        "modelVersion": "gemini-2.5-flash",
+    }
+    body = json.dumps(answer).encode()
+    canned.set([b"data: " + body + b"\r\n\r\n"] if "sse" in method else [body],
+               "text/event-stream" if "sse" in method else "application/json")  # fmt: skip
+    r = httpx2.post(canned.base_url[:-3] + f"/v1beta/models/gemini-2.5-flash:{method}", json=GEMINI_BODY)
+    assert r.status_code == 200
+    (span,) = genai(spans)
+    a = dict(span.attributes or {})
+    assert (span.status.status_code, span.status.description) == (StatusCode.ERROR, "prompt blocked: SAFETY")
+    assert a[ERROR_TYPE] == "BLOCKED_SAFETY" and a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 8
+
+
 def test_gemini_tool_use_prompt_tokens_are_input(spans: InMemorySpanExporter, canned: Canned) -> None:
     """``toolUsePromptTokenCount`` (what Gemini's own tools, code execution or search, fed back to
     the model) counts as input, so input + output make ``totalTokenCount``; the code execution
