@@ -30,10 +30,13 @@ byte for byte).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import re
+import sys
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -177,6 +180,39 @@ def builtin_redactor(names: str) -> Redactor | None:
     return redact
 
 
+def main_path_entry() -> str | None:
+    """The folder Python puts first on ``sys.path`` for the program it starts — the script's
+    folder (symbolic links resolved), or the current directory for ``-m``, ``-c`` and the
+    interactive prompt; ``None`` under ``-P`` (safe path). Python adds it only after ``site`` has
+    run the ``.pth`` files, so spanreel's start-up hook must look there itself."""
+    if sys.flags.safe_path:
+        return None
+    argv0 = sys.argv[0] if getattr(sys, "argv", None) else ""
+    if argv0 in ("", "-c", "-m"):
+        return os.getcwd()
+    if os.path.isdir(argv0) or zipfile.is_zipfile(argv0):
+        return argv0  # a folder or zip archive with a __main__.py
+    return os.path.dirname(os.path.realpath(argv0))
+
+
+def _import_hook_module(module_name: str) -> Any:
+    """Import ``module_name``; when it is not found, look in :func:`main_path_entry` too (at
+    interpreter start-up a hook module beside the app is not on ``sys.path`` yet)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        top = module_name.partition(".")[0]
+        folder = main_path_entry()
+        if exc.name != top or folder is None or folder in sys.path:
+            raise
+    sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+
+
 def load_hook(spec: str) -> Redactor:
     """Import ``module:function`` (``SPANREEL_REDACT_HOOK``). Raises ``ValueError`` when the
     spec is malformed, names nothing (``AttributeError``), or the object is not callable, or when
@@ -186,9 +222,9 @@ def load_hook(spec: str) -> Redactor:
     if not sep or not module_name or not attr:
         raise ValueError(f"{REDACT_HOOK_ENV} must be 'module:function', got {spec!r}")
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError:
-        raise
+        obj: Any = _import_hook_module(module_name)
+    except ImportError as exc:
+        raise ImportError(f"{REDACT_HOOK_ENV}: cannot import {module_name}: {exc}", name=exc.name) from exc
     except Exception as exc:  # the hook module's own code failed while importing
         raise ValueError(f"{REDACT_HOOK_ENV}: importing {module_name} failed: {exc!r}") from exc
     for name in attr.split("."):

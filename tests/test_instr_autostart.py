@@ -404,3 +404,39 @@ def test_http_spans_of_an_app_instrumented_httpx_on_another_provider_are_cleaned
     spans = json.loads(proc.stdout)
     assert sorted(name for name, _ in spans) == ["POST", "generate_content gemini-2.0-flash"]
     assert "AIzaCANARY" not in proc.stdout
+
+
+def test_a_redaction_hook_beside_the_app_is_found_at_start_up(
+    receiver: _Receiver, llm: FakeLLMServer, tmp_path: Path
+) -> None:
+    """``SPANREEL_REDACT_HOOK=my_hooks:redact`` with ``my_hooks.py`` next to the app turned
+    recording off ("No module named 'my_hooks'"): the start-up hook runs before Python puts the
+    script's folder on ``sys.path``. It is looked for there now (run from another folder, so the
+    current directory does not help)."""
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "my_hooks.py").write_text("def redact(text):\n    return text.replace('Paris', '[CITY]')\n")
+    script = app_dir / "app.py"
+    script.write_text(
+        "import sys, openai\n"
+        "openai.OpenAI(max_retries=0).chat.completions.create(\n"
+        "    model='gpt-4o-mini', messages=[{'role': 'user', 'content': 'Tea in Paris?'}])\n"
+        "print(sys.path.count(sys.path[0]))\n"
+    )
+    env = _env(
+        SPANREEL_ENABLED="1",
+        SPANREEL_REDACT_HOOK="my_hooks:redact",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OPENAI_BASE_URL=llm.base_url,
+        OPENAI_API_KEY="k",
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, cwd=elsewhere
+    )
+    assert proc.returncode == 0 and "spanreel:" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "1"  # the app's sys.path is as Python made it: no extra entry
+    (span,) = [s for _, scope, s in receiver.spans() if scope.name == "spanreel"]
+    messages = _attrs(span)["gen_ai.input.messages"]
+    assert "Tea in [CITY]?" in messages and "Paris" not in messages
