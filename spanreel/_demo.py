@@ -67,7 +67,7 @@ def _collector(console: Console, db: Path) -> Iterator[dict[str, Any]]:
         "collector", "--db", str(db),
         "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--query-endpoint", "127.0.0.1:0",
     )  # fmt: skip
-    console.print(f"[dim]$ spanreel {shlex.join(cmd[3:])}[/dim]")
+    console.print(f"[dim]$ spanreel {shlex.join(cmd[len(_PYTHON_M) + 1 :])}[/dim]")
     proc = subprocess.Popen(
         cmd, env=_clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

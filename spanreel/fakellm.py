@@ -703,12 +703,18 @@ def _sse_data(payload: Any, event: str | None = None) -> bytes:
 
 @click.command("fake-llm")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--port", default=8000, show_default=True, type=int, help="TCP port (0 picks a free one).")
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0 picks a free one).",
+)
 @click.option(
     "--chunk-delay",
     default=0.0,
     show_default=True,
-    type=float,
+    type=click.FloatRange(min=0),
     help="Seconds to wait before each streamed chunk (to make streaming visible).",
 )
 def fake_llm_command(host: str, port: int, chunk_delay: float) -> None:
@@ -734,3 +740,7 @@ def fake_llm_command(host: str, port: int, chunk_delay: float) -> None:
     finally:
         server.stop()
         click.echo("stopped")
+
+
+if __name__ == "__main__":  # python -m spanreel.fakellm: the same as spanreel fake-llm
+    fake_llm_command()

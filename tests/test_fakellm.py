@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -234,3 +236,23 @@ def test_cli_help() -> None:
     result = CliRunner().invoke(fake_llm_command, ["--help"])
     assert result.exit_code == 0
     assert "--chunk-delay" in result.output and "--port" in result.output
+
+
+def test_cli_port_range_and_module_entry_point() -> None:
+    """``--port 99999`` ended in a traceback (OverflowError from bind); ``python -m
+    spanreel.fakellm`` exited 0 without serving."""
+    bad = CliRunner().invoke(fake_llm_command, ["--port", "99999"])
+    assert bad.exit_code == 2 and "0<=x<=65535" in bad.output
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spanreel.fakellm", "--port", "0"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("fake LLM serving at http://127.0.0.1:"), line
+        base = line.split(" at ", 1)[1].strip()
+        models = openai.OpenAI(base_url=base, api_key="k", max_retries=0).models.list()
+        assert models.data
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
