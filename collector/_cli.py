@@ -140,6 +140,15 @@ async def _serve(config: CollectorConfig) -> None:
     click.echo("spanreel collector: stopped", err=True)
 
 
+def _config_error(error: ConfigError, source: Path | None) -> str:
+    """The one-line message of a configuration error: ``configuration error in <file>: <key>: …``
+    (the file left out when there is none, or when the message already names it)."""
+    message = str(error)
+    if source is None or str(source) in message:
+        return f"configuration error: {message}"
+    return f"configuration error in {source}: {message}"
+
+
 @click.command(
     "collector",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -216,16 +225,18 @@ def collector_command(
     """
     from spanreel.collector._server import CollectorStartError
 
+    source: Path | None = None
     try:
+        source = find_config(config_path)
         config = load_collector_config(
-            config_path,
+            source,
             db=db,
             grpc_endpoint=grpc_endpoint,
             http_endpoint=http_endpoint,
             query_endpoint=query_endpoint,
         )
     except ConfigError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from exc
+        raise click.ClickException(_config_error(exc, source)) from exc
     if check_config:
         try:
             flags = {
@@ -239,8 +250,7 @@ def collector_command(
             }
             check_listen_addresses(config, flags)
         except ConfigError as exc:
-            raise click.ClickException(f"configuration error: {exc}") from exc
-        source = find_config(config_path)
+            raise click.ClickException(_config_error(exc, source)) from exc
         click.echo(_describe_config(config, str(source) if source else "built-in defaults (no config file)"))
         return
     try:

@@ -1,0 +1,98 @@
+"""``spanreel collector --check-config`` and the start-up config loading refuse configs that used
+to pass and then failed or misbehaved at run time; each error names the file, the key, what is
+wrong and what is expected (one line, no traceback)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import clean_env
+
+from spanreel._config import ConfigError
+from spanreel.cli import main
+from spanreel.collector import load_collector_config
+
+_CONFIG = """\
+receivers:
+  otlp:
+    protocols:
+      grpc: {endpoint: "GRPC"}
+      http: {endpoint: "HTTP"}
+exporters:
+  duckdb:
+    path: spans.duckdb
+    query_endpoint: "QUERY"
+EXTRA
+service:
+  pipelines:
+    traces: {receivers: [otlp], exporters: [duckdb]}
+"""
+
+
+def _config(
+    grpc: str = "127.0.0.1:0", http: str = "127.0.0.1:0", query: str = "127.0.0.1:0", extra: str = ""
+) -> str:
+    return (
+        _CONFIG.replace("GRPC", grpc).replace("HTTP", http).replace("QUERY", query).replace("EXTRA\n", extra)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_db_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+
+
+def _check(path: Path) -> tuple[int, str]:
+    """``spanreel collector --check-config --config path``: (exit code, output)."""
+    result = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def _refused(tmp_path: Path, text: str, message: str) -> str:
+    """Assert that the loader and ``--check-config`` both refuse ``text`` with ``message`` (a
+    regex); return the CLI's output."""
+    path = tmp_path / "otel-config.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_collector_config(path)
+    code, output = _check(path)
+    assert code == 1, output
+    assert output.startswith(f"Error: configuration error in {path}: "), output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1, output
+    assert re.search(message, output), output
+    return output
+
+
+# -- the file is named ------------------------------------------------------------------------------
+
+
+def test_check_config_and_start_up_name_the_file(tmp_path: Path) -> None:
+    """The error said ``configuration error: <key>…`` without the file (with ``--config`` in a
+    service definition, or ``./otel-config.yaml`` found implicitly, the user had to guess)."""
+    _refused(tmp_path, _config() + "bogus: 1\n", r"bogus: unknown top-level key")
+    # the collector itself (not --check-config): the same one line, exit code 1, no traceback
+    run = subprocess.run(
+        [sys.executable, "-m", "spanreel", "collector", "--config", str(tmp_path / "otel-config.yaml")],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert run.stderr == (
+        f"Error: configuration error in {tmp_path / 'otel-config.yaml'}: bogus: unknown top-level key "
+        "(supported: receivers, processors, exporters, extensions, service)\n"
+    )
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "otel-config.yaml"
+    path.write_text(text)
+    return path
