@@ -510,18 +510,48 @@ def load_collector_config(
     return config
 
 
+#: What ``localhost`` binds: the IPv4 and IPv6 loopback addresses (gRPC binds both).
+_LOCALHOST_ADDRESSES: Final = frozenset({"127.0.0.1", "::1"})
+
+
+_OVERLAP_NOTE: Final = "the hosts overlap: localhost is 127.0.0.1 and ::1, 0.0.0.0 and :: are every interface"
+
+
+def _bound_addresses(host: str) -> frozenset[str] | None:
+    """The addresses a listener on ``host`` takes, for the clash check: ``None`` for every
+    interface (``0.0.0.0``, ``::``, an empty host), the loopback pair for ``localhost``, the
+    normalised address for an IP literal (``0:0::1`` is ``::1``), else the lower-cased name."""
+    name = host.strip().lower().rstrip(".")
+    if name in ("", "localhost"):
+        return None if not name else _LOCALHOST_ADDRESSES
+    try:
+        address = ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return frozenset({name})
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_unspecified:
+        return None
+    return frozenset({str(address)})
+
+
 def _check_distinct_ports(config: CollectorConfig, from_flags: Collection[str]) -> None:
     """Raise :class:`ConfigError` when two of the collector's listeners would take the same port
-    (the second could not bind; ``--check-config`` used to pass such a config)."""
-    taken: dict[int, list[tuple[str, str]]] = {}
+    on overlapping hosts (the second could not bind): equal ports, and the same address once
+    ``localhost`` is read as loopback and IP literals are normalised, or one of them listening on
+    every interface (``0.0.0.0`` / ``::`` / ``:port`` overlap any host). Port 0 never clashes."""
+    taken: dict[int, list[tuple[str, str, frozenset[str] | None]]] = {}
     for name, endpoint in _listeners(config, from_flags):
         host, port = parse_endpoint(endpoint, name)
         if port == 0:  # any free port: never a clash
             continue
-        for other_name, other_host in taken.get(port, []):
-            if host == other_host or ALL_INTERFACES in (host, other_host) or "::" in (host, other_host):
+        addresses = _bound_addresses(host)
+        for other_name, other_endpoint, other_addresses in taken.get(port, []):
+            if addresses is None or other_addresses is None or addresses & other_addresses:
+                why = "" if addresses == other_addresses else f" ({_OVERLAP_NOTE})"
                 raise ConfigError(
-                    f"{name} ({endpoint}) and {other_name} both listen on port {port}: give each its "
-                    "own port (OTLP's defaults: 4317 gRPC, 4318 HTTP; 0 picks a free one)"
+                    f"{name} ({endpoint}) and {other_name} ({other_endpoint}) both listen on port "
+                    f"{port}{why}: give each its own port (OTLP's defaults: 4317 gRPC, 4318 HTTP; "
+                    "0 picks a free one)"
                 )
-        taken.setdefault(port, []).append((name, host))
+        taken.setdefault(port, []).append((name, endpoint, addresses))

@@ -96,3 +96,47 @@ def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "otel-config.yaml"
     path.write_text(text)
     return path
+
+
+# -- 1. listeners on one port, hosts spelled differently ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("grpc", "http", "query", "port"),
+    [
+        ("localhost:4317", "127.0.0.1:4317", "127.0.0.1:0", 4317),
+        ("127.0.0.1:4317", "0.0.0.0:4317", "127.0.0.1:0", 4317),
+        ("[::]:4317", "127.0.0.1:4317", "127.0.0.1:0", 4317),
+        ("[::1]:4317", "localhost:4317", "127.0.0.1:0", 4317),
+        ("127.0.0.1:4317", "127.0.0.1:4318", "localhost:4318", 4318),
+        (":4317", "127.0.0.1:4318", "localhost:4317", 4317),
+        ("[0:0::1]:4317", "[::1]:4317", "127.0.0.1:0", 4317),
+        ("LOCALHOST:4317", "localhost:4317", "127.0.0.1:0", 4317),
+    ],
+)
+def test_listeners_on_one_port_clash_whatever_the_spelling_of_the_host(
+    grpc: str, http: str, query: str, port: int, tmp_path: Path
+) -> None:
+    """Only identical host strings (or 0.0.0.0 / ::) were a clash: ``localhost:4317`` next to
+    ``127.0.0.1:4317`` passed ``--check-config``, then the second listener could not bind."""
+    _refused(tmp_path, _config(grpc, http, query), rf"both listen on port {port}")
+
+
+@pytest.mark.parametrize(
+    ("grpc", "http"),
+    [
+        ("127.0.0.1:4317", "127.0.0.2:4317"),  # two loopback addresses
+        ("127.0.0.1:4317", "127.0.0.1:4318"),
+        ("0.0.0.0:0", "0.0.0.0:0"),  # port 0: a free port each
+        ("localhost:0", "127.0.0.1:0"),
+    ],
+)
+def test_distinct_listeners_pass(grpc: str, http: str, tmp_path: Path) -> None:
+    cfg = load_collector_config(_write(tmp_path, _config(grpc, http)))
+    assert (cfg.grpc_endpoint, cfg.http_endpoint) == (grpc, http)
+
+
+def test_a_clash_with_a_command_line_flag_names_the_flag(tmp_path: Path) -> None:
+    path = _write(tmp_path, _config("127.0.0.1:4317", "127.0.0.1:4318"))
+    with pytest.raises(ConfigError, match=r"--http-endpoint \(localhost:4317\) and receivers\.otlp"):
+        load_collector_config(path, http_endpoint="localhost:4317")
