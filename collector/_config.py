@@ -20,6 +20,7 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   turns it off), ``query_timeout`` (a query API / UI query running longer is interrupted, default
   ``30s``; ``0s``: no limit), ``query_max_rows`` (the most rows one query API answer holds, default
   1,000,000, the answer then says ``truncated``; 0: no limit).
+- ``processors.batch`` (or ``batch/<name>``): accepted with the Collector's keys, no effect.
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
 - ``service.pipelines.traces`` (and any ``traces/<name>`` pipelines): ``receivers`` / ``exporters``
@@ -29,6 +30,9 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   (default), ``warn``, ``error``) sets the log level; its other keys (``metrics``, ``traces``,
   ``resource``…) are valid in the OpenTelemetry Collector but have no effect here: they are
   listed in :attr:`CollectorConfig.ignored_settings` (shown by ``--check-config``, logged at start).
+
+Every defined component is checked for unknown keys, listed in a pipeline or not (as the
+OpenTelemetry Collector does); its values are checked when a pipeline lists it.
 
 See https://opentelemetry.io/docs/collector/configuration/ for the structure.
 """
@@ -40,14 +44,19 @@ import math
 import os
 import re
 import socket
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
 from spanreel._config import ConfigError, check_keys, find_config, load_config, resolve_db_path, scalar
-from spanreel.collector._forward_config import FORWARDER_TYPES, ForwarderConfig, parse_forwarder
-from spanreel.collector._security import TLSSettings, parse_auth, parse_extensions, parse_tls
+from spanreel.collector._forward_config import (
+    FORWARDER_TYPES,
+    ForwarderConfig,
+    check_forwarder_keys,
+    parse_forwarder,
+)
+from spanreel.collector._security import TLS_KEYS, TLSSettings, parse_auth, parse_extensions, parse_tls
 
 __all__ = ["CollectorConfig", "load_collector_config", "parse_duration", "parse_endpoint"]
 
@@ -64,6 +73,11 @@ DEFAULT_QUERY_MAX_ROWS = 1_000_000
 _RECEIVER_TYPES = frozenset({"otlp"})
 _EXPORTER_TYPES = frozenset({"duckdb", *FORWARDER_TYPES})
 _PROCESSOR_TYPES = frozenset({"batch"})  # accepted and ignored: spanreel batches in its writer
+#: The batch processor's keys in the OpenTelemetry Collector (accepted, no effect: a misspelt one
+#: is still an error there, so it is one here).
+_BATCH_KEYS = (
+    "timeout", "send_batch_size", "send_batch_max_size", "metadata_keys", "metadata_cardinality_limit",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -275,17 +289,49 @@ _DUCKDB_KEYS = (
 _TOP_KEYS = ("receivers", "processors", "exporters", "extensions", "service")
 
 
+def _check_listener_keys(section: dict[str, Any], allowed: Collection[str], key: str) -> None:
+    """No unknown key in a receiver protocol or the duckdb exporter, nor in its ``auth`` / ``tls``."""
+    check_keys(section, allowed, key)
+    if "auth" in allowed:
+        check_keys(_mapping(section.get("auth"), f"{key}.auth"), ("authenticator",), f"{key}.auth")
+    if "tls" in allowed:
+        check_keys(_mapping(section.get("tls"), f"{key}.tls"), TLS_KEYS, f"{key}.tls")
+
+
+def _check_structure(component_key: str, used: bool, check: Callable[..., None], *args: Any) -> None:
+    """Run ``check(*args)`` (a structural check of the component at ``component_key``); for a component
+    no pipeline lists, say so in the error: it is checked all the same, as in the OpenTelemetry
+    Collector (an unknown key in an unused component used to pass silently)."""
+    try:
+        check(*args)
+    except ConfigError as exc:
+        if used:
+            raise
+        raise ConfigError(
+            f"{exc} ({component_key} is in no pipeline, but every defined component is checked, "
+            "as in the OpenTelemetry Collector)"
+        ) from None
+
+
+def _check_receiver_keys(rid: str, section: dict[str, Any]) -> None:
+    check_keys(section, ("protocols",), f"receivers.{rid}")
+    protocols = _mapping(section.get("protocols"), f"receivers.{rid}.protocols")
+    for proto in protocols:
+        if proto not in ("grpc", "http"):
+            raise ConfigError(f"receivers.{rid}.protocols.{proto}: unknown protocol (grpc, http)")
+        key = f"receivers.{rid}.protocols.{proto}"
+        allowed = _GRPC_KEYS if proto == "grpc" else _HTTP_KEYS
+        _check_listener_keys(_mapping(protocols[proto], key), allowed, key)
+
+
 def _parse_receivers(
     receivers: dict[str, Any], used: list[str], base_dir: Path | None, authenticators: dict[str, str]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rid, raw in receivers.items():
         section = _mapping(raw, f"receivers.{rid}")
-        check_keys(section, ("protocols",), f"receivers.{rid}")
+        _check_structure(f"receivers.{rid}", rid in used, _check_receiver_keys, rid, section)
         protocols = _mapping(section.get("protocols"), f"receivers.{rid}.protocols")
-        for proto in protocols:
-            if proto not in ("grpc", "http"):
-                raise ConfigError(f"receivers.{rid}.protocols.{proto}: unknown protocol (grpc, http)")
         if rid not in used:
             continue
         if "grpc" in protocols:
@@ -347,6 +393,11 @@ def _parse_exporters(
     out: dict[str, Any] = {}
     for eid, raw in exporters.items():
         section = _mapping(raw, f"exporters.{eid}")
+        if _component_type(eid) in FORWARDER_TYPES:
+            _check_structure(f"exporters.{eid}", eid in used, check_forwarder_keys, eid, section)
+        else:
+            keys = (section, _DUCKDB_KEYS, f"exporters.{eid}")
+            _check_structure(f"exporters.{eid}", eid in used, _check_listener_keys, *keys)
         if eid not in used:
             continue
         if _component_type(eid) in FORWARDER_TYPES:
@@ -391,11 +442,12 @@ def config_from_mapping(
     receivers = _mapping(data.get("receivers"), "receivers")
     exporters = _mapping(data.get("exporters"), "exporters")
     processors = _mapping(data.get("processors"), "processors")
-    for pid in processors:
+    for pid, section in processors.items():
         if _component_type(pid) not in _PROCESSOR_TYPES:
             raise ConfigError(
                 f"processors.{pid}: unknown processor type {_component_type(pid)!r} (supported: batch)"
             )
+        check_keys(_mapping(section, f"processors.{pid}"), _BATCH_KEYS, f"processors.{pid}")
     for rid in receivers:
         if _component_type(rid) not in _RECEIVER_TYPES:
             raise ConfigError(

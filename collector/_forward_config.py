@@ -40,6 +40,7 @@ __all__ = [
     "ForwarderConfig",
     "QueueSettings",
     "RetrySettings",
+    "check_forwarder_keys",
     "parse_forwarder",
 ]
 
@@ -246,6 +247,21 @@ def _compression(value: Any, key: str) -> Literal["gzip", "none"]:
     return "gzip"
 
 
+def check_forwarder_keys(component_id: str, section: Any) -> None:
+    """Check the structure of one ``exporters.<component_id>`` section of type ``otlp`` or
+    ``otlphttp``: mappings where mappings belong, no unknown key at any level (``tls``,
+    ``retry_on_failure``, ``sending_queue``, ``headers`` included). Values are not checked: this
+    is what an exporter no pipeline lists gets (the OpenTelemetry Collector refuses an unknown key
+    in any defined component). Raises :class:`~spanreel._config.ConfigError` naming the key."""
+    key = f"exporters.{component_id}"
+    section = _mapping(section, key)
+    check_keys(section, _TOP_KEYS[FORWARDER_TYPES[component_id.split("/", 1)[0]]], key)
+    _mapping(section.get("headers"), f"{key}.headers")
+    nested = (("tls", _TLS_KEYS), ("retry_on_failure", _RETRY_KEYS), ("sending_queue", _QUEUE_KEYS))
+    for name, allowed in nested:
+        check_keys(_mapping(section.get(name), f"{key}.{name}"), allowed, f"{key}.{name}")
+
+
 def parse_forwarder(
     component_id: str,
     section: Mapping[str, Any],
@@ -264,8 +280,8 @@ def parse_forwarder(
     exporter_type = component_id.split("/", 1)[0]
     protocol = FORWARDER_TYPES[exporter_type]
     grpc = protocol == "grpc"
+    check_forwarder_keys(component_id, section)
     section = _mapping(section, key)
-    check_keys(section, _TOP_KEYS[protocol], key)
 
     tls_section = _mapping(section.get("tls"), f"{key}.tls")
     check_keys(tls_section, _TLS_KEYS, f"{key}.tls")

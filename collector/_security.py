@@ -36,6 +36,7 @@ from spanreel._config import ConfigError, check_keys, config_file
 
 __all__ = [
     "AUTHORIZATION",
+    "TLS_KEYS",
     "TLSSettings",
     "check_authorization",
     "parse_auth",
@@ -160,7 +161,8 @@ def parse_auth(section: dict[str, Any], key: str, authenticators: dict[str, str]
 
 #: ``tls.min_version`` values → :class:`ssl.TLSVersion` (older versions are refused).
 _TLS_VERSIONS: Final = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-_TLS_KEYS: Final = ("cert_file", "key_file", "client_ca_file", "min_version")
+#: The keys of a receiver's ``tls`` section.
+TLS_KEYS: Final = ("cert_file", "key_file", "client_ca_file", "min_version")
 
 
 def parse_tls(section: dict[str, Any], key: str, base_dir: Path | None) -> TLSSettings | None:
@@ -171,8 +173,8 @@ def parse_tls(section: dict[str, Any], key: str, base_dir: Path | None) -> TLSSe
         return None
     tls = _mapping(section["tls"], f"{key}.tls")
     for name in tls:
-        if name not in _TLS_KEYS:
-            raise ConfigError(f"{key}.tls.{name}: unsupported setting ({', '.join(_TLS_KEYS)})")
+        if name not in TLS_KEYS:
+            raise ConfigError(f"{key}.tls.{name}: unsupported setting ({', '.join(TLS_KEYS)})")
     cert_file = config_file(tls.get("cert_file"), f"{key}.tls.cert_file", base_dir)
     key_file = config_file(tls.get("key_file"), f"{key}.tls.key_file", base_dir)
     client_ca = tls.get("client_ca_file")

@@ -140,3 +140,59 @@ def test_a_clash_with_a_command_line_flag_names_the_flag(tmp_path: Path) -> None
     path = _write(tmp_path, _config("127.0.0.1:4317", "127.0.0.1:4318"))
     with pytest.raises(ConfigError, match=r"--http-endpoint \(localhost:4317\) and receivers\.otlp"):
         load_collector_config(path, http_endpoint="localhost:4317")
+
+
+# -- 2. unknown keys in components no pipeline lists --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("  duckdb/spare: {bogus: 1}\n", r"exporters\.duckdb/spare\.bogus"),
+        ("  duckdb/spare: {auth: {authenticatr: x}}\n", r"exporters\.duckdb/spare\.auth\.authenticatr"),
+        ("  otlphttp/old: {endpoint: 'http://h:4318', bogus: 1}\n", r"exporters\.otlphttp/old\.bogus"),
+        (
+            "  otlp/old: {endpoint: 'h:4317', sending_queue: {storage: file_storage}}\n",
+            r"exporters\.otlp/old\.sending_queue\.storage",
+        ),
+        ("  otlp/old: {endpoint: 'h:4317', tls: {insecure: true, ca: x}}\n", r"exporters\.otlp/old\.tls\.ca"),
+        (
+            "  otlp/old: {retry_on_failure: {enabled: true, max_elapsed: 1s}}\n",
+            r"exporters\.otlp/old\.retry_on_failure\.max_elapsed",
+        ),
+    ],
+)
+def test_unknown_keys_in_unused_exporters_are_reported(extra: str, key: str, tmp_path: Path) -> None:
+    """An exporter no pipeline lists was not looked into: a misspelt key passed until the day it
+    was added to a pipeline (the OpenTelemetry Collector refuses it in any defined component)."""
+    output = _refused(tmp_path, _config(extra=extra), rf"{key}: unknown key \(supported: ")
+    assert "is in no pipeline, but every defined component is checked" in output
+
+
+def test_unknown_keys_in_unused_receivers_and_in_processors_are_reported(tmp_path: Path) -> None:
+    spare = "  otlp/spare:\n    protocols:\n      grpc: {endpoint: 127.0.0.1:0, max_recv_msg_size: 4}\n"
+    text = _config().replace("exporters:\n", spare + "exporters:\n", 1)
+    output = _refused(
+        tmp_path, text, r"receivers\.otlp/spare\.protocols\.grpc\.max_recv_msg_size: unknown key"
+    )
+    assert "receivers.otlp/spare is in no pipeline" in output
+    text = _config().replace(
+        '      http: {endpoint: "127.0.0.1:0"}\n',
+        '      http: {endpoint: "127.0.0.1:0"}\n  otlp/spare: {protocols: {http: {tls: {certfile: a}}}}\n',
+    )
+    _refused(tmp_path, text, r"receivers\.otlp/spare\.protocols\.http\.tls\.certfile: unknown key")
+    # the batch processor is accepted without effect, but its keys are the Collector's
+    batch = "processors:\n  batch: {timeout: 1s, send_batch_size: 512}\nexporters:\n"
+    ok = _config().replace("exporters:\n", batch, 1)
+    load_collector_config(_write(tmp_path, ok))
+    _refused(tmp_path, ok.replace("timeout:", "timeot:"), r"processors\.batch\.timeot: unknown key")
+
+
+def test_values_of_unused_components_are_not_checked(tmp_path: Path) -> None:
+    """Only the keys: an unused exporter's endpoint or TLS file may be left for later."""
+    extra = (
+        "  otlphttp/later: {endpoint: to be decided, tls: {ca_file: missing.pem}}\n"
+        "  duckdb/later: {ttl: whenever}\n"
+    )
+    cfg = load_collector_config(_write(tmp_path, _config(extra=extra)))
+    assert cfg.forwarders == ()
