@@ -49,7 +49,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from spanreel._config import ConfigError, check_keys, find_config, load_config, resolve_db_path, scalar
+from spanreel._config import (
+    ConfigError,
+    check_db_file,
+    check_keys,
+    db_path_text,
+    find_config,
+    load_config,
+    resolve_db_path,
+    scalar,
+)
 from spanreel.collector._forward_config import (
     FORWARDER_TYPES,
     ForwarderConfig,
@@ -414,9 +423,11 @@ def _parse_exporters(
                 raise ConfigError(f"{key} must be a host:port string, got {value!r}")
             parse_endpoint(value, key)
             out["query_endpoint"] = value
-        if section.get("path"):
-            p = Path(os.path.expanduser(str(section["path"])))
+        path = db_path_text(section.get("path"), f"exporters.{eid}.path")
+        if path is not None:
+            p = Path(os.path.expanduser(path))
             out["config_db_path"] = p if p.is_absolute() or base_dir is None else base_dir / p
+            out["config_db_key"] = f"exporters.{eid}.path"
     return out
 
 
@@ -432,7 +443,8 @@ def _validate_query_endpoint(value: str, key: str, authenticated: bool) -> None:
 def config_from_mapping(
     data: dict[str, Any], base_dir: Path | None = None
 ) -> tuple[dict[str, Any], Path | None]:
-    """Validate a loaded config mapping; return ``(CollectorConfig keyword arguments, configured db path)``.
+    """Validate a loaded config mapping; return ``(CollectorConfig keyword arguments, configured db path)``;
+    with a db path, the arguments hold ``config_db_key`` too (the key it came from).
 
     Raises :class:`ConfigError` naming the offending key.
     """
@@ -539,9 +551,20 @@ def load_collector_config(
     """
     cfg_file = find_config(config_path)
     kwargs: dict[str, Any] = {}
+    configured_db: Path | None = None
     if cfg_file is not None:
-        kwargs, _ = config_from_mapping(load_config(cfg_file), cfg_file.parent)
+        kwargs, configured_db = config_from_mapping(load_config(cfg_file), cfg_file.parent)
+    db_key = kwargs.pop("config_db_key", "exporters.duckdb.path")
     db_path = resolve_db_path(db, str(cfg_file) if cfg_file is not None else None)
+    if db:
+        db_source = "--db"
+    elif os.environ.get("SPANREEL_DB"):
+        db_source = "SPANREEL_DB"
+    elif configured_db is not None:
+        db_source = db_key
+    else:
+        db_source = "the default database path"
+    check_db_file(db_path, db_source)
     config = CollectorConfig(db_path=db_path, **kwargs)
     overrides: dict[str, Any] = {}
     for key, value in (

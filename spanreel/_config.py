@@ -199,11 +199,51 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path | None:
     return p if p.is_file() else None
 
 
+def db_path_text(value: Any, key: str) -> str | None:
+    """The text of a database path setting ``key`` (``exporters.duckdb.path``); ``None`` when it is
+    empty or null. Raises :class:`ConfigError` naming ``key`` for anything but one path string (a
+    list, a number, a boolean: ``path: [a, b]`` used to become a file named ``['a', 'b']``) and
+    for a path ending in ``/`` (a folder, not the DuckDB file)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        kind = "a list: " if isinstance(value, list) else "a mapping: " if isinstance(value, dict) else ""
+        raise ConfigError(
+            f"{key} must be one file path (a string such as ./spans.duckdb), got {kind}{value!r}"
+        )
+    if value.rstrip().endswith(("/", os.sep)):
+        raise ConfigError(
+            f"{key} names a folder ({value!r}): expected the DuckDB file, "
+            f"e.g. {value.rstrip()}spanreel.duckdb"
+        )
+    return value
+
+
+def check_db_file(path: Path, source: str) -> None:
+    """Raise :class:`ConfigError` naming ``source`` (the setting the path came from) when the
+    DuckDB file ``path`` cannot be a file: it is an existing directory, or an existing file stands
+    where one of its folders would be created (that failed at start-up with a traceback)."""
+    if path.is_dir():
+        raise ConfigError(
+            f"{source}: {str(path)!r} is a directory; expected the DuckDB file's path, "
+            f"e.g. {str(path / 'spanreel.duckdb')!r}"
+        )
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"{source}: {str(parent)!r} is a file, not a folder: the database {str(path)!r} "
+                    "cannot be created there"
+                )
+            return
+
+
 def db_path_from_config(config: dict[str, Any], base_dir: Path | None = None) -> Path | None:
     """The ``path`` of the config's duckdb exporter, ``~`` expanded; relative paths are taken
     relative to ``base_dir`` (the config file's folder). The exporter is the one a traces pipeline
     (``service.pipelines.traces`` or ``traces/<name>``) lists, else the first ``duckdb``/
-    ``duckdb/<name>`` with a path. ``None`` when not set."""
+    ``duckdb/<name>`` with a path. ``None`` when not set. Raises :class:`ConfigError` for a path
+    that is not one string (see :func:`db_path_text`)."""
     exporters = config.get("exporters") or {}
     if not isinstance(exporters, dict):
         return None
@@ -211,8 +251,11 @@ def db_path_from_config(config: dict[str, Any], base_dir: Path | None = None) ->
     listed = [name for name in _pipeline_exporters(config) if name in candidates]
     for name in listed[:1] or candidates:
         section = exporters[name]
-        if isinstance(section, dict) and section.get("path"):
-            p = Path(os.path.expanduser(str(section["path"])))
+        if not isinstance(section, dict):
+            continue
+        text = db_path_text(section.get("path"), f"exporters.{name}.path")
+        if text is not None:
+            p = Path(os.path.expanduser(text))
             if not p.is_absolute() and base_dir is not None:
                 p = base_dir / p
             return p

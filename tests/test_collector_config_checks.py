@@ -196,3 +196,47 @@ def test_values_of_unused_components_are_not_checked(tmp_path: Path) -> None:
     )
     cfg = load_collector_config(_write(tmp_path, _config(extra=extra)))
     assert cfg.forwarders == ()
+
+
+# -- 3. the database path --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        # became a file named "['a', 'b']"
+        ("[a, b]", r"exporters\.duckdb\.path must be one file path .*got a list: \['a', 'b'\]"),
+        ("{file: a}", r"exporters\.duckdb\.path must be one file path .*got a mapping: "),
+        ("true", r"exporters\.duckdb\.path must be one file path .*got True"),
+        ("data/", r"exporters\.duckdb\.path names a folder \('data/'\): expected the DuckDB file"),
+        # an existing folder: DuckDB failed at start-up ("Is a directory")
+        (
+            "existing",
+            r"exporters\.duckdb\.path: '.*existing' is a directory; expected the DuckDB file's path",
+        ),
+        # a file where a folder would be created: a traceback at start-up
+        ("a_file/spans.duckdb", r"exporters\.duckdb\.path: '.*a_file' is a file, not a folder"),
+    ],
+)
+def test_a_database_path_that_cannot_be_a_file_is_refused(path: str, message: str, tmp_path: Path) -> None:
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "a_file").write_text("")
+    _refused(tmp_path, _config().replace("path: spans.duckdb", f"path: {path}"), message)
+    assert not (tmp_path / "['a', 'b']").exists()
+
+
+def test_the_database_path_from_the_environment_or_flag_is_checked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, _config())
+    monkeypatch.setenv("SPANREEL_DB", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^SPANREEL_DB: '.*' is a directory"):
+        load_collector_config(path)
+    with pytest.raises(ConfigError, match=r"^--db: '.*' is a directory"):
+        load_collector_config(path, db=tmp_path)
+    assert load_collector_config(path, db=tmp_path / "ok.duckdb").db_path == tmp_path / "ok.duckdb"
+    # `spanreel sql` and the other commands read the same key: a list is an error there too
+    monkeypatch.delenv("SPANREEL_DB")
+    path.write_text(_config().replace("path: spans.duckdb", "path: [a, b]"))
+    result = CliRunner().invoke(main, ["sql", "SELECT 1", "--config", str(path)])
+    assert result.exit_code == 1 and "exporters.duckdb.path must be one file path" in result.output
