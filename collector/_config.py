@@ -15,11 +15,11 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   (the read-only query API, default ``127.0.0.1:0``; loopback only unless ``auth`` is set),
   ``auth.authenticator`` (bearer token on the query API), ``max_queue_bytes`` (bound of the
   in-memory queue, default 128 MiB), ``decode_workers`` (decoding processes, default one per CPU
-  up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``; default: keep
-  everything), ``metrics_log_interval`` (how often counters are logged, default ``60s``; ``0s``
-  turns it off), ``query_timeout`` (a query API / UI query running longer is interrupted, default
-  ``30s``; ``0s``: no limit), ``query_max_rows`` (the most rows one query API answer holds, default
-  1,000,000, the answer then says ``truncated``; 0: no limit).
+  up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``, with a unit;
+  default, or ``0``: keep everything), ``metrics_log_interval`` (how often counters are logged,
+  default ``60s``; ``0s`` turns it off), ``query_timeout`` (a query API / UI query running longer
+  is interrupted, default ``30s``; ``0s``: no limit), ``query_max_rows`` (the most rows one query
+  API answer holds, default 1,000,000, the answer then says ``truncated``; 0: no limit).
 - ``processors.batch`` (or ``batch/<name>``): accepted with the Collector's keys, no effect.
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
@@ -215,7 +215,10 @@ def parse_duration(value: Any, key: str) -> float:
     ``d`` (24 h) and ``w`` (7 d); a bare number is seconds. Raises :class:`ConfigError` naming ``key``."""
     value = scalar(value)
     if isinstance(value, bool):
-        raise ConfigError(f"{key} must be a duration such as 30d, 12h or 90s, got {value!r}")
+        raise ConfigError(
+            f"{key} must be a duration such as 30d, 12h or 90s, got the boolean {str(value).lower()} "
+            "(YAML reads unquoted true/false/yes/no/on/off as booleans)"
+        )
     if isinstance(value, int | float):
         if not 0 <= value < math.inf:
             raise ConfigError(f"{key} must be a finite, non-negative number of seconds, got {value!r}")
@@ -380,9 +383,8 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
         if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= 64:
             raise ConfigError(f"{key}.decode_workers must be an integer from 0 to 64, got {workers!r}")
         out["decode_workers"] = workers
-    if section.get("ttl") not in (None, "", 0):
-        ttl = parse_duration(section["ttl"], f"{key}.ttl")
-        out["ttl_s"] = ttl or None
+    if "ttl" in section:
+        out["ttl_s"] = _ttl(section["ttl"], f"{key}.ttl")
     if "metrics_log_interval" in section:
         interval = section["metrics_log_interval"]
         out["metrics_log_interval_s"] = parse_duration(interval, f"{key}.metrics_log_interval")
@@ -394,6 +396,28 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
             raise ConfigError(f"{key}.query_max_rows must be a whole number ≥ 0 (0: no limit), got {rows!r}")
         out["query_max_rows"] = rows
     return out
+
+
+def _ttl(value: Any, key: str) -> float | None:
+    """``exporters.duckdb.ttl`` in seconds; ``None`` (keep everything) for null, empty, ``0`` or
+    ``0s``. A boolean is refused (``ttl: false`` equalled 0 and silently kept everything; ``true``
+    is no duration either), and so is a bare number other than 0: retention deletes data, and
+    ``ttl: 30`` is 30 seconds here but 30 nanoseconds in the OpenTelemetry Collector, never the
+    30 days meant. Raises :class:`ConfigError` naming ``key``."""
+    typed = scalar(value)
+    if typed is None or typed == "":
+        return None
+    if isinstance(typed, bool):
+        raise ConfigError(
+            f"{key}: expected a duration like 30d, got the boolean {str(typed).lower()} (YAML reads "
+            "unquoted true/false/yes/no/on/off as booleans); to keep everything leave ttl out or set 0"
+        )
+    if isinstance(typed, int | float) and typed != 0:
+        raise ConfigError(
+            f"{key}: expected a duration with a unit like 30d or 720h, got the bare number {typed!r} "
+            "(retention deletes data: say which unit is meant)"
+        )
+    return parse_duration(typed, key) or None
 
 
 def _parse_exporters(

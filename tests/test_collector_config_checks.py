@@ -240,3 +240,42 @@ def test_the_database_path_from_the_environment_or_flag_is_checked_too(
     path.write_text(_config().replace("path: spans.duckdb", "path: [a, b]"))
     result = CliRunner().invoke(main, ["sql", "SELECT 1", "--config", str(path)])
     assert result.exit_code == 1 and "exporters.duckdb.path must be one file path" in result.output
+
+
+# -- 4. the retention (ttl) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ttl", "message"),
+    [
+        # equalled 0, so it silently kept everything
+        ("false", r"exporters\.duckdb\.ttl: expected a duration like 30d, got the boolean false \(YAML"),
+        ("off", r"exporters\.duckdb\.ttl: expected a duration like 30d, got the boolean false"),
+        ("true", r"exporters\.duckdb\.ttl: expected a duration like 30d, got the boolean true"),
+        # 30 seconds here, 30 ns in the OpenTelemetry Collector: never the 30 days meant
+        (
+            "30",
+            r"exporters\.duckdb\.ttl: expected a duration with a unit like 30d .*, got the bare number 30",
+        ),
+        ("[30d]", r"exporters\.duckdb\.ttl must be a duration such as 30d"),
+        ("-1d", r"exporters\.duckdb\.ttl must be a duration such as 30d"),
+    ],
+)
+def test_a_ttl_that_is_not_a_duration_is_refused(ttl: str, message: str, tmp_path: Path) -> None:
+    _refused(tmp_path, _config(extra=f"    ttl: {ttl}\n"), message)
+
+
+@pytest.mark.parametrize(
+    ("ttl", "seconds"), [("0", None), ("0s", None), ("''", None), ("~", None), ("30d", 30 * 86400.0)]
+)
+def test_ttl_off_and_on(ttl: str, seconds: float | None, tmp_path: Path) -> None:
+    assert load_collector_config(_write(tmp_path, _config(extra=f"    ttl: {ttl}\n"))).ttl_s == seconds
+
+
+def test_a_ttl_from_the_environment_is_read_as_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, _config(extra="    ttl: ${env:SR_TTL}\n"))
+    monkeypatch.setenv("SR_TTL", "false")
+    with pytest.raises(ConfigError, match="got the boolean false"):
+        load_collector_config(path)
+    monkeypatch.setenv("SR_TTL", "")
+    assert load_collector_config(path).ttl_s is None
