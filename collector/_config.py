@@ -17,9 +17,10 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   in-memory queue, default 128 MiB), ``decode_workers`` (decoding processes, default one per CPU
   up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``, with a unit;
   default, or ``0``: keep everything), ``metrics_log_interval`` (how often counters are logged,
-  default ``60s``; ``0s`` turns it off), ``query_timeout`` (a query API / UI query running longer
-  is interrupted, default ``30s``; ``0s``: no limit), ``query_max_rows`` (the most rows one query
-  API answer holds, default 1,000,000, the answer then says ``truncated``; 0: no limit).
+  default ``60s``, at least ``1s``; ``0s`` turns it off), ``query_timeout`` (a query API / UI
+  query running longer is interrupted, default ``30s``; ``0s``: no limit), ``query_max_rows`` (the
+  most rows one query API answer holds, default 1,000,000, the answer then says ``truncated``; 0:
+  no limit).
 - ``processors.batch`` (or ``batch/<name>``): accepted with the Collector's keys, no effect.
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
@@ -76,6 +77,8 @@ DEFAULT_MAX_RECV_MSG_SIZE_MIB = 64.0
 _MIB = 1024 * 1024
 DEFAULT_MAX_QUEUE_BYTES = 128 * _MIB
 DEFAULT_METRICS_LOG_INTERVAL_S = 60.0
+#: The shortest ``metrics_log_interval`` (besides 0, off): shorter ones only flood the log.
+MIN_METRICS_LOG_INTERVAL_S = 1.0
 DEFAULT_QUERY_TIMEOUT_S = 30.0
 DEFAULT_QUERY_MAX_ROWS = 1_000_000
 
@@ -386,8 +389,13 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
     if "ttl" in section:
         out["ttl_s"] = _ttl(section["ttl"], f"{key}.ttl")
     if "metrics_log_interval" in section:
-        interval = section["metrics_log_interval"]
-        out["metrics_log_interval_s"] = parse_duration(interval, f"{key}.metrics_log_interval")
+        interval = parse_duration(section["metrics_log_interval"], f"{key}.metrics_log_interval")
+        if 0 < interval < MIN_METRICS_LOG_INTERVAL_S:  # 1ns logged the counters in a busy loop
+            raise ConfigError(
+                f"{key}.metrics_log_interval must be 0s (off) or at least "
+                f"{MIN_METRICS_LOG_INTERVAL_S:g}s, got {scalar(section['metrics_log_interval'])!r}"
+            )
+        out["metrics_log_interval_s"] = interval
     if "query_timeout" in section:
         out["query_timeout_s"] = parse_duration(section["query_timeout"], f"{key}.query_timeout")
     if "query_max_rows" in section:

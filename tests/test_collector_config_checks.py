@@ -279,3 +279,22 @@ def test_a_ttl_from_the_environment_is_read_as_yaml(tmp_path: Path, monkeypatch:
         load_collector_config(path)
     monkeypatch.setenv("SR_TTL", "")
     assert load_collector_config(path).ttl_s is None
+
+
+# -- 5. metrics_log_interval -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("interval", ["1ns", "999ms", "0.5", "1us"])
+def test_a_metrics_log_interval_under_a_second_is_refused(interval: str, tmp_path: Path) -> None:
+    """``1ns`` logged the counters in a busy loop."""
+    _refused(
+        tmp_path,
+        _config(extra=f"    metrics_log_interval: {interval}\n"),
+        r"exporters\.duckdb\.metrics_log_interval must be 0s \(off\) or at least 1s, got",
+    )
+
+
+@pytest.mark.parametrize(("interval", "seconds"), [("0s", 0.0), ("0", 0.0), ("1s", 1.0), ("5m", 300.0)])
+def test_metrics_log_interval_off_or_a_second_and_more(interval: str, seconds: float, tmp_path: Path) -> None:
+    path = _write(tmp_path, _config(extra=f"    metrics_log_interval: {interval}\n"))
+    assert load_collector_config(path).metrics_log_interval_s == seconds

@@ -128,7 +128,7 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
     config = tmp_path / "ttl.yaml"
     config.write_text(
         "receivers:\n  otlp:\n    protocols:\n      http: {endpoint: 127.0.0.1:0}\n"
-        "exporters:\n  duckdb:\n    ttl: 48h\n    metrics_log_interval: 200ms\n    query_timeout: 1s\n"
+        "exporters:\n  duckdb:\n    ttl: 48h\n    metrics_log_interval: 1s\n    query_timeout: 1s\n"
         "    query_max_rows: 5\n"
         "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
     )
