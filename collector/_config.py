@@ -64,6 +64,7 @@ from spanreel.collector._forward_config import (
     FORWARDER_TYPES,
     ForwarderConfig,
     check_forwarder_keys,
+    check_wait,
     parse_forwarder,
 )
 from spanreel.collector._security import TLS_KEYS, TLSSettings, parse_auth, parse_extensions, parse_tls
@@ -165,10 +166,12 @@ def parse_endpoint(value: str, key: str) -> tuple[str, int]:
     host = host or ALL_INTERFACES
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise ConfigError(f"{key}: port must be a number in {value!r}") from None
+    if not host:
+        raise ConfigError(f"{key}: expected host:port, got {value!r} (an empty host in brackets)")
+    # ASCII digits only: int() also takes "4_317", "+4317" and other scripts' digits
+    if not re.fullmatch(r"[0-9]{1,5}", port_text):
+        raise ConfigError(f"{key}: port must be a number from 0 to 65535 in {value!r}")
+    port = int(port_text)
     if not 0 <= port <= 65535:
         raise ConfigError(f"{key}: port {port} out of range in {value!r}")
     return host, port
@@ -397,7 +400,9 @@ def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, s
             )
         out["metrics_log_interval_s"] = interval
     if "query_timeout" in section:
-        out["query_timeout_s"] = parse_duration(section["query_timeout"], f"{key}.query_timeout")
+        timeout = parse_duration(section["query_timeout"], f"{key}.query_timeout")
+        # beyond it every query failed with a traceback in its timer thread, and ran unbounded
+        out["query_timeout_s"] = check_wait(timeout, f"{key}.query_timeout", "0s: no limit")
     if "query_max_rows" in section:
         rows = scalar(section["query_max_rows"])
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:

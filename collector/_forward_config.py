@@ -36,11 +36,13 @@ from spanreel._config import ConfigError, check_keys, config_file, scalar
 
 __all__ = [
     "FORWARDER_TYPES",
+    "MAX_WAIT_S",
     "ClientTLS",
     "ForwarderConfig",
     "QueueSettings",
     "RetrySettings",
     "check_forwarder_keys",
+    "check_wait",
     "parse_forwarder",
 ]
 
@@ -50,6 +52,19 @@ FORWARDER_TYPES: Final[Mapping[str, Literal["grpc", "http"]]] = {"otlp": "grpc",
 TRACES_PATH: Final = "/v1/traces"
 
 Sizer = Literal["requests", "items", "bytes"]
+
+#: The longest timeout or retry interval, in seconds (365 days): longer waits overflow the
+#: platform's timers (``Event.wait`` / ``socket.settimeout`` raise ``OverflowError`` past about
+#: 292 years), and a year is "never" in practice.
+MAX_WAIT_S: Final = 365 * 86400.0
+
+
+def check_wait(seconds: float, key: str, hint: str = "") -> float:
+    """``seconds`` when at most :data:`MAX_WAIT_S`, else :class:`~spanreel._config.ConfigError`
+    naming ``key`` (``hint``: what to write instead, e.g. ``0s: no limit``)."""
+    if seconds > MAX_WAIT_S:
+        raise ConfigError(f"{key} must be at most 365d{f' ({hint})' if hint else ''}, got {seconds:g} s")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -204,6 +219,11 @@ def _headers(value: Any, key: str, grpc: bool) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+#: A port number as written in an endpoint: ASCII digits only (``str.isdigit`` and ``int`` also
+#: take other scripts' digits, and ``int`` takes ``4_317`` and ``+4317``: gRPC refused those).
+_PORT: Final = re.compile(r"[0-9]{1,5}")
+
+
 def _grpc_target(endpoint: str, key: str) -> tuple[str, bool | None]:
     """``host:port`` and, when the endpoint has a scheme, whether it asks for plaintext."""
     plaintext: bool | None = None
@@ -217,7 +237,7 @@ def _grpc_target(endpoint: str, key: str) -> tuple[str, bool | None]:
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         return f"{host}:{port}", plaintext
     host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or not host or not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
         raise ConfigError(f"{key}: expected host:port, got {endpoint!r}")
     return text, plaintext
 
@@ -327,7 +347,10 @@ def parse_forwarder(
     defaults = RetrySettings()
 
     def duration(name: str, default: float) -> float:
-        return parse_duration(retry_section[name], f"{rkey}.{name}") if name in retry_section else default
+        if name not in retry_section:
+            return default
+        seconds = parse_duration(retry_section[name], f"{rkey}.{name}")
+        return seconds if name == "max_elapsed_time" else check_wait(seconds, f"{rkey}.{name}")
 
     retry = RetrySettings(
         enabled=_bool(retry_section, "enabled", rkey, True),
@@ -365,6 +388,7 @@ def parse_forwarder(
     )
     if timeout <= 0:
         raise ConfigError(f"{key}.timeout must be positive")
+    check_wait(timeout, f"{key}.timeout")
     return ForwarderConfig(
         name=component_id,
         protocol=protocol,

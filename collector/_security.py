@@ -108,6 +108,12 @@ def parse_extensions(
             if key not in ("token", "filename", "scheme"):
                 raise ConfigError(f"extensions.{xid}.{key}: unknown setting (token, filename, scheme)")
         token = section.get("token")
+        if token is not None and not isinstance(token, str):
+            # "token is empty" was the message; and YAML reads 0123 as 83, 1e3 as a float
+            raise ConfigError(
+                f"extensions.{xid}.token must be a string, got {type(token).__name__} {token!r}: "
+                "quote it (YAML reads unquoted digits as a number, 0123 as 83)"
+            )
         if "filename" in section and "token" in section:
             raise ConfigError(f"extensions.{xid}: set token or filename, not both")
         if "filename" in section:

@@ -298,3 +298,58 @@ def test_a_metrics_log_interval_under_a_second_is_refused(interval: str, tmp_pat
 def test_metrics_log_interval_off_or_a_second_and_more(interval: str, seconds: float, tmp_path: Path) -> None:
     path = _write(tmp_path, _config(extra=f"    metrics_log_interval: {interval}\n"))
     assert load_collector_config(path).metrics_log_interval_s == seconds
+
+
+# -- other values that passed the check and failed at run time ------------------------------------
+
+_UP = "exporters: [duckdb, otlp/up]"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # every query failed with a traceback in its timer thread (OverflowError) and ran unbounded
+        (
+            _config(extra="    query_timeout: 1000000d\n"),
+            r"exporters\.duckdb\.query_timeout must be at most 365d \(0s: no limit\)",
+        ),
+        (
+            _config(extra="  otlp/up: {endpoint: 'h:4317', timeout: 400000d}\n").replace(
+                "exporters: [duckdb]", _UP
+            ),
+            r"exporters\.otlp/up\.timeout must be at most 365d",
+        ),
+        (
+            _config(
+                extra="  otlp/up: {endpoint: 'h:4317', retry_on_failure: {max_interval: 999999d}}\n"
+            ).replace("exporters: [duckdb]", _UP),
+            r"exporters\.otlp/up\.retry_on_failure\.max_interval must be at most 365d",
+        ),
+        # the forwarder's target kept the digits as written: gRPC could not connect to it
+        (
+            _config(extra="  otlp/up: {endpoint: 'h:\u0664\u0663\u0661\u0667'}\n").replace(
+                "exporters: [duckdb]", _UP
+            ),
+            r"exporters\.otlp/up\.endpoint: expected host:port",
+        ),
+        # a number token (YAML reads 0123 as 83) was reported as an empty token
+        (
+            "extensions:\n  bearertokenauth: {token: 0123}\n" + _config(),
+            r"extensions\.bearertokenauth\.token must be a string, got int 83: quote it",
+        ),
+    ],
+)
+def test_other_values_that_failed_at_run_time(text: str, message: str, tmp_path: Path) -> None:
+    _refused(tmp_path, text, message)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["127.0.0.1:4_317", "127.0.0.1:+4317", "127.0.0.1:\u0664\u0663\u0661\u0667", "[]:4317"]
+)
+def test_a_listen_port_is_ascii_digits(endpoint: str, tmp_path: Path) -> None:
+    _refused(tmp_path, _config(grpc=endpoint), r"receivers\.otlp\.protocols\.grpc\.endpoint: ")
+
+
+def test_a_year_long_timeout_is_still_accepted(tmp_path: Path) -> None:
+    cfg = load_collector_config(_write(tmp_path, _config(extra="    query_timeout: 365d\n")))
+    assert cfg.query_timeout_s == 365 * 86400
