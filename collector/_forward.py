@@ -109,11 +109,19 @@ def backoff_delay(
 
     ``initial_interval × multiplier^retry`` capped at ``max_interval``, randomised by
     ``± randomization_factor`` (``jitter`` in [0, 1): 0.5 is the midpoint, no change), and never
-    less than the server's requested delay (``RetryInfo`` / ``Retry-After``), which is not capped.
+    less than the server's requested delay (``RetryInfo`` / ``Retry-After``), itself capped at
+    :data:`MAX_SERVER_DELAY_S` (a year-long ``Retry-After`` must not overflow the wait).
     """
-    base = min(policy.initial_interval_s * policy.multiplier**retry, policy.max_interval_s)
+    try:
+        base = min(policy.initial_interval_s * policy.multiplier**retry, policy.max_interval_s)
+    except OverflowError:  # ~1,750 retries at 1.5: max_elapsed_time 0 retries for ever
+        base = policy.max_interval_s if policy.initial_interval_s > 0 else 0.0
     delay = base * (1 + policy.randomization_factor * (2 * jitter - 1))
-    return max(delay, server_delay_s or 0.0)
+    return max(delay, min(server_delay_s or 0.0, MAX_SERVER_DELAY_S))
+
+
+#: The longest delay a server's ``RetryInfo`` / ``Retry-After`` may impose on one retry (1 day).
+MAX_SERVER_DELAY_S = 86_400.0
 
 
 def _retry_info_delay(error: grpc.RpcError) -> float | None:

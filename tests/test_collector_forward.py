@@ -541,6 +541,11 @@ def test_backoff_grows_caps_jitters_and_honours_the_server() -> None:
     ) == pytest.approx(1.5, abs=0.01)
     assert backoff_delay(0, policy, server_delay_s=30) == 30  # RetryInfo / Retry-After is a floor
     assert backoff_delay(3, policy, server_delay_s=0.1) == 8
+    # Retrying for ever (max_elapsed_time 0): 1.5 ** 1751 overflowed and killed the sender thread.
+    forever = RetrySettings(max_elapsed_time_s=0)
+    assert backoff_delay(5000, forever, jitter=0.5) == forever.max_interval_s
+    # A server asking for centuries: the wait (threading's timeout) overflowed too.
+    assert backoff_delay(0, policy, server_delay_s=1e15) == 86_400
 
 
 def test_retry_after_values() -> None:
