@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import warnings
+
+from spanreel._env import warn_setting
 
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
@@ -22,8 +23,9 @@ def content_capture_enabled(value: str | None = None) -> bool:
     variable. spanreel's default (unset or empty) is **on**, because a call can only be replayed
     when its request body was recorded. ``true``/``SPAN_ONLY``/``SPAN_AND_EVENT`` → on;
     ``false``/``NO_CONTENT``/``EVENT_ONLY`` → off. An unknown value (``none``, ``disabled``, a
-    typo) turns capture **off**, with a ``RuntimeWarning`` saying so: whoever set the variable
-    may have meant to keep content out, and a privacy setting must fail closed.
+    typo) turns capture **off**, with a warning saying so (:func:`~spanreel._env.warn_setting`):
+    whoever set the variable may have meant to keep content out, and a privacy setting must fail
+    closed.
     """
     raw = os.environ.get(CAPTURE_ENV) if value is None else value
     if raw is None or not raw.strip():
@@ -33,10 +35,8 @@ def content_capture_enabled(value: str | None = None) -> bool:
         return True
     if norm in _OFF:
         return False
-    warnings.warn(
+    warn_setting(
         f"spanreel: unknown {CAPTURE_ENV}={raw!r} (true, false, SPAN_ONLY, SPAN_AND_EVENT, NO_CONTENT, "
-        "EVENT_ONLY); content capture is off",
-        RuntimeWarning,
-        stacklevel=2,
+        "EVENT_ONLY); content capture is off"
     )
     return False

@@ -338,6 +338,22 @@ def test_a_misspelt_switch_is_reported_and_the_app_runs(tmp_path: Path) -> None:
     for off in ("0", "false", "OFF", ""):
         quiet = _run(probe, _env(SPANREEL_ENABLED=off), tmp_path)
         assert quiet.returncode == 0 and quiet.stderr == "", (off, quiet.stderr)
+    # Other settings spanreel cannot read: one plain line each, once (they were Python warnings
+    # quoting spanreel's source file and line, SPANREEL_METRICS twice).
+    proc = _run(
+        "print('ran')",
+        _env(
+            SPANREEL_ENABLED="1",
+            SPANREEL_METRICS="maybe",
+            OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="bogus",
+            OTEL_TRACES_EXPORTER="none",
+        ),
+        tmp_path,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ran"
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and all(line.startswith("spanreel: ") for line in lines), proc.stderr
+    assert "SPANREEL_METRICS='maybe'" in proc.stderr and "content capture is off" in proc.stderr
 
 
 def test_instrumenting_before_the_app_sets_its_provider(tmp_path: Path, llm: FakeLLMServer) -> None:

@@ -490,24 +490,34 @@ def test_redact_url_keeps_what_it_does_not_change() -> None:
     ("variable", "value"),
     [("SPANREEL_CAPTURE_BLOBS", "keep"), ("SPANREEL_METRICS", "enabled")],
 )
-def test_misspelt_switches_warn_and_stay_off(variable: str, value: str) -> None:
+def test_misspelt_switches_warn_and_stay_off(
+    variable: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """An on/off setting that is neither (``keep``, ``enabled``) warns and is off; it was silently
     off. A content-capture value that is none of the known ones (``none``, ``disabled``, a typo)
     warns and turns capture off: a privacy setting fails closed (it kept capture on)."""
     from spanreel.instrumentation._setup import metrics_enabled
 
+    caplog.set_level("WARNING", logger="spanreel")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("spanreel._env._reported", set())  # each message is reported once per process
+        _misspelt(variable, value, caplog, metrics_enabled)
+
+
+def _misspelt(variable: str, value: str, caplog: pytest.LogCaptureFixture, metrics_enabled: Any) -> None:
     environ = {variable: value}
-    with pytest.warns(RuntimeWarning, match=f"{variable}='{value}' is neither on nor off"):
-        if variable == "SPANREEL_METRICS":
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setenv(variable, value)
-                assert metrics_enabled() is False
-        else:
-            assert ContentPolicy.from_env(environ).keep_blobs is False
+    if variable == "SPANREEL_METRICS":
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(variable, value)
+            assert metrics_enabled() is False
+    else:
+        assert ContentPolicy.from_env(environ).keep_blobs is False
+    assert f"{variable}='{value}' is neither on nor off" in caplog.text
     assert ContentPolicy.from_env({"SPANREEL_CAPTURE_BLOBS": "YES"}).keep_blobs is True
     for unknown in ("none", "disabled", "SPAN_ONLYY"):
-        with pytest.warns(RuntimeWarning, match="content capture is off"):
-            assert content_capture_enabled(unknown) is False
+        caplog.clear()
+        assert content_capture_enabled(unknown) is False
+        assert f"={unknown!r}" in caplog.text and "content capture is off" in caplog.text
 
 
 def test_a_key_the_provider_quotes_in_its_error_is_masked(uninstrument_after: None) -> None:
