@@ -282,3 +282,17 @@ def test_shipped_config_example_parses(monkeypatch: pytest.MonkeyPatch, tmp_path
     path.write_text(uncommented)
     cfg = load_collector_config(path, db=tmp_path / "x.duckdb")
     assert [f.name for f in cfg.forwarders] == ["otlphttp/upstream"]
+
+
+def test_shipped_config_uses_the_default_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The shipped otel-config.yaml named ~/.local/share/… itself, so from the clone's root every
+    command ignored $XDG_DATA_HOME, unlike everywhere else ("built-in defaults equal to the
+    shipped otel-config.yaml")."""
+    from spanreel._config import resolve_db_path
+
+    monkeypatch.delenv("SPANREEL_DB", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    shipped = Path(__file__).parent.parent / "otel-config.yaml"
+    expected = tmp_path / "data" / "spanreel" / "spanreel.duckdb"
+    assert resolve_db_path(config_path=str(shipped)) == expected
+    assert load_collector_config(shipped).db_path == expected
