@@ -12,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from spanreel.instrumentation._http import sanitize_url
+
 from ._cascade import waves
 from ._cost import call_cost, format_usd
 from ._load import SpanRecord
@@ -265,6 +267,7 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
     "name", "path", "trace_id", "span_id", "replayable", "skip_reason", "rebuilt_from",
     "method", "url" (after --base-url), "model", "edited", "wave", "depends_on": [{"call",
     "message_index", "choice"}]}]}``. Calls of the same ``wave`` are independent of each other.
+    URLs are shown without credentials (user-info, key/token query parameters).
     """
     wave = waves(plan.calls, plan.dependencies)
     calls: list[dict[str, Any]] = []
@@ -288,7 +291,7 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
                 "skip_reason": call.skip_reason,
                 "rebuilt_from": req.rebuilt_from if req else None,
                 "method": req.method if req else None,
-                "url": url,
+                "url": sanitize_url(url) if url is not None else None,
                 "model": model if isinstance(model, str) else call.span.request_model,
                 "edited": plan.edited(call) if call.replayable else False,
                 "wave": wave[call.index] if call.replayable else None,
@@ -304,7 +307,7 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
         "session_id": plan.session_id,
         "trace_ids": list(plan.trace_ids),
         "edits": plan.edits.describe(),
-        "base_url": base_url,
+        "base_url": sanitize_url(base_url) if base_url is not None else None,
         "calls": calls,
     }
 

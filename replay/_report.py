@@ -40,9 +40,11 @@ JSON shape (``spanreel replay --json``; flat ``original_*`` / ``new_*`` pairs so
       "warnings": [str]
     }
 
-Outputs are the text of ``gen_ai.output.messages`` (see :func:`spanreel.replay._result.output_text`);
-tokens are counts; latencies are span durations in milliseconds; costs US dollars (recorded on
-the span, else estimated with genai-prices). Deltas are new − original. Totals sum over replayed
+Outputs are the text of ``gen_ai.output.messages`` (see :func:`spanreel.replay._result.output_text`).
+URLs (``url``, ``edits.base_url``) are shown without credentials (user-info, key/token query
+parameters); a failed call's ``error`` names the method and URL it tried. Tokens are counts;
+latencies are span durations in milliseconds; costs US dollars (recorded on the span, else
+estimated with genai-prices). Deltas are new − original. Totals sum over replayed
 calls only, so original and new figures compare like with like (``null`` when no call had the
 figure).
 """
@@ -57,6 +59,8 @@ from typing import Any, Literal
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+
+from spanreel.instrumentation._http import sanitize_url
 
 from ._cost import format_usd
 from ._result import CallResult, CallSide, ReplayResult
@@ -147,6 +151,10 @@ def _sum(values: Iterable[int | float | None]) -> int | float | None:
     return sum(present) if present else None
 
 
+def _shown_url(url: str | None) -> str | None:
+    return None if url is None else sanitize_url(url)
+
+
 def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
@@ -201,7 +209,7 @@ def _call_json(call: CallResult, threshold: float) -> dict[str, Any]:
         "status": call.status,
         "error": new.error if new is not None else None,
         "skip_reason": call.skip_reason,
-        "url": call.url,
+        "url": _shown_url(call.url),
         "http_status": call.http_status,
         "attempts": call.attempts,
         "original_span_id": orig.span_id,
@@ -250,7 +258,7 @@ def report_to_json(
         "session_id": result.session_id,
         "replay_trace_id": result.replay_trace_id,
         "mode": result.mode,
-        "edits": {**result.edits.describe(), "base_url": result.base_url},
+        "edits": {**result.edits.describe(), "base_url": _shown_url(result.base_url)},
         "calls": [_call_json(c, similarity_threshold) for c in result.calls],
         "totals": _totals(result, similarity_threshold),
         "verdict": {
@@ -352,7 +360,7 @@ def render_report(
     header = Text.assemble(
         ("replay of ", "dim"), (what, "bold"), (f"  ({result.root_name}, {result.mode})", "dim")
     )
-    edits = {**result.edits.describe(), "base_url": result.base_url}
+    edits = {**result.edits.describe(), "base_url": _shown_url(result.base_url)}
     shown = [f"{k}={v!r}" for k, v in edits.items() if v not in (None, [], {})]
     if shown:
         header.append("\nedits: " + ", ".join(shown), style="dim")

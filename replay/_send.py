@@ -18,6 +18,7 @@ import httpx2
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 
 from spanreel import __version__
+from spanreel.instrumentation._http import sanitize_url
 
 from ._safety import RetryPolicy, UnsafeHostError, check_url, parse_retry_after
 from ._sigv4 import SigningError, sign_bedrock_request
@@ -115,7 +116,13 @@ def send_request(
     """Send ``body`` to ``url`` (after :func:`~spanreel.replay._safety.check_url`), retrying 429,
     5xx and connection errors per ``retry`` (honouring ``Retry-After``). An ``aws.bedrock`` request
     is signed (AWS SigV4) for each attempt. Never raises for HTTP or network failures, or a
-    request that cannot be signed: they are in the outcome."""
+    request that cannot be signed: they are in the outcome.
+
+    The error text of an HTTP or network failure names the request — method and URL without
+    credentials (user-info and key/token query parameters removed:
+    :func:`spanreel.instrumentation._http.sanitize_url`) — and, after retries, the number of
+    attempts: ``ConnectError: [Errno 111] Connection refused (POST http://h:1/v1/chat/completions,
+    after 4 attempts)``."""
     outcome = SendOutcome()
     try:
         check(url, allowed_hosts)
@@ -129,6 +136,7 @@ def send_request(
         **auth_headers(provider, environ),
     }
     start = time.perf_counter()
+    sent = False  # whether the error text comes from sending (HTTP or network), not from signing
     while True:
         outcome.attempts += 1
         retry_after: float | None = None
@@ -141,13 +149,16 @@ def send_request(
                 )
             response = client.request(method, url, content=body, headers=sent_headers)
         except SigningError as exc:
+            sent = False
             outcome.error = str(exc)
             break
         except httpx2.HTTPError as exc:
+            sent = True
             outcome.http_status = None
             outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             retryable = isinstance(exc, httpx2.TransportError)
         else:
+            sent = True
             outcome.http_status = response.status_code
             if response.status_code >= 400:
                 outcome.error = _http_error_text(response)
@@ -159,6 +170,10 @@ def send_request(
             break
         sleep(retry.delay(outcome.attempts, retry_after))
     outcome.elapsed_ms = (time.perf_counter() - start) * 1000
-    if outcome.error and outcome.attempts > 1:
-        outcome.error += f" (after {outcome.attempts} attempts)"
+    if outcome.error:
+        where = [f"{method} {sanitize_url(url)}"] if sent else []
+        if outcome.attempts > 1:
+            where.append(f"after {outcome.attempts} attempts")
+        if where:
+            outcome.error += f" ({', '.join(where)})"
     return outcome

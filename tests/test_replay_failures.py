@@ -1,0 +1,136 @@
+"""Replays that fail or need retries, as a new user meets them: a 2-call trace recorded with the
+real ``openai`` SDK (into a collector subprocess on a fresh DuckDB file) replayed through the
+``spanreel`` CLI to a port where nothing listens, and to a server that answers 503 before it
+answers. The error names what was tried, the totals count failures as failures, retry attempts
+are marked like the SDK's own, and latency covers the whole call."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from click.testing import CliRunner, Result
+from conftest import CollectorProcess, start_collector
+from openai import OpenAI
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from test_replay_support import wait_for
+
+from spanreel.cli import main
+from spanreel.collector import run_query
+from spanreel.fakellm import FakeLLMServer
+from spanreel.instrumentation import Instrumentor
+from spanreel.replay._safety import RetryPolicy
+from spanreel.replay._send import send_request
+
+SECRET = "s3cret-in-the-url"
+
+
+@dataclass
+class Recorded:
+    db: Path
+    trace_id: str
+
+
+def _count(db: Path, sql: str, params: list[Any] | None = None) -> int:
+    return int(run_query(sql, db, params).rows[0][0])
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env={"COLUMNS": "220", "OPENAI_API_KEY": "sk-test"})
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    with start_collector(tmp_path_factory.mktemp("failures") / "spans.duckdb") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def recorded(collector: CollectorProcess) -> Recorded:
+    """A trace "app" with 2 captured chat calls, recorded against the fake LLM server."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
+    instrumentor = Instrumentor()
+    instrumentor.instrument(tracer_provider=provider, capture_content=True)
+    try:
+        with FakeLLMServer(port=0) as llm, provider.get_tracer("test").start_as_current_span("app") as root:
+            client = OpenAI(base_url=llm.base_url, api_key="sk-test")
+            for question in ("Tabs or spaces?", "Vim or Emacs?"):
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+                )
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    wait_for(
+        lambda: _count(collector.db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id]) == 2,
+        what="2 recorded LLM calls",
+    )
+    return Recorded(collector.db, trace_id)
+
+
+@pytest.fixture
+def dead_port() -> Iterator[int]:
+    """A loopback port where nothing listens: bound (so nobody else takes it) but not listening,
+    so a connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def _replay(recorded: Recorded, base_url: str, *extra: str) -> Result:
+    return cli("replay", recorded.trace_id, "--db", str(recorded.db), "--base-url", base_url,
+               "--retries", "2", "--max-retry-wait", "0.05", *extra)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- 1. the error names the URL
+
+
+def test_connection_error_names_the_url_it_tried_without_credentials(
+    recorded: Recorded, dead_port: int
+) -> None:
+    """``ConnectError: … Connection refused (after 3 attempts)`` did not say where: it names the
+    method and URL now, without the user-info of --base-url."""
+    base = f"http://user:{SECRET}@127.0.0.1:{dead_port}/v1"
+    text = _replay(recorded, base)
+    assert text.exit_code == 1, text.output
+    tried = f"POST http://127.0.0.1:{dead_port}/v1/chat/completions"
+    assert f"Connection refused ({tried}, after 3 attempts)" in " ".join(text.output.split())
+    assert SECRET not in text.output
+    report = json.loads(_replay(recorded, base, "--json").stdout)
+    assert [c["error"] for c in report["calls"]] == [
+        f"ConnectError: [Errno 111] Connection refused ({tried}, after 3 attempts)"
+    ] * 2
+    assert SECRET not in json.dumps(report)
+    plan = _replay(recorded, base, "--dry-run", "--json")
+    assert plan.exit_code == 0 and SECRET not in plan.stdout and tried.split()[1] in plan.stdout
+
+
+def test_error_url_drops_credential_query_parameters(dead_port: int) -> None:
+    """A key in the query (Azure's ``api-key``, Gemini's ``key``) is never printed; other parameters
+    stay, so the URL still says what was tried."""
+    with httpx2.Client(timeout=5) as client:
+        outcome = send_request(
+            client,
+            "POST",
+            f"http://127.0.0.1:{dead_port}/v1/models/m:generate?key={SECRET}&api-version=2024-10-21",
+            b"{}",
+            provider="gcp.gemini",
+            environ={},
+            retry=RetryPolicy(max_retries=0),
+        )
+    assert outcome.error is not None and outcome.attempts == 1
+    assert outcome.error.endswith(
+        f"(POST http://127.0.0.1:{dead_port}/v1/models/m:generate?api-version=2024-10-21)"
+    )
+    assert SECRET not in outcome.error
