@@ -41,6 +41,9 @@ JSON shape (``spanreel replay --json``; flat ``original_*`` / ``new_*`` pairs so
     }
 
 Outputs are the text of ``gen_ai.output.messages`` (see :func:`spanreel.replay._result.output_text`).
+In ``totals``, ``replayed`` counts the calls whose replay succeeded, ``errors`` those sent (or
+attempted) that failed, ``skipped`` those not replayable: ``calls`` = ``replayed`` + ``errors`` +
+``skipped``.
 URLs (``url``, ``edits.base_url``) are shown without credentials (user-info, key/token query
 parameters); a failed call's ``error`` names the method and URL it tried. Tokens are counts;
 latencies are span durations in milliseconds; costs US dollars (recorded on the span, else
@@ -176,7 +179,7 @@ def _totals(result: ReplayResult, threshold: float) -> dict[str, Any]:
     ]
     t: dict[str, Any] = {
         "calls": len(result.calls),
-        "replayed": len(replayed),
+        "replayed": sum(1 for c in replayed if c.status == "ok"),
         "skipped": len(result.calls) - len(replayed),
         "errors": result.errors,
         "changed": sum(1 for c in replayed if _changed(c, threshold)),
@@ -400,9 +403,9 @@ def render_report(
     t = _totals(result, similarity_threshold)
     totals = Text.assemble(
         ("totals: ", "bold"),
-        f"{t['replayed']}/{t['calls']} calls replayed, {t['changed']} changed, ",
-        (f"{t['errors']} errors", "bold red" if t["errors"] else ""),
-        f", {t['skipped']} skipped; tokens in "
+        f"{t['replayed']}/{t['calls']} calls replayed, ",
+        (f"{t['errors']} failed", "bold red" if t["errors"] else ""),
+        f", {t['changed']} changed, {t['skipped']} skipped; tokens in "
         f"{_arrow(t['original_input_tokens'], t['new_input_tokens'])}, out "
         f"{_arrow(t['original_output_tokens'], t['new_output_tokens'])}; latency "
         f"{_arrow(t['original_latency_ms'], t['new_latency_ms'], '{:.0f}')} ms",

@@ -200,7 +200,7 @@ def test_edited_system_prompt_changes_outputs_and_report(recorded: Recorded) -> 
     out = res.stdout
     assert f"replay of {recorded.trace_id}" in out
     assert "changed" in out and "skipped" in out and "content capture was off" in out
-    assert "totals: 3/4 calls replayed, 3 changed, 0 errors, 1 skipped" in out
+    assert "totals: 3/4 calls replayed, 0 failed, 3 changed, 1 skipped" in out
     assert "replay trace: " in out
     new_trace = out.split("replay trace: ")[1].split()[0]
     assert len(new_trace) == 32

@@ -134,3 +134,15 @@ def test_error_url_drops_credential_query_parameters(dead_port: int) -> None:
         f"(POST http://127.0.0.1:{dead_port}/v1/models/m:generate?api-version=2024-10-21)"
     )
     assert SECRET not in outcome.error
+
+
+# --------------------------------------------------------------------------- 2. honest totals
+
+
+def test_totals_count_failed_calls_as_failed_not_replayed(recorded: Recorded, dead_port: int) -> None:
+    """Both calls failed: the totals said ``2/2 calls replayed``."""
+    text = _replay(recorded, f"http://127.0.0.1:{dead_port}/v1")
+    assert text.exit_code == 1
+    assert "totals: 0/2 calls replayed, 2 failed, 0 changed, 0 skipped" in text.output
+    totals = json.loads(_replay(recorded, f"http://127.0.0.1:{dead_port}/v1", "--json").stdout)["totals"]
+    assert (totals["calls"], totals["replayed"], totals["errors"], totals["skipped"]) == (2, 0, 2, 0)
