@@ -554,15 +554,16 @@ def _endpoint_attributes(url: Any, policy: ContentPolicy) -> Attributes:
     return attrs
 
 
-#: The attempt number the openai and anthropic SDKs send with each request (0: the first).
-_RETRY_COUNT_HEADER = "x-stainless-retry-count"
+#: The attempt number the openai and anthropic SDKs send with each request (0: the first); replay
+#: sends it with its own retries too (:func:`spanreel.replay._send.send_request`).
+RETRY_COUNT_HEADER = "x-stainless-retry-count"
 
 
 def _resend_count(request: Any) -> int:
     """How many times the SDK had sent this request before (``x-stainless-retry-count``), else 0:
     each attempt is its own HTTP request and GenAI span, ``http.request.resend_count`` tells them
     apart."""
-    value = request.headers.get(_RETRY_COUNT_HEADER)
+    value = request.headers.get(RETRY_COUNT_HEADER)
     return int(value) if value and value.isdigit() else 0
 
 

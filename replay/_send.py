@@ -18,6 +18,7 @@ import httpx2
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GenAiProviderNameValues
 
 from spanreel import __version__
+from spanreel.instrumentation._call import RETRY_COUNT_HEADER
 from spanreel.instrumentation._http import sanitize_url
 
 from ._safety import RetryPolicy, UnsafeHostError, check_url, parse_retry_after
@@ -115,8 +116,11 @@ def send_request(
 ) -> SendOutcome:
     """Send ``body`` to ``url`` (after :func:`~spanreel.replay._safety.check_url`), retrying 429,
     5xx and connection errors per ``retry`` (honouring ``Retry-After``). An ``aws.bedrock`` request
-    is signed (AWS SigV4) for each attempt. Never raises for HTTP or network failures, or a
-    request that cannot be signed: they are in the outcome.
+    is signed (AWS SigV4) for each attempt. A retry carries the header the openai and anthropic
+    SDKs send, ``x-stainless-retry-count`` (1 for the first retry, …; the first attempt is sent
+    without it), so the instrumentation records each attempt's span with
+    ``http.request.resend_count`` as it does for an app's SDK retries. Never raises for HTTP or
+    network failures, or a request that cannot be signed: they are in the outcome.
 
     The error text of an HTTP or network failure names the request — method and URL without
     credentials (user-info and key/token query parameters removed:
@@ -143,9 +147,11 @@ def send_request(
         retryable = False
         try:
             sent_headers = headers
+            if outcome.attempts > 1:  # numbered like the SDKs' retries: http.request.resend_count
+                sent_headers = {**headers, RETRY_COUNT_HEADER: str(outcome.attempts - 1)}
             if provider == _P.AWS_BEDROCK.value:  # accept: what AnthropicBedrock sends, streamed or not
                 sent_headers = sign_bedrock_request(
-                    method, url, body, {**headers, "accept": "application/json"}, environ
+                    method, url, body, {**sent_headers, "accept": "application/json"}, environ
                 )
             response = client.request(method, url, content=body, headers=sent_headers)
         except SigningError as exc:

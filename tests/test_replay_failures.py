@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +91,60 @@ def dead_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+class Flaky:
+    """A loopback OpenAI-compatible server that answers each distinct request body ``503`` (after
+    ``delay`` seconds) ``failures`` times before answering it; records each request's
+    ``x-stainless-retry-count`` header."""
+
+    def __init__(self, failures: int, delay: float = 0.0) -> None:
+        self.failures, self.delay = failures, delay
+        self.seen: dict[bytes, int] = {}
+        self.retry_counts: list[str | None] = []
+        self.lock = threading.Lock()
+        flaky = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with flaky.lock:
+                    flaky.retry_counts.append(self.headers.get("x-stainless-retry-count"))
+                    attempt = flaky.seen[body] = flaky.seen.get(body, 0) + 1
+                time.sleep(flaky.delay)
+                if attempt <= flaky.failures:
+                    status, payload = 503, {"error": {"message": "overloaded", "type": "server_error"}}
+                else:
+                    status, payload = 200, {
+                        "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": "Spaces."}}],
+                        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+                    }  # fmt: skip
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> Flaky:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def _replay(recorded: Recorded, base_url: str, *extra: str) -> Result:
     return cli("replay", recorded.trace_id, "--db", str(recorded.db), "--base-url", base_url,
                "--retries", "2", "--max-retry-wait", "0.05", *extra)  # fmt: skip
@@ -146,3 +203,66 @@ def test_totals_count_failed_calls_as_failed_not_replayed(recorded: Recorded, de
     assert "totals: 0/2 calls replayed, 2 failed, 0 changed, 0 skipped" in text.output
     totals = json.loads(_replay(recorded, f"http://127.0.0.1:{dead_port}/v1", "--json").stdout)["totals"]
     assert (totals["calls"], totals["replayed"], totals["errors"], totals["skipped"]) == (2, 0, 2, 0)
+
+
+# --------------------------------------------------------------------------- 3. retries are marked
+
+
+def _resend_counts(db: Path, trace_id: str) -> list[tuple[str, int | None]]:
+    """(original span id, http.request.resend_count) of each LLM span of ``trace_id``."""
+    rows = run_query(
+        "SELECT attributes->>'$.\"spanreel.replay.original_span_id\"', "
+        "CAST(attributes->>'$.\"http.request.resend_count\"' AS BIGINT) "
+        "FROM llm_calls WHERE trace_id = ? ORDER BY 1, 2 NULLS FIRST",
+        db,
+        [trace_id],
+    ).rows
+    return [(str(a), b) for a, b in rows]
+
+
+def test_replay_retries_are_numbered_and_counted_like_an_apps_sdk_retries(
+    recorded: Recorded, collector: CollectorProcess, dead_port: int
+) -> None:
+    """A 2-call replay whose calls took 3 attempts each stored 6 GenAI spans that no attribute told
+    apart from 6 calls. Each retry now carries ``http.request.resend_count`` (1, 2), as the SDK's
+    own retries of an app's call do; ``traces.llm_calls`` counts each attempt (a span of the
+    ``llm_calls`` view) for both, and the first attempts are the calls."""
+    report = json.loads(_replay(recorded, f"http://127.0.0.1:{dead_port}/v1", "--json").stdout)
+    replay_id = report["replay_trace_id"]
+    originals = sorted(c["original_span_id"] for c in report["calls"])
+    count = "SELECT count(*) FROM llm_calls WHERE trace_id = ?"
+    wait_for(lambda: _count(recorded.db, count, [replay_id]) == 6, what="6 replayed attempts")
+    assert _resend_counts(recorded.db, replay_id) == [
+        (original, resend) for original in originals for resend in (None, 1, 2)
+    ]
+    first = count + " AND attributes->>'$.\"http.request.resend_count\"' IS NULL"
+    assert _count(recorded.db, first, [replay_id]) == 2
+
+    # an app's call the openai SDK retried twice: the same shape
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
+    instrumentor = Instrumentor()
+    instrumentor.instrument(tracer_provider=provider, capture_content=True)
+    try:
+        with Flaky(failures=2) as server, provider.get_tracer("t").start_as_current_span("retried") as root:
+            client = OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=2)
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    app_id = format(root.get_span_context().trace_id, "032x")
+    wait_for(lambda: _count(recorded.db, count, [app_id]) == 3, what="3 attempts of the app's call")
+    assert [r for _, r in _resend_counts(recorded.db, app_id)] == [None, 1, 2]
+    llm_calls = "SELECT llm_calls FROM traces WHERE trace_id = ?"
+    assert (_count(recorded.db, llm_calls, [app_id]), _count(recorded.db, llm_calls, [replay_id])) == (3, 6)
+    assert _count(recorded.db, first, [app_id]) == 1
+
+
+def test_a_retry_sends_its_number_the_first_attempt_none() -> None:
+    with Flaky(failures=2) as server, httpx2.Client(timeout=5) as client:
+        outcome = send_request(
+            client, "POST", server.base_url + "/chat/completions", b'{"model": "m", "messages": []}',
+            provider="openai", environ={}, retry=RetryPolicy(max_retries=3, base_delay=0.01),
+        )  # fmt: skip
+    assert outcome.error is None and outcome.attempts == 3
+    assert server.retry_counts == [None, "1", "2"]
