@@ -372,7 +372,7 @@ def _call_result(plan: ReplayPlan, call: PlannedCall, done: _Done | None) -> Cal
     }
     if done is None:
         return CallResult(call.index, call.span.name, original, None, call.skip_reason, **common)
-    side = replay_side(done.span, done.sent.elapsed_ms, done.sent.error)
+    side = replay_side(done.span, done.sent.elapsed_ms, done.sent.error, done.sent.attempts)
     return CallResult(
         call.index,
         call.span.name,

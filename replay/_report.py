@@ -46,10 +46,12 @@ attempted) that failed, ``skipped`` those not replayable: ``calls`` = ``replayed
 ``skipped``.
 URLs (``url``, ``edits.base_url``) are shown without credentials (user-info, key/token query
 parameters); a failed call's ``error`` names the method and URL it tried. Tokens are counts;
-latencies are span durations in milliseconds; costs US dollars (recorded on the span, else
-estimated with genai-prices). Deltas are new − original. Totals sum over replayed
-calls only, so original and new figures compare like with like (``null`` when no call had the
-figure).
+latencies are milliseconds: the original span's duration, and the whole time the replayed call
+took — with retries (``attempts`` > 1) from the first attempt's start to the last one's end,
+waits included; costs US dollars (recorded on the span, else estimated with genai-prices).
+Deltas are new − original; a call whose replay failed has no deltas (``null``). Totals sum over
+the calls whose replay succeeded only, so original and new figures compare like with like
+(``null`` when no call had the figure).
 """
 
 from __future__ import annotations
@@ -170,8 +172,9 @@ def _delta(a: float | None, b: float | None, digits: int | None = None) -> Any:
 
 def _totals(result: ReplayResult, threshold: float) -> dict[str, Any]:
     replayed = [c for c in result.calls if c.replay is not None]
-    original = [c.original for c in replayed]
-    new = [c.replay for c in replayed if c.replay is not None]
+    succeeded = [c for c in replayed if c.status == "ok"]  # failed calls have no new figures
+    original = [c.original for c in succeeded]
+    new = [c.replay for c in succeeded if c.replay is not None]
     scores = [
         s
         for c in replayed
@@ -179,7 +182,7 @@ def _totals(result: ReplayResult, threshold: float) -> dict[str, Any]:
     ]
     t: dict[str, Any] = {
         "calls": len(result.calls),
-        "replayed": sum(1 for c in replayed if c.status == "ok"),
+        "replayed": len(succeeded),
         "skipped": len(result.calls) - len(replayed),
         "errors": result.errors,
         "changed": sum(1 for c in replayed if _changed(c, threshold)),
@@ -203,6 +206,7 @@ def _totals(result: ReplayResult, threshold: float) -> dict[str, Any]:
 
 def _call_json(call: CallResult, threshold: float) -> dict[str, Any]:
     orig, new = call.original, call.replay
+    compared = new if new is not None and new.status == "ok" else None  # deltas of a success only
     new_finish = list(new.finish_reasons) if new else []
     return {
         "index": call.index,
@@ -227,16 +231,16 @@ def _call_json(call: CallResult, threshold: float) -> dict[str, Any]:
         "diff": output_diff(orig.output, new.output) if new else None,
         "original_input_tokens": orig.input_tokens,
         "new_input_tokens": new.input_tokens if new else None,
-        "input_tokens_delta": _delta(orig.input_tokens, new.input_tokens) if new else None,
+        "input_tokens_delta": _delta(orig.input_tokens, compared.input_tokens) if compared else None,
         "original_output_tokens": orig.output_tokens,
         "new_output_tokens": new.output_tokens if new else None,
-        "output_tokens_delta": _delta(orig.output_tokens, new.output_tokens) if new else None,
+        "output_tokens_delta": _delta(orig.output_tokens, compared.output_tokens) if compared else None,
         "original_latency_ms": _round(orig.latency_ms),
         "new_latency_ms": _round(new.latency_ms) if new else None,
-        "latency_delta_ms": _delta(orig.latency_ms, new.latency_ms, 3) if new else None,
+        "latency_delta_ms": _delta(orig.latency_ms, compared.latency_ms, 3) if compared else None,
         "original_cost_usd": _round(orig.cost_usd, 8),
         "new_cost_usd": _round(new.cost_usd, 8) if new else None,
-        "cost_delta_usd": _delta(orig.cost_usd, new.cost_usd, 8) if new else None,
+        "cost_delta_usd": _delta(orig.cost_usd, compared.cost_usd, 8) if compared else None,
         "original_finish_reasons": list(orig.finish_reasons),
         "new_finish_reasons": new_finish,
         "finish_reason_changed": (list(orig.finish_reasons) != new_finish)
@@ -290,6 +294,19 @@ def _tokens(side: CallSide | None) -> str | None:
     i = "?" if side.input_tokens is None else side.input_tokens
     o = "?" if side.output_tokens is None else side.output_tokens
     return f"{i}/{o}"
+
+
+def _latency_cell(call: CallResult) -> Text:
+    """Original → new latency (ms); a failed replay has no figure to compare (``failed``), a
+    retried one says how many attempts its figure covers."""
+    orig, new = call.original, call.replay
+    if new is not None and new.status == "error":
+        left = "—" if orig.latency_ms is None else f"{orig.latency_ms:.0f}"
+        return Text.assemble(f"{left} → ", ("failed", "red"))
+    text = Text(_arrow(orig.latency_ms, new.latency_ms if new else None, "{:.0f}"))
+    if new is not None and call.attempts > 1:
+        text.append(f"\n{call.attempts} attempts", style="dim")
+    return text
 
 
 def _status_text(call: CallResult, threshold: float) -> Text:
@@ -387,7 +404,7 @@ def render_report(
             _output_cell(orig),
             _output_cell(new, f"not replayed: {call.skip_reason}"),
             _arrow(_tokens(orig), _tokens(new)),
-            _arrow(orig.latency_ms, new.latency_ms if new else None, "{:.0f}"),
+            _latency_cell(call),
             _arrow(format_usd(orig.cost_usd), format_usd(new.cost_usd) if new else None),
             _arrow(
                 ",".join(orig.finish_reasons) or None,
@@ -405,12 +422,15 @@ def render_report(
         ("totals: ", "bold"),
         f"{t['replayed']}/{t['calls']} calls replayed, ",
         (f"{t['errors']} failed", "bold red" if t["errors"] else ""),
-        f", {t['changed']} changed, {t['skipped']} skipped; tokens in "
-        f"{_arrow(t['original_input_tokens'], t['new_input_tokens'])}, out "
-        f"{_arrow(t['original_output_tokens'], t['new_output_tokens'])}; latency "
-        f"{_arrow(t['original_latency_ms'], t['new_latency_ms'], '{:.0f}')} ms",
+        f", {t['changed']} changed, {t['skipped']} skipped",
     )
-    if t["original_cost_usd"] is not None or t["new_cost_usd"] is not None:
+    if t["replayed"]:  # figures of the calls replayed (succeeded) only
+        totals.append(
+            f"; tokens in {_arrow(t['original_input_tokens'], t['new_input_tokens'])}, out "
+            f"{_arrow(t['original_output_tokens'], t['new_output_tokens'])}; latency "
+            f"{_arrow(t['original_latency_ms'], t['new_latency_ms'], '{:.0f}')} ms"
+        )
+    if t["replayed"] and (t["original_cost_usd"] is not None or t["new_cost_usd"] is not None):
         totals.append(f"; cost {_arrow(format_usd(t['original_cost_usd']), format_usd(t['new_cost_usd']))}")
     if t["diverged"]:
         totals.append(f"; {t['diverged']} diverged (tool calls)", style="magenta")

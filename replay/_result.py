@@ -42,7 +42,9 @@ class CallSide:
 
     ``output``: the output text (text parts joined; tool calls as ``name(arguments)``; several
     choices separated by a ``---`` line), ``None`` when unknown. Tokens are counts, ``latency_ms``
-    the span duration in milliseconds, ``cost_usd`` US dollars (recorded, else estimated from
+    the time the call took in milliseconds — the recorded span's duration; for a replayed call
+    sent more than once, from the first attempt's start to the last one's end, the waits between
+    retries included (:func:`replay_side`) — ``cost_usd`` US dollars (recorded, else estimated from
     tokens; ``None`` when unknown). ``status``: ``"ok"`` or ``"error"`` (``error`` says why).
     """
 
@@ -217,13 +219,19 @@ def original_side(span: SpanRecord) -> CallSide:
     )
 
 
-def replay_side(span: ReadableSpan | None, fallback_ms: float, error: str | None) -> CallSide:
-    """The replayed call from its GenAI span (``None``: no span was recorded for it)."""
+def replay_side(
+    span: ReadableSpan | None, elapsed_ms: float, error: str | None, attempts: int = 1
+) -> CallSide:
+    """The replayed call from the GenAI span of its last attempt (``None``: no span was recorded
+    for it). ``elapsed_ms``: wall time of the whole call in milliseconds, every attempt and the
+    waits between them included. ``latency_ms`` is the span's duration when the call took one
+    attempt, else (or without a span) ``elapsed_ms``: a retried call's last attempt alone would
+    hide the time its retries took."""
     if span is None:
-        return CallSide(None, None, None, None, None, fallback_ms, (), "error" if error else "ok", error)
+        return CallSide(None, None, None, None, None, elapsed_ms, (), "error" if error else "ok", error)
     attrs = span.attributes or {}
-    latency = fallback_ms
-    if span.start_time is not None and span.end_time is not None:
+    latency = elapsed_ms
+    if attempts <= 1 and span.start_time is not None and span.end_time is not None:
         latency = (span.end_time - span.start_time) / 1e6
     if error is None and span.status.status_code is StatusCode.ERROR:
         error = span.status.description or str(attrs.get(ERROR_TYPE) or "error")

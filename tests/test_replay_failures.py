@@ -266,3 +266,39 @@ def test_a_retry_sends_its_number_the_first_attempt_none() -> None:
         )  # fmt: skip
     assert outcome.error is None and outcome.attempts == 3
     assert server.retry_counts == [None, "1", "2"]
+
+
+# --------------------------------------------------------------------------- 4. latency of the whole call
+
+
+def test_a_failed_call_has_no_latency_comparison(recorded: Recorded, dead_port: int) -> None:
+    """``37 → 16 ms`` compared a recorded answer with one refused connection attempt."""
+    text = _replay(recorded, f"http://127.0.0.1:{dead_port}/v1")
+    lines = text.output.splitlines()
+    assert sum("→ failed" in line for line in lines) == 2
+    (totals,) = [line for line in lines if line.startswith("totals:")]
+    assert "latency" not in totals and "tokens" not in totals
+    report = json.loads(_replay(recorded, f"http://127.0.0.1:{dead_port}/v1", "--json").stdout)
+    for call in report["calls"]:
+        assert call["status"] == "error" and call["attempts"] == 3
+        assert call["latency_delta_ms"] is None and call["output_tokens_delta"] is None
+    t = report["totals"]
+    assert (t["original_latency_ms"], t["new_latency_ms"], t["latency_delta_ms"]) == (None, None, None)
+
+
+def test_a_retried_call_reports_the_whole_time_it_took(recorded: Recorded) -> None:
+    """Each call answered after two 503s (0.1 s each) and two waits (capped at 0.2 s): its latency
+    is all of it (≥ 0.7 s), not its last attempt's 0.1 s."""
+    with Flaky(failures=2, delay=0.1) as server:
+        res = _replay(recorded, server.base_url, "--max-retry-wait", "0.2", "--json")
+    with Flaky(failures=2, delay=0.1) as server:
+        text = _replay(recorded, server.base_url, "--max-retry-wait", "0.2")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    for call in report["calls"]:
+        assert call["status"] == "ok" and call["attempts"] == 3
+        assert call["new_latency_ms"] >= 700
+        assert call["latency_delta_ms"] == pytest.approx(call["new_latency_ms"] - call["original_latency_ms"])
+    assert report["totals"]["new_latency_ms"] >= 1400
+    assert text.exit_code == 0 and text.output.count("3 attempts") == 2
+    assert "totals: 2/2 calls replayed, 0 failed, 2 changed, 0 skipped; tokens in" in text.output
