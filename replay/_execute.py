@@ -363,7 +363,7 @@ class _Runner:
 
 
 def _call_result(plan: ReplayPlan, call: PlannedCall, done: _Done | None) -> CallResult:
-    original = original_side(call.span)
+    original = original_side(call.span, call.started_ns)
     common: dict[str, Any] = {
         "path": call.path,
         "trace_id": call.span.trace_id,

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GenAiProviderNameValues,
 )
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND_COUNT
 
 from spanreel._attributes import (
     MODEL_CALL_OPERATIONS,
@@ -102,6 +103,11 @@ class PlannedCall:
     request: RecordedRequest | None
     skip_reason: str | None
     path: str = ""
+    #: the call's first attempt's start (ns since the epoch) when the app's client retried it:
+    #: ``span`` is then the last attempt (what the app got), and the call took from here to its end
+    started_ns: int | None = None
+    #: how many attempts the recording holds (the client's retries: ``http.request.resend_count``)
+    attempts: int = 1
 
     @property
     def replayable(self) -> bool:
@@ -140,7 +146,9 @@ def plan_calls(roots: Sequence[TreeNode]) -> list[PlannedCall]:
     """The LLM calls under ``roots`` in start-time order, each replayable or with a skip reason.
 
     ``roots``: the forest from :func:`spanreel.replay.build_tree` (one trace, or the roots of
-    several traces of a session in order). Calls are ordered by start time, then span id.
+    several traces of a session in order). Calls are ordered by start time, then span id. The
+    attempts of a call the app's client retried (spans with ``http.request.resend_count`` ≥ 1
+    sending the same request under the same parent) are one call: its last attempt is ``span``.
     """
     planned: list[tuple[SpanRecord, RecordedRequest | None, str | None, str]] = []
     for root in roots:
@@ -158,7 +166,35 @@ def plan_calls(roots: Sequence[TreeNode]) -> list[PlannedCall]:
                 continue  # a wrapper (an SDK's or a peer instrumentation's span) around the call
             planned.append((span, request, reason, path))
     planned.sort(key=lambda p: (p[0].start_time_ns, p[0].span_id))
-    return [PlannedCall(i, s, r, why, path) for i, (s, r, why, path) in enumerate(planned, start=1)]
+    calls: list[PlannedCall] = []
+    latest: dict[tuple[str | None, str, str], int] = {}  # (parent, url, body) → index in calls
+    for span, request, reason, path in planned:
+        key = (span.parent_span_id, request.url, request.body) if request is not None else None
+        earlier = latest.get(key) if key is not None and _resend_count(span) else None
+        if earlier is not None:
+            # A retry by the app's client (the SDK sends the same request again): one call,
+            # replayed once and compared with the answer the app got, its last attempt.
+            first = calls[earlier]
+            calls[earlier] = PlannedCall(
+                first.index,
+                span,
+                request,
+                reason,
+                first.path,
+                first.started_ns or first.span.start_time_ns,
+                first.attempts + 1,
+            )
+            continue
+        if key is not None:
+            latest[key] = len(calls)
+        calls.append(PlannedCall(len(calls) + 1, span, request, reason, path))
+    return calls
+
+
+def _resend_count(span: SpanRecord) -> int:
+    """The span's ``http.request.resend_count`` (0 for a first attempt or when not recorded)."""
+    value = span.attributes.get(HTTP_REQUEST_RESEND_COUNT)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _has_replayable_descendant(node: TreeNode) -> bool:

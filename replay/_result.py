@@ -191,8 +191,10 @@ def _str_tuple(value: Any) -> tuple[str, ...]:
     return (str(value),)
 
 
-def original_side(span: SpanRecord) -> CallSide:
-    """The recorded call as a :class:`CallSide`."""
+def original_side(span: SpanRecord, started_ns: int | None = None) -> CallSide:
+    """The recorded call as a :class:`CallSide`; ``started_ns`` (ns since the epoch): the first
+    attempt's start when ``span`` is the last attempt of a call the app's client retried, so the
+    latency covers every attempt, as the replay's does."""
     attrs = span.attributes
     error = None
     if span.is_error:
@@ -211,7 +213,7 @@ def original_side(span: SpanRecord) -> CallSide:
         output=output_text(attrs.get(GEN_AI_OUTPUT_MESSAGES)),
         input_tokens=inp,
         output_tokens=out,
-        latency_ms=span.duration_ms,
+        latency_ms=span.duration_ms if started_ns is None else max(0, span.end_time_ns - started_ns) / 1e6,
         finish_reasons=tuple(span.finish_reasons) or _str_tuple(attrs.get(GEN_AI_RESPONSE_FINISH_REASONS)),
         status="error" if span.is_error else "ok",
         error=error,

@@ -183,6 +183,33 @@ def test_plan_orders_calls_and_explains_what_cannot_be_replayed() -> None:
     assert first.json_body == {"model": "m", "messages": []}
 
 
+def test_the_attempts_of_a_call_the_app_retried_are_one_call() -> None:
+    """The SDK retried a call (500, then 200): the trace holds a GenAI span per attempt, the
+    retries with ``http.request.resend_count``. They were planned as separate calls, each replayed;
+    now they are one call compared with its last attempt (what the app got), timed from the
+    first attempt's start. The same request sent again as a new call (no resend count) stays a
+    call of its own."""
+    from spanreel.replay._result import original_side
+
+    retry = {"http.request.resend_count": 1}
+    spans = [
+        rec("a1", start_ms=0, dur_ms=900),
+        _llm("c1", "a1", 100, attributes={"error.type": "500"}),
+        _llm("c2", "a1", 300, attributes=retry),  # the SDK's retry of c1
+        _llm("c3", "a1", 500),  # the app asks again: a new call
+        _llm("c4", "a1", 700, attributes={SPANREEL_REQUEST_BODY: json.dumps({"model": "n"}), **retry}),
+    ]
+    plan = plan_calls(build_tree(spans))
+    assert [(c.index, c.span.span_id[-2:], c.attempts) for c in plan] == [
+        (1, "c2", 2),
+        (2, "c3", 1),
+        (3, "c4", 1),
+    ]
+    assert plan[0].started_ns == spans[1].start_time_ns
+    whole = (spans[2].end_time_ns - spans[1].start_time_ns) / 1e6
+    assert original_side(plan[0].span, plan[0].started_ns).latency_ms == whole
+
+
 def test_wrapper_genai_span_around_recorded_call_is_not_listed() -> None:
     spans = [
         _llm("w1", None, 0, body=False, scope_name="com.anthropic.sdk.python"),
