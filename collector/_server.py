@@ -185,6 +185,11 @@ class Collector:
             raise CollectorStartError(f"cannot open the database {self.db_path}: {exc}") from exc
         except RuntimeError as exc:  # DatabaseLockedError, SchemaError
             raise CollectorStartError(str(exc)) from exc
+        except OSError as exc:  # its folder cannot be created: a file in the way, no permission …
+            raise CollectorStartError(
+                f"cannot create the database {self.db_path}: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename else "")
+            ) from exc
         # The budget bounds request bytes; their Arrow form is somewhat larger: the writer's own
         # bound is a backstop that the budget keeps from being reached.
         db_path = self.db_path
@@ -219,7 +224,13 @@ class Collector:
             started_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             query_auth=cfg.query_auth is not None,
         )
-        write_discovery(self._info)
+        try:
+            write_discovery(self._info)
+        except OSError as exc:
+            await self.stop()
+            raise CollectorStartError(
+                f"cannot write the discovery file beside {self.db_path}: {exc.strerror or exc}"
+            ) from exc
         if cfg.metrics_log_interval_s > 0:
             self._background.append(asyncio.create_task(self._log_counters(cfg.metrics_log_interval_s)))
         if cfg.ttl_s:
