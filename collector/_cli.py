@@ -66,6 +66,8 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         ]
         return endpoint + (f" ({', '.join(extras)})" if extras else "")
 
+    read_timeout = config.http_read_timeout_s
+    body_read = f"within {_duration_text(read_timeout)} (else 408)" if read_timeout else "no time limit"
     workers = "one per CPU (max 4)" if config.decode_workers is None else str(config.decode_workers)
     lines = [
         f"configuration OK: {source}",
@@ -78,6 +80,7 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         f"  queue           {config.max_queue_bytes / _MIB:g} MiB; decode workers: {workers}",
         f"  retention       {_duration_text(config.ttl_s) if config.ttl_s else 'keep everything'}",
         f"  query timeout   {_duration_text(config.query_timeout_s) if config.query_timeout_s else 'none'}",
+        f"  HTTP body read  {body_read}",
     ]
     lines.append(f"  log level       {config.log_level.lower()}")
     if config.ignored_settings:
@@ -216,6 +219,7 @@ def collector_command(
       receivers.otlp.protocols.{grpc,http}.tls.cert_file / key_file    TLS
       receivers.otlp.protocols.{grpc,http}.auth.authenticator          bearer token (with
       exporters.duckdb.auth.authenticator                              extensions.bearertokenauth)
+      receivers.otlp.protocols.http.read_timeout   a request body must arrive within it (30s), else 408
       exporters.duckdb.max_queue_bytes    queue bound; beyond it UNAVAILABLE / 503 + Retry-After
       exporters.duckdb.ttl                retention, e.g. 30d (see also `spanreel prune`)
       exporters.duckdb.query_timeout      query API / UI queries interrupted after it (30s)

@@ -5,7 +5,9 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
 - ``receivers.otlp`` (or ``otlp/<name>``): ``protocols.grpc.endpoint`` (default ``127.0.0.1:4317``),
   ``protocols.grpc.max_recv_msg_size_mib`` (default 64, checked after decompression),
   ``protocols.http.endpoint`` (default ``127.0.0.1:4318``), ``protocols.http.max_request_body_size``
-  (bytes, default 64 MiB, checked after decompression). A missing protocol is not served.
+  (bytes, default 64 MiB, checked after decompression), ``protocols.http.read_timeout`` (the
+  whole request body must arrive within it, else 408; default ``30s``, ``0s``: no limit). A
+  missing protocol is not served.
   Per protocol, optionally ``tls.cert_file`` / ``tls.key_file`` (PEM; ``client_ca_file`` for mutual
   TLS, ``min_version``) and
   ``auth.authenticator: bearertokenauth`` (see :mod:`spanreel.collector._security`).
@@ -81,6 +83,7 @@ DEFAULT_METRICS_LOG_INTERVAL_S = 60.0
 #: The shortest ``metrics_log_interval`` (besides 0, off): shorter ones only flood the log.
 MIN_METRICS_LOG_INTERVAL_S = 1.0
 DEFAULT_QUERY_TIMEOUT_S = 30.0
+DEFAULT_HTTP_READ_TIMEOUT_S = 30.0
 DEFAULT_QUERY_MAX_ROWS = 1_000_000
 
 _RECEIVER_TYPES = frozenset({"otlp"})
@@ -110,6 +113,10 @@ class CollectorConfig:
     max_recv_msg_size_mib: float = DEFAULT_MAX_RECV_MSG_SIZE_MIB
     #: HTTP body limit in bytes (OTel Collector key ``max_request_body_size``).
     max_request_body_size: int = int(DEFAULT_MAX_RECV_MSG_SIZE_MIB * _MIB)
+    #: Seconds an OTLP/HTTP request's body may take to arrive, counted from its headers (0: no
+    #: limit); a slower (or stalled) upload is answered 408 and its queue bytes released (OTel
+    #: Collector key ``read_timeout``).
+    http_read_timeout_s: float = DEFAULT_HTTP_READ_TIMEOUT_S
     #: Bound of the in-memory queue: decompressed bytes of the export requests accepted and not
     #: yet committed. Beyond it exports are refused with UNAVAILABLE / 503 (clients retry).
     max_queue_bytes: int = DEFAULT_MAX_QUEUE_BYTES
@@ -299,7 +306,7 @@ def _endpoint(section: dict[str, Any], key: str, default: str) -> str:
 
 
 _GRPC_KEYS = ("endpoint", "auth", "tls", "max_recv_msg_size_mib")
-_HTTP_KEYS = ("endpoint", "auth", "tls", "max_request_body_size")
+_HTTP_KEYS = ("endpoint", "auth", "tls", "max_request_body_size", "read_timeout")
 _DUCKDB_KEYS = (
     "path", "query_endpoint", "auth", "max_queue_bytes", "decode_workers", "ttl", "metrics_log_interval",
     "query_timeout", "query_max_rows",
@@ -374,6 +381,8 @@ def _parse_receivers(
                 out["max_request_body_size"] = _byte_count(
                     http["max_request_body_size"], f"{key}.max_request_body_size"
                 )
+            if "read_timeout" in http:
+                out["http_read_timeout_s"] = parse_duration(http["read_timeout"], f"{key}.read_timeout")
         if not protocols:
             raise ConfigError(f"receivers.{rid}.protocols: enable at least one of grpc, http")
     return out

@@ -15,7 +15,8 @@ OTLP behaviour (opentelemetry-proto ``docs/specification.md``):
 - HTTP ``POST /v1/traces`` with ``application/x-protobuf`` or ``application/json`` (response in the
   same type), ``Content-Encoding: gzip`` (or ``deflate``; other encodings → 415); over-size
   (after decompression) → 413, other content types → 415, other methods → 405, malformed → 400,
-  bad token → 401, queue full → 503 + ``Retry-After``; error bodies are a ``google.rpc.Status``.
+  bad token → 401, queue full → 503 + ``Retry-After``, body not in within ``read_timeout`` → 408
+  (connection closed); error bodies are a ``google.rpc.Status``.
 - Invalid spans are dropped and reported as ``partial_success`` (``rejected_spans``,
   ``error_message``); the valid spans of the request are stored. A span whose GenAI columns
   cannot be derived is stored without them and named in ``error_message`` (``rejected_spans`` 0:
@@ -527,21 +528,35 @@ class Collector:
             self.counters.refused_requests += 1
             return _http_unavailable("queue full; retry later", json_encoded)
         limit = self.config.max_request_body_size
+        read_timeout = self.config.http_read_timeout_s
         body = bytearray()
         try:
             try:
                 # The OTLP site does not let aiohttp undo Content-Encoding: the decoder does, chunk
                 # by chunk, so the limit applies to the decompressed bytes as they are produced, and
-                # they count against the queue budget as they arrive.
-                async for chunk in request.content.iter_chunked(_READ_CHUNK):
-                    data = decoder.feed(chunk)
-                    if not budget.try_grow(len(body), len(data)):
-                        return _http_unavailable(str(self._queue_full()), json_encoded)
-                    body += data
+                # they count against the queue budget as they arrive. A client that stops sending
+                # would hold its connection and those bytes forever: the body has read_timeout.
+                async with asyncio.timeout(read_timeout or None):
+                    async for chunk in request.content.iter_chunked(_READ_CHUNK):
+                        data = decoder.feed(chunk)
+                        if not budget.try_grow(len(body), len(data)):
+                            return _http_unavailable(str(self._queue_full()), json_encoded)
+                        body += data
                 data = decoder.finish()
                 if not budget.try_grow(len(body), len(data)):
                     return _http_unavailable(str(self._queue_full()), json_encoded)
                 body += data
+            except TimeoutError:  # before OSError, its base class
+                self.counters.malformed_requests += 1
+                timed_out = _status_response(
+                    408,
+                    code_pb2.DEADLINE_EXCEEDED,
+                    f"the request body did not arrive within receivers.otlp.protocols.http.read_timeout "
+                    f"({read_timeout:g} s)",
+                    json_encoded,
+                )
+                timed_out.force_close()  # the rest of a late body must not be read as a next request
+                return timed_out
             except BodyTooLarge:
                 self.counters.malformed_requests += 1
                 return _status_response(

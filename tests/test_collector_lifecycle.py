@@ -1,5 +1,7 @@
 """The collector's life cycle as an operator sees it, with real ``spanreel collector`` subprocesses:
 
+- a stalled OTLP/HTTP upload (headers and part of the body, then nothing) is answered 408 after
+  ``read_timeout`` and gives back its share of the queue;
 - start-up I/O errors (database folder impossible, database locked, port taken) are one clear
   line and exit code 1, never a traceback.
 """
@@ -10,10 +12,80 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import clean_env, start_collector
+from google.rpc import status_pb2
+
+
+def _config(folder: Path, http: str = "{endpoint: 127.0.0.1:0}") -> Path:
+    """A collector config in ``folder``: the receivers on free loopback ports, counters not logged;
+    ``http`` is the OTLP/HTTP protocol's settings (YAML flow mapping)."""
+    path = folder / "collector.yaml"
+    path.write_text(
+        "receivers:\n  otlp:\n    protocols:\n"
+        f"      grpc: {{endpoint: 127.0.0.1:0}}\n      http: {http}\n"
+        "exporters:\n  duckdb:\n    decode_workers: 0\n    metrics_log_interval: 0s\n"
+        "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
+    )
+    return path
+
+
+def _read_response(sock: socket.socket, timeout: float) -> bytes:
+    """What the server sends on ``sock`` until it closes it, it sends a whole response
+    (Content-Length), or ``timeout`` seconds pass."""
+    sock.settimeout(timeout)
+    received = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        received += chunk
+        head, sep, rest = received.partition(b"\r\n\r\n")
+        length = [
+            int(line.split(b":")[1])
+            for line in head.lower().split(b"\r\n")
+            if line.startswith(b"content-length:")
+        ]
+        if sep and length and len(rest) >= length[0]:
+            break
+    return received
+
+
+def test_a_stalled_upload_is_answered_408_and_releases_its_queue_bytes(tmp_path: Path) -> None:
+    config = _config(tmp_path, "{endpoint: 127.0.0.1:0, read_timeout: 1s}")
+    with start_collector(tmp_path / "spans.duckdb", "--config", str(config)) as running:
+        host, port = running.info["http_endpoint"].rsplit(":", 1)
+        health_url = f"{running.info['query_url']}/api/health"
+        with socket.create_connection((host, int(port))) as stalled:
+            stalled.sendall(
+                b"POST /v1/traces HTTP/1.1\r\nHost: collector\r\nContent-Type: application/x-protobuf\r\n"
+                b"Content-Length: 100000\r\n\r\n" + b"\x0a" * 5000
+            )
+            time.sleep(0.3)
+            held = httpx.get(health_url).json()
+            assert (held["queued_requests"], held["queued_bytes"]) == (1, 5000)  # the upload holds its bytes
+            started = time.monotonic()
+            answer = _read_response(stalled, timeout=8)
+            waited = time.monotonic() - started
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408"), answer
+        assert b"connection: close" in head.lower(), head
+        assert "read_timeout (1 s)" in status_pb2.Status.FromString(body).message
+        assert waited < 3, waited
+        health = httpx.get(health_url).json()
+        assert (health["queued_requests"], health["queued_bytes"]) == (0, 0)
+        assert health["malformed_requests"] == 1
+        # The receiver serves the next client as before.
+        ok = httpx.post(running.http_url, content=b"", headers={"Content-Type": "application/x-protobuf"})
+        assert ok.status_code == 200, ok.content
 
 
 def _collector(db: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
