@@ -83,7 +83,14 @@ _PROTOBUF: Final = "application/x-protobuf"
 _JSON: Final = "application/json"
 #: Suggested client back-off when the queue is full (seconds; well under the exporters' 10 s timeout).
 RETRY_AFTER_S: Final = 1
-_GRPC_GRACE_S: Final = 5.0
+#: At shutdown, requests in flight (an export being read, decoded or committed) get this long to
+#: finish (seconds), then they are cut: their clients retry. Idle keep-alive connections are closed
+#: at once and running queries interrupted, so a stop takes about this long at most, plus the
+#: final commit of the queue and the forwarders' drain (5 s, alongside it).
+SHUTDOWN_GRACE_S: Final = 3.0
+#: How often running queries are interrupted again while the receivers stop (seconds): a query
+#: that had not started executing when first interrupted is caught by the next round.
+_INTERRUPT_INTERVAL_S: Final = 0.1
 _READ_CHUNK: Final = 1 << 16
 _WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="spanreel"'}
 #: Retention runs every ttl/24, within these bounds (seconds).
@@ -162,6 +169,10 @@ class Collector:
         self._started = time.monotonic()
         self._failure_logged = -_FAILURE_LOG_INTERVAL_S  # monotonic time of the last write-failure log
         self._stopped = asyncio.Event()
+        #: cursors of the queries running now (query threads), interrupted by :meth:`stop`
+        self._queries: set[duckdb.DuckDBPyConnection] = set()
+        self._queries_lock = threading.Lock()
+        self._stopping = False
 
     @property
     def info(self) -> CollectorInfo:
@@ -239,31 +250,62 @@ class Collector:
         return self._info
 
     async def stop(self) -> None:
-        """Stop accepting, finish in-flight exports, commit the queue, close the DB. Idempotent."""
+        """Stop accepting, finish in-flight exports, commit the queue, close the DB. Idempotent.
+
+        Bounded: the listeners close at once (idle keep-alive connections too); requests in
+        flight get :data:`SHUTDOWN_GRACE_S` seconds, then are cut (their clients retry); running
+        queries are interrupted. Then the queue is committed (every acknowledged export was
+        already) while the forwarders drain (at most 5 s), and the database is closed.
+        """
         if self._stopped.is_set():
             return
+        with self._queries_lock:
+            self._stopping = True
         for task in self._background:
             task.cancel()
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        receivers = [runner.cleanup() for runner in self._runners]
         if self._grpc_server is not None:
-            await self._grpc_server.stop(_GRPC_GRACE_S)
-        for runner in self._runners:
-            await runner.cleanup()
+            receivers.append(self._grpc_server.stop(SHUTDOWN_GRACE_S))
+        interrupting = asyncio.create_task(self._interrupt_queries())
+        try:
+            await asyncio.gather(*receivers)
+        finally:
+            interrupting.cancel()
         self._runners.clear()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._forwarders.stop)  # bounded by its drain timeout
+        closing: list[Awaitable[None]] = [
+            loop.run_in_executor(None, self._forwarders.stop)  # bounded by its drain timeout
+        ]
         if self._writer is not None:
-            await loop.run_in_executor(None, self._writer.close)
+            closing.append(loop.run_in_executor(None, self._writer.close))
+        closing.append(loop.run_in_executor(None, self._close_storage))
+        await asyncio.gather(*closing)
         if self._decode is not None:
             await loop.run_in_executor(None, self._decode.shutdown)
-        if self._query_pool is not None:
-            self._query_pool.shutdown(wait=True, cancel_futures=True)
         if self._info is not None:
             remove_discovery(self.db_path, self._info.pid)
             _log.info("final counters: %s", self._format_stats())
         self._stopped.set()
+
+    async def _interrupt_queries(self) -> None:
+        """Interrupt every running query, and again every :data:`_INTERRUPT_INTERVAL_S` until
+        cancelled (a query about to start when interrupted would not notice)."""
+        while True:
+            with self._queries_lock:
+                for cursor in self._queries:
+                    cursor.interrupt()
+            await asyncio.sleep(_INTERRUPT_INTERVAL_S)
+
+    def _close_storage(self) -> None:
+        """Wait for the query threads (their queries were interrupted), then commit the write
+        queue and close the database. Blocking: runs on a thread."""
+        if self._query_pool is not None:
+            self._query_pool.shutdown(wait=True, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.close()
 
     async def wait_stopped(self) -> None:
         """Wait until :meth:`stop` has finished."""
@@ -486,7 +528,13 @@ class Collector:
         if endpoint is None:
             return None
         sock = _bind_socket(endpoint, what)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, auto_decompress=auto_decompress)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            auto_decompress=auto_decompress,
+            shutdown_timeout=SHUTDOWN_GRACE_S,  # aiohttp's default waits up to 60 s per request
+        )
         await runner.setup()
         self._runners.append(runner)
         await web.SockSite(runner, sock, ssl_context=ssl_context).start()
@@ -725,6 +773,13 @@ class Collector:
             cursor = self._writer.cursor()
         except duckdb.Error as exc:  # the database was invalidated (a storage fault)
             raise QueryError(f"the database cannot be read now: {exc}") from exc
+        with self._queries_lock:
+            stopping = self._stopping
+            if not stopping:
+                self._queries.add(cursor)
+        if stopping:
+            cursor.close()
+            raise QueryError("the collector is stopping")
         timeout = self.config.query_timeout_s
         timer = threading.Timer(timeout, cursor.interrupt) if timeout > 0 else None
         if timer is not None:
@@ -734,6 +789,8 @@ class Collector:
             return execute_read_only(cursor, sql, params, max_rows=max_rows)
         except QueryError as exc:
             if isinstance(exc.__cause__, duckdb.InterruptException):
+                if self._stopping:
+                    raise QueryError("query interrupted: the collector is stopping") from exc
                 raise QueryError(
                     f"query interrupted after exporters.duckdb.query_timeout ({timeout:g} s)"
                 ) from exc
@@ -741,6 +798,8 @@ class Collector:
         finally:
             if timer is not None:
                 timer.cancel()
+            with self._queries_lock:
+                self._queries.discard(cursor)
             cursor.close()
 
 

@@ -2,6 +2,8 @@
 
 - a stalled OTLP/HTTP upload (headers and part of the body, then nothing) is answered 408 after
   ``read_timeout`` and gives back its share of the queue;
+- SIGTERM is prompt (a few seconds) whatever the clients do — an idle keep-alive connection, a
+  stalled upload, a long query — and every export acknowledged before it is in the file;
 - start-up I/O errors (database folder impossible, database locked, port taken) are one clear
   line and exit code 1, never a traceback.
 """
@@ -9,9 +11,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,6 +23,13 @@ import httpx
 import pytest
 from conftest import clean_env, start_collector
 from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from spanreel.collector import run_query
+
+TRACE_ID, SPAN_ID = "5a" * 16, "5b" * 8
+#: A query that runs for minutes unless interrupted.
+LONG_QUERY = "SELECT sum(hash(range)) FROM range(100000000000)"
 
 
 def _config(folder: Path, http: str = "{endpoint: 127.0.0.1:0}") -> Path:
@@ -32,6 +43,23 @@ def _config(folder: Path, http: str = "{endpoint: 127.0.0.1:0}") -> Path:
         "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
     )
     return path
+
+
+def _export(trace_hex: str = TRACE_ID, span_hex: str = SPAN_ID) -> bytes:
+    """An OTLP/protobuf export request with one span."""
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = bytes.fromhex(trace_hex), bytes.fromhex(span_hex), "work"
+    span.start_time_unix_nano = time.time_ns() - 10**9
+    span.end_time_unix_nano = time.time_ns()
+    return request.SerializeToString()
+
+
+def _post_head(length: int) -> bytes:
+    return (
+        "POST /v1/traces HTTP/1.1\r\nHost: collector\r\nContent-Type: application/x-protobuf\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def _read_response(sock: socket.socket, timeout: float) -> bytes:
@@ -65,10 +93,7 @@ def test_a_stalled_upload_is_answered_408_and_releases_its_queue_bytes(tmp_path:
         host, port = running.info["http_endpoint"].rsplit(":", 1)
         health_url = f"{running.info['query_url']}/api/health"
         with socket.create_connection((host, int(port))) as stalled:
-            stalled.sendall(
-                b"POST /v1/traces HTTP/1.1\r\nHost: collector\r\nContent-Type: application/x-protobuf\r\n"
-                b"Content-Length: 100000\r\n\r\n" + b"\x0a" * 5000
-            )
+            stalled.sendall(_post_head(100_000) + b"\x0a" * 5000)
             time.sleep(0.3)
             held = httpx.get(health_url).json()
             assert (held["queued_requests"], held["queued_bytes"]) == (1, 5000)  # the upload holds its bytes
@@ -86,6 +111,46 @@ def test_a_stalled_upload_is_answered_408_and_releases_its_queue_bytes(tmp_path:
         # The receiver serves the next client as before.
         ok = httpx.post(running.http_url, content=b"", headers={"Content-Type": "application/x-protobuf"})
         assert ok.status_code == 200, ok.content
+
+
+def test_sigterm_is_prompt_with_busy_clients_and_keeps_what_was_acknowledged(tmp_path: Path) -> None:
+    db = tmp_path / "spans.duckdb"
+    running = start_collector(db, "--config", str(_config(tmp_path)))
+    with running:
+        host, port = running.info["http_endpoint"].rsplit(":", 1)
+        # An export acknowledged on a keep-alive connection that then stays open, idle.
+        keep_alive = socket.create_connection((host, int(port)))
+        payload = _export()
+        keep_alive.sendall(_post_head(len(payload)) + payload)
+        assert _read_response(keep_alive, timeout=10).startswith(b"HTTP/1.1 200"), "export not acknowledged"
+        # An upload that stalls half-way (read_timeout is 30 s), and a query that runs for minutes.
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(_post_head(100_000) + b"\x0a" * 5000)
+        answers: list[httpx.Response] = []
+        query = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{running.info['query_url']}/api/query", json={"sql": LONG_QUERY}, timeout=120)
+            )
+        )
+        query.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        running.proc.send_signal(signal.SIGTERM)
+        try:
+            code = running.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running 10 s after SIGTERM:\n{running.stderr()}") from None
+        took = time.monotonic() - started
+        query.join(10)
+        keep_alive.close()
+        stalled.close()
+        stderr = running.stderr()
+    assert code == 0, stderr
+    assert took < 8, (took, stderr)
+    assert "Traceback" not in stderr, stderr
+    assert answers and "the collector is stopping" in answers[0].json()["error"], answers
+    assert not running.discovery.exists()
+    assert run_query("SELECT trace_id, span_id FROM spans", db).rows == [[TRACE_ID, SPAN_ID]]
 
 
 def _collector(db: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
