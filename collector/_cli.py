@@ -4,8 +4,10 @@ validate its config) and ``spanreel prune`` (retention on demand)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -23,7 +25,7 @@ from spanreel.collector._config import (
 from spanreel.collector._forward_config import ForwarderConfig
 from spanreel.collector._security import TLSSettings
 
-__all__ = ["collector_command", "prune_command"]
+__all__ = ["collector_command", "handle_stop_signals", "prune_command"]
 
 _MIB = 1024 * 1024
 
@@ -110,6 +112,33 @@ def _describe_forwarder(forwarder: ForwarderConfig) -> str:
     )
 
 
+def handle_stop_signals(stop: asyncio.Event, prog: str, db_path: str) -> None:
+    """On the running loop, make the first SIGINT / SIGTERM set ``stop`` (a clean drain) and a
+    second one end the process at once: one line on stderr, the discovery file of ``db_path``
+    removed, exit code 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM). Every
+    acknowledged export is already committed; queued ones are retried by their clients."""
+    from spanreel.collector._client import remove_discovery
+
+    def on_signal(signum: int) -> None:
+        if not stop.is_set():
+            stop.set()
+            return
+        code = 128 + signum
+        sys.stderr.write(
+            f"{prog}: {signal.Signals(signum).name} again: exiting now (code {code}) without finishing "
+            "the shutdown; acknowledged spans are committed, unacknowledged exports are retried by "
+            "their clients\n"
+        )
+        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            remove_discovery(db_path, os.getpid())
+        os._exit(code)  # not sys.exit: the threads still draining must not hold the process
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
 async def _serve(config: CollectorConfig) -> None:
     from spanreel.collector._server import Collector
 
@@ -122,9 +151,7 @@ async def _serve(config: CollectorConfig) -> None:
     collector = Collector(config)
     info = await collector.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    handle_stop_signals(stop, "spanreel collector", info.db_path)
     receivers = []
     if info.grpc_endpoint:
         receivers.append(f"OTLP/gRPC {info.grpc_endpoint}")
@@ -138,7 +165,9 @@ async def _serve(config: CollectorConfig) -> None:
         err=True,
     )
     await stop.wait()
-    click.echo("spanreel collector: stopping, committing queued spans…", err=True)
+    click.echo(
+        "spanreel collector: stopping, committing queued spans… (Ctrl-C again to exit at once)", err=True
+    )
     await collector.stop()
     click.echo("spanreel collector: stopped", err=True)
 
@@ -210,8 +239,9 @@ def collector_command(
     Point an app at it with the standard variables, e.g.
       OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318   (http/protobuf, the default)
       OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317 OTEL_EXPORTER_OTLP_PROTOCOL=grpc
-    Stop with Ctrl-C or SIGTERM: it stops listening, commits every queued span, removes the
-    discovery file and exits 0. Counters (received, stored, duplicates, rejected, refused, queue
+    Stop with Ctrl-C or SIGTERM: it stops listening, gives exports in flight 3 s, commits every
+    queued span, removes the discovery file and exits 0, in seconds; a second Ctrl-C / SIGTERM
+    exits at once (code 130 / 143). Counters (received, stored, duplicates, rejected, refused, queue
     depth) are logged to stderr every minute while they change and served at /api/health.
 
     \b
@@ -261,7 +291,7 @@ def collector_command(
         asyncio.run(_serve(config))
     except (CollectorStartError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
-    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+    except KeyboardInterrupt:  # Ctrl-C during start-up, before the signal handlers are in place
         sys.exit(130)
 
 

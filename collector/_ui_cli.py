@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import webbrowser
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from urllib.parse import quote
 import click
 
 from spanreel._config import ConfigError, resolve_db_path
+from spanreel.collector._cli import handle_stop_signals
 from spanreel.collector._client import TOKEN_ENV, CollectorInfo, running_collector
 from spanreel.collector._config import CollectorConfig, load_collector_config
 from spanreel.collector._ui import UI_PATH
@@ -91,9 +91,8 @@ async def _serve(config: CollectorConfig, open_browser: bool) -> None:
     collector = Collector(config)
     info = await collector.start()
     stop = asyncio.Event()
+    handle_stop_signals(stop, "spanreel ui", info.db_path)
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     receivers = [f"OTLP/gRPC {info.grpc_endpoint}"] if info.grpc_endpoint else []
     if info.http_endpoint:
         receivers.append(f"OTLP/HTTP http://{info.http_endpoint}/v1/traces")
@@ -108,6 +107,7 @@ async def _serve(config: CollectorConfig, open_browser: bool) -> None:
         None, _show, viewer_url(info.query_url, _token_of(config.query_auth)), open_browser
     )
     await stop.wait()
+    click.echo("spanreel ui: stopping the collector… (Ctrl-C again to exit at once)", err=True)
     await collector.stop()
     click.echo("spanreel ui: collector stopped", err=True)
 
@@ -163,5 +163,5 @@ def ui_command(db: str | None, config_path: str | None, no_browser: bool) -> Non
             f"{exc}\n(no collector serves {db_path}, and starting one failed; is `spanreel collector` "
             "running on another database? Stop it, or pass --db / --config to match it)"
         ) from exc
-    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+    except KeyboardInterrupt:  # Ctrl-C during start-up, before the signal handlers are in place
         sys.exit(130)

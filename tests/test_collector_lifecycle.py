@@ -4,6 +4,7 @@
   ``read_timeout`` and gives back its share of the queue;
 - SIGTERM is prompt (a few seconds) whatever the clients do — an idle keep-alive connection, a
   stalled upload, a long query — and every export acknowledged before it is in the file;
+- a second Ctrl-C / SIGTERM during a slow shutdown exits at once (130 / 143), with one line;
 - start-up I/O errors (database folder impossible, database locked, port taken) are one clear
   line and exit code 1, never a traceback.
 """
@@ -150,6 +151,36 @@ def test_sigterm_is_prompt_with_busy_clients_and_keeps_what_was_acknowledged(tmp
     assert "Traceback" not in stderr, stderr
     assert answers and "the collector is stopping" in answers[0].json()["error"], answers
     assert not running.discovery.exists()
+    assert run_query("SELECT trace_id, span_id FROM spans", db).rows == [[TRACE_ID, SPAN_ID]]
+
+
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_exits_at_once(tmp_path: Path, second: signal.Signals) -> None:
+    db = tmp_path / "spans.duckdb"
+    with start_collector(db, "--config", str(_config(tmp_path))) as running:
+        httpx.post(running.http_url, content=_export(), headers={"Content-Type": "application/x-protobuf"})
+        host, port = running.info["http_endpoint"].rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as stalled:  # keeps the drain busy for seconds
+            stalled.sendall(_post_head(100_000) + b"\x0a" * 5000)
+            time.sleep(0.3)
+            running.proc.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            assert running.proc.poll() is None, "the first signal must drain, not exit"
+            started = time.monotonic()
+            running.proc.send_signal(second)
+            try:
+                code = running.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise AssertionError(f"still running after a second signal:\n{running.stderr()}") from None
+            took = time.monotonic() - started
+        stderr = running.stderr()
+    assert code == 128 + second, (code, stderr)
+    assert took < 1.5, took  # the drain alone takes 3 s
+    assert "Traceback" not in stderr, stderr
+    (line,) = [line for line in stderr.splitlines() if "again: exiting now" in line]
+    assert line.startswith(f"spanreel collector: {second.name} again"), line
+    assert not running.discovery.exists()
+    # What was acknowledged is in the file all the same.
     assert run_query("SELECT trace_id, span_id FROM spans", db).rows == [[TRACE_ID, SPAN_ID]]
 
 
