@@ -174,9 +174,10 @@ async def _serve(config: CollectorConfig) -> None:
 
 def _config_error(error: ConfigError, source: Path | None) -> str:
     """The one-line message of a configuration error: ``configuration error in <file>: <key>: …``
-    (the file left out when there is none, or when the message already names it)."""
+    (the file left out when there is none, when the message already names it, or when the error
+    is about a command-line option or an environment variable: ``--db: …``, ``SPANREEL_DB: …``)."""
     message = str(error)
-    if source is None or str(source) in message:
+    if source is None or str(source) in message or message.startswith(("--", "SPANREEL_")):
         return f"configuration error: {message}"
     return f"configuration error in {source}: {message}"
 

@@ -30,7 +30,7 @@ from typing import Any, Final
 import click
 from rich.console import Console
 
-from spanreel._config import ConfigError, resolve_db_path
+from spanreel._config import ConfigError, check_db_file, resolve_db_path
 
 DEFAULT_EDIT = "You argue with one vivid, concrete example and end with a question to the other side."
 _SPANREEL_ENV = ("SPANREEL_ENABLED",)
@@ -62,7 +62,11 @@ def _collector(console: Console, db: Path) -> Iterator[dict[str, Any]]:
         console.print(f"Using the collector already running on {db} (pid {info.pid}).")
         yield {"grpc_endpoint": info.grpc_endpoint, "http_endpoint": info.http_endpoint}
         return
-    db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        folder = str(db.parent)
+        raise click.ClickException(f"cannot create the database's folder {folder!r}: {exc.strerror}") from exc
     cmd = _spanreel_cmd(
         "collector", "--db", str(db),
         "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0", "--query-endpoint", "127.0.0.1:0",
@@ -184,6 +188,7 @@ def demo_command(
     console = Console(soft_wrap=True)
     try:
         db = resolve_db_path(db_opt)
+        check_db_file(db, "--db" if db_opt else "the database path")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     if base_url and not os.environ.get("OPENAI_API_KEY"):

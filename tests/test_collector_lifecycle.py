@@ -210,7 +210,8 @@ def _assert_clean_failure(result: subprocess.CompletedProcess[str], *expected: s
 def test_database_folder_blocked_by_a_file(tmp_path: Path) -> None:
     (tmp_path / "notadir").write_text("")
     result = _collector(tmp_path / "notadir" / "sub" / "spans.duckdb")
-    _assert_clean_failure(result, "cannot create the database", "Not a directory")
+    # Caught by the configuration check, before any file is opened; about --db, not the config file.
+    _assert_clean_failure(result, "configuration error: --db:", "is a file, not a folder")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")

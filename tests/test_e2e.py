@@ -193,6 +193,7 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
         "tokens per model",
         "Replay with an edited system prompt",
         "Trace id:",
+        f"$ spanreel collector --db {db}",  # was "$ spanreel spanreel collector …"
     ):
         assert expected in out
     trace_id = out.split("Trace id:")[1].split()[0]
@@ -220,3 +221,15 @@ def test_demo_without_the_openai_sdk_says_what_to_install(
     assert result.exit_code == 1
     assert "pip install openai" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "d.duckdb").exists()
+
+
+def test_demo_with_a_database_under_a_file_says_so(tmp_path: Path) -> None:
+    """``--db app.py/spans.duckdb`` ended in a FileExistsError traceback."""
+    from click.testing import CliRunner
+
+    from spanreel.cli import main
+
+    (tmp_path / "app.py").write_text("")
+    result = CliRunner().invoke(main, ["demo", "--db", str(tmp_path / "app.py" / "spans.duckdb")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # not an uncaught error
+    assert "is a file, not a folder" in result.output and "Traceback" not in result.output
