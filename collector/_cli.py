@@ -364,13 +364,16 @@ def _prune_file(db_path: Path, older_than_s: float, dry_run: bool) -> dict[str, 
     import duckdb
 
     from spanreel.collector._retention import cutoff_ns, prune
+    from spanreel.collector._schema import NotSpanreelDatabaseError
     from spanreel.collector._server import prune_result_json
     from spanreel.collector._writer import open_database
 
     if not db_path.exists():
         raise click.ClickException(f"no spanreel database at {db_path}: pass --db PATH")
     try:
-        con = open_database(db_path)
+        con = open_database(db_path, allow_empty=False)
+    except NotSpanreelDatabaseError as exc:  # another application's file: left untouched
+        raise click.ClickException(str(exc)) from exc
     except (duckdb.Error, RuntimeError) as exc:  # DatabaseLockedError, SchemaError
         raise click.ClickException(
             f"cannot prune {db_path}: {exc}. If a spanreel collector holds it, it must be running and "

@@ -26,14 +26,45 @@ __all__ = [
     "MIGRATIONS",
     "SPANS_SCHEMA",
     "Migration",
+    "NotSpanreelDatabaseError",
     "SchemaError",
+    "has_spanreel_schema",
     "migrate",
+    "not_spanreel_message",
     "rows_to_arrow",
 ]
 
 
 class SchemaError(RuntimeError):
     """The database's schema cannot be used by this version of spanreel."""
+
+
+class NotSpanreelDatabaseError(SchemaError):
+    """The database is not spanreel's: it has no ``schema_migrations`` table (another
+    application's DuckDB file), so spanreel neither migrates nor writes it."""
+
+
+def not_spanreel_message(path: object) -> str:
+    """The error text for a database at ``path`` that is not spanreel's."""
+    return f"not a spanreel database: {path} (no schema_migrations table); pass the collector's --db"
+
+
+def has_spanreel_schema(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection's default database has spanreel's ``schema_migrations`` table."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND table_name = 'schema_migrations'"
+    ).fetchone()
+    return row is not None and row[0] > 0
+
+
+def _is_empty(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection's default database holds no table and no view (a new file)."""
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()) "
+        "+ (SELECT count(*) FROM duckdb_views() WHERE database_name = current_database() AND NOT internal)"
+    ).fetchone()
+    return row is not None and row[0] == 0
 
 
 @dataclass(frozen=True)
@@ -404,12 +435,20 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 
 
-def migrate(con: duckdb.DuckDBPyConnection) -> list[Migration]:
-    """Apply the pending :data:`MIGRATIONS` (each in its own transaction); return those applied.
+def migrate(
+    con: duckdb.DuckDBPyConnection, *, name: object = "the database", allow_empty: bool = True
+) -> list[Migration]:
+    """Apply the pending :data:`MIGRATIONS` (each in its own transaction) to the connection's
+    default database; return those applied.
 
-    Idempotent. Raises :class:`SchemaError` when the database records a version this spanreel
-    does not know (it was written by a newer release).
+    Idempotent. A database without ``schema_migrations`` is created from scratch only when it
+    holds no table and no view (a new file) and ``allow_empty``; otherwise
+    :class:`NotSpanreelDatabaseError` (its message names the database as ``name``, e.g. its path)
+    and nothing is written. Raises :class:`SchemaError` when the database records a version this
+    spanreel does not know (it was written by a newer release).
     """
+    if not has_spanreel_schema(con) and not (allow_empty and _is_empty(con)):
+        raise NotSpanreelDatabaseError(not_spanreel_message(name))
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"

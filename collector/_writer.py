@@ -78,14 +78,17 @@ ROW_GROUP_SIZE: Final = 4096
 CATALOG: Final = "spanreel"
 
 
-def open_database(path: Path) -> duckdb.DuckDBPyConnection:
+def open_database(path: Path, *, allow_empty: bool = True) -> duckdb.DuckDBPyConnection:
     """Open (creating folders and file as needed) the collector's read-write database and migrate it.
 
     The file is attached as :data:`CATALOG` with :data:`ROW_GROUP_SIZE` rows per row group and made
     the connection's default catalog; :meth:`SpanWriter.cursor` does the same for reader cursors.
     External access (files, network) is disabled once it is attached. Raises
     :class:`DatabaseLockedError` if another process has it open,
-    :class:`~spanreel.collector._schema.SchemaError` for a schema from a newer spanreel.
+    :class:`~spanreel.collector._schema.SchemaError` for a schema from a newer spanreel, and its
+    subclass :class:`~spanreel.collector._schema.NotSpanreelDatabaseError`, writing nothing, for a
+    file without spanreel's ``schema_migrations`` that holds tables or views (or, with
+    ``allow_empty=False``, for any file without it).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(":memory:")
@@ -104,7 +107,7 @@ def open_database(path: Path) -> duckdb.DuckDBPyConnection:
         con.execute(f"USE {CATALOG}")
         for name, value in DATABASE_CONFIG.items():
             con.execute(f"SET {name} = ?", [value])
-        migrate(con)
+        migrate(con, name=path, allow_empty=allow_empty)
     except BaseException:
         con.close()
         raise

@@ -1,0 +1,90 @@
+"""Errors of the query commands, through the real CLI on real DuckDB files: a DuckDB file that is not
+a spanreel database is refused and left untouched (``prune``, the collector).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner, Result
+from conftest import clean_env
+
+from spanreel.cli import main
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _foreign(path: Path, *tables: str) -> Path:
+    """Another application's DuckDB file holding ``tables`` (one row each); none: an empty file."""
+    con = duckdb.connect(str(path))
+    for table in tables:
+        con.execute(f"CREATE TABLE {table} (x INTEGER)")
+        con.execute(f"INSERT INTO {table} VALUES (1)")
+    con.close()
+    return path
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tables(path: Path) -> list[str]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        rows = con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+        return [name for (name,) in rows]
+    finally:
+        con.close()
+
+
+def _not_spanreel(res: Result, path: Path) -> None:
+    assert res.exit_code == 1, res.output
+    assert res.stderr.startswith(f"Error: not a spanreel database: {path} (no schema_migrations table)")
+    assert "pass the collector's --db" in res.stderr
+    assert "Catalog Error" not in res.output and "Traceback" not in res.output
+
+
+# -- a DuckDB file that is not spanreel's ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("tables", [("t",), ()], ids=["with-tables", "empty"])
+def test_prune_refuses_a_foreign_database_and_leaves_it_untouched(
+    tmp_path: Path, tables: tuple[str, ...]
+) -> None:
+    db = _foreign(tmp_path / "other.duckdb", *tables)
+    before = _digest(db)
+    for dry_run in ((), ("--dry-run",)):
+        _not_spanreel(run("prune", "--older-than", "1d", "--db", str(db), *dry_run), db)
+    assert _digest(db) == before
+    assert _tables(db) == list(tables)  # no spans, traces, schema_migrations … created
+
+
+def test_collector_refuses_a_foreign_database_and_leaves_it_untouched(tmp_path: Path) -> None:
+    db = _foreign(tmp_path / "other.duckdb", "t")
+    before = _digest(db)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spanreel", "collector", "--db", str(db),
+         "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
+         "--query-endpoint", "127.0.0.1:0"],
+        cwd=tmp_path, env=clean_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert f"Error: not a spanreel database: {db} (no schema_migrations table)" in proc.stderr
+    assert _digest(db) == before and _tables(db) == ["t"]
+
+
+def test_the_collector_still_initialises_an_empty_duckdb_file(tmp_path: Path) -> None:
+    from spanreel.collector._writer import open_database
+
+    db = _foreign(tmp_path / "new.duckdb")  # an existing file without any table: a new database
+    open_database(db).close()
+    assert {"schema_migrations", "spans", "trace_index"} <= set(_tables(db))
+    assert run("traces", "--db", str(db)).exit_code == 0
