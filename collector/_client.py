@@ -34,7 +34,7 @@ from spanreel.collector._query import (
     QueryResult,
     execute_read_only,
 )
-from spanreel.collector._schema import MIGRATIONS
+from spanreel.collector._schema import MIGRATIONS, has_spanreel_schema, not_spanreel_message
 
 __all__ = [
     "TOKEN_ENV",
@@ -200,7 +200,8 @@ def run_query(
     :func:`running_collector`), else opens the file with DuckDB ``read_only=True``. Values are
     JSON-safe and identical in both paths (see :mod:`spanreel.collector._query`).
 
-    Raises :class:`NoDatabaseError` when there is no collector and no file at ``db_path``;
+    Raises :class:`NoDatabaseError` when there is no collector and no file at ``db_path``, or the
+    file is not a spanreel database (no ``schema_migrations`` table);
     :class:`QueryError` when the SQL is rejected (bad SQL, not read-only) or the file is locked.
     """
     info = running_collector(db_path)
@@ -221,6 +222,8 @@ def run_query(
             ) from exc
         raise QueryError(f"cannot open {path}: {exc}") from exc
     try:
+        if not has_spanreel_schema(con):  # another application's file: its tables are not ours
+            raise NoDatabaseError(not_spanreel_message(path))
         _warn_if_not_migrated(con, path)
         return execute_read_only(con, sql, params, max_rows=max_rows)
     finally:
@@ -236,10 +239,7 @@ def _warn_if_not_migrated(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Warn (once per file) when ``path`` was last written by an older spanreel: its rows may
     predate fixes a migration applies (e.g. migration 5: agent and tool spans counted as LLM
     calls). Starting the collector on it applies them."""
-    try:
-        row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
-    except duckdb.Error:
-        return  # not a spanreel database: the query will say what is missing
+    row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
     latest = MIGRATIONS[-1].version
     if row is not None and row[0] is not None and int(row[0]) < latest:
         warnings.warn(

@@ -50,7 +50,8 @@ class QueryError(Exception):
 
 
 class NoDatabaseError(Exception):
-    """There is no database file at the given path (and no collector serving it)."""
+    """There is no spanreel database at the given path: no file (and no collector serving it), or
+    a file without spanreel's ``schema_migrations`` table (another application's DuckDB file)."""
 
 
 @dataclass(frozen=True)

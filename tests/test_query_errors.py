@@ -1,5 +1,6 @@
 """Errors of the query commands, through the real CLI on real DuckDB files: a DuckDB file that is not
-a spanreel database is refused and left untouched (``prune``, the collector).
+a spanreel database is refused and left untouched (``prune``, the collector) or named as such
+(``traces``, ``show``, ``sql``) instead of DuckDB's catalog errors.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import duckdb
 import pytest
 from click.testing import CliRunner, Result
 from conftest import clean_env
+from test_replay_support import rec, write_db
 
 from spanreel.cli import main
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 def run(*args: str) -> Result:
@@ -49,6 +53,11 @@ def _not_spanreel(res: Result, path: Path) -> None:
     assert res.stderr.startswith(f"Error: not a spanreel database: {path} (no schema_migrations table)")
     assert "pass the collector's --db" in res.stderr
     assert "Catalog Error" not in res.output and "Traceback" not in res.output
+
+
+@pytest.fixture
+def spanreel_db(tmp_path: Path) -> Path:
+    return write_db(tmp_path / "spans.duckdb", [rec("a1", name="root", start_ms=0, dur_ms=5)])
 
 
 # -- a DuckDB file that is not spanreel's ----------------------------------------------------------
@@ -88,3 +97,22 @@ def test_the_collector_still_initialises_an_empty_duckdb_file(tmp_path: Path) ->
     open_database(db).close()
     assert {"schema_migrations", "spans", "trace_index"} <= set(_tables(db))
     assert run("traces", "--db", str(db)).exit_code == 0
+
+
+@pytest.mark.parametrize("tables", [("t",), ("t", "traces", "spans"), ()], ids=["t", "same-names", "empty"])
+def test_read_commands_say_a_foreign_file_is_not_a_spanreel_database(
+    tmp_path: Path, tables: tuple[str, ...]
+) -> None:
+    db = _foreign(tmp_path / "other.duckdb", *tables)
+    before = _digest(db)
+    _not_spanreel(run("traces", "--db", str(db)), db)
+    _not_spanreel(run("show", TRACE, "--db", str(db)), db)
+    _not_spanreel(run("sql", "SELECT count(*) FROM traces", "--db", str(db)), db)
+    _not_spanreel(run("sql", "SELECT 1", "--db", str(db), "--json"), db)
+    assert _digest(db) == before
+
+
+def test_read_commands_still_read_a_spanreel_database(spanreel_db: Path) -> None:
+    res = run("sql", "SELECT name FROM spans", "--db", str(spanreel_db), "--json")
+    assert res.exit_code == 0, res.output
+    assert '"root"' in res.stdout
