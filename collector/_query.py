@@ -22,6 +22,7 @@ import base64
 import datetime as dt
 import decimal
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Final
@@ -102,14 +103,22 @@ def execute_read_only(
         raise QueryError("query parameters need a single SQL statement")
     con.execute("BEGIN TRANSACTION READ ONLY")
     try:
-        for statement in statements[:-1]:
-            # Run (its errors count), its result is not returned: read at most max_rows of it
-            # (a first statement of millions of rows used to be read whole, past the row cap).
-            _read(con.sql(statement.query), max_rows)
-        relation = con.sql(statements[-1].query, params=list(params) if params else None)
-        table = _read(relation, None if max_rows is None else max_rows + 1)  # +1: were there more?
-    except duckdb.Error as exc:
-        raise QueryError(str(exc)) from exc
+        start = 0  # where the statement being run starts in ``sql``
+        for i, statement in enumerate(statements):
+            query, last = statement.query, i == len(statements) - 1
+            try:
+                relation = con.sql(query, params=list(params) if params and last else None)
+            except duckdb.Error as exc:
+                raise QueryError(_renumber(str(exc), _lines_before(sql, start, query, None))) from exc
+            lines_before = _lines_before(sql, start, query, relation)
+            if last:
+                # +1: were there more?
+                table = _read(relation, None if max_rows is None else max_rows + 1, lines_before)
+            else:
+                # Run (its errors count), its result is not returned: read at most max_rows of it
+                # (a first statement of millions of rows used to be read whole, past the row cap).
+                _read(relation, max_rows, lines_before)
+            start += len(query)
     finally:
         con.execute("ROLLBACK")
     truncated = max_rows is not None and table.num_rows > max_rows
@@ -120,30 +129,66 @@ def execute_read_only(
     return replace(result, truncated=True) if truncated else result
 
 
-def _read(relation: duckdb.DuckDBPyRelation | None, max_rows: int | None) -> pa.Table:
+def _read(relation: duckdb.DuckDBPyRelation | None, max_rows: int | None, lines_before: int = 0) -> pa.Table:
     """The relation's rows as Arrow, at most ``max_rows`` (all when ``None``): through a
     ``LIMIT`` (DuckDB then sorts only the top rows of an ``ORDER BY``), or, where wrapping the
-    statement in one breaks it (a trailing ``; -- comment``), by streaming and stopping there."""
+    statement in one breaks it (a trailing ``; -- comment``), by streaming and stopping there.
+
+    Raises :class:`QueryError` with DuckDB's message, its ``LINE n:`` counted in the user's SQL,
+    where the relation's query starts after ``lines_before`` lines (not in the ``LIMIT`` wrapper)."""
     if relation is None:
         return pa.table({})
-    if max_rows is None:
-        return relation.to_arrow_table()
-    if _limit_wraps(relation.sql_query()):
-        return relation.limit(max_rows).to_arrow_table()
-    reader = relation.to_arrow_reader(min(max_rows, 1_000_000))
-    batches: list[pa.RecordBatch] = []
-    rows = 0
+    shift = lines_before
     try:
-        while rows < max_rows:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                break
-            batches.append(batch)
-            rows += batch.num_rows
-    finally:
-        reader.close()
-    return pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+        if max_rows is None:
+            return relation.to_arrow_table()
+        query = relation.sql_query()
+        if _limit_wraps(query):
+            limited = relation.limit(max_rows)
+            shift -= _text_lines_before(limited.sql_query(), query)
+            return limited.to_arrow_table()
+        reader = relation.to_arrow_reader(min(max_rows, 1_000_000))
+        batches: list[pa.RecordBatch] = []
+        rows = 0
+        try:
+            while rows < max_rows:
+                try:
+                    batch = reader.read_next_batch()
+                except StopIteration:
+                    break
+                batches.append(batch)
+                rows += batch.num_rows
+        finally:
+            reader.close()
+        return pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+    except duckdb.Error as exc:
+        raise QueryError(_renumber(str(exc), shift)) from exc
+
+
+def _text_lines_before(text: str, part: str) -> int:
+    """Newlines in ``text`` before ``part`` (0 when ``part`` is not in it)."""
+    return text[: max(text.find(part), 0)].count("\n")
+
+
+def _lines_before(sql: str, start: int, query: str, relation: duckdb.DuckDBPyRelation | None) -> int:
+    """Lines of ``sql`` before the text DuckDB runs for ``query`` (the statement at ``start`` in
+    ``sql``): DuckDB counts its ``LINE n`` from the statement's own text, without the statements
+    before it and the blank lines that lead it (``relation.sql_query()``)."""
+    text = relation.sql_query() if relation is not None else query.lstrip()
+    return sql[:start].count("\n") + _text_lines_before(query, text)
+
+
+_LINE: Final = re.compile(r"^LINE (\d+):", re.MULTILINE)
+
+
+def _renumber(message: str, shift: int) -> str:
+    """DuckDB's error ``message`` with the line number of its (last) ``LINE n:`` context moved by
+    ``shift``, kept when that would not be a line (< 1)."""
+    found = list(_LINE.finditer(message))
+    if not shift or not found or int(found[-1][1]) + shift < 1:
+        return message
+    last = found[-1]
+    return f"{message[: last.start(1)]}{int(last[1]) + shift}{message[last.end(1) :]}"
 
 
 def _limit_wraps(query: str) -> bool:

@@ -1,6 +1,7 @@
 """Errors of the query commands, through the real CLI on real DuckDB files: a DuckDB file that is not
 a spanreel database is refused and left untouched (``prune``, the collector) or named as such
-(``traces``, ``show``, ``sql``) instead of DuckDB's catalog errors.
+(``traces``, ``show``, ``sql``) instead of DuckDB's catalog errors; DuckDB's ``LINE n:`` in a SQL
+error counts the lines of the user's query (directly and through a running collector's query API).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner, Result
-from conftest import clean_env
+from conftest import clean_env, start_collector
 from test_replay_support import rec, write_db
 
 from spanreel.cli import main
@@ -116,3 +117,38 @@ def test_read_commands_still_read_a_spanreel_database(spanreel_db: Path) -> None
     res = run("sql", "SELECT name FROM spans", "--db", str(spanreel_db), "--json")
     assert res.exit_code == 0, res.output
     assert '"root"' in res.stdout
+
+
+# -- LINE numbers of SQL errors ----------------------------------------------------------------------
+
+
+def _error_line(res: Result) -> str:
+    assert res.exit_code == 1, res.output
+    lines = [line for line in res.stderr.splitlines() if line.startswith("LINE ")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+# (query, the LINE line DuckDB's error must show)
+_LINE_CASES = [
+    ("SELECT 'a'::INT", "LINE 1: SELECT 'a'::INT"),
+    ("SELECT 1,\n  2,\n  'a'::INT", "LINE 3:   'a'::INT"),
+    ("\n\nSELECT 1,\n  'a'::INT FROM spans", "LINE 4:   'a'::INT FROM spans"),  # blank lines first
+    ("SELECT 1;\nSELECT 2,\n  'a'::INT", "LINE 3:   'a'::INT"),  # in the second statement
+    ("SELECT 'a'::INT;\nSELECT 2", "LINE 1: SELECT 'a'::INT"),  # in the first of two (DuckDB drops the ;)
+    ("SELECT 1,\n  'a'::INT; -- a comment", "LINE 2:   'a'::INT; -- a comment"),  # not LIMIT-wrapped
+    ("SELECT 1,\n  2 FRM spans", "LINE 2:   2 FRM spans"),  # syntax error: was right already
+]
+
+
+@pytest.mark.parametrize(("query", "expected"), _LINE_CASES)
+def test_sql_error_lines_count_the_users_query(spanreel_db: Path, query: str, expected: str) -> None:
+    assert _error_line(run("sql", query, "--db", str(spanreel_db))) == expected
+    assert _error_line(run("sql", query, "--db", str(spanreel_db), "--json")) == expected
+
+
+def test_sql_error_lines_through_the_query_api(tmp_path: Path) -> None:
+    db = write_db(tmp_path / "spans.duckdb", [rec("a1", name="root", start_ms=0, dur_ms=5)])
+    with start_collector(db):
+        for query, expected in _LINE_CASES:
+            assert _error_line(run("sql", query, "--db", str(db))) == expected, query
