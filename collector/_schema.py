@@ -46,7 +46,10 @@ class NotSpanreelDatabaseError(SchemaError):
 
 def not_spanreel_message(path: object) -> str:
     """The error text for a database at ``path`` that is not spanreel's."""
-    return f"not a spanreel database: {path} (no schema_migrations table); pass the collector's --db"
+    return (
+        f"not a spanreel database: {path} (no schema_migrations table); spanreel neither reads "
+        "nor writes other databases: give --db the file the collector writes"
+    )
 
 
 def has_spanreel_schema(con: duckdb.DuckDBPyConnection) -> bool:

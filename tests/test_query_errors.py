@@ -52,7 +52,7 @@ def _tables(path: Path) -> list[str]:
 def _not_spanreel(res: Result, path: Path) -> None:
     assert res.exit_code == 1, res.output
     assert res.stderr.startswith(f"Error: not a spanreel database: {path} (no schema_migrations table)")
-    assert "pass the collector's --db" in res.stderr
+    assert "give --db the file the collector writes" in res.stderr
     assert "Catalog Error" not in res.output and "Traceback" not in res.output
 
 
