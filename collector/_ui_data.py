@@ -35,6 +35,7 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_TOOL_DEFINITIONS,
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND_COUNT
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 
 from spanreel._attributes import (
@@ -744,7 +745,7 @@ def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
     ``spanreel.replay.original_trace_id``) is compared with its original; an original is compared
     with its latest replay. Returns ``{"original": trace, "replay": trace, "calls": [{"index",
     "original": side | None, "replay": side | None, "output_changed": bool | None,
-    "input_changed": bool | None}…], "totals": {"calls", "replayed", "changed", "skipped"}}``
+    "input_changed": bool | None}…], "totals": {"calls", "replayed", "failed", "changed", "skipped"}}``
     where a side is ``{"span_id", "name", "model", "status_code", "status_message",
     "duration_ns", "input_tokens", "output_tokens", "finish_reasons", "input": [message…],
     "output_text"}``; calls follow the original's order (replayed calls are paired through
@@ -771,8 +772,8 @@ def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
             raise NotFound(f"trace {tid} is not a replay and has not been replayed")
         original_header = header
         replay_header = _trace_header(query, str(replays[-1]["trace_id"]))
-    originals = _trace_spans(query, original_header, llm_only=True)
-    replayed = _trace_spans(query, replay_header, llm_only=True)
+    originals = _calls(_trace_spans(query, original_header, llm_only=True))
+    replayed = _trace_spans(query, replay_header, llm_only=True)  # a retried call's last attempt wins
     by_original = {s["replay_of_span_id"]: s for s in replayed if s["replay_of_span_id"]}
     calls: list[dict[str, Any]] = []
     for span in originals:
@@ -782,17 +783,37 @@ def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
         if span["replay_of_span_id"] in by_original:
             calls.append(_pair(len(calls) + 1, None, _call_side(span)))
     totals = _span_totals(query, [original_header, replay_header])
+    failed = sum(1 for c in calls if c["replay"] is not None and c["replay"]["status_code"] == "ERROR")
     return {
         "original": _trace_row(original_header, totals.get(original_header["trace_id"])),
         "replay": _trace_row(replay_header, totals.get(replay_header["trace_id"])),
         "calls": calls,
         "totals": {
             "calls": len(calls),
-            "replayed": sum(1 for c in calls if c["replay"] is not None),
+            "replayed": sum(1 for c in calls if c["replay"] is not None) - failed,  # successfully
+            "failed": failed,
             "changed": sum(1 for c in calls if c["output_changed"]),
             "skipped": sum(1 for c in calls if c["replay"] is None),
         },
     }
+
+
+def _calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The LLM calls among ``spans`` (in start order): the attempts of a call its client retried
+    (a span with ``http.request.resend_count`` ≥ 1 after one of the same name under the same
+    parent) are one call, shown by its last attempt — what the app got, and what a replay of it
+    is linked to."""
+    calls: list[dict[str, Any]] = []
+    latest: dict[tuple[Any, Any], int] = {}
+    for span in spans:
+        key = (span["parent_span_id"], span["name"])
+        resend = span["attributes"].get(HTTP_REQUEST_RESEND_COUNT)
+        if isinstance(resend, int) and resend > 0 and key in latest:
+            calls[latest[key]] = span
+            continue
+        latest[key] = len(calls)
+        calls.append(span)
+    return calls
 
 
 def _pair(index: int, original: dict[str, Any] | None, replay: dict[str, Any] | None) -> dict[str, Any]:

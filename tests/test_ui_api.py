@@ -233,7 +233,7 @@ def test_session(api: httpx.Client, data: Dataset) -> None:
 def test_compare_replay_with_original(api: httpx.Client, data: Dataset) -> None:
     result = get(api, f"/api/ui/compare/{data.replay}")
     assert result["original"]["trace_id"] == data.support and result["replay"]["trace_id"] == data.replay
-    assert result["totals"] == {"calls": 3, "replayed": 3, "changed": 3, "skipped": 0}
+    assert result["totals"] == {"calls": 3, "replayed": 3, "failed": 0, "changed": 3, "skipped": 0}
     first = result["calls"][0]
     assert first["original"]["output_text"] == data.first_answer
     assert first["replay"]["output_text"] != data.first_answer

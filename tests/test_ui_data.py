@@ -22,6 +22,7 @@ from spanreel.collector._ui_data import (
     NotFound,
     QueryFn,
     TraceFilters,
+    compare_replay,
     conversation,
     decode_cursor,
     encode_cursor,
@@ -278,3 +279,34 @@ def test_ui_command_helpers() -> None:
     )
     assert can_open_browser({"BROWSER": "firefox"}, "linux")
     assert not can_open_browser({}, "linux") and not can_open_browser({"SSH_CONNECTION": "x"}, "freebsd14")
+
+
+def test_compare_shows_a_retried_call_once_and_counts_failed_replays(tmp_path: Path) -> None:
+    """The app's SDK retried its call (500, then 200): the comparison showed the first attempt as
+    a call "not replayed" beside the real one. A replay that failed counted as "replayed"."""
+    original, replay = "0a" * 16, "0b" * 16
+    retry = {"http.request.resend_count": 1}
+    links = {"spanreel.replay.original_trace_id": original}
+    spans = [
+        rec("1", trace_id=original, name="app", dur_ms=900),
+        rec("2", "1", trace_id=original, name="chat m", start_ms=10, operation="chat", status_code="ERROR"),
+        rec("3", "1", trace_id=original, name="chat m", start_ms=300, operation="chat", attributes=retry),
+        rec("4", "1", trace_id=original, name="chat n", start_ms=600, operation="chat"),
+        rec("5", trace_id=replay, name="replay", start_ms=1000, dur_ms=900, attributes=links),
+        rec("6", "5", trace_id=replay, name="chat m", start_ms=1010, operation="chat",
+            attributes={"spanreel.replay.original_span_id": "3".rjust(16, "0")}),
+        rec("7", "5", trace_id=replay, name="chat n", start_ms=1300, operation="chat", status_code="ERROR",
+            attributes={"spanreel.replay.original_span_id": "4".rjust(16, "0")}),
+    ]  # fmt: skip
+    con = duckdb.connect(str(write_db(tmp_path / "r.duckdb", spans)), read_only=True, config=DATABASE_CONFIG)
+
+    def query(sql: str, params: list[Any]) -> QueryResult:
+        return execute_read_only(con, sql, params)
+
+    result = compare_replay(query, replay)
+    assert [(c["original"]["span_id"][-1], c["replay"]["span_id"][-1]) for c in result["calls"]] == [
+        ("3", "6"),
+        ("4", "7"),
+    ]
+    assert result["totals"] == {"calls": 2, "replayed": 1, "failed": 1, "changed": 0, "skipped": 0}
+    con.close()

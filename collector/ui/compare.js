@@ -97,7 +97,7 @@ export async function renderCompare(root, traceId, stale) {
     h(
       "section",
       { class: "card trace-head" },
-      h("div", { class: "trace-title" }, h("h1", {}, "Replay comparison"), h("span", { class: "muted" }, `${t.calls} call${t.calls === 1 ? "" : "s"} · ${t.replayed} replayed · ${t.changed} changed · ${t.skipped} not replayed`)),
+      h("div", { class: "trace-title" }, h("h1", {}, "Replay comparison"), h("span", { class: "muted" }, `${t.calls} call${t.calls === 1 ? "" : "s"} · ${t.replayed} replayed${t.failed ? ` · ${t.failed} failed` : ""} · ${t.changed} changed · ${t.skipped} not replayed`)),
       h("div", { class: "compare-grid" }, h("div", {}, h("h3", {}, "Original"), traceFacts(o)), h("div", {}, h("h3", {}, "Replay"), traceFacts(r))),
     ),
     data.calls.length ? data.calls.map((c) => callCard(c, o.trace_id, r.trace_id)) : h("div", { class: "empty" }, "Neither trace has LLM calls."),
