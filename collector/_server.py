@@ -279,8 +279,8 @@ class Collector:
         closing: list[Awaitable[None]] = [
             loop.run_in_executor(None, self._forwarders.stop)  # bounded by its drain timeout
         ]
-        if self._writer is not None:
-            closing.append(loop.run_in_executor(None, self._writer.close))
+        # The query threads first, then the writer (_close_storage): closing the database under a
+        # query thread still finishing is what that order avoids.
         closing.append(loop.run_in_executor(None, self._close_storage))
         await asyncio.gather(*closing)
         if self._decode is not None:
