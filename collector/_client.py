@@ -34,7 +34,7 @@ from spanreel.collector._query import (
     QueryResult,
     execute_read_only,
 )
-from spanreel.collector._schema import MIGRATIONS, has_spanreel_schema, not_spanreel_message
+from spanreel.collector._schema import MIGRATIONS, foreign_schema_reason, not_spanreel_message
 
 __all__ = [
     "TOKEN_ENV",
@@ -222,8 +222,9 @@ def run_query(
             ) from exc
         raise QueryError(f"cannot open {path}: {exc}") from exc
     try:
-        if not has_spanreel_schema(con):  # another application's file: its tables are not ours
-            raise NoDatabaseError(not_spanreel_message(path))
+        reason = foreign_schema_reason(con)
+        if reason is not None:  # another application's file: its tables are not ours
+            raise NoDatabaseError(not_spanreel_message(path, reason))
         _warn_if_not_migrated(con, path)
         return execute_read_only(con, sql, params, max_rows=max_rows)
     finally:

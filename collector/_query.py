@@ -52,7 +52,8 @@ class QueryError(Exception):
 
 class NoDatabaseError(Exception):
     """There is no spanreel database at the given path: no file (and no collector serving it), or
-    a file without spanreel's ``schema_migrations`` table (another application's DuckDB file)."""
+    a file without spanreel's ``schema_migrations`` table (another application's DuckDB file, even
+    one with a ``schema_migrations`` table of its own)."""
 
 
 @dataclass(frozen=True)

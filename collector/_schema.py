@@ -28,7 +28,7 @@ __all__ = [
     "Migration",
     "NotSpanreelDatabaseError",
     "SchemaError",
-    "has_spanreel_schema",
+    "foreign_schema_reason",
     "migrate",
     "not_spanreel_message",
     "rows_to_arrow",
@@ -40,25 +40,45 @@ class SchemaError(RuntimeError):
 
 
 class NotSpanreelDatabaseError(SchemaError):
-    """The database is not spanreel's: it has no ``schema_migrations`` table (another
-    application's DuckDB file), so spanreel neither migrates nor writes it."""
+    """The database is not spanreel's: it has no ``schema_migrations`` table, or another
+    application's (:func:`foreign_schema_reason`), so spanreel neither migrates nor writes it."""
 
 
-def not_spanreel_message(path: object) -> str:
-    """The error text for a database at ``path`` that is not spanreel's."""
+def not_spanreel_message(path: object, reason: str = "no schema_migrations table") -> str:
+    """The error text for a database at ``path`` that is not spanreel's (``reason``: from
+    :func:`foreign_schema_reason`)."""
     return (
-        f"not a spanreel database: {path} (no schema_migrations table); spanreel neither reads "
+        f"not a spanreel database: {path} ({reason}); spanreel neither reads "
         "nor writes other databases: give --db the file the collector writes"
     )
 
 
-def has_spanreel_schema(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether the connection's default database has spanreel's ``schema_migrations`` table."""
+def foreign_schema_reason(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Why the connection's default database is not spanreel's, or ``None`` when it is.
+
+    Spanreel's is one whose ``schema_migrations`` table records migration 1 under spanreel's name
+    for it (:data:`MIGRATIONS`), or, after a crash between creating that table and committing
+    migration 1, holds that empty table and nothing else. Another application's
+    ``schema_migrations`` (other columns, or other names for its versions) is not spanreel's.
+    """
     row = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
         "AND schema_name = current_schema() AND table_name = 'schema_migrations'"
     ).fetchone()
-    return row is not None and row[0] > 0
+    if row is None or row[0] == 0:
+        return "no schema_migrations table"
+    foreign = "its schema_migrations table is another application's"
+    try:
+        first = con.execute("SELECT name FROM schema_migrations WHERE version = 1").fetchall()
+    except duckdb.Error:  # no version or name column
+        return foreign
+    if first:
+        return None if first[0][0] == MIGRATIONS[0].name else foreign
+    others = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND table_name <> 'schema_migrations'"
+    ).fetchone()
+    return None if others is not None and others[0] == 0 else foreign
 
 
 def _is_empty(con: duckdb.DuckDBPyConnection) -> bool:
@@ -450,8 +470,9 @@ def migrate(
     and nothing is written. Raises :class:`SchemaError` when the database records a version this
     spanreel does not know (it was written by a newer release).
     """
-    if not has_spanreel_schema(con) and not (allow_empty and _is_empty(con)):
-        raise NotSpanreelDatabaseError(not_spanreel_message(name))
+    reason = foreign_schema_reason(con)
+    if reason is not None and not (allow_empty and _is_empty(con)):
+        raise NotSpanreelDatabaseError(not_spanreel_message(name, reason))
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"

@@ -49,9 +49,9 @@ def _tables(path: Path) -> list[str]:
         con.close()
 
 
-def _not_spanreel(res: Result, path: Path) -> None:
+def _not_spanreel(res: Result, path: Path, reason: str = "no schema_migrations table") -> None:
     assert res.exit_code == 1, res.output
-    assert res.stderr.startswith(f"Error: not a spanreel database: {path} (no schema_migrations table)")
+    assert res.stderr.startswith(f"Error: not a spanreel database: {path} ({reason})")
     assert "give --db the file the collector writes" in res.stderr
     assert "Catalog Error" not in res.output and "Traceback" not in res.output
 
@@ -111,6 +111,62 @@ def test_read_commands_say_a_foreign_file_is_not_a_spanreel_database(
     _not_spanreel(run("sql", "SELECT count(*) FROM traces", "--db", str(db)), db)
     _not_spanreel(run("sql", "SELECT 1", "--db", str(db), "--json"), db)
     assert _digest(db) == before
+
+
+_THEIRS = "its schema_migrations table is another application's"
+
+# another application's own schema_migrations: Alembic-style, and spanreel's columns with its names
+_FOREIGN_MIGRATIONS = {
+    "alembic": (
+        "CREATE TABLE schema_migrations (version_num VARCHAR PRIMARY KEY)",
+        "INSERT INTO schema_migrations VALUES ('ae1027a6acf')",
+    ),
+    "same-columns": (
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)",
+        "INSERT INTO schema_migrations VALUES (1, 'create users', now()::TIMESTAMP)",
+    ),
+    "empty-table-beside-others": (
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP)",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_FOREIGN_MIGRATIONS))
+def test_a_foreign_database_with_its_own_schema_migrations_is_refused_and_left_untouched(
+    tmp_path: Path, kind: str
+) -> None:
+    from spanreel.collector._schema import NotSpanreelDatabaseError
+    from spanreel.collector._writer import open_database
+
+    db = _foreign(tmp_path / "app.duckdb", "users")
+    con = duckdb.connect(str(db))
+    for statement in _FOREIGN_MIGRATIONS[kind]:
+        con.execute(statement)
+    con.close()
+    before = _digest(db)
+    _not_spanreel(run("prune", "--older-than", "1d", "--db", str(db)), db, _THEIRS)
+    _not_spanreel(run("traces", "--db", str(db)), db, _THEIRS)
+    _not_spanreel(run("sql", "SELECT 1", "--db", str(db)), db, _THEIRS)
+    with pytest.raises(NotSpanreelDatabaseError, match="another application's"):
+        open_database(db).close()  # what the collector opens its database with
+    assert _digest(db) == before and _tables(db) == ["schema_migrations", "users"]
+
+
+def test_a_database_left_with_only_an_empty_schema_migrations_table_is_completed(tmp_path: Path) -> None:
+    """A crash between creating schema_migrations and committing migration 1 leaves that table
+    alone: it is spanreel's, and the next start finishes creating the database."""
+    from spanreel.collector._schema import MIGRATIONS
+    from spanreel.collector._writer import open_database
+
+    db = _foreign(tmp_path / "half.duckdb")
+    con = duckdb.connect(str(db))
+    con.execute(_FOREIGN_MIGRATIONS["empty-table-beside-others"][0])
+    con.close()
+    open_database(db).close()
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT max(version) FROM schema_migrations").fetchone() == (MIGRATIONS[-1].version,)
+    con.close()
+    assert run("traces", "--db", str(db)).exit_code == 0
 
 
 def test_read_commands_still_read_a_spanreel_database(spanreel_db: Path) -> None:
