@@ -264,7 +264,10 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     - ``http_spans`` (``bool``, default ``True``) — also instrument the HTTP client spans with
       opentelemetry-instrumentation-httpx unless that was already done; a library named in
       ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` (``httpx``, ``httpx2``, or ``*``) gets none either
-      way (see :func:`disabled_instrumentations`).
+      way (see :func:`disabled_instrumentations`);
+    - ``content_policy`` (:class:`ContentPolicy`) — used instead of reading the ``SPANREEL_*``
+      content settings from the environment (the ``redact``/``max_content_bytes``/``capture_blobs``
+      options still apply on top).
 
     A malformed ``SPANREEL_CAPTURE_MAX_BYTES`` / ``SPANREEL_REDACT`` / ``SPANREEL_REDACT_HOOK``
     value (or a missing redaction hook module) is reported in one line on stderr and nothing is
@@ -280,7 +283,8 @@ class Instrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         capture = kwargs.get("capture_content")
         try:
-            policy = ContentPolicy.from_env()
+            # content_policy: the environment's, read by autostart already (the hook imported once)
+            policy = kwargs.get("content_policy") or ContentPolicy.from_env()
         except (ValueError, ImportError) as exc:
             # Reported, not raised: under opentelemetry-instrument an exception here would stop
             # every instrumentor loaded after this one.

@@ -232,10 +232,21 @@ def autostart() -> None:
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return
     try:
+        from ._content import ContentPolicy
+
+        try:
+            policy = ContentPolicy.from_env()
+        except (ValueError, ImportError) as exc:
+            # Before any provider is set: an app running uninstrumented keeps the global tracer
+            # provider its own to set (a provider set here could not be replaced by the app's).
+            print(f"spanreel: not instrumenting: {exc}", file=sys.stderr)
+            return
         provider = configure_tracer_provider()
         meter_provider = configure_meter_provider() if metrics_enabled() else None
         from ._instrumentor import Instrumentor
 
-        Instrumentor().instrument(tracer_provider=provider, meter_provider=meter_provider)
+        Instrumentor().instrument(
+            tracer_provider=provider, meter_provider=meter_provider, content_policy=policy
+        )
     except Exception as exc:
         print(f"spanreel: auto-instrumentation disabled: {exc}", file=sys.stderr)

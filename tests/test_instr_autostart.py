@@ -356,6 +356,39 @@ def test_a_misspelt_switch_is_reported_and_the_app_runs(tmp_path: Path) -> None:
     assert "SPANREEL_METRICS='maybe'" in proc.stderr and "content capture is off" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    "setting",
+    [{"SPANREEL_CAPTURE_MAX_BYTES": "abc"}, {"SPANREEL_REDACT": "bogus"}],
+    ids=["max-bytes", "redact"],
+)
+def test_a_malformed_setting_leaves_the_apps_tracer_provider_alone(
+    tmp_path: Path, setting: dict[str, str]
+) -> None:
+    """A setting spanreel cannot read leaves the app uninstrumented (README), so the app must keep
+    its own tracing: spanreel had already registered its SDK tracer provider, the app's
+    ``set_tracer_provider`` was refused ("Overriding of current TracerProvider is not allowed")
+    and the app's exporter got nothing."""
+    code = textwrap.dedent(
+        """
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        provider, exporter = TracerProvider(), InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+        with trace.get_tracer("app").start_as_current_span("my-span"):
+            pass
+        print([s.name for s in exporter.get_finished_spans()])
+        """
+    )
+    proc = _run(code, _env(SPANREEL_ENABLED="1", OTEL_TRACES_EXPORTER="none", **setting), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['my-span']", proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spanreel: not instrumenting: SPANREEL_"), proc.stderr
+
+
 def test_instrumenting_before_the_app_sets_its_provider(tmp_path: Path, llm: FakeLLMServer) -> None:
     """``Instrumentor().instrument()`` first, the SDK provider after: the span processor could not
     be added then and never was, so Gemini's ``?key=`` stayed in the HTTP span's URL and session
