@@ -27,7 +27,7 @@ else ``openai.request.service_tier``) is priced at that tier's rates: the librar
 ``scale``) gets the standard price.
 
 The library is imported lazily (it takes ~0.2 s): :func:`warm_up` starts that on a daemon thread
-when the first LLM call begins.
+when the first LLM call begins; :func:`load_now` does it at once (replay, before it times calls).
 """
 
 from __future__ import annotations
@@ -134,6 +134,15 @@ def warm_up() -> None:
         return
     _warm_started = True
     threading.Thread(target=_load, name="spanreel-prices", daemon=True).start()
+
+
+def load_now() -> None:
+    """Import the price library and load its bundled data on this thread, now (~0.2 s once; a
+    no-op after). For a process that times LLM calls itself (replay): otherwise the first calls
+    pay the import, which :func:`warm_up` starts in the background when the first call begins."""
+    global _warm_started
+    _warm_started = True
+    _load()
 
 
 def _load() -> None:

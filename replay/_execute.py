@@ -189,12 +189,16 @@ def prepare_replay(
 @contextmanager
 def _instrumented(provider: TracerProvider) -> Iterator[None]:
     from spanreel.instrumentation import Instrumentor
+    from spanreel.instrumentation._cost import load_now as load_prices
 
     instrumentor = Instrumentor()
     was_instrumented = bool(instrumentor.is_instrumented_by_opentelemetry)
     if was_instrumented:
         instrumentor.uninstrument()
     instrumentor.instrument(tracer_provider=provider, capture_content=True)
+    # The price library before the first call is timed: its ~0.2 s import on the first calls
+    # made a verbatim replay of fast calls look several times slower than the recording.
+    load_prices()
     try:
         yield
     finally:

@@ -304,3 +304,27 @@ def test_a_retried_call_reports_the_whole_time_it_took(recorded: Recorded) -> No
     assert report["totals"]["new_latency_ms"] >= 1400
     assert text.exit_code == 0 and text.output.count("3 attempts") == 2
     assert "totals: 2/2 calls replayed, 0 failed, 2 changed, 0 skipped; tokens in" in text.output
+
+
+def test_the_price_library_is_loaded_before_the_first_replayed_call_is_timed(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its ~0.2 s import ran on the first replayed calls (the instrumentation loads it lazily when
+    an app's first LLM call begins), so a verbatim replay of fast calls showed 90 ms against 1–22
+    ms recorded. The replay loads it before it sends anything."""
+    import spanreel.instrumentation._cost as cost
+
+    events: list[str] = []
+    real_load = cost._load
+    monkeypatch.setattr(cost, "_load", lambda: (events.append("load"), real_load()))
+    with Flaky(failures=0) as server:
+        real_do_post = server.server.RequestHandlerClass.do_POST  # type: ignore[attr-defined]
+
+        def do_post(handler: Any) -> None:
+            events.append("request")
+            real_do_post(handler)
+
+        monkeypatch.setattr(server.server.RequestHandlerClass, "do_POST", do_post)
+        res = _replay(recorded, server.base_url, "--json")
+    assert res.exit_code == 0, res.output
+    assert events[:1] == ["load"] and events.count("request") == 2, events
