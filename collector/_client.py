@@ -19,13 +19,14 @@ import contextlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import httpx
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from spanreel.collector._query import (
     DATABASE_CONFIG,
@@ -123,9 +124,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _http_client(timeout: float) -> httpx.Client:
+@contextlib.contextmanager
+def _http_client(timeout: float) -> Iterator[httpx.Client]:
+    """A client for the collector's query API. Its requests are spanreel's own, not the app's: with
+    ``SPANREEL_ENABLED=1`` in the shell, every ``spanreel traces``/``sql``/``replay`` recorded its
+    ``GET /healthz`` and ``POST /api/query`` as traces of its own, cluttering the listing."""
     # trust_env=False: a configured HTTP(S)_PROXY must not capture loopback calls.
-    return httpx.Client(timeout=timeout, trust_env=False)
+    with suppress_instrumentation(), httpx.Client(timeout=timeout, trust_env=False) as client:
+        yield client
 
 
 def running_collector(db_path: str | os.PathLike[str]) -> CollectorInfo | None:

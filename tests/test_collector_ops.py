@@ -311,3 +311,29 @@ def test_keys_of_real_otel_collector_configs(tmp_path: Path, monkeypatch: pytest
     path.write_text(config)
     with pytest.raises(ConfigError, match="is empty"):
         load_collector_config(path)
+
+
+def test_the_cli_does_not_record_its_own_calls_to_the_collector(tmp_path: Path) -> None:
+    """With ``SPANREEL_ENABLED=1`` exported in the shell, every ``spanreel traces``/``sql`` recorded
+    its own ``GET /healthz`` and ``POST /api/query`` as new traces in the database it listed."""
+    db = tmp_path / "spans.duckdb"
+    with start_collector(db) as collector:
+        env = clean_env(
+            SPANREEL_ENABLED="1",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.http_url,
+            OTEL_BSP_SCHEDULE_DELAY="10",
+        )
+        for args in (["traces"], ["sql", "SELECT count(*) FROM spans"]):
+            proc = subprocess.run(
+                [sys.executable, "-m", "spanreel", *args, "--db", str(db)],
+                env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+        # The control: an app's own HTTP request from the same set-up is recorded (and exported at
+        # exit before the process ends), so nothing above was lost to a missing exporter.
+        app = f"import httpx; httpx.get({collector.info['query_url'] + '/healthz'!r})"
+        proc = subprocess.run([sys.executable, "-c", app], env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr  # exported at exit; acknowledged means committed
+        names = run_query("SELECT name, attributes FROM spans", db).rows
+    assert len(names) == 1 and names[0][0] == "GET", names
