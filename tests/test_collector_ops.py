@@ -333,7 +333,9 @@ def test_the_cli_does_not_record_its_own_calls_to_the_collector(tmp_path: Path) 
         # The control: an app's own HTTP request from the same set-up is recorded (and exported at
         # exit before the process ends), so nothing above was lost to a missing exporter.
         app = f"import httpx; httpx.get({collector.info['query_url'] + '/healthz'!r})"
-        proc = subprocess.run([sys.executable, "-c", app], env=env, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", app], env=env, capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, proc.stderr  # exported at exit; acknowledged means committed
         names = run_query("SELECT name, attributes FROM spans", db).rows
     assert len(names) == 1 and names[0][0] == "GET", names
