@@ -152,6 +152,7 @@ class LLMCall:
         "_ttfc",
         "defer_metrics",
         "finisher",
+        "held_baggage",
     )
 
     def __init__(
@@ -202,6 +203,9 @@ class LLMCall:
         #: its own object is a reference cycle, and every call's span, request and response
         #: would then wait for the garbage collector.)
         self.finisher: Callable[[], None] | None = None
+        #: The session baggage entries (:data:`BAGGAGE_KEYS`) of the app's context, held back from
+        #: the request sent to the LLM provider (see :func:`call_context`); ``None``: none.
+        self.held_baggage: dict[str, str] | None = None
 
     @property
     def span(self) -> trace.Span:
@@ -652,9 +656,15 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
             attrs[SPANREEL_REQUEST_BODY_MODIFIED] = True
     parent = context.get_current()
     entries = baggage.get_all(parent)
+    held: dict[str, str] | None = None
     if entries:
         for key in BAGGAGE_KEYS:
-            value = entries.get(key)
+            if key not in entries:
+                continue
+            value = entries[key]
+            if held is None:
+                held = {}
+            held[key] = value if isinstance(value, str) else str(value)
             if isinstance(value, str) and value and key not in attrs:  # the request's own wins
                 attrs[key] = value
     original = current_replay()
@@ -683,6 +693,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
             request=request,
         )
         # Metrics once per owner's operation, recorded when it ends (not per HTTP attempt).
+        call.held_baggage = held
         call.defer_metrics = finish_before_owner_ends(foreign, call)
         # The owner records the SDK's error ("Incorrect API key provided: sk-…") on its span: mask
         # the request's credentials out of it (computed now: the span must not hold the call).
@@ -693,6 +704,7 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
         name, context=parent, kind=SpanKind.CLIENT, attributes=attrs, links=links
     )
     call = LLMCall(span, api, settings, attrs, stream=stream, truncated=tuple(truncated), request=request)
+    call.held_baggage = held
     return call, call_context(call, trace.set_span_in_context(span, parent))
 
 
@@ -702,5 +714,14 @@ CALL_CONTEXT_KEY: Final = context.create_key("spanreel-llm-call")
 
 
 def call_context(call: LLMCall, ctx: Context) -> Context:
-    """``ctx`` with ``call`` as the current LLM call (see :data:`CALL_CONTEXT_KEY`)."""
+    """``ctx`` with ``call`` as the current LLM call (see :data:`CALL_CONTEXT_KEY`), without the
+    session baggage entries (:attr:`LLMCall.held_baggage`): the HTTP instrumentation would send
+    them to the LLM provider in the request's ``baggage`` header — ``user.id`` (often an e-mail
+    address), ``session.id``, the session name and path, which are for the app's own downstream
+    services (W3C Baggage, "Security considerations"). The request keeps ``traceparent``; the
+    HTTP span still gets the session attributes (:class:`~._processor.SpanreelProcessor`)."""
+    held = call.held_baggage
+    if held:
+        for key in held:
+            ctx = baggage.remove_baggage(key, ctx)
     return context.set_value(CALL_CONTEXT_KEY, call, ctx)

@@ -5,7 +5,9 @@ For every span started while instrumentation is on (whoever creates it) :class:`
 - copies the session keys found in baggage (``session.id``, ``user.id``, ``spanreel.session.name``,
   ``spanreel.session.path``, ``gen_ai.conversation.id``) onto the span, with
   opentelemetry-processor-baggage's ``BaggageSpanProcessor`` (see :func:`spanreel.session`),
-  except those the span was started with (its own value wins);
+  except those the span was started with (its own value wins); on the HTTP span of an LLM call,
+  whose context lacks them (they are not sent to the LLM provider:
+  :func:`~spanreel.instrumentation._call.call_context`), the call's own;
 - on the HTTP client span of an LLM call (opentelemetry-instrumentation-httpx's, a child of the
   GenAI span), masks the call's credentials out of the exception and status text it records (a
   transport error quotes the header it refused: an API key read with a trailing newline);
@@ -78,9 +80,13 @@ class SpanreelProcessor(SpanProcessor):
             return
         try:
             call = context.get_value(CALL_CONTEXT_KEY, parent_context)
+            attributes = span.attributes
             if isinstance(call, LLMCall) and call.span is not span:
                 mask_error_text(span, call.credentials)
-            attributes = span.attributes
+                held = call.held_baggage
+                if held:  # held back from the request (see call_context), not from the span
+                    started = attributes or {}
+                    span.set_attributes({k: v for k, v in held.items() if k not in started})
             entries = baggage.get_all(parent_context)
             if entries:  # (none: nothing to copy, the common case)
                 # A value the span was started with (a Responses call's own ``conversation``)

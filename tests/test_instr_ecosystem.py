@@ -608,3 +608,46 @@ def test_session_user_path_and_upstream_baggage(
     (call,) = genai_spans(exporter)
     a = call.attributes or {}
     assert (a[ga.GEN_AI_CONVERSATION_ID], a[SESSION_ID]) == ("conv_abc123", "ticket-42")
+
+
+def test_the_session_baggage_is_not_sent_to_the_llm_provider(
+    recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer
+) -> None:
+    """The HTTP instrumentation injects the context's baggage into every request: each LLM call
+    sent the provider ``baggage: session.id=…,user.id=alice@example.com,…`` (W3C Baggage warns
+    against leaking such entries to third parties). The LLM request now keeps ``traceparent`` and
+    the app's other baggage but not the session's; the HTTP span still records the session, and a
+    request that is not an LLM call (the app's own services) still carries it."""
+    _, exporter = recording
+    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    server.requests.clear()
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        with spanreel.session("support", session_id="ticket-7", user_id="alice@example.com"):
+            client.chat.completions.create(model="a", messages=MESSAGES)
+            client.chat.completions.create(model="a", messages=MESSAGES, stream=True).close()
+            client.models.list()  # not an LLM call: as any downstream service
+    finally:
+        context.detach(token)
+    llm = [r for r in server.requests if r.path.endswith("/chat/completions")]
+    (other,) = [r for r in server.requests if r.path.endswith("/models")]
+    assert len(llm) == 2
+    for request in llm:
+        assert request.header("traceparent")
+        assert request.header("baggage") == "tenant=acme", request.headers
+    sent = other.header("baggage") or ""
+    assert "session.id=ticket-7" in sent and "user.id=alice%40example.com" in sent and "tenant=acme" in sent
+    calls = genai_spans(exporter)
+    assert len(calls) == 2
+    for call in calls:
+        (http,) = [
+            s for s in exporter.get_finished_spans() if s.parent and s.parent.span_id == call.context.span_id
+        ]
+        for span in (call, http):
+            a = span.attributes or {}
+            assert (a[SESSION_ID], a[USER_ID], a[SPANREEL_SESSION_NAME]) == (
+                "ticket-7",
+                "alice@example.com",
+                "support",
+            )
+            assert a[ga.GEN_AI_CONVERSATION_ID] == "ticket-7"
