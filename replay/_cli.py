@@ -451,7 +451,8 @@ output changed) or a user error; 2 bad usage.""",
     default=None,
     metavar="M",
     help="Replace the request's model: the body's, or the URL path's where it names the model "
-    "(Gemini, Anthropic on Vertex AI and Amazon Bedrock).",
+    "(Gemini, Anthropic on Vertex AI and Amazon Bedrock). Not on embeddings calls (to change "
+    "those: --set model=M --only 'embeddings *').",
 )
 @click.option(
     "--set",
@@ -465,13 +466,15 @@ output changed) or a user error; 2 bad usage.""",
     "--system",
     default=None,
     metavar="TEXT|@FILE",
-    help="Replace the system prompt (one is inserted if absent); @FILE reads it from a file.",
+    help="Replace the system prompt (one is inserted if absent); @FILE reads it from a file. "
+    "Chat calls only (chat completions, Responses, Anthropic messages, Gemini): embeddings and "
+    "legacy completions are left unchanged; a warning says when no call was changed.",
 )
 @click.option(
     "--system-append",
     default=None,
     metavar="TEXT|@FILE",
-    help="Append to the system prompt (after a blank line).",
+    help="Append to the system prompt (after a blank line); chat calls only, like --system.",
 )
 @click.option(
     "--only",

@@ -5,11 +5,14 @@ Order, for each call an edit applies to (all calls, or those selected by ``only`
 1. ``model`` — replaces the body's top-level ``"model"``, or, for APIs that name the model in the
    URL path instead (Gemini ``…/models/{model}:generateContent``, Anthropic on Vertex AI
    ``…:rawPredict`` and on Amazon Bedrock ``…/model/{modelId}/invoke``), the path's
-   (:func:`url_with_model`);
+   (:func:`url_with_model`). Not on embeddings calls: a chat model there would be refused (change
+   an embeddings model with ``params`` — ``--set model=M --only 'embeddings *'``);
 2. ``params`` (``--set key=value``) — sets a body key; ``a.b`` walks into (or creates) nested
    objects; values are JSON (``temperature=0`` is the number 0, ``stop=["\\n"]`` a list,
    anything that is not JSON is a string);
-3. ``system`` — the new system prompt: replaces the content of the first ``system`` /
+3. ``system`` — only on chat-like calls (chat completions, Responses, Anthropic messages,
+   Gemini; not embeddings or legacy completions, which have no system prompt): the new system
+   prompt: replaces the content of the first ``system`` /
    ``developer`` chat message (or inserts a system message first), or sets Anthropic's
    top-level ``system`` / the Responses API's ``instructions`` / Gemini's
    ``systemInstruction`` when the body has those shapes;
@@ -17,6 +20,11 @@ Order, for each call an edit applies to (all calls, or those selected by ``only`
    the system prompt when there is none);
 5. ``hook`` — a callable that receives the body (a ``dict``) and returns the body to send (or
    ``None`` after changing it in place), like Helicone's ``modifyRequestBody``.
+
+Which calls are which: the recorded ``gen_ai.operation.name`` (``chat``, ``generate_content``,
+``text_completion``, ``embeddings``), else the one the request URL's API implies
+(:func:`call_operation`); a call of unknown operation gets every edit (the body's shape decides).
+:func:`edit_warnings` says when an edit changes no call.
 
 ``only``: glob patterns (:mod:`fnmatch`, case-sensitive; ``*`` also matches ``/``); an edit
 applies to a call when any pattern matches its span name (``chat gpt-4o-mini``), its session
@@ -29,7 +37,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -37,12 +45,17 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from spanreel.instrumentation._anthropic import BEDROCK_MESSAGES, MESSAGES
 from spanreel.instrumentation._apis import route
 from spanreel.instrumentation._gemini import GENERATE_CONTENT
+from spanreel.instrumentation._openai import CHAT
+from spanreel.instrumentation._openai_misc import COMPLETIONS, EMBEDDINGS
+from spanreel.instrumentation._openai_responses import RESPONSES
 
 __all__ = [
     "EditError",
     "ReplayEdits",
     "RequestHook",
+    "call_operation",
     "edit_body",
+    "edit_warnings",
     "model_in_path",
     "parse_set",
     "url_with_model",
@@ -53,6 +66,25 @@ RequestHook = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
 _ANTHROPIC = "anthropic"
 
+_CHAT, _GENERATE_CONTENT, _TEXT_COMPLETION, _EMBEDDINGS = (
+    "chat",
+    "generate_content",
+    "text_completion",
+    "embeddings",
+)
+#: Operations whose requests have a system prompt (what ``system`` / ``system_append`` edit).
+SYSTEM_PROMPT_OPERATIONS = frozenset({_CHAT, _GENERATE_CONTENT})
+#: ``gen_ai.operation.name`` of each API's requests (for calls recorded without one).
+_API_OPERATIONS = {
+    CHAT.name: _CHAT,
+    RESPONSES.name: _CHAT,
+    MESSAGES.name: _CHAT,
+    BEDROCK_MESSAGES.name: _CHAT,
+    GENERATE_CONTENT.name: _GENERATE_CONTENT,
+    COMPLETIONS.name: _TEXT_COMPLETION,
+    EMBEDDINGS.name: _EMBEDDINGS,
+}
+
 
 #: APIs whose URL path names the model (the body has none; Azure's deployment is not one).
 _MODEL_IN_PATH = frozenset({GENERATE_CONTENT.name, MESSAGES.name, BEDROCK_MESSAGES.name})
@@ -61,6 +93,17 @@ _MODEL_IN_PATH = frozenset({GENERATE_CONTENT.name, MESSAGES.name, BEDROCK_MESSAG
 def _path_model(path: str) -> str | None:
     found = route(path)
     return found.path_model if found is not None and found.api.name in _MODEL_IN_PATH else None
+
+
+def call_operation(operation: str | None, url: str | None = None) -> str | None:
+    """A call's operation for the edits: ``operation`` (its recorded ``gen_ai.operation.name``)
+    when set, else the one the API of ``url``'s path implies (``…/embeddings`` → ``embeddings``,
+    ``…/completions`` → ``text_completion``, chat completions / Responses / Anthropic messages →
+    ``chat``, Gemini → ``generate_content``), else ``None`` (unknown)."""
+    if operation:
+        return operation
+    found = route(urlsplit(url).path) if url else None
+    return _API_OPERATIONS.get(found.api.name) if found is not None else None
 
 
 def model_in_path(url: str) -> bool:
@@ -127,6 +170,20 @@ class ReplayEdits:
             and self.system_append is None
             and not self.params
             and self.hook is None
+        )
+
+    def for_operation(self, operation: str | None) -> ReplayEdits:
+        """The edits that fit a call of ``operation`` (:func:`call_operation`; ``None``: unknown,
+        all fit): ``system`` / ``system_append`` only on ``chat`` and ``generate_content`` calls,
+        ``model`` not on ``embeddings`` calls; ``params`` and ``hook`` on every call."""
+        if operation is None:
+            return self
+        no_system = operation not in SYSTEM_PROMPT_OPERATIONS
+        return replace(
+            self,
+            model=None if operation == _EMBEDDINGS else self.model,
+            system=None if no_system else self.system,
+            system_append=None if no_system else self.system_append,
         )
 
     def applies_to(self, name: str, *paths: str | None) -> bool:
@@ -221,16 +278,24 @@ def _set_path(body: dict[str, Any], key: str, value: Any) -> None:
 
 
 def edit_body(
-    body: dict[str, Any], edits: ReplayEdits, provider: str | None = None, *, model_in_path: bool = False
+    body: dict[str, Any],
+    edits: ReplayEdits,
+    provider: str | None = None,
+    *,
+    model_in_path: bool = False,
+    operation: str | None = None,
 ) -> dict[str, Any]:
     """Apply ``edits`` to ``body`` (a parsed JSON object, mutated) and return the body to send.
 
     ``provider``: the recorded ``gen_ai.provider.name`` (picks Anthropic's top-level ``system``).
+    ``operation``: the call's operation (:func:`call_operation`): only the edits that fit it are
+    applied (:meth:`ReplayEdits.for_operation`).
     ``model_in_path``: the request's URL names the model (:func:`model_in_path`): the ``model``
     edit goes there (:func:`url_with_model`), not into the body.
     Raises :class:`EditError` when an edit does not fit the body or the hook fails / returns a
     non-object; the hook's own exception is chained.
     """
+    edits = edits.for_operation(operation)
     if edits.model is not None and not model_in_path:
         body["model"] = edits.model
     for key, value in edits.params:
@@ -254,6 +319,39 @@ def edit_body(
                 )
             body = returned
     return body
+
+
+def edit_warnings(edits: ReplayEdits, selected: Sequence[str | None]) -> list[str]:
+    """What to tell the user about edits that change no call. ``selected``: the operation
+    (:func:`call_operation`) of each replayable call that ``edits.only`` selects (all of them
+    without ``only``). One line each: ``only`` selected no call; ``system`` / ``system_append``
+    or ``model`` fit none of the selected calls (:meth:`ReplayEdits.for_operation`)."""
+    if edits.empty:
+        return []
+    if not selected:
+        if not edits.only:
+            return []
+        patterns = " ".join(repr(p) for p in edits.only)
+        return [
+            f"--only {patterns} matched no replayable call (by span name, tree path or "
+            "spanreel.session.path): nothing was edited"
+        ]
+    kinds = ", ".join(sorted({op or "unknown" for op in selected}))
+    out: list[str] = []
+    fitting = [edits.for_operation(op) for op in selected]
+    if (edits.system is not None or edits.system_append is not None) and not any(
+        e.system is not None or e.system_append is not None for e in fitting
+    ):
+        out.append(
+            "--system/--system-append changed no call: a system prompt is edited on chat calls "
+            f"(chat completions, Responses, Anthropic messages, Gemini) only, and the calls are {kinds}"
+        )
+    if edits.model is not None and not any(e.model is not None for e in fitting):
+        out.append(
+            "--model changed no call: it leaves embeddings calls alone "
+            "(use --set model=M --only 'embeddings *' to change an embeddings model)"
+        )
+    return out
 
 
 def validate_only(patterns: Sequence[str]) -> tuple[str, ...]:

@@ -60,7 +60,15 @@ from spanreel._attributes import (
 )
 
 from ._cascade import Dependency, find_dependencies, recorded_outputs, request_shape
-from ._edits import EditError, ReplayEdits, edit_body, model_in_path, url_with_model
+from ._edits import (
+    EditError,
+    ReplayEdits,
+    call_operation,
+    edit_body,
+    edit_warnings,
+    model_in_path,
+    url_with_model,
+)
 from ._exporter import RecordingExporter, make_otlp_exporter, quiet_exporter_logs
 from ._load import QueryFn, SpanRecord, load_session, load_trace
 from ._messages import (
@@ -132,12 +140,31 @@ class ReplayPlan:
     def trace_ids(self) -> tuple[str, ...]:
         return tuple(t for t, _ in self.forests)
 
-    def edited(self, call: PlannedCall) -> bool:
-        """Whether the edits apply to ``call``."""
+    def _selected(self, call: PlannedCall) -> bool:
         session_path = call.span.attributes.get(SPANREEL_SESSION_PATH)
-        return not self.edits.empty and self.edits.applies_to(
+        return self.edits.applies_to(
             call.span.name, call.path, session_path if isinstance(session_path, str) else None
         )
+
+    @staticmethod
+    def _operation(call: PlannedCall) -> str | None:
+        return call_operation(call.span.operation, call.request.url if call.request is not None else None)
+
+    def edits_for(self, call: PlannedCall) -> ReplayEdits:
+        """The edits that change ``call``: those ``only`` selects it for that fit its operation
+        (:meth:`ReplayEdits.for_operation`); empty when none."""
+        if self.edits.empty or not self._selected(call):
+            return ReplayEdits()
+        return self.edits.for_operation(self._operation(call))
+
+    def edited(self, call: PlannedCall) -> bool:
+        """Whether an edit changes ``call``."""
+        return not self.edits_for(call).empty
+
+    def edit_warnings(self) -> list[str]:
+        """Edits that change no replayable call (:func:`spanreel.replay._edits.edit_warnings`)."""
+        selected = [self._operation(c) for c in self.calls if c.replayable and self._selected(c)]
+        return edit_warnings(self.edits, selected)
 
     def sources(self, call: PlannedCall) -> tuple[int, ...]:
         """Indexes of the calls ``call`` waits for (sorted, unique)."""
@@ -310,14 +337,13 @@ class _Runner:
             state.divergences.extend(
                 f"message {dep.message_index} (call {dep.source}): {d}" for d in sub.divergences
             )
-        if self.plan.edited(call):
+        edits = self.plan.edits_for(call)
+        if not edits.empty:
             if body is None:
                 if not isinstance(request.json_body, dict):
                     raise EditError("cannot edit the request: the recorded body is not a JSON object")
                 body = json.loads(request.body)
-            body = edit_body(
-                body, self.plan.edits, call.span.provider, model_in_path=model_in_path(request.url)
-            )
+            body = edit_body(body, edits, call.span.provider, model_in_path=model_in_path(request.url))
         return request.body.encode("utf-8") if body is None else encode_body(body)
 
     def run_call(self, call: PlannedCall) -> _Done:
@@ -333,8 +359,9 @@ class _Runner:
             try:
                 body = self.body_for(call, state)
                 state.url = rewrite_url(call.request.url, self.base_url)
-                if self.plan.edited(call) and self.plan.edits.model is not None:
-                    state.url = url_with_model(state.url, self.plan.edits.model)
+                model = self.plan.edits_for(call).model
+                if model is not None:
+                    state.url = url_with_model(state.url, model)
             except (EditError, ValueError) as exc:
                 state.sent.error = str(exc)
                 return state
@@ -582,7 +609,7 @@ def execute_plan(
         finally:
             provider.shutdown()
 
-    warnings: list[str] = []
+    warnings: list[str] = plan.edit_warnings()
     results: list[CallResult] = []
     for call in plan.calls:
         done = runner.done.get(call.index) if call.replayable else None

@@ -1,0 +1,158 @@
+"""Replay edits on the calls they fit, end to end.
+
+Recording: the real ``openai`` and ``anthropic`` SDKs under
+``spanreel.instrumentation.Instrumentor`` against ``FakeLLMServer`` — one trace with an OpenAI chat
+call whose system message is a list of parts, an embeddings call, a legacy completions call and an
+Anthropic messages call whose system prompt is two text blocks (one with ``cache_control``). The
+spans are written as OTLP JSON (what ``--from-file`` reads). Replays run through the ``spanreel``
+CLI; the requests are checked as the fake server received them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from anthropic import Anthropic
+from click.testing import CliRunner, Result
+from openai import OpenAI
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_replay_support import otlp_dict
+
+from spanreel.cli import main
+from spanreel.fakellm import FakeLLMServer
+from spanreel.instrumentation import Instrumentor
+
+CHAT_SYSTEM = [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Use British spelling."}]
+ANTHROPIC_SYSTEM = [
+    {"type": "text", "text": "You are a librarian.", "cache_control": {"type": "ephemeral"}},
+    {"type": "text", "text": "Answer in French."},
+]
+#: span names, in recorded order
+NAMES = [
+    "chat gpt-4o-mini",
+    "embeddings text-embedding-3-small",
+    "text_completion gpt-3.5-turbo-instruct",
+    "chat claude-3-5-haiku-latest",
+]
+
+
+@dataclass
+class Recording:
+    llm: FakeLLMServer
+    file: Path  # the whole trace
+    embeddings_file: Path  # a trace with only the embeddings call
+    bodies: list[dict[str, Any]]  # as the fake server received them, in order
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
+    tmp = tmp_path_factory.mktemp("edits")
+    with FakeLLMServer(port=0) as llm:
+        memory = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "edits-app"}))
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        tracer = provider.get_tracer("app")
+        openai = OpenAI(base_url=llm.base_url, api_key="sk-recording", max_retries=0)
+        anthropic = Anthropic(base_url=llm.base_url.removesuffix("/v1"), api_key="sk-ant", max_retries=0)
+        first = len(llm.requests)
+        instrumentor = Instrumentor()
+        instrumentor.instrument(tracer_provider=provider, capture_content=True)
+        try:
+            with tracer.start_as_current_span("app"):
+                openai.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[
+                        {"role": "system", "content": CHAT_SYSTEM},  # type: ignore[typeddict-item]
+                        {"role": "user", "content": "Colour or color?"},
+                    ],
+                )
+                openai.embeddings.create(model="text-embedding-3-small", input="embed me")
+                openai.completions.create(model="gpt-3.5-turbo-instruct", prompt="Once upon a time")
+                anthropic.messages.create(
+                    model="claude-3-5-haiku-latest",
+                    max_tokens=50,
+                    system=ANTHROPIC_SYSTEM,  # type: ignore[arg-type]
+                    messages=[{"role": "user", "content": "hi"}],
+                )
+            with tracer.start_as_current_span("indexer"):
+                openai.embeddings.create(model="text-embedding-3-small", input="index me")
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+        bodies = [r.json for r in llm.requests[first:]]
+        spans = list(memory.get_finished_spans())
+        indexer = next(s for s in spans if s.name == "indexer")
+        assert indexer.context is not None
+        mine = [s for s in spans if s.context is not None and s.context.trace_id == indexer.context.trace_id]
+        file = tmp / "trace.json"
+        file.write_text(json.dumps(otlp_dict([s for s in spans if s not in mine], hex_ids=True)))
+        embeddings_file = tmp / "embeddings.json"
+        embeddings_file.write_text(json.dumps(otlp_dict(mine, hex_ids=True)))
+        yield Recording(llm, file, embeddings_file, bodies)
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-replay")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-replay")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # nowhere: a warning only
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def replay(recording: Recording, *args: str, file: Path | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """Replay the trace file one call at a time: the JSON report and the bodies the server got."""
+    before = len(recording.llm.requests)
+    res = cli("replay", "--from-file", str(file or recording.file), "--concurrency", "1", "--json", *args)
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    return report, [r.json for r in recording.llm.requests[before:]]
+
+
+def edit_warnings(report: dict[str, Any]) -> list[str]:
+    return [w for w in report["warnings"] if "could not be exported" not in w]
+
+
+def test_system_and_model_edits_leave_embeddings_and_completions_alone(recording: Recording) -> None:
+    report, sent = replay(recording, "--system", "NEW SYS", "--model", "gpt-4.1")
+    assert [c["name"] for c in report["calls"]] == NAMES
+    assert [c["status"] for c in report["calls"]] == ["ok"] * 4
+    assert [c["edited"] for c in report["calls"]] == [True, False, True, True]
+    chat, embeddings, completions, anthropic = sent
+    assert chat["model"] == "gpt-4.1" and chat["messages"][0] == {"role": "system", "content": "NEW SYS"}
+    assert embeddings == recording.bodies[1]  # no "instructions", the embeddings model kept
+    assert completions == {**recording.bodies[2], "model": "gpt-4.1"}  # no system prompt to edit
+    assert anthropic["system"] == "NEW SYS" and anthropic["model"] == "gpt-4.1"
+    assert edit_warnings(report) == []
+
+
+def test_system_edit_that_fits_no_call_is_a_warning(recording: Recording) -> None:
+    report, sent = replay(recording, "--system-append", "Be brief.", file=recording.embeddings_file)
+    assert [c["edited"] for c in report["calls"]] == [False]
+    assert sent == [recording.bodies[4]]
+    (warning,) = edit_warnings(report)
+    assert warning.startswith("--system/--system-append changed no call") and "embeddings" in warning
+    # an embeddings model is changed with --set, --model leaves it alone (and says so)
+    report, sent = replay(recording, "--model", "gpt-4.1", file=recording.embeddings_file)
+    assert sent == [recording.bodies[4]] and [c["edited"] for c in report["calls"]] == [False]
+    assert edit_warnings(report) == [
+        "--model changed no call: it leaves embeddings calls alone "
+        "(use --set model=M --only 'embeddings *' to change an embeddings model)"
+    ]
+    report, sent = replay(
+        recording, "--set", "model=text-embedding-3-large", "--only", "embeddings *",
+        file=recording.embeddings_file,
+    )  # fmt: skip
+    assert sent == [{**recording.bodies[4], "model": "text-embedding-3-large"}]
+    assert edit_warnings(report) == []
