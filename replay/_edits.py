@@ -16,8 +16,10 @@ Order, for each call an edit applies to (all calls, or those selected by ``only`
    ``developer`` chat message (or inserts a system message first), or sets Anthropic's
    top-level ``system`` / the Responses API's ``instructions`` / Gemini's
    ``systemInstruction`` when the body has those shapes;
-4. ``system_append`` — appended to the existing system prompt after a blank line (it becomes
-   the system prompt when there is none);
+4. ``system_append`` — appended to the existing system prompt: to a string after a blank line;
+   to a system prompt made of content blocks or parts (Anthropic's ``system`` list, a chat
+   message's list of parts, Gemini's ``parts``) as a new text block, the others kept as they are
+   (``cache_control`` included); it becomes the system prompt when there is none;
 5. ``hook`` — a callable that receives the body (a ``dict``) and returns the body to send (or
    ``None`` after changing it in place), like Helicone's ``modifyRequestBody``.
 
@@ -211,35 +213,6 @@ def _looks_anthropic(body: Mapping[str, Any]) -> bool:
     return isinstance(model, str) and model.startswith("claude")
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and p.get("type") == "text"
-        )
-    return ""
-
-
-def _current_system(body: Mapping[str, Any]) -> str | None:
-    if "system" in body:
-        return _content_text(body["system"]) or None
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in messages:
-            if isinstance(message, Mapping) and message.get("role") in ("system", "developer"):
-                return _content_text(message.get("content"))
-        return None
-    if "instructions" in body:
-        return str(body["instructions"] or "") or None
-    instruction = body.get("systemInstruction")
-    if isinstance(instruction, Mapping):
-        parts = instruction.get("parts")
-        if isinstance(parts, list):
-            return "".join(str(p.get("text", "")) for p in parts if isinstance(p, Mapping)) or None
-    return None
-
-
 def _set_system(body: dict[str, Any], text: str, provider: str | None) -> None:
     if "system" in body or (provider == _ANTHROPIC and "messages" in body):
         body["system"] = text  # Anthropic Messages API: the system prompt is top-level
@@ -262,6 +235,46 @@ def _set_system(body: dict[str, Any], text: str, provider: str | None) -> None:
         body["systemInstruction"] = {"parts": [{"text": text}]}
         return
     raise EditError("cannot apply the system-prompt edit: the request body has no messages/input/contents")
+
+
+def _appended(current: Any, text: str, where: str) -> Any:
+    """System content ``current`` with ``text`` appended: a string gets it after a blank line, a
+    list of content blocks / parts a new ``{"type": "text"}`` block (the others kept as they are,
+    ``cache_control`` included); nothing yet: ``text``."""
+    if current is None or current == "" or current == []:
+        return text
+    if isinstance(current, str):
+        return f"{current}\n\n{text}"
+    if isinstance(current, list):
+        return [*current, {"type": "text", "text": text}]
+    raise EditError(f"cannot append to the system prompt: {where} is a {type(current).__name__}")
+
+
+def _append_system(body: dict[str, Any], text: str, provider: str | None) -> None:
+    if "system" in body or (provider == _ANTHROPIC and "messages" in body):
+        body["system"] = _appended(body.get("system"), text, "system")
+        return
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for i, message in enumerate(messages):
+            if isinstance(message, Mapping) and message.get("role") in ("system", "developer"):
+                where = f"the {message.get('role')} message's content"
+                messages[i] = {**message, "content": _appended(message.get("content"), text, where)}
+                return
+    elif "input" in body or "instructions" in body:  # OpenAI Responses API: a string
+        current = body.get("instructions")
+        if current is not None and not isinstance(current, str):
+            raise EditError(f"cannot append to the system prompt: instructions is a {type(current).__name__}")
+        body["instructions"] = _appended(current, text, "instructions")
+        return
+    elif isinstance(body.get("systemInstruction"), Mapping):  # Gemini: a new part
+        instruction = body["systemInstruction"]
+        parts = instruction.get("parts")
+        if parts is not None and not isinstance(parts, list):
+            raise EditError("cannot append to the system prompt: systemInstruction.parts is not a list")
+        body["systemInstruction"] = {**instruction, "parts": [*(parts or []), {"text": text}]}
+        return
+    _set_system(body, text, provider)  # no system prompt yet: it becomes the system prompt
 
 
 def _set_path(body: dict[str, Any], key: str, value: Any) -> None:
@@ -303,8 +316,7 @@ def edit_body(
     if edits.system is not None:
         _set_system(body, edits.system, provider)
     if edits.system_append is not None:
-        current = _current_system(body)
-        _set_system(body, f"{current}\n\n{edits.system_append}" if current else edits.system_append, provider)
+        _append_system(body, edits.system_append, provider)
     if edits.hook is not None:
         name = edits.hook_name or repr(edits.hook)
         try:

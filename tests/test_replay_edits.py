@@ -156,3 +156,18 @@ def test_system_edit_that_fits_no_call_is_a_warning(recording: Recording) -> Non
     )  # fmt: skip
     assert sent == [{**recording.bodies[4], "model": "text-embedding-3-large"}]
     assert edit_warnings(report) == []
+
+
+def test_system_append_adds_a_block_to_a_system_prompt_made_of_blocks(recording: Recording) -> None:
+    report, sent = replay(recording, "--system-append", "Be brief.")
+    assert [c["status"] for c in report["calls"]] == ["ok"] * 4
+    assert [c["edited"] for c in report["calls"]] == [True, False, False, True]
+    chat, _, _, anthropic = sent
+    appended = {"type": "text", "text": "Be brief."}
+    # the recorded blocks kept as they were (cache_control too), the appended text a block of its own
+    assert anthropic["system"] == [*ANTHROPIC_SYSTEM, appended]
+    assert chat["messages"][0] == {"role": "system", "content": [*CHAT_SYSTEM, appended]}
+    assert chat["messages"][1:] == recording.bodies[0]["messages"][1:]
+    # --system replaces the blocks by its text; --system-append then follows it after a blank line
+    _, sent = replay(recording, "--system", "New.", "--system-append", "Be brief.", "--only", "chat claude-*")
+    assert sent[3]["system"] == "New.\n\nBe brief."

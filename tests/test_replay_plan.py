@@ -266,3 +266,23 @@ def test_model_edit_of_a_url_that_names_the_model(url: str, expected: str) -> No
         )
     )
     assert ("model" in body) is (url == expected)
+
+
+def test_system_append_responses_string_and_gemini_parts() -> None:
+    body = json.loads(
+        apply_edits(
+            _req({"model": "m", "input": "hi", "instructions": "Old."}), ReplayEdits(system_append="S")
+        )
+    )
+    assert body["instructions"] == "Old.\n\nS"
+    gemini = {
+        "contents": [],
+        "systemInstruction": {"role": "system", "parts": [{"text": "a"}, {"text": "b"}]},
+    }
+    body = json.loads(apply_edits(_req(gemini), ReplayEdits(system_append="S")))
+    assert body["systemInstruction"] == {
+        "role": "system",
+        "parts": [{"text": "a"}, {"text": "b"}, {"text": "S"}],
+    }
+    body = json.loads(apply_edits(_req({"contents": []}), ReplayEdits(system_append="S")))
+    assert body["systemInstruction"] == {"parts": [{"text": "S"}]}
