@@ -659,13 +659,21 @@ def replay_trace(
 
     ``trace_id``: 32 hex chars or a unique prefix ≥ 8. ``db_path``: the DuckDB file holding it
     (the replay trace is exported to the collector running on it). ``model`` / ``system``:
-    shorthands for ``edits=ReplayEdits(model=…, system=…)``.
+    shorthands for ``edits=ReplayEdits(model=…, system=…)``, when ``edits`` is not given.
 
-    Raises what :func:`spanreel.replay.load_trace` raises, and :class:`ValueError` for a bad
-    ``base_url``. Failed calls do not raise: they are ``"error"`` in the result.
+    Raises :class:`TypeError` when ``model`` or ``system`` is given together with ``edits`` (put
+    them in the :class:`ReplayEdits`), what :func:`spanreel.replay.load_trace` raises, and
+    :class:`ValueError` for a bad ``base_url``. Failed calls do not raise: they are ``"error"``
+    in the result.
     """
     if edits is None:
         edits = ReplayEdits(model=model, system=system)
+    elif model is not None or system is not None:
+        names = [n for n, v in (("model", model), ("system", system)) if v is not None]
+        raise TypeError(
+            f"replay_trace() got edits and {' and '.join(names)}: put them in the ReplayEdits "
+            f"(edits=ReplayEdits({', '.join(n + '=…' for n in names)}, …))"
+        )
     if base_url is not None:
         rewrite_url("http://h/", base_url)
     spans = load_trace(trace_id, db_path, query=query)

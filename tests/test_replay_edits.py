@@ -24,11 +24,12 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_replay_support import otlp_dict
+from test_replay_support import otlp_dict, write_db
 
 from spanreel.cli import main
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
+from spanreel.replay import ReplayEdits, load_trace_file, replay_trace
 
 CHAT_SYSTEM = [{"type": "text", "text": "You are terse."}, {"type": "text", "text": "Use British spelling."}]
 ANTHROPIC_SYSTEM = [
@@ -171,3 +172,20 @@ def test_system_append_adds_a_block_to_a_system_prompt_made_of_blocks(recording:
     # --system replaces the blocks by its text; --system-append then follows it after a blank line
     _, sent = replay(recording, "--system", "New.", "--system-append", "Be brief.", "--only", "chat claude-*")
     assert sent[3]["system"] == "New.\n\nBe brief."
+
+
+def test_replay_trace_refuses_model_or_system_beside_edits(recording: Recording, tmp_path: Path) -> None:
+    db = write_db(tmp_path / "spans.duckdb", load_trace_file(recording.file))
+    trace_id = load_trace_file(recording.file)[0].trace_id
+    before = len(recording.llm.requests)
+    edits = ReplayEdits(params=(("temperature", 0),))
+    with pytest.raises(TypeError, match=r"got edits and model: put them in the ReplayEdits"):
+        replay_trace(trace_id, db, model="gpt-4.1", edits=edits)
+    with pytest.raises(TypeError, match=r"ReplayEdits\(model=…, system=…, …\)"):
+        replay_trace(trace_id, db, model="gpt-4.1", system="S", edits=edits)
+    assert len(recording.llm.requests) == before  # nothing was sent
+    # the shorthands alone still work
+    result = replay_trace(trace_id, db, system="S", concurrency=1, span_exporter=InMemorySpanExporter())
+    assert [c.edited for c in result.calls] == [True, False, False, True]
+    sent = [r.json for r in recording.llm.requests[before:]]  # concurrency=1: in recorded order
+    assert sent[0]["messages"][0] == {"role": "system", "content": "S"} and sent[3]["system"] == "S"
