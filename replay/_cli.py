@@ -425,7 +425,7 @@ addresses are refused unless --allow-host. The replay is recorded as a new trace
 spanreel-replay) linked to the original, exported to the collector running on the same
 database (else to OTEL_EXPORTER_OTLP_ENDPOINT).
 Exit codes: 0 ok; 1 the --fail-on check failed (a call errored, or with --fail-on changed an
-output changed) or a user error; 2 bad usage.""",
+output changed; with --dry-run: an edit does not fit a call) or a user error; 2 bad usage.""",
 )
 @click.argument("trace_id", required=False)
 @source_options
@@ -437,7 +437,13 @@ output changed) or a user error; 2 bad usage.""",
     show_default=True,
     help="verbatim: each request as recorded; cascade: later requests get earlier calls' new outputs.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the plan (calls, targets, dependencies); send nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (calls, targets, dependencies, models after the edits) and send nothing. "
+    "The edits are applied to the recorded bodies (--hook runs) so an edit that does not fit a "
+    "call shows as 'edit failed' (exit 1 unless --fail-on never).",
+)
 @click.option(
     "--base-url",
     default=None,
@@ -480,8 +486,10 @@ output changed) or a user error; 2 bad usage.""",
     "--only",
     multiple=True,
     metavar="GLOB",
-    help="Apply the edits only to calls whose span name or session path (span names from the "
-    "trace root, joined by '/') matches. Repeatable.",
+    help="Apply the edits only to calls whose span name ('chat gpt-4o-mini'), tree path (span "
+    "names from the trace root down to the call, joined by '/': 'turn 1/plan/chat gpt-4o-mini') or "
+    "spanreel.session.path ('/support/turn-2') matches the glob ('*' also matches '/'). "
+    "Repeatable. A warning says when no call matches.",
 )
 @click.option(
     "--hook",
@@ -512,7 +520,11 @@ output changed) or a user error; 2 bad usage.""",
     help="Allow a host that is refused by default (link-local / cloud metadata). Repeatable.",
 )
 @click.option(
-    "--retries", default=3, show_default=True, type=click.IntRange(min=0), help="Retries of HTTP 429/5xx."
+    "--retries",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Retries of a request that failed with HTTP 429 or 5xx, a connection error or a timeout.",
 )
 @click.option(
     "--max-retry-wait",
@@ -521,7 +533,13 @@ output changed) or a user error; 2 bad usage.""",
     type=click.FloatRange(min=0),
     help="Cap in seconds on one wait between retries (also on a server's Retry-After).",
 )
-@click.option("--timeout", default=120.0, show_default=True, type=float, help="Seconds per request.")
+@click.option(
+    "--timeout",
+    default=120.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds per request attempt (the connect, read and write timeouts; > 0).",
+)
 @click.option(
     "--fail-on",
     type=click.Choice(["error", "changed", "never"]),
@@ -611,13 +629,18 @@ def replay_command(
     plan = prepare_replay(
         spans, mode="cascade" if mode == "cascade" else "verbatim", edits=edits, session_id=session_id
     )
-    if dry_run:
-        if as_json:
-            _print_json(plan_to_json(plan, base_url))
-        else:
-            _stdout().print(render_plan(plan, base_url))
-        return
     err = _stderr()
+    if dry_run:
+        data = plan_to_json(plan, base_url)
+        if as_json:
+            _print_json(data)
+        else:
+            _stdout().print(render_plan(plan, base_url, data))
+        for warning in data["warnings"]:
+            err.print(f"warning: {warning}", style="yellow", markup=False)
+        if fail_on != "never" and any(c["edit_error"] for c in data["calls"]):
+            sys.exit(1)
+        return
     show_progress = not (as_json or no_progress) and err.is_terminal
     total = sum(1 for c in plan.calls if c.replayable)
     with _progress_bar(show_progress, total) as progress:

@@ -4,6 +4,7 @@ JSON; and the replay plan for ``spanreel replay --dry-run``."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +17,9 @@ from spanreel.instrumentation._http import sanitize_url
 
 from ._cascade import waves
 from ._cost import call_cost, format_usd
+from ._edits import EditError, model_in_path, url_with_model
 from ._load import SpanRecord
-from ._plan import rewrite_url
+from ._plan import apply_edits, rewrite_url
 from ._tree import TreeNode
 
 if TYPE_CHECKING:
@@ -263,11 +265,18 @@ def traces_to_json(forests: Sequence[tuple[str, Sequence[TreeNode]]]) -> dict[st
 def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any]:
     """``spanreel replay --dry-run --json``: what would be sent, in which order, and why.
 
-    ``{"mode", "label", "session_id", "trace_ids", "edits", "base_url", "calls": [{"index",
-    "name", "path", "trace_id", "span_id", "replayable", "skip_reason", "rebuilt_from",
-    "method", "url" (after --base-url), "model", "edited", "wave", "depends_on": [{"call",
-    "message_index", "choice"}]}]}``. Calls of the same ``wave`` are independent of each other.
-    URLs are shown without credentials (user-info, key/token query parameters).
+    ``{"mode", "label", "session_id", "trace_ids", "edits", "base_url", "warnings", "calls":
+    [{"index", "name", "path", "trace_id", "span_id", "replayable", "skip_reason",
+    "rebuilt_from", "method", "url" (after --base-url and the edits), "model" (after the edits),
+    "edited", "edit_error", "wave", "depends_on": [{"call", "message_index", "choice"}]}]}``.
+    Calls of the same ``wave`` are independent of each other. URLs are shown without credentials
+    (user-info, key/token query parameters).
+
+    The edits are applied to each edited call's recorded body, as the replay would (the hook
+    runs), and nothing is sent: ``edit_error`` is why an edit does not fit the body (the replay
+    of that call would fail), else ``None``; in cascade mode the bodies are the recorded ones
+    (the new outputs are not known yet). ``warnings``: edits that change no call
+    (:meth:`ReplayPlan.edit_warnings`).
     """
     wave = waves(plan.calls, plan.dependencies)
     calls: list[dict[str, Any]] = []
@@ -280,6 +289,17 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
             except ValueError:
                 url = req.url
         model = req.json_body.get("model") if req is not None and isinstance(req.json_body, dict) else None
+        edits = plan.edits_for(call) if req is not None else None
+        edit_error: str | None = None
+        if req is not None and edits is not None and not edits.empty:
+            try:
+                edited = json.loads(apply_edits(req, edits, call.span.provider))
+            except (EditError, ValueError, TypeError) as exc:
+                edit_error = str(exc) if isinstance(exc, EditError) else f"{type(exc).__name__}: {exc}"
+            else:
+                model = edited.get("model") if isinstance(edited, dict) else None
+                if edits.model is not None and url is not None and model_in_path(url):
+                    url, model = url_with_model(url, edits.model), edits.model
         calls.append(
             {
                 "index": call.index,
@@ -294,6 +314,7 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
                 "url": sanitize_url(url) if url is not None else None,
                 "model": model if isinstance(model, str) else call.span.request_model,
                 "edited": plan.edited(call) if call.replayable else False,
+                "edit_error": edit_error,
                 "wave": wave[call.index] if call.replayable else None,
                 "depends_on": [
                     {"call": d.source, "message_index": d.message_index, "choice": d.choice}
@@ -308,13 +329,15 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
         "trace_ids": list(plan.trace_ids),
         "edits": plan.edits.describe(),
         "base_url": sanitize_url(base_url) if base_url is not None else None,
+        "warnings": plan.edit_warnings(),
         "calls": calls,
     }
 
 
-def render_plan(plan: ReplayPlan, base_url: str | None = None) -> Group:
-    """The replay plan as a table: each call, where it would go, what it waits for (cascade)."""
-    data = plan_to_json(plan, base_url)
+def render_plan(plan: ReplayPlan, base_url: str | None = None, data: dict[str, Any] | None = None) -> Group:
+    """The replay plan as a table: each call, where it would go, what it waits for (cascade).
+    ``data``: :func:`plan_to_json`'s answer when already computed (it runs the edits' hook)."""
+    data = plan_to_json(plan, base_url) if data is None else data
     n = sum(1 for c in data["calls"] if c["replayable"])
     title = Text.assemble(
         ("dry run: ", "bold"),
@@ -327,7 +350,7 @@ def render_plan(plan: ReplayPlan, base_url: str | None = None) -> Group:
     table.add_column("sent to", overflow="fold", ratio=2)
     table.add_column("waits for", no_wrap=True)
     table.add_column("wave", justify="right", no_wrap=True)
-    table.add_column("edited", no_wrap=True)
+    table.add_column("edited", overflow="fold")
     for c in data["calls"]:
         if not c["replayable"]:
             table.add_row(
@@ -339,8 +362,10 @@ def render_plan(plan: ReplayPlan, base_url: str | None = None) -> Group:
         target = Text(f"{c['method']} {c['url']}")
         if c["rebuilt_from"]:
             target.append(f"\nrebuilt from {c['rebuilt_from']}", style="dim")
+        edited = Text("yes" if c["edited"] else "")
+        if c["edit_error"]:
+            edited = Text(f"edit failed: {c['edit_error']}", style="red")
         table.add_row(
-            str(c["index"]), c["path"], c["model"] or "", target, waits, str(c["wave"]),
-            "yes" if c["edited"] else "",
+            str(c["index"]), c["path"], c["model"] or "", target, waits, str(c["wave"]), edited,
         )  # fmt: skip
     return Group(title, table)

@@ -189,3 +189,51 @@ def test_replay_trace_refuses_model_or_system_beside_edits(recording: Recording,
     assert [c.edited for c in result.calls] == [True, False, False, True]
     sent = [r.json for r in recording.llm.requests[before:]]  # concurrency=1: in recorded order
     assert sent[0]["messages"][0] == {"role": "system", "content": "S"} and sent[3]["system"] == "S"
+
+
+def test_only_matching_no_call_is_a_warning_in_text_and_json(recording: Recording) -> None:
+    report, sent = replay(recording, "--model", "gpt-4.1", "--only", "nomatch*")
+    assert not any(c["edited"] for c in report["calls"]) and sent == recording.bodies[:4]
+    only = (
+        "--only 'nomatch*' matched no replayable call (by span name, tree path or "
+        "spanreel.session.path): nothing was edited"
+    )
+    assert edit_warnings(report) == [only]
+    text = cli("replay", "--from-file", str(recording.file), "--model", "gpt-4.1", "--only", "nomatch*")
+    assert text.exit_code == 0 and f"warning: {only}" in " ".join(text.stderr.split())
+    dry = cli(
+        "replay", "--from-file", str(recording.file), "--dry-run", "--json", "--model", "x", "--only", "no*"
+    )
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["warnings"] == [only.replace("nomatch*", "no*")]
+    assert "warning: --only 'no*' matched no replayable call" in dry.stderr
+
+
+def test_dry_run_applies_the_edits_and_shows_those_that_do_not_fit(recording: Recording) -> None:
+    before = len(recording.llm.requests)
+    args = ["replay", "--from-file", str(recording.file), "--dry-run"]
+    res = cli(*args, "--json", "--set", "messages.0.content=hi", "--only", "chat *")
+    assert res.exit_code == 1, res.output  # the replay of those calls would fail
+    calls = json.loads(res.stdout)["calls"]
+    error = "cannot set messages.0.content: 'messages' is not an object in the request body"
+    assert [c["edit_error"] for c in calls] == [error, None, None, error]
+    text = cli(*args, "--set", "messages.0.content=hi", "--only", "chat *")
+    assert text.exit_code == 1 and "edit failed: cannot set messages.0.content" in text.stdout
+    assert cli(*args, "--set", "messages.0.content=hi", "--fail-on", "never").exit_code == 0
+    # edits that fit: the plan shows the model that would be sent
+    res = cli(*args, "--json", "--model", "gpt-4.1", "--set", "temperature=0")
+    assert res.exit_code == 0, res.output
+    calls = json.loads(res.stdout)["calls"]
+    assert [c["model"] for c in calls] == ["gpt-4.1", "text-embedding-3-small", "gpt-4.1", "gpt-4.1"]
+    assert all(c["edit_error"] is None for c in calls)
+    assert len(recording.llm.requests) == before  # nothing was sent
+
+
+def test_option_ranges_and_help(recording: Recording) -> None:
+    for timeout in ("0", "-1"):
+        res = cli("replay", "--from-file", str(recording.file), "--timeout", timeout)
+        assert res.exit_code == 2 and f"{float(timeout)} is not in the range x>0" in res.output
+    assert cli("replay", "--from-file", str(recording.file), "--timeout", "0.5", "--dry-run").exit_code == 0
+    text = " ".join(cli("replay", "--help").stdout.split())
+    assert "Retries of a request that failed with HTTP 429 or 5xx, a connection error or a timeout" in text
+    assert "tree path (span names from the trace root down to the call" in text
+    assert "or spanreel.session.path" in text
