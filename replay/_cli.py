@@ -502,8 +502,9 @@ output changed; with --dry-run: an edit does not fit a call) or a user error; 2 
     default=None,
     metavar="MODULE:FUNCTION",
     help="Supplies tool results when a replayed output asks for a different tool call than "
-    "recorded: called with (ToolCall, recorded result or None), returns the result text. "
-    "Default: reuse the recorded result.",
+    "recorded: called with (ToolCall, recorded result or None), returns the result text (a str: "
+    "json.dumps a structured result; anything else, or an exception, fails the call that needed "
+    "it with 'tool hook … returned/failed'). Default: reuse the recorded result.",
 )
 @click.option(
     "--concurrency",

@@ -287,13 +287,27 @@ class _Runner:
 
     def tool_result(self, call: ToolCall, recorded: str | None) -> str:
         """The tool hook's answer for a replayed tool call, asked once per call: every later
-        request that carries the same tool call gets the same result."""
-        assert self.tool_results is not None
+        request that carries the same tool call gets the same result. Raises :class:`EditError`
+        when the hook raises (its exception chained) or returns something else than a ``str``."""
+        hook = self.tool_results
+        assert hook is not None
         key = (call.id, call.name, canonical_arguments(call.arguments))
         with self._check_lock:
             if key in self._tool_memo:
                 return self._tool_memo[key]
-        answer = self.tool_results(call, recorded)
+        module, qualname = getattr(hook, "__module__", None), getattr(hook, "__qualname__", None)
+        name = f"{module}:{qualname}" if module and qualname else repr(hook)
+        try:
+            answer: object = hook(call, recorded)
+        except Exception as exc:
+            raise EditError(
+                f"tool hook {name} failed for {call.label()}: {type(exc).__name__}: {exc}"
+            ) from exc
+        if not isinstance(answer, str):
+            raise EditError(
+                f"tool hook {name} returned {type(answer).__name__} for {call.label()}, expected the "
+                "tool result text (a str: json.dumps a structured result)"
+            )
         with self._check_lock:
             return self._tool_memo.setdefault(key, answer)
 
@@ -485,7 +499,8 @@ def replay_spans(
     recorded host (rule: :func:`spanreel.replay._plan.rewrite_url`). ``concurrency``: calls in
     flight at once (≥ 1). ``retry``: :class:`RetryPolicy` for 429/5xx. ``allowed_hosts``: hosts
     exempt from the link-local/metadata refusal. ``tool_results``: supplies tool results when a
-    replayed output asks for a different tool call (cascade). ``span_exporter``: export the
+    replayed output asks for a different tool call (cascade); it returns a ``str`` (else, or when
+    it raises, the call that needed it is an error naming the hook). ``span_exporter``: export the
     replay trace there instead. ``http_timeout``: seconds per request. ``environ``: where
     credentials are read (default ``os.environ``). ``progress``: called after each call.
 

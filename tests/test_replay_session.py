@@ -514,3 +514,38 @@ def test_cli_hook_system_file_and_only(
     assert (
         "give exactly one source: TRACE_ID, --session, --from-file (got TRACE_ID, --from-file)" in both.output
     )
+
+
+def test_cli_tool_hook_that_fails_or_returns_no_text_is_a_clear_call_error(
+    recording: Recording, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    hooks = tmp_path / "tool_hooks.py"
+    hooks.write_text(
+        "def as_dict(call, recorded):\n    return {'temp': 3}\n\n"
+        "def bad(call, recorded):\n    raise RuntimeError('tool hook exploded')\n"
+    )
+    llm = recording.llm
+    # the edited system prompt changes the first call's tool call: the hook is asked for call 2's result
+    args = ["replay", "--from-file", str(recording.file), "--base-url", llm.base_url, "--mode", "cascade",
+            "--system", "You are a terse support agent.", "--only", "turn 1/plan/*", "--json"]  # fmt: skip
+    expected = {
+        "as_dict": "tool hook tool_hooks:as_dict returned dict for get_weather(",
+        "bad": "tool hook tool_hooks:bad failed for get_weather(",
+    }
+    for name, error in expected.items():
+        before = len(llm.requests)
+        res = cli(*args, "--tool-hook", f"{hooks}:{name}")
+        assert res.exit_code == 1, res.output
+        calls = json.loads(res.stdout)["calls"]
+        assert [c["status"] for c in calls] == ["ok", "error", "error", "ok"]
+        assert all((c["error"] or "").startswith(error) for c in calls[1:3]), calls
+        assert "internal error" not in res.stdout
+        assert name != "bad" or calls[1]["error"].endswith("RuntimeError: tool hook exploded")
+        # no request went out with a tool message that is not text
+        sent = [r.json for r in llm.requests[before:]]
+        assert len(sent) == 2
+        assert all(
+            isinstance(m.get("content"), str) for b in sent for m in b["messages"] if m["role"] == "tool"
+        )
