@@ -44,6 +44,7 @@ from spanreel._attributes import (
     SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
     SPANREEL_REQUEST_BODY,
 )
+from spanreel._trace_sql import SESSION_SPANS
 from spanreel.collector._query import QueryResult
 
 __all__ = [
@@ -303,6 +304,27 @@ def _span_totals(query: QueryFn, traces: Sequence[Mapping[str, Any]]) -> dict[st
     return {str(r["trace_id"]): r for r in _records(query(sql, params))}
 
 
+def _trace_sessions(query: QueryFn, traces: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """Per trace id: every session id its spans carry, in order of first appearance (a batch job
+    may run one session per item in one trace), for the given trace rows only."""
+    if not traces:
+        return {}
+    ids = [str(t["trace_id"]) for t in traces]
+    placeholders = ", ".join("?" for _ in ids)
+    sql = (
+        "SELECT s.trace_id, s.session_id, min(s.start_time) AS first FROM spans s "
+        f"WHERE s.trace_id IN ({placeholders}) AND s.session_id IS NOT NULL "
+        "AND s.start_time BETWEEN CAST(? AS TIMESTAMP_NS) AND CAST(? AS TIMESTAMP_NS) "
+        "GROUP BY s.trace_id, s.session_id ORDER BY first, s.session_id"
+    )
+    start = min(str(t["start_time"]) for t in traces)
+    end = max(str(t["end_time"]) for t in traces)
+    out: dict[str, list[str]] = {}
+    for row in _records(query(sql, [*ids, start, end])):
+        out.setdefault(str(row["trace_id"]), []).append(str(row["session_id"]))
+    return out
+
+
 def _trace_row(row: Mapping[str, Any], totals: Mapping[str, Any] | None) -> dict[str, Any]:
     totals = totals or {}
     inp, out = row.get("input_tokens"), row.get("output_tokens")
@@ -322,6 +344,7 @@ def _trace_row(row: Mapping[str, Any], totals: Mapping[str, Any] | None) -> dict
         "cost_usd": totals.get("cost_usd"),
         "errors": totals.get("errors", 0),
         "session_id": row.get("session_id"),
+        "session_ids": totals.get("session_ids") or ([row["session_id"]] if row.get("session_id") else []),
         "replay_of": totals.get("replay_of"),
     }
 
@@ -334,8 +357,10 @@ def list_traces(
     Returns ``{"traces": [trace…], "next_cursor": str | None, "limit": int}``; each trace has
     ``trace_id, root_span_id, root_name, service_name, start_time, end_time, duration_ns,
     span_count, llm_calls, input_tokens, output_tokens, total_tokens, cost_usd, errors,
-    session_id, replay_of``. Pass ``next_cursor`` back as ``cursor`` for the next (older) page;
-    it is ``None`` on the last page. Raises :class:`BadRequest`.
+    session_id, session_ids, replay_of`` (``session_id``: the first session id seen in the trace;
+    ``session_ids``: every session id its spans carry, in order of first appearance). Pass
+    ``next_cursor`` back as ``cursor`` for the next (older) page; it is ``None`` on the last page.
+    Raises :class:`BadRequest`.
     """
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise BadRequest(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
@@ -356,6 +381,8 @@ def list_traces(
     more = len(rows) > limit
     rows = rows[:limit]
     totals = _span_totals(query, rows)
+    for tid, ids in _trace_sessions(query, rows).items():
+        totals.setdefault(tid, {})["session_ids"] = ids
     last = rows[-1] if rows else None
     next_cursor = (
         encode_cursor(str(last["start_time"]), str(last["trace_id"])) if more and last is not None else None
@@ -627,8 +654,18 @@ def trace_detail(query: QueryFn, trace_id: str) -> dict[str, Any]:
     costs = [s["cost_usd"] for s in spans if s["cost_usd"] is not None]
     root = next((s for s in spans if s["span_id"] == header.get("root_span_id")), None)
     replay_of = root["attributes"].get(SPANREEL_REPLAY_ORIGINAL_TRACE_ID) if root else None
+    session_ids: dict[str, None] = {}  # every session id, in order of first appearance
+    for span in spans:
+        if span["session_id"] is not None:
+            session_ids.setdefault(str(span["session_id"]))
     trace = _trace_row(
-        header, {"errors": errors, "cost_usd": sum(costs) if costs else None, "replay_of": replay_of}
+        header,
+        {
+            "errors": errors,
+            "cost_usd": sum(costs) if costs else None,
+            "replay_of": replay_of,
+            "session_ids": list(session_ids),
+        },
     )
     return {
         "trace": trace,
@@ -643,13 +680,21 @@ def trace_detail(query: QueryFn, trace_id: str) -> dict[str, Any]:
 
 
 def session_detail(query: QueryFn, session_id: str) -> dict[str, Any]:
-    """The traces of one session in time order with per-trace totals, and their LLM calls.
+    """The traces of one session in time order with the session's totals per trace, and its
+    LLM calls.
 
     Returns ``{"session_id", "traces": [trace… (as in :func:`list_traces`) + "calls": [{"span_id",
     "name", "model", "start_time", "duration_ns", "input_tokens", "output_tokens", "status_code",
-    "output_preview"}…]], "totals": {"traces", "llm_calls", "input_tokens", "output_tokens",
-    "cost_usd", "errors", "duration_ns"}, "truncated": bool}``.
-    Raises :class:`BadRequest` (empty id), :class:`NotFound` (no span has this ``session.id``).
+    "output_preview"}…] + "other_sessions": [id…]], "totals": {"traces", "llm_calls",
+    "input_tokens", "output_tokens", "cost_usd", "errors", "duration_ns"}, "truncated": bool}``.
+
+    The session's spans are those of :data:`spanreel._trace_sql.SESSION_SPANS`: a trace where this
+    is the only session counts whole (its row is the trace's, as in the list); in a trace shared
+    with other sessions (``other_sessions``: their ids, in order of first appearance) only the
+    spans of this session count, so its ``calls``, ``llm_calls``, tokens, ``cost_usd``, ``errors``
+    and ``start_time`` / ``end_time`` / ``duration_ns`` cover this session's part of the trace. The
+    ``totals`` sum the traces' rows. Raises :class:`BadRequest` (empty id), :class:`NotFound` (no
+    span has this ``session.id``).
     """
     sid = session_id.strip()
     if not sid:
@@ -666,9 +711,28 @@ def session_detail(query: QueryFn, session_id: str) -> dict[str, Any]:
     rows = rows[:MAX_SESSION_TRACES]
     totals = _span_totals(query, rows)
     traces = [_trace_row(r, totals.get(str(r["trace_id"]))) for r in rows]
-    calls = _session_calls(query, traces)
+    sessions = _trace_sessions(query, traces)
+    scoped = _session_scoped_totals(query, sid)
+    calls = _session_calls(query, sid)
     for trace in traces:
-        trace["calls"] = calls.get(trace["trace_id"], [])
+        tid = trace["trace_id"]
+        trace["session_ids"] = sessions.get(tid, [sid])
+        trace["other_sessions"] = [other for other in trace["session_ids"] if other != sid]
+        if trace["other_sessions"] and tid in scoped:
+            part = scoped[tid]
+            inp, out = part["input_tokens"], part["output_tokens"]
+            trace.update(
+                start_time=part["start_time"],
+                end_time=part["end_time"],
+                duration_ns=part["duration_ns"],
+                llm_calls=part["llm_calls"],
+                input_tokens=inp,
+                output_tokens=out,
+                total_tokens=None if inp is None and out is None else (inp or 0) + (out or 0),
+                cost_usd=part["cost_usd"],
+                errors=part["errors"],
+            )
+        trace["calls"] = calls.get(tid, [])
     costs = [t["cost_usd"] for t in traces if t["cost_usd"] is not None]
     return {
         "session_id": sid,
@@ -689,23 +753,32 @@ def session_detail(query: QueryFn, session_id: str) -> dict[str, Any]:
 _PREVIEW_CHARS = 160
 
 
-def _session_calls(query: QueryFn, traces: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    if not traces:
-        return {}
-    ids = [t["trace_id"] for t in traces]
-    placeholders = ", ".join("?" for _ in ids)
+def _session_scoped_totals(query: QueryFn, session_id: str) -> dict[str, dict[str, Any]]:
+    """Per trace id: time range, LLM calls, tokens, cost and error count of the session's own
+    spans (``in_session`` of :data:`SESSION_SPANS`)."""
     sql = (
-        "SELECT s.trace_id, s.span_id, s.name, coalesce(s.response_model, s.request_model) AS model, "
-        "s.start_time, s.duration_ns, s.input_tokens, s.output_tokens, s.status_code, "
-        f"coalesce(s.output_messages::VARCHAR, {_attr(GEN_AI_OUTPUT_MESSAGES)}) AS output_messages "
-        f"FROM spans s WHERE s.trace_id IN ({placeholders}) AND s.operation IS NOT NULL "
-        "AND s.start_time BETWEEN CAST(? AS TIMESTAMP_NS) AND CAST(? AS TIMESTAMP_NS) "
-        "ORDER BY s.start_time, s.span_id LIMIT ?"
+        "SELECT trace_id, min(start_time) AS start_time, max(end_time) AS end_time, "
+        "epoch_ns(max(end_time)) - epoch_ns(min(start_time)) AS duration_ns, "
+        "count(operation) AS llm_calls, "
+        "sum(input_tokens) FILTER (WHERE operation IS NOT NULL) AS input_tokens, "
+        "sum(output_tokens) FILTER (WHERE operation IS NOT NULL) AS output_tokens, "
+        "sum(cost_usd) AS cost_usd, count(*) FILTER (WHERE status_code = 'ERROR') AS errors "
+        f"FROM {SESSION_SPANS} WHERE in_session GROUP BY trace_id"
     )
-    start = min(str(t["start_time"]) for t in traces)
-    end = max(str(t["end_time"]) for t in traces)
+    return {str(r["trace_id"]): r for r in _records(query(sql, [session_id]))}
+
+
+def _session_calls(query: QueryFn, session_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Per trace id: the session's LLM calls (``in_session`` spans with an operation), in order."""
+    sql = (
+        "SELECT trace_id, span_id, name, coalesce(response_model, request_model) AS model, "
+        "start_time, duration_ns, input_tokens, output_tokens, status_code, "
+        f"coalesce(output_messages::VARCHAR, {_attr(GEN_AI_OUTPUT_MESSAGES, 'spans')}) AS output_messages "
+        f"FROM {SESSION_SPANS} WHERE in_session AND operation IS NOT NULL "
+        "ORDER BY start_time, span_id LIMIT $2"
+    )
     out: dict[str, list[dict[str, Any]]] = {}
-    for row in _records(query(sql, [*ids, start, end, MAX_SESSION_CALLS])):
+    for row in _records(query(sql, [session_id, MAX_SESSION_CALLS])):
         text = output_text(_messages(row.pop("output_messages"), "output"))
         if text and len(text) > _PREVIEW_CHARS:
             text = text[:_PREVIEW_CHARS].rstrip() + "…"

@@ -2,7 +2,7 @@
 
 ``spanreel sql`` / ``traces`` take the database options; ``show``, ``replay``,
 ``serve-recorded`` and ``export`` also take a source: a TRACE_ID (full id or unique prefix of at
-least 8 hex characters), ``--session ID`` (every trace of the session) or ``--from-file PATH``
+least 8 hex characters), ``--session ID`` (the session's spans: ``load_session``) or ``--from-file PATH``
 (an OTLP JSON file). The database is found by ``--db``, ``SPANREEL_DB``, ``--config`` /
 ``./otel-config.yaml``, then the default path (:func:`spanreel._config.resolve_db_path`). The
 expected failures become one-line :class:`click.ClickException` errors (exit code 1), a wrong
@@ -75,7 +75,8 @@ def source_options(func: F) -> F:
         "session_id",
         default=None,
         metavar="ID",
-        help="Every trace with this session.id, in time order.",
+        help="The spans with this session.id (and the parent spans around them), trace by trace in "
+        "time order; a trace where it is the only session is taken whole.",
     )(func)
     return func
 

@@ -1,7 +1,7 @@
 """The offline commands: ``spanreel serve-recorded`` and ``spanreel export``.
 
 Both take their spans from one source: a TRACE_ID (full id or unique prefix ≥ 8 hex chars),
-``--session ID`` (every trace of the session) or ``--from-file F`` (an OTLP JSON file), and
+``--session ID`` (the session's spans: ``load_session``) or ``--from-file F`` (an OTLP JSON file), and
 ``export`` also ``--where SQL``. The database is found like the other query commands (``--db``,
 ``SPANREEL_DB``, ``--config``, the default path) and read through the read-only query path, so
 they work while a collector runs. User errors are one line on stderr with exit code 1.

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
-from spanreel._trace_sql import TRACE_SPANS
+from spanreel._trace_sql import SESSION_SPANS, TRACE_SPANS
 
 from ._load import QueryFn, default_query, parse_json, resolve_trace_id
 from ._messages import ApiShape, detect_shape
@@ -130,7 +130,9 @@ def fetch_span_rows(
     query: QueryFn | None = None,
 ) -> list[dict[str, Any]]:
     """Span rows selected by exactly one of ``trace_id`` (full id or unique prefix ≥ 8 hex),
-    ``session_id`` (every span of every trace that has a span with this ``session.id``) or
+    ``session_id`` (the session's spans as :func:`~spanreel.replay.load_session` selects them:
+    whole traces, except that a trace shared with other sessions gives only this session's spans
+    and their ancestors) or
     ``where`` (a DuckDB boolean expression over the columns of ``spans`` — which are also all the
     columns of ``llm_calls``), ordered by start time then span id.
 
@@ -148,7 +150,7 @@ def fetch_span_rows(
         source, params = TRACE_SPANS, [resolve_trace_id(trace_id, path, query=run)]
         what = f"trace {params[0]}"
     elif session_id is not None:
-        source = "spans WHERE trace_id IN (SELECT trace_id FROM spans WHERE session_id = ?)"
+        source = SESSION_SPANS
         params, what = [session_id], f"session {session_id!r}"
     else:
         assert where is not None

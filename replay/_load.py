@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from spanreel._trace_sql import TRACE_SPANS
+from spanreel._trace_sql import SESSION_SPANS, TRACE_SPANS
 
 from ._otlp_file import TraceFileError, read_trace_file
 
@@ -312,26 +312,25 @@ def load_trace(trace_id: str, db_path: str | Path, *, query: QueryFn | None = No
     return spans
 
 
-# Spans of every trace that has a span in the session, the traces in start order.
+# The session's spans (see SESSION_SPANS), traces in order of their earliest loaded span.
 _SESSION_SQL = f"""
-WITH session_traces AS (
-    SELECT trace_id, min(start_time) AS trace_start
-    FROM spans
-    WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE session_id = ?)
-    GROUP BY trace_id
-)
 SELECT {_SPAN_COLUMNS}
-FROM spans JOIN session_traces USING (trace_id)
-ORDER BY session_traces.trace_start, trace_id, start_time, span_id
+FROM {SESSION_SPANS}
+ORDER BY min(start_time) OVER (PARTITION BY trace_id), trace_id, start_time, span_id
 """
 
 
 def load_session(session_id: str, db_path: str | Path, *, query: QueryFn | None = None) -> list[SpanRecord]:
-    """All spans of every trace in a session, traces in start-time order.
+    """The spans of a session (its LLM calls and the structure around them), traces in
+    start-time order.
 
-    A trace belongs to the session when any of its spans has ``session_id`` = ``session_id`` (the
-    collector's normalised ``session.id`` column, docs/internals.md §2); all of that trace's spans
-    are returned, also those without the attribute (e.g. a root span started before the session).
+    ``session_id`` is matched against the collector's ``session_id`` column (the normalised
+    ``session.id``, docs/internals.md §2). A trace in which it is the only session id is returned
+    whole, also spans without the attribute (e.g. a root span started before the session). From
+    a trace that holds other sessions too (a batch job with one session per item in one trace, a
+    nested session with its own id) only the session's spans, the spans without a session id
+    below them, and their ancestors (for the tree) are returned, so other sessions' LLM calls are
+    left out: :data:`spanreel._trace_sql.SESSION_SPANS`.
     Order: trace start time, then within a trace span start time, then span id.
 
     Raises :class:`SessionNotFound`, and the collector's ``NoDatabaseError`` / ``QueryError``.

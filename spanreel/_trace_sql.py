@@ -1,14 +1,14 @@
 """SQL for reading one trace's spans from the collector's DuckDB database (docs/internals.md §2).
 
-Shared by ``spanreel show``/``replay`` (replay/_load.py), ``spanreel export`` and the storage
-benchmark, so they all read a trace the fast way.
+Shared by ``spanreel show``/``replay`` (replay/_load.py), ``spanreel export``, the viewer's
+session page and the storage benchmark, so they all read a trace (or a session) the same way.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["TRACE_SPANS"]
+__all__ = ["SESSION_SPANS", "TRACE_SPANS"]
 
 #: ``FROM … WHERE …`` selecting the spans of the trace whose id (32 lowercase hex characters) is
 #: the statement's parameter ``$1``. The trace's time range from ``trace_index`` bounds the scan of
@@ -22,3 +22,51 @@ TRACE_SPANS: Final = (
     "WHERE trace_id = $1) ti "
     "WHERE s.trace_id = $1 AND s.start_time BETWEEN ti.trace_start AND ti.trace_end"
 )
+
+#: A ``FROM`` item (aliased ``spans``, with the columns of ``spans`` plus ``in_session``) holding
+#: the spans of the session whose ``session_id`` is the statement's parameter ``$1``.
+#:
+#: A trace where ``$1`` is the only session id is taken whole, all ``in_session``, as it always
+#: was: also spans without a session id (a root started before the session, an app span beside
+#: it). A trace shared with other sessions (a batch job running one session per item under one
+#: app span, a nested session with an id of its own) contributes only
+#:
+#: * ``in_session``: the spans whose ``session_id`` is ``$1``, and below them the spans without a
+#:   session id (an HTTP span of an app without the baggage span processor) down to the first
+#:   span of another session;
+#: * not ``in_session``: their ancestors (e.g. the batch's app span, an enclosing session's root),
+#:   kept so the tree has its structure; they may belong to another session or to none.
+#:
+#: Every span of a session carries its id (the instrumentation copies ``session.id`` from baggage),
+#: so the span-level column scopes it exactly; a trace-level one would pull in other sessions'
+#: calls. The spans of the session's traces are read once (``MATERIALIZED``); the scan for the
+#: session's traces reads the ``session_id`` column of ``spans``.
+SESSION_SPANS: Final = """(
+WITH RECURSIVE
+session_trace_spans AS MATERIALIZED (
+    SELECT * FROM spans WHERE trace_id IN (SELECT DISTINCT trace_id FROM spans WHERE session_id = $1)
+),
+shared_traces AS (
+    SELECT DISTINCT trace_id FROM session_trace_spans WHERE session_id <> $1
+),
+own_spans(trace_id, span_id) AS (
+    SELECT trace_id, span_id FROM session_trace_spans WHERE session_id = $1
+    UNION
+    SELECT c.trace_id, c.span_id FROM session_trace_spans c
+    JOIN own_spans o ON c.trace_id = o.trace_id AND c.parent_span_id = o.span_id
+    WHERE c.session_id IS NULL
+),
+ancestors(trace_id, span_id, parent_span_id) AS (
+    SELECT s.trace_id, s.span_id, s.parent_span_id
+    FROM session_trace_spans s SEMI JOIN own_spans USING (trace_id, span_id)
+    UNION
+    SELECT p.trace_id, p.span_id, p.parent_span_id FROM session_trace_spans p
+    JOIN ancestors a ON p.trace_id = a.trace_id AND p.span_id = a.parent_span_id
+)
+SELECT s.*,
+       (s.trace_id NOT IN (SELECT trace_id FROM shared_traces)
+        OR (s.trace_id, s.span_id) IN (SELECT (trace_id, span_id) FROM own_spans)) AS in_session
+FROM session_trace_spans s
+WHERE s.trace_id NOT IN (SELECT trace_id FROM shared_traces)
+   OR (s.trace_id, s.span_id) IN (SELECT (trace_id, span_id) FROM ancestors)
+) AS spans"""

@@ -195,7 +195,7 @@ function tracesTable(traces) {
         { class: "sub" },
         t.service_name ? h("span", { class: "svc" }, t.service_name) : null,
         h("span", { class: "mono muted", title: t.trace_id }, shortId(t.trace_id)),
-        t.session_id ? link(`#/session/${encodeURIComponent(t.session_id)}`, `session ${t.session_id}`, { class: "chip", title: "Open this session" }) : null,
+        (t.session_ids || (t.session_id ? [t.session_id] : [])).map((sid) => link(`#/session/${encodeURIComponent(sid)}`, `session ${sid}`, { class: "chip", title: "Open this session" })),
         t.replay_of ? pill("replay", "accent", `Replay of ${t.replay_of}`) : null,
       ),
     );

@@ -36,6 +36,9 @@ export async function renderSession(root, sessionId, stale) {
         h("div", { class: "grow" }, link(`#/trace/${encodeURIComponent(t.trace_id)}`, t.root_name || shortId(t.trace_id), { class: "trace-link" }), h("div", { class: "sub muted" }, fmtTime(t.start_time), " · ", t.service_name || DASH, " · ", h("span", { class: "mono" }, shortId(t.trace_id)), t.replay_of ? [" · ", pill("replay", "accent")] : null)),
         h("dl", { class: "mini-facts" }, [["Duration", fmtDuration(t.duration_ns)], ["LLM calls", fmtInt(t.llm_calls)], ["Tokens", fmtInt(t.total_tokens)], ["Cost", fmtCost(t.cost_usd)], ["Errors", t.errors ? pill(String(t.errors), "error") : DASH]].map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, v)))),
       ),
+      t.other_sessions && t.other_sessions.length
+        ? h("div", { class: "small muted" }, "This trace also holds ", t.other_sessions.map((sid, j) => [j ? ", " : null, link(`#/session/${encodeURIComponent(sid)}`, sid)]), "; only this session's calls are counted here.")
+        : null,
       t.calls.length ? h("ul", { class: "calls" }, t.calls.map((c) => callRow(t.trace_id, c))) : null,
     ),
   );

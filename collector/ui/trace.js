@@ -234,7 +234,7 @@ export async function renderTrace(root, traceId, params, stale) {
         ["LLM calls", fmtInt(t.llm_calls)],
         ["Tokens", t.total_tokens == null ? DASH : `${fmtInt(t.input_tokens)} in · ${fmtInt(t.output_tokens)} out`],
         ["Cost", fmtCost(t.cost_usd)],
-        t.session_id ? ["Session", link(`#/session/${encodeURIComponent(t.session_id)}`, t.session_id)] : null,
+        (t.session_ids || []).length ? [t.session_ids.length > 1 ? "Sessions" : "Session", t.session_ids.map((sid, i) => [i ? ", " : null, link(`#/session/${encodeURIComponent(sid)}`, sid)])] : null,
       ]),
       relations,
       h("div", { class: "command" }, h("span", { class: "command-label" }, "Replay it"), h("code", { class: "command-text" }, command), copyButton(() => command)),
