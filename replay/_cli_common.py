@@ -58,6 +58,12 @@ def db_options(func: F) -> F:
     return func
 
 
+def _strip_session_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--session``'s value without leading and trailing whitespace: the collector stores
+    ``session_id`` stripped (collector/_normalise.py ``as_text``), so a padded id is found."""
+    return None if value is None else value.strip()
+
+
 def source_options(func: F) -> F:
     """``--from-file PATH`` (``from_file``, a :class:`~pathlib.Path`) and ``--session ID``
     (``session_id``); the command takes the optional TRACE_ID argument itself."""
@@ -75,8 +81,10 @@ def source_options(func: F) -> F:
         "session_id",
         default=None,
         metavar="ID",
+        callback=_strip_session_id,
         help="The spans with this session.id (and the parent spans around them), trace by trace in "
-        "time order; a trace where it is the only session is taken whole.",
+        "time order; a trace where it is the only session is taken whole. Leading and trailing "
+        "whitespace is ignored, as the collector strips it from the stored id.",
     )(func)
     return func
 

@@ -132,7 +132,7 @@ def fetch_span_rows(
     """Span rows selected by exactly one of ``trace_id`` (full id or unique prefix ≥ 8 hex),
     ``session_id`` (the session's spans as :func:`~spanreel.replay.load_session` selects them:
     whole traces, except that a trace shared with other sessions gives only this session's spans
-    and their ancestors) or
+    and their ancestors; leading and trailing whitespace ignored) or
     ``where`` (a DuckDB boolean expression over the columns of ``spans`` — which are also all the
     columns of ``llm_calls``), ordered by start time then span id.
 
@@ -150,8 +150,8 @@ def fetch_span_rows(
         source, params = TRACE_SPANS, [resolve_trace_id(trace_id, path, query=run)]
         what = f"trace {params[0]}"
     elif session_id is not None:
-        source = SESSION_SPANS
-        params, what = [session_id], f"session {session_id!r}"
+        source = SESSION_SPANS  # stripped, as the collector stores it (see load_session)
+        params, what = [session_id.strip()], f"session {session_id!r}"
     else:
         assert where is not None
         source, params, what = f"spans WHERE ({where}\n)", [], f"--where {where!r}"

@@ -325,7 +325,8 @@ def load_session(session_id: str, db_path: str | Path, *, query: QueryFn | None 
     start-time order.
 
     ``session_id`` is matched against the collector's ``session_id`` column (the normalised
-    ``session.id``, docs/internals.md §2). A trace in which it is the only session id is returned
+    ``session.id``, docs/internals.md §2) without its leading and trailing whitespace, which the
+    collector strips from the stored value too. A trace in which it is the only session id is returned
     whole, also spans without the attribute (e.g. a root span started before the session). From
     a trace that holds other sessions too (a batch job with one session per item in one trace, a
     nested session with its own id) only the session's spans, the spans without a session id
@@ -337,7 +338,7 @@ def load_session(session_id: str, db_path: str | Path, *, query: QueryFn | None 
     """
     path = Path(db_path)
     run = query or default_query
-    result = run(_SESSION_SQL, path, [session_id])
+    result = run(_SESSION_SQL, path, [session_id.strip()])
     columns = list(result.columns)
     spans = [_record_from_row(dict(zip(columns, row, strict=True))) for row in result.rows]
     if not spans:

@@ -77,6 +77,8 @@ def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recording]:
                     pass
                 with session("chat", session_id="solo"):
                     _ask(client, "solo hello")
+            with session("padded", session_id="  padded id  "):
+                _ask(client, "padded hello")
         finally:
             instrumentor.uninstrument()
             provider.shutdown()
@@ -194,3 +196,16 @@ def test_trace_with_several_sessions_is_listed_under_each(recording: Recording, 
         assert listed["trace_id"] == batch
         assert listed["session_ids"] == ["ticket-1", "ticket-2", "ticket-3"]
     assert trace_detail(query, batch)["trace"]["session_ids"] == ["ticket-1", "ticket-2", "ticket-3"]
+
+
+def test_padded_session_id_is_found_stripped(recording: Recording, tmp_path: Path) -> None:
+    """The collector strips ``session_id``; the lookups strip the id they are given the same way."""
+    assert {s.session_id for s in recording.spans if s.name == "padded"} == {"padded id"}
+    padded = "  padded id  "
+    assert _user_texts(load_session(padded, recording.db, query=direct_query)) == ["padded hello"]
+    db = str(recording.db)
+    plan = json.loads(_cli("replay", "--session", padded, "--dry-run", "--json", "--db", db).stdout)
+    assert len(plan["calls"]) == 1 and plan["session_id"] == "padded id"
+    out = tmp_path / "p.jsonl"
+    _cli("export", "--session", padded, "--format", "openai-jsonl", "-o", str(out), "--db", db)
+    assert json.loads(out.read_text())["messages"][0]["content"] == "padded hello"
