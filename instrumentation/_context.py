@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import TracebackType
+from urllib.parse import quote_plus
 
 from opentelemetry import baggage, context, trace
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import GEN_AI_CONVERSATION_ID
@@ -26,6 +28,23 @@ from ._http import exception_credentials, mask_credentials, masked_exception
 SESSION_BAGGAGE_KEYS: tuple[str, ...] = (SESSION_ID, USER_ID, SPANREEL_SESSION_NAME, SPANREEL_SESSION_PATH)
 
 TRACER_NAME = "spanreel"
+
+#: W3C baggage limits as OpenTelemetry's ``W3CBaggagePropagator`` enforces them when it injects
+#: the ``baggage`` header: bytes of one encoded list-member (``key=value``, percent-encoded) and of
+#: the whole header. An entry beyond them is dropped from outgoing requests (with a warning of
+#: OpenTelemetry's that does not say which session it was).
+BAGGAGE_ENTRY_MAX_BYTES: int = 4096
+BAGGAGE_HEADER_MAX_BYTES: int = 8192
+#: The :func:`session` argument each baggage entry comes from.
+_ARGUMENT_OF_KEY: dict[str, str] = {
+    SESSION_ID: "session_id",
+    GEN_AI_CONVERSATION_ID: "session_id",
+    USER_ID: "user_id",
+    SPANREEL_SESSION_NAME: "name",
+    SPANREEL_SESSION_PATH: "path",
+}
+_log = logging.getLogger("spanreel.instrumentation")
+_warned_baggage: set[tuple[str, ...]] = set()
 
 _REPLAY: ContextVar[SpanContext | None] = ContextVar("spanreel_replay_of", default=None)
 _tracer_provider: TracerProvider | None = None
@@ -48,6 +67,49 @@ def set_tracer_provider(provider: TracerProvider | None) -> None:
 def get_tracer() -> trace.Tracer:
     """spanreel's tracer (scope ``spanreel``, version ``spanreel.__version__``)."""
     return trace.get_tracer(TRACER_NAME, __version__, tracer_provider=_tracer_provider)
+
+
+def _encoded_entry(key: str, value: object) -> str:
+    return quote_plus(str(key)) + "=" + quote_plus(str(value))
+
+
+def _warn_if_not_propagated(session_entries: Mapping[str, str], all_entries: Mapping[str, object]) -> None:
+    """Log one ``spanreel:`` warning (once per set of arguments) when a session's baggage entries
+    are too long for W3C baggage, so OpenTelemetry would drop them from outgoing requests: an
+    encoded entry over :data:`BAGGAGE_ENTRY_MAX_BYTES`, or the whole baggage (the app's entries
+    included) over :data:`BAGGAGE_HEADER_MAX_BYTES`. Never raises: telemetry must not break the app."""
+    try:
+        too_long = sorted(
+            {
+                _ARGUMENT_OF_KEY[key]
+                for key, value in session_entries.items()
+                if len(_encoded_entry(key, value)) > BAGGAGE_ENTRY_MAX_BYTES
+            }
+        )
+        header = sum(len(_encoded_entry(k, v)) + 1 for k, v in all_entries.items()) - 1
+        too_big = not too_long and header > BAGGAGE_HEADER_MAX_BYTES
+        if not too_long and not too_big:
+            return
+        key = (*too_long, "header") if too_big else tuple(too_long)
+        if key in _warned_baggage:
+            return
+        _warned_baggage.add(key)
+        if too_long:
+            what = f"{' and '.join(too_long)} {'is' if len(too_long) == 1 else 'are'} longer than"
+            limit = f"W3C baggage allows per entry ({BAGGAGE_ENTRY_MAX_BYTES} bytes, percent-encoded)"
+        else:
+            what = "the session's baggage entries make the baggage longer than"
+            limit = f"W3C baggage allows in all ({BAGGAGE_HEADER_MAX_BYTES} bytes)"
+        _log.warning(
+            "spanreel: session %r: %s %s; OpenTelemetry drops such entries from outgoing requests, so "
+            "downstream services will not see this session (its spans in this process still carry "
+            "it); use shorter ids",
+            str(session_entries.get(SPANREEL_SESSION_NAME, ""))[:64],
+            what,
+            limit,
+        )
+    except Exception:  # pragma: no cover - defensive: never into the app
+        pass
 
 
 def _parse_hex(value: str, length: int, what: str) -> int:
@@ -113,6 +175,10 @@ class Session:
     ``error.type``) and re-raised. Enter it once.
 
     Baggage is sent to every service the block calls: never use secrets as session or user ids.
+    OpenTelemetry's W3C baggage propagator drops an entry longer than 4096 bytes (``key=value``,
+    percent-encoded; the id travels twice, as ``session.id`` and ``gen_ai.conversation.id``) and
+    entries past 8192 bytes in all: the session then still marks the spans of this process, but not
+    downstream services'; one ``spanreel:`` warning is logged (never an exception).
     """
 
     def __init__(
@@ -154,6 +220,7 @@ class Session:
             attributes[USER_ID] = self.user_id
         for key, value in attributes.items():
             ctx = baggage.set_baggage(key, value, ctx)
+        _warn_if_not_propagated(attributes, baggage.get_all(ctx))
         if not trace.get_current_span(ctx).get_span_context().is_valid:
             self.span = get_tracer().start_span(
                 self.name, context=ctx, kind=SpanKind.INTERNAL, attributes=attributes

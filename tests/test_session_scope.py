@@ -209,3 +209,47 @@ def test_padded_session_id_is_found_stripped(recording: Recording, tmp_path: Pat
     out = tmp_path / "p.jsonl"
     _cli("export", "--session", padded, "--format", "openai-jsonl", "-o", str(out), "--db", db)
     assert json.loads(out.read_text())["messages"][0]["content"] == "padded hello"
+
+
+def test_session_id_too_long_for_baggage_warns_once_and_never_raises(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenTelemetry drops a baggage entry over 4096 bytes from outgoing requests; spanreel says
+    so in one ``spanreel:`` line, and the call and its span are unaffected."""
+    from opentelemetry import baggage
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+
+    from spanreel.instrumentation import _context
+
+    monkeypatch.setattr(_context, "_warned_baggage", set(), raising=False)
+    caplog.set_level("WARNING", logger="spanreel")
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    instrumentor = Instrumentor()
+    long_id = "L" * 5000
+    with FakeLLMServer(port=0) as llm:
+        client = OpenAI(base_url=llm.base_url, api_key="sk-test")
+        instrumentor.instrument(tracer_provider=provider, capture_content=True)
+        try:
+            with session("ok", session_id="short", user_id="u" * 100):
+                _ask(client, "fine")
+            assert not [r for r in caplog.records if r.getMessage().startswith("spanreel:")]
+            with session("long", session_id=long_id, user_id="u" * 5000):
+                _ask(client, "still works")
+                headers: dict[str, str] = {}
+                W3CBaggagePropagator().inject(headers)
+                assert baggage.get_baggage("session.id") == long_id  # in-process it is there
+            with session("again", session_id=long_id + "2", user_id="u" * 5000):
+                _ask(client, "and again")
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+    # the premise: the propagator really leaves the too-long entries out of the header
+    assert "session.id" not in headers.get("baggage", "") and "user.id" not in headers.get("baggage", "")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("spanreel:")]
+    assert len(lines) == 1, lines  # once, not once per session
+    assert "session_id and user_id are longer than" in lines[0] and "4096 bytes" in lines[0]
+    assert "'long'" in lines[0] and long_id not in lines[0]
+    calls = [s for s in memory.get_finished_spans() if s.name.startswith("chat")]
+    assert [(s.attributes or {}).get("session.id") for s in calls] == ["short", long_id, long_id + "2"]
