@@ -546,7 +546,9 @@ output changed; with --dry-run: an edit does not fit a call) or a user error; 2 
     type=click.Choice(["error", "changed", "never"]),
     default="error",
     show_default=True,
-    help="Exit 1 when a replayed call errors (error), also when an output changed (changed), or never.",
+    help="Exit 1 when a replayed call errors (error), also when an output changed (changed), or never. "
+    "An answer without model output (an HTML page or {} with HTTP 200: a wrong --base-url) where the "
+    "recording had one is an error.",
 )
 @click.option(
     "--similarity-threshold",

@@ -19,7 +19,8 @@ How a replay runs (:func:`replay_spans`; :func:`replay_trace` / :func:`replay_se
    (:func:`spanreel.replay._messages.substitute_turn`) — each inside
    :func:`spanreel.instrumentation.replay_of`, so its GenAI span links to the original call. The
    body is the recorded text verbatim unless a substitution or an edit changed it. Hosts are
-   checked and 429/5xx retried (:mod:`spanreel.replay._safety`);
+   checked and 429/5xx retried (:mod:`spanreel.replay._safety`). A call recorded with an output
+   whose answer holds none (an HTML page, ``{}``: not an LLM answer) is a failed call;
 5. force-flush; export failures become a warning on the result, never an exception.
 """
 
@@ -58,6 +59,7 @@ from spanreel._attributes import (
     SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
     SPANREEL_SESSION_PATH,
 )
+from spanreel.instrumentation._http import sanitize_url
 
 from ._cascade import Dependency, find_dependencies, recorded_outputs, request_shape
 from ._edits import (
@@ -393,9 +395,10 @@ class _Runner:
                 )
             state.span = self.spans.get(call.span.span_id)
             if state.span is not None:
-                state.outputs = outputs_from_attribute(
-                    (state.span.attributes or {}).get(GEN_AI_OUTPUT_MESSAGES)
-                )
+                new_messages = (state.span.attributes or {}).get(GEN_AI_OUTPUT_MESSAGES)
+                state.outputs = outputs_from_attribute(new_messages)
+                if state.sent.error is None and output_text(new_messages) is None:
+                    state.sent.error = _no_output_error(call, state.sent, state.url or call.request.url)
             recorded = recorded_outputs(call)
             if recorded and state.outputs:
                 state.divergences.extend(
@@ -405,6 +408,20 @@ class _Runner:
         finally:
             otel_context.detach(token)
             self.structure.leave(call.span)
+
+
+def _no_output_error(call: PlannedCall, sent: SendOutcome, url: str) -> str | None:
+    """Why a successful HTTP exchange is a failed replay: the call was recorded with an output but
+    its answer holds none the instrumentation could read (an HTML page, ``{}``, another API's
+    answer — a wrong ``--base-url``, a proxy's error page). ``None`` when the recording had no
+    output either (nothing to compare)."""
+    if output_text(call.span.attributes.get(GEN_AI_OUTPUT_MESSAGES)) is None:
+        return None
+    kind = (sent.content_type or "no content type").split(";")[0].strip()
+    return (
+        f"the answer holds no model output (HTTP {sent.http_status}, {kind}; "
+        f"{call.request.method if call.request else 'POST'} {sanitize_url(url)})"
+    )
 
 
 def _call_result(plan: ReplayPlan, call: PlannedCall, done: _Done | None) -> CallResult:

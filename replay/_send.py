@@ -79,12 +79,14 @@ def auth_headers(provider: str | None, environ: Mapping[str, str]) -> dict[str, 
 @dataclass
 class SendOutcome:
     """What happened to one request: final ``http_status`` (``None`` without a response),
-    ``error`` text (``None`` on success), ``attempts`` made and wall time ``elapsed_ms``."""
+    ``error`` text (``None`` on success), ``attempts`` made, wall time ``elapsed_ms`` and the final
+    response's ``content_type`` header (``None`` without a response or header)."""
 
     http_status: int | None = None
     error: str | None = None
     attempts: int = 0
     elapsed_ms: float = 0.0
+    content_type: str | None = None
 
 
 def _http_error_text(response: httpx2.Response) -> str:
@@ -160,12 +162,13 @@ def send_request(
             break
         except httpx2.HTTPError as exc:
             sent = True
-            outcome.http_status = None
+            outcome.http_status = outcome.content_type = None
             outcome.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             retryable = isinstance(exc, httpx2.TransportError)
         else:
             sent = True
             outcome.http_status = response.status_code
+            outcome.content_type = response.headers.get("content-type")
             if response.status_code >= 400:
                 outcome.error = _http_error_text(response)
                 retryable = retry.retryable_status(response.status_code)

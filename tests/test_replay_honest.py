@@ -1,0 +1,164 @@
+"""A replay report that does not claim more than it saw, as a new user meets it: traces recorded
+with the real ``openai`` SDK against ``FakeLLMServer`` and replayed through the ``spanreel`` CLI.
+
+- an answer that holds no model output (an HTML page, ``{}``) is a failed call, not "0 changed";
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import CollectorProcess, start_collector
+from openai import OpenAI
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from test_replay_support import wait_for
+
+from spanreel.cli import main
+from spanreel.collector import run_query
+from spanreel.fakellm import FakeLLMServer
+from spanreel.instrumentation import Instrumentor
+
+
+@dataclass
+class Recorded:
+    db: Path
+    trace_id: str
+    llm: FakeLLMServer
+
+
+def _count(db: Path, sql: str, params: list[Any] | None = None) -> int:
+    return int(run_query(sql, db, params).rows[0][0])
+
+
+def cli(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env={"COLUMNS": "220", "OPENAI_API_KEY": "sk-test"})
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    with start_collector(tmp_path_factory.mktemp("honest") / "spans.duckdb") as running:
+        yield running
+
+
+def record(collector: CollectorProcess, llm: FakeLLMServer, root: str, questions: list[str]) -> Recorded:
+    """A trace ``root`` with one captured chat call per question, stored by the collector."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
+    instrumentor = Instrumentor()
+    instrumentor.instrument(tracer_provider=provider, capture_content=True)
+    try:
+        with provider.get_tracer("test").start_as_current_span(root) as span:
+            client = OpenAI(base_url=llm.base_url, api_key="sk-test")
+            for question in questions:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+                )
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    trace_id = format(span.get_span_context().trace_id, "032x")
+    wait_for(
+        lambda: (
+            _count(collector.db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id])
+            == len(questions)
+        ),
+        what="the recorded LLM calls",
+    )
+    return Recorded(collector.db, trace_id, llm)
+
+
+@pytest.fixture(scope="module")
+def recorded(collector: CollectorProcess, llm: FakeLLMServer) -> Recorded:
+    return record(collector, llm, "app", ["Tabs or spaces?", "Vim or Emacs?"])
+
+
+class Canned:
+    """A loopback server that answers every POST with HTTP 200, ``content_type`` and ``body``:
+    what a wrong ``--base-url`` (a web page, another API) or a broken proxy answers."""
+
+    def __init__(self, content_type: str, body: bytes) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Canned:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def replay(recorded: Recorded, *extra: str) -> Result:
+    return cli("replay", recorded.trace_id, "--db", str(recorded.db), "--retries", "0", *extra)
+
+
+# --------------------------------------------------------------------------- 1. no model output
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "shown"),
+    [
+        ("text/html; charset=utf-8", b"<html><body>502 Bad Gateway</body></html>", "text/html"),
+        ("application/json", b"{}", "application/json"),
+    ],
+)
+def test_an_answer_without_model_output_is_a_failed_call(
+    recorded: Recorded, content_type: str, body: bytes, shown: str
+) -> None:
+    """A 200 answer with no model output counted as "replayed, 0 changed", and even
+    ``--fail-on changed`` exited 0: it is a failed call now, so the default check fails."""
+    with Canned(content_type, body) as server:
+        tried = f"POST {server.base_url}/chat/completions"
+        text = replay(recorded, "--base-url", server.base_url)
+        assert text.exit_code == 1, text.output
+        assert "totals: 0/2 calls replayed, 2 failed" in text.output
+        assert "FAILED (--fail-on error)" in text.output
+        for fail_on in ("error", "changed"):
+            res = replay(recorded, "--base-url", server.base_url, "--fail-on", fail_on, "--json")
+            assert res.exit_code == 1, res.output
+            report = json.loads(res.stdout)
+            reason = f"the answer holds no model output (HTTP 200, {shown}; {tried})"
+            assert [(c["status"], c["error"]) for c in report["calls"]] == [("error", reason)] * 2
+            assert all(c["http_status"] == 200 and c["original_output"] for c in report["calls"])
+            assert report["totals"]["errors"] == 2 and report["totals"]["replayed"] == 0
+            assert report["verdict"]["failed"] is True
+        assert replay(recorded, "--base-url", server.base_url, "--fail-on", "never").exit_code == 0
+
+
+def test_the_same_answers_still_pass(recorded: Recorded) -> None:
+    res = replay(recorded, "--base-url", recorded.llm.base_url, "--fail-on", "changed", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert [c["status"] for c in report["calls"]] == ["ok", "ok"]
+    assert report["totals"]["changed"] == 0 and report["verdict"]["failed"] is False
