@@ -168,6 +168,27 @@ class ReplayPlan:
         selected = [self._operation(c) for c in self.calls if c.replayable and self._selected(c)]
         return edit_warnings(self.edits, selected)
 
+    def hooked(self, call: PlannedCall) -> bool:
+        """Whether a ``--hook`` edits ``call``'s body."""
+        return self.edits.hook is not None and self.edited(call)
+
+    def warnings(self) -> tuple[str, ...]:
+        """What a reader of the report must know before trusting it: replayable calls whose
+        recorded body spanreel modified at record time (placeholders, masked credentials,
+        redaction) that no ``--hook`` restores — they are not replayed as the app sent them."""
+        modified = [c for c in self.calls if c.request is not None and c.request.modified]
+        unhooked = [c for c in modified if not self.hooked(c)]
+        if not unhooked:
+            return ()
+        kinds = sorted({m for c in unhooked if c.request for m in c.request.modifications})
+        which = ("calls " if len(unhooked) > 1 else "call ") + ", ".join(str(c.index) for c in unhooked)
+        return (
+            f"{len(unhooked)} of {len(self.calls)} calls ({which}) are not replayed verbatim: "
+            f"spanreel modified their recorded request body at record time ({'; '.join(kinds)}), "
+            "and the body is sent as recorded, so their output may differ; restore it with --hook "
+            "MODULE:FUNCTION",
+        )
+
     def sources(self, call: PlannedCall) -> tuple[int, ...]:
         """Indexes of the calls ``call`` waits for (sorted, unique)."""
         return tuple(sorted({d.source for d in self.dependencies.get(call.index, ())}))
@@ -369,6 +390,9 @@ class _Runner:
         state = _Done(SendOutcome())
         if call.request.rebuilt_from:
             state.notes.append(f"request rebuilt from {call.request.rebuilt_from}")
+        modified = call.request.modified_note(hooked=self.plan.hooked(call))
+        if modified is not None:
+            state.notes.append(modified)
         parent = self.structure.enter(call.span)
         token = otel_context.attach(trace.set_span_in_context(parent, otel_context.Context()))
         try:
@@ -577,7 +601,7 @@ def execute_plan(
             plan.edits,
             base_url,
             None,
-            (f"{note} {where}",),
+            (*plan.warnings(), f"{note} {where}"),
             **result_fields,
         )
 
@@ -641,7 +665,7 @@ def execute_plan(
         finally:
             provider.shutdown()
 
-    warnings: list[str] = plan.edit_warnings()
+    warnings: list[str] = [*plan.edit_warnings(), *plan.warnings()]
     results: list[CallResult] = []
     for call in plan.calls:
         done = runner.done.get(call.index) if call.replayable else None

@@ -7,7 +7,10 @@ rebuilt from the recorded messages, model and parameters (:mod:`spanreel.replay.
 ``RecordedRequest.rebuilt_from`` says from what). Other GenAI inference spans are listed as not
 replayable, with the reason. GenAI *wrapper* spans (the ``anthropic`` SDK's own call span, a
 peer instrumentation's span around spanreel's) whose replayable request is on a descendant span
-are left out: the descendant is the call. Each call also gets its tree path (span names from the
+are left out: the descendant is the call. A body spanreel changed at record time
+(``spanreel.request.body_modified``: blob placeholders, masked credentials, redaction) is still
+replayable, sent as recorded; ``RecordedRequest.modifications`` says what was changed, for the
+report's note. Each call also gets its tree path (span names from the
 trace root, joined by ``/``), which ``--only`` matches.
 
 URL rule (:func:`rewrite_url`) — with ``--base-url`` the recorded URL's origin (scheme, host,
@@ -25,6 +28,7 @@ string is kept as recorded. Examples::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,9 +42,11 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND
 from spanreel._attributes import (
     MODEL_CALL_OPERATIONS,
     SPANREEL_REQUEST_BODY,
+    SPANREEL_REQUEST_BODY_MODIFIED,
     SPANREEL_REQUEST_METHOD,
     SPANREEL_REQUEST_URL,
 )
+from spanreel.instrumentation._http import CREDENTIAL_MASK
 
 from ._edits import EditError, ReplayEdits, edit_body, model_in_path
 from ._load import SpanRecord
@@ -55,6 +61,7 @@ __all__ = [
     "RecordedRequest",
     "ReplayEdits",
     "apply_edits",
+    "body_modifications",
     "encode_body",
     "plan_calls",
     "rewrite_url",
@@ -87,6 +94,28 @@ class RecordedRequest:
     body: str
     json_body: Any
     rebuilt_from: str | None = None
+    #: how spanreel changed the body at record time (``spanreel.request.body_modified``), e.g.
+    #: ``("blob placeholders", "credentials masked")``; empty when the body is what was sent
+    modifications: tuple[str, ...] = ()
+
+    @property
+    def modified(self) -> bool:
+        """Whether the recorded body is not what the app sent (a verbatim replay is not verbatim)."""
+        return bool(self.modifications)
+
+    def modified_note(self, hooked: bool = False) -> str | None:
+        """One line for the report saying the body was changed at record time and what that means
+        (``hooked``: a ``--hook`` got the body); ``None`` for an unmodified body."""
+        if not self.modifications:
+            return None
+        what = "; ".join(self.modifications)
+        then = (
+            "the --hook got the body as recorded"
+            if hooked
+            else "it was sent as recorded, not as the app sent it, so the output may differ "
+            "(a --hook can restore the body)"
+        )
+        return f"the recorded request body was modified at record time ({what}): {then}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +168,30 @@ def _plan_one(span: SpanRecord) -> tuple[RecordedRequest | None, str | None]:
     except ValueError:
         return None, f"the recorded request body ({SPANREEL_REQUEST_BODY}) is not JSON"
     method = str(attrs.get(SPANREEL_REQUEST_METHOD) or "POST").upper()
-    return RecordedRequest(method=method, url=url, body=body, json_body=parsed), None
+    modifications = body_modifications(body) if attrs.get(SPANREEL_REQUEST_BODY_MODIFIED) is True else ()
+    return RecordedRequest(method, url, body, parsed, modifications=modifications), None
+
+
+_BLOB = re.compile(r"\[spanreel: [^\]]*omitted, \d+ bytes\]")
+_REDACTED = re.compile(r"\[REDACTED:([^\]]+)\]")
+
+
+def body_modifications(body: str) -> tuple[str, ...]:
+    """What spanreel changed in a recorded body marked ``spanreel.request.body_modified``, from
+    the markers it left: ``"blob placeholders"`` (``[spanreel: image/png base64 omitted, N
+    bytes]``), ``"credentials masked"`` (``[REDACTED:credential]``), ``"redacted: email, …"``
+    (``SPANREEL_REDACT`` patterns); ``("redaction",)`` when no marker is found (a redaction hook's
+    own replacement). Never empty."""
+    found: list[str] = []
+    if _BLOB.search(body):
+        found.append("blob placeholders")
+    names = sorted(set(_REDACTED.findall(body)))
+    if CREDENTIAL_MASK in body:
+        found.append(f"credentials masked as {CREDENTIAL_MASK}")
+    others = [n for n in names if n != "credential"]
+    if others:
+        found.append("redacted: " + ", ".join(others))
+    return tuple(found) or ("redaction",)
 
 
 def plan_calls(roots: Sequence[TreeNode]) -> list[PlannedCall]:

@@ -267,8 +267,10 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
 
     ``{"mode", "label", "session_id", "trace_ids", "edits", "base_url", "warnings", "calls":
     [{"index", "name", "path", "trace_id", "span_id", "replayable", "skip_reason",
-    "rebuilt_from", "method", "url" (after --base-url and the edits), "model" (after the edits),
-    "edited", "edit_error", "wave", "depends_on": [{"call", "message_index", "choice"}]}]}``.
+    "rebuilt_from", "body_modified" ([str]: what spanreel changed in the recorded body at record
+    time, e.g. "blob placeholders"; empty when it is what the app sent), "method", "url" (after
+    --base-url and the edits), "model" (after the edits), "edited", "edit_error", "wave",
+    "depends_on": [{"call", "message_index", "choice"}]}]}``.
     Calls of the same ``wave`` are independent of each other. URLs are shown without credentials
     (user-info, key/token query parameters).
 
@@ -276,7 +278,8 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
     runs), and nothing is sent: ``edit_error`` is why an edit does not fit the body (the replay
     of that call would fail), else ``None``; in cascade mode the bodies are the recorded ones
     (the new outputs are not known yet). ``warnings``: edits that change no call
-    (:meth:`ReplayPlan.edit_warnings`).
+    (:meth:`ReplayPlan.edit_warnings`), then calls not replayed verbatim
+    (:meth:`ReplayPlan.warnings`).
     """
     wave = waves(plan.calls, plan.dependencies)
     calls: list[dict[str, Any]] = []
@@ -310,6 +313,7 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
                 "replayable": call.replayable,
                 "skip_reason": call.skip_reason,
                 "rebuilt_from": req.rebuilt_from if req else None,
+                "body_modified": list(req.modifications) if req else [],
                 "method": req.method if req else None,
                 "url": sanitize_url(url) if url is not None else None,
                 "model": model if isinstance(model, str) else call.span.request_model,
@@ -329,7 +333,7 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
         "trace_ids": list(plan.trace_ids),
         "edits": plan.edits.describe(),
         "base_url": sanitize_url(base_url) if base_url is not None else None,
-        "warnings": plan.edit_warnings(),
+        "warnings": [*plan.edit_warnings(), *plan.warnings()],
         "calls": calls,
     }
 
@@ -362,10 +366,13 @@ def render_plan(plan: ReplayPlan, base_url: str | None = None, data: dict[str, A
         target = Text(f"{c['method']} {c['url']}")
         if c["rebuilt_from"]:
             target.append(f"\nrebuilt from {c['rebuilt_from']}", style="dim")
+        if c["body_modified"]:
+            target.append(f"\nbody modified at record time: {'; '.join(c['body_modified'])}", style="yellow")
         edited = Text("yes" if c["edited"] else "")
         if c["edit_error"]:
             edited = Text(f"edit failed: {c['edit_error']}", style="red")
         table.add_row(
             str(c["index"]), c["path"], c["model"] or "", target, waits, str(c["wave"]), edited,
         )  # fmt: skip
-    return Group(title, table)
+    notes = [Text(f"warning: {w}", style="yellow") for w in data["warnings"]]
+    return Group(title, table, *notes)

@@ -2,10 +2,13 @@
 with the real ``openai`` SDK against ``FakeLLMServer`` and replayed through the ``spanreel`` CLI.
 
 - an answer that holds no model output (an HTML page, ``{}``) is a failed call, not "0 changed";
+- a call whose recorded body spanreel modified at record time (blob placeholders, masked
+  credentials) says it is not replayed verbatim;
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -57,8 +60,15 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorPro
         yield running
 
 
-def record(collector: CollectorProcess, llm: FakeLLMServer, root: str, questions: list[str]) -> Recorded:
-    """A trace ``root`` with one captured chat call per question, stored by the collector."""
+def ask(question: str | list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The arguments of a ``chat.completions.create`` call asking ``question``."""
+    return {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}], **extra}
+
+
+def record(
+    collector: CollectorProcess, llm: FakeLLMServer, root: str, requests: list[dict[str, Any]]
+) -> Recorded:
+    """A trace ``root`` with one captured chat call per request, stored by the collector."""
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
     instrumentor = Instrumentor()
@@ -66,10 +76,8 @@ def record(collector: CollectorProcess, llm: FakeLLMServer, root: str, questions
     try:
         with provider.get_tracer("test").start_as_current_span(root) as span:
             client = OpenAI(base_url=llm.base_url, api_key="sk-test")
-            for question in questions:
-                client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
-                )
+            for request in requests:
+                client.chat.completions.create(**request)
     finally:
         instrumentor.uninstrument()
         provider.shutdown()
@@ -77,7 +85,7 @@ def record(collector: CollectorProcess, llm: FakeLLMServer, root: str, questions
     wait_for(
         lambda: (
             _count(collector.db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id])
-            == len(questions)
+            == len(requests)
         ),
         what="the recorded LLM calls",
     )
@@ -86,7 +94,7 @@ def record(collector: CollectorProcess, llm: FakeLLMServer, root: str, questions
 
 @pytest.fixture(scope="module")
 def recorded(collector: CollectorProcess, llm: FakeLLMServer) -> Recorded:
-    return record(collector, llm, "app", ["Tabs or spaces?", "Vim or Emacs?"])
+    return record(collector, llm, "app", [ask("Tabs or spaces?"), ask("Vim or Emacs?")])
 
 
 class Canned:
@@ -162,3 +170,73 @@ def test_the_same_answers_still_pass(recorded: Recorded) -> None:
     report = json.loads(res.stdout)
     assert [c["status"] for c in report["calls"]] == ["ok", "ok"]
     assert report["totals"]["changed"] == 0 and report["verdict"]["failed"] is False
+
+
+# --------------------------------------------------------------------------- 2. modified bodies
+
+IMAGE = "data:image/png;base64," + base64.b64encode(b"\x89PNG" + b"\0" * 3000).decode()
+MCP = [
+    {"type": "url", "url": "https://mcp.example.com/sse", "name": "x", "authorization_token": "tok-12345678"}
+]
+
+
+@pytest.fixture(scope="module")
+def modified(collector: CollectorProcess, llm: FakeLLMServer) -> Recorded:
+    """Three calls: an inline image (recorded as a placeholder), an MCP server's token (recorded
+    masked), and one recorded as sent."""
+    picture = [{"type": "text", "text": "What is in it?"}, {"type": "image_url", "image_url": {"url": IMAGE}}]
+    return record(
+        collector,
+        llm,
+        "modified",
+        [ask(picture), ask("Which tools?", extra_body={"mcp_servers": MCP}), ask("Plain question?")],
+    )
+
+
+def test_a_body_modified_at_record_time_is_reported_as_not_verbatim(modified: Recorded) -> None:
+    """The recorded placeholders were re-sent without a word: each such call has a note now, and
+    a warning names them; with a --hook the note says the hook got the recorded body."""
+    llm = modified.llm
+    before = len(llm.requests)
+    res = replay(modified, "--base-url", llm.base_url, "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    sent = sorted(r.body.decode() for r in llm.requests[before:])
+    assert any("[spanreel: image/png base64 omitted" in b for b in sent)  # what was recorded, sent
+    notes = [c["notes"] for c in report["calls"]]
+    assert notes[0] == [
+        "the recorded request body was modified at record time (blob placeholders): it was sent as "
+        "recorded, not as the app sent it, so the output may differ (a --hook can restore the body)"
+    ]
+    assert "credentials masked as [REDACTED:credential]" in notes[1][0] and notes[2] == []
+    (warning,) = report["warnings"]
+    assert warning.startswith("2 of 3 calls (calls 1, 2) are not replayed verbatim")
+    assert "blob placeholders; credentials masked as [REDACTED:credential]" in warning
+    assert "--hook" in warning and f"warning: {warning[:40]}" in " ".join(res.stderr.split())
+
+    text = replay(modified, "--base-url", llm.base_url)
+    assert text.exit_code == 0, text.output
+    assert "! the recorded request body was modified at record time (blob placeholders)" in text.stdout
+
+    plan = json.loads(replay(modified, "--base-url", llm.base_url, "--dry-run", "--json").stdout)
+    assert [c["body_modified"] for c in plan["calls"]] == [
+        ["blob placeholders"],
+        ["credentials masked as [REDACTED:credential]"],
+        [],
+    ]
+    assert plan["warnings"] == [warning]
+    shown = replay(modified, "--base-url", llm.base_url, "--dry-run").stdout
+    assert "body modified at record time: blob placeholders" in " ".join(shown.split())
+
+    hooked = replay(modified, "--base-url", llm.base_url, "--hook", f"{__file__}:same_body", "--json")
+    report = json.loads(hooked.stdout)
+    assert report["warnings"] == []
+    assert report["calls"][0]["notes"] == [
+        "the recorded request body was modified at record time (blob placeholders): "
+        "the --hook got the body as recorded"
+    ]
+
+
+def same_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A --hook that sends the body as it gets it."""
+    return body
