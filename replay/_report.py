@@ -33,7 +33,9 @@ JSON shape (``spanreel replay --json``; flat ``original_*`` / ``new_*`` pairs so
                  "original_input_tokens", "new_input_tokens", "input_tokens_delta",
                  "original_output_tokens", "new_output_tokens", "output_tokens_delta",
                  "original_latency_ms", "new_latency_ms", "latency_delta_ms",
-                 "original_cost_usd", "new_cost_usd", "cost_delta_usd", "mean_similarity"},
+                 "original_cost_usd", "new_cost_usd", "cost_delta_usd",
+                 "compared_calls": {"input_tokens", "output_tokens", "latency_ms", "cost_usd": int},
+                 "mean_similarity"},
       "verdict": {"fail_on": "error" | "changed" | "never", "similarity_threshold": float,
                   "failed": bool, "reasons": [str]},
       "export": {"endpoint": str, "ok": bool, "error": str | null} | null,
@@ -49,9 +51,11 @@ parameters); a failed call's ``error`` names the method and URL it tried. Tokens
 latencies are milliseconds: the original span's duration, and the whole time the replayed call
 took — with retries (``attempts`` > 1) from the first attempt's start to the last one's end,
 waits included; costs US dollars (recorded on the span, else estimated with genai-prices).
-Deltas are new − original; a call whose replay failed has no deltas (``null``). Totals sum over
-the calls whose replay succeeded only, so original and new figures compare like with like
-(``null`` when no call had the figure).
+Deltas are new − original; a call whose replay failed has no deltas (``null``). Each total sums
+over the calls whose replay succeeded *and* that have the figure on both sides (a streamed
+replay without usage has no new tokens, an unknown model no cost), so original and new figures
+compare like with like; ``compared_calls`` says how many calls each figure covers (the text
+report adds ``(1 of 2 calls)`` when not all) and the figures are ``null`` when it is 0.
 """
 
 from __future__ import annotations
@@ -170,11 +174,18 @@ def _delta(a: float | None, b: float | None, digits: int | None = None) -> Any:
     return b - a if digits is None else round(b - a, digits)
 
 
+#: The figures totalled: (CallSide attribute, totals key stem, delta key, decimal places or None).
+_FIGURES: tuple[tuple[str, str, str, int | None], ...] = (
+    ("input_tokens", "input_tokens", "input_tokens_delta", None),
+    ("output_tokens", "output_tokens", "output_tokens_delta", None),
+    ("latency_ms", "latency_ms", "latency_delta_ms", 3),
+    ("cost_usd", "cost_usd", "cost_delta_usd", 8),
+)
+
+
 def _totals(result: ReplayResult, threshold: float) -> dict[str, Any]:
     replayed = [c for c in result.calls if c.replay is not None]
     succeeded = [c for c in replayed if c.status == "ok"]  # failed calls have no new figures
-    original = [c.original for c in succeeded]
-    new = [c.replay for c in succeeded if c.replay is not None]
     scores = [
         s
         for c in replayed
@@ -187,20 +198,25 @@ def _totals(result: ReplayResult, threshold: float) -> dict[str, Any]:
         "errors": result.errors,
         "changed": sum(1 for c in replayed if _changed(c, threshold)),
         "diverged": sum(1 for c in replayed if c.divergences),
-        "original_input_tokens": _sum(s.input_tokens for s in original),
-        "new_input_tokens": _sum(s.input_tokens for s in new),
-        "original_output_tokens": _sum(s.output_tokens for s in original),
-        "new_output_tokens": _sum(s.output_tokens for s in new),
-        "original_latency_ms": _round(_sum(s.latency_ms for s in original)),
-        "new_latency_ms": _round(_sum(s.latency_ms for s in new)),
-        "original_cost_usd": _round(_sum(s.cost_usd for s in original), 8),
-        "new_cost_usd": _round(_sum(s.cost_usd for s in new), 8),
-        "mean_similarity": round(sum(scores) / len(scores), 4) if scores else None,
     }
-    t["input_tokens_delta"] = _delta(t["original_input_tokens"], t["new_input_tokens"])
-    t["output_tokens_delta"] = _delta(t["original_output_tokens"], t["new_output_tokens"])
-    t["latency_delta_ms"] = _delta(t["original_latency_ms"], t["new_latency_ms"], 3)
-    t["cost_delta_usd"] = _delta(t["original_cost_usd"], t["new_cost_usd"], 8)
+    compared: dict[str, int] = {}
+    for attr, stem, delta_key, digits in _FIGURES:
+        # only the calls with the figure on both sides: a sum over other calls invents a delta
+        pairs = [
+            (a, b)
+            for c in succeeded
+            if c.replay is not None
+            and (a := getattr(c.original, attr)) is not None
+            and (b := getattr(c.replay, attr)) is not None
+        ]
+        compared[stem] = len(pairs)
+        original, new = _sum(a for a, _ in pairs), _sum(b for _, b in pairs)
+        if digits is not None:
+            original, new = _round(original, digits), _round(new, digits)
+        t[f"original_{stem}"], t[f"new_{stem}"] = original, new
+        t[delta_key] = _delta(original, new, digits)
+    t["compared_calls"] = compared
+    t["mean_similarity"] = round(sum(scores) / len(scores), 4) if scores else None
     return t
 
 
@@ -371,6 +387,23 @@ def _diff_block(call: CallResult) -> RenderableType | None:
     return out
 
 
+def _total_figure(t: dict[str, Any], stem: str, unit: str = "") -> str:
+    """``original → new`` of a total, over the calls with the figure on both sides: ``(1 of 2
+    calls)`` when that is not every replayed call, ``unknown`` when it is none."""
+    covered, replayed = t["compared_calls"][stem], t["replayed"]
+    if not covered:
+        return "unknown"
+    original, new = t[f"original_{stem}"], t[f"new_{stem}"]
+    if stem == "cost_usd":
+        text = _arrow(format_usd(original), format_usd(new))
+    elif stem == "latency_ms":
+        text = _arrow(original, new, "{:.0f}")
+    else:
+        text = _arrow(original, new)
+    text += unit
+    return text if covered == replayed else f"{text} ({covered} of {replayed} calls)"
+
+
 def render_report(
     result: ReplayResult, *, fail_on: FailOn = "error", similarity_threshold: float = 1.0, diffs: bool = True
 ) -> Group:
@@ -424,14 +457,18 @@ def render_report(
         (f"{t['errors']} failed", "bold red" if t["errors"] else ""),
         f", {t['changed']} changed, {t['skipped']} skipped",
     )
-    if t["replayed"]:  # figures of the calls replayed (succeeded) only
+    if t["replayed"]:  # figures of the calls replayed (succeeded) with the figure on both sides
         totals.append(
-            f"; tokens in {_arrow(t['original_input_tokens'], t['new_input_tokens'])}, out "
-            f"{_arrow(t['original_output_tokens'], t['new_output_tokens'])}; latency "
-            f"{_arrow(t['original_latency_ms'], t['new_latency_ms'], '{:.0f}')} ms"
+            f"; tokens in {_total_figure(t, 'input_tokens')}, out {_total_figure(t, 'output_tokens')}"
+            f"; latency {_total_figure(t, 'latency_ms', ' ms')}"
         )
-    if t["replayed"] and (t["original_cost_usd"] is not None or t["new_cost_usd"] is not None):
-        totals.append(f"; cost {_arrow(format_usd(t['original_cost_usd']), format_usd(t['new_cost_usd']))}")
+        any_cost = any(
+            c.original.cost_usd is not None or (c.replay is not None and c.replay.cost_usd is not None)
+            for c in result.calls
+            if c.status == "ok"
+        )
+        if any_cost:
+            totals.append(f"; cost {_total_figure(t, 'cost_usd')}")
     if t["diverged"]:
         totals.append(f"; {t['diverged']} diverged (tool calls)", style="magenta")
     parts: list[RenderableType] = [header, table, *blocks, totals]

@@ -4,6 +4,7 @@ with the real ``openai`` SDK against ``FakeLLMServer`` and replayed through the 
 - an answer that holds no model output (an HTML page, ``{}``) is a failed call, not "0 changed";
 - a call whose recorded body spanreel modified at record time (blob placeholders, masked
   credentials) says it is not replayed verbatim;
+- totals compare only the calls with a figure on both sides, and say how many that is;
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from spanreel.cli import main
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
+from spanreel.replay._cost import format_usd
 
 
 @dataclass
@@ -77,7 +79,10 @@ def record(
         with provider.get_tracer("test").start_as_current_span(root) as span:
             client = OpenAI(base_url=llm.base_url, api_key="sk-test")
             for request in requests:
-                client.chat.completions.create(**request)
+                answer = client.chat.completions.create(**request)
+                if request.get("stream"):
+                    for _ in answer:  # the call ends with its stream
+                        pass
     finally:
         instrumentor.uninstrument()
         provider.shutdown()
@@ -240,3 +245,45 @@ def test_a_body_modified_at_record_time_is_reported_as_not_verbatim(modified: Re
 def same_body(body: dict[str, Any]) -> dict[str, Any]:
     """A --hook that sends the body as it gets it."""
     return body
+
+
+# --------------------------------------------------------------------------- 3. honest totals
+
+
+@pytest.fixture(scope="module")
+def two_models(collector: CollectorProcess, llm: FakeLLMServer) -> Recorded:
+    """A gpt-4o-mini call and a streamed gpt-4.1 call with usage."""
+    streamed = ask("Summarise the debate.", stream=True, stream_options={"include_usage": True})
+    return record(collector, llm, "two models", [ask("Tabs or spaces?"), {**streamed, "model": "gpt-4.1"}])
+
+
+def test_totals_compare_only_calls_known_on_both_sides(two_models: Recorded) -> None:
+    """The new cost of a call edited to a model without a price is unknown: the totals compared
+    both calls' original cost with one call's new cost (an invented saving). Likewise tokens of a
+    streamed replay without usage."""
+    base = ("--base-url", two_models.llm.base_url, "--only", "chat gpt-4.1")
+    res = replay(two_models, *base, "--model", "fake-gpt", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    first, second = report["calls"]
+    assert first["original_cost_usd"] > 0 and second["original_cost_usd"] > 0
+    assert second["new_cost_usd"] is None and second["cost_delta_usd"] is None
+    totals = report["totals"]
+    assert totals["original_cost_usd"] == first["original_cost_usd"]
+    assert totals["new_cost_usd"] == first["new_cost_usd"] and totals["cost_delta_usd"] == 0
+    assert totals["replayed"] == 2 and totals["compared_calls"]["cost_usd"] == 1
+    assert totals["compared_calls"]["input_tokens"] == 2
+
+    text = replay(two_models, *base, "--model", "fake-gpt")
+    cost = format_usd(first["original_cost_usd"])
+    assert f"; cost {cost} (1 of 2 calls)" in text.stdout, text.stdout
+
+    res = replay(two_models, *base, "--set", "stream_options.include_usage=false", "--json")
+    totals = json.loads(res.stdout)["totals"]
+    first, second = json.loads(res.stdout)["calls"]
+    assert second["new_output_tokens"] is None and second["original_output_tokens"] > 0
+    assert totals["original_output_tokens"] == first["original_output_tokens"]
+    assert totals["output_tokens_delta"] == 0 and totals["compared_calls"]["output_tokens"] == 1
+    text = replay(two_models, *base, "--set", "stream_options.include_usage=false")
+    out = first["original_output_tokens"]
+    assert f", out {out} (1 of 2 calls)" in text.stdout, text.stdout
