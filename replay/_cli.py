@@ -424,8 +424,9 @@ from the trace. Only the recorded host or --base-url is contacted; link-local an
 addresses are refused unless --allow-host. The replay is recorded as a new trace (service
 spanreel-replay) linked to the original, exported to the collector running on the same
 database (else to OTEL_EXPORTER_OTLP_ENDPOINT).
-Exit codes: 0 ok; 1 the --fail-on check failed (a call errored, or with --fail-on changed an
-output changed; with --dry-run: an edit does not fit a call) or a user error; 2 bad usage.""",
+Exit codes: 0 ok; 1 the --fail-on check failed (a call errored, no call could be replayed, or
+with --fail-on changed an output changed; with --dry-run: an edit does not fit a call) or a user
+error; 2 bad usage.""",
 )
 @click.argument("trace_id", required=False)
 @source_options
@@ -548,7 +549,7 @@ output changed; with --dry-run: an edit does not fit a call) or a user error; 2 
     show_default=True,
     help="Exit 1 when a replayed call errors (error), also when an output changed (changed), or never. "
     "An answer without model output (an HTML page or {} with HTTP 200: a wrong --base-url) where the "
-    "recording had one is an error.",
+    "recording had one is an error. A replay that sent no call (every call skipped) fails both.",
 )
 @click.option(
     "--similarity-threshold",

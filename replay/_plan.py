@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,11 +41,13 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND
 
 from spanreel._attributes import (
     MODEL_CALL_OPERATIONS,
+    SPANREEL_CONTENT_TRUNCATED,
     SPANREEL_REQUEST_BODY,
     SPANREEL_REQUEST_BODY_MODIFIED,
     SPANREEL_REQUEST_METHOD,
     SPANREEL_REQUEST_URL,
 )
+from spanreel.instrumentation._content import MAX_BYTES_ENV
 from spanreel.instrumentation._http import CREDENTIAL_MASK
 
 from ._edits import EditError, ReplayEdits, edit_body, model_in_path
@@ -56,6 +58,7 @@ from ._tree import TreeNode
 __all__ = [
     "CAPTURE_OFF_REASON",
     "INFERENCE_OPERATIONS",
+    "TRUNCATED_REASON",
     "EditError",
     "PlannedCall",
     "RecordedRequest",
@@ -65,6 +68,7 @@ __all__ = [
     "encode_body",
     "plan_calls",
     "rewrite_url",
+    "truncated_attributes",
 ]
 
 #: GenAI operations that are one model request (agent/tool/workflow spans are not).
@@ -76,6 +80,11 @@ CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CAPTURE_OFF_REASON = (
     f"content capture was off when recorded ({CAPTURE_ENV}): the request body "
     f"({SPANREEL_REQUEST_BODY}) was not stored"
+)
+#: Reason given for a request body cut at record time (``SPANREEL_CAPTURE_MAX_BYTES``).
+TRUNCATED_REASON = (
+    f"the recorded request body ({SPANREEL_REQUEST_BODY}) was truncated at record time "
+    f"({SPANREEL_CONTENT_TRUNCATED}): record again with a larger {MAX_BYTES_ENV} (0: no cap)"
 )
 ANTHROPIC = GenAiProviderNameValues.ANTHROPIC.value
 #: Instrumentation scope of spanreel's own LLM spans.
@@ -143,6 +152,17 @@ class PlannedCall:
         return self.request is not None
 
 
+def truncated_attributes(attributes: Mapping[str, Any]) -> frozenset[str]:
+    """The attributes spanreel cut at record time (``spanreel.content.truncated``: a list of
+    attribute names); empty when none was."""
+    value = attributes.get(SPANREEL_CONTENT_TRUNCATED)
+    if isinstance(value, str):
+        return frozenset((value,))
+    if isinstance(value, list | tuple):
+        return frozenset(str(v) for v in value)
+    return frozenset()
+
+
 def _is_llm_span(span: SpanRecord) -> bool:
     return SPANREEL_REQUEST_BODY in span.attributes or (span.operation or "") in INFERENCE_OPERATIONS
 
@@ -163,6 +183,8 @@ def _plan_one(span: SpanRecord) -> tuple[RecordedRequest | None, str | None]:
         return None, f"no usable request URL recorded ({SPANREEL_REQUEST_URL})"
     if not isinstance(body, str):
         return None, f"{SPANREEL_REQUEST_BODY} is not a string"
+    if SPANREEL_REQUEST_BODY in truncated_attributes(attrs):
+        return None, TRUNCATED_REASON
     try:
         parsed = json.loads(body)
     except ValueError:

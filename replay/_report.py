@@ -18,6 +18,7 @@ JSON shape (``spanreel replay --json``; flat ``original_*`` / ``new_*`` pairs so
          "original_span_id": str, "new_span_id": str | null,
          "original_model": str | null, "new_model": str | null,
          "original_output": str | null, "new_output": str | null, "output_changed": bool | null,
+         "original_output_truncated": bool,             # recorded, but cut at record time (null output)
          "similarity": float | null,                    # 0..1, word-level; null when unknown
          "changed": bool | null,                        # similarity < similarity_threshold
          "diff": str | null,                            # unified diff original → new (null if equal)
@@ -134,10 +135,13 @@ def _changed(call: CallResult, threshold: float) -> bool | None:
 
 
 def judge(result: ReplayResult, fail_on: FailOn = "error", similarity_threshold: float = 1.0) -> Verdict:
-    """Whether the replay fails a CI check. ``fail_on``: ``"error"`` — a replayed call failed;
+    """Whether the replay fails a CI check. ``fail_on``: ``"error"`` — a replayed call failed, or
+    no call was replayed at all (every call skipped, or none found: the check compared nothing);
     ``"changed"`` — that, or a replayed output's :func:`similarity` to the original is below
     ``similarity_threshold`` (0..1; 1.0 means any change fails); ``"never"``."""
     reasons: list[str] = []
+    if fail_on != "never" and not any(c.replay is not None for c in result.calls):
+        reasons.append(_nothing_replayed(result))
     if fail_on != "never":
         for call in result.calls:
             if call.status == "error":
@@ -153,6 +157,16 @@ def judge(result: ReplayResult, fail_on: FailOn = "error", similarity_threshold:
                     f"similarity {score:.2f} < {similarity_threshold:g}"
                 )
     return Verdict(fail_on, similarity_threshold, bool(reasons), tuple(reasons))
+
+
+def _nothing_replayed(result: ReplayResult) -> str:
+    """The verdict's reason when no call was sent: a check that compared nothing proves nothing."""
+    if not result.calls:
+        return "nothing was replayed: no LLM calls"
+    reasons = sorted({c.skip_reason or "not replayable" for c in result.calls})
+    shown = "; ".join(reasons[:3]) + (f"; … {len(reasons) - 3} more reasons" if len(reasons) > 3 else "")
+    n = len(result.calls)
+    return f"nothing was replayed: {n} of {n} call{'s' if n != 1 else ''} skipped ({shown})"
 
 
 def _sum(values: Iterable[int | float | None]) -> int | float | None:
@@ -240,6 +254,7 @@ def _call_json(call: CallResult, threshold: float) -> dict[str, Any]:
         "original_model": orig.model,
         "new_model": new.model if new else None,
         "original_output": orig.output,
+        "original_output_truncated": orig.output_truncated,
         "new_output": new.output if new else None,
         "output_changed": call.output_changed,
         "similarity": similarity(orig.output, new.output) if new else None,
@@ -346,6 +361,8 @@ def _output_cell(side: CallSide | None, fallback: str | None = None) -> Text:
         return Text(fallback or "", style="yellow")
     if side.error and side.status == "error":
         return Text(side.error, style="red")
+    if side.output is None and side.output_truncated:
+        return Text("(recorded, but truncated at record time: SPANREEL_CAPTURE_MAX_BYTES)", style="dim")
     if side.output is None:
         return Text("(not recorded)", style="dim")
     return Text(side.output)

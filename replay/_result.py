@@ -24,6 +24,7 @@ from opentelemetry.trace.span import format_span_id
 from ._cost import call_cost
 from ._edits import ReplayEdits
 from ._load import SpanRecord, parse_json
+from ._plan import truncated_attributes
 
 __all__ = [
     "CallResult",
@@ -58,6 +59,9 @@ class CallSide:
     status: str
     error: str | None = None
     cost_usd: float | None = None
+    #: the output was recorded but cut at record time (``spanreel.content.truncated``), so
+    #: ``output`` is ``None`` though the call answered
+    output_truncated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +222,7 @@ def original_side(span: SpanRecord, started_ns: int | None = None) -> CallSide:
         status="error" if span.is_error else "ok",
         error=error,
         cost_usd=call_cost(attrs, span.model, span.provider, inp, out),
+        output_truncated=GEN_AI_OUTPUT_MESSAGES in truncated_attributes(attrs),
     )
 
 

@@ -167,10 +167,13 @@ def test_help_texts_have_examples() -> None:
 
 
 def test_replay_with_nothing_replayable_explains_why(db: Path) -> None:
-    # The fixture's LLM spans carry no recorded request: nothing is sent, no trace is created.
+    # The fixture's LLM spans carry no recorded request: nothing is sent, no trace is created, and
+    # the check fails (it compared nothing) unless --fail-on never.
     res = run("replay", TRACE, "--db", str(db), "--json")
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output
     report = json.loads(res.stdout)
+    assert report["verdict"]["reasons"][0].startswith("nothing was replayed: 2 of 2 calls skipped (content")
+    assert run("replay", TRACE, "--db", str(db), "--fail-on", "never").exit_code == 0
     assert report["replay_trace_id"] is None and report["export"] is None
     assert [c["status"] for c in report["calls"]] == ["skipped", "skipped"]
     assert all(

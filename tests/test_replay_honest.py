@@ -5,6 +5,7 @@ with the real ``openai`` SDK against ``FakeLLMServer`` and replayed through the 
 - a call whose recorded body spanreel modified at record time (blob placeholders, masked
   credentials) says it is not replayed verbatim;
 - totals compare only the calls with a figure on both sides, and say how many that is;
+- a recording cut at record time says so, and a replay that sent nothing fails the check;
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 from spanreel.replay._cost import format_usd
+from spanreel.replay._plan import TRUNCATED_REASON
 
 
 @dataclass
@@ -68,13 +70,18 @@ def ask(question: str | list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
 
 
 def record(
-    collector: CollectorProcess, llm: FakeLLMServer, root: str, requests: list[dict[str, Any]]
+    collector: CollectorProcess,
+    llm: FakeLLMServer,
+    root: str,
+    requests: list[dict[str, Any]],
+    **options: Any,
 ) -> Recorded:
-    """A trace ``root`` with one captured chat call per request, stored by the collector."""
+    """A trace ``root`` with one captured chat call per request, stored by the collector;
+    ``options`` go to ``Instrumentor().instrument``."""
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
     instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, capture_content=True)
+    instrumentor.instrument(tracer_provider=provider, capture_content=True, **options)
     try:
         with provider.get_tracer("test").start_as_current_span(root) as span:
             client = OpenAI(base_url=llm.base_url, api_key="sk-test")
@@ -287,3 +294,32 @@ def test_totals_compare_only_calls_known_on_both_sides(two_models: Recorded) -> 
     text = replay(two_models, *base, "--set", "stream_options.include_usage=false")
     out = first["original_output_tokens"]
     assert f", out {out} (1 of 2 calls)" in text.stdout, text.stdout
+
+
+# --------------------------------------------------------------------------- 4. truncated recording
+
+
+@pytest.fixture(scope="module")
+def truncated(collector: CollectorProcess, llm: FakeLLMServer) -> Recorded:
+    """One call recorded with a 200-byte cap on each content attribute (SPANREEL_CAPTURE_MAX_BYTES)."""
+    return record(collector, llm, "truncated", [ask("hello there " * 40)], max_content_bytes=200)
+
+
+def test_a_truncated_recording_says_so_and_replaying_nothing_fails(truncated: Recorded) -> None:
+    """The skip reason said "is not JSON", the recorded output "(not recorded)", and a replay that
+    could send none of its calls exited 0."""
+    res = replay(truncated, "--base-url", truncated.llm.base_url, "--json")
+    report = json.loads(res.stdout)
+    (call,) = report["calls"]
+    assert call["status"] == "skipped" and call["skip_reason"] == TRUNCATED_REASON
+    assert "SPANREEL_CAPTURE_MAX_BYTES" in TRUNCATED_REASON
+    assert call["original_output"] is None and call["original_output_truncated"] is True
+    assert res.exit_code == 1, res.output
+    assert report["verdict"]["reasons"] == [f"nothing was replayed: 1 of 1 call skipped ({TRUNCATED_REASON})"]
+
+    text = replay(truncated, "--base-url", truncated.llm.base_url)
+    shown = " ".join(text.stdout.split())
+    assert "(recorded, but truncated at record time: SPANREEL_CAPTURE_MAX_BYTES)" in shown
+    assert "FAILED (--fail-on error): nothing was replayed" in shown and text.exit_code == 1
+    assert replay(truncated, "--base-url", truncated.llm.base_url, "--fail-on", "changed").exit_code == 1
+    assert replay(truncated, "--base-url", truncated.llm.base_url, "--fail-on", "never").exit_code == 0
