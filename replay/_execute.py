@@ -87,7 +87,7 @@ from ._result import CallResult, CallSide, ExportStatus, ReplayResult, original_
 from ._safety import RetryPolicy, UnsafeHostError, check_url
 from ._send import CREDENTIALS, SendOutcome, send_request
 from ._structure import StructureBuilder, original_link
-from ._tree import TreeNode, build_tree
+from ._tree import PLACEHOLDER_MISSING, TreeNode, build_tree
 
 __all__ = [
     "CREDENTIALS",
@@ -173,16 +173,20 @@ class ReplayPlan:
         return self.edits.hook is not None and self.edited(call)
 
     def warnings(self) -> tuple[str, ...]:
-        """What a reader of the report must know before trusting it: replayable calls whose
-        recorded body spanreel modified at record time (placeholders, masked credentials,
-        redaction) that no ``--hook`` restores — they are not replayed as the app sent them."""
+        """What a reader of the report must know before trusting it: a trace that looks
+        incomplete (spans whose parent is not stored: still being written, or spans lost), and
+        replayable calls whose recorded body spanreel modified at record time (placeholders,
+        masked credentials, redaction) that no ``--hook`` restores — they are not replayed as the
+        app sent them."""
+        notes = [w for tid, roots in self.forests if (w := _incomplete(tid, roots)) is not None]
         modified = [c for c in self.calls if c.request is not None and c.request.modified]
         unhooked = [c for c in modified if not self.hooked(c)]
         if not unhooked:
-            return ()
+            return tuple(notes)
         kinds = sorted({m for c in unhooked if c.request for m in c.request.modifications})
         which = ("calls " if len(unhooked) > 1 else "call ") + ", ".join(str(c.index) for c in unhooked)
         return (
+            *notes,
             f"{len(unhooked)} of {len(self.calls)} calls ({which}) are not replayed verbatim: "
             f"spanreel modified their recorded request body at record time ({'; '.join(kinds)}), "
             "and the body is sent as recorded, so their output may differ; restore it with --hook "
@@ -192,6 +196,22 @@ class ReplayPlan:
     def sources(self, call: PlannedCall) -> tuple[int, ...]:
         """Indexes of the calls ``call`` waits for (sorted, unique)."""
         return tuple(sorted({d.source for d in self.dependencies.get(call.index, ())}))
+
+
+def _incomplete(trace_id: str, roots: Sequence[TreeNode]) -> str | None:
+    """A warning when ``roots`` (one trace's forest) holds spans whose parent is not in the trace
+    (``missing parent`` placeholders, as ``spanreel show`` draws them); ``None`` otherwise."""
+    missing = [r for r in roots if r.span is None and r.placeholder_reason == PLACEHOLDER_MISSING]
+    if not missing:
+        return None
+    spans = sum(len(r.children) for r in missing)
+    parents = ", ".join(str(r.parent_span_id) for r in missing[:3]) + (", …" if len(missing) > 3 else "")
+    return (
+        f"trace {trace_id} looks incomplete: {spans} span{'s' if spans != 1 else ''} "
+        f"{'name' if spans != 1 else 'names'} a parent span that is not stored ({parents}) — it may "
+        "still be being written (its root not exported yet) or spans were lost; the replay covers "
+        "only the calls stored so far"
+    )
 
 
 def _root_of(roots: Sequence[TreeNode]) -> SpanRecord:

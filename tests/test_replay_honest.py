@@ -6,6 +6,7 @@ with the real ``openai`` SDK against ``FakeLLMServer`` and replayed through the 
   credentials) says it is not replayed verbatim;
 - totals compare only the calls with a figure on both sides, and say how many that is;
 - a recording cut at record time says so, and a replay that sent nothing fails the check;
+- a trace still being written (its root not exported yet) is replayed with a warning.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import set_span_in_context
 from test_replay_support import wait_for
 
 from spanreel.cli import main
@@ -323,3 +325,56 @@ def test_a_truncated_recording_says_so_and_replaying_nothing_fails(truncated: Re
     assert "FAILED (--fail-on error): nothing was replayed" in shown and text.exit_code == 1
     assert replay(truncated, "--base-url", truncated.llm.base_url, "--fail-on", "changed").exit_code == 1
     assert replay(truncated, "--base-url", truncated.llm.base_url, "--fail-on", "never").exit_code == 0
+
+
+# --------------------------------------------------------------------------- 5. incomplete trace
+
+
+@pytest.fixture(scope="module")
+def unfinished(collector: CollectorProcess, llm: FakeLLMServer) -> Iterator[Recorded]:
+    """A trace still being written: its root span "session" is open (not exported) while the
+    step span around a call has ended and reached the collector."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
+    instrumentor = Instrumentor()
+    instrumentor.instrument(tracer_provider=provider, capture_content=True)
+    tracer = provider.get_tracer("test")
+    root = tracer.start_span("session")
+    try:
+        with tracer.start_as_current_span("step", context=set_span_in_context(root)):
+            OpenAI(base_url=llm.base_url, api_key="sk-test").chat.completions.create(**ask("Still there?"))
+        trace_id = format(root.get_span_context().trace_id, "032x")
+        wait_for(
+            lambda: _count(collector.db, "SELECT count(*) FROM spans WHERE trace_id = ?", [trace_id]) >= 3,
+            what="the step span and the call's spans",
+        )
+        yield Recorded(collector.db, trace_id, llm)
+    finally:
+        instrumentor.uninstrument()
+        root.end()
+        provider.shutdown()
+
+
+def test_a_trace_still_being_written_is_replayed_with_a_warning(unfinished: Recorded) -> None:
+    """`spanreel show` draws the missing root as a placeholder; replay said nothing."""
+    step = run_query(  # the parent the step span names: the root, not stored yet
+        "SELECT parent_span_id FROM spans WHERE trace_id = ? AND name = 'step'",
+        unfinished.db,
+        [unfinished.trace_id],
+    ).rows
+    (root_id,) = step[0]
+    expected = (
+        f"trace {unfinished.trace_id} looks incomplete: 1 span names a parent span that is not stored "
+        f"({root_id})"
+    )
+    res = replay(unfinished, "--base-url", unfinished.llm.base_url, "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert [c["status"] for c in report["calls"]] == ["ok"]
+    (warning,) = report["warnings"]
+    assert warning.startswith(expected) and "still be being written" in warning
+    text = replay(unfinished, "--base-url", unfinished.llm.base_url)
+    assert text.exit_code == 0 and f"warning: {expected}" in " ".join(text.stderr.split())
+    plan = json.loads(replay(unfinished, "--dry-run", "--json").stdout)
+    assert plan["warnings"] == [warning]
+    assert "missing parent" in cli("show", unfinished.trace_id, "--db", str(unfinished.db)).stdout
