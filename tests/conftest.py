@@ -25,7 +25,9 @@ from typing import IO, Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from spanreel.collector import run_query
 from spanreel.collector._client import discovery_path
+from spanreel.fakellm import FakeLLMServer
 
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
@@ -124,3 +126,22 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
     """A collector on ``tmp_path / "spans.duckdb"``, stopped (SIGTERM, then SIGKILL) after the test."""
     with start_collector(tmp_path / "spans.duckdb") as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
+    """One collector per test module, on a fresh DuckDB file (a module may define its own)."""
+    with start_collector(tmp_path_factory.mktemp("collector") / "spans.duckdb") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeLLMServer]:
+    """One fake LLM server per test module, on a free loopback port (a module may define its own)."""
+    with FakeLLMServer(port=0) as server:
+        yield server
+
+
+def count_rows(db: Path, sql: str, params: list[Any] | None = None) -> int:
+    """The first column of the first row of ``sql`` on the spanreel database ``db`` (a count)."""
+    return int(run_query(sql, db, params).rows[0][0])

@@ -38,12 +38,6 @@ EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 @pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    with start_collector(tmp_path_factory.mktemp("collector") / "spans.duckdb") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def small_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
     tmp = tmp_path_factory.mktemp("small")
     (tmp / "small.yaml").write_text(

@@ -5,14 +5,12 @@ a fresh DuckDB file, then replayed against ``FakeLLMServer`` through the ``spanr
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CollectorProcess, start_collector
+from conftest import CollectorProcess, count_rows
 from openai import OpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -40,22 +38,6 @@ class Recorded:
     root_span_id: str
     outputs: list[str]
     bodies: list[bytes]  # request bodies as the fake server received them, in order
-
-
-def _count(db: Path, sql: str, params: list[Any] | None = None) -> int:
-    return int(run_query(sql, db, params).rows[0][0])
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    with start_collector(tmp_path_factory.mktemp("replay") / "spans.duckdb") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +92,7 @@ def recorded(llm: FakeLLMServer, collector: CollectorProcess) -> Recorded:
         provider.shutdown()
     trace_id = format(ctx.trace_id, "032x")
     wait_for(
-        lambda: _count(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id]) == 4,
+        lambda: count_rows(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id]) == 4,
         what="4 recorded LLM calls",
     )
     bodies = [r.body for r in llm.requests[first_request:]]
@@ -168,7 +150,7 @@ def test_verbatim_replay_pairs_calls_and_reproduces_outputs(
     # the new trace is stored: root "replay debate" linked to the original root, LLM spans linked
     # to their original spans
     db = recorded.db
-    wait_for(lambda: _count(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [new_trace]) == 3)
+    wait_for(lambda: count_rows(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [new_trace]) == 3)
     rows = run_query(
         "SELECT name, parent_span_id, service_name, attributes, links FROM spans "
         "WHERE trace_id = ? AND (parent_span_id IS NULL OR operation IS NOT NULL) ORDER BY start_time",
@@ -214,7 +196,9 @@ def test_edited_system_prompt_changes_outputs_and_report(recorded: Recorded) -> 
     assert sent[2]["messages"][1]["role"] == "user"
 
     # the replay shows up in `traces` and `show`
-    wait_for(lambda: _count(recorded.db, "SELECT count(*) FROM traces WHERE trace_id = ?", [new_trace]) == 1)
+    wait_for(
+        lambda: count_rows(recorded.db, "SELECT count(*) FROM traces WHERE trace_id = ?", [new_trace]) == 1
+    )
     traces = json.loads(cli("traces", "--db", str(recorded.db), "--json").stdout)
     mine = next(t for t in traces if t["trace_id"] == new_trace)
     assert mine["root_name"] == "replay debate" and mine["service_name"] == "spanreel-replay"

@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CollectorProcess, start_collector
+from conftest import CollectorProcess, count_rows
 from openai import OpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -43,18 +43,8 @@ class Recorded:
     trace_id: str
 
 
-def _count(db: Path, sql: str, params: list[Any] | None = None) -> int:
-    return int(run_query(sql, db, params).rows[0][0])
-
-
 def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), env={"COLUMNS": "220", "OPENAI_API_KEY": "sk-test"})
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    with start_collector(tmp_path_factory.mktemp("failures") / "spans.duckdb") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +66,9 @@ def recorded(collector: CollectorProcess) -> Recorded:
         provider.shutdown()
     trace_id = format(root.get_span_context().trace_id, "032x")
     wait_for(
-        lambda: _count(collector.db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id]) == 2,
+        lambda: (
+            count_rows(collector.db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id]) == 2
+        ),
         what="2 recorded LLM calls",
     )
     return Recorded(collector.db, trace_id)
@@ -231,12 +223,12 @@ def test_replay_retries_are_numbered_and_counted_like_an_apps_sdk_retries(
     replay_id = report["replay_trace_id"]
     originals = sorted(c["original_span_id"] for c in report["calls"])
     count = "SELECT count(*) FROM llm_calls WHERE trace_id = ?"
-    wait_for(lambda: _count(recorded.db, count, [replay_id]) == 6, what="6 replayed attempts")
+    wait_for(lambda: count_rows(recorded.db, count, [replay_id]) == 6, what="6 replayed attempts")
     assert _resend_counts(recorded.db, replay_id) == [
         (original, resend) for original in originals for resend in (None, 1, 2)
     ]
     first = count + " AND attributes->>'$.\"http.request.resend_count\"' IS NULL"
-    assert _count(recorded.db, first, [replay_id]) == 2
+    assert count_rows(recorded.db, first, [replay_id]) == 2
 
     # an app's call the openai SDK retried twice: the same shape
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
@@ -251,11 +243,14 @@ def test_replay_retries_are_numbered_and_counted_like_an_apps_sdk_retries(
         instrumentor.uninstrument()
         provider.shutdown()
     app_id = format(root.get_span_context().trace_id, "032x")
-    wait_for(lambda: _count(recorded.db, count, [app_id]) == 3, what="3 attempts of the app's call")
+    wait_for(lambda: count_rows(recorded.db, count, [app_id]) == 3, what="3 attempts of the app's call")
     assert [r for _, r in _resend_counts(recorded.db, app_id)] == [None, 1, 2]
     llm_calls = "SELECT llm_calls FROM traces WHERE trace_id = ?"
-    assert (_count(recorded.db, llm_calls, [app_id]), _count(recorded.db, llm_calls, [replay_id])) == (3, 6)
-    assert _count(recorded.db, first, [app_id]) == 1
+    assert (
+        count_rows(recorded.db, llm_calls, [app_id]),
+        count_rows(recorded.db, llm_calls, [replay_id]),
+    ) == (3, 6)
+    assert count_rows(recorded.db, first, [app_id]) == 1
 
 
 def test_a_retry_sends_its_number_the_first_attempt_none() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CollectorProcess, start_collector
+from conftest import CollectorProcess, count_rows
 from openai import OpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -46,24 +46,8 @@ class Recorded:
     llm: FakeLLMServer
 
 
-def _count(db: Path, sql: str, params: list[Any] | None = None) -> int:
-    return int(run_query(sql, db, params).rows[0][0])
-
-
 def cli(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), env={"COLUMNS": "220", "OPENAI_API_KEY": "sk-test"})
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    with start_collector(tmp_path_factory.mktemp("honest") / "spans.duckdb") as running:
-        yield running
 
 
 def ask(question: str | list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -98,7 +82,7 @@ def record(
     trace_id = format(span.get_span_context().trace_id, "032x")
     wait_for(
         lambda: (
-            _count(collector.db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id])
+            count_rows(collector.db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id])
             == len(requests)
         ),
         what="the recorded LLM calls",
@@ -345,7 +329,9 @@ def unfinished(collector: CollectorProcess, llm: FakeLLMServer) -> Iterator[Reco
             OpenAI(base_url=llm.base_url, api_key="sk-test").chat.completions.create(**ask("Still there?"))
         trace_id = format(root.get_span_context().trace_id, "032x")
         wait_for(
-            lambda: _count(collector.db, "SELECT count(*) FROM spans WHERE trace_id = ?", [trace_id]) >= 3,
+            lambda: (
+                count_rows(collector.db, "SELECT count(*) FROM spans WHERE trace_id = ?", [trace_id]) >= 3
+            ),
             what="the step span and the call's spans",
         )
         yield Recorded(collector.db, trace_id, llm)

@@ -82,12 +82,6 @@ def write_otlp_json(spans: list[ReadableSpan], path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def recording(llm: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory) -> Recording:
     tmp = tmp_path_factory.mktemp("session")
     memory = InMemorySpanExporter()

@@ -10,17 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CollectorProcess, start_collector
+from conftest import CollectorProcess
 from test_ui_support import HOSTILE, SESSION, Dataset, record_dataset
 
 from spanreel._attributes import SPANREEL_COST_USD
 from spanreel.fakellm import FakeLLMServer
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    with start_collector(tmp_path_factory.mktemp("ui-api") / "spans.duckdb") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

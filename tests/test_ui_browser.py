@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CollectorProcess, start_collector
+from conftest import CollectorProcess
 from test_ui_support import HOSTILE, SESSION, Dataset, record_dataset
 
 from spanreel.fakellm import FakeLLMServer
@@ -39,12 +39,6 @@ if not (os.path.exists(CHROMIUM) and shutil.which(CHROMIUM)):
     pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)", allow_module_level=True)
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is in the test extra")
-
-
-@pytest.fixture(scope="module")
-def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CollectorProcess]:
-    with start_collector(tmp_path_factory.mktemp("ui-browser") / "spans.duckdb") as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from typing import Any
 
 import openai
 from click.testing import CliRunner
-from conftest import CollectorProcess
+from conftest import CollectorProcess, count_rows
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -33,7 +33,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import spanreel
 from spanreel.cli import main
-from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
 
@@ -74,10 +73,6 @@ def wait_for(predicate: Any, timeout: float = 30, what: str = "condition") -> An
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-def _count(db: Path, sql: str, params: list[Any] | None = None) -> int:
-    return int(run_query(sql, db, params).rows[0][0])
 
 
 def record_dataset(collector: CollectorProcess, llm: FakeLLMServer) -> Dataset:
@@ -168,9 +163,9 @@ def record_dataset(collector: CollectorProcess, llm: FakeLLMServer) -> Dataset:
         for p in (provider, debate_provider, batch_provider):
             p.shutdown()
     db = collector.db
-    wait_for(lambda: _count(db, "SELECT count(*) FROM trace_index") == 8, what="8 recorded traces")
+    wait_for(lambda: count_rows(db, "SELECT count(*) FROM trace_index") == 8, what="8 recorded traces")
     wait_for(
-        lambda: _count(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [ids["support"]]) == 3,
+        lambda: count_rows(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [ids["support"]]) == 3,
         what="3 LLM calls of the support chat",
     )
     res = CliRunner().invoke(
@@ -183,7 +178,7 @@ def record_dataset(collector: CollectorProcess, llm: FakeLLMServer) -> Dataset:
     assert res.exit_code == 0, res.output
     replay = json.loads(res.stdout)["replay_trace_id"]
     wait_for(
-        lambda: _count(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [replay]) == 3,
+        lambda: count_rows(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [replay]) == 3,
         what="the replay's 3 LLM calls",
     )
     return Dataset(db, ids["support"], ids["debate"], ids["failing"], batch, replay, first_answer)
