@@ -232,9 +232,16 @@ def _set_system(body: dict[str, Any], text: str, provider: str | None) -> None:
         body["instructions"] = text
         return
     if "contents" in body:  # Gemini generateContent
-        body["systemInstruction"] = {"parts": [{"text": text}]}
+        body[_gemini_system_key(body)] = {"parts": [{"text": text}]}
         return
     raise EditError("cannot apply the system-prompt edit: the request body has no messages/input/contents")
+
+
+def _gemini_system_key(body: Mapping[str, Any]) -> str:
+    """The key of a Gemini body's system instruction: the REST API takes the proto's JSON name
+    ``systemInstruction`` and its field name ``system_instruction`` (a body that has the latter
+    keeps it: adding the former beside it would send two)."""
+    return "system_instruction" if "system_instruction" in body else "systemInstruction"
 
 
 def _appended(current: Any, text: str, where: str) -> Any:
@@ -267,12 +274,12 @@ def _append_system(body: dict[str, Any], text: str, provider: str | None) -> Non
             raise EditError(f"cannot append to the system prompt: instructions is a {type(current).__name__}")
         body["instructions"] = _appended(current, text, "instructions")
         return
-    elif isinstance(body.get("systemInstruction"), Mapping):  # Gemini: a new part
-        instruction = body["systemInstruction"]
+    elif isinstance(body.get(key := _gemini_system_key(body)), Mapping):  # Gemini: a new part
+        instruction = body[key]
         parts = instruction.get("parts")
         if parts is not None and not isinstance(parts, list):
-            raise EditError("cannot append to the system prompt: systemInstruction.parts is not a list")
-        body["systemInstruction"] = {**instruction, "parts": [*(parts or []), {"text": text}]}
+            raise EditError(f"cannot append to the system prompt: {key}.parts is not a list")
+        body[key] = {**instruction, "parts": [*(parts or []), {"text": text}]}
         return
     _set_system(body, text, provider)  # no system prompt yet: it becomes the system prompt
 

@@ -286,3 +286,9 @@ def test_system_append_responses_string_and_gemini_parts() -> None:
     }
     body = json.loads(apply_edits(_req({"contents": []}), ReplayEdits(system_append="S")))
     assert body["systemInstruction"] == {"parts": [{"text": "S"}]}
+    # The field name spelling (the REST API takes both) is kept, not doubled by the JSON name.
+    snake = {"contents": [], "system_instruction": {"parts": [{"text": "a"}]}}
+    body = json.loads(apply_edits(_req(snake), ReplayEdits(system_append="S")))
+    assert body == {"contents": [], "system_instruction": {"parts": [{"text": "a"}, {"text": "S"}]}}
+    body = json.loads(apply_edits(_req(snake), ReplayEdits(system="New.")))
+    assert body == {"contents": [], "system_instruction": {"parts": [{"text": "New."}]}}
