@@ -34,8 +34,12 @@ from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
     GEN_AI_SYSTEM_INSTRUCTIONS,
     GEN_AI_TOOL_DEFINITIONS,
 )
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_STATUS_CODE
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_RESEND_COUNT
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_RESEND_COUNT,
+    HTTP_RESPONSE_STATUS_CODE,
+)
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 
 from spanreel._attributes import (
@@ -43,6 +47,8 @@ from spanreel._attributes import (
     SPANREEL_REPLAY_ORIGINAL_SPAN_ID,
     SPANREEL_REPLAY_ORIGINAL_TRACE_ID,
     SPANREEL_REQUEST_BODY,
+    SPANREEL_REQUEST_METHOD,
+    SPANREEL_REQUEST_URL,
 )
 from spanreel._trace_sql import SESSION_SPANS
 from spanreel.collector._query import QueryResult
@@ -801,14 +807,22 @@ def _call_side(span: Mapping[str, Any]) -> dict[str, Any]:
         "duration_ns": span["duration_ns"],
         "input_tokens": span["input_tokens"],
         "output_tokens": span["output_tokens"],
+        "cost_usd": span["cost_usd"],
         "finish_reasons": span["finish_reasons"],
         "input": [m for m in chat if m["direction"] == "input"],
         "output_text": span["output_text"],
+        "url": span["attributes"].get(SPANREEL_REQUEST_URL),
+        "method": span["attributes"].get(SPANREEL_REQUEST_METHOD),
     }
 
 
 def _input_key(side: Mapping[str, Any]) -> str:
     return json.dumps(side["input"], sort_keys=True)
+
+
+#: The figures totalled over the calls known on both sides (a call side's key, in ``totals``
+#: ``original_<key>`` / ``new_<key>`` and ``compared_calls[<key>]``).
+COMPARED_FIGURES: Final = ("input_tokens", "output_tokens", "duration_ns", "cost_usd")
 
 
 def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
@@ -817,12 +831,26 @@ def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
     ``trace_id`` may name either side: a replay (its root carries
     ``spanreel.replay.original_trace_id``) is compared with its original; an original is compared
     with its latest replay. Returns ``{"original": trace, "replay": trace, "calls": [{"index",
-    "original": side | None, "replay": side | None, "output_changed": bool | None,
-    "input_changed": bool | None}…], "totals": {"calls", "replayed", "failed", "changed", "skipped"}}``
-    where a side is ``{"span_id", "name", "model", "status_code", "status_message",
-    "duration_ns", "input_tokens", "output_tokens", "finish_reasons", "input": [message…],
-    "output_text"}``; calls follow the original's order (replayed calls are paired through
-    ``spanreel.replay.original_span_id``), ``replay`` is ``None`` for a call that was not replayed.
+    "original": side | None, "replay": side | None, "failed": bool, "error": str | None,
+    "output_changed": bool | None, "input_changed": bool | None}…], "totals": {"calls",
+    "replayed", "failed", "changed", "skipped", "original_input_tokens", "new_input_tokens",
+    "original_output_tokens", "new_output_tokens", "original_duration_ns", "new_duration_ns",
+    "original_cost_usd", "new_cost_usd", "compared_calls": {"input_tokens", "output_tokens",
+    "duration_ns", "cost_usd": int}}}`` where a side is ``{"span_id", "name", "model",
+    "status_code", "status_message", "duration_ns", "input_tokens", "output_tokens", "cost_usd",
+    "finish_reasons", "input": [message…], "output_text", "url", "method"}``; calls follow the
+    original's order (replayed calls are paired through ``spanreel.replay.original_span_id``),
+    ``replay`` is ``None`` for a call that was not replayed.
+
+    As in the ``spanreel replay`` report, a replayed call *failed* when its span has status ERROR
+    (``error``: its status message) or when the original has an output and the replay's answer
+    holds none (an HTML page or ``{}`` with HTTP 200 — a wrong ``--base-url``; its span is not an
+    error): ``error`` is ``the answer holds no model output (HTTP 200; POST <url>)``, the status
+    read from the call's HTTP client span when stored. A failed call has no ``output_changed``
+    (``None``) and counts in ``failed``, not ``replayed`` nor ``changed``. Each total sums the
+    calls replayed (not failed) that have the figure on both sides only, so original and new
+    compare like with like; ``compared_calls`` says how many calls each covers (the figures are
+    ``None`` when it is 0). ``trace`` rows keep their whole-trace figures.
     Raises :class:`BadRequest`, :class:`NotFound` (unknown trace, or a trace with no replay).
     """
     tid = check_trace_id(trace_id)
@@ -848,15 +876,21 @@ def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
     originals = _calls(_trace_spans(query, original_header, llm_only=True))
     replayed = _trace_spans(query, replay_header, llm_only=True)  # a retried call's last attempt wins
     by_original = {s["replay_of_span_id"]: s for s in replayed if s["replay_of_span_id"]}
-    calls: list[dict[str, Any]] = []
+    sides: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = []
     for span in originals:
         new = by_original.pop(span["span_id"], None)
-        calls.append(_pair(len(calls) + 1, _call_side(span), _call_side(new) if new else None))
+        sides.append((_call_side(span), _call_side(new) if new else None))
     for span in replayed:  # replayed calls whose original is not stored (should not happen)
         if span["replay_of_span_id"] in by_original:
-            calls.append(_pair(len(calls) + 1, None, _call_side(span)))
+            sides.append((None, _call_side(span)))
+    statuses = _http_statuses(
+        query,
+        replay_header,
+        [r["span_id"] for o, r in sides if r is not None and o is not None and _lost_output(o, r)],
+    )
+    calls = [_pair(i, o, r, statuses) for i, (o, r) in enumerate(sides, 1)]
     totals = _span_totals(query, [original_header, replay_header])
-    failed = sum(1 for c in calls if c["replay"] is not None and c["replay"]["status_code"] == "ERROR")
+    failed = sum(1 for c in calls if c["failed"])
     return {
         "original": _trace_row(original_header, totals.get(original_header["trace_id"])),
         "replay": _trace_row(replay_header, totals.get(replay_header["trace_id"])),
@@ -867,8 +901,78 @@ def compare_replay(query: QueryFn, trace_id: str) -> dict[str, Any]:
             "failed": failed,
             "changed": sum(1 for c in calls if c["output_changed"]),
             "skipped": sum(1 for c in calls if c["replay"] is None),
+            **_compared_totals(calls),
         },
     }
+
+
+def _lost_output(original: Mapping[str, Any], replay: Mapping[str, Any]) -> bool:
+    """The original call has an output and its replay, not an error span, none: its answer was
+    not an LLM answer (an HTML page, ``{}``)."""
+    return (
+        replay["status_code"] != "ERROR"
+        and original["output_text"] is not None
+        and replay["output_text"] is None
+    )
+
+
+def _http_statuses(query: QueryFn, header: Mapping[str, Any], span_ids: list[str]) -> dict[str, int]:
+    """Per span id of ``span_ids`` (GenAI spans of the trace ``header``): the HTTP status its HTTP
+    client span (a child, e.g. opentelemetry-instrumentation-httpx's) recorded, when stored."""
+    if not span_ids:
+        return {}
+    placeholders = ", ".join("?" for _ in span_ids)
+    status = f"coalesce({_attr(HTTP_RESPONSE_STATUS_CODE)}, {_attr(HTTP_STATUS_CODE)})"
+    sql = (
+        f"SELECT s.parent_span_id, {status} AS status FROM spans s WHERE s.trace_id = ? "
+        "AND s.start_time BETWEEN CAST(? AS TIMESTAMP_NS) AND CAST(? AS TIMESTAMP_NS) "
+        f"AND s.parent_span_id IN ({placeholders}) AND {status} IS NOT NULL ORDER BY s.start_time"
+    )
+    params = [header["trace_id"], header["start_time"], header["end_time"], *span_ids]
+    out: dict[str, int] = {}
+    for row in _records(query(sql, params)):
+        try:
+            out[str(row["parent_span_id"])] = int(row["status"])  # the last attempt's status wins
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _no_output_error(replay: Mapping[str, Any], http_status: int | None) -> str:
+    """The reason of a replayed call whose answer holds no model output, worded as the replay
+    report's (which adds the content type: no span records it)."""
+    facts: list[str] = []
+    if http_status is not None:
+        facts.append(f"HTTP {http_status}")
+    if replay["url"]:
+        facts.append(f"{replay['method'] or 'POST'} {replay['url']}")
+    return "the answer holds no model output" + (f" ({'; '.join(facts)})" if facts else "")
+
+
+def _compared_totals(calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``original_<figure>`` / ``new_<figure>`` sums and ``compared_calls``: over the calls
+    replayed (not failed) with the figure known on both sides — a call whose new cost or tokens
+    are unknown left out of one side only would invent a saving."""
+    out: dict[str, Any] = {}
+    compared: dict[str, int] = {}
+    done = [c for c in calls if c["original"] is not None and c["replay"] is not None and not c["failed"]]
+    for key in COMPARED_FIGURES:
+        pairs = [
+            (c["original"][key], c["replay"][key])
+            for c in done
+            if c["original"][key] is not None and c["replay"][key] is not None
+        ]
+        compared[key] = len(pairs)
+        out[f"original_{key}"] = _total(a for a, _ in pairs) if pairs else None
+        out[f"new_{key}"] = _total(b for _, b in pairs) if pairs else None
+    out["compared_calls"] = compared
+    return out
+
+
+def _total(values: Iterable[int | float]) -> int | float:
+    """A sum; of floats (costs) rounded to 12 places, so no float noise (0.1 + 0.2) shows."""
+    total = sum(values)
+    return round(total, 12) if isinstance(total, float) else total
 
 
 def _calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -889,12 +993,29 @@ def _calls(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return calls
 
 
-def _pair(index: int, original: dict[str, Any] | None, replay: dict[str, Any] | None) -> dict[str, Any]:
-    both = original is not None and replay is not None
+def _pair(
+    index: int,
+    original: dict[str, Any] | None,
+    replay: dict[str, Any] | None,
+    http_statuses: Mapping[str, int],
+) -> dict[str, Any]:
+    error: str | None = None
+    output_changed: bool | None = None
+    input_changed: bool | None = None
+    if replay is not None and replay["status_code"] == "ERROR":
+        error = replay["status_message"] or "the replayed call failed"
+    elif original is not None and replay is not None and _lost_output(original, replay):
+        error = _no_output_error(replay, http_statuses.get(replay["span_id"]))
+    if original is not None and replay is not None:
+        input_changed = _input_key(original) != _input_key(replay)
+        if error is None:  # a failed call has nothing to compare
+            output_changed = original["output_text"] != replay["output_text"]
     return {
         "index": index,
         "original": original,
         "replay": replay,
-        "output_changed": (original["output_text"] != replay["output_text"]) if both else None,  # type: ignore[index]
-        "input_changed": (_input_key(original) != _input_key(replay)) if both else None,  # type: ignore[arg-type]
+        "failed": error is not None,
+        "error": error,
+        "output_changed": output_changed,
+        "input_changed": input_changed,
     }

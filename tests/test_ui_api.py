@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CollectorProcess
-from test_ui_support import HOSTILE, SESSION, Dataset, record_dataset
+from conftest import CollectorProcess, start_collector
+from test_ui_support import HOSTILE, SESSION, Dataset, HonestReplays, record_dataset, record_honest_replays
 
 from spanreel._attributes import SPANREEL_COST_USD
 from spanreel.fakellm import FakeLLMServer
@@ -227,7 +227,10 @@ def test_session(api: httpx.Client, data: Dataset) -> None:
 def test_compare_replay_with_original(api: httpx.Client, data: Dataset) -> None:
     result = get(api, f"/api/ui/compare/{data.replay}")
     assert result["original"]["trace_id"] == data.support and result["replay"]["trace_id"] == data.replay
-    assert result["totals"] == {"calls": 3, "replayed": 3, "failed": 0, "changed": 3, "skipped": 0}
+    t = result["totals"]
+    assert (t["calls"], t["replayed"], t["failed"], t["changed"], t["skipped"]) == (3, 3, 0, 3, 0)
+    assert t["compared_calls"] == {"input_tokens": 3, "output_tokens": 3, "duration_ns": 3, "cost_usd": 3}
+    assert t["original_input_tokens"] == sum(c["original"]["input_tokens"] for c in result["calls"])
     first = result["calls"][0]
     assert first["original"]["output_text"] == data.first_answer
     assert first["replay"]["output_text"] != data.first_answer
@@ -237,6 +240,61 @@ def test_compare_replay_with_original(api: httpx.Client, data: Dataset) -> None:
     assert get(api, f"/api/ui/compare/{data.support}")["calls"] == result["calls"]
     not_replayed = api.get(f"/api/ui/compare/{data.debate}")
     assert not_replayed.status_code == 404 and "has not been replayed" in not_replayed.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HonestReplays, httpx.Client]]:
+    """The traces of :func:`record_honest_replays` on a collector of their own (the dataset's
+    trace counts stay as they are)."""
+    db = tmp_path_factory.mktemp("honest") / "spans.duckdb"
+    with start_collector(db) as running, FakeLLMServer(port=0) as llm:
+        replays = record_honest_replays(running, llm)
+        with httpx.Client(base_url=running.info["query_url"], timeout=30, trust_env=False) as client:
+            yield replays, client
+
+
+def test_compare_counts_an_answer_without_output_as_failed(
+    honest: tuple[HonestReplays, httpx.Client],
+) -> None:
+    """Replayed against a web server (HTTP 200, an HTML page), both calls counted as replayed and
+    changed: their spans are not errors. They are failed calls now, with the replay report's
+    reason, and no totals are compared."""
+    replays, api = honest
+    result = get(api, f"/api/ui/compare/{replays.no_output}")
+    t = result["totals"]
+    assert (t["calls"], t["replayed"], t["failed"], t["changed"], t["skipped"]) == (2, 0, 2, 0, 0)
+    reason = f"the answer holds no model output (HTTP 200; POST {replays.wrong_url}/chat/completions)"
+    assert [(c["failed"], c["error"], c["output_changed"]) for c in result["calls"]] == [
+        (True, reason, None)
+    ] * 2
+    assert all(
+        c["replay"]["status_code"] != "ERROR" and c["original"]["output_text"] for c in result["calls"]
+    )
+    assert t["compared_calls"] == {"input_tokens": 0, "output_tokens": 0, "duration_ns": 0, "cost_usd": 0}
+    assert t["original_cost_usd"] is None and t["new_cost_usd"] is None
+
+
+def test_compare_totals_cover_the_calls_known_on_both_sides(
+    honest: tuple[HonestReplays, httpx.Client],
+) -> None:
+    """The gpt-4.1 call replayed as fake-gpt has no new cost: the page compared the whole traces'
+    costs (both calls' against one), a saving that was not there."""
+    replays, api = honest
+    result = get(api, f"/api/ui/compare/{replays.partial}")
+    first, second = result["calls"]
+    assert second["replay"]["model"] == "fake-gpt" and second["replay"]["cost_usd"] is None
+    assert second["original"]["cost_usd"] == pytest.approx(replays.original_costs[1])
+    t = result["totals"]
+    assert (t["replayed"], t["failed"]) == (2, 0)
+    assert t["compared_calls"] == {"input_tokens": 2, "output_tokens": 2, "duration_ns": 2, "cost_usd": 1}
+    assert t["original_cost_usd"] == pytest.approx(replays.original_costs[0])
+    assert t["new_cost_usd"] == pytest.approx(first["replay"]["cost_usd"])
+    assert (
+        t["original_input_tokens"] == first["original"]["input_tokens"] + second["original"]["input_tokens"]
+    )
+    assert t["new_output_tokens"] == first["replay"]["output_tokens"] + second["replay"]["output_tokens"]
+    # the trace rows still carry the whole traces' cost: the page no longer sets them side by side
+    assert result["original"]["cost_usd"] == pytest.approx(sum(replays.original_costs))
 
 
 def test_page_assets_and_security_headers(api: httpx.Client, collector: CollectorProcess) -> None:

@@ -10,13 +10,14 @@ screenshots under ``test-artifacts/``. Skipped only when Chromium is absent loca
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import CollectorProcess
-from test_ui_support import HOSTILE, SESSION, Dataset, record_dataset
+from conftest import CollectorProcess, start_collector
+from test_ui_support import HOSTILE, SESSION, Dataset, HonestReplays, record_dataset, record_honest_replays
 
 from spanreel.fakellm import FakeLLMServer
 
@@ -156,6 +157,44 @@ def test_session_and_replay_comparison(
     expect(cards.first.locator(".compare-col").first).to_contain_text(data.first_answer.split()[-1])
     assert cards.first.locator("ins.diff-add").count() > 0
     shot(page, "compare")
+
+
+@pytest.fixture(scope="module")
+def honest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HonestReplays, str]]:
+    """The traces of :func:`record_honest_replays` on a collector of their own, and its URL."""
+    db = tmp_path_factory.mktemp("honest") / "spans.duckdb"
+    with start_collector(db) as running, FakeLLMServer(port=0) as llm:
+        yield record_honest_replays(running, llm), running.info["query_url"]
+
+
+def test_replay_comparison_shows_failed_calls_and_totals_of_calls_known_on_both_sides(
+    page: sync_api.Page, honest: tuple[HonestReplays, str]
+) -> None:
+    """An answer without model output showed as "output changed" with an empty replay; the
+    header set the whole traces' costs side by side (one call's new cost unknown)."""
+    expect = sync_api.expect
+    replays, url = honest
+    page.goto(f"{url}/ui/#/compare/{replays.no_output}")
+    cards = page.locator(".compare-call")
+    expect(cards).to_have_count(2)
+    expect(page.locator(".trace-title")).to_contain_text("0 replayed · 2 failed · 0 changed")
+    reason = f"the answer holds no model output (HTTP 200; POST {replays.wrong_url}/chat/completions)"
+    for i in range(2):
+        expect(cards.nth(i).locator(".pill-error")).to_have_text("replay failed")
+        expect(cards.nth(i).locator(".replay-error")).to_have_text(reason)
+    expect(page.locator(".compare-totals")).to_contain_text("No call was replayed successfully")
+    shot(page, "compare-failed")
+
+    page.goto(f"{url}/ui/#/compare/{replays.partial}")
+    expect(page.locator(".trace-title")).to_contain_text("2 replayed")
+    totals = page.locator(".compare-totals .fact")
+    # the cost covers the first call only: its new cost is known, the second's is not
+    expect(totals.filter(has_text="Cost").locator("dd")).to_have_text(
+        re.compile(r"^\$0\.0*[1-9]\d* → \$0\.0*[1-9]\d* \(1 of 2 calls\)$")
+    )
+    expect(totals.filter(has_text="Tokens in").locator("dd")).to_have_text(re.compile(r"^\d+ → \d+$"))
+    assert page.locator(".compare-call .replay-error").count() == 0
+    shot(page, "compare-totals")
 
 
 def test_token_from_the_url_fragment_is_kept_out_of_the_address_bar(

@@ -308,5 +308,89 @@ def test_compare_shows_a_retried_call_once_and_counts_failed_replays(tmp_path: P
         ("3", "6"),
         ("4", "7"),
     ]
-    assert result["totals"] == {"calls": 2, "replayed": 1, "failed": 1, "changed": 0, "skipped": 0}
+    counts = {k: result["totals"][k] for k in ("calls", "replayed", "failed", "changed", "skipped")}
+    assert counts == {"calls": 2, "replayed": 1, "failed": 1, "changed": 0, "skipped": 0}
     con.close()
+
+
+def _said(text: str) -> str:
+    """``gen_ai.output.messages`` of an assistant answer ``text``."""
+    return json.dumps(
+        [{"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}]
+    )
+
+
+def test_compare_fails_a_replay_without_output_and_totals_only_calls_known_on_both_sides(
+    tmp_path: Path,
+) -> None:
+    """Three calls recorded with an output, tokens and a cost. The replay of the second has no
+    cost (a model without a price), the third's answer holds no model output (an HTML page with
+    HTTP 200: its span is not an error). The third counted as replayed and changed, and the totals
+    compared whole-trace sums: the second's unknown cost made up a saving."""
+    original, replay = "0c" * 16, "0d" * 16
+    url = "http://127.0.0.1:9/v1/chat/completions"
+
+    def call(
+        span: str, parent: str, trace: str, start: float, cost: float | None, out: str | None, **kw: Any
+    ):
+        attributes = {
+            **kw.pop("attributes", {}),
+            "spanreel.request.url": url,
+            "spanreel.request.method": "POST",
+        }
+        if cost is not None:
+            attributes["spanreel.cost.usd"] = cost
+        if out is not None:
+            attributes["gen_ai.output.messages"] = _said(out)
+        return rec(
+            span,
+            parent,
+            trace_id=trace,
+            name="chat m",
+            start_ms=start,
+            dur_ms=100,
+            operation="chat",
+            attributes=attributes,
+            **kw,
+        )
+
+    def of(span: str) -> dict[str, Any]:
+        return {"spanreel.replay.original_span_id": span.rjust(16, "0")}
+
+    spans = [
+        rec("1", trace_id=original, name="app", dur_ms=900),
+        call("2", "1", original, 10, 0.001, "Spaces.", input_tokens=10, output_tokens=2),
+        call("3", "1", original, 200, 0.002, "Emacs.", input_tokens=20, output_tokens=3),
+        call("4", "1", original, 400, 0.004, "Neither.", input_tokens=40, output_tokens=5),
+        rec("5", trace_id=replay, name="replay", start_ms=1000, dur_ms=900,
+            attributes={"spanreel.replay.original_trace_id": original}),
+        call("6", "5", replay, 1010, 0.0015, "Tabs.", input_tokens=11, output_tokens=4, attributes=of("2")),
+        call("7", "5", replay, 1200, None, "Emacs.", input_tokens=21, output_tokens=6, attributes=of("3")),
+        call("8", "5", replay, 1400, None, None, attributes=of("4")),
+        rec("9", "8", trace_id=replay, name="POST", start_ms=1401, dur_ms=90, kind="CLIENT",
+            attributes={"http.method": "POST", "http.url": url, "http.status_code": 200}),
+    ]  # fmt: skip
+    con = duckdb.connect(str(write_db(tmp_path / "r.duckdb", spans)), read_only=True, config=DATABASE_CONFIG)
+
+    def query(sql: str, params: list[Any]) -> QueryResult:
+        return execute_read_only(con, sql, params)
+
+    try:
+        result = compare_replay(query, original)
+    finally:
+        con.close()
+    first, second, third = result["calls"]
+    assert [c["failed"] for c in result["calls"]] == [False, False, True]
+    assert first["error"] is None and first["output_changed"] is True and second["output_changed"] is False
+    assert third["error"] == f"the answer holds no model output (HTTP 200; POST {url})"
+    assert third["output_changed"] is None  # nothing to compare
+    t = result["totals"]
+    assert (t["replayed"], t["failed"], t["changed"]) == (2, 1, 1)
+    assert t["compared_calls"] == {"input_tokens": 2, "output_tokens": 2, "duration_ns": 2, "cost_usd": 1}
+    assert (t["original_input_tokens"], t["new_input_tokens"]) == (30, 32)
+    assert (t["original_output_tokens"], t["new_output_tokens"]) == (5, 10)
+    assert (t["original_duration_ns"], t["new_duration_ns"]) == (200_000_000, 200_000_000)
+    assert (t["original_cost_usd"], t["new_cost_usd"]) == (0.001, 0.0015)
+    assert second["replay"]["cost_usd"] is None and first["replay"]["cost_usd"] == 0.0015
+    # the trace rows keep the whole traces' figures
+    assert result["original"]["cost_usd"] == pytest.approx(0.007) and result["replay"]["cost_usd"] == 0.0015

@@ -12,6 +12,9 @@ The recorded traces (newest last):
 - ``batch job 0`` … ``batch job 4`` (service ``batch``): no LLM calls.
 - ``replay support chat`` (service ``spanreel-replay``): a replay of ``support chat`` with an edited
   system prompt, so its outputs differ.
+
+:func:`record_honest_replays` records, on a collector of its own, a trace and two replays whose
+comparison must not claim more than it saw (a call without a new cost, answers without output).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from test_replay_honest import Canned
 
 import spanreel
 from spanreel.cli import main
@@ -182,3 +186,66 @@ def record_dataset(collector: CollectorProcess, llm: FakeLLMServer) -> Dataset:
         what="the replay's 3 LLM calls",
     )
     return Dataset(db, ids["support"], ids["debate"], ids["failing"], batch, replay, first_answer)
+
+
+@dataclass
+class HonestReplays:
+    """``honest`` (a gpt-4o-mini and a gpt-4.1 call) and two replays of it: ``partial``, the
+    gpt-4.1 call edited to ``fake-gpt`` (no price: its new cost is unknown), and ``no_output``,
+    sent to ``wrong_url``, a server answering HTTP 200 with an HTML page."""
+
+    db: Path
+    original: str
+    partial: str
+    no_output: str
+    wrong_url: str
+    original_costs: list[float]
+
+
+def record_honest_replays(collector: CollectorProcess, llm: FakeLLMServer) -> HonestReplays:
+    """Record and replay the traces of :class:`HonestReplays` through the collector."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "honest-app"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
+    client = openai.OpenAI(base_url=llm.base_url, api_key=API_KEY, max_retries=0)
+    instrumentor = Instrumentor()
+    instrumentor.instrument(tracer_provider=provider, capture_content=True)
+    try:
+        with provider.get_tracer("ui-test").start_as_current_span("honest") as root:
+            for model, question in (("gpt-4o-mini", "Tabs or spaces?"), ("gpt-4.1", "Vim or Emacs?")):
+                client.chat.completions.create(model=model, messages=[{"role": "user", "content": question}])
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()
+    original = format(root.get_span_context().trace_id, "032x")
+    db = collector.db
+
+    def calls(trace_id: str) -> int:
+        return count_rows(db, "SELECT count(*) FROM llm_calls WHERE trace_id = ?", [trace_id])
+
+    wait_for(lambda: calls(original) == 2, what="the 2 recorded calls")
+
+    def replay(*args: str) -> dict[str, Any]:
+        res = CliRunner().invoke(
+            main,
+            ["replay", original, "--db", str(db), "--retries", "0", "--fail-on", "never", "--json", *args],
+            catch_exceptions=False,
+            env={"OPENAI_API_KEY": API_KEY},
+        )
+        assert res.exit_code == 0, res.output
+        report: dict[str, Any] = json.loads(res.stdout)
+        wait_for(lambda: calls(report["replay_trace_id"]) == 2, what="the replay's 2 calls")
+        return report
+
+    partial = replay("--base-url", llm.base_url, "--only", "chat gpt-4.1", "--model", "fake-gpt")
+    assert [c["new_cost_usd"] is None for c in partial["calls"]] == [False, True]
+    with Canned("text/html; charset=utf-8", b"<html><body>Welcome to nginx!</body></html>") as wrong:
+        no_output = replay("--base-url", wrong.base_url)
+    assert [c["status"] for c in no_output["calls"]] == ["error", "error"]
+    return HonestReplays(
+        db,
+        original,
+        partial["replay_trace_id"],
+        no_output["replay_trace_id"],
+        wrong.base_url,
+        [c["original_cost_usd"] for c in partial["calls"]],
+    )

@@ -22,6 +22,7 @@ function sideFacts(side) {
     h("span", {}, side.model || DASH),
     h("span", {}, fmtDuration(side.duration_ns)),
     h("span", {}, `${fmtInt(side.input_tokens)} in · ${fmtInt(side.output_tokens)} out`),
+    side.cost_usd !== null && side.cost_usd !== undefined ? h("span", {}, fmtCost(side.cost_usd)) : null,
     side.finish_reasons && side.finish_reasons.length ? h("span", {}, side.finish_reasons.join(", ")) : null,
     side.status_code === "ERROR" ? pill("error", "error", side.status_message) : null,
   );
@@ -36,19 +37,22 @@ function callCard(call, originalId, replayId) {
   const r = call.replay;
   let badge;
   if (!r) badge = pill("not replayed", "warn");
-  else if (r.status_code === "ERROR") badge = pill("replay failed", "error");
+  else if (call.failed) badge = pill("replay failed", "error", call.error);
   else badge = call.output_changed ? pill("output changed", "accent") : pill("same output", "ok");
   const title = (o || r).name;
   let left = h("p", { class: "muted" }, "Not stored.");
   let right = h("p", { class: "muted" }, "This call was not replayed (its request was not recorded, e.g. content capture was off).");
-  if (o && r) {
+  if (o && r && call.failed) {
+    left = h("div", { class: "diff-text" }, o.output_text ?? DASH);
+    right = h("p", { class: "replay-error" }, call.error);
+  } else if (o && r) {
     const pieces = call.output_changed ? diffWords(o.output_text ?? "", r.output_text ?? "") : null;
     left = pieces ? diffText(pieces, "del") : h("div", { class: "diff-text" }, o.output_text ?? DASH);
     right = pieces ? diffText(pieces, "add") : h("div", { class: "diff-text" }, r.output_text ?? DASH);
   } else if (o) {
     left = h("div", { class: "diff-text" }, o.output_text ?? DASH);
   } else if (r) {
-    right = h("div", { class: "diff-text" }, r.output_text ?? DASH);
+    right = call.failed ? h("p", { class: "replay-error" }, call.error) : h("div", { class: "diff-text" }, r.output_text ?? DASH);
   }
   const column = (side, traceId, body, label) =>
     h(
@@ -77,6 +81,32 @@ function callCard(call, originalId, replayId) {
   );
 }
 
+/**
+ * One total, original → replay, over the calls replayed with the figure on both sides (as the
+ * `spanreel replay` report): "(1 of 2 calls)" when not every replayed call, "unknown" when none.
+ */
+function totalFigure(t, key, format) {
+  const covered = t.compared_calls[key];
+  if (!covered) return "unknown";
+  const text = `${format(t[`original_${key}`])} → ${format(t[`new_${key}`])}`;
+  return covered === t.replayed ? text : `${text} (${covered} of ${t.replayed} calls)`;
+}
+
+function comparedTotals(t) {
+  if (!t.replayed) return h("p", { class: "muted compare-totals" }, "No call was replayed successfully: no totals to compare.");
+  return h(
+    "div",
+    { class: "compare-totals" },
+    h("h3", {}, "Totals of the calls replayed (original → replay)"),
+    facts([
+      ["Tokens in", totalFigure(t, "input_tokens", fmtInt)],
+      ["Tokens out", totalFigure(t, "output_tokens", fmtInt)],
+      ["Call time", totalFigure(t, "duration_ns", fmtDuration)],
+      ["Cost", totalFigure(t, "cost_usd", fmtCost)],
+    ]),
+  );
+}
+
 export async function renderCompare(root, traceId, stale) {
   const data = await getJSON(`/api/ui/compare/${encodeURIComponent(traceId)}`);
   if (stale()) return;
@@ -88,8 +118,6 @@ export async function renderCompare(root, traceId, stale) {
       ["Trace", link(`#/trace/${encodeURIComponent(trace.trace_id)}`, shortId(trace.trace_id), { class: "mono", title: trace.trace_id })],
       ["Started", fmtTime(trace.start_time)],
       ["Duration", fmtDuration(trace.duration_ns)],
-      ["Tokens", `${fmtInt(trace.input_tokens)} in · ${fmtInt(trace.output_tokens)} out`],
-      ["Cost", fmtCost(trace.cost_usd)],
     ]);
   replace(
     root,
@@ -99,6 +127,7 @@ export async function renderCompare(root, traceId, stale) {
       { class: "card trace-head" },
       h("div", { class: "trace-title" }, h("h1", {}, "Replay comparison"), h("span", { class: "muted" }, `${t.calls} call${t.calls === 1 ? "" : "s"} · ${t.replayed} replayed${t.failed ? ` · ${t.failed} failed` : ""} · ${t.changed} changed · ${t.skipped} not replayed`)),
       h("div", { class: "compare-grid" }, h("div", {}, h("h3", {}, "Original"), traceFacts(o)), h("div", {}, h("h3", {}, "Replay"), traceFacts(r))),
+      comparedTotals(t),
     ),
     data.calls.length ? data.calls.map((c) => callCard(c, o.trace_id, r.trace_id)) : h("div", { class: "empty" }, "Neither trace has LLM calls."),
   );
