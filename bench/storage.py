@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from spanreel._trace_sql import TRACE_SPANS
-from spanreel.collector._query import DATABASE_CONFIG, execute_read_only
+from spanreel.collector._query import connect, execute_read_only
 from spanreel.collector._writer import open_database
 
 SPANS_PER_TRACE = 5
@@ -160,7 +160,7 @@ def main() -> None:
         if not path.exists():
             print(f"building {args.spans:,} spans in {path} …", flush=True)
             build(path, args.spans)
-        con = duckdb.connect(str(path), read_only=True, config=DATABASE_CONFIG)
+        con = connect(str(path), read_only=True)
         try:
             rows = con.execute("SELECT count(*), (SELECT count(*) FROM trace_index) FROM spans").fetchone()
             assert rows is not None

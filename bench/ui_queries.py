@@ -23,10 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from storage import TRACE_INDEX_FILL
 
-from spanreel.collector._query import DATABASE_CONFIG, QueryResult, execute_read_only
+from spanreel.collector._query import QueryResult, connect, execute_read_only
 from spanreel.collector._schema import migrate
 from spanreel.collector._ui_data import (
     TraceFilters,
@@ -98,7 +97,7 @@ FROM spans GROUP BY trace_id ORDER BY start_time DESC, trace_id DESC LIMIT 50 OF
 
 def build(path: Path, spans: int) -> int:
     traces = spans // SPANS_PER_TRACE
-    con = duckdb.connect(str(path), config=DATABASE_CONFIG)
+    con = connect(str(path))
     try:
         migrate(con)
         con.execute(_FILL, [traces])
@@ -132,7 +131,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if not path.exists():
             build(path, args.spans)
-        con = duckdb.connect(str(path), read_only=True, config=DATABASE_CONFIG)
+        con = connect(str(path), read_only=True)
         stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]  # type: ignore[index]
         traces = con.execute("SELECT count(*) FROM trace_index").fetchone()[0]  # type: ignore[index]
         took = time.perf_counter() - t0

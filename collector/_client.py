@@ -29,10 +29,10 @@ import httpx
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from spanreel.collector._query import (
-    DATABASE_CONFIG,
     NoDatabaseError,
     QueryError,
     QueryResult,
+    connect,
     execute_read_only,
 )
 from spanreel.collector._schema import MIGRATIONS, foreign_schema_reason, not_spanreel_message
@@ -219,7 +219,7 @@ def run_query(
             f"no spanreel database at {path}: start `spanreel collector` (it creates it) or pass --db PATH"
         )
     try:
-        con = duckdb.connect(str(path), read_only=True, config=DATABASE_CONFIG)
+        con = connect(path, read_only=True)
     except duckdb.Error as exc:
         if "lock" in str(exc).lower():
             raise QueryError(

@@ -22,6 +22,7 @@ import base64
 import datetime as dt
 import decimal
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -30,20 +31,54 @@ from typing import Any, Final
 import duckdb
 import pyarrow as pa
 
-__all__ = ["NoDatabaseError", "QueryError", "QueryResult", "check_read_only", "execute_read_only"]
+__all__ = [
+    "DATABASE_SETTINGS",
+    "NoDatabaseError",
+    "QueryError",
+    "QueryResult",
+    "check_read_only",
+    "connect",
+    "execute_read_only",
+    "restrict",
+]
 
-#: DuckDB settings for every connection spanreel opens (applied in this order): SQL cannot read or
-#: write files or reach the network (``read_csv``, ``COPY``, ``ATTACH``, extensions …; registered
-#: Arrow tables still work), and the configuration is then locked, so no statement can change the
-#: database's settings — the table functions that do so in a ``SELECT`` (``enable_logging``, which
-#: aborted the process with a file storage, ``enable_profiling``…) included.
-DATABASE_CONFIG: Final[dict[str, str | bool | int | float | list[str]]] = {
-    "enable_external_access": False,
-    "lock_configuration": True,
-}
+#: DuckDB settings for every connection spanreel opens, applied to the database instance (``SET
+#: GLOBAL``: its cursors too) in this order by :func:`restrict`: SQL cannot read or write files or
+#: reach the network (``read_csv``, ``COPY``, ``ATTACH``, extensions …; registered Arrow tables
+#: still work); times are UTC whatever the machine's zone (the stored times are UTC: a
+#: ``TIMESTAMPTZ`` cast, ``now()``, "the last hour" gave other answers in Tokyo than in New York,
+#: and the collector's query API others than a direct read); and the configuration is then locked,
+#: so no statement can change the database's settings — the table functions that do so in a
+#: ``SELECT`` (``enable_logging``, which aborted the process with a file storage,
+#: ``enable_profiling``…) included. (``TimeZone`` cannot be given to ``duckdb.connect``: the ICU
+#: extension is loaded with the first connection, hence ``SET`` after it.)
+DATABASE_SETTINGS: Final[tuple[tuple[str, str | bool], ...]] = (
+    ("enable_external_access", False),
+    ("TimeZone", "UTC"),
+    ("lock_configuration", True),
+)
 _READ_ONLY_TYPES: Final = frozenset({duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN})
 _UNIT_NS: Final = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _UNIT_DIGITS: Final = {"s": 0, "ms": 3, "us": 6, "ns": 9}
+
+
+def restrict(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Apply :data:`DATABASE_SETTINGS` to ``con``'s database instance; return ``con``."""
+    for name, value in DATABASE_SETTINGS:
+        con.execute(f"SET GLOBAL {name} = ?", [value])
+    return con
+
+
+def connect(
+    database: str | os.PathLike[str] = ":memory:", *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect(database, read_only=…)``, :func:`restrict`-ed. Raises ``duckdb.Error``."""
+    con = duckdb.connect(str(database), read_only=read_only)
+    try:
+        return restrict(con)
+    except BaseException:
+        con.close()
+        raise
 
 
 class QueryError(Exception):

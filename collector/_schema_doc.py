@@ -32,7 +32,8 @@ _HEADER = """\
 
 The DuckDB file written by `spanreel collector` (default
 `~/.local/share/spanreel/spanreel.duckdb`). Query it with `spanreel sql "…"`: directly when no
-collector runs, through the collector's read-only query API while one does. Times are UTC;
+collector runs, through the collector's read-only query API while one does. Times are UTC, and
+so is every query's time zone (`now()`, `TIMESTAMPTZ` casts), whatever the machine's;
 `TIMESTAMP_NS` columns keep nanoseconds. The descriptions below are also in the database:
 `SELECT table_name, column_name, comment FROM duckdb_columns()`.
 """

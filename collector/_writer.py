@@ -33,7 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spanreel.collector._query import DATABASE_CONFIG
+from spanreel.collector._query import restrict
 from spanreel.collector._schema import JSON_COLUMNS, SPAN_ID_AS_UBIGINT, migrate
 
 __all__ = [
@@ -105,8 +105,7 @@ def open_database(path: Path, *, allow_empty: bool = True) -> duckdb.DuckDBPyCon
         raise
     try:
         con.execute(f"USE {CATALOG}")
-        for name, value in DATABASE_CONFIG.items():
-            con.execute(f"SET {name} = ?", [value])
+        restrict(con)
         migrate(con, name=path, allow_empty=allow_empty)
     except BaseException:
         con.close()

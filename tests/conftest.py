@@ -88,10 +88,13 @@ class CollectorProcess:
         self.stop()
 
 
-def start_collector(db: Path, *extra_args: str, timeout: float = 30) -> CollectorProcess:
+def start_collector(
+    db: Path, *extra_args: str, timeout: float = 30, env: dict[str, str] | None = None
+) -> CollectorProcess:
     """Start a collector on ``db`` (cwd: its folder; stderr to ``<db>.stderr.log``) and wait for it.
 
-    ``extra_args`` follow the endpoint options (e.g. ``"--config", path``). Raises
+    ``extra_args`` follow the endpoint options (e.g. ``"--config", path``); ``env`` is added to
+    the environment (without ``SPANREEL_*``/``OTEL_*``: :func:`clean_env`). Raises
     ``AssertionError`` with the collector's stderr if it exits or has not written its discovery
     file within ``timeout`` seconds (it is then killed).
     """
@@ -102,7 +105,7 @@ def start_collector(db: Path, *extra_args: str, timeout: float = 30) -> Collecto
         [sys.executable, "-m", "spanreel", "collector", "--db", str(db),
          "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
          "--query-endpoint", "127.0.0.1:0", *extra_args],
-        cwd=db.parent, env=clean_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        cwd=db.parent, env=clean_env(**(env or {})), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=stderr_file, text=True,
     )  # fmt: skip
     running = CollectorProcess(proc, db, {}, stderr_path, stderr_file)

@@ -16,7 +16,7 @@ import yaml
 
 from spanreel._config import ConfigError, load_config
 from spanreel.collector import NoDatabaseError, QueryError, load_collector_config, run_query
-from spanreel.collector._query import DATABASE_CONFIG, execute_read_only
+from spanreel.collector._query import connect, execute_read_only
 from spanreel.collector._schema import MIGRATIONS, migrate, rows_to_arrow
 from spanreel.collector._writer import SpanWriter, open_database
 
@@ -225,7 +225,7 @@ def test_run_query_direct_path_and_read_only(tmp_path: Path) -> None:
 
 
 def test_json_safe_values() -> None:
-    con = duckdb.connect(config=DATABASE_CONFIG)
+    con = connect()
     result = execute_read_only(
         con,
         "SELECT TIMESTAMP '2024-01-02 03:04:05.123456' AS ts, TIMESTAMPTZ '2024-01-02 05:04:05+02' AS tz, "
@@ -280,7 +280,7 @@ def test_json_safe_values() -> None:
 def test_earlier_statements_are_read_only_up_to_max_rows() -> None:
     """``SELECT <millions of rows>; SELECT 1`` read the whole first result into memory, past the
     query API's row cap; it is read up to max_rows now (the error() below fires past 100,000)."""
-    con = duckdb.connect(config=DATABASE_CONFIG)
+    con = connect()
     first = "SELECT CASE WHEN i < 100000 THEN i ELSE error('read past the cap') END FROM range(10000000) t(i)"
     result = execute_read_only(con, f"{first}; SELECT 1 AS one", max_rows=5)
     assert (result.rows, result.truncated) == ([[1]], False)
@@ -299,7 +299,7 @@ def test_earlier_statements_are_read_only_up_to_max_rows() -> None:
 
 
 def test_explain_analyze_cannot_write(tmp_path: Path) -> None:
-    con = duckdb.connect(str(tmp_path / "e.duckdb"), config=DATABASE_CONFIG)
+    con = connect(str(tmp_path / "e.duckdb"))
     con.execute("CREATE TABLE t (a INT)")
     with pytest.raises(QueryError):
         execute_read_only(con, "EXPLAIN ANALYZE INSERT INTO t VALUES (1)")

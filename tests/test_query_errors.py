@@ -7,9 +7,11 @@ error counts the lines of the user's query (directly and through a running colle
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -208,3 +210,36 @@ def test_sql_error_lines_through_the_query_api(tmp_path: Path) -> None:
     with start_collector(db):
         for query, expected in _LINE_CASES:
             assert _error_line(run("sql", query, "--db", str(db))) == expected, query
+
+
+# -- times are UTC, whatever the machine's zone --------------------------------------------------
+
+_TZ_SQL = (
+    "SELECT current_setting('TimeZone') AS tz, start_time::TIMESTAMPTZ AS start_tz, "
+    "(SELECT count(*) FROM spans WHERE start_time > (TIMESTAMPTZ '2026-11-21 20:00:00+00')::TIMESTAMP) "
+    "AS since_20h FROM spans"
+)  # the span starts at 00:47 UTC
+
+
+def _sql_in_zone(db: Path, zone: str) -> list[Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "spanreel", "sql", _TZ_SQL, "--db", str(db), "--json"],
+        env=clean_env(TZ=zone), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows: list[Any] = json.loads(proc.stdout)["rows"]
+    return rows
+
+
+def test_sql_times_are_utc_in_every_zone_directly_and_through_the_collector(tmp_path: Path) -> None:
+    """The stored times are UTC, but DuckDB took the zone of the process that ran the query: a
+    span at 00:47 UTC read as 15:47 the day before in Tokyo, a "since" filter counted other spans in
+    New York, and the collector's query API answered in the collector's zone."""
+    db = write_db(tmp_path / "spans.duckdb", [rec("a1", name="root", start_ms=0, dur_ms=5)])
+    expected = _sql_in_zone(db, "UTC")
+    ((tz, start, since_20h),) = expected
+    assert (tz, start, since_20h) == ("UTC", "2026-11-22T00:47:00.000000Z", 1)
+    for zone in ("Asia/Tokyo", "America/New_York"):
+        assert _sql_in_zone(db, zone) == expected, zone
+    with start_collector(db, env={"TZ": "America/New_York"}):
+        assert _sql_in_zone(db, "Asia/Tokyo") == expected

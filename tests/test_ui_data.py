@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from test_replay_support import rec, write_db
 
-from spanreel.collector._query import DATABASE_CONFIG, QueryResult, execute_read_only
+from spanreel.collector._query import QueryResult, connect, execute_read_only
 from spanreel.collector._ui import is_loopback_host, is_public_path, load_assets
 from spanreel.collector._ui_cli import can_open_browser, viewer_url
 from spanreel.collector._ui_data import (
@@ -154,7 +153,7 @@ def query(tmp_path: Path) -> Iterator[QueryFn]:
         rec("3", "1", trace_id="3" * 32, operation="chat", attributes={"gen_ai.input.messages": messages})
     )
     db = write_db(tmp_path / "spans.duckdb", spans)
-    con = duckdb.connect(str(db), read_only=True, config=DATABASE_CONFIG)
+    con = connect(str(db), read_only=True)
 
     def run(sql: str, params: list[Any]) -> QueryResult:
         return execute_read_only(con, sql, params)
@@ -225,9 +224,7 @@ def test_peer_traces_show_their_conversation_search_and_cost(tmp_path: Path) -> 
         rec("1", None, trace_id="a1" * 16, operation="chat", attributes=openinference),
         rec("2", None, trace_id="b2" * 16, operation="chat", attributes=mlflow),
     ]
-    con = duckdb.connect(
-        str(write_db(tmp_path / "peers.duckdb", spans)), read_only=True, config=DATABASE_CONFIG
-    )
+    con = connect(str(write_db(tmp_path / "peers.duckdb", spans)), read_only=True)
 
     def query(sql: str, params: list[Any]) -> QueryResult:
         return execute_read_only(con, sql, params)
@@ -298,7 +295,7 @@ def test_compare_shows_a_retried_call_once_and_counts_failed_replays(tmp_path: P
         rec("7", "5", trace_id=replay, name="chat n", start_ms=1300, operation="chat", status_code="ERROR",
             attributes={"spanreel.replay.original_span_id": "4".rjust(16, "0")}),
     ]  # fmt: skip
-    con = duckdb.connect(str(write_db(tmp_path / "r.duckdb", spans)), read_only=True, config=DATABASE_CONFIG)
+    con = connect(str(write_db(tmp_path / "r.duckdb", spans)), read_only=True)
 
     def query(sql: str, params: list[Any]) -> QueryResult:
         return execute_read_only(con, sql, params)
@@ -370,7 +367,7 @@ def test_compare_fails_a_replay_without_output_and_totals_only_calls_known_on_bo
         rec("9", "8", trace_id=replay, name="POST", start_ms=1401, dur_ms=90, kind="CLIENT",
             attributes={"http.method": "POST", "http.url": url, "http.status_code": 200}),
     ]  # fmt: skip
-    con = duckdb.connect(str(write_db(tmp_path / "r.duckdb", spans)), read_only=True, config=DATABASE_CONFIG)
+    con = connect(str(write_db(tmp_path / "r.duckdb", spans)), read_only=True)
 
     def query(sql: str, params: list[Any]) -> QueryResult:
         return execute_read_only(con, sql, params)
