@@ -656,22 +656,24 @@ def trace_detail(query: QueryFn, trace_id: str) -> dict[str, Any]:
     spans = _trace_spans(query, header)
     truncated = len(spans) > MAX_TRACE_SPANS
     spans = spans[:MAX_TRACE_SPANS]
-    errors = sum(1 for s in spans if s["status_code"] == "ERROR")
-    costs = [s["cost_usd"] for s in spans if s["cost_usd"] is not None]
     root = next((s for s in spans if s["span_id"] == header.get("root_span_id")), None)
     replay_of = root["attributes"].get(SPANREEL_REPLAY_ORIGINAL_TRACE_ID) if root else None
-    session_ids: dict[str, None] = {}  # every session id, in order of first appearance
-    for span in spans:
-        if span["session_id"] is not None:
-            session_ids.setdefault(str(span["session_id"]))
+    if truncated:  # the trace's figures are over all its spans, as in the list, not the cut ones
+        totals = _span_totals(query, [header]).get(tid, {})
+        errors, cost = totals.get("errors", 0), totals.get("cost_usd")
+        sessions = _trace_sessions(query, [header]).get(tid, [])
+    else:
+        errors = sum(1 for s in spans if s["status_code"] == "ERROR")
+        costs = [s["cost_usd"] for s in spans if s["cost_usd"] is not None]
+        cost = sum(costs) if costs else None
+        first_seen: dict[str, None] = {}  # every session id, in order of first appearance
+        for span in spans:
+            if span["session_id"] is not None:
+                first_seen.setdefault(str(span["session_id"]))
+        sessions = list(first_seen)
     trace = _trace_row(
         header,
-        {
-            "errors": errors,
-            "cost_usd": sum(costs) if costs else None,
-            "replay_of": replay_of,
-            "session_ids": list(session_ids),
-        },
+        {"errors": errors, "cost_usd": cost, "replay_of": replay_of, "session_ids": sessions},
     )
     return {
         "trace": trace,

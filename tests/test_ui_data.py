@@ -247,6 +247,37 @@ def test_peer_traces_show_their_conversation_search_and_cost(tmp_path: Path) -> 
     con.close()
 
 
+def test_a_truncated_trace_keeps_the_figures_of_all_its_spans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trace over MAX_TRACE_SPANS spans showed the errors and cost of the spans it sent (0 and
+    none, the failed and priced calls came later), not those of the trace, as the list does."""
+    import spanreel.collector._ui_data as ui_data
+
+    monkeypatch.setattr(ui_data, "MAX_TRACE_SPANS", 3)
+    priced = {"openinference.span.kind": "LLM", "llm.model_name": "m", "llm.cost.total": 0.25}
+    tid = "c3" * 16
+    spans = [rec("1", None, trace_id=tid, name="root", dur_ms=100)]
+    spans += [rec(str(i), "1", trace_id=tid, start_ms=i) for i in range(2, 5)]
+    spans += [
+        rec(str(i), "1", trace_id=tid, start_ms=i, status_code="ERROR", operation="chat",
+            attributes=priced, session_id=f"late-{i}")
+        for i in range(5, 7)
+    ]  # fmt: skip
+    con = connect(str(write_db(tmp_path / "big.duckdb", spans)), read_only=True)
+
+    def query(sql: str, params: list[Any]) -> QueryResult:
+        return execute_read_only(con, sql, params)
+
+    detail = trace_detail(query, tid)
+    (listed,) = list_traces(query, TraceFilters())["traces"]
+    assert detail["truncated"] and len(detail["spans"]) == 3
+    assert (detail["trace"]["errors"], detail["trace"]["cost_usd"]) == (2, pytest.approx(0.5))
+    assert (listed["errors"], listed["cost_usd"]) == (2, pytest.approx(0.5))
+    assert detail["trace"]["session_ids"] == ["late-5", "late-6"]
+    con.close()
+
+
 def test_loopback_hosts_and_public_paths() -> None:
     for host in ("127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:4000", "127.1.2.3", "::1"):
         assert is_loopback_host(host), host
