@@ -341,16 +341,24 @@ def _array_values(array: pa.Array) -> list[Any]:
 
 
 def _has_special(typ: pa.DataType) -> bool:
-    """Whether ``typ`` is or holds a timestamp or date (converted by :func:`_array_values`)."""
+    """Whether ``typ`` is or holds a timestamp, a date or a map (converted by :func:`_array_values`)."""
     if pa.types.is_timestamp(typ) or pa.types.is_date32(typ):
+        return True
+    if pa.types.is_map(typ):  # an empty map is {} only when its type is known (to_pylist: [])
         return True
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
         return _has_special(typ.value_type)
-    if pa.types.is_map(typ):
-        return _has_special(typ.key_type) or _has_special(typ.item_type)
     if pa.types.is_struct(typ):
         return any(_has_special(typ.field(i).type) for i in range(typ.num_fields))
     return False
+
+
+def _seconds(ns: int) -> str:
+    """``ns`` nanoseconds as exact decimal seconds for an ISO 8601 duration: ``1.000001``, ``-0.5``,
+    ``3`` (``ns / 1e9`` gave ``1e-06`` and lost digits past a day)."""
+    whole, frac = divmod(abs(ns), 1_000_000_000)
+    text = f"{whole}.{frac:09d}".rstrip("0").rstrip(".")
+    return f"-{text}" if ns < 0 else text
 
 
 def _json_safe(value: Any) -> Any:
@@ -361,7 +369,7 @@ def _json_safe(value: Any) -> Any:
             return value
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, pa.MonthDayNano):
-        return f"P{value.months}M{value.days}DT{value.nanoseconds / 1e9}S"
+        return f"P{value.months}M{value.days}DT{_seconds(value.nanoseconds)}S"
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -376,7 +384,8 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
-        return f"PT{value.total_seconds()}S"
+        micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+        return f"PT{_seconds(micros * 1_000)}S"
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, bytes):

@@ -275,6 +275,20 @@ def test_json_safe_values() -> None:
             ["2024-01-02T03:04:05.000000001Z", None],
         ]
     ]
+    # Intervals as exact ISO 8601 durations (they were P0M1DT1e-06S: float seconds); an empty map
+    # is an object like any map (it was [], to_pylist cannot tell it from a list).
+    exact = execute_read_only(
+        con,
+        "SELECT INTERVAL '1 day 0.000001 second' AS a, INTERVAL '0.00001 second' AS b, "
+        "-INTERVAL '1.5 second' AS c, INTERVAL '3 months 2 hours' AS d, "
+        "TIMESTAMP '2024-01-02' - TIMESTAMP '2024-01-01 23:59:59.5' AS td, "
+        "MAP {}::MAP(VARCHAR, INT) AS m0, [MAP {}::MAP(VARCHAR, INT), MAP {'a': 1}] AS ml, "
+        "{'s': MAP {}::MAP(VARCHAR, INT)} AS sm",
+    )
+    assert exact.rows == [
+        ["P0M1DT0.000001S", "P0M0DT0.00001S", "P0M0DT-1.5S", "P3M0DT7200S", "P0M0DT0.5S",
+         {}, [{}, {"a": 1}], {"s": {}}],
+    ]  # fmt: skip
 
 
 def test_earlier_statements_are_read_only_up_to_max_rows() -> None:
