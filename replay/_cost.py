@@ -11,6 +11,7 @@ to the price library or the tokens were not recorded.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,9 +32,15 @@ __all__ = ["call_cost", "format_usd"]
 
 
 def format_usd(value: float | None) -> str | None:
-    """``$0.0042``-style text for a cost in USD (at most 6 decimals, trailing zeros dropped);
-    ``None`` for ``None``."""
-    return None if value is None else f"${value:.6f}".rstrip("0").rstrip(".")
+    """``$0.0042``-style text for a cost in USD (6 decimals, trailing zeros dropped; a cost that
+    would round to ``$0`` there keeps two significant digits, ``$0.0000001`` for an embeddings
+    call, up to 12 decimals); ``None`` for ``None``."""
+    if value is None:
+        return None
+    decimals = 6
+    if value and abs(value) < 1e-6:
+        decimals = min(12, 1 - math.floor(math.log10(abs(value))))
+    return f"${value:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def call_cost(

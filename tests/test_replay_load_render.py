@@ -16,7 +16,7 @@ from spanreel.replay import (
     build_tree,
     load_trace,
 )
-from spanreel.replay._cost import call_cost
+from spanreel.replay._cost import call_cost, format_usd
 from spanreel.replay._render import node_label, render_tree, trace_to_json
 
 OTHER = "4bf92f35" + "0" * 24
@@ -140,6 +140,18 @@ def test_error_status_is_red_and_names_are_not_markup() -> None:
     assert any("red" in st for st in styles)
     ok = node_label(build_tree([rec("e2", status_code="OK")])[0])
     assert "ERROR" not in ok.plain and not any("red" in str(s.style) for s in ok.spans)
+
+
+@pytest.mark.parametrize(
+    ("usd", "text"),
+    [
+        (None, None), (0.0, "$0"), (0.0042, "$0.0042"), (12.5, "$12.5"), (0.0000015, "$0.000002"),
+        # a recorded cost too small for 6 decimals (an embeddings call) read "$0", as if free
+        (1e-07, "$0.0000001"), (5e-07, "$0.0000005"), (1.234e-09, "$0.0000000012"), (-1e-07, "$-0.0000001"),
+    ],
+)  # fmt: skip
+def test_format_usd_never_shows_a_cost_as_zero(usd: float | None, text: str | None) -> None:
+    assert format_usd(usd) == text
 
 
 def test_call_cost_prefers_a_recorded_cost_else_estimates() -> None:
