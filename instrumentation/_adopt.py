@@ -120,7 +120,9 @@ class _OwnerEnd:
         try:
             # Off the span first: the stand-in and the bound ``end`` it keeps both refer to the
             # span, a reference cycle that would leave every adopted call to the garbage collector.
-            if vars(self.span).get("end") is self:
+            # (Not looked up in ``vars()``: a proxy span's, e.g. OpenInference's, is the wrapped
+            # span's dict, while the stand-in sits on the proxy, whose class defines ``end``.)
+            if getattr(self.span, "end", None) is self:
                 del self.span.end
             (call.finisher or call.finish)()
             start = getattr(self.span, "start_time", None)

@@ -566,7 +566,7 @@ RETRY_COUNT_HEADER = "x-stainless-retry-count"
 def _resend_count(request: Any) -> int:
     """How many times the SDK had sent this request before (``x-stainless-retry-count``), else 0:
     each attempt is its own HTTP request and GenAI span, ``http.request.resend_count`` tells them
-    apart."""
+    apart (not set on an adopted span, which all the attempts share)."""
     value = request.headers.get(RETRY_COUNT_HEADER)
     return int(value) if value and value.isdigit() else 0
 
@@ -676,7 +676,12 @@ def start_call(request: Any, settings: CallSettings) -> tuple[LLMCall, Context] 
     foreign = foreign_genai_span(parent)
     if foreign is not None:
         existing = getattr(foreign, "attributes", None) or {}
-        foreign.set_attributes({k: v for k, v in attrs.items() if k not in existing})
+        # Not http.request.resend_count: the SDK's attempts share the adopted span, one span per
+        # SDK call, never a retry of an earlier one (the count marks a retry's span; the viewer
+        # and replay take a span carrying it for a retry of the call before, and merge them).
+        foreign.set_attributes(
+            {k: v for k, v in attrs.items() if k not in existing and k != HTTP_REQUEST_RESEND_COUNT}
+        )
         for link in links:
             foreign.add_link(link.context)
         # The owner may record the GenAI client metrics itself: then spanreel does not count the

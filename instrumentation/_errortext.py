@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Final
 
-from opentelemetry.sdk.trace import Span
+from opentelemetry import trace
 from opentelemetry.semconv.attributes.exception_attributes import EXCEPTION_MESSAGE, EXCEPTION_STACKTRACE
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.util.types import Attributes
@@ -27,23 +27,50 @@ __all__ = ["UNMASKABLE", "mask_error_text"]
 UNMASKABLE: Final = "[spanreel: text not recorded: its credentials could not be masked]"
 
 
+#: How many proxies deep :func:`_span_itself` looks for the span a proxy wraps.
+_MAX_PROXY_DEPTH: Final = 8
+
+
 def mask_error_text(span: Any, credentials: Callable[[], list[str]]) -> None:
     """Mask ``credentials()`` (the request's, longest first; called only when there is text)
-    out of the exception and status text ``span`` (an SDK span) records from now on. ``credentials`` must not
-    refer to ``span`` (the span holds it: a reference cycle, left to the garbage collector)."""
+    out of the exception and status text ``span`` (an SDK span, or a proxy of one) records from now
+    on. ``credentials`` must not refer to ``span`` (the span holds it: a reference cycle, left to
+    the garbage collector)."""
+    target = _span_itself(span)
+    if target is None:
+        return
     # Stand-ins on the instance, holding the span weakly: a span referring to itself would be a
     # reference cycle too.
     try:
-        own, ref = vars(span), weakref.ref(span)
-    except TypeError:  # not an SDK span (no instance dict): nothing it records is ours to mask
+        own, ref = vars(target), weakref.ref(target)
+    except TypeError:  # no instance dict: nothing it records is ours to mask
         return
     own["record_exception"] = functools.partial(_record_exception, credentials, ref)
     own["set_status"] = functools.partial(_set_status, credentials, ref)
 
 
+def _span_itself(span: Any) -> trace.Span | None:
+    """The span whose class implements ``record_exception`` / ``set_status``: ``span`` itself, or
+    the one a proxy (a ``wrapt.ObjectProxy``, e.g. OpenInference's ``OpenInferenceSpan``) wraps.
+
+    The stand-ins go on that span's instance dict and call its class's methods. A proxy's
+    ``vars()`` is the wrapped span's dict and its type lacks those methods: stand-ins holding the
+    proxy raised ``AttributeError`` on every call, which OpenInference swallows, so its span lost
+    its status and exception event. (A proxy forwards both calls to the span it wraps, so they
+    still pass through the stand-ins.) ``None`` when no span is found."""
+    for _ in range(_MAX_PROXY_DEPTH):
+        # issubclass of the real type: a proxy passes isinstance (it reports the wrapped __class__)
+        if issubclass(type(span), trace.Span):
+            return span  # type: ignore[no-any-return]
+        span = getattr(span, "__wrapped__", None)
+        if span is None:
+            return None
+    return None
+
+
 def _record_exception(
     credentials: Callable[[], list[str]],
-    ref: weakref.ref[Span],
+    ref: weakref.ref[trace.Span],
     exception: BaseException,
     attributes: Attributes = None,
     timestamp: int | None = None,
@@ -62,7 +89,10 @@ def _record_exception(
 
 
 def _set_status(
-    credentials: Callable[[], list[str]], ref: weakref.ref[Span], status: Any, description: str | None = None
+    credentials: Callable[[], list[str]],
+    ref: weakref.ref[trace.Span],
+    status: Any,
+    description: str | None = None,
 ) -> None:
     span = ref()
     if span is None:

@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.trace import StatusCode
 
 import spanreel
 from spanreel._attributes import (
@@ -266,6 +267,61 @@ def test_an_adopted_span_masks_the_key_its_owner_records(
         canned.httpd.server_close()
 
 
+def test_an_adopted_openinference_span_keeps_its_status_and_exception_event(
+    recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer
+) -> None:
+    """OpenInference's span is a proxy (``wrapt.ObjectProxy``) of the SDK span. spanreel's
+    stand-ins that mask the request's key out of the error text an adopted span records went on
+    the SDK span's dict but called the proxy's class, which has no ``record_exception`` or
+    ``set_status``: they raised, OpenInference swallowed it, and a call that failed (HTTP 500)
+    ended UNSET with no ``exception`` event, a successful one without OpenInference's OK. The
+    adopted span, shared by the SDK's attempts, carried the first retry's
+    ``http.request.resend_count`` (1 of 2 retries), which marks a retry of the call before."""
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from test_instr_faults import Canned
+
+    tp, exporter = recording
+    key = "sk-canary-" + "7" * 30
+    canned = Canned()
+    body = {"error": {"message": f"Incorrect API key provided: {key}.", "type": "server_error"}}
+    canned.set([json.dumps(body).encode()], status=500)
+    peer = OpenAIInstrumentor()
+    peer.instrument(tracer_provider=tp)
+    try:
+        client = openai.OpenAI(base_url=canned.base_url, api_key=key, max_retries=2)
+        with pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        (span,) = genai_spans(exporter)  # one GenAI span for the SDK call's 3 attempts
+        assert span.instrumentation_scope is not None
+        assert span.instrumentation_scope.name == "openinference.instrumentation.openai"
+        assert span.status.status_code is StatusCode.ERROR
+        assert "Incorrect API key provided: [REDACTED:credential]" in str(span.status.description)
+        (event,) = [e for e in span.events if e.name == "exception"]
+        assert "Incorrect API key provided: [REDACTED:credential]" in str(
+            (event.attributes or {}).get("exception.message")
+        )
+        a = span.attributes or {}
+        assert json.loads(str(a[SPANREEL_REQUEST_BODY]))["messages"] == MESSAGES
+        assert "http.request.resend_count" not in a
+        attempts = [
+            s for s in exporter.get_finished_spans() if s.parent and s.parent.span_id == span.context.span_id
+        ]
+        assert len(attempts) == 3
+        assert key.encode() not in encode_spans(exporter.get_finished_spans()).SerializeToString()
+        exporter.clear()
+        openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        (span,) = genai_spans(exporter)
+        assert span.status.status_code is StatusCode.OK
+        assert (span.attributes or {})[SPANREEL_COST_USD] > 0  # type: ignore[operator]
+    finally:
+        peer.uninstrument()
+        canned.httpd.shutdown()
+        canned.httpd.server_close()
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_coexists_with_anthropic_call_span(
     recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer, stream: bool
@@ -385,6 +441,43 @@ def test_calls_leave_no_reference_cycles(
         gc.garbage.clear()
         gc.enable()
     assert len(genai_spans(exporter)) == 12
+    leaked = {t.__qualname__ for t in cyclic if t.__module__.startswith("spanreel") or t.__name__ == "_Span"}
+    assert not leaked
+
+
+def test_an_adopted_openinference_span_leaves_no_reference_cycles(
+    recording: tuple[TracerProvider, InMemorySpanExporter], server: FakeLLMServer
+) -> None:
+    """The stand-in for an adopted span's ``end`` takes itself off the span when called (it and
+    the bound ``end`` it keeps refer to the span). On OpenInference's proxy span it sits on the
+    proxy, but was looked for in ``vars()`` (the wrapped span's dict): it stayed, and every call
+    (its span, spanreel's call and parser) was left to the garbage collector."""
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    tp, exporter = recording
+    peer = OpenAIInstrumentor()
+    peer.instrument(tracer_provider=tp)
+    client = openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            for _chunk in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+                pass
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        cyclic = [type(o) for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+        peer.uninstrument()
+    spans = genai_spans(exporter)
+    assert len(spans) == 6
+    assert all(
+        s.instrumentation_scope and s.instrumentation_scope.name.startswith("openinference") for s in spans
+    )
     leaked = {t.__qualname__ for t in cyclic if t.__module__.startswith("spanreel") or t.__name__ == "_Span"}
     assert not leaked
 
