@@ -37,6 +37,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from spanreel._attributes import (
+    MAX_ERROR_BODY_BYTES,
     NO_FINISH_REASON,
     SPANREEL_CONTENT_TRUNCATED,
     SPANREEL_COST_USD,
@@ -46,6 +47,7 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_BODY_MODIFIED,
     SPANREEL_REQUEST_METHOD,
     SPANREEL_REQUEST_URL,
+    SPANREEL_RESPONSE_ERROR_BODY,
 )
 
 from ._adopt import finish_before_owner_ends, foreign_genai_span, records_metrics
@@ -129,6 +131,7 @@ class LLMCall:
         "_buffer",
         "_decoder",
         "_ended",
+        "_error_body",
         "_error_status",
         "_first_chunk_seen",
         "_lock",
@@ -188,6 +191,8 @@ class LLMCall:
         self._buffer: list[bytes] = []
         self._size = 0
         self._error_status = False
+        #: the JSON error body of an HTTP error response (recorded with content capture)
+        self._error_body: bytes | None = None
         self._status_code = 0
         self._first_chunk_seen = False
         self._pending: list[bytes] = []
@@ -237,6 +242,7 @@ class LLMCall:
         self._decoder = self._sse = self._acc = None
         self._buffer, self._size, self._pending, self._pending_size = [], 0, [], 0
         self._error_status, self._status_code, self._parse_ok = False, 0, False
+        self._error_body = None
         self._malformed = False
         self._span.set_attributes(_endpoint_attributes(request.url, self._settings.policy))
 
@@ -391,6 +397,8 @@ class LLMCall:
             return None, None, None
         if self._error_status:
             error_type, message = error_type_from_body(body)
+            if self._status_code >= 400:
+                self._error_body = raw
             return None, error_type, message
         parsed = self._api.response(body, capture)
         return parsed, parsed.error_type, parsed.error_message
@@ -408,6 +416,11 @@ class LLMCall:
             if redactor is not None:
                 message = redactor(message)
         attrs: Attributes = {}
+        error_body = self._error_body
+        if error_body is not None and settings.capture_content and len(error_body) <= MAX_ERROR_BODY_BYTES:
+            # What the app's SDK raised from: served again by serve-recorded (credentials masked).
+            text = mask_credentials(error_body.decode("utf-8", errors="replace"), self.credentials())
+            attrs[SPANREEL_RESPONSE_ERROR_BODY] = redactor(text) if redactor is not None else text
         if self._ttfc is not None:  # the first chunk came before the body was parsed
             attrs[ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = self._ttfc
         truncated = list(self._truncated)

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_STATUS_CODE
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 
@@ -44,6 +45,7 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_BODY_MODIFIED,
     SPANREEL_REQUEST_METHOD,
     SPANREEL_REQUEST_URL,
+    SPANREEL_RESPONSE_ERROR_BODY,
 )
 
 from ._load import SpanRecord, parse_json
@@ -62,6 +64,7 @@ __all__ = [
     "openai_chat_chunks",
     "openai_chat_completion",
     "openai_error_body",
+    "recorded_error_body",
 ]
 
 _WORDS_PER_CHUNK = 3
@@ -82,11 +85,14 @@ class RecordedUsage:
 
 @dataclass(frozen=True, slots=True)
 class RecordedError:
-    """A recorded failure: HTTP ``status`` (best known), ``type`` (``error.type``) and ``message``."""
+    """A recorded failure: HTTP ``status`` (best known), ``type`` (``error.type``), ``message``
+    (the span's status message; ``None`` when none was recorded) and ``body``: the provider's
+    error body as received (``spanreel.response.error_body``), ``None`` when not recorded."""
 
     status: int
     type: str
-    message: str
+    message: str | None
+    body: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +173,21 @@ def _int(value: Any) -> int | None:
     return None
 
 
+#: Where an HTTP span records the response status: the stable HTTP semantic conventions, and the
+#: older name that opentelemetry-instrumentation-httpx still writes by default.
+_STATUS_ATTRIBUTES = (HTTP_RESPONSE_STATUS_CODE, HTTP_STATUS_CODE)
+
+
 def _error_status(span: SpanRecord, children: Sequence[SpanRecord]) -> int:
-    """Best-known HTTP status of a failed call: the child HTTP span's ``http.response.status_code``,
-    else a numeric ``error.type``, else ``HTTP NNN`` in the status message, else 500."""
-    for child in children:
-        status = _int(child.attributes.get(HTTP_RESPONSE_STATUS_CODE))
-        if status is not None and status >= 400:
-            return status
+    """Best-known HTTP status of a failed call: the status code the span itself carries (an adopted
+    span, such as the ``anthropic`` SDK's own), else its HTTP child span's (the last attempt's:
+    ``http.response.status_code`` or the older ``http.status_code``), else a numeric
+    ``error.type``, else ``HTTP NNN`` in the status message, else 500."""
+    for holder in (span, *sorted(children, key=lambda c: (c.start_time_ns, c.span_id), reverse=True)):
+        for name in _STATUS_ATTRIBUTES:
+            status = _int(holder.attributes.get(name))
+            if status is not None and status >= 400:
+                return status
     for text in (str(span.attributes.get(ERROR_TYPE) or ""), span.status_message):
         found = re.search(r"\b([45]\d\d)\b", text)
         if found:
@@ -280,10 +294,12 @@ def _exchange(
     output_messages = tuple(m for m in outputs if isinstance(m, Mapping)) if isinstance(outputs, list) else ()
     error: RecordedError | None = None
     if span.status_code == "ERROR" and not output_messages:
+        recorded_body = parse_json(attrs.get(SPANREEL_RESPONSE_ERROR_BODY))
         error = RecordedError(
             status=_error_status(span, children),
             type=str(attrs.get(ERROR_TYPE) or "error"),
-            message=span.status_message or "recorded call failed",
+            message=span.status_message or None,
+            body=recorded_body if isinstance(recorded_body, Mapping) else None,
         )
     elif not output_messages:
         return f"no response recorded ({ga.GEN_AI_OUTPUT_MESSAGES} is missing)"
@@ -667,3 +683,33 @@ def anthropic_stream_events(ex: RecordedExchange) -> Iterator[tuple[str, dict[st
 def anthropic_error_body(message: str, type_: str, **extra: Any) -> dict[str, Any]:
     """Anthropic's error shape: ``{"type": "error", "error": {"type", "message", **extra}}``."""
     return {"type": "error", "error": {"type": type_, "message": message, **extra}}
+
+
+# ---------------------------------------------------------------------------------------------
+# A recorded failure
+# ---------------------------------------------------------------------------------------------
+
+
+def recorded_error_body(ex: RecordedExchange) -> dict[str, Any]:
+    """The error body to answer a recorded failure with (``ex.error`` must be set): the provider's
+    body as recorded (``spanreel.response.error_body``, recorded with content capture), else one
+    rebuilt in the API's shape from ``error.type`` and the span's status message.
+
+    Rebuilt, OpenAI's ``error.type`` is the error's ``code`` when it had one, else its ``type``
+    (see the instrumentation): a value ending in ``_error`` is taken as the ``type``, another as
+    the ``code`` with the ``type`` OpenAI gives the status (``invalid_request_error`` /
+    ``server_error``); ``param`` is ``null``. Anthropic's ``error.type`` is the error's ``type``."""
+    err = ex.error
+    assert err is not None
+    if err.body is not None:
+        return dict(err.body)
+    message = err.message or (
+        f"the recorded call failed with HTTP {err.status} ({err.type}); its error message was not recorded"
+    )
+    if ex.api is ApiShape.ANTHROPIC_MESSAGES:
+        return anthropic_error_body(message, err.type)
+    if err.type.endswith("_error"):
+        return openai_error_body(message, err.type, None)
+    return openai_error_body(
+        message, "server_error" if err.status >= 500 else "invalid_request_error", err.type
+    )

@@ -20,7 +20,10 @@ Matching (pure, :class:`RecordingIndex`):
   (JSON-aware: objects key by key, lists aligned, strings by ``difflib`` ratio) and the JSON paths
   where the two differ.
 
-A recorded failure (span status ERROR) is answered with its recorded HTTP status and error.
+A recorded failure (span status ERROR) is answered with its recorded HTTP status (the span's or its
+HTTP child span's status code) and the provider's error body as recorded
+(``spanreel.response.error_body``), else one rebuilt from ``error.type`` and the status message
+(:func:`~spanreel.replay._recorded.recorded_error_body`).
 
 Serving (I/O, :class:`RecordedServer`): an aiohttp application on a background thread with its
 own event loop, bound to ``host:port`` (``port=0`` picks a free port). OpenAI SDKs use
@@ -51,6 +54,7 @@ from ._recorded import (
     openai_chat_chunks,
     openai_chat_completion,
     openai_error_body,
+    recorded_error_body,
 )
 
 if TYPE_CHECKING:
@@ -474,10 +478,7 @@ class RecordedServer(ThreadedAiohttpServer):
             )
         )
         if exchange.error is not None:
-            err = exchange.error
-            return _json_response(
-                _error_for(api, err.status, err.message, err.type, code=err.type), err.status, exchange
-            )
+            return _json_response(recorded_error_body(exchange), exchange.error.status, exchange)
         if on_path is not None and on_path.aws_event_stream and on_path.stream:
             return await self._bedrock_stream(request, exchange)
         if body.get("stream") is True:
