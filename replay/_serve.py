@@ -12,6 +12,12 @@ Matching (pure, :class:`RecordingIndex`):
   streamed recording can be served as JSON and a JSON recording as SSE (see
   :mod:`spanreel.replay._recorded`); Bedrock's ``/invoke-with-response-stream`` gets an AWS
   event stream (:mod:`spanreel.replay._aws_events`).
+- A body recorded with inline blobs replaced by placeholders (the default capture:
+  ``data:image/png;base64,[spanreel: image/png base64 omitted, 3072 bytes]``,
+  ``spanreel.request.body_modified``) matches a request whose blobs have the same media type and
+  decoded size: the request's blobs are replaced exactly as the instrumentation replaced the
+  recorded ones (:data:`BLOB_PLACEHOLDERS`) before it is compared with such a recording. Redacted
+  or truncated bodies cannot match.
 - Identical requests recorded several times are answered in recorded order; once they are used
   up, the last one repeats (a retry loop that recorded ``500, 500, 200`` replays exactly that).
 - No match: HTTP 404 with the provider's error shape (OpenAI ``{"error": {"message", "type",
@@ -43,6 +49,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spanreel._threaded_server import ThreadedAiohttpServer
+from spanreel.instrumentation._content import ContentPolicy
 
 from ._aws_events import bedrock_chunk
 from ._messages import ApiShape, model_path, shape_of_path
@@ -61,6 +68,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 __all__ = [
+    "BLOB_PLACEHOLDERS",
     "CLOSEST_CANDIDATES",
     "IGNORED_FIELDS",
     "NO_MATCH_CODE",
@@ -81,6 +89,15 @@ _MAX_DIFFERENCES = 5
 #: How many recorded requests, pre-ranked by shared ``key=value`` leaves, get the full similarity score.
 CLOSEST_CANDIDATES = 16
 _EXCERPT = 80
+#: The instrumentation's blob replacement alone (no redaction, no size cap): applied to a request
+#: before it is matched against recordings whose body was modified at capture.
+BLOB_PLACEHOLDERS = ContentPolicy(max_bytes=0, keep_blobs=False, redactor=None)
+#: What the 404 suggests when the closest recorded body was modified at capture.
+_MODIFIED_HINT = (
+    " (its body was modified at capture: blobs replaced by placeholders match a request's blobs of the"
+    " same media type and size, but redacted or truncated text cannot match; record with"
+    " SPANREEL_CAPTURE_BLOBS=true and without SPANREEL_REDACT to serve it)"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,7 +275,7 @@ class Closest:
             f"differs in: {diffs}"
         )
         if self.exchange.body_modified:
-            text += " (its body was modified at capture — placeholders, redaction or truncation)"
+            text += _MODIFIED_HINT
         return text
 
     def to_json(self) -> dict[str, Any]:
@@ -300,16 +317,31 @@ class RecordingIndex:
             key = canonical_json(self._bodies[ex.index])
             self._canonical[ex.index] = key
             self._by_key.setdefault((ex.api, key), []).append(ex)
+        #: whether any recorded body had its blobs replaced (then requests are also tried scrubbed)
+        self._placeholders = any(ex.body_modified for ex in self.exchanges)
         self._used: dict[tuple[ApiShape, str], int] = {}
         self._fingerprints: dict[int, Counter[str]] = {}
 
+    def _as_recorded(self, body: Any) -> Any:
+        """``body`` with its inline blobs replaced by the placeholders a default capture records
+        (the very same object when it has none, or no recording was modified)."""
+        return BLOB_PLACEHOLDERS.scrub(body) if self._placeholders else body
+
     def answer(self, api: ApiShape, body: Any) -> RecordedExchange | None:
         """The recorded exchange that answers this request (``body`` as :func:`matched_body`
-        gives it), or ``None`` when nothing matches."""
+        gives it), or ``None`` when nothing matches. A request with inline blobs that matches no
+        recording as sent is matched with its blobs replaced by placeholders, against the
+        recordings whose body was modified at capture."""
         key = (api, canonical_json(body))
         candidates = self._by_key.get(key)
         if not candidates:
-            return None
+            scrubbed = self._as_recorded(body)
+            if scrubbed is body:
+                return None
+            key = (api, canonical_json(scrubbed))
+            candidates = [ex for ex in self._by_key.get(key, ()) if ex.body_modified]
+            if not candidates:
+                return None
         used = self._used.get(key, 0)
         self._used[key] = used + 1
         return candidates[min(used, len(candidates) - 1)]
@@ -324,21 +356,27 @@ class RecordingIndex:
         pool = [ex for ex in self.exchanges if ex.api is api]
         if not pool:
             return None
+        scrubbed = self._as_recorded(body)  # compared with the bodies modified at capture
+
+        def probe(ex: RecordedExchange) -> Any:
+            return scrubbed if ex.body_modified else body
+
         if len(pool) > CLOSEST_CANDIDATES:
-            wanted = _fingerprint(body)
+            wanted = {False: _fingerprint(body), True: _fingerprint(scrubbed)}
             ranked = []
             for ex in pool:
                 fingerprint = self._fingerprints.get(ex.index)
                 if fingerprint is None:
                     fingerprint = self._fingerprints[ex.index] = _fingerprint(self._bodies[ex.index])
-                ranked.append((-_overlap(fingerprint, wanted), ex.index, ex))
+                ranked.append((-_overlap(fingerprint, wanted[ex.body_modified]), ex.index, ex))
             ranked.sort(key=lambda r: r[:2])
             pool = [ex for _, _, ex in ranked[:CLOSEST_CANDIDATES]]
         scored = sorted(
-            ((similarity(self._bodies[ex.index], body), ex) for ex in pool), key=lambda s: (-s[0], s[1].index)
+            ((similarity(self._bodies[ex.index], probe(ex)), ex) for ex in pool),
+            key=lambda s: (-s[0], s[1].index),
         )
         score, ex = scored[0]
-        return Closest(ex, score, json_differences(self._bodies[ex.index], body))
+        return Closest(ex, score, json_differences(self._bodies[ex.index], probe(ex)))
 
 
 # ---------------------------------------------------------------------------------------------
