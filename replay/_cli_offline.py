@@ -207,4 +207,7 @@ def export_command(
     for span_id, reason in skipped:
         click.echo(f"skipped LLM call (span {span_id}): {reason}", err=True)
     where_to = str(output) if output is not None else "stdout"
-    click.echo(f"wrote {count} {unit}{'s' if count != 1 else ''} to {where_to}", err=True)
+    summary = f"wrote {count} {unit}{'s' if count != 1 else ''} to {where_to}"
+    if skipped:
+        summary += f" ({len(skipped)} LLM call{'s' if len(skipped) != 1 else ''} skipped, listed above)"
+    click.echo(summary, err=True)

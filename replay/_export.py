@@ -16,8 +16,9 @@ Formats (pure converters, then a writer):
   (``tool_calls[].function.arguments`` as a JSON string, ``{"role": "tool", "tool_call_id"}``).
   Messages come from the recorded request body (OpenAI bodies as sent — ``developer`` becomes
   ``system`` —, Anthropic bodies converted), else from ``gen_ai.input.messages`` /
-  ``gen_ai.system_instructions``. Failed calls and calls without recorded input or output are
-  skipped, each with a reason.
+  ``gen_ai.system_instructions``. Failed calls, calls without recorded input or output, and calls
+  whose recorded messages hold a blob placeholder instead of the image or file sent (the default
+  capture, without ``SPANREEL_CAPTURE_BLOBS``) are skipped, each with a reason.
 - ``parquet`` — :func:`spans_to_arrow`: the span rows with the ``spans`` table's columns;
   ``start_time`` / ``end_time`` ``timestamp[ns, UTC]``, ``received_at`` ``timestamp[us, UTC]``,
   JSON columns with Arrow's JSON extension type (Parquet's JSON logical type; DuckDB reads them as
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,7 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
 from spanreel._trace_sql import SESSION_SPANS, TRACE_SPANS
+from spanreel.instrumentation._content import BLOB_PLACEHOLDER
 
 from ._load import QueryFn, default_query, parse_json, resolve_trace_id
 from ._messages import ApiShape, detect_shape
@@ -84,6 +87,10 @@ _ROW_COLUMNS = (
     "epoch_us(received_at) AS received_at"
 )
 _JSON_COLUMNS = ("attributes", "resource_attributes", "events", "links")
+#: An inline blob replaced at capture (``[spanreel: image/png base64 omitted, 3072 bytes]``).
+_BLOB_PLACEHOLDER = re.compile(
+    re.escape(BLOB_PLACEHOLDER).replace(r"\{what\}", r"[^\]\[]{1,200}").replace(r"\{size\}", r"\d+")
+)
 
 
 class ExportError(ValueError):
@@ -369,6 +376,16 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
             )
             continue
         messages, body = _request_messages(attrs)
+        placeholder = _BLOB_PLACEHOLDER.search(json.dumps(messages, ensure_ascii=False))
+        if placeholder is not None:
+            skipped.append(
+                (
+                    span_id,
+                    "the recorded request holds a blob placeholder, not the data sent "
+                    f"({placeholder.group(0)}): record with SPANREEL_CAPTURE_BLOBS=true to export it",
+                )
+            )
+            continue
         if not messages:
             skipped.append(
                 (

@@ -1,7 +1,8 @@
 """Calls with inline images recorded with the default capture (blobs replaced by placeholders,
-``spanreel.request.body_modified``) are served: the recorded placeholder matches a request's
-blob of the same media type and decoded size. Recorded through the real ``openai`` and
-``anthropic`` SDKs into a collector, then served to the same SDKs."""
+``spanreel.request.body_modified``): served, the recorded placeholder matches a request's blob
+of the same media type and decoded size; exported as fine-tuning examples, they are skipped
+(the placeholder is not the image). Recorded through the real ``openai`` and ``anthropic`` SDKs
+into a collector, then served to the same SDKs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from click.testing import CliRunner
 from conftest import CollectorProcess
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -21,6 +23,7 @@ from test_replay_support import wait_for
 
 import spanreel
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_BODY_MODIFIED
+from spanreel.cli import main
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import Instrumentor
@@ -138,3 +141,21 @@ def test_a_blob_of_another_size_or_media_type_does_not_match(recorded: Any, kwar
     assert any('omitted, 3072 bytes]" vs received "' in d for d in differences), differences
     assert "record with SPANREEL_CAPTURE_BLOBS=true" in error["message"]
     assert json.dumps(error).count(BIGGER_IMAGE) == 0  # the 404 quotes the placeholder, not the blob
+
+
+def test_export_skips_calls_whose_blobs_were_replaced(recorded: Any, collector: CollectorProcess) -> None:
+    """A fine-tuning example must not show the model a placeholder as an image URL."""
+    res = CliRunner().invoke(
+        main,
+        ["export", "--session", SESSION, "--db", str(collector.db), "--format", "openai-jsonl"],
+        catch_exceptions=False,
+    )
+    assert res.exit_code == 0, res.output
+    assert res.stdout == ""
+    skipped = [line for line in res.stderr.splitlines() if line.startswith("skipped LLM call")]
+    assert len(skipped) == 2
+    for line in skipped:
+        assert "the recorded request holds a blob placeholder, not the data sent" in line
+        assert "[spanreel: image/png base64 omitted, 3072 bytes]" in line
+        assert "record with SPANREEL_CAPTURE_BLOBS=true" in line
+    assert "wrote 0 fine-tuning examples to stdout (2 LLM calls skipped, listed above)" in res.stderr
