@@ -18,7 +18,8 @@ Formats (pure converters, then a writer):
   ``system`` —, Anthropic bodies converted), else from ``gen_ai.input.messages`` /
   ``gen_ai.system_instructions``. Failed calls, calls without recorded input or output, and calls
   whose recorded messages hold a blob placeholder instead of the image or file sent (the default
-  capture, without ``SPANREEL_CAPTURE_BLOBS``) are skipped, each with a reason.
+  capture, without ``SPANREEL_CAPTURE_BLOBS``) and answers cut off (no finish reason: the app
+  stopped reading the stream) are skipped, each with a reason.
 - ``parquet`` — :func:`spans_to_arrow`: the span rows with the ``spans`` table's columns;
   ``start_time`` / ``end_time`` ``timestamp[ns, UTC]``, ``received_at`` ``timestamp[us, UTC]``,
   JSON columns with Arrow's JSON extension type (Parquet's JSON logical type; DuckDB reads them as
@@ -46,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
-from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
+from spanreel._attributes import NO_FINISH_REASON, SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL
 from spanreel._trace_sql import SESSION_SPANS, TRACE_SPANS
 from spanreel.instrumentation._content import BLOB_PLACEHOLDER
 
@@ -373,6 +374,16 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
         if first is None:
             skipped.append(
                 (span_id, f"no output recorded ({ga.GEN_AI_OUTPUT_MESSAGES}; content capture off?)")
+            )
+            continue
+        if (
+            not (attrs.get(ga.GEN_AI_RESPONSE_FINISH_REASONS) or row.get("finish_reasons"))
+            and first.get("finish_reason") == NO_FINISH_REASON
+        ):
+            # An output message's finish_reason "error" without a recorded finish reason: the
+            # instrumentation's stand-in for none (a failed stream is status ERROR, skipped above).
+            skipped.append(
+                (span_id, "the answer was cut off: the app stopped reading the stream (no finish reason)")
             )
             continue
         messages, body = _request_messages(attrs)

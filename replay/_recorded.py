@@ -59,6 +59,7 @@ __all__ = [
     "anthropic_error_body",
     "anthropic_message",
     "anthropic_stream_events",
+    "cut_off",
     "exchanges_from_spans",
     "openai_assistant_message",
     "openai_chat_chunks",
@@ -431,6 +432,19 @@ def _finish_reason(ex: RecordedExchange, choice: int, message: Mapping[str, Any]
     return reason
 
 
+def cut_off(ex: RecordedExchange) -> bool:
+    """Whether the recorded answer stops part-way: a choice has no finish reason (a stream the app
+    stopped reading, recorded with the output message's required ``finish_reason`` as ``error``,
+    :data:`~spanreel._attributes.NO_FINISH_REASON`, and no ``gen_ai.response.finish_reasons``).
+    It is served as far as it was recorded: as JSON with ``finish_reason`` / ``stop_reason``
+    ``null``; as a stream without the finish chunk, the usage chunk and ``[DONE]`` (Anthropic:
+    without ``message_delta`` and ``message_stop``)."""
+    return any(
+        m.get("finish_reason") == NO_FINISH_REASON and _finish_reason(ex, i, m) is None
+        for i, m in enumerate(ex.output_messages)
+    )
+
+
 def _openai_usage(usage: RecordedUsage) -> dict[str, Any] | None:
     if usage.input_tokens is None and usage.output_tokens is None:
         return None
@@ -535,9 +549,11 @@ def openai_chat_chunks(ex: RecordedExchange, *, include_usage: bool) -> Iterator
                 piece = args[start : start + _ARGS_PER_CHUNK]
                 yield chunk(i, {"tool_calls": [{"index": position, "function": {"arguments": piece}}]})
         reason = _finish_reason(ex, i, message)
-        yield chunk(i, {}, _TO_OPENAI_FINISH.get(reason, reason) if reason else "stop")
+        if reason or message.get("finish_reason") != NO_FINISH_REASON:
+            yield chunk(i, {}, _TO_OPENAI_FINISH.get(reason, reason) if reason else "stop")
+        # else the answer was cut off (see cut_off): so is the stream served
     usage = _openai_usage(ex.usage)
-    if include_usage and usage is not None:
+    if include_usage and usage is not None and not cut_off(ex):
         final = chunk(0, {})
         final["choices"] = []
         final["usage"] = usage
@@ -669,6 +685,8 @@ def anthropic_stream_events(ex: RecordedExchange) -> Iterator[tuple[str, dict[st
         for delta in deltas:
             yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
+    if cut_off(ex):  # the stream broke off here when recorded: no stop reason, no message_stop
+        return
     yield (
         "message_delta",
         {

@@ -26,6 +26,11 @@ Matching (pure, :class:`RecordingIndex`):
   (JSON-aware: objects key by key, lists aligned, strings by ``difflib`` ratio) and the JSON paths
   where the two differ.
 
+An answer recorded cut off (no finish reason: the app stopped reading the stream) is served as far
+as it was recorded, without a finish reason (:func:`~spanreel.replay._recorded.cut_off`): the
+stream ends without the finish chunk and ``[DONE]`` (Anthropic: ``message_delta`` /
+``message_stop``), JSON has ``finish_reason`` / ``stop_reason`` ``null``.
+
 A recorded failure (span status ERROR) is answered with its recorded HTTP status (the span's or its
 HTTP child span's status code) and the provider's error body as recorded
 (``spanreel.response.error_body``), else one rebuilt from ``error.type`` and the status message
@@ -58,6 +63,7 @@ from ._recorded import (
     anthropic_error_body,
     anthropic_message,
     anthropic_stream_events,
+    cut_off,
     openai_chat_chunks,
     openai_chat_completion,
     openai_error_body,
@@ -588,4 +594,5 @@ class RecordedServer(ThreadedAiohttpServer):
         include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         for chunk in openai_chat_chunks(exchange, include_usage=include_usage):
             yield _sse(chunk)
-        yield b"data: [DONE]\n\n"
+        if not cut_off(exchange):  # a stream recorded cut off ends where the recording does
+            yield b"data: [DONE]\n\n"
