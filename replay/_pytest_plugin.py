@@ -20,8 +20,12 @@ While a marked test runs (the marker alone is enough; the fixtures give access):
   each test, so repeated requests are answered in recorded order from the start;
 - ``OPENAI_BASE_URL`` (``http://127.0.0.1:PORT/v1``) and ``ANTHROPIC_BASE_URL``
   (``http://127.0.0.1:PORT``) are set, and ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` to a
-  placeholder so real keys are never sent anywhere; set by an autouse fixture, before the test's
-  own fixtures build their clients;
+  placeholder so real keys are never sent anywhere; set by an autouse function-scoped fixture,
+  before the test's own function-scoped fixtures. A client created earlier — at import time
+  (``client = OpenAI()`` at module level) or in a module- or session-scoped fixture — has already
+  read the real base URL and key: create clients inside the test or a function-scoped fixture,
+  or pass ``base_url=spanreel_recorded``. (Its requests to the provider are blocked, and the
+  error says so.)
 - **network access is blocked**: ``socket.socket.connect`` / ``connect_ex`` refuse every
   address that is not loopback (127.0.0.0/8, ::1, ``localhost``) or a Unix socket, and
   ``socket.getaddrinfo`` refuses to resolve other host names (no DNS query leaves), raising
@@ -70,6 +74,22 @@ ALLOW_NETWORK_MARKER = "spanreel_allow_network"
 PLACEHOLDER_API_KEY = "sk-spanreel-recorded"
 
 _CACHE_KEY = pytest.StashKey[dict["RecordingSource", "list[RecordedExchange]"]]()
+
+
+#: Host names (suffixes) of the LLM APIs whose clients read ``*_BASE_URL`` when they are created.
+_LLM_API_HOSTS = (
+    "api.openai.com",
+    "openai.azure.com",
+    "api.anthropic.com",
+    "generativelanguage.googleapis.com",
+    "aiplatform.googleapis.com",
+    "amazonaws.com",
+)
+
+
+def _is_llm_api(host_port: str) -> bool:
+    host = host_port.rsplit(":", 1)[0].strip("[]").lower().rstrip(".")
+    return any(host == name or host.endswith("." + name) for name in _LLM_API_HOSTS)
 
 
 class NetworkBlockedError(RuntimeError):
@@ -123,9 +143,22 @@ class NetworkGuard:
         )
         with self._lock:
             self.blocked.append(text)
-        return NetworkBlockedError(
+        head = (
             f"spanreel blocked a network connection to {text}: this test uses a recorded trace and only "
-            f"loopback is allowed. Allow it with @pytest.mark.{ALLOW_NETWORK_MARKER}, "
+            "loopback is allowed."
+        )
+        if _is_llm_api(text):
+            return NetworkBlockedError(
+                f"{head} A request to an LLM API here most likely comes from a client created before "
+                "the test started (at import time, or in a module- or session-scoped fixture): it kept "
+                "the base URL and API key of that moment, not the recorded-response server's "
+                "OPENAI_BASE_URL / ANTHROPIC_BASE_URL and placeholder key. Create the client inside the "
+                "test or in a function-scoped fixture, or pass base_url=spanreel_recorded "
+                "(spanreel_server.anthropic_base_url for Anthropic). Allowing the network would send "
+                "the request, with that client's real key, to the real API."
+            )
+        return NetworkBlockedError(
+            f"{head} Allow it with @pytest.mark.{ALLOW_NETWORK_MARKER}, "
             "--spanreel-allow-network or the ini option spanreel_allow_network = true."
         )
 

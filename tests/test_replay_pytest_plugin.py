@@ -237,3 +237,55 @@ def test_network_guard_rules() -> None:
         assert socket.getaddrinfo("localhost", 80) and socket.getaddrinfo("127.0.0.1", None)
     assert guard.blocked == ["192.0.2.1:80", "api.anthropic.com:443"]
     assert socket.socket.connect_ex.__name__ == "connect_ex" and socket.getaddrinfo.__name__ == "getaddrinfo"
+
+
+EARLY_CLIENT_TESTS = """
+import openai, pytest
+from spanreel.replay._pytest_plugin import NetworkBlockedError
+
+client = openai.OpenAI(api_key="sk-real-key-of-the-developer", max_retries=0)  # at import time
+
+
+@pytest.fixture(scope="module")
+def module_client():
+    return openai.OpenAI(api_key="sk-real-key-of-the-developer", max_retries=0)
+
+
+def _blocked(exc):
+    while exc is not None and not isinstance(exc, NetworkBlockedError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
+@pytest.mark.spanreel_recording("debate.json")
+@pytest.mark.parametrize("which", ["import-time", "module-fixture"])
+def test_a_client_created_before_the_test(which, module_client):
+    made_early = client if which == "import-time" else module_client
+    with pytest.raises(Exception) as caught:
+        made_early.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    message = str(_blocked(caught.value))
+    assert "api.openai.com:443" in message
+    assert "client created before the test started" in message
+    assert "pass base_url=spanreel_recorded" in message
+    assert "spanreel_allow_network" not in message  # that would send the real key to the real API
+
+
+@pytest.mark.spanreel_recording("debate.json")
+def test_another_host_may_be_allowed():
+    import socket
+    with pytest.raises(NetworkBlockedError, match="Allow it with @pytest.mark.spanreel_allow_network"):
+        socket.create_connection(("198.51.100.1", 443), timeout=1)
+"""
+
+
+def test_a_client_created_before_the_test_is_named_as_the_cause(
+    pytester: pytest.Pytester, exported: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Such a client kept the real base URL and key: the error says so, and does not suggest
+    allowing the network."""
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    pytester.path.joinpath("debate.json").write_bytes(exported.read_bytes())
+    pytester.makepyfile(test_early=EARLY_CLIENT_TESTS)
+    result = pytester.runpytest(*QUIET, "-W", "default")
+    result.assert_outcomes(passed=3)
