@@ -364,6 +364,10 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
             continue
         span_id = str(row.get("span_id"))
         attrs: Mapping[str, Any] = row.get("attributes") or {}
+        if row.get("operation") == ga.GenAiOperationNameValues.EMBEDDINGS.value:
+            # (it was "no output recorded (…content capture off?)", with capture on)
+            skipped.append((span_id, "an embeddings call, not a conversation"))
+            continue
         if row.get("status_code") == "ERROR":
             skipped.append((span_id, "the call failed (status ERROR)"))
             continue

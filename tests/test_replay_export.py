@@ -167,7 +167,8 @@ def test_jsonl_from_semconv_messages_and_anthropic_bodies() -> None:
     }
     no_output = {"span_id": "03", "operation": "chat", "attributes": {SPANREEL_REQUEST_BODY: "{}"}}
     not_llm = {"span_id": "04", "operation": None, "attributes": {}}
-    result = finetune_records([semconv_row, anthropic_row, no_output, not_llm])
+    embeddings = {"span_id": "05", "operation": "embeddings", "attributes": {SPANREEL_REQUEST_BODY: "{}"}}
+    result = finetune_records([semconv_row, anthropic_row, no_output, not_llm, embeddings])
     assert result.records[0] == {
         "messages": [
             {"role": "system", "content": "Be brief."},
@@ -205,7 +206,10 @@ def test_jsonl_from_semconv_messages_and_anthropic_bodies() -> None:
         ],
     }
     assert len(result.records) == 2
-    assert result.skipped == [("03", "no output recorded (gen_ai.output.messages; content capture off?)")]
+    assert result.skipped == [
+        ("03", "no output recorded (gen_ai.output.messages; content capture off?)"),
+        ("05", "an embeddings call, not a conversation"),
+    ]
 
 
 # --------------------------------------------------------------------------- parquet
