@@ -136,8 +136,8 @@ Examples:
       --format parquet -o t.parquet
 
 \b
---where is a DuckDB boolean expression over the columns of `spans` (llm_calls has the same
-columns; times are UTC TIMESTAMP_NS); it selects spans, run through the read-only query path.
+--where is a DuckDB boolean expression over the columns of `spans` (times are UTC TIMESTAMP_NS;
+subqueries may read llm_calls and traces); it selects spans, run through the read-only query path.
 openai-jsonl writes one fine-tuning example per LLM call among them; parquet one row per span;
 otlp-json the spans grouped by resource and scope, loadable with --from-file.""",
 )

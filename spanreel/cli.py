@@ -37,7 +37,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "fake-llm": (
         "spanreel.fakellm",
         "fake_llm_command",
-        "Serve the deterministic OpenAI-compatible test server.",
+        "Serve the deterministic fake LLM (OpenAI, Anthropic, Gemini, Azure paths) for tests and demos.",
     ),
 }
 

@@ -1,7 +1,9 @@
-"""A deterministic, OpenAI-compatible LLM server for demos and tests (``spanreel fake-llm``).
+"""A deterministic LLM server for demos and tests (``spanreel fake-llm``).
 
 It speaks enough of the OpenAI Chat Completions API (https://platform.openai.com/docs/api-reference/chat)
-for the official SDKs to work unchanged against it:
+for the official SDKs to work unchanged against it, and, on the routes of :meth:`FakeLLMServer._make_app`,
+enough of OpenAI's Responses, legacy completions and embeddings, Anthropic Messages, Gemini
+``generateContent`` and Azure OpenAI's deployment paths (answers in :mod:`spanreel._fakellm_apis`):
 
 - ``POST /v1/chat/completions`` (also ``/chat/completions``): a JSON ``chat.completion`` object, or with
   ``"stream": true`` Server-Sent Events (``data: {chat.completion.chunk}\\n\\n`` … ``data: [DONE]\\n\\n``),
@@ -718,7 +720,9 @@ def _sse_data(payload: Any, event: str | None = None) -> bytes:
     help="Seconds to wait before each streamed chunk (to make streaming visible).",
 )
 def fake_llm_command(host: str, port: int, chunk_delay: float) -> None:
-    """Serve the deterministic OpenAI-compatible fake LLM until Ctrl-C.
+    """Serve the deterministic fake LLM until Ctrl-C: OpenAI Chat Completions, Responses, legacy
+    completions and embeddings (base URL http://HOST:PORT/v1), Anthropic Messages (/v1/messages),
+    Gemini (/v1beta/models/MODEL:generateContent) and Azure OpenAI deployment paths.
 
     Same request, same answer; any change to model, messages or parameters changes it.
     A model named fake-error-500 (or any fake-error-NNN) answers with that HTTP error.
