@@ -425,8 +425,8 @@ addresses are refused unless --allow-host. The replay is recorded as a new trace
 spanreel-replay) linked to the original, exported to the collector running on the same
 database (else to OTEL_EXPORTER_OTLP_ENDPOINT).
 Exit codes: 0 ok; 1 the --fail-on check failed (a call errored, no call could be replayed, or
-with --fail-on changed an output changed; with --dry-run: an edit does not fit a call) or a user
-error; 2 bad usage.""",
+with --fail-on changed an output changed; with --dry-run: an edit does not fit a call, or no
+call would be sent) or a user error; 2 bad usage.""",
 )
 @click.argument("trace_id", required=False)
 @source_options
@@ -642,7 +642,9 @@ def replay_command(
             _stdout().print(render_plan(plan, base_url, data))
         for warning in data["warnings"]:
             err.print(f"warning: {warning}", style="yellow", markup=False)
-        if fail_on != "never" and any(c["edit_error"] for c in data["calls"]):
+        # As the replay itself would fail the check: an edit that does not fit, or no call to send.
+        nothing = not any(c["replayable"] for c in data["calls"])
+        if fail_on != "never" and (nothing or any(c["edit_error"] for c in data["calls"])):
             sys.exit(1)
         return
     show_progress = not (as_json or no_progress) and err.is_terminal

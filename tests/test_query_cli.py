@@ -174,6 +174,10 @@ def test_replay_with_nothing_replayable_explains_why(db: Path) -> None:
     report = json.loads(res.stdout)
     assert report["verdict"]["reasons"][0].startswith("nothing was replayed: 2 of 2 calls skipped (content")
     assert run("replay", TRACE, "--db", str(db), "--fail-on", "never").exit_code == 0
+    # The dry run says so the same way (it exited 0 where the replay itself exits 1).
+    dry = run("replay", TRACE, "--db", str(db), "--dry-run", "--json")
+    assert dry.exit_code == 1 and not any(c["replayable"] for c in json.loads(dry.stdout)["calls"])
+    assert run("replay", TRACE, "--db", str(db), "--dry-run", "--fail-on", "never").exit_code == 0
     assert report["replay_trace_id"] is None and report["export"] is None
     assert [c["status"] for c in report["calls"]] == ["skipped", "skipped"]
     assert all(
