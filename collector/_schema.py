@@ -568,8 +568,10 @@ def rows_to_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
     attributes dict (see :func:`~spanreel.collector._decode.rows_from_request`), so it is encoded
     once per request, not once per span. ``input_messages`` / ``output_messages`` are JSON text
     already (or ``None``); they and ``cost_usd`` may be missing from a row (NULL). Raises
-    ``ValueError`` / ``TypeError`` if a row holds a value that is not JSON-safe (non-finite floats
-    are written as ``null``).
+    ``ValueError`` / ``TypeError`` if a row holds a value that is not JSON-safe (a non-finite float
+    is written as ``null``; the decoder's rows have none: OTLP's NaN/±Infinity ``double_value``
+    arrives as proto3 JSON's strings ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``,
+    :func:`~spanreel.collector._decode.any_value_to_python`).
     """
     shared: dict[int, str] = {}
 
