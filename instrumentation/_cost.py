@@ -15,7 +15,10 @@ call, and token counts differ from call to call, so memoising by usage does not 
   time-of-day prices, e.g. off-peak discounts, are honoured), except for a model with one
   unconditional price, whose affine form (below) is then used without reading the clock;
 - for a price made of flat per-unit rates (no tiers), the cost is an affine function of the
-  token counts on the valid domain (cached + cache-write input ≤ input). Its coefficients are
+  token counts on the valid domain, where every part fits in what it is part of: cached +
+  cache-write + audio input ≤ input (counted apart: a conservative bound, as the library may
+  price cached and audio input as separate parts), cached audio ≤ cached and ≤ audio input,
+  audio output ≤ output. Its coefficients are
   measured once per (price, reported token kinds) with the library itself, in exact ``Decimal``
   arithmetic, and checked against the library's own result for the first real usage; a price
   that does not check out, a tiered price, or a usage outside that domain is priced by the
@@ -46,7 +49,12 @@ from opentelemetry.semconv._incubating.attributes.openai_attributes import (
     OPENAI_RESPONSE_SERVICE_TIER,
 )
 
-from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
+from spanreel._attributes import (
+    SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
+    SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
+    SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
+    SPANREEL_USAGE_WEB_SEARCHES,
+)
 
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
@@ -83,10 +91,26 @@ _USAGE_FIELDS: tuple[tuple[str, str], ...] = (
     ("cache_read_tokens", ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
     ("cache_write_tokens", ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
     ("web_searches", SPANREEL_USAGE_WEB_SEARCHES),  # a price per 1,000 searches
+    # parts of the counts above, billed at their own rates where the model has them
+    ("input_audio_tokens", SPANREEL_USAGE_INPUT_AUDIO_TOKENS),
+    ("output_audio_tokens", SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS),
+    ("cache_audio_read_tokens", SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS),
 )
-_CACHE_FIELDS = frozenset({"cache_read_tokens", "cache_write_tokens"})
-#: Where the affine coefficients are measured: far inside the valid domain.
-_PROBE_BASE = {"input_tokens": 10_000_000, "output_tokens": 1_000_000}
+#: The span attributes :func:`cost_usd` reads (besides the service tier).
+USAGE_ATTRIBUTES: tuple[str, ...] = tuple(attribute for _, attribute in _USAGE_FIELDS)
+#: Parts of the input tokens: not priceable without ``input_tokens``.
+_INPUT_PARTS = frozenset(
+    {"cache_read_tokens", "cache_write_tokens", "input_audio_tokens", "cache_audio_read_tokens"}
+)
+#: Where the affine coefficients are measured: far inside the valid domain (each part well within
+#: the count it is part of, so every probe moved by ``_PROBE_STEP`` stays inside too).
+_PROBE_BASE = {
+    "input_tokens": 10_000_000,
+    "output_tokens": 1_000_000,
+    "cache_read_tokens": 100_000,
+    "cache_write_tokens": 100_000,
+    "input_audio_tokens": 100_000,
+}
 _PROBE_CACHE = 1_000
 _PROBE_STEP = 1_000
 
@@ -168,7 +192,10 @@ def cost_usd(
     ``usage`` holds the span's ``gen_ai.usage.*`` attributes: ``input_tokens`` (all input,
     cached included — the conventions' and the library's meaning), ``output_tokens``,
     ``cache_read.input_tokens``, ``cache_creation.input_tokens``, and spanreel's
-    ``spanreel.usage.web_searches``; values that are not non-negative integers are ignored. The
+    ``spanreel.usage.web_searches`` and audio token counts (``spanreel.usage.input_audio_tokens``,
+    ``output_audio_tokens``, ``cache_read_audio_tokens``: parts of the counts above, at the audio
+    rates where the model has them; cached input with no cached audio count is priced as cached
+    text); values that are not non-negative integers are ignored. The
     service tier is ``usage``'s ``openai.response.service_tier``, else its
     ``openai.request.service_tier``, else ``service_tier``.
     """
@@ -184,6 +211,10 @@ def cost_usd(
             values[name] = value
     if "input_tokens" not in values and "output_tokens" not in values:
         return None
+    if "input_audio_tokens" in values and "cache_read_tokens" in values:
+        # The library wants the cached audio part explicitly when both are reported (Gemini lists
+        # it in cacheTokensDetails when there is some; OpenAI chat never reports one).
+        values.setdefault("cache_audio_read_tokens", 0)
     tier = usage.get(OPENAI_RESPONSE_SERVICE_TIER) or usage.get(OPENAI_REQUEST_SERVICE_TIER) or service_tier
     try:
         return _cost(provider_id, model, values, tier if isinstance(tier, str) and tier else None)
@@ -278,11 +309,18 @@ def _tier_price(
 
 
 def _affine_domain(values: Mapping[str, int]) -> bool:
-    """Whether the affine forms apply: cached and cache-write input within the input."""
-    if "input_tokens" not in values and _CACHE_FIELDS.intersection(values):
+    """Whether the affine forms apply: cached, cache-write and audio input within the input (their
+    sum: a conservative bound), cached audio within both cached and audio input, audio output
+    within the output."""
+    if "input_tokens" not in values and _INPUT_PARTS.intersection(values):
         return False
-    cached = values.get("cache_read_tokens", 0) + values.get("cache_write_tokens", 0)
-    return cached <= values.get("input_tokens", 0)
+    cached = values.get("cache_read_tokens", 0)
+    audio = values.get("input_audio_tokens", 0)
+    if cached + values.get("cache_write_tokens", 0) + audio > values.get("input_tokens", 0):
+        return False
+    if "cache_audio_read_tokens" in values and values["cache_audio_read_tokens"] > min(cached, audio):
+        return False
+    return values.get("output_audio_tokens", 0) <= values.get("output_tokens", 0)
 
 
 def _library_cost(

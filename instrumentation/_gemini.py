@@ -13,7 +13,8 @@ Response: ``candidates`` (one output message each, with its ``finishReason``; th
 tool's ``executableCode`` / ``codeExecutionResult`` parts, which Google runs, as
 ``server_tool_call`` / ``server_tool_call_response`` parts),
 ``usageMetadata`` (``promptTokenCount`` + ``toolUsePromptTokenCount`` → input, ``candidatesTokenCount`` +
-``thoughtsTokenCount`` → output, ``cachedContentTokenCount``, ``thoughtsTokenCount``),
+``thoughtsTokenCount`` → output, ``cachedContentTokenCount``, ``thoughtsTokenCount``, the
+``AUDIO`` entries of the ``…TokensDetails`` lists),
 ``modelVersion``, ``responseId``. A stream (``?alt=sse`` events, or a JSON array) is a sequence
 of such responses whose candidate parts are concatenated; the last usage wins.
 """
@@ -25,6 +26,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+
+from spanreel._attributes import (
+    SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
+    SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
+    SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
+)
 
 from ._common import (
     Api,
@@ -207,7 +214,8 @@ def generate_request(body: Mapping[str, Any], path_model: str | None, capture_co
 def usage_attributes(usage: Any) -> Attributes:
     """``usageMetadata`` → ``gen_ai.usage.*`` (input includes the tool-use prompt tokens, the
     results of tools Gemini ran such as code execution; output includes thinking tokens: the two
-    add up to ``totalTokenCount``)."""
+    add up to ``totalTokenCount``) and spanreel's audio token counts (input, output, cached; when
+    above zero)."""
     attrs: Attributes = {}
     if not isinstance(usage, Mapping):
         return attrs
@@ -226,7 +234,29 @@ def usage_attributes(usage: Any) -> Attributes:
         ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
         _get(usage, "cachedContentTokenCount", "cached_content_token_count"),
     )
+    # Per-modality counts (lists of {modality, tokenCount}): audio is billed at its own rate.
+    audio = _audio_tokens(_get(usage, "promptTokensDetails", "prompt_tokens_details")) + _audio_tokens(
+        _get(usage, "toolUsePromptTokensDetails", "tool_use_prompt_tokens_details")
+    )
+    if audio:
+        attrs[SPANREEL_USAGE_INPUT_AUDIO_TOKENS] = audio
+    audio = _audio_tokens(_get(usage, "candidatesTokensDetails", "candidates_tokens_details"))
+    if audio:
+        attrs[SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS] = audio
+    audio = _audio_tokens(_get(usage, "cacheTokensDetails", "cache_tokens_details"))
+    if audio:
+        attrs[SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS] = audio
     return attrs
+
+
+def _audio_tokens(details: Any) -> int:
+    """The ``AUDIO`` tokens of a ``ModalityTokenCount`` list (0 when there is none)."""
+    total = 0
+    if isinstance(details, list):
+        for entry in details:
+            if isinstance(entry, Mapping) and entry.get("modality") == "AUDIO":
+                total += integer(_get(entry, "tokenCount", "token_count")) or 0
+    return total
 
 
 class GenerateStreamAccumulator:

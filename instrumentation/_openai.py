@@ -16,7 +16,13 @@ from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv._incubating.attributes import openai_attributes as oa
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 
-from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_METHOD, SPANREEL_REQUEST_URL
+from spanreel._attributes import (
+    SPANREEL_REQUEST_BODY,
+    SPANREEL_REQUEST_METHOD,
+    SPANREEL_REQUEST_URL,
+    SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
+    SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
+)
 
 from ._common import (
     Api,
@@ -427,7 +433,7 @@ class _Choice:
 
 def usage_attributes(usage: Any) -> Attributes:
     """OpenAI ``usage`` → ``gen_ai.usage.*`` (input/output tokens, cached input tokens,
-    reasoning output tokens)."""
+    reasoning output tokens) and spanreel's audio input/output token counts (when above zero)."""
     attrs: Attributes = {}
     if type(usage) is not dict and not isinstance(usage, Mapping):
         return attrs
@@ -442,11 +448,17 @@ def usage_attributes(usage: Any) -> Attributes:
         cached = _integer(details.get("cached_tokens"))
         if cached is not None:
             attrs[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
+        audio = _integer(details.get("audio_tokens"))
+        if audio:  # gpt-audio, gpt-4o-audio-preview: billed at the audio rate
+            attrs[SPANREEL_USAGE_INPUT_AUDIO_TOKENS] = audio
     details = usage.get("completion_tokens_details")
     if details is not None and isinstance(details, Mapping):
         reasoning = _integer(details.get("reasoning_tokens"))
         if reasoning is not None:
             attrs[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+        audio = _integer(details.get("audio_tokens"))
+        if audio:
+            attrs[SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS] = audio
     return attrs
 
 

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
-    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
 )
@@ -25,8 +23,6 @@ from opentelemetry.semconv._incubating.attributes.openai_attributes import (
     OPENAI_REQUEST_SERVICE_TIER,
     OPENAI_RESPONSE_SERVICE_TIER,
 )
-
-from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
 
 __all__ = ["call_cost", "format_usd"]
 
@@ -60,15 +56,12 @@ def call_cost(
         return recorded
     if input_tokens is None and output_tokens is None:
         return None
-    from spanreel.instrumentation._cost import cost_usd
+    from spanreel.instrumentation._cost import USAGE_ATTRIBUTES, cost_usd
 
-    usage = {
-        GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
-        GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
-        GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: attributes.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
-        GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: attributes.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
-        SPANREEL_USAGE_WEB_SEARCHES: attributes.get(SPANREEL_USAGE_WEB_SEARCHES),
-        OPENAI_RESPONSE_SERVICE_TIER: attributes.get(OPENAI_RESPONSE_SERVICE_TIER),
-        OPENAI_REQUEST_SERVICE_TIER: attributes.get(OPENAI_REQUEST_SERVICE_TIER),
-    }
+    # the cached, cache-write, audio and web-search counts as recorded; the totals normalised
+    usage = {attribute: attributes.get(attribute) for attribute in USAGE_ATTRIBUTES}
+    usage[GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+    usage[GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+    usage[OPENAI_RESPONSE_SERVICE_TIER] = attributes.get(OPENAI_RESPONSE_SERVICE_TIER)
+    usage[OPENAI_REQUEST_SERVICE_TIER] = attributes.get(OPENAI_REQUEST_SERVICE_TIER)
     return cost_usd(provider, model, usage)

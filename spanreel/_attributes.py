@@ -43,6 +43,20 @@ SPANREEL_COST_USD: Final = "spanreel.cost.usd"
 #: ``usage.server_tool_use.web_search_requests``, the Responses API's ``web_search_call`` items.
 #: The GenAI conventions have no usage attribute for server tools; the cost includes them.
 SPANREEL_USAGE_WEB_SEARCHES: Final = "spanreel.usage.web_searches"
+#: Input tokens that were audio (int), part of ``gen_ai.usage.input_tokens``: OpenAI chat's
+#: ``usage.prompt_tokens_details.audio_tokens``, Gemini's ``AUDIO`` entries of
+#: ``usageMetadata.promptTokensDetails`` (and ``toolUsePromptTokensDetails``). Recorded when the
+#: provider reports a count above zero. Billed at their own rate; the GenAI conventions (v1.41) have
+#: no per-modality usage attribute.
+SPANREEL_USAGE_INPUT_AUDIO_TOKENS: Final = "spanreel.usage.input_audio_tokens"
+#: Output tokens that were audio (int), part of ``gen_ai.usage.output_tokens``: OpenAI chat's
+#: ``usage.completion_tokens_details.audio_tokens``, Gemini's ``AUDIO`` entry of
+#: ``usageMetadata.candidatesTokensDetails``. Recorded when above zero.
+SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS: Final = "spanreel.usage.output_audio_tokens"
+#: Cached input tokens that were audio (int), part of ``gen_ai.usage.cache_read.input_tokens``
+#: and of ``spanreel.usage.input_audio_tokens``: Gemini's ``AUDIO`` entry of
+#: ``usageMetadata.cacheTokensDetails``. Recorded when above zero.
+SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS: Final = "spanreel.usage.cache_read_audio_tokens"
 #: Names of the content attributes cut to ``SPANREEL_CAPTURE_MAX_BYTES`` (list of strings); each
 #: cut value ends with the marker ``…[spanreel: truncated, N bytes]``.
 SPANREEL_CONTENT_TRUNCATED: Final = "spanreel.content.truncated"

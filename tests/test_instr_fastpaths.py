@@ -19,6 +19,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
+from spanreel._attributes import (
+    SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
+    SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
+    SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
+)
 from spanreel.instrumentation import _cost
 from spanreel.instrumentation._call import STREAM_BATCH_BYTES, CallSettings, LLMCall
 from spanreel.instrumentation._common import dumps, loads
@@ -31,6 +36,9 @@ _ATTRS = {
     "output_tokens": ga.GEN_AI_USAGE_OUTPUT_TOKENS,
     "cache_read_tokens": ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     "cache_write_tokens": ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    "input_audio_tokens": SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
+    "output_audio_tokens": SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
+    "cache_audio_read_tokens": SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
 }
 
 
@@ -75,6 +83,40 @@ def test_cost_equals_the_library_for_every_usage(provider: str, provider_id: str
         assert _cost.cost_usd(provider, model, attrs) == _library(provider_id, model, usage), usage
 
 
+@pytest.mark.parametrize(
+    ("provider", "provider_id", "model"),
+    [
+        ("openai", "openai", "gpt-audio"),  # audio in and out at their own rates, no cache price
+        ("gcp.gemini", "google", "gemini-2.5-flash"),  # audio in, cached audio at its own rate
+        ("openai", "openai", "gpt-4o-mini"),  # no audio rates: audio is input and output
+    ],
+)
+def test_cost_with_audio_tokens_equals_the_library(provider: str, provider_id: str, model: str) -> None:
+    """Audio counts are parts of the input, output and cached counts: the affine form (per reported
+    kinds) prices them as the library does wherever it applies, and is used for most usages."""
+    rnd = random.Random(f"audio/{provider}/{model}")
+    _cost._forms.clear()
+    for _ in range(150):
+        usage = {"input_tokens": rnd.randint(0, 400_000), "output_tokens": rnd.randint(0, 8_000)}
+        usage["input_audio_tokens"] = rnd.randint(0, usage["input_tokens"])
+        if rnd.random() < 0.5:
+            usage["output_audio_tokens"] = rnd.randint(0, usage["output_tokens"])
+        if rnd.random() < 0.5:  # cached: within the input, maybe overlapping the audio
+            usage["cache_read_tokens"] = rnd.randint(0, usage["input_tokens"])
+            if rnd.random() < 0.5:
+                top = min(usage["cache_read_tokens"], usage["input_audio_tokens"])
+                usage["cache_audio_read_tokens"] = rnd.randint(0, top)
+        attrs = {_ATTRS[k]: v for k, v in usage.items()}
+        if "cache_read_tokens" in usage:
+            usage.setdefault("cache_audio_read_tokens", 0)  # the library wants it then (see cost_usd)
+        try:
+            expected = _library(provider_id, model, usage)
+        except ValueError:  # cached and audio input overlap less than they exceed the input
+            expected = None
+        assert _cost.cost_usd(provider, model, attrs) == expected, usage
+    assert any(form is not None for _, form in _cost._forms.values())  # the fast path was taken
+
+
 def test_cost_outside_the_affine_domain_and_bad_values() -> None:
     # More cached tokens than input tokens: outside the affine form's domain; the library rejects
     # it (ValueError), so no cost rather than a number.
@@ -90,6 +132,24 @@ def test_cost_outside_the_affine_domain_and_bad_values() -> None:
     assert _cost.cost_usd("openai", "gpt-4o-mini", {ga.GEN_AI_USAGE_INPUT_TOKENS: -1}) is None
     assert _cost.cost_usd("openai", None, {ga.GEN_AI_USAGE_INPUT_TOKENS: 1}) is None
     assert _cost.cost_usd("not-a-provider", "gpt-4o-mini", {ga.GEN_AI_USAGE_INPUT_TOKENS: 1}) is None
+    # A part larger than what it is part of: the library rejects it, also after the affine form of
+    # the same kinds was measured on a valid usage.
+    kinds = ("input_tokens", "output_tokens", "input_audio_tokens", "output_audio_tokens")
+    for valid, odd in [
+        ((1000, 100, 500, 50), (1000, 100, 500, 150)),  # audio output > output
+        ((1000, 100, 500, 50), (1000, 100, 1500, 50)),  # audio input > input
+    ]:
+        attrs = {_ATTRS[k]: v for k, v in zip(kinds, valid, strict=True)}
+        assert _cost.cost_usd("openai", "gpt-audio", attrs) is not None
+        attrs = {_ATTRS[k]: v for k, v in zip(kinds, odd, strict=True)}
+        assert _cost.cost_usd("openai", "gpt-audio", attrs) is None
+    cached = ("input_tokens", "output_tokens", "cache_read_tokens", "input_audio_tokens")
+    cached += ("cache_audio_read_tokens",)
+    for values in [(100_000, 10, 50_000, 40_000, 30_000), (100_000, 10, 50_000, 20_000, 30_000)]:
+        usage = dict(zip(cached, values, strict=True))
+        attrs = {_ATTRS[k]: v for k, v in usage.items()}
+        expected = None if values[4] > values[3] else _library("google", "gemini-2.5-flash", usage)
+        assert _cost.cost_usd("gcp.gemini", "gemini-2.5-flash", attrs) == expected  # cached audio > audio
 
 
 def test_cost_follows_the_price_in_force_at_the_time_of_the_call(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,193 @@
+"""Usage the providers bill apart from plain text tokens, and the cost priced from it: the real SDKs
+(or httpx2 for Gemini's REST API) reach a canned server as their HTTP proxy, so the provider's own
+host stays in the URL (the provider, hence the price list, is told by the host). Each expected cost
+is worked out by hand from genai-prices' bundled data (rates in USD per million tokens)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import openai
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
+from test_instr_faults import Canned
+
+from spanreel._attributes import (
+    SPANREEL_COST_USD,
+    SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
+    SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
+    SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
+)
+from spanreel.instrumentation import Instrumentor
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = Instrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    inst.instrument(tracer_provider=tp, capture_content=True)
+    yield tp, exporter
+    inst.uninstrument()
+    tp.shutdown()
+
+
+@pytest.fixture
+def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InMemorySpanExporter]:
+    provider[1].clear()
+    yield provider[1]
+
+
+@pytest.fixture(scope="module")
+def canned() -> Iterator[Canned]:
+    c = Canned()
+    yield c
+    c.httpd.shutdown()
+    c.httpd.server_close()
+
+
+def proxied(canned: Canned) -> httpx2.Client:
+    """An httpx2 client whose every request goes to ``canned`` as its HTTP proxy."""
+    return httpx2.Client(proxy=f"http://127.0.0.1:{canned.httpd.server_address[1]}")
+
+
+def one(exp: InMemorySpanExporter) -> dict[str, Any]:
+    found = [
+        s
+        for s in exp.get_finished_spans()
+        if s.instrumentation_scope and s.instrumentation_scope.name == "spanreel"
+    ]
+    assert len(found) == 1, [s.name for s in exp.get_finished_spans()]
+    return dict(found[0].attributes or {})
+
+
+def chat(canned: Canned, base_url: str, model: str, body: Any, **kw: Any) -> dict[str, Any]:
+    """One non-streamed chat completion by the openai SDK to ``base_url`` (through ``canned``)."""
+    canned.set([json.dumps(body).encode()])
+    c = openai.OpenAI(base_url=base_url, api_key="k", max_retries=0, http_client=proxied(canned))
+    c.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], **kw)
+    return body
+
+
+def completion(model: str, usage: dict[str, Any], message: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": message or {"role": "assistant", "content": "ok"}}],
+        "usage": usage,
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------ audio
+
+
+def test_openai_audio_tokens_are_recorded_and_priced_at_the_audio_rates(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """gpt-audio bills audio input at ~13× and audio output at ~6× the text rates: audio tokens were
+    priced as text (0.1025)."""
+    audio = {"id": "audio_1", "data": "UklGRgAA", "expires_at": 1, "transcript": "hello"}
+    message = {"role": "assistant", "content": None, "audio": audio}
+    usage = {
+        "prompt_tokens": 1000, "completion_tokens": 10000, "total_tokens": 11000,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 900, "text_tokens": 100},
+        "completion_tokens_details": {"audio_tokens": 9000, "text_tokens": 1000, "reasoning_tokens": 0},
+    }  # fmt: skip
+    chat(
+        canned,
+        "http://api.openai.com/v1",
+        "gpt-audio",
+        completion("gpt-audio-2025-08-28", usage, message),
+        modalities=["text", "audio"],
+        audio={"voice": "alloy", "format": "wav"},
+    )
+    a = one(spans)
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "openai"
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 1000 and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 10000
+    assert a[SPANREEL_USAGE_INPUT_AUDIO_TOKENS] == 900 and a[SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS] == 9000
+    # gpt-audio: text $2.5 in / $10 out, audio $32 in / $64 out:
+    # 100×2.5 + 900×32 + 1000×10 + 9000×64 = 250 + 28,800 + 10,000 + 576,000 = 615,050 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.61505)
+
+
+def test_openai_zero_audio_tokens_are_not_recorded(spans: InMemorySpanExporter, canned: Canned) -> None:
+    usage = {
+        "prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"audio_tokens": 0, "reasoning_tokens": 0},
+    }  # fmt: skip
+    chat(canned, "http://api.openai.com/v1", "gpt-4o-mini", completion("gpt-4o-mini", usage))
+    a = one(spans)
+    assert SPANREEL_USAGE_INPUT_AUDIO_TOKENS not in a and SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS not in a
+    # gpt-4o-mini: $0.15 in, $0.6 out: 1000×0.15 + 100×0.6 = 210 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.00021)
+
+
+def _gemini(canned: Canned, body: Any, stream: bool = False) -> None:
+    canned.set(
+        [f"data: {json.dumps(body)}\r\n\r\n".encode()] if stream else [json.dumps(body).encode()],
+        "text/event-stream" if stream else "application/json",
+    )
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    with proxied(canned) as client:
+        client.post(
+            f"http://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:{method}",
+            json={"contents": [{"role": "user", "parts": [{"text": "transcribe"}]}]},
+        ).raise_for_status()
+
+
+def test_gemini_audio_input_is_recorded_and_priced_at_the_audio_rate(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    body = {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {
+            "promptTokenCount": 1000010, "candidatesTokenCount": 1000, "totalTokenCount": 1001010,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 10},
+                                    {"modality": "AUDIO", "tokenCount": 1000000}],
+            "candidatesTokensDetails": [{"modality": "TEXT", "tokenCount": 1000}],
+        },
+        "modelVersion": "gemini-2.5-flash",
+    }  # fmt: skip
+    _gemini(canned, body)
+    a = one(spans)
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "gcp.gemini"
+    assert a[SPANREEL_USAGE_INPUT_AUDIO_TOKENS] == 1_000_000
+    assert SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS not in a and SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS not in a
+    # gemini-2.5-flash: $0.3 text in, $1 audio in, $2.5 out:
+    # 10×0.3 + 1,000,000×1 + 1000×2.5 = 3 + 1,000,000 + 2,500 µ$ (as text: 302,503 µ$)
+    assert a[SPANREEL_COST_USD] == pytest.approx(1.002503)
+
+
+def test_gemini_cached_audio_is_recorded_and_priced_at_the_audio_cache_rate(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """Streamed; 400k of the 1M audio tokens come from a cache (``cacheTokensDetails``)."""
+    body = {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {
+            "promptTokenCount": 1000010, "candidatesTokenCount": 1000, "totalTokenCount": 1001010,
+            "cachedContentTokenCount": 400000,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 10},
+                                    {"modality": "AUDIO", "tokenCount": 1000000}],
+            "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": 400000}],
+        },
+        "modelVersion": "gemini-2.5-flash",
+    }  # fmt: skip
+    _gemini(canned, body, stream=True)
+    a = one(spans)
+    assert a[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 400_000
+    assert a[SPANREEL_USAGE_INPUT_AUDIO_TOKENS] == 1_000_000
+    assert a[SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS] == 400_000
+    # gemini-2.5-flash: $0.3 text in, $1 audio in, $0.1 cached audio, $2.5 out:
+    # 10×0.3 + 600,000×1 + 400,000×0.1 + 1000×2.5 = 3 + 600,000 + 40,000 + 2,500 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.642503)
