@@ -426,6 +426,12 @@ class LLMCall:
         truncated = list(self._truncated)
         if parsed is not None:
             attrs.update(parsed.attributes)
+            fixes = self._api.provider_usage
+            if fixes is not None:  # a provider whose usage means something else (xAI's chat)
+                provider = self._start_attrs.get(ga.GEN_AI_PROVIDER_NAME)
+                fix = fixes.get(provider) if isinstance(provider, str) else None
+                if fix is not None:
+                    fix(attrs)
             if parsed.content:
                 _require_finish_reasons(parsed.content)
                 policy = settings.policy

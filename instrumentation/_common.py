@@ -289,6 +289,8 @@ class Api:
     ``response(body, capture)`` maps a non-streamed JSON response; ``stream()`` makes the
     accumulator for a streamed one. ``provider`` is the ``gen_ai.provider.name`` when the host
     does not tell a more precise one (``None``: the OpenAI-compatible default, ``openai``).
+    ``provider_usage`` maps a ``gen_ai.provider.name`` to a function that corrects, in place, the
+    response attributes of a provider whose usage means something else than the API's own.
     """
 
     name: str
@@ -297,6 +299,7 @@ class Api:
     response: Callable[[Any, bool], Parsed]
     stream: Callable[[], StreamAccumulator]
     provider: str | None = None
+    provider_usage: Mapping[str, Callable[[Attributes], None]] | None = None
 
 
 def error_type_from_body(body: Any) -> tuple[str | None, str | None]:

@@ -732,11 +732,22 @@ def extract_output_text(output_messages_json: str | None) -> str:
     return "\n\n".join(texts)
 
 
+def _reasoning_beside_completion(attrs: Attributes) -> None:
+    """xAI's chat usage: ``completion_tokens`` leaves out the reasoning tokens (``total_tokens`` =
+    prompt + completion + reasoning), which are billed as output: the output is both, as
+    genai-prices' x-ai ``chat`` usage extractor has it."""
+    output = attrs.get(ga.GEN_AI_USAGE_OUTPUT_TOKENS)
+    reasoning = attrs.get(ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)
+    if type(output) is int and type(reasoning) is int:
+        attrs[ga.GEN_AI_USAGE_OUTPUT_TOKENS] = output + reasoning
+
+
 CHAT = Api(
     name="openai.chat_completions",
     accepts=_accepts,
     request=chat_request,
     response=choices_response,
     stream=ChatStreamAccumulator,
+    provider_usage={ga.GenAiProviderNameValues.X_AI.value: _reasoning_beside_completion},
 )
 """OpenAI Chat Completions (``POST …/chat/completions``), also any OpenAI-compatible server."""

@@ -191,3 +191,61 @@ def test_gemini_cached_audio_is_recorded_and_priced_at_the_audio_cache_rate(
     # gemini-2.5-flash: $0.3 text in, $1 audio in, $0.1 cached audio, $2.5 out:
     # 10×0.3 + 600,000×1 + 400,000×0.1 + 1000×2.5 = 3 + 600,000 + 40,000 + 2,500 µ$
     assert a[SPANREEL_COST_USD] == pytest.approx(0.642503)
+
+
+# ------------------------------------------------------------------------------- xAI reasoning
+
+
+def _sse(events: list[Any]) -> list[bytes]:
+    return [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra,
+    }  # fmt: skip
+
+
+#: grok-3-mini's usage: total_tokens 135 = 32 prompt + 9 completion + 94 reasoning.
+XAI_USAGE = {
+    "prompt_tokens": 32, "completion_tokens": 9, "total_tokens": 135,
+    "prompt_tokens_details": {"text_tokens": 32, "cached_tokens": 6},
+    "completion_tokens_details": {"reasoning_tokens": 94},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_xai_reasoning_tokens_are_output_tokens(
+    spans: InMemorySpanExporter, canned: Canned, stream: bool
+) -> None:
+    """xAI's completion_tokens leaves out the reasoning: the output was 9 tokens (priced so) where
+    103 were billed."""
+    c = openai.OpenAI(base_url="http://api.x.ai/v1", api_key="k", max_retries=0, http_client=proxied(canned))
+    messages: Any = [{"role": "user", "content": "x"}]
+    if stream:
+        events = [_chunk("grok-3-mini", {"role": "assistant", "content": "101"}),
+                  _chunk("grok-3-mini", {}, "stop"),
+                  {**_chunk("grok-3-mini", {}), "choices": [], "usage": XAI_USAGE}]  # fmt: skip
+        canned.set(_sse(events), "text/event-stream")
+        for _ in c.chat.completions.create(
+            model="grok-3-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+        ):
+            pass
+    else:
+        chat(canned, "http://api.x.ai/v1", "grok-3-mini", completion("grok-3-mini", XAI_USAGE))
+    a = one(spans)
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "x_ai"
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 32 and a[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 6
+    assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 103 and a[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 94
+    # grok-3-mini: $0.3 in, $0.075 cached in, $0.5 out: 26×0.3 + 6×0.075 + 103×0.5 = 59.75 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.00005975)
+
+
+def test_openai_reasoning_tokens_stay_inside_the_output(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """OpenAI's completion_tokens includes the reasoning: not added twice."""
+    usage = {"prompt_tokens": 100, "completion_tokens": 300, "total_tokens": 400,
+             "completion_tokens_details": {"reasoning_tokens": 200}}  # fmt: skip
+    chat(canned, "http://api.openai.com/v1", "o4-mini", completion("o4-mini", usage))
+    a = one(spans)
+    assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 300 and a[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 200
