@@ -607,8 +607,9 @@ class ChatStreamAccumulator:
     :meth:`add` takes one event's data (a ``chat.completion.chunk`` JSON text, or ``[DONE]``)
     and returns ``True`` when it was a chunk. :meth:`attributes` gives the span-end attributes:
     response id/model, finish reasons, usage (from the final chunk sent with
-    ``stream_options.include_usage``), and ``gen_ai.output.messages`` with the assembled text and
-    tool calls. An ``{"error": …}`` event is kept as :attr:`error_type` / :attr:`error_message`.
+    ``stream_options.include_usage``, or Groq's ``x_groq.usage`` in its last chunk), and
+    ``gen_ai.output.messages`` with the assembled text and tool calls. An ``{"error": …}`` event
+    is kept as :attr:`error_type` / :attr:`error_message`.
     """
 
     __slots__ = (
@@ -662,6 +663,10 @@ class ChatStreamAccumulator:
         usage = chunk.get("usage")
         if usage:
             self._usage = usage
+        elif "x_groq" in chunk:  # Groq streams the usage in the last chunk's x_groq
+            extra = chunk["x_groq"]
+            if isinstance(extra, dict) and extra.get("usage"):
+                self._usage = extra["usage"]
         raw_choices = chunk.get("choices")
         if not isinstance(raw_choices, list):
             return True

@@ -249,3 +249,28 @@ def test_openai_reasoning_tokens_stay_inside_the_output(spans: InMemorySpanExpor
     chat(canned, "http://api.openai.com/v1", "o4-mini", completion("o4-mini", usage))
     a = one(spans)
     assert a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 300 and a[ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] == 200
+
+
+# ---------------------------------------------------------------------------------- Groq streams
+
+
+def test_groq_stream_usage_from_x_groq(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """Groq sends a stream's usage in its last chunk's ``x_groq.usage`` (no top-level ``usage``,
+    whatever ``stream_options``): the span had no usage and no cost."""
+    groq_usage = {"queue_time": 0.01, "prompt_tokens": 100000, "prompt_time": 0.01,
+                  "completion_tokens": 100000, "completion_time": 0.1,
+                  "total_tokens": 200000, "total_time": 0.11}  # fmt: skip
+    model = "llama-3.1-8b-instant"
+    events = [_chunk(model, {"role": "assistant", "content": ""}, x_groq={"id": "req_1"}),
+              _chunk(model, {"content": "Hi"}),
+              _chunk(model, {}, "stop", x_groq={"id": "req_1", "usage": groq_usage})]  # fmt: skip
+    canned.set(_sse(events), "text/event-stream")
+    base = "http://api.groq.com/openai/v1"
+    c = openai.OpenAI(base_url=base, api_key="k", max_retries=0, http_client=proxied(canned))
+    for _ in c.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], stream=True):
+        pass
+    a = one(spans)
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "groq" and a[ga.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 100000 and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 100000
+    # llama-3.1-8b-instant on Groq: $0.05 in, $0.08 out: 100,000×0.05 + 100,000×0.08 = 13,000 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.013)
