@@ -83,6 +83,8 @@ _HOST_PROVIDERS: dict[str, str] = {
 #: Host suffix → provider (checked after the exact table).
 _SUFFIX_PROVIDERS: tuple[tuple[str, str], ...] = (
     (".openai.azure.com", _PROVIDER.AZURE_AI_OPENAI.value),
+    # Azure AI Foundry resources serve the Azure OpenAI APIs (deployments, /openai/v1/…) here too
+    (".cognitiveservices.azure.com", _PROVIDER.AZURE_AI_OPENAI.value),
     (".services.ai.azure.com", _PROVIDER.AZURE_AI_INFERENCE.value),
     (".models.ai.azure.com", _PROVIDER.AZURE_AI_INFERENCE.value),
     ("-aiplatform.googleapis.com", _PROVIDER.GCP_VERTEX_AI.value),
@@ -92,7 +94,8 @@ _SUFFIX_PROVIDERS: tuple[tuple[str, str], ...] = (
 @functools.lru_cache(maxsize=1024)
 def host_provider(host: str) -> str | None:
     """``gen_ai.provider.name`` of a known API host (``api.groq.com`` → ``groq``,
-    ``*.openai.azure.com`` → ``azure.ai.openai`` …), else ``None``."""
+    ``*.openai.azure.com`` and ``*.cognitiveservices.azure.com`` → ``azure.ai.openai`` …), else
+    ``None``."""
     h = host.lower().rstrip(".")
     found = _HOST_PROVIDERS.get(h)
     if found is not None:

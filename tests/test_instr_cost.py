@@ -274,3 +274,20 @@ def test_groq_stream_usage_from_x_groq(spans: InMemorySpanExporter, canned: Cann
     assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 100000 and a[ga.GEN_AI_USAGE_OUTPUT_TOKENS] == 100000
     # llama-3.1-8b-instant on Groq: $0.05 in, $0.08 out: 100,000×0.05 + 100,000×0.08 = 13,000 µ$
     assert a[SPANREEL_COST_USD] == pytest.approx(0.013)
+
+
+# ------------------------------------------------------------------------------ Azure OpenAI v1
+
+
+@pytest.mark.parametrize("host", ["myres.openai.azure.com", "myres.cognitiveservices.azure.com"])
+def test_azure_openai_v1_api_is_azure_on_both_resource_hosts(
+    spans: InMemorySpanExporter, canned: Canned, host: str
+) -> None:
+    """The v1 API (``/openai/v1/…``, no ``api-version``) of an Azure AI Foundry resource
+    (``*.cognitiveservices.azure.com``) was recorded as ``openai`` and priced from OpenAI's list."""
+    usage = {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12}
+    chat(canned, f"http://{host}/openai/v1/", "gpt-4o", completion("gpt-4o-2024-11-20", usage))
+    a = one(spans)
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "azure.ai.openai"
+    # gpt-4o on Azure (genai-prices' azure list): $2.5 in, $10 out: 10×2.5 + 2×10 = 45 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.000045)

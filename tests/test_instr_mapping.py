@@ -410,6 +410,7 @@ def test_provider_for_host() -> None:
     assert provider_for_host("api.openai.com") == "openai"
     assert provider_for_host("API.GROQ.COM") == "groq"
     assert provider_for_host("myres.openai.azure.com") == "azure.ai.openai"
+    assert provider_for_host("myres.cognitiveservices.azure.com") == "azure.ai.openai"
     assert provider_for_host("generativelanguage.googleapis.com") == "gcp.gemini"
     assert provider_for_host("127.0.0.1") == "openai"
 
