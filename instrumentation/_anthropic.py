@@ -24,7 +24,7 @@ from typing import Any
 
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
-from spanreel._attributes import SPANREEL_USAGE_WEB_SEARCHES
+from spanreel._attributes import SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS, SPANREEL_USAGE_WEB_SEARCHES
 
 from ._common import (
     Api,
@@ -191,6 +191,7 @@ def messages_request(body: Mapping[str, Any], path_model: str | None, capture_co
 def usage_attributes(usage: Any) -> Attributes:
     """Anthropic ``usage`` → ``gen_ai.usage.*`` (input includes the cache read and write parts;
     ``output_tokens_details.thinking_tokens`` → ``gen_ai.usage.reasoning.output_tokens``;
+    ``cache_creation.ephemeral_1h_input_tokens`` → ``spanreel.usage.cache_creation_1h_tokens``;
     ``server_tool_use.web_search_requests`` → ``spanreel.usage.web_searches``)."""
     attrs: Attributes = {}
     if not isinstance(usage, Mapping):
@@ -204,6 +205,11 @@ def usage_attributes(usage: Any) -> Attributes:
         attrs[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = read
     if write is not None:
         attrs[ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = write
+        split = usage.get("cache_creation")
+        if write and isinstance(split, Mapping):  # 1-hour writes: billed at a higher rate
+            hour = integer(split.get("ephemeral_1h_input_tokens"))
+            if hour:
+                attrs[SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS] = hour
     set_integer(attrs, ga.GEN_AI_USAGE_OUTPUT_TOKENS, usage.get("output_tokens"))
     details = usage.get("output_tokens_details")
     if isinstance(details, Mapping):  # thinking tokens: part of output_tokens, as the SDK's span has it

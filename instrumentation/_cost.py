@@ -18,7 +18,7 @@ call, and token counts differ from call to call, so memoising by usage does not 
   token counts on the valid domain, where every part fits in what it is part of: cached +
   cache-write + audio input ≤ input (counted apart: a conservative bound, as the library may
   price cached and audio input as separate parts), cached audio ≤ cached and ≤ audio input,
-  audio output ≤ output. Its coefficients are
+  1-hour cache writes ≤ cache writes, audio output ≤ output. Its coefficients are
   measured once per (price, reported token kinds) with the library itself, in exact ``Decimal``
   arithmetic, and checked against the library's own result for the first real usage; a price
   that does not check out, a tiered price, or a usage outside that domain is priced by the
@@ -50,6 +50,7 @@ from opentelemetry.semconv._incubating.attributes.openai_attributes import (
 )
 
 from spanreel._attributes import (
+    SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS,
     SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
     SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
     SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
@@ -95,12 +96,19 @@ _USAGE_FIELDS: tuple[tuple[str, str], ...] = (
     ("input_audio_tokens", SPANREEL_USAGE_INPUT_AUDIO_TOKENS),
     ("output_audio_tokens", SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS),
     ("cache_audio_read_tokens", SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS),
+    ("cache_write_1h_tokens", SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS),
 )
 #: The span attributes :func:`cost_usd` reads (besides the service tier).
 USAGE_ATTRIBUTES: tuple[str, ...] = tuple(attribute for _, attribute in _USAGE_FIELDS)
 #: Parts of the input tokens: not priceable without ``input_tokens``.
 _INPUT_PARTS = frozenset(
-    {"cache_read_tokens", "cache_write_tokens", "input_audio_tokens", "cache_audio_read_tokens"}
+    {
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "input_audio_tokens",
+        "cache_audio_read_tokens",
+        "cache_write_1h_tokens",
+    }
 )
 #: Where the affine coefficients are measured: far inside the valid domain (each part well within
 #: the count it is part of, so every probe moved by ``_PROBE_STEP`` stays inside too).
@@ -195,7 +203,8 @@ def cost_usd(
     ``spanreel.usage.web_searches`` and audio token counts (``spanreel.usage.input_audio_tokens``,
     ``output_audio_tokens``, ``cache_read_audio_tokens``: parts of the counts above, at the audio
     rates where the model has them; cached input with no cached audio count is priced as cached
-    text); values that are not non-negative integers are ignored. The
+    text) and 1-hour cache writes (``spanreel.usage.cache_creation_1h_tokens``, part of the cache
+    writes, at the 1-hour rate); values that are not non-negative integers are ignored. The
     service tier is ``usage``'s ``openai.response.service_tier``, else its
     ``openai.request.service_tier``, else ``service_tier``.
     """
@@ -310,8 +319,8 @@ def _tier_price(
 
 def _affine_domain(values: Mapping[str, int]) -> bool:
     """Whether the affine forms apply: cached, cache-write and audio input within the input (their
-    sum: a conservative bound), cached audio within both cached and audio input, audio output
-    within the output."""
+    sum: a conservative bound), cached audio within both cached and audio input, 1-hour cache
+    writes within the cache writes, audio output within the output."""
     if "input_tokens" not in values and _INPUT_PARTS.intersection(values):
         return False
     cached = values.get("cache_read_tokens", 0)
@@ -319,6 +328,8 @@ def _affine_domain(values: Mapping[str, int]) -> bool:
     if cached + values.get("cache_write_tokens", 0) + audio > values.get("input_tokens", 0):
         return False
     if "cache_audio_read_tokens" in values and values["cache_audio_read_tokens"] > min(cached, audio):
+        return False
+    if values.get("cache_write_1h_tokens", 0) > values.get("cache_write_tokens", 0):
         return False
     return values.get("output_audio_tokens", 0) <= values.get("output_tokens", 0)
 

@@ -57,6 +57,11 @@ SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS: Final = "spanreel.usage.output_audio_tokens"
 #: and of ``spanreel.usage.input_audio_tokens``: Gemini's ``AUDIO`` entry of
 #: ``usageMetadata.cacheTokensDetails``. Recorded when above zero.
 SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS: Final = "spanreel.usage.cache_read_audio_tokens"
+#: Input tokens written to a 1-hour cache (int), part of ``gen_ai.usage.cache_creation.input_tokens``
+#: (the rest went to the 5-minute cache): Anthropic's ``usage.cache_creation.ephemeral_1h_input_tokens``.
+#: Recorded when above zero. Billed at a higher rate than 5-minute writes; the GenAI conventions
+#: (v1.41) have no attribute for the split.
+SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS: Final = "spanreel.usage.cache_creation_1h_tokens"
 #: Names of the content attributes cut to ``SPANREEL_CAPTURE_MAX_BYTES`` (list of strings); each
 #: cut value ends with the marker ``…[spanreel: truncated, N bytes]``.
 SPANREEL_CONTENT_TRUNCATED: Final = "spanreel.content.truncated"

@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
 import httpx2
 import openai
 import pytest
@@ -20,6 +21,7 @@ from test_instr_faults import Canned
 
 from spanreel._attributes import (
     SPANREEL_COST_USD,
+    SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS,
     SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
     SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
     SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
@@ -45,6 +47,8 @@ def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
 def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InMemorySpanExporter]:
     provider[1].clear()
     yield provider[1]
+    while _clients:  # closed before the server sees their connections reset
+        _clients.pop().close()
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +59,15 @@ def canned() -> Iterator[Canned]:
     c.httpd.server_close()
 
 
+_clients: list[httpx2.Client] = []
+
+
 def proxied(canned: Canned) -> httpx2.Client:
-    """An httpx2 client whose every request goes to ``canned`` as its HTTP proxy."""
-    return httpx2.Client(proxy=f"http://127.0.0.1:{canned.httpd.server_address[1]}")
+    """An httpx2 client whose every request goes to ``canned`` as its HTTP proxy (closed when the
+    test ends)."""
+    client = httpx2.Client(proxy=f"http://127.0.0.1:{canned.httpd.server_address[1]}")
+    _clients.append(client)
+    return client
 
 
 def one(exp: InMemorySpanExporter) -> dict[str, Any]:
@@ -291,3 +301,72 @@ def test_azure_openai_v1_api_is_azure_on_both_resource_hosts(
     assert a[ga.GEN_AI_PROVIDER_NAME] == "azure.ai.openai"
     # gpt-4o on Azure (genai-prices' azure list): $2.5 in, $10 out: 10×2.5 + 2×10 = 45 µ$
     assert a[SPANREEL_COST_USD] == pytest.approx(0.000045)
+
+
+# ------------------------------------------------------------------ Anthropic 1-hour cache writes
+
+
+def _anthropic(canned: Canned) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url="http://api.anthropic.com", api_key="sk-ant-k", max_retries=0, http_client=proxied(canned)
+    )
+
+
+def test_anthropic_1h_cache_writes_are_recorded_and_priced_at_the_1h_rate(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """They were priced at the 5-minute rate (0.12551 here)."""
+    split = {"ephemeral_5m_input_tokens": 40000, "ephemeral_1h_input_tokens": 60000}
+    usage = {"input_tokens": 10, "cache_creation_input_tokens": 100000, "cache_read_input_tokens": 0,
+             "output_tokens": 100, "cache_creation": split}  # fmt: skip
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+               "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": usage}  # fmt: skip
+    canned.set([json.dumps(message).encode()])
+    system: Any = [{"type": "text", "text": "long doc", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]
+    _anthropic(canned).messages.create(
+        model="claude-haiku-4-5", max_tokens=10, system=system, messages=[{"role": "user", "content": "q"}]
+    )
+    a = one(spans)
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 100010
+    assert a[ga.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] == 100000
+    assert a[SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS] == 60000
+    # claude-haiku-4-5: $1 in, $1.25 5-minute write, $2 1-hour write, $5 out:
+    # 10×1 + 40,000×1.25 + 60,000×2 + 100×5 = 10 + 50,000 + 120,000 + 500 = 170,510 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.17051)
+
+
+def test_anthropic_streamed_1h_cache_writes_priced_at_the_1h_rate(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """Streamed (the split comes in message_start), a model priced in tiers (no affine form)."""
+    split = {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 100000}
+    start_usage = {"input_tokens": 0, "cache_creation_input_tokens": 100000, "cache_read_input_tokens": 0,
+                   "output_tokens": 1, "cache_creation": split}  # fmt: skip
+    model = "claude-sonnet-4-5-20250929"
+    events = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": start_usage}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": "ok"}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": 10}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    canned.set(
+        [f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events],
+        "text/event-stream",
+    )
+    with _anthropic(canned).messages.stream(
+        model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "q"}]
+    ) as stream:
+        stream.get_final_message()
+    a = one(spans)
+    assert a[SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS] == 100000
+    # claude-sonnet-4-5 (below its 200k tier): $6 1-hour write, $15 out: 100,000×6 + 10×15 = 600,150 µ$
+    assert a[SPANREEL_COST_USD] == pytest.approx(0.60015)

@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from spanreel._attributes import (
+    SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS,
     SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
     SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
     SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
@@ -39,6 +40,7 @@ _ATTRS = {
     "input_audio_tokens": SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
     "output_audio_tokens": SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
     "cache_audio_read_tokens": SPANREEL_USAGE_CACHE_READ_AUDIO_TOKENS,
+    "cache_write_1h_tokens": SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS,
 }
 
 
@@ -64,6 +66,8 @@ def _library(
     [
         ("openai", "openai", "gpt-4o-mini"),  # flat, cached input
         ("anthropic", "anthropic", "claude-sonnet-4-6"),  # flat, cache reads and writes
+        ("anthropic", "anthropic", "claude-haiku-4-5"),  # flat, 5-minute and 1-hour cache writes
+        ("anthropic", "anthropic", "claude-sonnet-4-5"),  # tiered, 1-hour cache writes
         ("gcp.gemini", "google", "gemini-1.5-pro"),  # tiered by input size: never affine
         ("gcp.gemini", "google", "gemini-2.5-pro"),
         ("openai", "openai", "no-such-model-xyz"),  # unknown: no cost
@@ -79,6 +83,8 @@ def test_cost_equals_the_library_for_every_usage(provider: str, provider_id: str
             usage["cache_write_tokens"] = rnd.randint(
                 0, usage["input_tokens"] - usage.get("cache_read_tokens", 0)
             )
+            if rnd.random() < 0.5:
+                usage["cache_write_1h_tokens"] = rnd.randint(0, usage["cache_write_tokens"])
         attrs = {_ATTRS[k]: v for k, v in usage.items()}
         assert _cost.cost_usd(provider, model, attrs) == _library(provider_id, model, usage), usage
 
