@@ -432,8 +432,9 @@ class _Choice:
 
 
 def usage_attributes(usage: Any) -> Attributes:
-    """OpenAI ``usage`` → ``gen_ai.usage.*`` (input/output tokens, cached input tokens,
-    reasoning output tokens) and spanreel's audio input/output token counts (when above zero)."""
+    """OpenAI ``usage`` → ``gen_ai.usage.*`` (input/output tokens, cached input tokens — else
+    DeepSeek's ``prompt_cache_hit_tokens`` —, reasoning output tokens) and spanreel's audio
+    input/output token counts (when above zero)."""
     attrs: Attributes = {}
     if type(usage) is not dict and not isinstance(usage, Mapping):
         return attrs
@@ -451,6 +452,10 @@ def usage_attributes(usage: Any) -> Attributes:
         audio = _integer(details.get("audio_tokens"))
         if audio:  # gpt-audio, gpt-4o-audio-preview: billed at the audio rate
             attrs[SPANREEL_USAGE_INPUT_AUDIO_TOKENS] = audio
+    if ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS not in attrs:
+        hit = _integer(usage.get("prompt_cache_hit_tokens"))  # DeepSeek's own name for them
+        if hit is not None:
+            attrs[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = hit
     details = usage.get("completion_tokens_details")
     if details is not None and isinstance(details, Mapping):
         reasoning = _integer(details.get("reasoning_tokens"))

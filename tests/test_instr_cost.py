@@ -370,3 +370,33 @@ def test_anthropic_streamed_1h_cache_writes_priced_at_the_1h_rate(
     assert a[SPANREEL_USAGE_CACHE_CREATION_1H_TOKENS] == 100000
     # claude-sonnet-4-5 (below its 200k tier): $6 1-hour write, $15 out: 100,000×6 + 10×15 = 600,150 µ$
     assert a[SPANREEL_COST_USD] == pytest.approx(0.60015)
+
+
+# ------------------------------------------------------------------------- DeepSeek cache hits
+
+
+def test_deepseek_prompt_cache_hit_tokens_are_cache_reads(
+    spans: InMemorySpanExporter, canned: Canned
+) -> None:
+    """DeepSeek reports cached input as ``prompt_cache_hit_tokens`` (no ``prompt_tokens_details``):
+    it was priced as uncached input."""
+    usage = {"prompt_tokens": 1000000, "completion_tokens": 0, "total_tokens": 1000000,
+             "prompt_cache_hit_tokens": 800000, "prompt_cache_miss_tokens": 200000}  # fmt: skip
+    chat(canned, "http://api.deepseek.com", "deepseek-chat", completion("deepseek-chat", usage))
+    a = one(spans)
+    assert a[ga.GEN_AI_PROVIDER_NAME] == "deepseek"
+    assert a[ga.GEN_AI_USAGE_INPUT_TOKENS] == 1_000_000
+    assert a[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 800_000
+    # deepseek-chat has a standard and an off-peak price (by the time of day):
+    # standard $0.27 in, $0.07 cached: 200,000×0.27 + 800,000×0.07 = 54,000 + 56,000 = 110,000 µ$;
+    # off-peak $0.135 / $0.035: 55,000 µ$ (all as uncached input: 270,000 / 135,000 µ$)
+    assert a[SPANREEL_COST_USD] in (pytest.approx(0.11), pytest.approx(0.055))
+
+
+def test_cached_tokens_win_over_prompt_cache_hit_tokens(spans: InMemorySpanExporter, canned: Canned) -> None:
+    """``prompt_tokens_details.cached_tokens``, what genai-prices' deepseek extractor reads, comes
+    first when both are sent."""
+    usage = {"prompt_tokens": 1000, "completion_tokens": 0, "total_tokens": 1000,
+             "prompt_tokens_details": {"cached_tokens": 300}, "prompt_cache_hit_tokens": 400}  # fmt: skip
+    chat(canned, "http://api.deepseek.com", "deepseek-chat", completion("deepseek-chat", usage))
+    assert one(spans)[ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] == 300
