@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -24,10 +25,14 @@ from typing import IO, Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from spanreel.collector import run_query
 from spanreel.collector._client import discovery_path
 from spanreel.fakellm import FakeLLMServer
+from spanreel.instrumentation import Instrumentor
 
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI"):
@@ -148,3 +153,34 @@ def llm() -> Iterator[FakeLLMServer]:
 def count_rows(db: Path, sql: str, params: list[Any] | None = None) -> int:
     """The first column of the first row of ``sql`` on the spanreel database ``db`` (a count)."""
     return int(run_query(sql, db, params).rows[0][0])
+
+
+def instrument_in_memory(**options: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
+    """spanreel instrumented (again, if it was) with ``options`` on a new SDK provider whose spans
+    go to the returned in-memory exporter as each ends."""
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = Instrumentor()
+    if inst.is_instrumented_by_opentelemetry:
+        inst.uninstrument()
+    inst.instrument(tracer_provider=tp, **options)
+    return tp, exporter
+
+
+@contextmanager
+def recording(**options: Any) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """:func:`instrument_in_memory`, uninstrumented and shut down on exit."""
+    tp, exporter = instrument_in_memory(**options)
+    try:
+        yield tp, exporter
+    finally:
+        Instrumentor().uninstrument()
+        tp.shutdown()
+
+
+@pytest.fixture
+def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InMemorySpanExporter]:
+    """The module's ``provider`` fixture's exporter, emptied for each test."""
+    provider[1].clear()
+    yield provider[1]

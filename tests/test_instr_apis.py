@@ -12,8 +12,8 @@ import httpx
 import httpx2
 import openai
 import pytest
+from conftest import recording
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from spanreel._attributes import SPANREEL_COST_USD, SPANREEL_REQUEST_URL
 from spanreel.fakellm import FakeLLMServer
-from spanreel.instrumentation import Instrumentor, extract_output_text
+from spanreel.instrumentation import extract_output_text
 from spanreel.instrumentation._apis import provider_for, route
 
 TOOLS_OPENAI: Any = [
@@ -43,22 +43,8 @@ TOOLS_ANTHROPIC: Any = [
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    inst = Instrumentor()
-    if inst.is_instrumented_by_opentelemetry:
-        inst.uninstrument()
-    inst.instrument(tracer_provider=tp, capture_content=True)
-    yield tp, exporter
-    inst.uninstrument()
-    tp.shutdown()
-
-
-@pytest.fixture
-def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InMemorySpanExporter]:
-    provider[1].clear()
-    yield provider[1]
+    with recording(capture_content=True) as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")

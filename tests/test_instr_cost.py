@@ -13,8 +13,8 @@ import anthropic
 import httpx2
 import openai
 import pytest
+from conftest import recording
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from test_instr_faults import Canned
@@ -26,21 +26,12 @@ from spanreel._attributes import (
     SPANREEL_USAGE_INPUT_AUDIO_TOKENS,
     SPANREEL_USAGE_OUTPUT_AUDIO_TOKENS,
 )
-from spanreel.instrumentation import Instrumentor
 
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    inst = Instrumentor()
-    if inst.is_instrumented_by_opentelemetry:
-        inst.uninstrument()
-    inst.instrument(tracer_provider=tp, capture_content=True)
-    yield tp, exporter
-    inst.uninstrument()
-    tp.shutdown()
+    with recording(capture_content=True) as rec:
+        yield rec
 
 
 @pytest.fixture

@@ -19,13 +19,13 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from conftest import recording as recording_provider
 from conftest import start_collector
 from opentelemetry import baggage, context, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.trace import StatusCode
@@ -55,16 +55,8 @@ def server() -> Iterator[FakeLLMServer]:
 
 @pytest.fixture
 def recording() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    inst = Instrumentor()
-    if inst.is_instrumented_by_opentelemetry:
-        inst.uninstrument()
-    inst.instrument(tracer_provider=tp, capture_content=True)
-    yield tp, exporter
-    inst.uninstrument()
-    tp.shutdown()
+    with recording_provider(capture_content=True) as rec:
+        yield rec
 
 
 def genai_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:

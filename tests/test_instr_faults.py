@@ -22,8 +22,8 @@ import httpx
 import httpx2
 import openai
 import pytest
+from conftest import recording
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
@@ -45,22 +45,8 @@ MESSAGES_BODY: Any = [{"role": "user", "content": "Tea?"}]
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    inst = Instrumentor()
-    if inst.is_instrumented_by_opentelemetry:
-        inst.uninstrument()
-    inst.instrument(tracer_provider=tp, capture_content=True, max_content_bytes=64 * 1024)
-    yield tp, exporter
-    inst.uninstrument()
-    tp.shutdown()
-
-
-@pytest.fixture
-def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InMemorySpanExporter]:
-    provider[1].clear()
-    yield provider[1]
+    with recording(capture_content=True, max_content_bytes=64 * 1024) as rec:
+        yield rec
 
 
 def genai(exp: InMemorySpanExporter) -> list[ReadableSpan]:

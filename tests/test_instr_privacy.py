@@ -12,10 +12,9 @@ import anthropic
 import httpx
 import openai
 import pytest
+from conftest import instrument_in_memory
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from test_instr_faults import Canned
 
@@ -36,17 +35,6 @@ def server() -> Iterator[FakeLLMServer]:
         yield srv
 
 
-def _recording(**options: Any) -> tuple[TracerProvider, InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    inst = Instrumentor()
-    if inst.is_instrumented_by_opentelemetry:
-        inst.uninstrument()
-    inst.instrument(tracer_provider=tp, **options)
-    return tp, exporter
-
-
 @pytest.fixture
 def uninstrument_after() -> Iterator[None]:
     yield
@@ -63,7 +51,7 @@ def _exported_text(span: Any) -> str:
 
 
 def test_canary_key_never_exported(server: FakeLLMServer, uninstrument_after: None) -> None:
-    tp, exporter = _recording(capture_content=True)
+    tp, exporter = instrument_in_memory(capture_content=True)
     port = server.port
     openai.OpenAI(base_url=server.base_url, api_key=CANARY, max_retries=0).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
@@ -118,7 +106,7 @@ def test_credentials_in_the_request_body_are_masked(server: FakeLLMServer, unins
     in the JSON body: they were recorded as is in ``spanreel.request.body`` and
     ``gen_ai.tool.definitions``, by default. What is not a credential stays (a thinking block's
     ``signature``, a tool's JSON Schema naming a ``password`` parameter)."""
-    tp, exporter = _recording(capture_content=True)
+    tp, exporter = instrument_in_memory(capture_content=True)
     port = server.port
     mcp = {"type": "mcp", "server_label": "docs", "server_url": "https://mcp.example/sse",
            "authorization": CANARY + "-mcp", "headers": {"X-Api-Key": CANARY + "-hdr", "X-Source": "app"},
@@ -188,7 +176,7 @@ def test_content_capture_env_no_content(
 ) -> None:
     for value in ("NO_CONTENT", "false"):
         monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", value)
-        tp, exporter = _recording()
+        tp, exporter = instrument_in_memory()
         openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0).responses.create(
             model="gpt-4o-mini", input="secret prompt", instructions="secret instructions"
         )
@@ -204,7 +192,7 @@ def test_builtin_patterns_and_user_hook(
     server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch, uninstrument_after: None
 ) -> None:
     monkeypatch.setenv("SPANREEL_REDACT", "email,phone,card,api_key")
-    tp, exporter = _recording(capture_content=True, redact=lambda s: s.replace("Paris", "[CITY]"))
+    tp, exporter = instrument_in_memory(capture_content=True, redact=lambda s: s.replace("Paris", "[CITY]"))
     text = (
         "Mail ada@example.org or call +44 20 7946 0958 from Paris; card 4111 1111 1111 1111, "
         "order 1234 5678 9012 3456, key sk-proj-abcdefghijklmnop1234."
@@ -242,7 +230,7 @@ def test_a_card_number_sent_as_a_json_number_is_redacted(
     number, not a string, and went out unredacted. Integers of 12 digits or more pass through
     the redactor now; shorter ones (quantities, years) stay numbers."""
     monkeypatch.setenv("SPANREEL_REDACT", "card")
-    tp, exporter = _recording(capture_content=True)
+    tp, exporter = instrument_in_memory(capture_content=True)
     tool_input = {"card": 4111111111111111, "order": 123456789012, "quantity": 3}
     client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{server.port}", api_key="k", max_retries=0)
     client.messages.create(
@@ -282,7 +270,7 @@ def test_a_redaction_function_that_fails_records_nothing_unredacted(
             raise RuntimeError("bug in the hook")
         return None if hook == "returns None" else "".join(text)
 
-    tp, exporter = _recording(capture_content=True, redact=redact)
+    tp, exporter = instrument_in_memory(capture_content=True, redact=redact)
     key = "AIzaCANARY0123456789abcdefghijklmnopq"
     base = server.base_url.removesuffix("/v1")
     response = httpx.post(
@@ -419,7 +407,7 @@ def test_content_off_masks_the_prompt_a_provider_error_quotes(
     error = {"object": "error", "message": f"{detail!r} for model gpt-4o-mini", "type": "BadRequestError"}
     canned = Canned()
     try:
-        tp, exporter = _recording(capture_content=capture)
+        tp, exporter = instrument_in_memory(capture_content=capture)
         canned.set([json.dumps(error).encode()], status=400)
         client = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
         with pytest.raises(openai.BadRequestError) as raised:
@@ -449,7 +437,7 @@ def test_redaction_covers_the_encoded_url_and_the_error_text(uninstrument_after:
     used to be exported as they came."""
     canned = Canned()
     try:
-        tp, exporter = _recording(capture_content=True, redact=builtin_redactor("email,phone"))
+        tp, exporter = instrument_in_memory(capture_content=True, redact=builtin_redactor("email,phone"))
         error = {"error": {"message": "Invalid value 'jane@example.com'", "type": "invalid_request_error"}}
         canned.set([json.dumps(error).encode()], status=400)
         client = openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0)
@@ -530,7 +518,7 @@ def test_a_key_the_provider_quotes_in_its_error_is_masked(uninstrument_after: No
         body = {"error": {"message": f"Incorrect API key provided: {key}.", "type": "invalid_request_error",
                           "code": "invalid_api_key"}}  # fmt: skip
         canned.set([json.dumps(body).encode()], status=401)
-        tp, exporter = _recording(capture_content=True)
+        tp, exporter = instrument_in_memory(capture_content=True)
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=canned.base_url, api_key=key, max_retries=0).chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
@@ -590,7 +578,7 @@ def test_a_key_with_control_characters_is_masked_where_the_transport_quotes_it(
     canned = Canned()
     try:
         key = "sk-canary-" + "5" * 30
-        tp, exporter = _recording(capture_content=True)
+        tp, exporter = instrument_in_memory(capture_content=True)
         with pytest.raises(openai.APIConnectionError), spanreel.session("s"):
             openai.OpenAI(
                 base_url=canned.base_url, api_key=spelling.format(key=key), max_retries=0
@@ -613,7 +601,7 @@ def test_a_url_password_quoted_in_an_error_is_masked_in_the_session_span(uninstr
     try:
         password = "gatewayPASSWORD" + "3" * 12
         canned.set([b'{"error": {"message": "slow down"}}'], status=429)
-        tp, exporter = _recording(capture_content=True)
+        tp, exporter = instrument_in_memory(capture_content=True)
         url = canned.base_url.replace("http://", f"http://svc:{password}@") + "/chat/completions"
         with pytest.raises(httpx.HTTPStatusError), spanreel.session("s"):
             httpx.post(
@@ -634,7 +622,7 @@ def test_a_lone_surrogate_in_a_prompt_keeps_the_input_messages(
 ) -> None:
     """Half an emoji (``"\\ud83d"``, valid JSON) made ``gen_ai.input.messages`` a string that is
     not UTF-8: the OTLP encoder logged a traceback and exported the span without it."""
-    tp, exporter = _recording(capture_content=True)
+    tp, exporter = instrument_in_memory(capture_content=True)
     body = r'{"model": "m", "messages": [{"role": "user", "content": "cut emoji \ud83d here, é kept"}]}'
     r = httpx.post(
         server.base_url + "/chat/completions",
@@ -657,7 +645,7 @@ def test_credential_headers_an_http_instrumentation_captures_are_masked(
     """With the standard opt-in to record request headers (here every header), the HTTP child
     span recorded ``authorization`` and ``x-goog-api-key`` as sent."""
     monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST", ".*")
-    tp, exporter = _recording(capture_content=True)
+    tp, exporter = instrument_in_memory(capture_content=True)
     openai.OpenAI(base_url=server.base_url, api_key=CANARY, max_retries=0).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
     )
@@ -695,7 +683,7 @@ def test_the_session_span_redacts_the_error_text_it_records(
             }
         }
         canned.set([json.dumps(body).encode()], status=400)
-        tp, exporter = _recording(capture_content=True)
+        tp, exporter = instrument_in_memory(capture_content=True)
         with pytest.raises(openai.BadRequestError), spanreel.session("support"):
             openai.OpenAI(base_url=canned.base_url, api_key="k", max_retries=0).chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]

@@ -17,8 +17,8 @@ import httpx
 import httpx2
 import openai
 import pytest
+from conftest import recording
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
@@ -28,7 +28,6 @@ from test_instr_faults import Canned
 
 from spanreel._attributes import SPANREEL_COST_USD, SPANREEL_USAGE_WEB_SEARCHES
 from spanreel.fakellm import FakeLLMServer
-from spanreel.instrumentation import Instrumentor
 from spanreel.instrumentation._common import json_array_items
 from spanreel.instrumentation._http import make_decoder
 from spanreel.replay._aws_events import event_stream_message
@@ -36,22 +35,8 @@ from spanreel.replay._aws_events import event_stream_message
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    exporter = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    inst = Instrumentor()
-    if inst.is_instrumented_by_opentelemetry:
-        inst.uninstrument()
-    inst.instrument(tracer_provider=tp, capture_content=True)
-    yield tp, exporter
-    inst.uninstrument()
-    tp.shutdown()
-
-
-@pytest.fixture
-def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InMemorySpanExporter]:
-    provider[1].clear()
-    yield provider[1]
+    with recording(capture_content=True) as rec:
+        yield rec
 
 
 @pytest.fixture(scope="module")
