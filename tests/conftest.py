@@ -25,6 +25,8 @@ from typing import IO, Any
 
 import pytest
 from hypothesis import settings as hypothesis_settings
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -184,3 +186,21 @@ def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InM
     """The module's ``provider`` fixture's exporter, emptied for each test."""
     provider[1].clear()
     yield provider[1]
+
+
+@contextmanager
+def recording_into(
+    collector: CollectorProcess, service: str = "app", **options: Any
+) -> Iterator[TracerProvider]:
+    """spanreel instrumented (content captured, and ``options``) on a new SDK provider of service
+    ``service`` that exports each span as it ends to ``collector`` over OTLP/HTTP; uninstrumented
+    and shut down on exit."""
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
+    instrumentor = Instrumentor()
+    instrumentor.instrument(tracer_provider=provider, **{"capture_content": True, **options})
+    try:
+        yield provider
+    finally:
+        instrumentor.uninstrument()
+        provider.shutdown()

@@ -14,11 +14,7 @@ import anthropic
 import openai
 import pytest
 from click.testing import CliRunner
-from conftest import CollectorProcess
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from conftest import CollectorProcess, recording_into
 from test_replay_support import wait_for
 
 import spanreel
@@ -26,7 +22,6 @@ from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_BODY_MO
 from spanreel.cli import main
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
-from spanreel.instrumentation import Instrumentor
 from spanreel.replay import load_session
 from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans
 from spanreel.replay._serve import NO_MATCH_CODE, RecordedServer
@@ -73,19 +68,12 @@ def recorded(
     collector: CollectorProcess, llm: FakeLLMServer
 ) -> tuple[list[RecordedExchange], openai.types.chat.ChatCompletion, anthropic.types.Message]:
     """One OpenAI and one Anthropic call with an inline PNG, recorded with blobs replaced."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "image-app"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
-    instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, capture_content=True, capture_blobs=False)
-    try:
+    with recording_into(collector, "image-app", capture_blobs=False):
         oa = openai.OpenAI(base_url=llm.base_url, api_key="sk-rec", max_retries=0)
         an = anthropic.Anthropic(base_url=llm.base_url.removesuffix("/v1"), api_key="sk-rec", max_retries=0)
         with spanreel.session("images", SESSION):
             completion = oa.chat.completions.create(**_openai_kwargs(IMAGE))
             message = an.messages.create(**_anthropic_kwargs(IMAGE))
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
     wait_for(
         lambda: (
             run_query("SELECT count(*) FROM llm_calls WHERE session_id = ?", collector.db, [SESSION]).rows[0][

@@ -12,11 +12,7 @@ import anthropic
 import openai
 import pytest
 from click.testing import CliRunner
-from conftest import CollectorProcess
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from conftest import CollectorProcess, recording_into
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from test_replay_support import wait_for
 
@@ -24,7 +20,6 @@ import spanreel
 from spanreel.cli import main
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
-from spanreel.instrumentation import Instrumentor
 from spanreel.replay import load_session
 from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans
 from spanreel.replay._serve import RecordedServer
@@ -44,11 +39,7 @@ ANTHROPIC_CALL: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def recorded(collector: CollectorProcess, llm: FakeLLMServer) -> list[RecordedExchange]:
     """Each app reads three chunks (events) of a streamed answer, then closes the stream."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "impatient-app"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
-    instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, capture_content=True)
-    try:
+    with recording_into(collector, "impatient-app"):
         oa = openai.OpenAI(base_url=llm.base_url, api_key="sk-rec", max_retries=0)
         an = anthropic.Anthropic(base_url=llm.base_url.removesuffix("/v1"), api_key="sk-rec", max_retries=0)
         with spanreel.session("impatient", SESSION):
@@ -62,9 +53,6 @@ def recorded(collector: CollectorProcess, llm: FakeLLMServer) -> list[RecordedEx
                 if n == 4:  # message_start, a content_block_start and three text deltas
                     break
             events.close()
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
     wait_for(
         lambda: (
             run_query("SELECT count(*) FROM llm_calls WHERE session_id = ?", collector.db, [SESSION]).rows[0][

@@ -19,18 +19,13 @@ from typing import Any
 import httpx2
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CollectorProcess, count_rows
+from conftest import CollectorProcess, count_rows, recording_into
 from openai import OpenAI
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from test_replay_support import wait_for
 
 from spanreel.cli import main
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
-from spanreel.instrumentation import Instrumentor
 from spanreel.replay._safety import RetryPolicy
 from spanreel.replay._send import send_request
 
@@ -50,20 +45,16 @@ def cli(*args: str) -> Result:
 @pytest.fixture(scope="module")
 def recorded(collector: CollectorProcess) -> Recorded:
     """A trace "app" with 2 captured chat calls, recorded against the fake LLM server."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
-    instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, capture_content=True)
-    try:
-        with FakeLLMServer(port=0) as llm, provider.get_tracer("test").start_as_current_span("app") as root:
-            client = OpenAI(base_url=llm.base_url, api_key="sk-test")
-            for question in ("Tabs or spaces?", "Vim or Emacs?"):
-                client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
-                )
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    with (
+        recording_into(collector) as provider,
+        FakeLLMServer(port=0) as llm,
+        provider.get_tracer("test").start_as_current_span("app") as root,
+    ):
+        client = OpenAI(base_url=llm.base_url, api_key="sk-test")
+        for question in ("Tabs or spaces?", "Vim or Emacs?"):
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+            )
     trace_id = format(root.get_span_context().trace_id, "032x")
     wait_for(
         lambda: (
@@ -231,17 +222,13 @@ def test_replay_retries_are_numbered_and_counted_like_an_apps_sdk_retries(
     assert count_rows(recorded.db, first, [replay_id]) == 2
 
     # an app's call the openai SDK retried twice: the same shape
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
-    instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, capture_content=True)
-    try:
-        with Flaky(failures=2) as server, provider.get_tracer("t").start_as_current_span("retried") as root:
-            client = OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=2)
-            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    with (
+        recording_into(collector) as provider,
+        Flaky(failures=2) as server,
+        provider.get_tracer("t").start_as_current_span("retried") as root,
+    ):
+        client = OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=2)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     app_id = format(root.get_span_context().trace_id, "032x")
     wait_for(lambda: count_rows(recorded.db, count, [app_id]) == 3, what="3 attempts of the app's call")
     assert [r for _, r in _resend_counts(recorded.db, app_id)] == [None, 1, 2]

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CollectorProcess, count_rows
+from conftest import CollectorProcess, count_rows, recording_into
 from openai import OpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -64,21 +64,16 @@ def record(
 ) -> Recorded:
     """A trace ``root`` with one captured chat call per request, stored by the collector;
     ``options`` go to ``Instrumentor().instrument``."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "app"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
-    instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, capture_content=True, **options)
-    try:
-        with provider.get_tracer("test").start_as_current_span(root) as span:
-            client = OpenAI(base_url=llm.base_url, api_key="sk-test")
-            for request in requests:
-                answer = client.chat.completions.create(**request)
-                if request.get("stream"):
-                    for _ in answer:  # the call ends with its stream
-                        pass
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    with (
+        recording_into(collector, **options) as provider,
+        provider.get_tracer("test").start_as_current_span(root) as span,
+    ):
+        client = OpenAI(base_url=llm.base_url, api_key="sk-test")
+        for request in requests:
+            answer = client.chat.completions.create(**request)
+            if request.get("stream"):
+                for _ in answer:  # the call ends with its stream
+                    pass
     trace_id = format(span.get_span_context().trace_id, "032x")
     wait_for(
         lambda: (

@@ -15,18 +15,13 @@ from typing import Any
 import anthropic
 import openai
 import pytest
-from conftest import CollectorProcess
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from conftest import CollectorProcess, recording_into
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 from test_replay_support import rec, wait_for
 
 import spanreel
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL, SPANREEL_RESPONSE_ERROR_BODY
 from spanreel.collector import run_query
-from spanreel.instrumentation import Instrumentor
 from spanreel.replay import load_session
 from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans
 from spanreel.replay._serve import RecordedServer
@@ -100,12 +95,8 @@ def recorded(
 ) -> tuple[list[RecordedExchange], list[Refused]]:
     """The three refused calls, made once through the real SDKs (no retries) and recorded; the
     ``anthropic`` SDK's own call span is on, so spanreel adopts it (it carries the status code)."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "refused-app"}))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
-    instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, capture_content=True)
     refused: list[Refused] = []
-    try:
+    with recording_into(collector, "refused-app") as provider:
         oa = openai.OpenAI(base_url=refusing_server + "/v1", api_key="sk-rec", max_retries=0)
         an = anthropic.Anthropic(
             base_url=refusing_server,
@@ -121,9 +112,6 @@ def recorded(
                 with pytest.raises(anthropic.APIStatusError) as an_error:
                     an.messages.create(**kwargs)
                 refused.append(Refused(kwargs, an_error.value))
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
     wait_for(
         lambda: (
             run_query(
