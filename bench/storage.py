@@ -13,6 +13,10 @@ Measured on the read-only connection the CLI uses (DuckDB ``read_only``, externa
   trace's time range, and ``start_time BETWEEN`` lets DuckDB skip every other row group. Target
   < 50 ms.
 - **tokens by model by hour** over the whole table. Target < 1 s.
+- **recent sessions**: what ``spanreel sessions`` runs (the newest 20 session ids from two
+  columns, then the ``sessions`` view's rows for those ids only), against reading the whole
+  ``sessions`` view and keeping the newest 20 (baseline). Sessions have random ids (no zone-map
+  help), 50 spans each. Target < 1 s.
 
 Run (generation takes a few minutes on 2 cores; not part of CI):
 
@@ -36,6 +40,7 @@ import duckdb
 from spanreel._trace_sql import TRACE_SPANS
 from spanreel.collector._query import connect, execute_read_only
 from spanreel.collector._writer import open_database
+from spanreel.replay._cli_sessions import RECENT_SESSIONS_SQL, SESSIONS_BY_ID_SQL
 
 SPANS_PER_TRACE = 5
 CHUNK = 1_000_000
@@ -57,7 +62,7 @@ SELECT
     CASE WHEN i % 97 = 0 THEN 'ERROR' ELSE 'UNSET' END, '',
     json_object('gen_ai.operation.name', 'chat', 'gen_ai.request.model', m.model,
                 'gen_ai.usage.input_tokens', 100 + i % 400, 'gen_ai.usage.output_tokens', 20 + i % 300,
-                'session.id', 'sess-' || (i // 50)::VARCHAR,
+                'session.id', 'sess-' || md5((i // 50)::VARCHAR)[:12],
                 'gen_ai.input.messages', repeat('lorem ipsum ', 12))           AS attributes,
     '{"service.name":"bench"}', '[]', '[]',
     CASE WHEN i % 5 = 0 THEN NULL ELSE 'chat' END                      AS operation,
@@ -67,7 +72,7 @@ SELECT
     CASE WHEN i % 5 = 0 THEN NULL ELSE 100 + i % 400 END,
     CASE WHEN i % 5 = 0 THEN NULL ELSE 20 + i % 300 END,
     CASE WHEN i % 5 = 0 THEN NULL ELSE ['stop'] END,
-    'sess-' || (i // 50)::VARCHAR, NULL,
+    'sess-' || md5((i // 50)::VARCHAR)[:12], NULL,
     CASE WHEN i % 5 = 0 THEN NULL ELSE json_array(json_object('role', 'user', 'parts',
         json_array(json_object('type', 'text', 'content', repeat('lorem ipsum ', 12))))) END,
     CASE WHEN i % 5 = 0 THEN NULL ELSE json_array(json_object('role', 'assistant', 'parts',
@@ -102,6 +107,8 @@ TRACE_SCAN_SQL = "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time, sp
 #: With the lookup: the trace's time range from trace_index bounds the scan (zone maps).
 #: (the query `spanreel show`, `replay` and `export` run: spanreel/_trace_sql.py)
 TRACE_LOOKUP_SQL = f"SELECT s.* FROM {TRACE_SPANS} ORDER BY s.start_time, s.span_id"
+#: Baseline for recent sessions: the whole view, then the newest 20.
+ALL_SESSIONS_SQL = "SELECT * FROM sessions ORDER BY start_time DESC, session_id LIMIT 20"
 TOKENS_BY_MODEL_BY_HOUR_SQL = """
 SELECT request_model, date_trunc('hour', start_time) AS hour,
        sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, count(*) AS calls
@@ -129,6 +136,15 @@ def _timed(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None
     started = time.perf_counter()
     result = execute_read_only(con, sql, params)
     return time.perf_counter() - started, len(result.rows)
+
+
+def _recent_sessions(con: duckdb.DuckDBPyConnection) -> float:
+    """Seconds for the two queries of ``spanreel sessions`` (20 sessions)."""
+    started = time.perf_counter()
+    ids = [row[0] for row in execute_read_only(con, RECENT_SESSIONS_SQL, [20]).rows]
+    rows = execute_read_only(con, SESSIONS_BY_ID_SQL, [ids]).rows
+    assert len(rows) == 20 and all(row[8] == 50 for row in rows), rows[:1]  # span_count
+    return time.perf_counter() - started
 
 
 def _summary(name: str, seconds: list[float], target_s: float) -> str:
@@ -185,6 +201,8 @@ def main() -> None:
                 assert n == SPANS_PER_TRACE
                 scan.append(seconds)
             analytics = [_timed(con, TOKENS_BY_MODEL_BY_HOUR_SQL)[0] for _ in range(5)]
+            recent_sessions = [_recent_sessions(con) for _ in range(5)]
+            all_sessions = [_timed(con, ALL_SESSIONS_SQL)[0] for _ in range(3)]
         finally:
             con.close()
         print(_summary("get-trace-by-id (trace_index)", lookup, 0.050))
@@ -193,6 +211,10 @@ def main() -> None:
         relation = f"{speedup:.1f}× faster than" if speedup >= 1 else f"{1 / speedup:.1f}× slower than"
         print(f"{'':<34} the lookup is {relation} the scan (ratio scan/lookup {speedup:.2f})")
         print(_summary("tokens by model by hour", analytics, 1.0))
+        print(_summary("recent sessions (20)", recent_sessions, 1.0))
+        print(_summary("whole sessions view (baseline)", all_sessions, 1.0))
+        ratio = statistics.median(all_sessions) / statistics.median(recent_sessions)
+        print(f"{'':<34} `spanreel sessions` is {ratio:.1f}× faster than reading the whole view")
     finally:
         if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)

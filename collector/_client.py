@@ -249,10 +249,12 @@ def _warn_if_not_migrated(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
     latest = MIGRATIONS[-1].version
     if row is not None and row[0] is not None and int(row[0]) < latest:
+        missing = "the `sessions` view (migration 6) is missing"
+        if int(row[0]) < 5:
+            missing = "some figures (LLM call counts, tokens, cost) may be as the older release computed them"
         warnings.warn(
             f"{path} was written by an older spanreel (schema {row[0]}, this one has {latest}): "
-            "start `spanreel collector` on it once to upgrade it; until then some figures (LLM call "
-            "counts, tokens, cost) may be as the older release computed them",
+            f"start `spanreel collector` on it once to upgrade it; until then {missing}",
             OutdatedDatabaseWarning,
             stacklevel=3,
         )

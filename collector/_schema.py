@@ -18,12 +18,13 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from spanreel._attributes import MODEL_CALL_OPERATIONS
+from spanreel._attributes import MODEL_CALL_OPERATIONS, SPANREEL_SESSION_NAME, USER_ID
 
 __all__ = [
     "DESCRIPTIONS",
     "JSON_COLUMNS",
     "MIGRATIONS",
+    "SESSIONS_SELECT",
     "SPANS_SCHEMA",
     "Migration",
     "NotSpanreelDatabaseError",
@@ -343,6 +344,27 @@ DESCRIPTIONS: Final[dict[str, tuple[str, dict[str, str]]]] = {
         "One row per trace: trace_index (without span_ids) plus its duration.",
         {"duration_ns": "end_time - start_time, ns"},
     ),
+    "sessions": (
+        "One row per session: the spans carrying that session_id, over all their traces "
+        "(a session may span several traces, and a trace hold several sessions).",
+        {
+            "session_id": "`session.id` (or a peer's session attribute), as in spans.session_id",
+            "session_name": "`spanreel.session.name` of the session's earliest span that has one "
+            "(the name given to `spanreel.session(name)`); NULL for sessions from other instrumentations",
+            "user_id": "`user.id` of the session's earliest span that has one; NULL when none",
+            "service_name": "the service of the session's earliest span",
+            "start_time": "earliest span start, " + _TIME,
+            "end_time": "latest span end, " + _TIME,
+            "duration_ns": "end_time - start_time, nanoseconds",
+            "trace_count": "traces holding spans of the session",
+            "span_count": "spans carrying the session id",
+            "llm_calls": "the session's LLM calls (its spans with an operation: rows of llm_calls)",
+            "error_count": "the session's spans with status ERROR",
+            "input_tokens": "summed over the session's LLM calls; NULL when none reported",
+            "output_tokens": "summed over the session's LLM calls; NULL when none reported",
+            "cost_usd": "summed cost_usd of the session's LLM calls; NULL when none reported",
+        },
+    ),
 }
 
 
@@ -357,11 +379,20 @@ _V3_NEW_COLUMNS: Final = {
 }
 
 
-def _describe_statements(*, skip: dict[str, frozenset[str]] | None = None) -> tuple[str, ...]:
-    """``COMMENT ON`` statements for :data:`DESCRIPTIONS` (without the columns in ``skip``)."""
+#: The objects each migration up to 5 described (migration 6 adds ``sessions``).
+_OBJECTS_UP_TO_5: Final = ("spans", "trace_index", "schema_migrations", "llm_calls", "traces")
+_VIEWS: Final = frozenset({"llm_calls", "traces", "sessions"})
+
+
+def _describe_statements(
+    objects: Sequence[str] = _OBJECTS_UP_TO_5, *, skip: dict[str, frozenset[str]] | None = None
+) -> tuple[str, ...]:
+    """``COMMENT ON`` statements for the ``objects`` of :data:`DESCRIPTIONS` (without the columns
+    in ``skip``)."""
     statements: list[str] = []
-    for name, (summary, columns) in DESCRIPTIONS.items():
-        kind = "VIEW" if name in ("llm_calls", "traces") else "TABLE"
+    for name in objects:
+        summary, columns = DESCRIPTIONS[name]
+        kind = "VIEW" if name in _VIEWS else "TABLE"
         statements.append(f"COMMENT ON {kind} {name} IS {_sql_text(summary)}")
         skipped = (skip or {}).get(name, frozenset())
         statements.extend(
@@ -391,14 +422,16 @@ _VIEW_COLUMNS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
             "cost_usd",
         ),
     ),
+    "sessions": ("spans", tuple(DESCRIPTIONS["sessions"][1])),
 }  # fmt: skip
 
 
-def _describe_view_columns() -> tuple[str, ...]:
-    """``COMMENT ON COLUMN`` for every view column: the view's own text for it, else the text of
-    the same column of the table it reads."""
+def _describe_view_columns(views: Sequence[str] = ("llm_calls", "traces")) -> tuple[str, ...]:
+    """``COMMENT ON COLUMN`` for every column of ``views``: the view's own text for it, else the
+    text of the same column of the table it reads."""
     statements: list[str] = []
-    for view, (table, columns) in _VIEW_COLUMNS.items():
+    for view in views:
+        table, columns = _VIEW_COLUMNS[view]
         own, source = DESCRIPTIONS[view][1], DESCRIPTIONS[table][1]
         for column in columns:
             text = own.get(column) or source[column]
@@ -430,6 +463,29 @@ WHERE trace_index.trace_id = fixed.trace_id
     f"WHERE {_NOT_A_CALL}",
 )
 
+#: Migration 6: the ``sessions`` view. Its query is also what ``spanreel sessions`` runs (so the
+#: command works on a file an older collector wrote); changing it needs a migration that
+#: re-creates the view. Model-call spans are the only ones with an operation (migration 5).
+SESSIONS_SELECT: Final = f"""
+SELECT session_id,
+       arg_min(json_extract_string(attributes, '$."{SPANREEL_SESSION_NAME}"'), start_time) AS session_name,
+       arg_min(json_extract_string(attributes, '$."{USER_ID}"'), start_time) AS user_id,
+       arg_min(service_name, start_time) AS service_name,
+       min(start_time) AS start_time,
+       max(end_time) AS end_time,
+       epoch_ns(max(end_time)) - epoch_ns(min(start_time)) AS duration_ns,
+       count(DISTINCT trace_id) AS trace_count,
+       count(*) AS span_count,
+       count(operation) AS llm_calls,
+       count(*) FILTER (WHERE status_code = 'ERROR') AS error_count,
+       sum(input_tokens) FILTER (WHERE operation IS NOT NULL)::BIGINT AS input_tokens,
+       sum(output_tokens) FILTER (WHERE operation IS NOT NULL)::BIGINT AS output_tokens,
+       sum(cost_usd) FILTER (WHERE operation IS NOT NULL) AS cost_usd
+FROM spans
+WHERE session_id IS NOT NULL
+GROUP BY session_id
+"""
+
 #: The append-only list of schema steps.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -454,6 +510,15 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
         "agent and tool spans (invoke_agent, execute_tool …) are not LLM calls: operation NULL, "
         "their traces' call counts, tokens and cost recounted",
         (*_MIGRATION_5, *_describe_statements(), *_describe_view_columns()),
+    ),
+    Migration(
+        6,
+        "sessions view: one row per session",
+        (
+            f"CREATE VIEW sessions AS {SESSIONS_SELECT}",
+            *_describe_statements(["sessions"]),
+            *_describe_view_columns(["sessions"]),
+        ),
     ),
 )
 

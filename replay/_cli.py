@@ -85,7 +85,7 @@ Examples:
   spanreel sql "SELECT request_model, sum(output_tokens) FROM llm_calls GROUP BY 1" --json
   spanreel sql "SELECT * FROM traces ORDER BY start_time DESC LIMIT 5" --db ./spanreel.duckdb
 
-Tables and views: spans, llm_calls, traces, trace_index (docs/internals.md §2).""",
+Tables and views: spans, llm_calls, traces, sessions, trace_index (docs/schema.md).""",
 )
 @click.argument("query")
 @db_options
@@ -191,6 +191,13 @@ def _fmt_duration_ns(value: Any) -> str:
     return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.1f} ms"
 
 
+def _fmt_tokens(rec: dict[str, Any]) -> str:
+    """``in/out`` tokens of a ``traces`` or ``sessions`` row; empty when neither was reported."""
+    if rec.get("input_tokens") is None and rec.get("output_tokens") is None:
+        return ""
+    return f"{rec.get('input_tokens') or 0}/{rec.get('output_tokens') or 0}"
+
+
 def _fmt_start(value: Any) -> str:
     text = str(value or "")
     # ISO-8601 from the query layer: show seconds precision, UTC
@@ -257,9 +264,6 @@ def traces_command(
     table.add_column("tokens in/out", justify="right", no_wrap=True)
     table.add_column("cost", justify="right", no_wrap=True)
     for rec in records:
-        tokens = ""
-        if rec.get("input_tokens") is not None or rec.get("output_tokens") is not None:
-            tokens = f"{rec.get('input_tokens') or 0}/{rec.get('output_tokens') or 0}"
         table.add_row(
             Text(str(rec["trace_id"]), style="bold"),
             Text(str(rec.get("root_name") or "")),
@@ -268,7 +272,7 @@ def traces_command(
             _fmt_duration_ns(rec.get("duration_ns")),
             str(rec.get("span_count") or 0),
             str(rec.get("llm_calls") or 0),
-            tokens,
+            _fmt_tokens(rec),
             format_usd(rec.get("cost_usd")) or "",
         )
     _stdout().print(table)

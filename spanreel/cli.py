@@ -4,7 +4,10 @@ imported only when invoked, so ``spanreel --help`` stays fast."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 import click
 
@@ -21,6 +24,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "prune": ("spanreel.collector._cli", "prune_command", "Delete traces older than a duration."),
     "sql": ("spanreel.replay._cli", "sql_command", "Run a read-only SQL query over the stored spans."),
     "traces": ("spanreel.replay._cli", "traces_command", "List recent traces."),
+    "sessions": ("spanreel.replay._cli_sessions", "sessions_command", "List recent sessions."),
     "show": ("spanreel.replay._cli", "show_command", "Show one trace as a span tree."),
     "ui": ("spanreel.collector._ui_cli", "ui_command", "Open the trace viewer in a browser."),
     "replay": ("spanreel.replay._cli", "replay_command", "Re-run a recorded trace's LLM calls and compare."),
@@ -61,19 +65,47 @@ class _LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+@contextmanager
+def _spanreel_warnings() -> Iterator[None]:
+    """For one command: spanreel's own warnings (e.g. an outdated database file) as one
+    ``spanreel: warning: …`` line on stderr, each text once, not Python's ``file:line: Category``
+    with the source line; other libraries' warnings are shown as Python shows them."""
+    with warnings.catch_warnings():
+        shown = warnings.showwarning
+        warnings.filterwarnings("once", module=r"spanreel(\.|$)")
+
+        def show(
+            message: Warning | str,
+            category: type[Warning],
+            filename: str,
+            lineno: int,
+            file: TextIO | None = None,
+            line: str | None = None,
+        ) -> None:
+            if category.__module__.split(".")[0] == "spanreel":
+                click.echo(f"spanreel: warning: {message}", err=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spanreel")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """spanreel — record, query and replay LLM conversations with OpenTelemetry.
 
     \b
     Record:  SPANREEL_ENABLED=1 python your_app.py   (no code change)
     Collect: spanreel collector                      (OTLP gRPC :4317, HTTP :4318 -> DuckDB)
-    Query:   spanreel traces | spanreel show TRACE_ID | spanreel sql "SELECT ..."
+    Query:   spanreel traces | sessions | show TRACE_ID | sql "SELECT ..."
     Replay:  spanreel replay TRACE_ID [--model M] [--base-url URL]
 
     Try `spanreel demo` to see the whole loop on a local fake LLM server.
     """
+    ctx.with_resource(_spanreel_warnings())
 
 
 def run(args: list[str] | None = None) -> Any:

@@ -10,12 +10,14 @@ from typing import Any
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
 from test_collector_storage import _row as storage_row
 
 from spanreel._attributes import SPANREEL_COST_USD
+from spanreel.cli import main
 from spanreel.collector import _schema, run_query
 from spanreel.collector._batch import prepare_batch
 from spanreel.collector._client import OutdatedDatabaseWarning
@@ -230,7 +232,7 @@ def test_migration_5_takes_agent_and_tool_spans_out_of_the_llm_calls(
         (4, 600),
         (1, 5),
     ]
-    assert [m.version for m in migrate(con)] == [5]
+    assert [m.version for m in migrate(con)] == [5, 6]
     assert _rows(con, "SELECT span_id FROM llm_calls ORDER BY span_id") == [
         ("bb" * 8,),
         ("dd" * 8,),
@@ -243,4 +245,40 @@ def test_migration_5_takes_agent_and_tool_spans_out_of_the_llm_calls(
     )
     assert rows_after[0][:3] == (2, 300, None) and rows_after[0][3] == pytest.approx(0.3)
     assert rows_after[0][4] == 4 and rows_after[1][:2] == (1, 5)
+    con.close()
+
+
+def test_migration_6_adds_the_sessions_view_and_spanreel_sessions_reads_older_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file written before migration 6 has no ``sessions`` view: read-only commands say so,
+    ``spanreel sessions`` still lists its sessions (its query does not need the view), and the
+    collector's migration adds the view."""
+    db = tmp_path / "before-6.duckdb"
+    attrs = {"session.id": "s-1", "user.id": "alice", "spanreel.session.name": "chat"}
+    with monkeypatch.context() as patched:
+        patched.setattr(_schema, "MIGRATIONS", MIGRATIONS[:5])
+        writer = SpanWriter(open_database(db))
+        rows = [
+            _row(T1, "aa" * 8, BASE, session_id="s-1", attributes=attrs),
+            _row(T1, "bb" * 8, BASE + 1, session_id="s-1", operation="chat", input_tokens=7, cost_usd=0.5),
+            _row(T2, "cc" * 8, BASE + 2, session_id="s-1", status_code="ERROR"),
+        ]
+        writer.submit(rows_to_arrow(rows)).result(timeout=30)
+        writer.close()
+    listed = CliRunner().invoke(main, ["sessions", "--db", str(db), "--json"], catch_exceptions=False)
+    # the command's two queries warn once, as one line (not Python's file:line form)
+    warned = [line for line in listed.stderr.splitlines() if line.startswith("spanreel: warning:")]
+    assert len(warned) == 1 and "the `sessions` view (migration 6) is missing" in warned[0]
+    assert "OutdatedDatabaseWarning" not in listed.stderr
+    expected = {
+        "session_id": "s-1", "session_name": "chat", "user_id": "alice", "trace_count": 2, "span_count": 3,
+        "llm_calls": 1, "error_count": 1, "input_tokens": 7, "output_tokens": None, "cost_usd": 0.5,
+    }  # fmt: skip
+    assert [{k: r[k] for k in expected} for r in json.loads(listed.stdout)] == [expected]
+    con = duckdb.connect(str(db))
+    with pytest.raises(duckdb.CatalogException):
+        con.execute("SELECT * FROM sessions")
+    assert [m.version for m in migrate(con)] == [6]
+    assert _rows(con, "SELECT session_id, trace_count, llm_calls FROM sessions") == [("s-1", 2, 1)]
     con.close()

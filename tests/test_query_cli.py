@@ -109,7 +109,7 @@ def test_sql_user_errors_are_one_line(db: Path, sql: str) -> None:
 
 def test_missing_database_is_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope.duckdb"
-    for args in (("sql", "SELECT 1"), ("traces",), ("show", TRACE), ("replay", TRACE)):
+    for args in (("sql", "SELECT 1"), ("traces",), ("sessions",), ("show", TRACE), ("replay", TRACE)):
         res = run(*args, "--db", str(missing))
         assert res.exit_code == 1, args
         assert str(missing) in res.stderr and "Traceback" not in res.stderr
@@ -161,7 +161,7 @@ def test_show_unknown_or_bad_trace_id(db: Path) -> None:
 
 
 def test_help_texts_have_examples() -> None:
-    for cmd in ("sql", "traces", "show", "replay"):
+    for cmd in ("sql", "traces", "sessions", "show", "replay"):
         res = run(cmd, "--help")
         assert res.exit_code == 0 and "Examples:" in res.stdout and "--db" in res.stdout
 

@@ -443,6 +443,13 @@ def test_session_replay_through_the_collector_and_replays_of(
     none = cli("traces", "--db", str(db), "--replays-of", new_trace)
     assert none.exit_code == 0 and "no replays of" in none.stderr
 
+    # `spanreel sessions` through the running collector's query API agrees with the spans
+    listed = json.loads(cli("sessions", "--db", str(db), "--json").stdout)
+    row = next(r for r in listed if r["session_id"] == SESSION)
+    traces = "SELECT count(DISTINCT trace_id), count(operation) FROM spans WHERE session_id = ?"
+    assert [row["trace_count"], row["llm_calls"]] == list(run_query(traces, db, [SESSION]).rows[0])
+    assert row["trace_count"] >= 2 and row["session_name"] is not None
+
 
 def test_trace_from_another_instrumentation_is_rebuilt_and_replayed(
     llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -253,3 +253,43 @@ def test_session_id_too_long_for_baggage_warns_once_and_never_raises(
     assert "'long'" in lines[0] and long_id not in lines[0]
     calls = [s for s in memory.get_finished_spans() if s.name.startswith("chat")]
     assert [(s.attributes or {}).get("session.id") for s in calls] == ["short", long_id, long_id + "2"]
+
+
+def test_sessions_command_lists_each_session_with_its_own_calls(recording: Recording) -> None:
+    """``spanreel sessions``: one row per session id, newest first, each counting only the spans
+    that carry its id (three sessions of one trace each count that trace, a nested session's call
+    is not its outer session's), with the name and user given to ``spanreel.session``."""
+    db = str(recording.db)
+    rows = json.loads(_cli("sessions", "--db", db, "--json").stdout)
+    order = [r["session_id"] for r in rows]
+    assert order == ["padded id", "solo", "nested-2", "outer-1", "ticket-3", "ticket-2", "ticket-1"]
+    by_id = {r["session_id"]: r for r in rows}
+    ticket = by_id["ticket-2"]
+    named = (ticket["session_name"], ticket["user_id"], ticket["service_name"])
+    assert named == ("ticket", "cust2", "batch-app")
+    assert (ticket["trace_count"], ticket["llm_calls"], ticket["error_count"]) == (1, 2, 0)
+    assert (by_id["outer-1"]["llm_calls"], by_id["nested-2"]["llm_calls"]) == (2, 1)
+    assert by_id["nested-2"]["session_name"] == "lookup" and by_id["outer-1"]["user_id"] is None
+    calls = [s for s in recording.spans if s.operation and s.session_id == "ticket-2"]
+    assert ticket["input_tokens"] == sum(s.input_tokens or 0 for s in calls) > 0
+    assert ticket["output_tokens"] == sum(s.output_tokens or 0 for s in calls) > 0
+    session_spans = [s for s in recording.spans if s.session_id == "ticket-2"]
+    assert ticket["span_count"] == len(session_spans)
+    assert ticket["start_time"] < ticket["end_time"] and ticket["duration_ns"] > 0
+
+    # the view the command reads holds the same rows, SQL users can filter it
+    sql = "SELECT * FROM sessions WHERE user_id = 'cust2'"
+    same = json.loads(_cli("sql", sql, "--db", db, "--json").stdout)
+    assert [dict(zip(same["columns"], row, strict=True)) for row in same["rows"]] == [ticket]
+
+    newest = json.loads(_cli("sessions", "--db", db, "--json", "--limit", "2").stdout)
+    assert [r["session_id"] for r in newest] == ["padded id", "solo"]
+    table = _cli("sessions", "--db", db).stdout
+    assert "ticket-2" in table and "cust2" in table and "lookup" in table
+
+
+def test_sessions_command_on_a_file_without_sessions(tmp_path: Path) -> None:
+    db = write_db(tmp_path / "none.duckdb", [])
+    res = CliRunner().invoke(main, ["sessions", "--db", str(db)], catch_exceptions=False)
+    assert res.exit_code == 0 and "no sessions in" in res.stderr
+    assert json.loads(_cli("sessions", "--db", str(db), "--json").stdout) == []
