@@ -37,10 +37,9 @@ from pathlib import Path
 
 import duckdb
 
-from spanreel._trace_sql import TRACE_SPANS
+from spanreel._trace_sql import RECENT_SESSIONS_SQL, SESSIONS_BY_ID_SQL, TRACE_SPANS
 from spanreel.collector._query import connect, execute_read_only
 from spanreel.collector._writer import open_database
-from spanreel.replay._cli_sessions import RECENT_SESSIONS_SQL, SESSIONS_BY_ID_SQL
 
 SPANS_PER_TRACE = 5
 CHUNK = 1_000_000

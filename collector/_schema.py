@@ -18,13 +18,13 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from spanreel._attributes import MODEL_CALL_OPERATIONS, SPANREEL_SESSION_NAME, USER_ID
+from spanreel._attributes import MODEL_CALL_OPERATIONS
+from spanreel._trace_sql import SESSIONS_SELECT
 
 __all__ = [
     "DESCRIPTIONS",
     "JSON_COLUMNS",
     "MIGRATIONS",
-    "SESSIONS_SELECT",
     "SPANS_SCHEMA",
     "Migration",
     "NotSpanreelDatabaseError",
@@ -463,29 +463,6 @@ WHERE trace_index.trace_id = fixed.trace_id
     f"WHERE {_NOT_A_CALL}",
 )
 
-#: Migration 6: the ``sessions`` view. Its query is also what ``spanreel sessions`` runs (so the
-#: command works on a file an older collector wrote); changing it needs a migration that
-#: re-creates the view. Model-call spans are the only ones with an operation (migration 5).
-SESSIONS_SELECT: Final = f"""
-SELECT session_id,
-       arg_min(json_extract_string(attributes, '$."{SPANREEL_SESSION_NAME}"'), start_time) AS session_name,
-       arg_min(json_extract_string(attributes, '$."{USER_ID}"'), start_time) AS user_id,
-       arg_min(service_name, start_time) AS service_name,
-       min(start_time) AS start_time,
-       max(end_time) AS end_time,
-       epoch_ns(max(end_time)) - epoch_ns(min(start_time)) AS duration_ns,
-       count(DISTINCT trace_id) AS trace_count,
-       count(*) AS span_count,
-       count(operation) AS llm_calls,
-       count(*) FILTER (WHERE status_code = 'ERROR') AS error_count,
-       sum(input_tokens) FILTER (WHERE operation IS NOT NULL)::BIGINT AS input_tokens,
-       sum(output_tokens) FILTER (WHERE operation IS NOT NULL)::BIGINT AS output_tokens,
-       sum(cost_usd) FILTER (WHERE operation IS NOT NULL) AS cost_usd
-FROM spans
-WHERE session_id IS NOT NULL
-GROUP BY session_id
-"""
-
 #: The append-only list of schema steps.
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(
@@ -513,7 +490,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         6,
-        "sessions view: one row per session",
+        "sessions view: one row per session",  # changing SESSIONS_SELECT needs a new migration
         (
             f"CREATE VIEW sessions AS {SESSIONS_SELECT}",
             *_describe_statements(["sessions"]),

@@ -6,36 +6,19 @@ through :func:`spanreel.collector.run_query`, so it works while a collector is w
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from spanreel.collector._schema import SESSIONS_SELECT
+from spanreel._trace_sql import RECENT_SESSIONS_SQL, SESSIONS_BY_ID_SQL
 
 from ._cli import _fmt_duration_ns, _fmt_start, _fmt_tokens, _json_option, _print_json, _stderr, _stdout
 from ._cli_common import db_options, resolve_db, terminal_safe, user_errors
 from ._cost import format_usd
 
-__all__ = ["RECENT_SESSIONS_SQL", "SESSIONS_BY_ID_SQL", "sessions_command"]
-
-#: The ``$1`` sessions that started last (cheap: two columns of ``spans``, no JSON).
-RECENT_SESSIONS_SQL: Final = """
-SELECT session_id FROM spans
-WHERE session_id IS NOT NULL
-GROUP BY session_id
-ORDER BY min(start_time) DESC, session_id
-LIMIT $1
-"""
-
-#: The ``sessions`` view's rows for the session ids in ``$1`` (a list), newest first. The view's
-#: query is inlined, so a file an older collector wrote (without the view) answers too; the
-#: filter on ``session_id`` is applied before the JSON attributes are read.
-SESSIONS_BY_ID_SQL: Final = (
-    f"SELECT * FROM ({SESSIONS_SELECT}) AS sessions WHERE list_contains($1, session_id) "
-    "ORDER BY start_time DESC, session_id"
-)
+__all__ = ["sessions_command"]
 
 
 @click.command(

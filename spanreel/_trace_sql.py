@@ -1,14 +1,18 @@
 """SQL for reading one trace's spans from the collector's DuckDB database (docs/internals.md §2).
 
 Shared by ``spanreel show``/``replay`` (replay/_load.py), ``spanreel export``, the viewer's
-session page and the storage benchmark, so they all read a trace (or a session) the same way.
+session page and the storage benchmark, so they all read a trace (or a session) the same way; and
+the ``sessions`` view's query, shared by its migration (collector/_schema.py), ``spanreel
+sessions`` and the benchmark.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SESSION_SPANS", "TRACE_SPANS"]
+from spanreel._attributes import SPANREEL_SESSION_NAME, USER_ID
+
+__all__ = ["RECENT_SESSIONS_SQL", "SESSIONS_BY_ID_SQL", "SESSIONS_SELECT", "SESSION_SPANS", "TRACE_SPANS"]
 
 #: ``FROM … WHERE …`` selecting the spans of the trace whose id (32 lowercase hex characters) is
 #: the statement's parameter ``$1``. The trace's time range from ``trace_index`` bounds the scan of
@@ -70,3 +74,45 @@ FROM session_trace_spans s
 WHERE s.trace_id NOT IN (SELECT trace_id FROM shared_traces)
    OR (s.trace_id, s.span_id) IN (SELECT (trace_id, span_id) FROM ancestors)
 ) AS spans"""
+
+
+#: The ``sessions`` view's query (migration 6): one row per ``session_id`` over the spans carrying
+#: it. ``spanreel sessions`` runs it inline (:data:`SESSIONS_BY_ID_SQL`), so the command works on a
+#: file an older collector wrote; changing it needs a migration that re-creates the view.
+#: Model-call spans are the only ones with an operation (migration 5).
+SESSIONS_SELECT: Final = f"""
+SELECT session_id,
+       arg_min(json_extract_string(attributes, '$."{SPANREEL_SESSION_NAME}"'), start_time) AS session_name,
+       arg_min(json_extract_string(attributes, '$."{USER_ID}"'), start_time) AS user_id,
+       arg_min(service_name, start_time) AS service_name,
+       min(start_time) AS start_time,
+       max(end_time) AS end_time,
+       epoch_ns(max(end_time)) - epoch_ns(min(start_time)) AS duration_ns,
+       count(DISTINCT trace_id) AS trace_count,
+       count(*) AS span_count,
+       count(operation) AS llm_calls,
+       count(*) FILTER (WHERE status_code = 'ERROR') AS error_count,
+       sum(input_tokens) FILTER (WHERE operation IS NOT NULL)::BIGINT AS input_tokens,
+       sum(output_tokens) FILTER (WHERE operation IS NOT NULL)::BIGINT AS output_tokens,
+       sum(cost_usd) FILTER (WHERE operation IS NOT NULL) AS cost_usd
+FROM spans
+WHERE session_id IS NOT NULL
+GROUP BY session_id
+"""
+
+#: The ``$1`` sessions that started last (cheap: two columns of ``spans``, no JSON).
+RECENT_SESSIONS_SQL: Final = """
+SELECT session_id FROM spans
+WHERE session_id IS NOT NULL
+GROUP BY session_id
+ORDER BY min(start_time) DESC, session_id
+LIMIT $1
+"""
+
+#: The ``sessions`` view's rows for the session ids in ``$1`` (a list), newest first. The view's
+#: query is inlined, so a file an older collector wrote (without the view) answers too; the
+#: filter on ``session_id`` is applied before the JSON attributes are read.
+SESSIONS_BY_ID_SQL: Final = (
+    f"SELECT * FROM ({SESSIONS_SELECT}) AS sessions WHERE list_contains($1, session_id) "
+    "ORDER BY start_time DESC, session_id"
+)
