@@ -10,7 +10,9 @@ A spanreel LLM span (docs/internals.md §1) holds the exact request (``spanreel.
   the request asks for ``stream_options.include_usage``);
 - Anthropic Messages (https://docs.anthropic.com/en/api/messages and ``…/messages-streaming``):
   the ``message`` object and the SSE events ``message_start`` … ``message_stop``;
-- a recorded failure: the HTTP status and the provider-shaped error body.
+- a recorded failure: the HTTP status and the provider-shaped error body;
+- a streamed call the provider answered with HTTP 200 and then failed with an error event in its
+  stream (:attr:`RecordedError.in_stream`): the events recorded before it, then that error event.
 
 What is exact and what is rebuilt: text, tool calls (id, name, arguments), Anthropic server tool
 blocks (``server_tool_use``, ``mcp_tool_use``, ``…_tool_result``, from the ``server_tool_call`` /
@@ -47,6 +49,7 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_URL,
     SPANREEL_RESPONSE_ERROR_BODY,
 )
+from spanreel.instrumentation._call import INCOMPLETE_STREAM, MALFORMED_EVENT
 
 from ._load import SpanRecord, parse_json
 from ._messages import ApiShape, model_path, shape_of_path
@@ -86,14 +89,21 @@ class RecordedUsage:
 
 @dataclass(frozen=True, slots=True)
 class RecordedError:
-    """A recorded failure: HTTP ``status`` (best known), ``type`` (``error.type``), ``message``
-    (the span's status message; ``None`` when none was recorded) and ``body``: the provider's
-    error body as received (``spanreel.response.error_body``), ``None`` when not recorded."""
+    """A recorded failure: HTTP ``status`` (best known error status; for an ``in_stream`` error,
+    the one a request for JSON is answered with), ``type`` (``error.type``), ``message`` (the
+    span's status message; ``None`` when none was recorded) and ``body``: the provider's error
+    body as received (``spanreel.response.error_body``), ``None`` when not recorded.
+
+    ``in_stream``: the provider answered the streamed request with HTTP 200 and sent the error as
+    an event of its stream (Anthropic's ``event: error``, an OpenAI-compatible server's
+    ``data: {"error": …}``), after the output recorded on the span, if any (see
+    :func:`_failed_in_stream`)."""
 
     status: int
     type: str
     message: str | None
     body: Mapping[str, Any] | None = None
+    in_stream: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,8 @@ class RecordedExchange:
     ``output_messages``: the semconv output messages (one per choice). ``created_s``: span end
     time in whole **seconds** since the epoch.
     ``tool_arguments``: tool-call id → the exact ``arguments`` string, when a later request sent
-    the call back. ``error`` is set when the recorded call failed (then there is no output).
+    the call back. ``error`` is set when the recorded call failed: then there is no output,
+    unless the error came in the stream after some (:attr:`RecordedError.in_stream`).
     """
 
     index: int
@@ -179,21 +190,55 @@ def _int(value: Any) -> int | None:
 _STATUS_ATTRIBUTES = (HTTP_RESPONSE_STATUS_CODE, HTTP_STATUS_CODE)
 
 
-def _error_status(span: SpanRecord, children: Sequence[SpanRecord]) -> int:
-    """Best-known HTTP status of a failed call: the status code the span itself carries (an adopted
-    span, such as the ``anthropic`` SDK's own), else its HTTP child span's (the last attempt's:
-    ``http.response.status_code`` or the older ``http.status_code``), else a numeric
-    ``error.type``, else ``HTTP NNN`` in the status message, else 500."""
+def _recorded_statuses(span: SpanRecord, children: Sequence[SpanRecord]) -> Iterator[int]:
+    """The HTTP status codes recorded for a call, the most telling first: the one the span itself
+    carries (an adopted span, such as the ``anthropic`` SDK's own), then its HTTP child spans'
+    (the last attempt's first: ``http.response.status_code`` or the older ``http.status_code``)."""
     for holder in (span, *sorted(children, key=lambda c: (c.start_time_ns, c.span_id), reverse=True)):
         for name in _STATUS_ATTRIBUTES:
             status = _int(holder.attributes.get(name))
-            if status is not None and status >= 400:
-                return status
+            if status is not None:
+                yield status
+
+
+def _error_status(span: SpanRecord, children: Sequence[SpanRecord]) -> int:
+    """Best-known HTTP status of a failed call: the first error status (400 or more) of
+    :func:`_recorded_statuses`, else a numeric ``error.type``, else ``HTTP NNN`` in the status
+    message, else 500."""
+    for status in _recorded_statuses(span, children):
+        if status >= 400:
+            return status
     for text in (str(span.attributes.get(ERROR_TYPE) or ""), span.status_message):
         found = re.search(r"\b([45]\d\d)\b", text)
         if found:
             return int(found.group(1))
     return 500
+
+
+#: ``error.type`` values that name a failure on the client's side of a stream, not an error event
+#: the provider sent: spanreel's own (the stream ended without its end event; an event was not
+#: JSON) and those the ``anthropic`` SDK's call span gives a connection failure, a timeout and
+#: another client-side error.
+_CLIENT_SIDE_STREAM_ERRORS = frozenset(
+    {INCOMPLETE_STREAM, MALFORMED_EVENT, "connection_error", "client_timeout_error", "client_error"}
+)
+
+
+def _failed_in_stream(span: SpanRecord, children: Sequence[SpanRecord], streamed: bool) -> bool:
+    """Whether a failed streamed call failed by an error event in its stream: the provider
+    answered it with a success status (the first of :func:`_recorded_statuses` is below 400; with
+    none recorded, the span has ``gen_ai.response.time_to_first_chunk``: events came, so the stream
+    was open), and nothing on the client's side ended the stream: no ``exception`` event on the
+    span (a broken connection, a timeout) and no ``error.type`` of
+    :data:`_CLIENT_SIDE_STREAM_ERRORS`. spanreel records no mark of the error event itself."""
+    if not streamed or str(span.attributes.get(ERROR_TYPE) or "") in _CLIENT_SIDE_STREAM_ERRORS:
+        return False
+    if any(event.get("name") == "exception" for event in span.events):
+        return False
+    status = next(_recorded_statuses(span, children), None)
+    if status is None:
+        return ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK in span.attributes
+    return status < 400
 
 
 def _collect_tool_arguments(bodies: Sequence[Any]) -> dict[str, str]:
@@ -293,14 +338,17 @@ def _exchange(
         return f"the recorded output was truncated at capture ({SPANREEL_CONTENT_TRUNCATED})"
     outputs = parse_json(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
     output_messages = tuple(m for m in outputs if isinstance(m, Mapping)) if isinstance(outputs, list) else ()
+    stream = body.get("stream") is True or (on_path is not None and on_path.stream)
     error: RecordedError | None = None
-    if span.status_code == "ERROR" and not output_messages:
+    in_stream = span.status_code == "ERROR" and _failed_in_stream(span, children, stream)
+    if span.status_code == "ERROR" and (in_stream or not output_messages):
         recorded_body = parse_json(attrs.get(SPANREEL_RESPONSE_ERROR_BODY))
         error = RecordedError(
             status=_error_status(span, children),
             type=str(attrs.get(ERROR_TYPE) or "error"),
             message=span.status_message or None,
             body=recorded_body if isinstance(recorded_body, Mapping) else None,
+            in_stream=in_stream,
         )
     elif not output_messages:
         return f"no response recorded ({ga.GEN_AI_OUTPUT_MESSAGES} is missing)"
@@ -316,7 +364,7 @@ def _exchange(
         path=path,
         api=api,
         body=body,
-        stream=body.get("stream") is True or (on_path is not None and on_path.stream),
+        stream=stream,
         output_messages=output_messages,
         response_id=response_id if isinstance(response_id, str) and response_id else None,
         response_model=span.response_model or _str_or_none(attrs.get(ga.GEN_AI_RESPONSE_MODEL)),
@@ -657,10 +705,22 @@ def anthropic_stream_events(ex: RecordedExchange) -> Iterator[tuple[str, dict[st
     """``(event name, data)`` pairs of the Messages streaming protocol: ``message_start``,
     per block ``content_block_start`` / ``…_delta`` (``text_delta``, ``thinking_delta``,
     ``input_json_delta``) / ``content_block_stop``, ``message_delta`` (stop reason, output
-    tokens), ``message_stop``."""
+    tokens), ``message_stop``.
+
+    An answer recorded :func:`cut_off` or failed by an error event in its stream
+    (:attr:`RecordedError.in_stream`, whose ``error`` event the caller sends next) ends after
+    its last block, without ``message_delta`` and ``message_stop``; the latter also without
+    ``message_start`` when neither a response id nor any output was recorded (the error was the
+    stream's first event)."""
     full = anthropic_message(ex)
-    start = {**full, "content": [], "stop_reason": None, "usage": _anthropic_usage(ex.usage, output_tokens=1)}
-    yield "message_start", {"type": "message_start", "message": start}
+    if ex.error is None or ex.response_id is not None or ex.output_messages:
+        start = {
+            **full,
+            "content": [],
+            "stop_reason": None,
+            "usage": _anthropic_usage(ex.usage, output_tokens=1),
+        }
+        yield "message_start", {"type": "message_start", "message": start}
     message = ex.output_messages[0] if ex.output_messages else {}
     for index, block in enumerate(_anthropic_blocks(ex, message)):
         kind = block["type"]
@@ -685,7 +745,7 @@ def anthropic_stream_events(ex: RecordedExchange) -> Iterator[tuple[str, dict[st
         for delta in deltas:
             yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    if cut_off(ex):  # the stream broke off here when recorded: no stop reason, no message_stop
+    if cut_off(ex) or ex.error is not None:  # the stream broke off here when recorded
         return
     yield (
         "message_delta",
@@ -709,9 +769,11 @@ def anthropic_error_body(message: str, type_: str, **extra: Any) -> dict[str, An
 
 
 def recorded_error_body(ex: RecordedExchange) -> dict[str, Any]:
-    """The error body to answer a recorded failure with (``ex.error`` must be set): the provider's
-    body as recorded (``spanreel.response.error_body``, recorded with content capture), else one
-    rebuilt in the API's shape from ``error.type`` and the span's status message.
+    """The error body to answer a recorded failure with (``ex.error`` must be set), also the data
+    of the error event that ends a stream that failed :attr:`~RecordedError.in_stream`: the
+    provider's body as recorded (``spanreel.response.error_body``, recorded with content capture
+    for an HTTP error; an error event's data is not recorded), else one rebuilt in the API's shape
+    from ``error.type`` and the span's status message.
 
     Rebuilt, OpenAI's ``error.type`` is the error's ``code`` when it had one, else its ``type``
     (see the instrumentation): a value ending in ``_error`` is taken as the ``type``, another as
@@ -721,8 +783,9 @@ def recorded_error_body(ex: RecordedExchange) -> dict[str, Any]:
     assert err is not None
     if err.body is not None:
         return dict(err.body)
+    how = "with an error event in its stream" if err.in_stream else f"with HTTP {err.status}"
     message = err.message or (
-        f"the recorded call failed with HTTP {err.status} ({err.type}); its error message was not recorded"
+        f"the recorded call failed {how} ({err.type}); its error message was not recorded"
     )
     if ex.api is ApiShape.ANTHROPIC_MESSAGES:
         return anthropic_error_body(message, err.type)

@@ -34,7 +34,14 @@ stream ends without the finish chunk and ``[DONE]`` (Anthropic: ``message_delta`
 A recorded failure (span status ERROR) is answered with its recorded HTTP status (the span's or its
 HTTP child span's status code) and the provider's error body as recorded
 (``spanreel.response.error_body``), else one rebuilt from ``error.type`` and the status message
-(:func:`~spanreel.replay._recorded.recorded_error_body`).
+(:func:`~spanreel.replay._recorded.recorded_error_body`). A streamed call that failed by an error
+event in its stream (HTTP 200, :attr:`~spanreel.replay._recorded.RecordedError.in_stream`) is
+served, when the request asks for a stream, as it came: HTTP 200, the events recorded before the
+error (like a cut-off answer: no finish chunk, usage chunk or ``[DONE]``; Anthropic: no
+``message_delta`` / ``message_stop``), then the error event in the provider's wire format
+(Anthropic ``event: error`` with ``{"type": "error", "error": {...}}``, OpenAI
+``data: {"error": {...}}``), where the stream ends; the SDK raises on it as it did when recording.
+Asked for as JSON (or as a Bedrock event stream), it is answered as any recorded failure.
 
 Serving (I/O, :class:`RecordedServer`): an aiohttp application on a background thread with its
 own event loop, bound to ``host:port`` (``port=0`` picks a free port). OpenAI SDKs use
@@ -516,16 +523,17 @@ class RecordedServer(ThreadedAiohttpServer):
         exchange = self.index.answer(api, matched)
         if exchange is None:
             return self._no_match(request, api, matched)
-        self._note(
-            ServedRequest(
-                request.method, request.path, exchange, exchange.error.status if exchange.error else 200
-            )
-        )
-        if exchange.error is not None:
-            return _json_response(recorded_error_body(exchange), exchange.error.status, exchange)
-        if on_path is not None and on_path.aws_event_stream and on_path.stream:
+        bedrock_stream = on_path is not None and on_path.aws_event_stream and on_path.stream
+        sse = body.get("stream") is True and not bedrock_stream
+        error = exchange.error
+        # A stream that failed by an error event is served as a stream that carries that event.
+        if error is not None and not (error.in_stream and sse):
+            self._note(ServedRequest(request.method, request.path, exchange, error.status))
+            return _json_response(recorded_error_body(exchange), error.status, exchange)
+        self._note(ServedRequest(request.method, request.path, exchange, 200))
+        if bedrock_stream:
             return await self._bedrock_stream(request, exchange)
-        if body.get("stream") is True:
+        if sse:
             return await self._stream(request, api, exchange, body)
         answer = (
             anthropic_message(exchange)
@@ -586,13 +594,16 @@ class RecordedServer(ThreadedAiohttpServer):
 
     @staticmethod
     def _stream_pieces(api: ApiShape, exchange: RecordedExchange, body: Mapping[str, Any]) -> Iterator[bytes]:
-        if api is ApiShape.ANTHROPIC_MESSAGES:
+        anthropic = api is ApiShape.ANTHROPIC_MESSAGES
+        if anthropic:
             for event, data in anthropic_stream_events(exchange):
                 yield _sse(data, event)
-            return
-        options = body.get("stream_options")
-        include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
-        for chunk in openai_chat_chunks(exchange, include_usage=include_usage):
-            yield _sse(chunk)
-        if not cut_off(exchange):  # a stream recorded cut off ends where the recording does
+        else:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+            for chunk in openai_chat_chunks(exchange, include_usage=include_usage):
+                yield _sse(chunk)
+        if exchange.error is not None:  # failed in the stream: its error event ends it
+            yield _sse(recorded_error_body(exchange), "error" if anthropic else None)
+        elif not anthropic and not cut_off(exchange):  # a stream recorded cut off ends where it does
             yield b"data: [DONE]\n\n"

@@ -17,11 +17,10 @@ import openai
 import pytest
 from conftest import CollectorProcess, recording_into
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
-from test_replay_support import rec, wait_for
+from test_replay_support import rec, wait_for_failed_calls
 
 import spanreel
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL, SPANREEL_RESPONSE_ERROR_BODY
-from spanreel.collector import run_query
 from spanreel.replay import load_session
 from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans
 from spanreel.replay._serve import RecordedServer
@@ -112,17 +111,7 @@ def recorded(
                 with pytest.raises(anthropic.APIStatusError) as an_error:
                     an.messages.create(**kwargs)
                 refused.append(Refused(kwargs, an_error.value))
-    wait_for(
-        lambda: (
-            run_query(
-                "SELECT count(*) FROM llm_calls WHERE session_id = ? AND status_code = 'ERROR'",
-                collector.db,
-                [SESSION],
-            ).rows[0][0]
-            >= 3
-        ),
-        what="the refused calls stored",
-    )
+    wait_for_failed_calls(collector.db, SESSION, 3)
     exchanges, unservable = exchanges_from_spans(load_session(SESSION, collector.db))
     assert unservable == [] and len(exchanges) == 3
     return exchanges, refused

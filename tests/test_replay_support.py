@@ -17,6 +17,7 @@ from google.protobuf import json_format
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan
 
+from spanreel.collector import run_query
 from spanreel.collector._batch import add_llm_content
 from spanreel.collector._schema import rows_to_arrow
 from spanreel.collector._writer import SpanWriter, open_database
@@ -150,3 +151,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "con
             return value
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def wait_for_failed_calls(db: Path, session: str, count: int) -> None:
+    """Wait until ``count`` failed LLM calls (status ERROR) of ``session`` are stored in ``db`` (a
+    collector's database: it stores what it receives in its own time)."""
+    sql = "SELECT count(*) FROM llm_calls WHERE session_id = ? AND status_code = 'ERROR'"
+    wait_for(lambda: run_query(sql, db, [session]).rows[0][0] >= count, what=f"the failed calls of {session}")
