@@ -7,6 +7,7 @@ Routes added by :func:`add_ui_routes`:
   the internet).
 - JSON, all ``GET``, read-only (shapes in :mod:`spanreel.collector._ui_data`):
   ``/api/ui/traces`` (query: ``service, model, session, status, since, until, q, limit, cursor``),
+  ``/api/ui/sessions`` (query: ``limit, cursor``; the ``sessions`` view's rows, newest first),
   ``/api/ui/filters``, ``/api/ui/traces/{trace_id}``, ``/api/ui/session?id=…``,
   ``/api/ui/compare/{trace_id}``. Errors are ``{"error": "…"}`` with 400 (bad parameter),
   404 (not stored) or 500 (the query failed).
@@ -175,6 +176,15 @@ class _Routes:
         cursor = params.get("cursor") or None
         return await self._json(lambda: data.list_traces(self._query, filters, limit=limit, cursor=cursor))
 
+    async def sessions(self, request: web.Request) -> web.Response:
+        params = request.rel_url.query
+        try:
+            limit = _int_param(params.get("limit"), data.DEFAULT_PAGE_SIZE, "limit")
+        except data.BadRequest as exc:
+            return _error(400, str(exc))
+        cursor = params.get("cursor") or None
+        return await self._json(lambda: data.list_sessions(self._query, limit=limit, cursor=cursor))
+
     async def filters(self, request: web.Request) -> web.Response:
         return await self._json(lambda: data.filter_options(self._query))
 
@@ -230,6 +240,7 @@ def add_ui_routes(
     get(UI_PATH, routes.asset)
     get(UI_PATH + "{name}", routes.asset)
     get(f"{API_PREFIX}/traces", routes.traces)
+    get(f"{API_PREFIX}/sessions", routes.sessions)
     get(f"{API_PREFIX}/filters", routes.filters)
     get(f"{API_PREFIX}/traces/{{trace_id}}", routes.trace)
     get(f"{API_PREFIX}/session", routes.session)

@@ -14,7 +14,10 @@ precision) and durations/offsets are integer **nanoseconds**.
 Scale: the traces list reads ``trace_index`` (one row per trace) ordered by ``(start_time,
 trace_id)`` with keyset pagination; filters that need spans are ``EXISTS`` semi-joins; per-row
 totals that need spans (errors, cost) are computed for the page's traces only, with a time window
-on ``spans.start_time`` so DuckDB's zone maps skip the rest of the table.
+on ``spans.start_time`` so DuckDB's zone maps skip the rest of the table. The sessions list picks
+a page of session ids from two columns of ``spans`` (grouped on every page: sessions have no
+index table; a keyset on ``(min(start_time), session_id)``) and reads the ``sessions`` view's
+aggregates, JSON attributes included, for those ids only.
 """
 
 from __future__ import annotations
@@ -50,7 +53,12 @@ from spanreel._attributes import (
     SPANREEL_REQUEST_METHOD,
     SPANREEL_REQUEST_URL,
 )
-from spanreel._trace_sql import SESSION_SPANS
+from spanreel._trace_sql import (
+    RECENT_SESSIONS_AFTER_SQL,
+    RECENT_SESSIONS_SQL,
+    SESSION_SPANS,
+    SESSIONS_BY_ID_SQL,
+)
 from spanreel.collector._query import QueryResult
 
 __all__ = [
@@ -63,6 +71,7 @@ __all__ = [
     "decode_cursor",
     "encode_cursor",
     "filter_options",
+    "list_sessions",
     "list_traces",
     "output_text",
     "session_detail",
@@ -154,22 +163,30 @@ def _parse_time(text: str, name: str) -> str:
 # -- cursor -------------------------------------------------------------------------------------
 
 
-def encode_cursor(start_time: str, trace_id: str) -> str:
-    """Opaque keyset cursor for "traces older than this one": base64url of ``[start_time, trace_id]``."""
-    raw = json.dumps([start_time, trace_id], separators=(",", ":")).encode()
+def encode_cursor(start_time: str, row_id: str) -> str:
+    """Opaque keyset cursor for "rows older than this one": base64url of ``[start_time, row_id]``
+    (a trace id in the traces list, a session id in the sessions list)."""
+    raw = json.dumps([start_time, row_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """Inverse of :func:`encode_cursor`; raises :class:`BadRequest` for anything else."""
+def _decode_keyset(cursor: str) -> tuple[str, str]:
+    """``(start_time, row_id)`` of an :func:`encode_cursor` value; raises :class:`BadRequest`."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        start, tid = json.loads(raw)
-        if not isinstance(start, str) or not isinstance(tid, str):
+        start, row_id = json.loads(raw)
+        if not isinstance(start, str) or not isinstance(row_id, str) or not row_id:
             raise TypeError
         datetime.fromisoformat(start)
     except (ValueError, TypeError, binascii.Error):
         raise BadRequest("invalid cursor: use the next_cursor value of a previous page") from None
+    return start, row_id
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """Inverse of :func:`encode_cursor` for the traces list (the id must be a trace id); raises
+    :class:`BadRequest` for anything else."""
+    start, tid = _decode_keyset(cursor)
     return start, check_trace_id(tid)
 
 
@@ -398,6 +415,43 @@ def list_traces(
         "next_cursor": next_cursor,
         "limit": limit,
     }
+
+
+# -- sessions list ------------------------------------------------------------------------------
+
+
+def list_sessions(
+    query: QueryFn, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+) -> dict[str, Any]:
+    """One page of sessions, newest first (by start time, then session id ascending, as
+    ``spanreel sessions`` lists them).
+
+    Returns ``{"sessions": [session…], "next_cursor": str | None, "limit": int}``; each session
+    is a row of the ``sessions`` view (docs/schema.md): ``session_id, session_name, user_id,
+    service_name, start_time, end_time, duration_ns, trace_count, span_count, llm_calls,
+    error_count, input_tokens, output_tokens, cost_usd``. As in ``spanreel sessions``, the page's
+    ids come from two columns of ``spans`` (:data:`~spanreel._trace_sql.RECENT_SESSIONS_SQL`, or
+    :data:`~spanreel._trace_sql.RECENT_SESSIONS_AFTER_SQL` after a cursor) and only their rows are
+    aggregated (:data:`~spanreel._trace_sql.SESSIONS_BY_ID_SQL`), so a file written before the
+    view existed answers too. Pass ``next_cursor`` back as ``cursor`` for the next (older) page;
+    it is ``None`` on the last page. Raises :class:`BadRequest`.
+    """
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise BadRequest(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    if cursor:
+        start, after = _decode_keyset(cursor)
+        found = query(RECENT_SESSIONS_AFTER_SQL, [limit + 1, start, after])
+    else:
+        found = query(RECENT_SESSIONS_SQL, [limit + 1])
+    ids = [str(row[0]) for row in found.rows]
+    more = len(ids) > limit
+    ids = ids[:limit]
+    rows = _records(query(SESSIONS_BY_ID_SQL, [ids])) if ids else []
+    last = rows[-1] if rows else None
+    next_cursor = (
+        encode_cursor(str(last["start_time"]), str(last["session_id"])) if more and last is not None else None
+    )
+    return {"sessions": rows, "next_cursor": next_cursor, "limit": limit}
 
 
 def filter_options(query: QueryFn) -> dict[str, list[str]]:

@@ -3,7 +3,7 @@
 Shared by ``spanreel show``/``replay`` (replay/_load.py), ``spanreel export``, the viewer's
 session page and the storage benchmark, so they all read a trace (or a session) the same way; and
 the ``sessions`` view's query, shared by its migration (collector/_schema.py), ``spanreel
-sessions`` and the benchmark.
+sessions``, the viewer's sessions list and the benchmark.
 """
 
 from __future__ import annotations
@@ -12,7 +12,14 @@ from typing import Final
 
 from spanreel._attributes import SPANREEL_SESSION_NAME, USER_ID
 
-__all__ = ["RECENT_SESSIONS_SQL", "SESSIONS_BY_ID_SQL", "SESSIONS_SELECT", "SESSION_SPANS", "TRACE_SPANS"]
+__all__ = [
+    "RECENT_SESSIONS_AFTER_SQL",
+    "RECENT_SESSIONS_SQL",
+    "SESSIONS_BY_ID_SQL",
+    "SESSIONS_SELECT",
+    "SESSION_SPANS",
+    "TRACE_SPANS",
+]
 
 #: ``FROM … WHERE …`` selecting the spans of the trace whose id (32 lowercase hex characters) is
 #: the statement's parameter ``$1``. The trace's time range from ``trace_index`` bounds the scan of
@@ -100,14 +107,24 @@ WHERE session_id IS NOT NULL
 GROUP BY session_id
 """
 
-#: The ``$1`` sessions that started last (cheap: two columns of ``spans``, no JSON).
-RECENT_SESSIONS_SQL: Final = """
+_RECENT_SESSIONS: Final = """
 SELECT session_id FROM spans
 WHERE session_id IS NOT NULL
-GROUP BY session_id
+GROUP BY session_id{having}
 ORDER BY min(start_time) DESC, session_id
 LIMIT $1
 """
+
+#: The ``$1`` sessions that started last (cheap: two columns of ``spans``, no JSON).
+RECENT_SESSIONS_SQL: Final = _RECENT_SESSIONS.format(having="")
+
+#: The next ``$1`` sessions in :data:`RECENT_SESSIONS_SQL`'s order after the session ``$3`` that
+#: started at ``$2`` (a timestamp as text): a keyset page. It reads what the first page reads
+#: (the aggregate is filtered, not skipped through), so a later page costs what the first does.
+RECENT_SESSIONS_AFTER_SQL: Final = _RECENT_SESSIONS.format(
+    having="\nHAVING min(start_time) < CAST($2 AS TIMESTAMP_NS)"
+    " OR (min(start_time) = CAST($2 AS TIMESTAMP_NS) AND session_id > $3)"
+)
 
 #: The ``sessions`` view's rows for the session ids in ``$1`` (a list), newest first. The view's
 #: query is inlined, so a file an older collector wrote (without the view) answers too; the

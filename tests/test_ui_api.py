@@ -3,6 +3,7 @@ the real ``openai`` SDK + spanreel instrumentation against ``FakeLLMServer`` (se
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from conftest import CollectorProcess, start_collector
 from test_ui_support import HOSTILE, SESSION, Dataset, HonestReplays, record_dataset, record_honest_replays
 
 from spanreel._attributes import SPANREEL_COST_USD
+from spanreel.cli import main
 from spanreel.fakellm import FakeLLMServer
 
 
@@ -130,6 +133,9 @@ def test_filters(api: httpx.Client, data: Dataset) -> None:
         ("/api/ui/traces", {"cursor": "not-a-cursor"}, 400, "invalid cursor"),
         ("/api/ui/traces", {"since": "yesterday"}, 400, "since must be an ISO-8601 time"),
         ("/api/ui/traces", {"q": "x" * 201}, 400, "longer than"),
+        ("/api/ui/sessions", {"limit": "201"}, 400, "limit must be between 1 and 200"),
+        ("/api/ui/sessions", {"limit": "ten"}, 400, "limit must be an integer"),
+        ("/api/ui/sessions", {"cursor": "not-a-cursor"}, 400, "invalid cursor"),
         ("/api/ui/traces/xyz", {}, 400, "invalid trace id"),
         ("/api/ui/traces/" + "ab" * 16, {}, 404, "is not stored"),
         ("/api/ui/session", {"id": "no-such-session"}, 404, "no stored span has session.id"),
@@ -222,6 +228,31 @@ def test_session(api: httpx.Client, data: Dataset) -> None:
     totals = session["totals"]
     assert totals["traces"] == 2 and totals["llm_calls"] == 4 and totals["errors"] == 0
     assert totals["output_tokens"] == sum(t["output_tokens"] for t in traces)
+
+
+def test_sessions_list(api: httpx.Client, data: Dataset) -> None:
+    """One row per session (the ``sessions`` view, as ``spanreel sessions --json`` prints it),
+    totalled over all its traces."""
+    page = get(api, "/api/ui/sessions")
+    assert page["next_cursor"] is None and page["limit"] == 50
+    (session,) = page["sessions"]
+    traces = get(api, "/api/ui/traces", session=SESSION)["traces"]
+    assert [t["trace_id"] for t in traces] == [data.debate, data.support]
+    assert session["session_id"] == SESSION and session["session_name"] == "support"
+    assert session["user_id"] is None and session["service_name"] == "support-bot"
+    assert (session["trace_count"], session["llm_calls"], session["error_count"]) == (2, 4, 0)
+    for key in ("input_tokens", "output_tokens"):
+        assert session[key] == sum(t[key] for t in traces) > 0
+    assert traces[0]["cost_usd"] is None  # fake-judge has no price
+    assert session["cost_usd"] == pytest.approx(traces[1]["cost_usd"]) and session["cost_usd"] > 0
+    # the session starts inside the support chat (its root span opened the session) and ends with the debate
+    assert traces[1]["start_time"] < session["start_time"] < traces[0]["start_time"]
+    assert session["end_time"] <= traces[0]["end_time"] and session["duration_ns"] > 0
+    res = CliRunner().invoke(main, ["sessions", "--db", str(data.db), "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    (listed,) = json.loads(res.stdout)
+    assert {**listed, "cost_usd": pytest.approx(listed["cost_usd"])} == session
+    assert get(api, "/api/ui/sessions", limit=1) == page | {"limit": 1}
 
 
 def test_compare_replay_with_original(api: httpx.Client, data: Dataset) -> None:
@@ -325,7 +356,7 @@ def test_page_assets_and_security_headers(api: httpx.Client, collector: Collecto
 
 def test_other_host_names_are_refused(api: httpx.Client) -> None:
     """A page on another site cannot read the data through DNS rebinding (Host is not loopback)."""
-    for path in ("/ui/", "/api/ui/traces"):
+    for path in ("/ui/", "/api/ui/traces", "/api/ui/sessions"):
         refused = api.get(path, headers={"Host": "attacker.example:80"})
         assert refused.status_code == 403 and "loopback" in refused.json()["error"]
         assert api.get(path, headers={"Host": "localhost"}).status_code == 200

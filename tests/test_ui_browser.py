@@ -2,9 +2,10 @@
 package (never ``playwright install``: the system browser is launched by path).
 
 Loads the traces list, opens a trace recorded in the test, checks the span tree and a chat message
-(and that recorded HTML stays text), opens the session and the replay comparison, and saves
-screenshots under ``test-artifacts/``. Skipped only when Chromium is absent locally; under CI
-(``CI=true``) its absence is a failure, since .ci/run installs it.
+(and that recorded HTML stays text), opens the session (from a trace and from the sessions list)
+and the replay comparison, and saves screenshots under ``test-artifacts/``. Skipped only when
+Chromium is absent locally; under CI (``CI=true``) its absence is a failure, since .ci/run
+installs it.
 """
 
 from __future__ import annotations
@@ -159,6 +160,36 @@ def test_session_and_replay_comparison(
     shot(page, "compare")
 
 
+def test_sessions_list_links_to_the_session_page(
+    page: sync_api.Page, collector: CollectorProcess, data: Dataset
+) -> None:
+    expect = sync_api.expect
+    page.goto(collector.info["query_url"] + "/ui/")
+    page.locator("#nav-sessions").click()
+    expect(page.locator("#nav-sessions")).to_have_class("active")
+    rows = page.locator("table.sessions-table tbody tr")
+    expect(rows).to_have_count(1)
+    cells = rows.first.locator("td")
+    expect(cells.nth(0)).to_contain_text(SESSION)
+    expect(cells.nth(0).locator(".svc")).to_have_text("support-bot")
+    expect(cells.nth(1)).to_have_text("support")  # spanreel.session("support", …)
+    expect(cells.nth(2)).to_have_text("—")  # no user id
+    expect(cells.nth(4)).to_contain_text(re.compile(r"\d+(\.\d+)? (µs|ms|s)"))
+    expect(cells.nth(5)).to_have_text("2")  # traces
+    expect(cells.nth(6)).to_have_text("4")  # LLM calls
+    expect(cells.nth(7)).to_have_text(re.compile(r"^[\d,]+ in · [\d,]+ out$"))
+    expect(cells.nth(8)).to_have_text(re.compile(r"^\$\d"))
+    expect(cells.nth(9)).to_have_text("—")  # no errors
+    shot(page, "sessions")
+
+    rows.first.get_by_role("link", name=SESSION).click()
+    expect(page).to_have_url(re.compile(f"#/session/{SESSION}$"))
+    expect(page.locator(".trace-title h1")).to_have_text(f"Session {SESSION}")
+    expect(page.locator(".session-trace")).to_have_count(2)
+    page.locator(".crumbs").get_by_role("link", name="Sessions").click()
+    expect(rows).to_have_count(1)
+
+
 @pytest.fixture(scope="module")
 def honest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HonestReplays, str]]:
     """The traces of :func:`record_honest_replays` on a collector of their own, and its URL."""
@@ -195,6 +226,17 @@ def test_replay_comparison_shows_failed_calls_and_totals_of_calls_known_on_both_
     expect(totals.filter(has_text="Tokens in").locator("dd")).to_have_text(re.compile(r"^\d+ → \d+$"))
     assert page.locator(".compare-call .replay-error").count() == 0
     shot(page, "compare-totals")
+
+
+def test_sessions_list_without_sessions_says_how_to_record_one(
+    page: sync_api.Page, honest: tuple[HonestReplays, str]
+) -> None:
+    _, url = honest  # traces, none of them in a session
+    page.goto(f"{url}/ui/#/sessions")
+    empty = page.locator(".empty")
+    sync_api.expect(empty).to_contain_text("No sessions yet")
+    sync_api.expect(empty.locator("code").first).to_contain_text("spanreel.session(")
+    assert page.locator("table.sessions-table").count() == 0
 
 
 def test_token_from_the_url_fragment_is_kept_out_of_the_address_bar(

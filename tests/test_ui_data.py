@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_replay_support import rec, write_db
 
+from spanreel._attributes import SPANREEL_COST_USD, SPANREEL_SESSION_NAME, USER_ID
 from spanreel.collector._query import QueryResult, connect, execute_read_only
 from spanreel.collector._ui import is_loopback_host, is_public_path, load_assets
 from spanreel.collector._ui_cli import can_open_browser, viewer_url
@@ -25,6 +27,7 @@ from spanreel.collector._ui_data import (
     conversation,
     decode_cursor,
     encode_cursor,
+    list_sessions,
     list_traces,
     output_text,
     session_detail,
@@ -135,6 +138,20 @@ def test_filters_from_params() -> None:
         TraceFilters.from_params({"until": "tomorrow"})
 
 
+@contextmanager
+def reading(db: Path) -> Iterator[QueryFn]:
+    """A :data:`QueryFn` on a read-only connection to ``db``, closed on exit."""
+    con = connect(str(db), read_only=True)
+
+    def run(sql: str, params: list[Any]) -> QueryResult:
+        return execute_read_only(con, sql, params)
+
+    try:
+        yield run
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def query(tmp_path: Path) -> Iterator[QueryFn]:
     """Seven traces starting at the same nanosecond (keyset ties), one of them in a session."""
@@ -152,14 +169,8 @@ def query(tmp_path: Path) -> Iterator[QueryFn]:
     spans.append(
         rec("3", "1", trace_id="3" * 32, operation="chat", attributes={"gen_ai.input.messages": messages})
     )
-    db = write_db(tmp_path / "spans.duckdb", spans)
-    con = connect(str(db), read_only=True)
-
-    def run(sql: str, params: list[Any]) -> QueryResult:
-        return execute_read_only(con, sql, params)
-
-    yield run
-    con.close()
+    with reading(write_db(tmp_path / "spans.duckdb", spans)) as run:
+        yield run
 
 
 def test_keyset_pagination_breaks_start_time_ties_by_trace_id(query: QueryFn) -> None:
@@ -199,6 +210,69 @@ def test_trace_and_session_lookups(query: QueryFn) -> None:
         trace_detail(query, "3" * 31)
     session = session_detail(query, "s1")
     assert [t["trace_id"] for t in session["traces"]] == ["3" * 32]
+
+
+def test_sessions_list_is_newest_first_with_the_view_columns_and_keyset_pages(tmp_path: Path) -> None:
+    """The sessions view's rows, newest first; three sessions starting at the same nanosecond are
+    ordered by id, and every page size walks all sessions once, across those ties."""
+    chat, later = "e1" * 16, "e2" * 16
+    named = {SPANREEL_SESSION_NAME: "support", USER_ID: "alice"}
+    spans = [
+        rec("1", trace_id=chat, name="turn 1", dur_ms=100, session_id="chat-1", attributes=named),
+        rec("2", "1", trace_id=chat, start_ms=10, operation="chat", input_tokens=10, output_tokens=3,
+            session_id="chat-1", attributes={SPANREEL_COST_USD: 0.25}),
+        rec("3", trace_id=later, name="turn 2", start_ms=500, dur_ms=500, session_id="chat-1"),
+        rec("4", "3", trace_id=later, start_ms=510, operation="chat", input_tokens=20, output_tokens=4,
+            status_code="ERROR", session_id="chat-1"),
+        *[rec("5", trace_id=f"f{i}" * 16, start_ms=2000, session_id=f"job-{i}") for i in (2, 0, 1)],
+        rec("6", trace_id="ee" * 16, start_ms=3000),  # no session
+    ]  # fmt: skip
+    newest_first = ["job-0", "job-1", "job-2", "chat-1"]
+    with reading(write_db(tmp_path / "sessions.duckdb", spans)) as query:
+        page = list_sessions(query)
+        assert [s["session_id"] for s in page["sessions"]] == newest_first
+        assert (page["next_cursor"], page["limit"]) == (None, 50)
+        assert page["sessions"][-1] == {
+            "session_id": "chat-1",
+            "session_name": "support",
+            "user_id": "alice",
+            "service_name": "app",
+            "start_time": "2026-11-22T00:47:00.000000000Z",  # T0 of test_replay_support
+            "end_time": "2026-11-22T00:47:01.000000000Z",
+            "duration_ns": 1_000_000_000,
+            "trace_count": 2,
+            "span_count": 4,
+            "llm_calls": 2,
+            "error_count": 1,
+            "input_tokens": 30,
+            "output_tokens": 7,
+            "cost_usd": pytest.approx(0.25),
+        }
+        job = page["sessions"][0]
+        assert (job["llm_calls"], job["input_tokens"], job["cost_usd"], job["error_count"]) == (
+            0,
+            None,
+            None,
+            0,
+        )
+        for limit in (1, 2, 3):
+            seen: list[str] = []
+            cursor = None
+            while True:
+                page = list_sessions(query, limit=limit, cursor=cursor)
+                assert 1 <= len(page["sessions"]) <= limit
+                seen += [s["session_id"] for s in page["sessions"]]
+                cursor = page["next_cursor"]
+                if cursor is None:
+                    break
+            assert seen == newest_first, limit
+        for bad in ("!!!", encode_cursor("yesterday", "job-0"), encode_cursor("2026-11-21T20:07:00Z", "")):
+            with pytest.raises(BadRequest, match="invalid cursor"):
+                list_sessions(query, cursor=bad)
+        with pytest.raises(BadRequest, match="limit must be between 1 and"):
+            list_sessions(query, limit=MAX_PAGE_SIZE + 1)
+    with reading(write_db(tmp_path / "none.duckdb", [rec("1")])) as query:
+        assert list_sessions(query) == {"sessions": [], "next_cursor": None, "limit": 50}
 
 
 def test_peer_traces_show_their_conversation_search_and_cost(tmp_path: Path) -> None:

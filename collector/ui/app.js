@@ -1,5 +1,6 @@
-// spanreel trace viewer: a hash router and the traces list. Pages: #/ (traces, filters in the
-// hash query), #/trace/<id>[?span=<id>], #/session/<id>, #/compare/<trace id>.
+// spanreel trace viewer: a hash router, the traces list and the sessions list. Pages: #/ (traces,
+// filters in the hash query), #/sessions, #/trace/<id>[?span=<id>], #/session/<id>,
+// #/compare/<trace id>. Both lists page with the API's keyset cursor (?cursor= in the hash).
 import { ApiError, getJSON, health, setToken, takeTokenFromHash } from "./api.js";
 import { errorBox, h, link, loading, pill, replace } from "./dom.js";
 import { DASH, fmtAgo, fmtCost, fmtDuration, fmtInt, fmtTime, shortId } from "./format.js";
@@ -30,10 +31,12 @@ async function route() {
   const { segments, params } = parseHash();
   const stale = () => seq !== renderSeq;
   document.getElementById("nav-traces").classList.toggle("active", segments.length === 0 || segments[0] === "traces");
+  document.getElementById("nav-sessions").classList.toggle("active", segments[0] === "sessions" || segments[0] === "session");
   replace(main, loading());
   try {
     const [page, id] = segments;
     if (!page || page === "traces") await renderTraces(main, params, stale);
+    else if (page === "sessions") await renderSessions(main, params, stale);
     else if (page === "trace" && id) await renderTrace(main, id, params, stale);
     else if (page === "session" && id) await renderSession(main, id, stale);
     else if (page === "compare" && id) await renderCompare(main, id, stale);
@@ -64,6 +67,31 @@ function tokenForm(message) {
   return form;
 }
 
+// -- paging --------------------------------------------------------------------------------
+
+// The cursors of the pages before the one shown, so "← Newer" can go back; kept while the list
+// and its filters (`key`) stay the same and a cursor is given.
+const cursorStack = { key: null, cursors: [] };
+
+function keepCursors(key, cursor) {
+  if (cursorStack.key !== key || !cursor) {
+    cursorStack.key = key;
+    cursorStack.cursors = [];
+  }
+}
+
+/** "← Newer · Page n · Older →" for a list page; `hashFor(cursor)` is the hash of another page. */
+function pager(cursor, nextCursor, hashFor, olderLabel) {
+  const label = !cursor ? "Newest" : cursorStack.cursors.length ? `Page ${cursorStack.cursors.length + 1}` : olderLabel;
+  const older = nextCursor
+    ? h("button", { type: "button", class: "btn", onclick: () => { cursorStack.cursors.push(cursor); navigate(hashFor(nextCursor)); } }, "Older →")
+    : null;
+  const newer = cursor
+    ? h("button", { type: "button", class: "btn", onclick: () => { const prev = cursorStack.cursors.pop() || ""; navigate(hashFor(prev)); } }, "← Newer")
+    : null;
+  return h("div", { class: "pager" }, newer, h("span", { class: "muted" }, label), older, h("button", { type: "button", class: "btn btn-ghost", onclick: route, title: "Reload" }, "Refresh"));
+}
+
 // -- traces list ---------------------------------------------------------------------------
 
 const RANGES = [
@@ -78,7 +106,6 @@ const RANGE_MS = { "15m": 15 * 60e3, "1h": 3600e3, "24h": 86400e3, "7d": 7 * 864
 const FILTER_KEYS = ["service", "model", "session", "status", "range", "since", "until", "q"];
 
 let filterOptions = null;
-const cursorStack = { key: null, cursors: [] };
 
 function localInputValue(iso) {
   if (!iso) return "";
@@ -115,11 +142,7 @@ function select(name, label, options, value, onChange) {
 async function renderTraces(root, params, stale) {
   const filters = Object.fromEntries(FILTER_KEYS.map((k) => [k, params.get(k) || ""]));
   const cursor = params.get("cursor") || "";
-  const key = FILTER_KEYS.map((k) => filters[k]).join("\u0000");
-  if (cursorStack.key !== key || !cursor) {
-    cursorStack.key = key;
-    cursorStack.cursors = [];
-  }
+  keepCursors(["traces", ...FILTER_KEYS.map((k) => filters[k])].join("\u0000"), cursor);
   const [options, page] = await Promise.all([
     filterOptions ? Promise.resolve(filterOptions) : getJSON("/api/ui/filters"),
     getJSON("/api/ui/traces", apiParams(filters, cursor)),
@@ -153,21 +176,12 @@ async function renderTraces(root, params, stale) {
   });
   sessionInput.addEventListener("change", () => apply({ session: sessionInput.value.trim() }));
 
-  const pageLabel = !cursor ? "Newest" : cursorStack.cursors.length ? `Page ${cursorStack.cursors.length + 1}` : "Older traces";
-  const older = page.next_cursor
-    ? h("button", { type: "button", class: "btn", onclick: () => { cursorStack.cursors.push(cursor); navigate(filtersHash(filters, page.next_cursor)); } }, "Older →")
-    : null;
-  const newer = cursor
-    ? h("button", { type: "button", class: "btn", onclick: () => { const prev = cursorStack.cursors.pop() || ""; navigate(filtersHash(filters, prev)); } }, "← Newer")
-    : null;
-  const pager = h("div", { class: "pager" }, newer, h("span", { class: "muted" }, pageLabel), older, h("button", { type: "button", class: "btn btn-ghost", onclick: route, title: "Reload" }, "Refresh"));
-
   replace(
     root,
     h("div", { class: "page-head" }, h("h1", {}, "Traces"), h("span", { class: "muted" }, "Newest first")),
     form,
     page.traces.length ? tracesTable(page.traces) : emptyTraces(Object.values(filters).some(Boolean)),
-    page.traces.length ? pager : null,
+    page.traces.length ? pager(cursor, page.next_cursor, (c) => filtersHash(filters, c), "Older traces") : null,
   );
 }
 
@@ -217,6 +231,79 @@ function tracesTable(traces) {
     const row = event.target.closest("tr[data-trace-id]");
     if (!row || event.target.closest("a, button")) return;
     navigate(`#/trace/${encodeURIComponent(row.dataset.traceId)}`);
+  });
+  return h("div", { class: "card table-wrap" }, table);
+}
+
+// -- sessions list -------------------------------------------------------------------------
+
+function sessionsHash(cursor) {
+  return cursor ? `#/sessions?${new URLSearchParams({ cursor })}` : "#/sessions";
+}
+
+async function renderSessions(root, params, stale) {
+  const cursor = params.get("cursor") || "";
+  keepCursors("sessions", cursor);
+  const page = await getJSON("/api/ui/sessions", { cursor });
+  if (stale()) return;
+  replace(
+    root,
+    h("div", { class: "page-head" }, h("h1", {}, "Sessions"), h("span", { class: "muted" }, "Newest first · every trace of a session, totalled")),
+    page.sessions.length ? sessionsTable(page.sessions) : emptySessions(),
+    page.sessions.length ? pager(cursor, page.next_cursor, sessionsHash, "Older sessions") : null,
+  );
+}
+
+function emptySessions() {
+  return h(
+    "div",
+    { class: "empty" },
+    h("p", { class: "empty-title" }, "No sessions yet"),
+    h(
+      "p",
+      {},
+      "A session groups the traces recorded inside ",
+      h("code", {}, 'with spanreel.session("support-chat", session_id="ticket-42"):'),
+      " (or carrying a ",
+      h("code", {}, "session.id"),
+      " from baggage or another instrumentation). Record one while this collector runs, and it is listed here.",
+    ),
+  );
+}
+
+function sessionsTable(sessions) {
+  const maxDuration = Math.max(1, ...sessions.map((s) => Number(s.duration_ns) || 0));
+  const columns = ["Session", "Name", "User", "Started", "Duration", "Traces", "LLM calls", "Tokens", "Cost", "Errors"];
+  const head = h("thead", {}, h("tr", {}, columns.map((c, i) => h("th", { class: i > 3 ? "num" : null, scope: "col" }, c))));
+  const muted = (text) => h("span", { class: "muted" }, text);
+  const rows = sessions.map((s) => {
+    const noTokens = s.input_tokens === null && s.output_tokens === null;
+    const bar = h("div", { class: "mini-bar" }, h("span", { style: { width: `${Math.max(2, (Number(s.duration_ns) / maxDuration) * 100)}%` } }));
+    return h(
+      "tr",
+      { class: s.error_count ? "row-error" : null, dataset: { sessionId: s.session_id } },
+      h(
+        "td",
+        { class: "cell-name" },
+        link(`#/session/${encodeURIComponent(s.session_id)}`, s.session_id, { class: "trace-link mono", title: "Open this session" }),
+        s.service_name ? h("div", { class: "sub" }, h("span", { class: "svc" }, s.service_name)) : null,
+      ),
+      h("td", {}, s.session_name || muted(DASH)),
+      h("td", {}, s.user_id || muted(DASH)),
+      h("td", { class: "nowrap", title: s.start_time }, fmtTime(s.start_time), h("div", { class: "sub muted" }, fmtAgo(s.start_time))),
+      h("td", { class: "num nowrap" }, fmtDuration(s.duration_ns), bar),
+      h("td", { class: "num" }, fmtInt(s.trace_count)),
+      h("td", { class: "num" }, fmtInt(s.llm_calls)),
+      h("td", { class: "num nowrap" }, noTokens ? DASH : `${fmtInt(s.input_tokens)} in · ${fmtInt(s.output_tokens)} out`),
+      h("td", { class: "num" }, fmtCost(s.cost_usd)),
+      h("td", { class: "num" }, s.error_count ? pill(String(s.error_count), "error") : muted(DASH)),
+    );
+  });
+  const table = h("table", { class: "table sessions-table" }, head, h("tbody", {}, rows));
+  table.addEventListener("click", (event) => {
+    const row = event.target.closest("tr[data-session-id]");
+    if (!row || event.target.closest("a, button")) return;
+    navigate(`#/session/${encodeURIComponent(row.dataset.sessionId)}`);
   });
   return h("div", { class: "card table-wrap" }, table);
 }

@@ -44,7 +44,7 @@ export async function renderSession(root, sessionId, stale) {
   );
   replace(
     root,
-    h("nav", { class: "crumbs" }, link("#/", "Traces"), " / ", h("span", {}, "Session")),
+    h("nav", { class: "crumbs" }, link("#/sessions", "Sessions"), " / ", h("span", {}, "Session")),
     h(
       "section",
       { class: "card trace-head" },
