@@ -11,7 +11,8 @@ Every command resolves the database the same way (first match wins):
 The config file uses the OpenTelemetry Collector's structure and its ``${env:VAR}`` /
 ``${env:VAR:-default}`` substitution (https://opentelemetry.io/docs/collector/configuration/),
 applied as the Collector does: to values after the YAML is parsed, so a variable's text is taken
-as it is (never as YAML), and typed settings read a whole-value reference as a YAML scalar.
+as it is (never as YAML), typed settings read a whole-value reference as a YAML scalar, and a
+``:-default`` applies only when the variable is unset (set to the empty string, it gives ``""``).
 """
 
 from __future__ import annotations
@@ -89,7 +90,10 @@ def expand_env(text: str, key: str = "config") -> str:
     """Replace the references in one config string: ``${env:VAR}``, ``${VAR}`` (the Collector's
     default scheme is ``env``), either with ``:-default``; ``$$`` is a literal ``$``.
 
-    An unset variable without a default expands to the empty string, as in the OTel Collector.
+    As in the OTel Collector (its ``envprovider`` looks the variable up with ``os.LookupEnv``), the
+    default is used only when the variable is **unset**: one set to the empty string expands to
+    the empty string (``RETENTION=`` with ``ttl: ${env:RETENTION:-30d}`` keeps everything, it does
+    not delete after 30 days). An unset variable without a default expands to the empty string.
     Raises :class:`ConfigError` naming ``key`` for another provider (``${file:…}``) or a
     malformed reference.
     """
@@ -104,7 +108,7 @@ def expand_env(text: str, key: str = "config") -> str:
         if ref is None:
             raise ConfigError(f"{key}: {match.group(0)!r} is not a reference of the form ${{env:VAR}}")
         value = os.environ.get(ref.group(1))
-        if value is None or (value == "" and ref.group(2) is not None):
+        if value is None:  # unset: the default; set, even to "", the variable's text
             return ref.group(2) or ""
         return value
 

@@ -281,6 +281,22 @@ def test_a_ttl_from_the_environment_is_read_as_yaml(tmp_path: Path, monkeypatch:
     assert load_collector_config(path).ttl_s is None
 
 
+def test_an_env_default_applies_only_when_the_variable_is_unset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the OpenTelemetry Collector's envprovider (``os.LookupEnv``): ``${env:VAR:-default}``
+    gives the default when VAR is unset, and VAR's empty text when it is set to "". The default
+    used to apply to an empty VAR too, so blanking RETENTION to turn retention off still deleted
+    traces after 30 days."""
+    path = _write(tmp_path, _config(extra="    ttl: ${env:SR_RETENTION:-30d}\n"))
+    monkeypatch.delenv("SR_RETENTION", raising=False)
+    assert load_collector_config(path).ttl_s == 30 * 86400
+    monkeypatch.setenv("SR_RETENTION", "")
+    assert load_collector_config(path).ttl_s is None
+    code, output = _check(path)
+    assert code == 0 and "retention       keep everything" in output, output
+
+
 # -- 5. metrics_log_interval -----------------------------------------------------------------------
 
 
