@@ -13,7 +13,8 @@ https://github.com/open-telemetry/opentelemetry-collector/tree/main/exporter/otl
         retry_on_failure: {enabled: true, initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s}
         sending_queue: {enabled: true, queue_size: 1000}
 
-Supported keys: ``endpoint``; ``traces_endpoint`` (otlphttp: the full URL); ``headers``;
+Supported keys: ``endpoint``; ``traces_endpoint`` (otlphttp: the full URL); ``headers`` (string
+values only: an unquoted ``0123`` is the YAML number 83, and is refused rather than sent as ``83``);
 ``compression``; ``encoding`` (otlphttp: ``proto`` | ``json``); ``timeout``; ``tls.insecure``,
 ``tls.insecure_skip_verify`` (otlphttp, or a plaintext otlp), ``tls.ca_file``, ``tls.cert_file``,
 ``tls.key_file``; ``retry_on_failure.{enabled, initial_interval, max_interval, max_elapsed_time,
@@ -207,9 +208,15 @@ def _headers(value: Any, key: str, grpc: bool) -> tuple[tuple[str, str], ...]:
             )
         if grpc and name.lower().endswith("-bin"):
             raise ConfigError(f"{key}: binary metadata ({name!r}: a -bin key) is not supported")
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            raise ConfigError(f"{key}.{name} must be a string, got {raw!r}")
-        text = str(raw)
+        if not isinstance(raw, str):
+            # YAML 1.1 types unquoted scalars: 0123 is 83, 1_000 is 1000, 1:30 is 90 (base 60),
+            # yes is true; sending str() of that sent another tenant or org id upstream
+            kind = "nothing" if raw is None else f"the {type(raw).__name__} {raw!r}"
+            raise ConfigError(
+                f"{key}.{name} must be a string, got {kind}: quote the value (YAML reads unquoted "
+                "digits, 1_000, 1:30 or yes as a number or boolean, 0123 as 83)"
+            )
+        text = raw
         if text and (not _VALUE.fullmatch(text) or (grpc and "\t" in text)):
             raise ConfigError(
                 f"{key}.{name}: a header value must be printable ASCII on one line "

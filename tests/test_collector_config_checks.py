@@ -369,3 +369,29 @@ def test_a_listen_port_is_ascii_digits(endpoint: str, tmp_path: Path) -> None:
 def test_a_year_long_timeout_is_still_accepted(tmp_path: Path) -> None:
     cfg = load_collector_config(_write(tmp_path, _config(extra="    query_timeout: 365d\n")))
     assert cfg.query_timeout_s == 365 * 86400
+
+
+# -- forwarder header values that YAML types ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "got"),
+    [("0123", "the int 83"), ("1_000", "the int 1000"), ("1:30", "the int 90"), ("yes", "the bool True")],
+)
+def test_a_header_value_yaml_reads_as_a_number_is_refused(value: str, got: str, tmp_path: Path) -> None:
+    """An unquoted ``x-scope-orgid: 0123`` passed the check and was sent upstream as ``83`` (YAML
+    1.1: octal; ``1_000`` as ``1000``, ``1:30`` as ``90``): another tenant's id. Refused, naming the
+    header and saying to quote it, at ``--check-config`` and when the collector starts; quoted, the
+    text is sent as written."""
+    forward = f"  otlphttp/up:\n    endpoint: http://127.0.0.1:9\n    headers: {{x-scope-orgid: {value}}}\n"
+    text = _config(extra=forward).replace("exporters: [duckdb]", "exporters: [duckdb, otlphttp/up]")
+    message = rf"exporters\.otlphttp/up\.headers\.x-scope-orgid must be a string, got {got}: quote the value"
+    path = tmp_path / "otel-config.yaml"
+    _refused(tmp_path, text, message)
+    run = subprocess.run(
+        [sys.executable, "-m", "spanreel", "collector", "--config", str(path)],
+        env=clean_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 1 and re.search(message, run.stderr), run.stderr
+    path.write_text(text.replace(f"x-scope-orgid: {value}", f'x-scope-orgid: "{value}"'))
+    assert load_collector_config(path).forwarders[0].headers == (("x-scope-orgid", value),)

@@ -42,7 +42,7 @@ def test_otlphttp_full_section() -> None:
         "otlphttp/upstream",
         {
             "endpoint": "https://otel.example.com:4318/",
-            "headers": {"X-Api-Key": "k1", "x-retries": 3},
+            "headers": {"X-Api-Key": "k1", "x-retries": "3"},
             "compression": "none",
             "encoding": "json",
             "timeout": "1500ms",
