@@ -13,8 +13,12 @@ https://github.com/open-telemetry/opentelemetry-collector/tree/main/exporter/otl
         retry_on_failure: {enabled: true, initial_interval: 5s, max_interval: 30s, max_elapsed_time: 300s}
         sending_queue: {enabled: true, queue_size: 1000}
 
-Supported keys: ``endpoint``; ``traces_endpoint`` (otlphttp: the full URL); ``headers`` (string
-values only: an unquoted ``0123`` is the YAML number 83, and is refused rather than sent as ``83``);
+Supported keys: ``endpoint`` (otlp: ``host:port``, ``http(s)://host:port``, or a gRPC naming-syntax
+target passed to the channel as written: ``dns:///host:port``, ``dns://dns-server/host:port``,
+``ipv4:addr:port[,addr:port…]``, ``ipv6:[addr]:port[,…]``, ``unix:path``, ``unix:///absolute_path``,
+``unix-abstract:name``; TLS unless ``tls.insecure``, except that ``http://`` is plaintext and
+``https://`` TLS); ``traces_endpoint`` (otlphttp: the full URL); ``headers`` (string values only: an
+unquoted ``0123`` is the YAML number 83, and is refused rather than sent as ``83``);
 ``compression``; ``encoding`` (otlphttp: ``proto`` | ``json``); ``timeout``; ``tls.insecure``,
 ``tls.insecure_skip_verify`` (otlphttp, or a plaintext otlp), ``tls.ca_file``, ``tls.cert_file``,
 ``tls.key_file``; ``retry_on_failure.{enabled, initial_interval, max_interval, max_elapsed_time,
@@ -26,6 +30,7 @@ multiplier, randomization_factor}``; ``sending_queue.{enabled, queue_size, num_c
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +42,7 @@ from spanreel._config import ConfigError, check_keys, config_file, scalar
 
 __all__ = [
     "FORWARDER_TYPES",
+    "GRPC_NAMING_SCHEMES",
     "MAX_WAIT_S",
     "ClientTLS",
     "ForwarderConfig",
@@ -231,22 +237,72 @@ def _headers(value: Any, key: str, grpc: bool) -> tuple[tuple[str, str], ...]:
 _PORT: Final = re.compile(r"[0-9]{1,5}")
 
 
+#: gRPC name-resolution schemes that grpcio (gRPC C-core) resolves (grpc/doc/naming.md): an
+#: ``otlp`` endpoint written with one is given to the channel as it is, as the OpenTelemetry
+#: Collector does (``dns:///otel-gateway-headless:4317`` for client-side load balancing).
+GRPC_NAMING_SCHEMES: Final = ("dns", "ipv4", "ipv6", "unix", "unix-abstract")
+_GRPC_FORMS: Final = (
+    "host:port, http(s)://host:port, dns:[//authority/]host:port, ipv4:address:port[,…], "
+    "ipv6:[address]:port[,…], unix:path, unix:///absolute_path or unix-abstract:name"
+)
+
+
+def _host_port_ok(text: str, ipv: int | None = None) -> bool:
+    """Whether ``text`` is ``host:port`` (``[v6]:port``) with a port from 1 to 65535; with ``ipv``
+    (4 or 6), the host must be an IP address of that version."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not host or not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
+        return False
+    if ipv is None:
+        return True
+    if ipv == 6:
+        if not (host.startswith("[") and host.endswith("]")):
+            return False
+        host = host[1:-1]
+    try:
+        return ipaddress.ip_address(host).version == ipv
+    except ValueError:
+        return False
+
+
+def _naming_target_ok(scheme: str, rest: str) -> bool:
+    """Whether ``rest`` (what follows ``scheme:``) is a target of that gRPC naming scheme. A port
+    is required where the scheme has one: gRPC's default (443, or 80 for plaintext in some
+    implementations) is never OTLP's 4317, and a plain endpoint needs one too."""
+    if scheme == "dns":
+        if rest.startswith("//"):  # dns://[dns server]/host:port
+            _, sep, rest = rest[2:].partition("/")
+            if not sep:
+                return False
+        return _host_port_ok(rest)
+    if scheme in ("ipv4", "ipv6"):
+        return all(_host_port_ok(part, 4 if scheme == "ipv4" else 6) for part in rest.split(","))
+    if scheme == "unix" and rest.startswith("//"):  # unix://absolute_path: no authority
+        return rest.startswith("///") and len(rest) > 3
+    return bool(rest)
+
+
 def _grpc_target(endpoint: str, key: str) -> tuple[str, bool | None]:
-    """``host:port`` and, when the endpoint has a scheme, whether it asks for plaintext."""
-    plaintext: bool | None = None
+    """The channel target and, for an ``http://`` / ``https://`` endpoint, whether it asks for
+    plaintext (``None``: ``tls.insecure`` decides, as in the Collector). ``host:port`` and gRPC
+    naming-syntax targets (:data:`GRPC_NAMING_SCHEMES`) are kept as written."""
     text = endpoint.strip()
+    scheme, colon, rest = text.partition(":")
+    if colon and scheme.lower() in GRPC_NAMING_SCHEMES:
+        if not _naming_target_ok(scheme.lower(), rest):
+            raise ConfigError(f"{key}: expected {_GRPC_FORMS}, got {endpoint!r}")
+        return text, None
     if "://" in text:
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ConfigError(f"{key}: expected host:port or http(s)://host:port, got {endpoint!r}")
+            raise ConfigError(f"{key}: expected {_GRPC_FORMS}, got {endpoint!r}")
         plaintext = parts.scheme == "http"
         port = parts.port or (80 if plaintext else 443)
         host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
         return f"{host}:{port}", plaintext
-    host, sep, port_text = text.rpartition(":")
-    if not sep or not host or not _PORT.fullmatch(port_text) or not 0 < int(port_text) < 65536:
+    if not _host_port_ok(text):
         raise ConfigError(f"{key}: expected host:port, got {endpoint!r}")
-    return text, plaintext
+    return text, None
 
 
 def _http_url(value: str, key: str) -> str:

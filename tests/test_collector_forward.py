@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from click.testing import CliRunner
 from google.protobuf import duration_pb2
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -40,6 +42,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_collector_security import write_pem
 
+from spanreel.cli import main
 from spanreel.collector import run_query
 from spanreel.collector._config import parse_duration
 from spanreel.collector._decode import decode_request
@@ -161,6 +164,8 @@ class GrpcRecorder:
     gzip_disabled: bool = False
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     endpoint: str = ""
+    #: where it listens: a loopback port, or a gRPC ``unix:`` address (then also its ``endpoint``)
+    bind: str = "127.0.0.1:0"
 
     def serve(self) -> Iterator[GrpcRecorder]:
         def export(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -176,7 +181,8 @@ class GrpcRecorder:
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(_SERVICE, {"Export": handler}),)
         )
-        self.endpoint = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+        port = server.add_insecure_port(self.bind)
+        self.endpoint = self.bind if self.bind.startswith("unix:") else f"127.0.0.1:{port}"
         server.start()
         try:
             yield self
@@ -290,6 +296,31 @@ def test_forwards_over_grpc_and_http_with_headers_gzip_and_retries(
         ]
         == len(expected) - 2
     )
+
+
+def test_otlp_endpoints_in_grpc_naming_syntax_reach_their_receivers(tmp_path: Path) -> None:
+    """``dns:///host:port`` (common in Kubernetes configs) and ``unix:///path`` endpoints, which
+    the OpenTelemetry Collector's otlp exporter accepts, were refused ("expected host:port"). They
+    go to the gRPC channel as written: spans reach a second spanreel collector through
+    ``dns:///127.0.0.1:PORT`` and a receiver on a Unix socket through ``unix:///…``."""
+    upstream_dir = tmp_path / "upstream"
+    upstream_dir.mkdir()
+    socket_recorder = contextmanager(GrpcRecorder(bind=f"unix:{tmp_path / 'otlp.sock'}").serve)
+    with start_collector(upstream_dir / "upstream.duckdb") as upstream, socket_recorder() as recorder:
+        dns_target = f"dns:///{upstream.info['grpc_endpoint']}"
+        exporters = (
+            f"  otlp/dns: {{endpoint: '{dns_target}', tls: {{insecure: true}}, {_FAST_RETRY}}}\n"
+            f"  otlp/unix: {{endpoint: 'unix://{tmp_path / 'otlp.sock'}', tls: {{insecure: true}}}}\n"
+        )
+        config = _config(tmp_path, exporters, ["otlp/dns", "otlp/unix"])
+        checked = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(config)])
+        assert f"otlp/dns: OTLP/gRPC {dns_target} (plaintext" in checked.output, checked.output
+        with start_collector(tmp_path / "local.duckdb", "--config", str(config)) as local:
+            spans = _spans(5)
+            assert OTLPSpanExporter(endpoint=local.http_url, timeout=10).export(spans).name == "SUCCESS"
+            _wait(lambda: _count(upstream) == len(spans), "the upstream collector behind dns:///")
+            _wait(lambda: recorder.span_ids() == _ids(spans), "the receiver behind unix:///")
+            _wait(lambda: _health(local)["forwarders"]["otlp/dns"]["sent_spans"] == len(spans), "stats")
 
 
 class _BlackHole:

@@ -85,6 +85,16 @@ def test_traces_endpoint_is_used_as_is_and_http_scheme_is_plaintext() -> None:
         ("http://127.0.0.1:4317", {}, "127.0.0.1:4317", True),
         ("https://otel.example.com", {"insecure": True}, "otel.example.com:443", False),
         ("[::1]:4317", {"insecure": True}, "[::1]:4317", True),
+        # gRPC naming syntax, as the Collector: passed on as written, TLS unless tls.insecure
+        ("dns:///otel-gateway-headless:4317", {}, "dns:///otel-gateway-headless:4317", False),
+        ("dns:///otel-gateway-headless:4317", {"insecure": True}, "dns:///otel-gateway-headless:4317", True),
+        ("dns://10.0.0.53:53/gateway:4317", {"insecure": True}, "dns://10.0.0.53:53/gateway:4317", True),
+        ("dns:gateway:4317", {}, "dns:gateway:4317", False),
+        ("ipv4:10.0.0.1:4317,10.0.0.2:4317", {}, "ipv4:10.0.0.1:4317,10.0.0.2:4317", False),
+        ("ipv6:[::1]:4317", {"insecure": True}, "ipv6:[::1]:4317", True),
+        ("unix:///run/otel.sock", {"insecure": True}, "unix:///run/otel.sock", True),
+        ("unix:otel.sock", {}, "unix:otel.sock", False),
+        ("unix-abstract:otel", {"insecure": True}, "unix-abstract:otel", True),
     ],
 )
 def test_grpc_endpoint_forms(endpoint: str, tls: dict[str, Any], target: str, plaintext: bool) -> None:
@@ -115,6 +125,20 @@ def test_tls_files_resolve_against_the_config_folder(tmp_path: Path) -> None:
         ("otlp", {}, r"exporters\.otlp\.endpoint is required"),
         ("otlphttp", {"endpoint": "collector:4318"}, r"exporters\.otlphttp\.endpoint: expected an http"),
         ("otlp", {"endpoint": "nohost"}, r"exporters\.otlp\.endpoint: expected host:port"),
+        *(
+            ("otlp", {"endpoint": bad}, r"exporters\.otlp\.endpoint: expected host:port, .*dns:")
+            for bad in (
+                "dns:///gateway",  # no port: gRPC's default 443 is not OTLP's
+                "dns://8.8.8.8",  # no name after the DNS server
+                "dns:4317",  # a host named dns? gRPC reads the dns scheme
+                "ipv4:300.0.0.1:4317",
+                "ipv4:[::1]:4317",
+                "ipv6:::1",
+                "unix:",
+                "unix://run/otel.sock",  # an authority, not an absolute path
+                "xds:///gateway",
+            )
+        ),
         ("otlp", {"endpoint": "h:1", "encoding": "json"}, r"exporters\.otlp\.encoding: unknown key"),
         ("otlp", {"endpoint": "h:1", "compression": "zstd"}, r"compression must be gzip or none, got 'zstd'"),
         ("otlp", {"endpoint": "h:1", "timeout": "soon"}, r"exporters\.otlp\.timeout must be a duration"),
