@@ -21,6 +21,7 @@ from spanreel.collector._config import (
     check_listen_addresses,
     load_collector_config,
     parse_duration,
+    security_warnings,
 )
 from spanreel.collector._forward_config import ForwarderConfig
 from spanreel.collector._security import TLSSettings
@@ -75,7 +76,7 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         f"configuration OK: {source}",
         f"  OTLP/gRPC       {listener(config.grpc_endpoint, config.grpc_tls, config.grpc_auth)}",
         f"  OTLP/HTTP       {listener(config.http_endpoint, config.http_tls, config.http_auth)}",
-        f"  query API       {listener(config.query_endpoint, None, config.query_auth)}",
+        f"  query API       {listener(config.query_endpoint, config.query_tls, config.query_auth)}",
         f"  database        {config.db_path}",
         f"  size limits     gRPC {config.max_recv_msg_size_mib:g} MiB, "
         f"HTTP {config.max_request_body_size} bytes (after decompression)",
@@ -91,6 +92,7 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         lines.append(f"  forward         {_describe_forwarder(forwarder)}")
     if not config.forwarders:
         lines.append("  forward         nowhere (no otlp / otlphttp exporter in the pipeline)")
+    lines.extend(f"  WARNING         {warning}" for warning in security_warnings(config))
     return "\n".join(lines)
 
 
@@ -148,6 +150,8 @@ async def _serve(config: CollectorConfig) -> None:
             "ignored (valid for the OpenTelemetry Collector, no effect here): %s",
             ", ".join(config.ignored_settings),
         )
+    for warning in security_warnings(config):
+        logging.getLogger("spanreel.collector").warning("WARNING: %s", warning)
     collector = Collector(config)
     info = await collector.start()
     stop = asyncio.Event()
@@ -247,7 +251,8 @@ def collector_command(
 
     \b
     Optional, in otel-config.yaml (OpenTelemetry Collector keys):
-      receivers.otlp.protocols.{grpc,http}.tls.cert_file / key_file    TLS
+      receivers.otlp.protocols.{grpc,http}.tls.cert_file / key_file    TLS (also
+      exporters.duckdb.tls.cert_file / key_file                        on the query API)
       receivers.otlp.protocols.{grpc,http}.auth.authenticator          bearer token (with
       exporters.duckdb.auth.authenticator                              extensions.bearertokenauth)
       receivers.otlp.protocols.http.read_timeout   a request body must arrive within it (30s), else 408

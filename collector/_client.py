@@ -11,6 +11,12 @@ announces itself in ``<db_path>.collector.json``::
 When ``query_auth`` is true the query API wants ``Authorization: Bearer <token>``; the client
 takes the token from the ``SPANREEL_TOKEN`` environment variable (the token is never written to
 the discovery file).
+
+With ``exporters.duckdb.tls`` the ``query_url`` is ``https://…`` and ``query_tls_cert`` holds the
+PEM of the certificate the collector serves: the client trusts that certificate and nothing else
+(pinned, whatever name it was issued for: the discovery file is on this machine, and names an
+address such as ``0.0.0.0`` or ``127.0.0.1``). With ``client_ca_file`` the client presents the
+certificate of :data:`CLIENT_CERT_ENV` (PEM; the key in it or in :data:`CLIENT_KEY_ENV`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -36,8 +43,11 @@ from spanreel.collector._query import (
     execute_read_only,
 )
 from spanreel.collector._schema import MIGRATIONS, foreign_schema_reason, not_spanreel_message
+from spanreel.collector._security import pinned_client_context
 
 __all__ = [
+    "CLIENT_CERT_ENV",
+    "CLIENT_KEY_ENV",
     "TOKEN_ENV",
     "CollectorInfo",
     "call_api",
@@ -52,6 +62,10 @@ _HEALTH_TIMEOUT_S = 2.0
 _QUERY_TIMEOUT_S = 300.0
 #: Environment variable holding the bearer token the CLI sends to a query API that requires one.
 TOKEN_ENV = "SPANREEL_TOKEN"
+#: Environment variables naming the client certificate (PEM) and its key that the CLI presents to
+#: a query API with ``tls.client_ca_file`` (mutual TLS).
+CLIENT_CERT_ENV = "SPANREEL_CLIENT_CERT"
+CLIENT_KEY_ENV = "SPANREEL_CLIENT_KEY"
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,9 @@ class CollectorInfo:
     started_at: str
     #: whether the query API requires a bearer token
     query_auth: bool = False
+    #: with TLS on the query API (``query_url`` is https): the PEM certificate it serves, which
+    #: the client pins; ``None``: plaintext
+    query_tls_cert: str | None = None
 
 
 def discovery_path(db_path: str | os.PathLike[str]) -> Path:
@@ -107,6 +124,7 @@ def _read_discovery(path: Path) -> CollectorInfo | None:
             db_path=str(data["db_path"]),
             started_at=str(data.get("started_at", "")),
             query_auth=bool(data.get("query_auth", False)),
+            query_tls_cert=data["query_tls_cert"] if isinstance(data.get("query_tls_cert"), str) else None,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -125,12 +143,19 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def _http_client(timeout: float) -> Iterator[httpx.Client]:
-    """A client for the collector's query API. Its requests are spanreel's own, not the app's: with
+def _http_client(info: CollectorInfo, timeout: float) -> Iterator[httpx.Client]:
+    """A client for the query API of the collector ``info`` describes (over TLS trusting only its
+    certificate, see the module docstring). Its requests are spanreel's own, not the app's: with
     ``SPANREEL_ENABLED=1`` in the shell, every ``spanreel traces``/``sql``/``replay`` recorded its
-    ``GET /healthz`` and ``POST /api/query`` as traces of its own, cluttering the listing."""
+    ``GET /healthz`` and ``POST /api/query`` as traces of its own, cluttering the listing.
+    Raises ``ssl.SSLError`` / ``OSError`` for an unusable client certificate."""
+    verify: ssl.SSLContext | bool = True
+    if info.query_tls_cert is not None:
+        client_cert = os.environ.get(CLIENT_CERT_ENV, "").strip() or None
+        client_key = os.environ.get(CLIENT_KEY_ENV, "").strip() or None
+        verify = pinned_client_context(info.query_tls_cert, client_cert, client_key)
     # trust_env=False: a configured HTTP(S)_PROXY must not capture loopback calls.
-    with suppress_instrumentation(), httpx.Client(timeout=timeout, trust_env=False) as client:
+    with suppress_instrumentation(), httpx.Client(timeout=timeout, trust_env=False, verify=verify) as client:
         yield client
 
 
@@ -141,12 +166,12 @@ def running_collector(db_path: str | os.PathLike[str]) -> CollectorInfo | None:
     if info is None or not _pid_alive(info.pid):
         return None
     try:
-        with _http_client(_HEALTH_TIMEOUT_S) as client:
+        with _http_client(info, _HEALTH_TIMEOUT_S) as client:
             response = client.get(f"{info.query_url}/healthz")
         data = response.json()
         if response.status_code == 200 and data.get("status") == "ok" and data.get("pid") == info.pid:
             return info
-    except (httpx.HTTPError, ValueError, AttributeError):
+    except (httpx.HTTPError, ValueError, AttributeError, OSError):  # ssl.SSLError is an OSError
         pass
     return None
 
@@ -166,9 +191,9 @@ def call_api(info: CollectorInfo, path: str, body: dict[str, Any]) -> dict[str, 
             f"the collector (pid {info.pid}) requires a bearer token on its query API: set {TOKEN_ENV}"
         )
     try:
-        with _http_client(_QUERY_TIMEOUT_S) as client:
+        with _http_client(info, _QUERY_TIMEOUT_S) as client:
             response = client.post(f"{info.query_url}{path}", json=body, headers=headers)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, OSError) as exc:
         raise QueryError(f"the collector (pid {info.pid}) at {info.query_url} did not answer: {exc}") from exc
     try:
         data = response.json()

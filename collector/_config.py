@@ -13,16 +13,18 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   ``auth.authenticator: bearertokenauth`` (see :mod:`spanreel.collector._security`).
 - ``extensions.bearertokenauth`` (or ``bearertokenauth/<name>``): ``token``, ``scheme`` (default
   ``Bearer``); enabled by listing it in ``service.extensions``.
-- ``exporters.duckdb`` (or ``duckdb/<name>``): ``path`` (the DuckDB file), ``query_endpoint``
-  (the read-only query API, default ``127.0.0.1:0``; loopback only unless ``auth`` is set),
-  ``auth.authenticator`` (bearer token on the query API), ``max_queue_bytes`` (bound of the
-  in-memory queue, default 128 MiB), ``decode_workers`` (decoding processes, default one per CPU
+- ``exporters.duckdb`` (or ``duckdb/<name>``): ``path`` (the DuckDB file), ``query_endpoint`` (the
+  read-only query API, default ``127.0.0.1:0``; loopback only unless ``auth`` is set; beyond
+  loopback without ``tls`` it is a warning, see :func:`security_warnings`), ``auth.authenticator``
+  (bearer token on the query API), ``tls`` (HTTPS on the query API, the receivers' keys:
+  ``cert_file``, ``key_file``, ``client_ca_file``, ``min_version``), ``max_queue_bytes`` (bound of
+  the in-memory queue, default 128 MiB), ``decode_workers`` (decoding processes, default one per CPU
   up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``, with a unit;
   default, or ``0``: keep everything), ``metrics_log_interval`` (how often counters are logged,
-  default ``60s``, at least ``1s``; ``0s`` turns it off), ``query_timeout`` (a query API / UI
-  query running longer is interrupted, default ``30s``; ``0s``: no limit), ``query_max_rows`` (the
-  most rows one query API answer holds, default 1,000,000, the answer then says ``truncated``; 0:
-  no limit).
+  default ``60s``, at least ``1s``; ``0s`` turns it off), ``query_timeout`` (a query API / UI query
+  running longer is interrupted, default ``30s``; ``0s``: no limit), ``query_max_rows`` (the most
+  rows one query API answer holds, default 1,000,000, the answer then says ``truncated``; 0: no
+  limit).
 - ``processors.batch`` (or ``batch/<name>``): accepted with the Collector's keys, no effect.
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
@@ -71,7 +73,13 @@ from spanreel.collector._forward_config import (
 )
 from spanreel.collector._security import TLS_KEYS, TLSSettings, parse_auth, parse_extensions, parse_tls
 
-__all__ = ["CollectorConfig", "load_collector_config", "parse_duration", "parse_endpoint"]
+__all__ = [
+    "CollectorConfig",
+    "load_collector_config",
+    "parse_duration",
+    "parse_endpoint",
+    "security_warnings",
+]
 
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
 DEFAULT_HTTP_ENDPOINT = "127.0.0.1:4318"
@@ -135,9 +143,10 @@ class CollectorConfig:
     grpc_auth: str | None = field(default=None, repr=False)
     http_auth: str | None = field(default=None, repr=False)
     query_auth: str | None = field(default=None, repr=False)
-    #: TLS for the OTLP receivers (``None``: plaintext).
+    #: TLS for the OTLP receivers and the query API (``None``: plaintext).
     grpc_tls: TLSSettings | None = None
     http_tls: TLSSettings | None = None
+    query_tls: TLSSettings | None = None
     #: ``otlp`` / ``otlphttp`` exporters in the pipeline: where accepted spans are also forwarded.
     forwarders: tuple[ForwarderConfig, ...] = ()
     #: ``service.telemetry.logs.level`` as a :mod:`logging` level name (``DEBUG`` … ``ERROR``).
@@ -308,8 +317,8 @@ def _endpoint(section: dict[str, Any], key: str, default: str) -> str:
 _GRPC_KEYS = ("endpoint", "auth", "tls", "max_recv_msg_size_mib")
 _HTTP_KEYS = ("endpoint", "auth", "tls", "max_request_body_size", "read_timeout")
 _DUCKDB_KEYS = (
-    "path", "query_endpoint", "auth", "max_queue_bytes", "decode_workers", "ttl", "metrics_log_interval",
-    "query_timeout", "query_max_rows",
+    "path", "query_endpoint", "auth", "tls", "max_queue_bytes", "decode_workers", "ttl",
+    "metrics_log_interval", "query_timeout", "query_max_rows",
 )  # fmt: skip
 _TOP_KEYS = ("receivers", "processors", "exporters", "extensions", "service")
 
@@ -388,9 +397,14 @@ def _parse_receivers(
     return out
 
 
-def _parse_duckdb(section: dict[str, Any], key: str, authenticators: dict[str, str]) -> dict[str, Any]:
+def _parse_duckdb(
+    section: dict[str, Any], key: str, authenticators: dict[str, str], base_dir: Path | None
+) -> dict[str, Any]:
     check_keys(section, _DUCKDB_KEYS, key)
-    out: dict[str, Any] = {"query_auth": parse_auth(section, key, authenticators)}
+    out: dict[str, Any] = {
+        "query_auth": parse_auth(section, key, authenticators),
+        "query_tls": parse_tls(section, key, base_dir),
+    }
     if "max_queue_bytes" in section:
         out["max_queue_bytes"] = _byte_count(section["max_queue_bytes"], f"{key}.max_queue_bytes")
     if "decode_workers" in section:
@@ -461,7 +475,7 @@ def _parse_exporters(
             )
             continue
         if _component_type(eid) == "duckdb":
-            out.update(_parse_duckdb(section, f"exporters.{eid}", authenticators))
+            out.update(_parse_duckdb(section, f"exporters.{eid}", authenticators, base_dir))
         if "query_endpoint" in section:
             value = section["query_endpoint"]
             key = f"exporters.{eid}.query_endpoint"
@@ -484,6 +498,24 @@ def _validate_query_endpoint(value: str, key: str, authenticated: bool) -> None:
             f"{key}: without auth (exporters.duckdb.auth.authenticator) the query API must bind a "
             f"loopback address, got {host!r}"
         )
+
+
+def security_warnings(config: CollectorConfig) -> tuple[str, ...]:
+    """What is allowed but exposes secrets, for ``--check-config`` and the start-up log: the query
+    API on an address beyond loopback (only allowed with ``auth``) without ``tls``, where its
+    bearer token and every query result (prompts, responses) cross the network in plaintext.
+
+    A warning, not an error: TLS is often terminated in front of the collector (a reverse proxy,
+    a service mesh sidecar), which the collector cannot see, and the OTLP receivers, here as in
+    the OpenTelemetry Collector, may also listen in plaintext."""
+    host, _ = parse_endpoint(config.query_endpoint, "exporters.duckdb.query_endpoint")
+    if config.query_tls is not None or _is_loopback(host):
+        return ()
+    return (
+        f"the query API listens on {config.query_endpoint}, beyond loopback, without TLS: its bearer "
+        "token and every query result cross the network in plaintext; set exporters.duckdb.tls "
+        "(cert_file, key_file), or keep it on loopback behind a TLS-terminating proxy",
+    )
 
 
 def config_from_mapping(

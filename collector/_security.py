@@ -16,6 +16,7 @@ the ``bearertokenauth`` extension of opentelemetry-collector-contrib)::
     exporters:
       duckdb:
         auth: {authenticator: bearertokenauth}   # the query API
+        tls: {cert_file: server.crt, key_file: server.key}   # HTTPS on it (the same keys)
     service:
       extensions: [bearertokenauth]
 
@@ -27,6 +28,7 @@ HTTP 401. Tokens are compared in constant time (:func:`hmac.compare_digest`).
 from __future__ import annotations
 
 import hmac
+import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +41,11 @@ __all__ = [
     "TLS_KEYS",
     "TLSSettings",
     "check_authorization",
+    "first_certificate_pem",
     "parse_auth",
     "parse_extensions",
     "parse_tls",
+    "pinned_client_context",
     "server_ssl_context",
 ]
 
@@ -208,4 +212,37 @@ def server_ssl_context(settings: TLSSettings) -> ssl.SSLContext:
     if settings.client_ca_file is not None:
         context.load_verify_locations(cafile=settings.client_ca_file)
         context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+_PEM_CERTIFICATE: Final = re.compile(r"-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----")
+
+
+def first_certificate_pem(cert_file: Path) -> str:
+    """The first certificate of a PEM file (the server's own, before its chain). Raises
+    ``OSError``, or ``ValueError`` when the file holds no PEM certificate."""
+    match = _PEM_CERTIFICATE.search(cert_file.read_text(encoding="ascii", errors="replace"))
+    if match is None:
+        raise ValueError(f"no PEM certificate in {cert_file}")
+    return match.group(0) + "\n"
+
+
+def pinned_client_context(
+    certificate_pem: str, client_cert: str | None = None, client_key: str | None = None
+) -> ssl.SSLContext:
+    """A client context that trusts exactly one server certificate, ``certificate_pem`` (pinning:
+    no CA, not even the system's, vouches for another), whatever name it was issued for: the
+    CLI reaches a collector on this machine at the address of its discovery file (``0.0.0.0``,
+    ``127.0.0.1``), rarely the name on its certificate. With ``client_cert`` (PEM; the key in
+    it or in ``client_key``) the client presents it (mutual TLS). Raises ``ssl.SSLError`` /
+    ``OSError``."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.check_hostname = False  # the certificate itself is pinned: nothing else verifies
+    context.verify_mode = ssl.CERT_REQUIRED
+    # the pinned certificate is the trust anchor even when a CA issued it (no chain to a root)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.load_verify_locations(cadata=certificate_pem)
+    if client_cert:
+        context.load_cert_chain(client_cert, client_key or None)
     return context

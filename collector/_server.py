@@ -68,7 +68,12 @@ from spanreel.collector._http_body import BodyDecoder, BodyTooLarge, MalformedBo
 from spanreel.collector._metrics import Counters, QueueBudget
 from spanreel.collector._query import CONVERT_ROWS, QueryError, execute_read_only
 from spanreel.collector._retention import PruneResult, cutoff_ns, prune
-from spanreel.collector._security import AUTHORIZATION, check_authorization, server_ssl_context
+from spanreel.collector._security import (
+    AUTHORIZATION,
+    check_authorization,
+    first_certificate_pem,
+    server_ssl_context,
+)
 from spanreel.collector._ui import add_ui_routes, is_loopback_host, is_public_path
 from spanreel.collector._writer import QueueFullError, SpanWriter, WriterClosedError, open_database
 
@@ -217,24 +222,30 @@ class Collector:
         self._decode = DecodePool(workers)
         self._query_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spanreel-query")
         http_ssl = server_ssl_context(cfg.http_tls) if cfg.http_tls is not None else None
+        query_ssl = server_ssl_context(cfg.query_tls) if cfg.query_tls is not None else None
+        # the certificate the CLI pins (written to the discovery file; see _client)
+        query_cert = first_certificate_pem(cfg.query_tls.cert_file) if cfg.query_tls is not None else None
         try:
             grpc_endpoint = await self._start_grpc() if cfg.grpc_endpoint else None
             http_endpoint = await self._start_site(
                 self._otlp_app(), cfg.http_endpoint, "OTLP/HTTP", http_ssl, auto_decompress=False
             )
-            query_endpoint = await self._start_site(self._query_app(), cfg.query_endpoint, "the query API")
+            query_endpoint = await self._start_site(
+                self._query_app(), cfg.query_endpoint, "the query API", query_ssl
+            )
         except BaseException:
             await self.stop()
             raise
         assert query_endpoint is not None
         self._info = CollectorInfo(
             pid=os.getpid(),
-            query_url=f"http://{query_endpoint}",
+            query_url=f"{'https' if query_cert else 'http'}://{query_endpoint}",
             grpc_endpoint=grpc_endpoint,
             http_endpoint=http_endpoint,
             db_path=str(self.db_path),
             started_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             query_auth=cfg.query_auth is not None,
+            query_tls_cert=query_cert,
         )
         try:
             write_discovery(self._info)

@@ -26,7 +26,7 @@ import click
 from spanreel._config import ConfigError, resolve_db_path
 from spanreel.collector._cli import handle_stop_signals
 from spanreel.collector._client import TOKEN_ENV, CollectorInfo, running_collector
-from spanreel.collector._config import CollectorConfig, load_collector_config
+from spanreel.collector._config import CollectorConfig, load_collector_config, security_warnings
 from spanreel.collector._ui import UI_PATH
 
 __all__ = ["can_open_browser", "ui_command", "viewer_url"]
@@ -88,6 +88,8 @@ def _running(info: CollectorInfo, open_browser: bool) -> None:
 async def _serve(config: CollectorConfig, open_browser: bool) -> None:
     from spanreel.collector._server import Collector
 
+    for warning in security_warnings(config):
+        click.echo(f"spanreel ui: WARNING: {warning}", err=True)
     collector = Collector(config)
     info = await collector.start()
     stop = asyncio.Event()

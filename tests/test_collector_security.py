@@ -30,7 +30,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spanreel.cli import main
 from spanreel.collector import QueryError, run_query
-from spanreel.collector._client import TOKEN_ENV
+from spanreel.collector._client import CLIENT_CERT_ENV, CLIENT_KEY_ENV, TOKEN_ENV
+from spanreel.collector._security import pinned_client_context
 
 TOKEN = "s3cr3t-token-for-tests"
 EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -286,15 +287,18 @@ def collector_sql(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collecto
         yield running
 
 
-def _client_certificate(folder: Path, ca_cert: Path, ca_key: Path) -> tuple[Path, Path]:
-    """A client certificate (and key) signed by the CA in ``ca_cert`` / ``ca_key``."""
+def _client_certificate(
+    folder: Path, ca_cert: Path, ca_key: Path, name: str = "client", common_name: str = "app"
+) -> tuple[Path, Path]:
+    """A certificate (and key) for ``common_name``, signed by the CA in ``ca_cert`` / ``ca_key``,
+    written as ``name.crt`` / ``name.key``."""
     issuer = x509.load_pem_x509_certificate(ca_cert.read_bytes())
     signing_key = serialization.load_pem_private_key(ca_key.read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app")]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .issuer_name(issuer.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -302,7 +306,7 @@ def _client_certificate(folder: Path, ca_cert: Path, ca_key: Path) -> tuple[Path
         .not_valid_after(now + dt.timedelta(days=1))
         .sign(signing_key, hashes.SHA256())  # type: ignore[arg-type]
     )
-    return write_pem(folder, "client", cert, key)
+    return write_pem(folder, name, cert, key)
 
 
 def test_client_certificates_on_both_receivers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -429,3 +433,100 @@ def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert expected in bad.output and "Traceback" not in bad.output, bad.output
         if "YAML" not in expected:  # YAML errors add the line with a caret under the problem
             assert len(bad.output.strip().splitlines()) == 1, bad.output
+
+
+def _query_tls_config(folder: Path, tls: str) -> Path:
+    """:data:`SECURE_CONFIG` (token auth, TLS receivers) with ``tls: {tls}`` on the query API."""
+    path = folder / "query-tls.yaml"
+    path.write_text(
+        SECURE_CONFIG.replace(
+            "    auth: {authenticator: bearertokenauth}\nservice",
+            f"    auth: {{authenticator: bearertokenauth}}\n    tls: {tls}\nservice",
+        )
+    )
+    return path
+
+
+def test_query_api_over_tls_with_the_certificate_pinned_by_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``exporters.duckdb.tls`` (the receivers' keys; it was an unknown key, and the token and every
+    query result crossed the network in plaintext): the query API speaks HTTPS, the discovery file
+    says https and holds the certificate, and ``run_query`` / ``spanreel sql`` / ``spanreel ui``
+    trust exactly that certificate, a CA-issued one for another name than the address they
+    connect to included; a client that does not pin it, and plaintext, are refused."""
+    ca_cert, ca_key = _self_signed(tmp_path)
+    _client_certificate(tmp_path, ca_cert, ca_key, "query", "spanreel.example")  # not 127.0.0.1
+    config = _query_tls_config(tmp_path, "{cert_file: query.crt, key_file: query.key}")
+    checked = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(config)])
+    assert "query API       127.0.0.1:0 (TLS 1.2+, bearer token)" in checked.output, checked.output
+    with start_collector(tmp_path / "spans.duckdb", "--config", str(config)) as running:
+        url = running.info["query_url"]
+        assert url.startswith("https://127.0.0.1:")
+        assert running.info["query_tls_cert"] == (tmp_path / "query.crt").read_text()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url.replace("https:", "http:") + "/healthz", timeout=5)
+        with pytest.raises(httpx.HTTPError):  # the system's CAs do not vouch for it
+            httpx.get(f"{url}/healthz", timeout=5)
+        with pytest.raises(httpx.HTTPError):  # its CA does, but not for 127.0.0.1
+            httpx.get(f"{url}/healthz", verify=ssl.create_default_context(cafile=str(ca_cert)), timeout=5)
+        (tmp_path / "other").mkdir()
+        other_cert, _ = _self_signed(tmp_path / "other")
+        with pytest.raises(httpx.HTTPError):  # pinned to another certificate
+            httpx.get(f"{url}/healthz", verify=pinned_client_context(other_cert.read_text()), timeout=5)
+
+        monkeypatch.setenv(TOKEN_ENV, TOKEN)
+        assert run_query("SELECT 42", running.db).rows == [[42]]
+        proc = subprocess.run(
+            [sys.executable, "-m", "spanreel", "sql", "SELECT 7 AS n", "--db", str(running.db), "--json"],
+            env=clean_env(**{TOKEN_ENV: TOKEN}), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0 and "7" in proc.stdout, proc.stderr
+        ui = CliRunner().invoke(main, ["ui", "--no-browser", "--db", str(running.db)])
+        assert ui.exit_code == 0 and f"{url}/ui/#token=" in ui.output, ui.output
+
+
+def test_query_api_with_client_certificates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``exporters.duckdb.tls.client_ca_file``: the CLI presents the certificate named by
+    ``SPANREEL_CLIENT_CERT`` / ``SPANREEL_CLIENT_KEY``; without one the query API refuses it."""
+    ca_cert, ca_key = _self_signed(tmp_path)
+    client_cert, client_key = _client_certificate(tmp_path, ca_cert, ca_key)
+    config = _query_tls_config(
+        tmp_path, "{cert_file: server.crt, key_file: server.key, client_ca_file: server.crt}"
+    )
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    with start_collector(tmp_path / "spans.duckdb", "--config", str(config)) as running:
+        monkeypatch.delenv(CLIENT_CERT_ENV, raising=False)
+        with pytest.raises(QueryError):
+            run_query("SELECT 1", running.db)
+        monkeypatch.setenv(CLIENT_CERT_ENV, str(client_cert))
+        monkeypatch.setenv(CLIENT_KEY_ENV, str(client_key))
+        assert run_query("SELECT 1", running.db).rows == [[1]]
+
+
+def test_a_query_api_beyond_loopback_without_tls_is_a_loud_warning(tmp_path: Path) -> None:
+    """With ``auth`` the query API may listen beyond loopback; without ``tls`` its token and every
+    query result then cross the network in plaintext, and ``--check-config`` said nothing. Now
+    ``--check-config`` and the start-up log warn (a TLS-terminating proxy in front is legitimate,
+    so it is not an error); with ``tls``, or on loopback, they do not."""
+    _self_signed(tmp_path)
+    path = tmp_path / "remote.yaml"
+    auth = "    auth: {authenticator: bearertokenauth}\n"
+    path.write_text(SECURE_CONFIG.replace(f"{auth}service", f"{auth}    query_endpoint: 0.0.0.0:0\nservice"))
+    warning = "the query API listens on 0.0.0.0:0, beyond loopback, without TLS: its bearer token"
+
+    def check(*flags: str) -> str:
+        result = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(path), *flags])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert f"  WARNING         {warning}" in check()
+    assert "WARNING" not in check("--query-endpoint", "127.0.0.1:0")
+    with start_collector(
+        tmp_path / "spans.duckdb", "--config", str(path), "--query-endpoint", "0.0.0.0:0"
+    ) as running:
+        assert running.info["query_url"].startswith("http://0.0.0.0:")
+    assert f"WARNING: {warning}" in running.stderr()
+    tls = "    tls: {cert_file: server.crt, key_file: server.key}\n"
+    path.write_text(path.read_text().replace("0.0.0.0:0\n", f"0.0.0.0:0\n{tls}"))
+    assert "WARNING" not in check()
