@@ -2,10 +2,11 @@
 
 Prints rows/s of :func:`spanreel.collector._normalise.normalise_row` for span shapes the collector
 sees — spanreel's own LLM spans, plain HTTP spans (no GenAI attribute: every lookup falls through
-to the last peer source), and LLM spans from OpenInference, OpenLLMetry ≤ 0.54, OpenLIT and
-MLflow — beside a baseline measured in the same run: the same rows through the OTel-names-only
-lookup the walking skeleton had. Also times ``normalise_messages`` / ``normalise_cost`` (not on the
-ingest path yet).
+to the last peer source), and LLM spans from OpenInference, OpenLLMetry ≤ 0.54, OpenLIT, MLflow
+and the anthropic SDK's own call span — beside a baseline measured in the same run: the same rows
+through the OTel-names-only lookup the walking skeleton had. Also times ``normalise_messages`` /
+``normalise_cost`` (on the ingest path for LLM calls only: the ``input_messages`` /
+``output_messages`` / ``cost_usd`` columns).
 
 Run: ``python bench/normalise_peers.py [--rows 20000] [--repeat 5]``.
 """
@@ -31,6 +32,7 @@ from spanreel.collector._normalise import (
     normalise_row,
 )
 from tests.test_collector_peers import (
+    ANTHROPIC_SDK_MAX_TOKENS,
     MLFLOW_CHAT,
     OPENINFERENCE_CHAT,
     OPENLIT_CHAT,
@@ -71,6 +73,7 @@ SHAPES = {
     "OpenLLMetry 0.54 LLM": OPENLLMETRY_0_54_CHAT,
     "OpenLIT LLM": OPENLIT_CHAT,
     "MLflow LLM": MLFLOW_CHAT,
+    "anthropic SDK call span": ANTHROPIC_SDK_MAX_TOKENS,
 }
 
 # The skeleton's lookup: OTel GenAI names (and deprecated ones) only.
@@ -128,7 +131,7 @@ def main() -> None:
     for label, attrs in SHAPES.items():
         base, new = _rates([_baseline_row, normalise_row], attrs, args.rows, args.repeat)
         print(f"{label:<24} {base:>20,.0f} {new:>12,.0f} {new / base:>7.2f}")
-    print("\nnot on the ingest path (pure functions for future columns), calls/s:")
+    print("\nLLM calls only (input_messages, output_messages, cost_usd), calls/s:")
     for label, attrs in SHAPES.items():
         msgs, cost = _rates(
             [

@@ -9,7 +9,8 @@ Spans from other GenAI instrumentations fill the same columns
 OpenTelemetry GenAI semantic conventions v1.41 and their deprecated names (``gen_ai.system``,
 ``gen_ai.usage.prompt_tokens`` …), OpenInference, OpenLLMetry (≤ 0.54 indexed
 ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` and ``llm.request.type``; newer ones use
-the OTel names), OpenLIT and MLflow, whose JSON-encoded values are decoded first.
+the OTel names), OpenLIT, MLflow, whose JSON-encoded values are decoded first, and the
+``anthropic`` SDK's own call span (OTel names, its stop reason as ``anthropic.message.stop_reason``).
 
 Each column has an ordered lookup table (:data:`LOOKUP_TABLES`); the first source that is present
 and converts to a usable value wins. The order follows Langfuse's ``OtelIngestionProcessor``
@@ -39,6 +40,8 @@ from spanreel.instrumentation._anthropic import messages_request, messages_respo
 from spanreel.instrumentation._common import Parsed, RequestParts
 from spanreel.instrumentation._content import ContentPolicy
 from spanreel.instrumentation._openai import chat_request, choices_response, content_parts
+from spanreel.instrumentation._openai_misc import completions_request
+from spanreel.instrumentation._openai_responses import responses_request, responses_response
 
 __all__ = [
     "GENAI_COLUMNS",
@@ -200,13 +203,17 @@ def _load_json(text: str) -> Any:
 
 
 class _MlflowAttributes(Mapping[str, Any]):
-    """MLflow's attributes with every JSON-encoded value decoded on first access (originals kept)."""
+    """MLflow's attributes with every JSON-encoded value decoded on first access (originals kept).
 
-    __slots__ = ("_cache", "_raw")
+    ``response`` memoises the span's parsed model response (:func:`_mlflow_response`), which
+    several columns read."""
+
+    __slots__ = ("_cache", "_raw", "response")
 
     def __init__(self, raw: Attributes) -> None:
         self._raw = raw
         self._cache: dict[str, Any] = {}
+        self.response: tuple[Parsed | None] | None = None  # (parsed,) once parsed
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -219,6 +226,13 @@ class _MlflowAttributes(Mapping[str, Any]):
             value = value if decoded is None else decoded
         self._cache[key] = value
         return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._raw
+
+    def get(self, key: str, default: Any = None) -> Any:
+        # Most keys the lookups try are absent: no KeyError raised and caught for each.
+        return self[key] if key in self._raw else default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._raw)
@@ -290,13 +304,18 @@ def _model_call_operation(value: Any) -> str | None:
     return text if text in MODEL_CALL_OPERATIONS else None
 
 
+_OI_FIRST_PROMPT: Final = f"{peers.OI_PROMPTS}.0.{peers.OI_PROMPT_TEXT}"
+_OI_FIRST_CHOICE: Final = f"{peers.OI_CHOICES}.0.{peers.OI_COMPLETION_TEXT}"
+
+
 def _openinference_operation(attrs: Attributes) -> str | None:
-    """LLM → chat (text_completion when the span has ``llm.prompts`` and no input messages),
-    EMBEDDING → embeddings; other span kinds are not model calls."""
+    """LLM → chat (text_completion when the span has legacy Completions prompts —
+    ``llm.prompts.{i}.prompt.text``, or an older release's ``llm.prompts`` list — and no input
+    messages), EMBEDDING → embeddings; other span kinds are not model calls."""
     operation = _oi_kind_operation(attrs.get(peers.OI_SPAN_KIND))
     if (
         operation == _OP.CHAT.value
-        and peers.OI_PROMPTS in attrs
+        and (_OI_FIRST_PROMPT in attrs or peers.OI_PROMPTS in attrs)
         and f"{peers.OI_INPUT_MESSAGES}.0.{peers.OI_MESSAGE_ROLE}" not in attrs
     ):
         return _OP.TEXT_COMPLETION.value
@@ -341,24 +360,62 @@ def _mlflow_response_model(attrs: Attributes) -> str | None:
     return as_text(outputs.get("model")) if outputs else None
 
 
-#: MLflow's ``spanInputs`` / ``spanOutputs`` of a model call are the provider SDK's request and
-#: response, in the wire format ``mlflow.message.format`` names: read by the instrumentation's own
-#: mapping of that format (OpenAI Chat Completions unless named otherwise).
-_MLFLOW_WIRE: Final[Mapping[str, tuple[Callable[..., RequestParts], Callable[..., Parsed]]]] = {
-    "anthropic": (messages_request, messages_response),
-}
-_OPENAI_WIRE: Final = (chat_request, choices_response)
+def _mlflow_request_model(attrs: Attributes) -> str | None:
+    """The ``model`` of the call's kwargs: MLflow sets no ``mlflow.llm.model`` when the call failed."""
+    inputs = _mlflow_inputs(attrs)
+    return as_text(inputs.get("model")) if inputs else None
+
+
+# MLflow's ``spanInputs`` / ``spanOutputs`` of a model call are the provider SDK's request and
+# response, in the wire format ``mlflow.message.format`` names: read by the instrumentation's own
+# mapping of that format (OpenAI unless named otherwise; which OpenAI API from their shape).
 #: Inline base64 (images, audio, files) becomes a placeholder with its size, as at capture.
 _BLOBS: Final = ContentPolicy(max_bytes=0)
+_ANTHROPIC_FORMAT: Final = "anthropic"
 
 
-def _mlflow_wire(attrs: Attributes) -> tuple[Callable[..., RequestParts], Callable[..., Parsed]]:
-    return _MLFLOW_WIRE.get(as_text(attrs.get(peers.MLFLOW_MESSAGE_FORMAT)) or "", _OPENAI_WIRE)
+def _mlflow_request_reader(
+    attrs: Attributes, inputs: Mapping[str, Any]
+) -> Callable[..., RequestParts] | None:
+    """The mapping of the recorded kwargs: Anthropic Messages, else OpenAI Chat Completions
+    (``messages``), Responses (``input``; not an embeddings call's) or legacy Completions
+    (``prompt``); ``None`` for anything else."""
+    if isinstance(inputs.get("messages"), list):
+        return messages_request if _mlflow_format(attrs) == _ANTHROPIC_FORMAT else chat_request
+    if _mlflow_format(attrs) == _ANTHROPIC_FORMAT:
+        return None
+    if isinstance(inputs.get("input"), str | list) and (
+        _mlflow_operation(attrs.get(peers.MLFLOW_SPAN_TYPE)) != _OP.EMBEDDINGS.value
+    ):
+        return responses_request
+    if isinstance(inputs.get("prompt"), str | list):
+        return completions_request
+    return None
+
+
+def _mlflow_format(attrs: Attributes) -> str:
+    return as_text(attrs.get(peers.MLFLOW_MESSAGE_FORMAT)) or ""
 
 
 def _mlflow_response(attrs: Attributes) -> Parsed | None:
+    """The recorded response read as Anthropic Messages, OpenAI Responses (``object``
+    ``response``) or Chat / legacy Completions (``choices``); memoised on the attribute view."""
+    memo = attrs.response if isinstance(attrs, _MlflowAttributes) else None
+    if memo is not None:
+        return memo[0]
     outputs = _mlflow_outputs(attrs)
-    return _mlflow_wire(attrs)[1](_BLOBS.scrub(outputs), True) if outputs else None
+    parsed: Parsed | None = None
+    if outputs:
+        if _mlflow_format(attrs) == _ANTHROPIC_FORMAT:
+            parse: Callable[..., Parsed] = messages_response
+        elif outputs.get("object") == "response":
+            parse = responses_response
+        else:
+            parse = choices_response
+        parsed = parse(_BLOBS.scrub(outputs), True)
+    if isinstance(attrs, _MlflowAttributes):
+        attrs.response = (parsed,)
+    return parsed
 
 
 def _mlflow_finish_reasons(attrs: Attributes) -> list[str] | None:
@@ -366,6 +423,20 @@ def _mlflow_finish_reasons(attrs: Attributes) -> list[str] | None:
     reasons = parsed.attributes.get(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS) if parsed else None
     return [str(r) for r in reasons] if isinstance(reasons, list | tuple) and reasons else None
 
+
+def _mlflow_usage(key: str) -> Callable[[Attributes], int | None]:
+    """A token count from the recorded response's ``usage`` (MLflow records no
+    ``mlflow.chat.tokenUsage`` for legacy completions)."""
+
+    def read(attrs: Attributes) -> int | None:
+        parsed = _mlflow_response(attrs)
+        return as_count(parsed.attributes.get(key)) if parsed else None
+
+    return read
+
+
+_INPUT_TOKENS: Final = gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+_OUTPUT_TOKENS: Final = gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
 
 #: column name → ordered sources (first usable value wins).
 LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
@@ -388,7 +459,11 @@ LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
         Source(peers.OI_LLM_REQUEST_MODEL_NAME, as_text, peer=True),
         Source(peers.OI_LLM_MODEL_NAME, as_text, peer=True),
         Source(peers.OI_EMBEDDING_MODEL_NAME, as_text, peer=True),
+        # A failed call has no model name (it comes from the response): the call's parameters.
+        Source(peers.OI_INVOCATION_PARAMETERS, _json_field("model", as_text), peer=True),
+        Source(peers.OI_EMBEDDING_INVOCATION_PARAMETERS, _json_field("model", as_text), peer=True),
         Source(peers.MLFLOW_MODEL, as_text, peer=True),
+        Derived("mlflow.spanInputs.model", _mlflow_request_model, (peers.MLFLOW_SPAN_TYPE,)),
     ),
     "response_model": (
         Source(gen_ai.GEN_AI_RESPONSE_MODEL, as_text),
@@ -404,12 +479,14 @@ LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
         Source(gen_ai.GEN_AI_USAGE_PROMPT_TOKENS, as_count),
         Source(peers.OI_TOKEN_COUNT_PROMPT, as_count, peer=True),
         Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_INPUT_TOKENS, as_count), peer=True),
+        Derived("mlflow.spanOutputs.usage", _mlflow_usage(_INPUT_TOKENS), (peers.MLFLOW_SPAN_TYPE,)),
     ),
     "output_tokens": (
         Source(gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS, as_count),
         Source(gen_ai.GEN_AI_USAGE_COMPLETION_TOKENS, as_count),
         Source(peers.OI_TOKEN_COUNT_COMPLETION, as_count, peer=True),
         Source(peers.MLFLOW_TOKEN_USAGE, _json_field(peers.MLFLOW_USAGE_OUTPUT_TOKENS, as_count), peer=True),
+        Derived("mlflow.spanOutputs.usage", _mlflow_usage(_OUTPUT_TOKENS), (peers.MLFLOW_SPAN_TYPE,)),
     ),
     "finish_reasons": (
         Source(gen_ai.GEN_AI_RESPONSE_FINISH_REASONS, as_text_list),
@@ -417,9 +494,9 @@ LOOKUP_TABLES: Final[Mapping[str, tuple[Source | Derived, ...]]] = {
             "gen_ai.completion.{i}.finish_reason", _llmetry_finish_reasons, (_LLMETRY_FIRST_FINISH_REASON,)
         ),
         Source(peers.OI_FINISH_REASON, as_text_list, peer=True),
-        Derived(
-            "mlflow.spanOutputs.choices[].finish_reason", _mlflow_finish_reasons, (peers.MLFLOW_SPAN_TYPE,)
-        ),
+        Derived("mlflow.spanOutputs (finish reasons)", _mlflow_finish_reasons, (peers.MLFLOW_SPAN_TYPE,)),
+        # The provider's own spelling (end_turn, max_tokens …), as spanreel records Anthropic's.
+        Source(peers.ANTHROPIC_STOP_REASON, as_text_list, peer=True),
     ),
     "session_id": (
         Source(SESSION_ID, as_text),
@@ -653,19 +730,61 @@ def _openinference_messages(attrs: Attributes, prefix: str, output: bool) -> lis
     return messages or None
 
 
+def _openinference_prompts(attrs: Attributes) -> list[Message] | None:
+    """Legacy Completions prompts (``llm.prompts.{i}.prompt.text``, or an older release's
+    ``llm.prompts`` list): one user message per prompt, as spanreel records its own."""
+    prompts: list[Any] = [
+        attrs.get(f"{base}.{peers.OI_PROMPT_TEXT}")
+        for base in _indexed(attrs, peers.OI_PROMPTS, (peers.OI_PROMPT_TEXT,))
+    ]
+    if not prompts:
+        listed = attrs.get(peers.OI_PROMPTS)
+        prompts = list(listed) if isinstance(listed, list | tuple) else []
+    messages = [{"role": "user", "parts": [_text_part(p)]} for p in prompts if isinstance(p, str)]
+    return messages or None
+
+
+def _openinference_choices(attrs: Attributes) -> list[Message] | None:
+    """Legacy Completions choices (``llm.choices.{i}.completion.text``): one assistant message
+    each; OpenInference records the first choice's finish reason only."""
+    reason = as_text(attrs.get(peers.OI_FINISH_REASON)) or ""
+    messages: list[Message] = []
+    for i, base in enumerate(_indexed(attrs, peers.OI_CHOICES, (peers.OI_COMPLETION_TEXT,))):
+        text = attrs.get(f"{base}.{peers.OI_COMPLETION_TEXT}")
+        parts = [_text_part(text)] if isinstance(text, str) and text else []
+        messages.append({"role": "assistant", "parts": parts, "finish_reason": reason if i == 0 else ""})
+    return messages or None
+
+
 def _mlflow_input_messages(attrs: Attributes) -> list[Message] | None:
+    """The recorded kwargs' conversation; separate system instructions (Anthropic ``system``,
+    Responses ``instructions``) become its first message, role ``system``, as the other peers
+    record them (there is no column for ``gen_ai.system_instructions``)."""
     inputs = _mlflow_inputs(attrs)
-    if not inputs or not isinstance(inputs.get("messages"), list):
+    read = _mlflow_request_reader(attrs, inputs) if inputs else None
+    if inputs is None or read is None:
         return None
-    request = _mlflow_wire(attrs)[0](_BLOBS.scrub(inputs), None, True)
-    messages = request.content.get(gen_ai.GEN_AI_INPUT_MESSAGES)
-    return list(messages) if messages else None
+    content = read(_BLOBS.scrub(inputs), None, True).content
+    messages = list(content.get(gen_ai.GEN_AI_INPUT_MESSAGES) or ())
+    system = content.get(gen_ai.GEN_AI_SYSTEM_INSTRUCTIONS)
+    if system:
+        messages.insert(0, {"role": "system", "parts": list(system)})
+    return messages or None
 
 
 def _mlflow_output_messages(attrs: Attributes) -> list[Message] | None:
     parsed = _mlflow_response(attrs)
     messages = parsed.content.get(gen_ai.GEN_AI_OUTPUT_MESSAGES) if parsed else None
     return list(messages) if messages else None
+
+
+def _with_finish_reason(messages: list[Message] | None, reason: Any) -> list[Message] | None:
+    """``messages`` with ``reason`` as the ``finish_reason`` of those that have none (the
+    anthropic SDK records the stop reason beside its output messages, not in them)."""
+    text = as_text(reason)
+    if not messages or text is None:
+        return messages
+    return [m if m.get("finish_reason") else {**m, "finish_reason": text} for m in messages]
 
 
 def _first(*candidates: Callable[[], list[Message] | None]) -> list[Message] | None:
@@ -704,6 +823,9 @@ _PEER_MESSAGE_KEYS: Final = frozenset(
             for prefix in (peers.OI_INPUT_MESSAGES, peers.OI_OUTPUT_MESSAGES)
             for probe in _OI_MESSAGE_PROBES
         ),
+        _OI_FIRST_PROMPT,
+        peers.OI_PROMPTS,
+        _OI_FIRST_CHOICE,
         peers.MLFLOW_SPAN_TYPE,
     }
 )
@@ -718,28 +840,40 @@ def normalise_messages(attributes: Attributes) -> tuple[str | None, str | None]:
     Sources, first present wins per side: ``gen_ai.input.messages`` / ``gen_ai.output.messages``
     (spanreel, OpenLLMetry ≥ 0.55, OpenLIT; returned compacted), OpenLLMetry ≤ 0.54
     ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*``, OpenInference
-    ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*``, MLflow
-    ``mlflow.spanInputs.messages`` / ``mlflow.spanOutputs.choices`` (OpenAI format). System
-    messages stay in the input messages (role ``system``).
+    ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*`` (legacy
+    Completions: ``llm.prompts.{i}.prompt.text`` / ``llm.choices.{i}.completion.text``), MLflow
+    ``mlflow.spanInputs`` / ``mlflow.spanOutputs`` (the provider SDK's request and response:
+    Anthropic Messages, OpenAI Chat Completions, Responses or legacy Completions). System messages
+    stay in the input messages (role ``system``); so do MLflow's separate system instructions
+    (Anthropic ``system``, Responses ``instructions``), as its first message. Output messages
+    without a finish reason get the anthropic SDK's ``anthropic.message.stop_reason``.
     """
     if _PEER_MESSAGE_KEYS.isdisjoint(attributes):
-        # No peer's messages can be there (the common case): the OTel attributes alone, without
-        # probing for the peers' indexed keys.
-        return (
-            _dumps(_semconv_messages(attributes.get(gen_ai.GEN_AI_INPUT_MESSAGES))),
-            _dumps(_semconv_messages(attributes.get(gen_ai.GEN_AI_OUTPUT_MESSAGES))),
-        )
-    attrs = attribute_view(attributes)
+        # No peer's messages can be there (the common case, the anthropic SDK's span included):
+        # the OTel attributes alone, without probing for the peers' indexed keys.
+        inputs = _semconv_messages(attributes.get(gen_ai.GEN_AI_INPUT_MESSAGES))
+        outputs = _semconv_messages(attributes.get(gen_ai.GEN_AI_OUTPUT_MESSAGES))
+    else:
+        inputs, outputs = _peer_messages(attribute_view(attributes))
+    stop_reason = attributes.get(peers.ANTHROPIC_STOP_REASON)
+    if stop_reason is not None:
+        outputs = _with_finish_reason(outputs, stop_reason)
+    return _dumps(inputs), _dumps(outputs)
+
+
+def _peer_messages(attrs: Attributes) -> tuple[list[Message] | None, list[Message] | None]:
     inputs = _first(
         lambda: _semconv_messages(attrs.get(gen_ai.GEN_AI_INPUT_MESSAGES)),
         lambda: _llmetry_messages(attrs, peers.LLMETRY_PROMPTS, output=False),
         lambda: _openinference_messages(attrs, peers.OI_INPUT_MESSAGES, output=False),
+        lambda: _openinference_prompts(attrs),
         lambda: _mlflow_input_messages(attrs),
     )
     outputs = _first(
         lambda: _semconv_messages(attrs.get(gen_ai.GEN_AI_OUTPUT_MESSAGES)),
         lambda: _llmetry_messages(attrs, peers.LLMETRY_COMPLETIONS, output=True),
         lambda: _openinference_messages(attrs, peers.OI_OUTPUT_MESSAGES, output=True),
+        lambda: _openinference_choices(attrs),
         lambda: _mlflow_output_messages(attrs),
     )
-    return _dumps(inputs), _dumps(outputs)
+    return inputs, outputs

@@ -17,6 +17,8 @@ own constants (the runtime does not depend on the peer packages) and
 - MLflow tracing: ``mlflow.tracing.constant`` (``SpanAttributeKey``, ``TokenUsageKey``,
   ``CostKey``, ``SpanType``). MLflow JSON-encodes every attribute value (a string arrives as
   ``"\\"LLM\\""``).
+- The ``anthropic`` SDK's own call span (``anthropic._tracing.SPAN_ATTRIBUTES``, scope
+  ``com.anthropic.sdk.python``): OTel names, plus the stop reason under an ``anthropic.*`` name.
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ OI_FINISH_REASON: Final = "llm.finish_reason"
 OI_COST_TOTAL: Final = "llm.cost.total"
 OI_INPUT_MESSAGES: Final = "llm.input_messages"
 OI_OUTPUT_MESSAGES: Final = "llm.output_messages"
+OI_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"
+OI_EMBEDDING_INVOCATION_PARAMETERS: Final = "embedding.invocation_parameters"
+#: legacy Completions: indexed ``llm.prompts.{i}.prompt.text`` / ``llm.choices.{i}.completion.text``
+#: (releases before the indexed form wrote ``llm.prompts`` as a list of strings)
 OI_PROMPTS: Final = "llm.prompts"
+OI_CHOICES: Final = "llm.choices"
+OI_PROMPT_TEXT: Final = "prompt.text"
+OI_COMPLETION_TEXT: Final = "completion.text"
 # relative keys inside one indexed message: llm.input_messages.{i}.<key>
 OI_MESSAGE_ROLE: Final = "message.role"
 OI_MESSAGE_CONTENT: Final = "message.content"
@@ -136,5 +145,9 @@ MLFLOW_SPAN_TYPE_OPERATIONS: Final[Mapping[str, str]] = {
     "LLM": _OP.TEXT_COMPLETION.value,
     "EMBEDDING": _OP.EMBEDDINGS.value,
 }
+
+# -- the anthropic SDK's own call span (anthropic.messages.create) ----------------------------
+#: Anthropic's ``stop_reason`` as the SDK's span records it (no ``gen_ai.response.finish_reasons``).
+ANTHROPIC_STOP_REASON: Final = "anthropic.message.stop_reason"
 
 __all__ = [name for name in dir() if name.isupper() and not name.startswith("_")]

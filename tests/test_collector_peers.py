@@ -179,6 +179,157 @@ OPENINFERENCE_CHAT: dict[str, Any] = {
 }
 
 
+# Recorded from the same peer releases (openinference-instrumentation-openai 0.1.66, mlflow-tracing
+# 3.17 with openai / anthropic autolog, the anthropic 2.17 SDK's own call span with content mode on)
+# against spanreel.fakellm; long answers shortened.
+OPENINFERENCE_LEGACY_COMPLETION: dict[str, Any] = {
+    "llm.system": "openai",
+    "input.value": '{"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 20}',
+    "input.mime_type": "application/json",
+    "output.value": '{"id":"cmpl-1","choices":[{"finish_reason":"length","index":0,"text":"Short answer."}]}',
+    "output.mime_type": "application/json",
+    "session.id": "sess-oi",
+    "llm.invocation_parameters": '{"model": "gpt-3.5-turbo-instruct", "max_tokens": 20}',
+    "llm.prompts.0.prompt.text": "Say hi",
+    "llm.model_name": "gpt-3.5-turbo-instruct",
+    "llm.token_count.total": 22,
+    "llm.token_count.prompt": 2,
+    "llm.token_count.completion": 20,
+    "llm.choices.0.completion.text": "Short answer.",
+    "llm.finish_reason": "length",
+    "openinference.span.kind": "LLM",
+}
+
+# A call the provider refused (HTTP 400): no model name, which comes from the response.
+OPENINFERENCE_FAILED_CALL: dict[str, Any] = {
+    "llm.system": "openai",
+    "input.value": json.dumps(
+        {"model": "fake-error-400", "messages": [{"role": "user", "content": "Is DuckDB fast?"}]}
+    ),
+    "input.mime_type": "application/json",
+    "session.id": "sess-oi",
+    "llm.invocation_parameters": '{"model": "fake-error-400"}',
+    "llm.input_messages.0.message.role": "user",
+    "llm.input_messages.0.message.content": "Is DuckDB fast?",
+    "openinference.span.kind": "LLM",
+}
+
+MLFLOW_FAILED_CALL: dict[str, Any] = {
+    "mlflow.traceRequestId": '"tr-3bdf55d67aab64b018482b735ca3c585"',
+    "mlflow.spanType": '"CHAT_MODEL"',
+    "mlflow.spanInputs": json.dumps(
+        {"model": "fake-error-400", "messages": [{"role": "user", "content": "Is DuckDB fast?"}]}
+    ),
+    "model": '"fake-error-400"',
+    "mlflow.message.format": '"openai"',
+    "mlflow.spanLogLevel": "40",
+}
+
+MLFLOW_ANTHROPIC_SYSTEM: dict[str, Any] = {
+    "mlflow.traceRequestId": '"tr-acce188dc9a8120613fe5ffab28f8580"',
+    "mlflow.spanType": '"CHAT_MODEL"',
+    "mlflow.spanInputs": json.dumps(
+        {
+            "max_tokens": 200,
+            "messages": [{"role": "user", "content": "Is DuckDB fast?"}],
+            "model": "claude-3-5-haiku-latest",
+            "system": "Be brief.",
+        }
+    ),
+    "mlflow.message.format": '"anthropic"',
+    "mlflow.llm.model": '"claude-3-5-haiku-latest"',
+    "mlflow.llm.provider": '"anthropic"',
+    "mlflow.chat.tokenUsage": '{"input_tokens": 5, "output_tokens": 60, "total_tokens": 65}',
+    "mlflow.spanOutputs": json.dumps(
+        {
+            "id": "msg_9c28931bbaf7422b3cdb8b89",
+            "content": [{"citations": None, "text": "Here is my view.", "type": "text"}],
+            "model": "claude-3-5-haiku-latest",
+            "role": "assistant",
+            "stop_reason": "end_turn",
+            "type": "message",
+            "usage": {"input_tokens": 5, "output_tokens": 60},
+        }
+    ),
+    "mlflow.spanLogLevel": "20",
+}
+
+MLFLOW_RESPONSES: dict[str, Any] = {
+    "mlflow.traceRequestId": '"tr-07366f696e043851903eb648d95fa9e6"',
+    "mlflow.spanType": '"CHAT_MODEL"',
+    "mlflow.spanInputs": '{"model": "gpt-4o-mini", "instructions": "Be brief.", "input": "Is DuckDB fast?"}',
+    "model": '"gpt-4o-mini"',
+    "instructions": '"Be brief."',
+    "mlflow.message.format": '"openai"',
+    "mlflow.llm.model": '"gpt-4o-mini"',
+    "mlflow.chat.tokenUsage": '{"input_tokens": 5, "output_tokens": 41, "total_tokens": 46}',
+    "mlflow.spanOutputs": json.dumps(
+        {
+            "id": "resp_21a18b2fbdfdbf4ec34d37933bb78",
+            "instructions": "Be brief.",
+            "model": "gpt-4o-mini",
+            "object": "response",
+            "output": [
+                {
+                    "id": "msg_b2fbdfdbf4ec34d37933bb78",
+                    "content": [{"annotations": [], "text": "There are two sides.", "type": "output_text"}],
+                    "role": "assistant",
+                    "status": "completed",
+                    "type": "message",
+                }
+            ],
+            "status": "completed",
+            "usage": {"input_tokens": 5, "output_tokens": 41, "total_tokens": 46},
+        }
+    ),
+    "mlflow.spanLogLevel": "20",
+}
+
+# MLflow records no mlflow.chat.tokenUsage for a legacy completion: the usage is in its outputs.
+MLFLOW_LEGACY_COMPLETION: dict[str, Any] = {
+    "mlflow.traceRequestId": '"tr-c90f1d845469d60334b0739763d90cc3"',
+    "mlflow.spanType": '"LLM"',
+    "mlflow.spanInputs": '{"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 20}',
+    "model": '"gpt-3.5-turbo-instruct"',
+    "prompt": '"Say hi"',
+    "max_tokens": "20",
+    "mlflow.message.format": '"openai"',
+    "mlflow.llm.model": '"gpt-3.5-turbo-instruct"',
+    "mlflow.spanOutputs": json.dumps(
+        {
+            "id": "cmpl-803285389c160a7a2fc4b549d128c",
+            "choices": [{"finish_reason": "length", "index": 0, "logprobs": None, "text": "Short answer."}],
+            "model": "gpt-3.5-turbo-instruct",
+            "object": "text_completion",
+            "usage": {"completion_tokens": 20, "prompt_tokens": 2, "total_tokens": 22},
+        }
+    ),
+    "mlflow.spanLogLevel": "20",
+}
+
+# The anthropic SDK's span of a call cut off at max_tokens: the stop reason under its own name.
+ANTHROPIC_SDK_MAX_TOKENS: dict[str, Any] = {
+    "server.address": "127.0.0.1",
+    "server.port": 36605,
+    "gen_ai.provider.name": "anthropic",
+    "gen_ai.operation.name": "chat",
+    "gen_ai.request.model": "claude-3-5-haiku-latest",
+    "gen_ai.request.max_tokens": 3,
+    "http.request.method": "POST",
+    "url.full": "http://127.0.0.1:36605/v1/messages",
+    "gen_ai.usage.input_tokens": 3,
+    "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"Is DuckDB fast?"}]}]',
+    "gen_ai.output.messages": '[{"role":"assistant","parts":[{"type":"text","content":"That is a"}]}]',
+    "http.response.status_code": 200,
+    "gen_ai.response.id": "msg_58aa2c0e6129d9ad5b5b07a6",
+    "gen_ai.response.model": "claude-3-5-haiku-latest",
+    "gen_ai.usage.cache_write.input_tokens": 0,
+    "gen_ai.usage.cache_read.input_tokens": 0,
+    "gen_ai.usage.output_tokens": 3,
+    "anthropic.message.stop_reason": "max_tokens",
+}
+
+
 def _normalised(attrs: dict[str, Any], resource: dict[str, Any] | None = None) -> dict[str, Any]:
     original = json.loads(json.dumps(attrs))
     row = normalise_row({"attributes": attrs, "resource_attributes": resource or {}})
@@ -248,6 +399,72 @@ def _columns(row: dict[str, Any]) -> tuple[Any, ...]:
                 "sess-oi",
             ),
             id="openinference",
+        ),
+        pytest.param(
+            OPENINFERENCE_LEGACY_COMPLETION,
+            (
+                "text_completion",
+                "openai",
+                "gpt-3.5-turbo-instruct",
+                "gpt-3.5-turbo-instruct",
+                2,
+                20,
+                ["length"],
+                "sess-oi",
+            ),
+            id="openinference-legacy-completion",  # was chat: llm.prompts is indexed
+        ),
+        pytest.param(
+            OPENINFERENCE_FAILED_CALL,
+            ("chat", "openai", "fake-error-400", None, None, None, None, "sess-oi"),
+            id="openinference-failed-call",  # the model from llm.invocation_parameters
+        ),
+        pytest.param(
+            {
+                "openinference.span.kind": "EMBEDDING",
+                "llm.system": "openai",
+                "embedding.invocation_parameters": '{"model": "text-embedding-3-small"}',
+            },
+            ("embeddings", "openai", "text-embedding-3-small", None, None, None, None, None),
+            id="openinference-failed-embeddings",
+        ),
+        pytest.param(
+            MLFLOW_FAILED_CALL,
+            ("chat", "openai", "fake-error-400", None, None, None, None, None),
+            id="mlflow-failed-call",  # the model from mlflow.spanInputs
+        ),
+        pytest.param(
+            MLFLOW_RESPONSES,
+            ("chat", "openai", "gpt-4o-mini", "gpt-4o-mini", 5, 41, ["stop"], None),
+            id="mlflow-responses",  # the finish reason from the response object
+        ),
+        pytest.param(
+            MLFLOW_LEGACY_COMPLETION,
+            (
+                "text_completion",
+                "openai",
+                "gpt-3.5-turbo-instruct",
+                "gpt-3.5-turbo-instruct",
+                2,
+                20,
+                ["length"],
+                None,
+            ),
+            id="mlflow-legacy-completion",  # the tokens from the outputs' usage
+        ),
+        pytest.param(
+            ANTHROPIC_SDK_MAX_TOKENS,
+            (
+                "chat",
+                "anthropic",
+                "claude-3-5-haiku-latest",
+                "claude-3-5-haiku-latest",
+                3,
+                3,
+                ["max_tokens"],
+                None,
+            ),
+            id="anthropic-sdk-call-span",  # Anthropic's own spelling, as spanreel records it
         ),
     ],
 )
@@ -340,6 +557,12 @@ def test_spans_without_genai_attributes_stay_empty() -> None:
         OPENLIT_CHAT,
         MLFLOW_CHAT,
         OPENINFERENCE_CHAT,
+        OPENINFERENCE_LEGACY_COMPLETION,
+        OPENINFERENCE_FAILED_CALL,
+        MLFLOW_FAILED_CALL,
+        MLFLOW_RESPONSES,
+        MLFLOW_LEGACY_COMPLETION,
+        ANTHROPIC_SDK_MAX_TOKENS,
         {gen_ai.GEN_AI_SYSTEM: "Anthropic", gen_ai.GEN_AI_USAGE_PROMPT_TOKENS: 3, "session.id": "s"},
         {"http.request.method": "GET"},
     ],
@@ -434,6 +657,77 @@ def test_messages_from_mlflow() -> None:
     ]
 
 
+def _text(role: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"role": role, "parts": [{"type": "text", "content": text}], **extra}
+
+
+def test_messages_of_an_openinference_legacy_completion() -> None:
+    """One user message per prompt, one assistant message per choice (as spanreel records a
+    legacy completion); there were none."""
+    assert _messages(OPENINFERENCE_LEGACY_COMPLETION) == (
+        [_text("user", "Say hi")],
+        [_text("assistant", "Short answer.", finish_reason="length")],
+    )
+    batch = {
+        "openinference.span.kind": "LLM",
+        "llm.prompts.0.prompt.text": "a",
+        "llm.prompts.1.prompt.text": "b",
+        "llm.choices.0.completion.text": "x",
+        "llm.choices.1.completion.text": "y",
+        "llm.finish_reason": "stop",  # OpenInference records the first choice's only
+    }
+    assert _messages(batch) == (
+        [_text("user", "a"), _text("user", "b")],
+        [_text("assistant", "x", finish_reason="stop"), _text("assistant", "y", finish_reason="")],
+    )
+    assert _messages({"openinference.span.kind": "LLM", "llm.prompts": ["once upon"]})[0] == [
+        _text("user", "once upon")  # the list an older release wrote
+    ]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "system"),
+    [(MLFLOW_ANTHROPIC_SYSTEM, "Be brief."), (MLFLOW_RESPONSES, "Be brief.")],
+    ids=["anthropic-system", "responses-instructions"],
+)
+def test_mlflow_system_instructions_are_the_first_input_message(attrs: dict[str, Any], system: str) -> None:
+    """Anthropic's ``system`` and the Responses API's ``instructions`` are recorded apart from the
+    messages: they become the first input message, role ``system`` (they were dropped)."""
+    inputs, _ = _messages(attrs)
+    assert inputs == [_text("system", system), _text("user", "Is DuckDB fast?")]
+
+
+def test_messages_of_mlflow_responses_and_legacy_completions() -> None:
+    """Read as their own API (they had no messages)."""
+    assert _messages(MLFLOW_RESPONSES)[1] == [
+        _text("assistant", "There are two sides.", finish_reason="stop")
+    ]
+    assert _messages(MLFLOW_LEGACY_COMPLETION) == (
+        [_text("user", "Say hi")],
+        [_text("assistant", "Short answer.", finish_reason="length")],
+    )
+
+
+def test_mlflow_embeddings_input_is_no_conversation() -> None:
+    """An embeddings call's ``input`` is not a Responses ``input``."""
+    attrs = {
+        "mlflow.spanType": '"EMBEDDING"',
+        "mlflow.spanInputs": '{"model": "text-embedding-3-small", "input": ["hello world"]}',
+        "mlflow.message.format": '"openai"',
+    }
+    assert _messages(attrs) == (None, None)
+
+
+def test_anthropic_sdk_stop_reason_is_the_output_messages_finish_reason() -> None:
+    inputs, outputs = _messages(ANTHROPIC_SDK_MAX_TOKENS)
+    assert inputs == [_text("user", "Is DuckDB fast?")]
+    assert outputs == [_text("assistant", "That is a", finish_reason="max_tokens")]
+    # one that has a finish reason (spanreel's, on a span it adopted) keeps it
+    recorded = json.dumps([_text("assistant", "That is a", finish_reason="end_turn")])
+    _, kept = _messages({**ANTHROPIC_SDK_MAX_TOKENS, "gen_ai.output.messages": recorded})
+    assert kept == [_text("assistant", "That is a", finish_reason="end_turn")]
+
+
 def test_semconv_messages_pass_through_compacted() -> None:
     inputs, outputs = _messages(OPENLIT_CHAT)
     assert inputs == json.loads(OPENLIT_CHAT["gen_ai.input.messages"])
@@ -511,9 +805,18 @@ def test_openinference_names_match_the_package() -> None:
         span.EMBEDDING_MODEL_NAME,
         span.LLM_PROMPTS,
     )
-    assert (peers.OI_INPUT_MESSAGES, peers.OI_OUTPUT_MESSAGES) == (
+    assert (peers.OI_INPUT_MESSAGES, peers.OI_OUTPUT_MESSAGES, peers.OI_CHOICES) == (
         span.LLM_INPUT_MESSAGES,
         span.LLM_OUTPUT_MESSAGES,
+        span.LLM_CHOICES,
+    )
+    assert (peers.OI_PROMPT_TEXT, peers.OI_COMPLETION_TEXT) == (
+        trace.PromptAttributes.PROMPT_TEXT,
+        trace.ChoiceAttributes.COMPLETION_TEXT,
+    )
+    assert (peers.OI_INVOCATION_PARAMETERS, peers.OI_EMBEDDING_INVOCATION_PARAMETERS) == (
+        span.LLM_INVOCATION_PARAMETERS,
+        span.EMBEDDING_INVOCATION_PARAMETERS,
     )
     assert (peers.OI_MESSAGE_ROLE, peers.OI_MESSAGE_CONTENT, peers.OI_MESSAGE_CONTENTS) == (
         message.MESSAGE_ROLE,
@@ -585,3 +888,9 @@ def test_mlflow_names_match_the_package() -> None:
     assert set(peers.MLFLOW_SPAN_TYPE_OPERATIONS) <= {
         getattr(span_type, name) for name in dir(span_type) if name.isupper()
     }
+
+
+def test_anthropic_sdk_names_match_the_package() -> None:
+    tracing = pytest.importorskip("anthropic._tracing")
+    response = tracing.SPAN_ATTRIBUTES["anthropic.messages.create"]["response"]
+    assert response[peers.ANTHROPIC_STOP_REASON] == (("stop_reason",), "string")

@@ -1,10 +1,11 @@
 """Spans from the real peer instrumentations land in the same ``llm_calls`` columns as spanreel's.
 
-Each peer (OpenInference, OpenLLMetry, MLflow tracing) wraps the real ``openai`` SDK calling the
-local fake LLM server in its own child process — they patch ``openai`` globally, so they must not
-run inside the pytest process — and exports over real OTLP/HTTP to a ``spanreel collector``
-subprocess. OpenLIT cannot be installed beside spanreel (it pins ``openai<3`` and older
-OpenTelemetry packages); its attributes are covered from its source in test_collector_peers.py.
+Each peer (OpenInference, OpenLLMetry, MLflow tracing, the ``anthropic`` SDK's own call span) wraps
+the real ``openai`` / ``anthropic`` SDK calling the local fake LLM server in its own child process —
+they patch the SDKs globally, so they must not run inside the pytest process — and exports over
+real OTLP/HTTP to a ``spanreel collector`` subprocess. OpenLIT cannot be installed beside spanreel
+(it pins ``openai<3`` and older OpenTelemetry packages); its attributes are covered from its source
+in test_collector_peers.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,14 +21,14 @@ import pytest
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import extract_output_text
-from tests.conftest import CollectorProcess, clean_env, start_collector
+from tests.conftest import CollectorProcess, clean_env
 
 pytest.importorskip("openinference.instrumentation.openai")
 pytest.importorskip("opentelemetry.instrumentation.openai")
 pytest.importorskip("mlflow")
 
 _CLIENT = r"""
-import os, sys
+import contextlib, os, sys
 import openai
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -47,10 +47,18 @@ def calls():
     for _ in stream:
         pass
 
+def other_apis():  # a failed call, a legacy completion and a Responses call (one span each)
+    with contextlib.suppress(openai.BadRequestError):
+        client.with_options(max_retries=0).chat.completions.create(model="fake-error-400", messages=messages)
+    client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hi", max_tokens=20)
+    client.responses.create(model="gpt-4o-mini", instructions="Be brief.", input="Is DuckDB fast?")
+
 image = [{"role": "user", "content": [
     {"type": "text", "text": "What is in it?"},
     {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
 ]}]
+ask = [{"role": "user", "content": "Is DuckDB fast?"}]
+anthropic_url = os.environ["FAKE_LLM_URL"].removesuffix("/v1")
 
 if peer.startswith("mlflow"):
     import mlflow
@@ -60,12 +68,16 @@ if peer.startswith("mlflow"):
     elif peer == "mlflow-image":
         mlflow.openai.autolog()
         client.chat.completions.create(model="gpt-4o-mini", messages=image)
+    elif peer == "mlflow-apis":
+        mlflow.openai.autolog()
+        other_apis()
     else:  # mlflow-anthropic: the span's inputs and outputs are Anthropic Messages
         import anthropic
         mlflow.anthropic.autolog()
-        claude = anthropic.Anthropic(base_url=os.environ["FAKE_LLM_URL"].removesuffix("/v1"), api_key="k")
-        ask = [{"role": "user", "content": "Is DuckDB fast?"}]
-        claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=100, messages=ask)
+        claude = anthropic.Anthropic(base_url=anthropic_url, api_key="k")
+        claude.messages.create(
+            model="claude-3-5-haiku-latest", max_tokens=100, system="Be brief.", messages=ask
+        )
     from mlflow.tracing.provider import provider
     provider.get().force_flush()
 elif peer == "openinference-image":
@@ -74,6 +86,14 @@ elif peer == "openinference-image":
     from openinference.instrumentation.openai import OpenAIInstrumentor
     OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
     client.chat.completions.create(model="gpt-4o-mini", messages=image)
+    tracer_provider.shutdown()
+elif peer == "anthropic-sdk":  # the SDK's own call span, content recorded; cut off at max_tokens
+    import anthropic
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    options = {"tracer_provider": tracer_provider, "traces": {"content_mode": "content"}}
+    claude = anthropic.Anthropic(base_url=anthropic_url, api_key="k", open_telemetry=options)
+    claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=3, messages=ask)
     tracer_provider.shutdown()
 else:
     tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
@@ -84,6 +104,10 @@ else:
         OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
         with using_session("sess-openinference"):
             calls()
+    elif peer == "openinference-apis":
+        from openinference.instrumentation.openai import OpenAIInstrumentor
+        OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
+        other_apis()
     elif peer == "openllmetry":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
         OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
@@ -92,38 +116,46 @@ else:
 """
 
 _PEERS = ("openinference", "openllmetry", "mlflow")
-#: One more call each, told apart by service name.
-_EXTRA = ("mlflow-anthropic", "mlflow-image", "openinference-image")
+#: More calls, told apart by service name: client → its number of LLM calls.
+_EXTRA = {
+    "mlflow-anthropic": 1,
+    "mlflow-image": 1,
+    "openinference-image": 1,
+    "mlflow-apis": 3,
+    "openinference-apis": 3,
+    "anthropic-sdk": 1,
+}
+_LLM_CALLS = 2 * len(_PEERS) + sum(_EXTRA.values())
 
 
 @pytest.fixture(scope="module")
-def peer_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorProcess, FakeLLMServer]]:
-    """One collector that received the two calls of every peer, each made in its own process."""
+def peer_db(
+    collector: CollectorProcess, llm: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[CollectorProcess, FakeLLMServer]:
+    """The module's collector once it received the calls of every peer, each made in its own process."""
     tmp = tmp_path_factory.mktemp("peers")
-    with FakeLLMServer() as llm, start_collector(tmp / "peers.duckdb") as collector:
-        url = collector.http_url
-        env = clean_env(
-            FAKE_LLM_URL=llm.base_url,
-            OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=url,
-            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
-            MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
+    env = clean_env(
+        FAKE_LLM_URL=llm.base_url,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.http_url,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+        MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
+    )
+    procs = {
+        peer: subprocess.Popen(
+            [sys.executable, "-c", _CLIENT, peer],
+            env={**env, "OTEL_SERVICE_NAME": "peer-" + peer},
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        procs = {
-            peer: subprocess.Popen(
-                [sys.executable, "-c", _CLIENT, peer],
-                env={**env, "OTEL_SERVICE_NAME": "peer-" + peer},
-                cwd=tmp,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            for peer in (*_PEERS, *_EXTRA)
-        }
-        for peer, proc in procs.items():
-            out, _ = proc.communicate(timeout=90)
-            assert proc.returncode == 0, f"{peer} client failed:\n{out}"
-        _wait_for_llm_calls(collector, expected=2 * len(_PEERS) + len(_EXTRA))
-        yield collector, llm
+        for peer in (*_PEERS, *_EXTRA)
+    }
+    for peer, proc in procs.items():
+        out, _ = proc.communicate(timeout=90)
+        assert proc.returncode == 0, f"{peer} client failed:\n{out}"
+    _wait_for_llm_calls(collector, expected=_LLM_CALLS)
+    return collector, llm
 
 
 def _wait_for_llm_calls(collector: CollectorProcess, expected: int, timeout: float = 30) -> None:
@@ -199,16 +231,20 @@ def test_each_peer_only_stores_its_model_calls_as_llm_calls(
 ) -> None:
     collector, _ = peer_db
     total = run_query("SELECT count(*) FROM llm_calls", collector.db).rows[0][0]
-    assert total == 2 * len(_PEERS) + len(_EXTRA)
+    assert total == _LLM_CALLS
 
 
 def test_mlflow_anthropic_call_fills_the_columns(peer_db: tuple[CollectorProcess, FakeLLMServer]) -> None:
     """MLflow's Anthropic autolog records Anthropic Messages (``content`` blocks, ``stop_reason``):
-    read in that format, it gets its output messages and finish reasons (they were empty)."""
+    read in that format, it gets its output messages and finish reasons (they were empty), and
+    its ``system`` prompt is the first input message (it was dropped)."""
     (call,) = _calls(peer_db[0], "mlflow", "peer-mlflow-anthropic")
     assert (call["provider"], call["finish_reasons"]) == ("anthropic", ["end_turn"])
     inputs = json.loads(call["input_messages"])
-    assert inputs == [{"role": "user", "parts": [{"type": "text", "content": "Is DuckDB fast?"}]}]
+    assert inputs == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Is DuckDB fast?"}]},
+    ]
     (output,) = json.loads(call["output_messages"])
     assert output["role"] == "assistant" and output["finish_reason"] == "end_turn"
     assert extract_output_text(call["output_messages"]).strip()
@@ -230,3 +266,83 @@ def test_peer_image_parts_are_kept(
         {"type": "text", "content": "What is in it?"},
         {"type": "uri", "modality": "image", "uri": "https://example.com/cat.png"},
     ]
+
+
+def _by_model(calls: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {str(call["request_model"]): call for call in calls}
+
+
+@pytest.mark.parametrize(
+    ("scope_prefix", "service"),
+    [
+        ("openinference.instrumentation.openai", "peer-openinference-apis"),
+        ("mlflow", "peer-mlflow-apis"),
+    ],
+    ids=["openinference", "mlflow"],
+)
+def test_peer_failed_call_keeps_its_model(
+    peer_db: tuple[CollectorProcess, FakeLLMServer], scope_prefix: str, service: str
+) -> None:
+    """A call the provider refused (HTTP 400) has no response model; its request model comes from
+    the recorded parameters (it was NULL)."""
+    calls = _by_model(_calls(peer_db[0], scope_prefix, service))
+    failed = calls["fake-error-400"]  # by request model
+    assert (failed["operation"], failed["response_model"], failed["output_messages"]) == ("chat", None, None)
+
+
+@pytest.mark.parametrize(
+    ("scope_prefix", "service"),
+    [
+        ("openinference.instrumentation.openai", "peer-openinference-apis"),
+        ("mlflow", "peer-mlflow-apis"),
+    ],
+    ids=["openinference", "mlflow"],
+)
+def test_peer_legacy_completion_is_a_text_completion(
+    peer_db: tuple[CollectorProcess, FakeLLMServer], scope_prefix: str, service: str
+) -> None:
+    """A legacy Completions call is stored as spanreel stores its own: operation
+    ``text_completion``, the prompt as a user message, each choice's text as an assistant message
+    with its finish reason, and the tokens (OpenInference's was ``chat`` without messages; MLflow's
+    had neither messages nor tokens)."""
+    call = _by_model(_calls(peer_db[0], scope_prefix, service))["gpt-3.5-turbo-instruct"]
+    assert (call["operation"], call["finish_reasons"]) == ("text_completion", ["length"])
+    assert (call["input_tokens"], call["output_tokens"]) == (2, 20)
+    prompt = {"role": "user", "parts": [{"type": "text", "content": "Say hi"}]}
+    assert json.loads(call["input_messages"]) == [prompt]
+    (output,) = json.loads(call["output_messages"])
+    assert (output["role"], output["finish_reason"]) == ("assistant", "length")
+    assert extract_output_text(call["output_messages"]).strip()
+
+
+def test_mlflow_responses_call_gets_its_conversation(peer_db: tuple[CollectorProcess, FakeLLMServer]) -> None:
+    """MLflow records a Responses call's kwargs (``instructions``, ``input``) and ``response``
+    object: read as that API, it gets its messages and finish reason (it had none); the
+    instructions are the first input message, role ``system``."""
+    call = _by_model(_calls(peer_db[0], "mlflow", "peer-mlflow-apis"))["gpt-4o-mini"]
+    assert (call["operation"], call["finish_reasons"]) == ("chat", ["stop"])
+    assert json.loads(call["input_messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Is DuckDB fast?"}]},
+    ]
+    (output,) = json.loads(call["output_messages"])
+    assert (output["role"], output["finish_reason"]) == ("assistant", "stop")
+    assert extract_output_text(call["output_messages"]).strip()
+
+
+def test_anthropic_sdk_call_span_gets_its_stop_reason(
+    peer_db: tuple[CollectorProcess, FakeLLMServer],
+) -> None:
+    """The anthropic SDK's own span records the stop reason as ``anthropic.message.stop_reason``:
+    a ``max_tokens`` cut-off is in finish_reasons and in the output message, spelled as spanreel
+    records Anthropic's (both were missing)."""
+    (call,) = _calls(peer_db[0], "com.anthropic.sdk", "peer-anthropic-sdk")
+    assert (call["operation"], call["provider"], call["request_model"]) == (
+        "chat",
+        "anthropic",
+        "claude-3-5-haiku-latest",
+    )
+    assert call["finish_reasons"] == ["max_tokens"]
+    assert json.loads(call["attributes"])["anthropic.message.stop_reason"] == "max_tokens"
+    (output,) = json.loads(call["output_messages"])
+    assert (output["role"], output["finish_reason"]) == ("assistant", "max_tokens")
