@@ -265,7 +265,17 @@ class MessagesStreamAccumulator:
     """Assembles a streamed Messages answer from its SSE events (``tool_use`` inputs from their
     ``input_json_delta`` pieces). An ``error`` event sets :attr:`error_type`."""
 
-    __slots__ = ("_blocks", "_id", "_json", "_model", "_reason", "_usage", "error_message", "error_type")
+    __slots__ = (
+        "_blocks",
+        "_id",
+        "_json",
+        "_model",
+        "_reason",
+        "_usage",
+        "error_event",
+        "error_message",
+        "error_type",
+    )
 
     def __init__(self) -> None:
         self._id: Any = None
@@ -276,6 +286,7 @@ class MessagesStreamAccumulator:
         self._json: dict[int, list[str]] = {}
         self.error_type: str | None = None
         self.error_message: str | None = None
+        self.error_event: Any = None
 
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE event; the event type is read from the payload's ``type``."""
@@ -306,6 +317,7 @@ class MessagesStreamAccumulator:
             if isinstance(usage, Mapping):
                 self._usage.update({k: v for k, v in usage.items() if v is not None})
         elif etype == "error":
+            self.error_event = payload
             self.error_type, self.error_message = error_type_from_body(payload)
             self.error_type = self.error_type or "error"
         elif etype not in ("content_block_stop", "message_stop"):

@@ -378,6 +378,7 @@ class LLMCall:
         if acc is not None:
             if self._pending:
                 self._parse_chunk(self._take_pending(), None)
+            self._keep_error_event(acc)
             return acc.result(capture), acc.error_type, acc.error_message
         if not self._buffer:
             return None, None, None
@@ -390,6 +391,7 @@ class LLMCall:
                 acc = self._api.stream()
                 for item in items:
                     acc.add(item)
+                self._keep_error_event(acc)
                 return acc.result(capture), acc.error_type, acc.error_message
         try:
             body = loads(raw)
@@ -402,6 +404,12 @@ class LLMCall:
             return None, error_type, message
         parsed = self._api.response(body, capture)
         return parsed, parsed.error_type, parsed.error_message
+
+    def _keep_error_event(self, acc: StreamAccumulator) -> None:
+        """A stream's error event (answered 200) is kept as the error body, so serve-recorded can
+        send the event the provider sent (recorded only with content capture on)."""
+        if acc.error_event is not None and self._settings.capture_content:
+            self._error_body = dumps(acc.error_event).encode()
 
     def _record(self, exc: BaseException | None, exhausted: bool = False) -> None:
         span = self._span

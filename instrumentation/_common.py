@@ -269,6 +269,9 @@ class StreamAccumulator(Protocol):
 
     error_type: str | None
     error_message: str | None
+    #: the data of the error event that set :attr:`error_type` (a parsed JSON object), recorded
+    #: as ``spanreel.response.error_body`` with content capture on; ``None`` when there was none
+    error_event: Any
 
     def add(self, data: str, event: str = "message") -> bool:
         """Add one event's ``data`` (``event`` is the SSE event name). ``True`` when it was a

@@ -263,7 +263,7 @@ class GenerateStreamAccumulator:
     """Merges a sequence of ``GenerateContentResponse`` objects (a stream, or a non-streamed
     answer as a sequence of one) into span-end attributes."""
 
-    __slots__ = ("_candidates", "_id", "_model", "_usage", "error_message", "error_type")
+    __slots__ = ("_candidates", "_id", "_model", "_usage", "error_event", "error_message", "error_type")
 
     def __init__(self) -> None:
         self._id: Any = None
@@ -272,6 +272,7 @@ class GenerateStreamAccumulator:
         self._candidates: dict[int, dict[str, Any]] = {}
         self.error_type: str | None = None
         self.error_message: str | None = None
+        self.error_event: Any = None
 
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE data payload (one JSON response object)."""
@@ -286,6 +287,7 @@ class GenerateStreamAccumulator:
         if not isinstance(chunk, Mapping):
             return False
         if "error" in chunk:
+            self.error_event = chunk
             self.error_type, self.error_message = error_type_from_body(chunk)
             self.error_type = self.error_type or "error"
             return True

@@ -625,6 +625,7 @@ class ChatStreamAccumulator:
         "_tier",
         "_usage",
         "done",
+        "error_event",
         "error_message",
         "error_type",
     )
@@ -639,6 +640,7 @@ class ChatStreamAccumulator:
         self.done = False
         self.error_type: str | None = None
         self.error_message: str | None = None
+        self.error_event: Any = None
 
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE data payload (the event name is not used). Invalid JSON is ignored
@@ -654,6 +656,7 @@ class ChatStreamAccumulator:
         if not isinstance(chunk, dict):
             return False
         if chunk.get("error"):
+            self.error_event = chunk
             self.error_type, self.error_message = error_type_from_body(chunk)
             if self.error_type is None:
                 self.error_type = "error"

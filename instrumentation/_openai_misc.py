@@ -96,11 +96,12 @@ def embeddings_response(body: Any, capture_content: bool) -> Parsed:
 class _NoStream:
     """Embeddings never stream; an SSE answer is passed through unparsed."""
 
-    __slots__ = ("error_message", "error_type")
+    __slots__ = ("error_event", "error_message", "error_type")
 
     def __init__(self) -> None:
         self.error_type: str | None = None
         self.error_message: str | None = None
+        self.error_event: Any = None
 
     def add(self, data: str, event: str = "message") -> bool:
         return False

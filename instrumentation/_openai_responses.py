@@ -345,6 +345,7 @@ class ResponsesStreamAccumulator:
         "_reasoning",
         "_response",
         "_texts",
+        "error_event",
         "error_message",
         "error_type",
     )
@@ -359,6 +360,7 @@ class ResponsesStreamAccumulator:
         self._reasoning: dict[int, dict[int, list[str]]] = {}
         self.error_type: str | None = None
         self.error_message: str | None = None
+        self.error_event: Any = None
 
     def add(self, data: str, event: str = "message") -> bool:
         """Add one SSE data payload; the event type is read from the payload's ``type``."""
@@ -372,6 +374,7 @@ class ResponsesStreamAccumulator:
                 self._final = response
                 err = response.get("error")
                 if isinstance(err, Mapping):
+                    self.error_event = payload
                     self.error_type = string(err.get("code")) or "error"
                     self.error_message = string(err.get("message"))
             else:
@@ -379,6 +382,7 @@ class ResponsesStreamAccumulator:
             return True
         index = integer(payload.get("output_index"))
         if etype == "error":
+            self.error_event = payload
             self.error_type = string(payload.get("code")) or "error"
             self.error_message = string(payload.get("message"))
             return True

@@ -30,8 +30,9 @@ SPANREEL_REPLAY_ORIGINAL_SESSION_ID: Final = "spanreel.replay.original_session_i
 #: ``true`` when ``spanreel.request.body`` is not byte for byte what was sent: inline blobs were
 #: replaced by placeholders, content was redacted, or the body was truncated.
 SPANREEL_REQUEST_BODY_MODIFIED: Final = "spanreel.request.body_modified"
-#: The provider's error response body of a failed call (an HTTP status of 400 or more), as received
-#: (JSON text), when content capture is on and it is at most ``MAX_ERROR_BODY_BYTES``; the request's
+#: The provider's error response body of a failed call (an HTTP status of 400 or more), or the
+#: data of the error event that failed a stream answered 200, as received (JSON text), when
+#: content capture is on and it is at most ``MAX_ERROR_BODY_BYTES``; the request's
 #: credentials are masked in it and the redactor applied. ``spanreel serve-recorded`` answers with it.
 SPANREEL_RESPONSE_ERROR_BODY: Final = "spanreel.response.error_body"
 #: Error bodies longer than this (bytes) are not recorded (``error.type`` and the status message are).

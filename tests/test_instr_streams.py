@@ -26,7 +26,7 @@ from opentelemetry.trace import StatusCode
 from test_instr_fastpaths import _library
 from test_instr_faults import Canned
 
-from spanreel._attributes import SPANREEL_COST_USD, SPANREEL_USAGE_WEB_SEARCHES
+from spanreel._attributes import SPANREEL_COST_USD, SPANREEL_RESPONSE_ERROR_BODY, SPANREEL_USAGE_WEB_SEARCHES
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation._common import json_array_items
 from spanreel.instrumentation._http import make_decoder
@@ -197,6 +197,8 @@ def test_anthropic_stream_cut_by_an_error_event_has_no_placeholder_output_count(
     assert "Let me check." in json.dumps(message["parts"])
     # The schema requires a finish reason; the provider sent none: "error", as openai-v2 writes.
     assert message["finish_reason"] == "error" and ga.GEN_AI_RESPONSE_FINISH_REASONS not in a
+    # The error event's data, as sent, for serve-recorded to send again (content captured).
+    assert json.loads(a[SPANREEL_RESPONSE_ERROR_BODY]) == overloaded
 
 
 # ------------------------------------------------------------------------------ HTTP errors
@@ -316,6 +318,7 @@ def test_gemini_json_array_stream_error_element(spans: InMemorySpanExporter, can
     a = dict(span.attributes or {})
     assert a[ERROR_TYPE] == "UNAVAILABLE"
     assert json.loads(a[ga.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "Green tea "}]
+    assert json.loads(a[SPANREEL_RESPONSE_ERROR_BODY]) == error
 
 
 @pytest.mark.parametrize("method", ["generateContent", "streamGenerateContent?alt=sse"])

@@ -25,7 +25,7 @@ import spanreel
 from spanreel._attributes import SPANREEL_REQUEST_BODY, SPANREEL_REQUEST_URL, SPANREEL_RESPONSE_ERROR_BODY
 from spanreel.replay import load_session
 from spanreel.replay._messages import ApiShape
-from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans
+from spanreel.replay._recorded import RecordedExchange, exchanges_from_spans, recorded_error_body
 from spanreel.replay._serve import RecordedServer
 
 SESSION = "stream-errors"
@@ -154,15 +154,16 @@ def test_an_error_event_is_recorded_as_a_failure_in_a_stream_answered_200(
     recorded: tuple[list[RecordedExchange], list[Failed]],
 ) -> None:
     """What the recording holds: span ERROR with the event's error type, the output received
-    before it (its finish reason ``error``: none came), the message on spanreel's own span only;
-    the event's data itself is not recorded (no ``spanreel.response.error_body``)."""
+    before it (its finish reason ``error``: none came), the message on spanreel's own span only,
+    and the event's data as sent (``spanreel.response.error_body``, content captured)."""
     exchanges, failed = recorded
     assert [type(f.error) for f in failed] == [openai.APIError] * 2 + [anthropic.APIStatusError] * 3
     for ex, original in zip(exchanges, failed, strict=True):
         assert ex.error is not None and ex.error.in_stream, ex.label
         assert ex.error.type == ("server_error" if ex.api is ApiShape.OPENAI_CHAT else "overloaded_error")
         assert _recorded_text(ex) == original.text
-        assert SPANREEL_RESPONSE_ERROR_BODY not in ex.span.attributes
+        sent = OPENAI_ERROR if ex.api is ApiShape.OPENAI_CHAT else OVERLOADED
+        assert json.loads(ex.span.attributes[SPANREEL_RESPONSE_ERROR_BODY]) == sent
         assert ga.GEN_AI_RESPONSE_FINISH_REASONS not in ex.span.attributes
     assert [ex.error.message for ex in exchanges if ex.error] == [
         OPENAI_ERROR["error"]["message"]] * 2 + ["Overloaded"] * 2 + [None]  # fmt: skip
@@ -184,23 +185,14 @@ def test_a_stream_failed_by_an_error_event_is_served_as_it_came(
             httpx2.post(paths["max_tokens" in f.kwargs], json={**f.kwargs, "stream": True}) for f in failed
         ]
         assert [r.status for r in server.served] == [200] * 2 * len(CALLS)
-    for again, original in zip(served[:4], failed[:4], strict=True):
+    for again, original in zip(served, failed, strict=True):
         assert type(again.error) is type(original.error)
         assert again.error.body == original.error.body
         assert str(again.error) == str(original.error)
         assert again.text == original.text
     assert isinstance(served[2].error, anthropic.APIStatusError) and served[2].error.status_code == 200
-    # Through the anthropic SDK's own span the error message was not recorded: the type was.
-    sdk_span = served[4].error
-    assert isinstance(sdk_span, anthropic.APIStatusError) and sdk_span.status_code == 200
-    assert sdk_span.body == {
-        "type": "error",
-        "error": {
-            "type": "overloaded_error",
-            "message": "the recorded call failed with an error event in its stream (overloaded_error); "
-            "its error message was not recorded",
-        },
-    }
+    # Through the anthropic SDK's own span too: the event's data is on it (spanreel's attributes).
+    assert isinstance(served[4].error, anthropic.APIStatusError) and served[4].error.body == OVERLOADED
     assert served[4].text == failed[4].text == "Both."
     for response in wire:
         assert response.status_code == 200
@@ -281,3 +273,14 @@ def test_only_an_error_the_provider_sent_in_an_open_stream_is_served_as_an_error
         for ex in exchanges
     ]
     assert kinds == ["in stream", "cut off", "cut off", "cut off", "in stream", 529, 500]
+
+
+def test_a_stream_error_recorded_without_its_data_is_rebuilt_from_its_type() -> None:
+    """Content capture off: no ``spanreel.response.error_body``; the event served is rebuilt from
+    ``error.type``, and its message says the original was not recorded."""
+    (ex,), unservable = exchanges_from_spans([_streamed_failure("1", **{"error.type": "server_error"})])
+    assert unservable == [] and ex.error is not None and ex.error.in_stream
+    body = recorded_error_body(ex)
+    assert body["error"]["type"] == "server_error"
+    assert "error event in its stream (server_error)" in body["error"]["message"]
+    assert "not recorded" in body["error"]["message"]
