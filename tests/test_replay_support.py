@@ -23,7 +23,7 @@ from spanreel.collector._schema import rows_to_arrow
 from spanreel.collector._writer import SpanWriter, open_database
 from spanreel.replay import SpanRecord
 
-T0 = 1_795_308_420_000_000_000  # 2026-11-21T20:07:00Z in ns
+T0 = 1_795_308_420_000_000_000  # 2026-11-22T00:47:00Z in ns
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 

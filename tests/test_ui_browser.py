@@ -246,3 +246,14 @@ def test_token_from_the_url_fragment_is_kept_out_of_the_address_bar(
     sync_api.expect(page.locator("table.traces-table tbody tr")).to_have_count(9)
     assert "s3cret" not in page.url
     assert page.evaluate("sessionStorage.getItem('spanreel.token')") == "s3cret"
+
+
+def test_long_durations_read_in_hours_and_minutes(page: sync_api.Page, collector: CollectorProcess) -> None:
+    """Sessions run for minutes or hours: 119.6 s is "2 min 0 s" (not "1 min 60 s"), 1 h 2 min 3 s
+    is "1 h 2 min"."""
+    page.goto(collector.info["query_url"] + "/ui/")
+    shown = page.evaluate(
+        "async () => { const f = await import('./format.js');"
+        " return [5.5e9, 59.996e9, 119.6e9, 3723e9].map(f.fmtDuration); }"
+    )
+    assert shown == ["5.50 s", "1 min 0 s", "2 min 0 s", "1 h 2 min"]

@@ -44,7 +44,7 @@ async function route() {
   } catch (error) {
     if (stale()) return;
     if (error instanceof ApiError && error.status === 401) replace(main, tokenForm(error.message));
-    else if (error instanceof ApiError && error.status === 404) replace(main, h("div", { class: "notice" }, error.message, " ", link("#/", "Back to the traces list")));
+    else if (error instanceof ApiError && error.status === 404) replace(main, h("div", { class: "notice" }, error.message, " ", link("#/", "Back to the traces list"), " · ", link("#/sessions", "the sessions list")));
     else replace(main, errorBox(error instanceof Error ? error.message : String(error), h("button", { class: "btn btn-small", type: "button", onclick: route }, "Retry")));
     if (!(error instanceof ApiError)) console.error(error);
   }

@@ -47,9 +47,11 @@ export function fmtDuration(ns) {
   if (ms < 100) return `${ms.toFixed(1)} ms`;
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(2)} s`;
-  const m = Math.floor(s / 60);
-  return `${m} min ${Math.round(s - m * 60)} s`;
+  if (s < 59.995) return `${s.toFixed(2)} s`;
+  const total = Math.round(s); // whole seconds first, so 119.6 s is "2 min 0 s", not "1 min 60 s"
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  return h ? `${h} h ${m} min` : `${m} min ${total % 60} s`;
 }
 
 export function fmtInt(n) {
