@@ -188,7 +188,13 @@ def _fmt_duration_ns(value: Any) -> str:
     if value is None:
         return ""
     ms = int(value) / 1e6
-    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.1f} ms"
+    if ms < 1000:
+        return f"{ms:.1f} ms"
+    if ms < 59_995:
+        return f"{ms / 1000:.2f} s"
+    minutes, seconds = divmod(round(ms / 1000), 60)  # as the viewer shows it
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min {seconds} s"
 
 
 def _fmt_tokens(rec: dict[str, Any]) -> str:

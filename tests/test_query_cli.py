@@ -201,3 +201,18 @@ def test_control_characters_in_stored_data_are_printed_escaped(db: Path) -> None
     assert res.exit_code == 0
     assert "\x1b" not in res.stdout and "\x07" not in res.stdout
     assert "│ \\x1b[2J\\x1b]0;pwned\\x07 │" in res.stdout  # escaped before the layout: aligned
+
+
+@pytest.mark.parametrize(
+    ("ns", "shown"),
+    [
+        (2_500_000, "2.5 ms"),
+        (5_500_000_000, "5.50 s"),
+        (119_600_000_000, "2 min 0 s"),
+        (3_723 * 10**9, "1 h 2 min"),
+    ],
+)
+def test_durations_of_traces_and_sessions_read_as_in_the_viewer(ns: int, shown: str) -> None:
+    from spanreel.replay._cli import _fmt_duration_ns
+
+    assert _fmt_duration_ns(ns) == shown
