@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +150,56 @@ def llm() -> Iterator[FakeLLMServer]:
     """One fake LLM server per test module, on a free loopback port (a module may define its own)."""
     with FakeLLMServer(port=0) as server:
         yield server
+
+
+@dataclass(frozen=True)
+class PeerClient:
+    """SDK calls to make under a peer instrumentation in a process of its own (tests/peer_client.py):
+    ``peer`` (openinference, openllmetry, mlflow), ``calls`` (``(api, kwargs)`` pairs) and an
+    OpenInference ``session`` id around them."""
+
+    peer: str
+    calls: Sequence[tuple[str, Mapping[str, Any]]]
+    session: str | None = None
+
+
+def run_peer_clients(
+    clients: Mapping[str, PeerClient], collector: CollectorProcess, llm: FakeLLMServer, cwd: Path
+) -> None:
+    """Run every client at once, each in its own process against ``llm`` with service name
+    ``peer-NAME``, exporting over OTLP/HTTP to ``collector`` (MLflow's tracking store under
+    ``cwd``); return once the collector stores one LLM call per call made."""
+    env = clean_env(
+        FAKE_LLM_URL=llm.base_url,
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.http_url,
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+        MLFLOW_TRACKING_URI=(cwd / "mlruns").as_uri(),
+    )
+    script = str(Path(__file__).with_name("peer_client.py"))
+    before = count_rows(collector.db, "SELECT count(*) FROM llm_calls")
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, script, json.dumps({"peer": c.peer, "calls": c.calls, "session": c.session})],
+            env={**env, "OTEL_SERVICE_NAME": "peer-" + name},
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for name, c in clients.items()
+    }
+    for name, proc in procs.items():
+        out, _ = proc.communicate(timeout=90)
+        assert proc.returncode == 0, f"{name} client failed:\n{out}"
+    expected = before + sum(len(c.calls) for c in clients.values())
+    deadline = time.monotonic() + 30
+    count = before
+    while time.monotonic() < deadline:
+        count = count_rows(collector.db, "SELECT count(*) FROM llm_calls")
+        if count >= expected:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{count} of {expected} LLM calls stored:\n{collector.stderr()}")
 
 
 def count_rows(db: Path, sql: str, params: list[Any] | None = None) -> int:

@@ -1,19 +1,16 @@
 """Spans from the real peer instrumentations land in the same ``llm_calls`` columns as spanreel's.
 
 Each peer (OpenInference, OpenLLMetry, MLflow tracing, the ``anthropic`` SDK's own call span) wraps
-the real ``openai`` / ``anthropic`` SDK calling the local fake LLM server in its own child process —
-they patch the SDKs globally, so they must not run inside the pytest process — and exports over
-real OTLP/HTTP to a ``spanreel collector`` subprocess. OpenLIT cannot be installed beside spanreel
-(it pins ``openai<3`` and older OpenTelemetry packages); its attributes are covered from its source
-in test_collector_peers.py.
+the real ``openai`` / ``anthropic`` SDK calling the local fake LLM server in its own child process
+(tests/peer_client.py, run by ``conftest.run_peer_clients``) — they patch the SDKs globally, so
+they must not run inside the pytest process — and exports over real OTLP/HTTP to a ``spanreel
+collector`` subprocess. OpenLIT cannot be installed beside spanreel (it pins ``openai<3`` and older
+OpenTelemetry packages); its attributes are covered from its source in test_collector_peers.py.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from typing import Any
 
 import pytest
@@ -21,152 +18,63 @@ import pytest
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer
 from spanreel.instrumentation import extract_output_text
-from tests.conftest import CollectorProcess, clean_env
+from tests.conftest import CollectorProcess, PeerClient, run_peer_clients
 
 pytest.importorskip("openinference.instrumentation.openai")
 pytest.importorskip("opentelemetry.instrumentation.openai")
 pytest.importorskip("mlflow")
 
-_CLIENT = r"""
-import contextlib, os, sys
-import openai
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+_ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is DuckDB fast?"}]
+#: a call, and the same question streamed
+_TWO_CALLS = [
+    ("chat", {"model": "gpt-4o-mini", "messages": _ASK, "temperature": 0.2}),
+    (
+        "chat",
+        {"model": "gpt-4o-mini", "messages": _ASK, "stream": True, "stream_options": {"include_usage": True}},
+    ),
+]
+_IMAGE = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in it?"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        ],
+    }
+]
+_ANTHROPIC = {"model": "claude-3-5-haiku-latest", "max_tokens": 100, "messages": [_ASK[1]]}
+#: a failed call, a legacy completion and a Responses call (one span each)
+_OTHER_APIS = [
+    ("chat", {"model": "fake-error-400", "messages": _ASK}),
+    ("completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 20}),
+    ("responses", {"model": "gpt-4o-mini", "instructions": "Be brief.", "input": "Is DuckDB fast?"}),
+]
 
-peer = sys.argv[1]
-client = openai.OpenAI(base_url=os.environ["FAKE_LLM_URL"], api_key="test-key")
-messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is DuckDB fast?"}]
-
-def calls():
-    client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2)
-    stream = client.chat.completions.create(
-        model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
-    )
-    for _ in stream:
-        pass
-
-def other_apis():  # a failed call, a legacy completion and a Responses call (one span each)
-    with contextlib.suppress(openai.BadRequestError):
-        client.with_options(max_retries=0).chat.completions.create(model="fake-error-400", messages=messages)
-    client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say hi", max_tokens=20)
-    client.responses.create(model="gpt-4o-mini", instructions="Be brief.", input="Is DuckDB fast?")
-
-image = [{"role": "user", "content": [
-    {"type": "text", "text": "What is in it?"},
-    {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
-]}]
-ask = [{"role": "user", "content": "Is DuckDB fast?"}]
-anthropic_url = os.environ["FAKE_LLM_URL"].removesuffix("/v1")
-
-if peer.startswith("mlflow"):
-    import mlflow
-    if peer == "mlflow":
-        mlflow.openai.autolog()
-        calls()
-    elif peer == "mlflow-image":
-        mlflow.openai.autolog()
-        client.chat.completions.create(model="gpt-4o-mini", messages=image)
-    elif peer == "mlflow-apis":
-        mlflow.openai.autolog()
-        other_apis()
-    else:  # mlflow-anthropic: the span's inputs and outputs are Anthropic Messages
-        import anthropic
-        mlflow.anthropic.autolog()
-        claude = anthropic.Anthropic(base_url=anthropic_url, api_key="k")
-        claude.messages.create(
-            model="claude-3-5-haiku-latest", max_tokens=100, system="Be brief.", messages=ask
-        )
-    from mlflow.tracing.provider import provider
-    provider.get().force_flush()
-elif peer == "openinference-image":
-    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    from openinference.instrumentation.openai import OpenAIInstrumentor
-    OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
-    client.chat.completions.create(model="gpt-4o-mini", messages=image)
-    tracer_provider.shutdown()
-elif peer == "anthropic-sdk":  # the SDK's own call span, content recorded; cut off at max_tokens
-    import anthropic
-    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    options = {"tracer_provider": tracer_provider, "traces": {"content_mode": "content"}}
-    claude = anthropic.Anthropic(base_url=anthropic_url, api_key="k", open_telemetry=options)
-    claude.messages.create(model="claude-3-5-haiku-latest", max_tokens=3, messages=ask)
-    tracer_provider.shutdown()
-else:
-    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "peer-" + peer}))
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    if peer == "openinference":
-        from openinference.instrumentation import using_session
-        from openinference.instrumentation.openai import OpenAIInstrumentor
-        OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
-        with using_session("sess-openinference"):
-            calls()
-    elif peer == "openinference-apis":
-        from openinference.instrumentation.openai import OpenAIInstrumentor
-        OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
-        other_apis()
-    elif peer == "openllmetry":
-        from opentelemetry.instrumentation.openai import OpenAIInstrumentor
-        OpenAIInstrumentor().instrument(tracer_provider=tracer_provider)
-        calls()
-    tracer_provider.shutdown()
-"""
-
-_PEERS = ("openinference", "openllmetry", "mlflow")
-#: More calls, told apart by service name: client → its number of LLM calls.
-_EXTRA = {
-    "mlflow-anthropic": 1,
-    "mlflow-image": 1,
-    "openinference-image": 1,
-    "mlflow-apis": 3,
-    "openinference-apis": 3,
-    "anthropic-sdk": 1,
+#: each peer's two calls; then one more call each, told apart by service name
+_CLIENTS = {
+    "openinference": PeerClient("openinference", _TWO_CALLS, session="sess-openinference"),
+    "openllmetry": PeerClient("openllmetry", _TWO_CALLS),
+    "mlflow": PeerClient("mlflow", _TWO_CALLS),
+    # the span's inputs and outputs are Anthropic Messages
+    "mlflow-anthropic": PeerClient("mlflow", [("messages", {**_ANTHROPIC, "system": "Be brief."})]),
+    "mlflow-image": PeerClient("mlflow", [("chat", {"model": "gpt-4o-mini", "messages": _IMAGE})]),
+    "openinference-image": PeerClient(
+        "openinference", [("chat", {"model": "gpt-4o-mini", "messages": _IMAGE})]
+    ),
+    "mlflow-apis": PeerClient("mlflow", _OTHER_APIS),
+    "openinference-apis": PeerClient("openinference", _OTHER_APIS),
+    # the SDK's own call span, content recorded; cut off at max_tokens
+    "anthropic-sdk": PeerClient("anthropic-sdk", [("messages", {**_ANTHROPIC, "max_tokens": 3})]),
 }
-_LLM_CALLS = 2 * len(_PEERS) + sum(_EXTRA.values())
 
 
 @pytest.fixture(scope="module")
 def peer_db(
     collector: CollectorProcess, llm: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[CollectorProcess, FakeLLMServer]:
-    """The module's collector once it received the calls of every peer, each made in its own process."""
-    tmp = tmp_path_factory.mktemp("peers")
-    env = clean_env(
-        FAKE_LLM_URL=llm.base_url,
-        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=collector.http_url,
-        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
-        MLFLOW_TRACKING_URI=(tmp / "mlruns").as_uri(),
-    )
-    procs = {
-        peer: subprocess.Popen(
-            [sys.executable, "-c", _CLIENT, peer],
-            env={**env, "OTEL_SERVICE_NAME": "peer-" + peer},
-            cwd=tmp,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for peer in (*_PEERS, *_EXTRA)
-    }
-    for peer, proc in procs.items():
-        out, _ = proc.communicate(timeout=90)
-        assert proc.returncode == 0, f"{peer} client failed:\n{out}"
-    _wait_for_llm_calls(collector, expected=_LLM_CALLS)
+    """One collector that received the calls of every peer, each client in its own process."""
+    run_peer_clients(_CLIENTS, collector, llm, tmp_path_factory.mktemp("peers"))
     return collector, llm
-
-
-def _wait_for_llm_calls(collector: CollectorProcess, expected: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    count = 0
-    while time.monotonic() < deadline:
-        count = run_query("SELECT count(*) FROM llm_calls", collector.db).rows[0][0]
-        if count >= expected:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{count} of {expected} LLM calls stored:\n{collector.stderr()}")
 
 
 def _calls(
@@ -231,7 +139,7 @@ def test_each_peer_only_stores_its_model_calls_as_llm_calls(
 ) -> None:
     collector, _ = peer_db
     total = run_query("SELECT count(*) FROM llm_calls", collector.db).rows[0][0]
-    assert total == _LLM_CALLS
+    assert total == sum(len(c.calls) for c in _CLIENTS.values())
 
 
 def test_mlflow_anthropic_call_fills_the_columns(peer_db: tuple[CollectorProcess, FakeLLMServer]) -> None:
