@@ -53,6 +53,7 @@ from spanreel.instrumentation._content import BLOB_PLACEHOLDER
 
 from ._load import QueryFn, default_query, parse_json, resolve_trace_id
 from ._messages import ApiShape, detect_shape
+from ._peer import tool_response_text
 from ._recorded import openai_assistant_message
 
 if TYPE_CHECKING:
@@ -282,8 +283,7 @@ def _from_semconv(messages: Any, system_instructions: Any) -> list[dict[str, Any
             continue
         responses = [p for p in parts if p.get("type") == "tool_call_response"]
         for p in responses:
-            response = p.get("response")
-            content = response if isinstance(response, str) else json.dumps(response, ensure_ascii=False)
+            content = tool_response_text(p.get("response"))
             out.append({"role": "tool", "tool_call_id": p.get("id"), "content": content})
         text = "".join(str(p.get("content") or "") for p in parts if p.get("type") == "text")
         if text or not responses:

@@ -33,7 +33,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 
 from ._load import parse_json
 
-__all__ = ["RebuiltRequest", "rebuild_request"]
+__all__ = ["RebuiltRequest", "rebuild_request", "tool_response_text"]
 
 _OPENAI = ga.GenAiProviderNameValues.OPENAI.value
 _ANTHROPIC = ga.GenAiProviderNameValues.ANTHROPIC.value
@@ -114,10 +114,58 @@ def _args_text(arguments: Any) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
 
 
-def _response_text(part: Mapping[str, Any]) -> str:
-    """A ``tool_call_response`` part's ``response`` as message text (JSON text unless a string)."""
-    response = part.get("response")
-    return response if isinstance(response, str) else json.dumps(response)
+#: Block types an Anthropic ``tool_result`` may hold besides text, passed on as recorded.
+_ANTHROPIC_RESULT_BLOCKS = frozenset({"image", "document", "search_result"})
+
+
+def _text_blocks(response: Any) -> list[str] | None:
+    """The texts of a tool result recorded as text blocks — Anthropic's ``{"type": "text",
+    "text"}`` (the anthropic SDK's own span records every result so), OpenAI's content parts
+    (the same shape) or GenAI parts ``{"type": "text", "content"}`` —; ``None`` for anything else."""
+    if not isinstance(response, list) or not response:
+        return None
+    texts: list[str] = []
+    for block in response:
+        if not isinstance(block, Mapping) or block.get("type") != "text":
+            return None
+        text = block.get("text", block.get("content"))
+        if not isinstance(text, str):
+            return None
+        texts.append(text)
+    return texts
+
+
+def tool_response_text(response: Any) -> str:
+    """A ``tool_call_response`` part's ``response`` (any JSON value, per the GenAI conventions) as
+    the text of an OpenAI tool message: a string as it is, text blocks joined, anything else as
+    its JSON text."""
+    if isinstance(response, str):
+        return response
+    texts = _text_blocks(response)
+    if texts is not None:
+        return "".join(texts)
+    return json.dumps(response, ensure_ascii=False)
+
+
+def _anthropic_result_content(response: Any) -> str | list[dict[str, Any]]:
+    """A ``tool_call_response`` part's ``response`` as an Anthropic ``tool_result`` ``content``:
+    a string, or blocks (text blocks, and image / document / search result blocks as recorded);
+    anything else as its JSON text."""
+    if isinstance(response, str):
+        return response
+    texts = _text_blocks(response)
+    if texts is not None:
+        return [{"type": "text", "text": text} for text in texts]
+    if (
+        isinstance(response, list)
+        and response
+        and all(
+            isinstance(b, Mapping) and (b.get("type") == "text" or b.get("type") in _ANTHROPIC_RESULT_BLOCKS)
+            for b in response
+        )
+    ):
+        return [dict(b) for b in response]
+    return json.dumps(response, ensure_ascii=False)
 
 
 def _semconv_to_openai(messages: list[Any], system: str | None, source: str) -> list[dict[str, Any]]:
@@ -133,7 +181,11 @@ def _semconv_to_openai(messages: list[Any], system: str | None, source: str) -> 
             for part in parts:
                 if isinstance(part, Mapping) and part.get("type") == "tool_call_response":
                     out.append(
-                        {"role": "tool", "tool_call_id": part.get("id"), "content": _response_text(part)}
+                        {
+                            "role": "tool",
+                            "tool_call_id": part.get("id"),
+                            "content": tool_response_text(part.get("response")),
+                        }
                     )
             continue
         entry: dict[str, Any] = {"role": role, "content": _text_parts(parts, f"{source}[{i}]")}
@@ -178,7 +230,11 @@ def _semconv_to_anthropic(messages: list[Any], source: str) -> tuple[list[dict[s
                 )
             elif kind == "tool_call_response":
                 blocks.append(
-                    {"type": "tool_result", "tool_use_id": part.get("id"), "content": _response_text(part)}
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": part.get("id"),
+                        "content": _anthropic_result_content(part.get("response")),
+                    }
                 )
             else:
                 raise _CannotRebuild(f"{where} has a {kind!r} part, which cannot be rebuilt")

@@ -239,18 +239,45 @@ def spans(provider: tuple[TracerProvider, InMemorySpanExporter]) -> Iterator[InM
 
 
 @contextmanager
-def recording_into(
-    collector: CollectorProcess, service: str = "app", **options: Any
-) -> Iterator[TracerProvider]:
-    """spanreel instrumented (content captured, and ``options``) on a new SDK provider of service
-    ``service`` that exports each span as it ends to ``collector`` over OTLP/HTTP; uninstrumented
-    and shut down on exit."""
+def exporting_into(collector: CollectorProcess, service: str = "app") -> Iterator[TracerProvider]:
+    """A new SDK provider of service ``service`` that exports each span as it ends to
+    ``collector`` over OTLP/HTTP; shut down on exit."""
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=collector.http_url)))
-    instrumentor = Instrumentor()
-    instrumentor.instrument(tracer_provider=provider, **{"capture_content": True, **options})
     try:
         yield provider
     finally:
-        instrumentor.uninstrument()
         provider.shutdown()
+
+
+@contextmanager
+def recording_into(
+    collector: CollectorProcess, service: str = "app", **options: Any
+) -> Iterator[TracerProvider]:
+    """spanreel instrumented (content captured, and ``options``) on :func:`exporting_into`'s
+    provider; uninstrumented and shut down on exit."""
+    with exporting_into(collector, service) as provider:
+        instrumentor = Instrumentor()
+        instrumentor.instrument(tracer_provider=provider, **{"capture_content": True, **options})
+        try:
+            yield provider
+        finally:
+            instrumentor.uninstrument()
+
+
+@contextmanager
+def openai_v2_instrumented(provider: TracerProvider) -> Iterator[None]:
+    """opentelemetry-instrumentation-openai-v2 on ``provider``, recording message content on its
+    spans (``SPAN_ONLY``, latest experimental GenAI conventions), as its docs set it up; the
+    environment restored and the instrumentation removed on exit."""
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+        env.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+        instrumentor = OpenAIInstrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            yield
+        finally:
+            instrumentor.uninstrument()

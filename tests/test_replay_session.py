@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import CollectorProcess, start_collector
+from conftest import CollectorProcess, openai_v2_instrumented, start_collector
 from openai import OpenAI
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -452,28 +452,20 @@ def test_session_replay_through_the_collector_and_replays_of(
 
 
 def test_trace_from_another_instrumentation_is_rebuilt_and_replayed(
-    llm: FakeLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    llm: FakeLLMServer, tmp_path: Path
 ) -> None:
     """opentelemetry-instrumentation-openai-v2 records messages, not the wire request: the request
     is rebuilt from gen_ai.input.messages + model + parameters and gives the same answer."""
-    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
-
-    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
-    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=provider)
-    try:
+    with openai_v2_instrumented(provider):
         client = OpenAI(base_url=llm.base_url, api_key="k")
         messages = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello there"}]
         r = client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.3)  # type: ignore[arg-type]
         recorded_output = r.choices[0].message.content
         client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}])
-    finally:
-        instrumentor.uninstrument()
-        provider.shutdown()
+    provider.shutdown()
     spans = load_trace_file(write_otlp_json(list(memory.get_finished_spans()), tmp_path / "peer.json"))
     assert all(s.scope_name != "spanreel" for s in spans)
     before = len(llm.requests)

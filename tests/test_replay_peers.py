@@ -1,0 +1,201 @@
+"""Replay and export of LLM calls recorded by other instrumentations, from the real peer packages.
+
+The calls are made with the real ``openai`` / ``anthropic`` SDKs against the fake LLM server and
+recorded into one collector: MLflow tracing, OpenLLMetry and OpenInference in processes of their
+own (``conftest.run_peer_clients``), opentelemetry-instrumentation-openai-v2 and the anthropic SDK's
+own call span (content mode) in this process. Each call is then replayed on its own against the
+fake server, and what the server received is compared with what the app sent; exports read the
+same stored rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+import pytest
+from conftest import (
+    CollectorProcess,
+    PeerClient,
+    count_rows,
+    exporting_into,
+    openai_v2_instrumented,
+    run_peer_clients,
+)
+from openai import OpenAI
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_replay_support import wait_for
+
+from spanreel.collector import run_query
+from spanreel.fakellm import FakeLLMServer, RecordedRequest
+from spanreel.replay import load_trace
+from spanreel.replay._execute import CallResult, replay_spans
+from spanreel.replay._export import fetch_span_rows, finetune_records
+
+pytest.importorskip("openinference.instrumentation.openai")
+pytest.importorskip("opentelemetry.instrumentation.openai")
+pytest.importorskip("opentelemetry.instrumentation.openai_v2")
+pytest.importorskip("mlflow")
+
+GPT, CLAUDE = "gpt-4o-mini", "claude-3-5-haiku-latest"
+ASK = {"role": "user", "content": "Weather in Paris?"}
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+CALL_ID = "call_1"
+#: an OpenAI conversation after a tool call, its result sent as text parts (a list)
+OPENAI_TOOL_TURN = [
+    {"role": "system", "content": "You are a weather bot."},
+    ASK,
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": CALL_ID,
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": CALL_ID, "content": [{"type": "text", "text": "Sunny, 21C"}]},
+]
+ANTHROPIC_TOOLS = [
+    {"name": "get_weather", "description": "weather", "input_schema": TOOLS[0]["function"]["parameters"]}
+]
+#: an Anthropic conversation after a tool use, its result sent as a string
+ANTHROPIC_TOOL_TURN = [
+    ASK,
+    {
+        "role": "assistant",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+    },
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny, 21C"}]},
+]
+
+#: calls made in this process, by service name: openai-v2 (openai SDK) and the anthropic SDK's span
+OPENAI_V2_CALLS: list[dict[str, Any]] = [
+    {"model": GPT, "messages": OPENAI_TOOL_TURN, "tools": TOOLS},
+]
+ANTHROPIC_SDK_CALLS: list[dict[str, Any]] = [
+    {"model": CLAUDE, "max_tokens": 200, "tools": ANTHROPIC_TOOLS, "messages": ANTHROPIC_TOOL_TURN},
+]
+#: calls made under the peers that patch the SDKs, each in a process of its own
+CLIENTS: dict[str, PeerClient] = {}
+
+
+@dataclass(frozen=True)
+class Call:
+    """A recorded LLM call: its trace and span, and the arguments the app passed."""
+
+    trace_id: str
+    span_id: str
+    kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    collector: CollectorProcess
+    llm: FakeLLMServer
+    calls: dict[str, list[Call]]  # by service name, in the order made
+
+
+@pytest.fixture(scope="module")
+def recorded(
+    collector: CollectorProcess, llm: FakeLLMServer, tmp_path_factory: pytest.TempPathFactory
+) -> Recorded:
+    made: dict[str, list[Mapping[str, Any]]] = {}
+    with exporting_into(collector, "peer-openai-v2") as provider, openai_v2_instrumented(provider):
+        client = OpenAI(base_url=llm.base_url, api_key="test-key")
+        for kwargs in OPENAI_V2_CALLS:
+            client.chat.completions.create(**kwargs)
+    made["peer-openai-v2"] = OPENAI_V2_CALLS
+    with exporting_into(collector, "peer-anthropic-sdk") as provider:
+        claude = anthropic.Anthropic(
+            base_url=llm.base_url.removesuffix("/v1"),
+            api_key="test-key",
+            open_telemetry={"tracer_provider": provider, "traces": {"content_mode": "content"}},
+        )
+        for kwargs in ANTHROPIC_SDK_CALLS:
+            claude.messages.create(**kwargs)
+    made["peer-anthropic-sdk"] = ANTHROPIC_SDK_CALLS
+    if CLIENTS:
+        run_peer_clients(CLIENTS, collector, llm, tmp_path_factory.mktemp("peers"))
+    made.update({"peer-" + name: [kwargs for _, kwargs in c.calls] for name, c in CLIENTS.items()})
+    total = sum(len(c) for c in made.values())
+    wait_for(lambda: count_rows(collector.db, "SELECT count(*) FROM llm_calls") == total, what="calls")
+    calls: dict[str, list[Call]] = {}
+    for service, kwargs_list in made.items():
+        rows = run_query(
+            "SELECT trace_id, span_id FROM llm_calls WHERE service_name = ? ORDER BY start_time",
+            collector.db,
+            params=[service],
+        ).rows
+        assert len(rows) == len(kwargs_list), (service, rows)
+        calls[service] = [Call(t, s, k) for (t, s), k in zip(rows, kwargs_list, strict=True)]
+    return Recorded(collector, llm, calls)
+
+
+def replay(recorded: Recorded, call: Call) -> tuple[CallResult, list[RecordedRequest]]:
+    """``call`` replayed on its own against the fake server: its result and the requests sent."""
+    llm = recorded.llm
+    before = len(llm.requests)
+    result = replay_spans(
+        load_trace(call.trace_id, recorded.collector.db),
+        base_url=llm.base_url,
+        span_exporter=InMemorySpanExporter(),
+        environ={"OPENAI_API_KEY": "sk-replay", "ANTHROPIC_API_KEY": "sk-replay"},
+    )
+    (result_call,) = result.calls
+    return result_call, llm.requests[before:]
+
+
+def export(recorded: Recorded, call: Call) -> dict[str, Any]:
+    """``call``'s fine-tuning example (``export --format openai-jsonl``)."""
+    rows = fetch_span_rows(recorded.collector.db, trace_id=call.trace_id)
+    rows = [r for r in rows if r["span_id"] == call.span_id]
+    result = finetune_records(rows)
+    assert result.skipped == [] and len(result.records) == 1, result
+    return result.records[0]
+
+
+# --------------------------------------------------------------------------- tool results as blocks
+
+
+def test_tool_results_recorded_as_blocks_are_sent_and_exported_as_their_text(recorded: Recorded) -> None:
+    """The anthropic SDK's span records a tool result as content blocks (``[{"type": "text",
+    "text": "Sunny, 21C"}]``), openai-v2 a result sent as text parts as those parts: the replay
+    sent, and the export wrote, the JSON text of the list where the app sent the text."""
+    (claude,) = recorded.calls["peer-anthropic-sdk"]
+    result, (sent,) = replay(recorded, claude)
+    assert result.status == "ok", result
+    tool_result = sent.json["messages"][2]["content"][0]
+    assert tool_result == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": [{"type": "text", "text": "Sunny, 21C"}],  # what the Messages API makes of the string
+    }
+    assert export(recorded, claude)["messages"][2] == {
+        "role": "tool",
+        "tool_call_id": "toolu_1",
+        "content": "Sunny, 21C",
+    }
+
+    (gpt,) = recorded.calls["peer-openai-v2"]
+    result, (sent,) = replay(recorded, gpt)
+    assert result.status == "ok", result
+    assert sent.json["messages"][3] == {"role": "tool", "tool_call_id": CALL_ID, "content": "Sunny, 21C"}
+    assert export(recorded, gpt)["messages"][3] == sent.json["messages"][3]
