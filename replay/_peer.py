@@ -5,8 +5,14 @@ instrumentations usually carry the conversation instead; when it is complete eno
 equivalent request body is rebuilt, in this order of preference
 (see shared/reference/peer-conventions.md):
 
-1. OpenInference ``input.value`` with ``input.mime_type`` ``application/json`` — the SDK call's
-   keyword arguments, i.e. the request body (needs ``messages``);
+1. the request body as the peer recorded it: OpenInference ``input.value`` with
+   ``input.mime_type`` ``application/json`` (the SDK's JSON body), MLflow ``mlflow.spanInputs``
+   of an ``openai`` / ``anthropic`` model call (the SDK method's arguments: the SDK's own request
+   options ``extra_headers``, ``extra_query``, ``timeout`` are left out and ``extra_body`` merged
+   in, as the SDK does; its "not given" sentinels are left out; a ``response_format`` /
+   ``text_format`` MLflow could only record as a Python object's text cannot be rebuilt) — sent
+   as it is, ``stream`` / ``stream_options`` removed (the answer is read whole) (needs
+   ``messages``);
 2. the recorded input messages, read by the collector's
    :func:`spanreel.collector._normalise.normalise_messages` into the OpenTelemetry GenAI message
    schema whatever the instrumentation: ``gen_ai.input.messages`` (OpenLLMetry ≥ 0.55, OpenLIT,
@@ -24,6 +30,7 @@ input parts, unknown provider without a recorded server address) gives a reason 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +55,18 @@ ANTHROPIC_DEFAULT_MAX_TOKENS = 1024
 # OpenInference attribute names (openinference-semantic-conventions SpanAttributes).
 _OI_INPUT_VALUE = "input.value"
 _OI_INPUT_MIME = "input.mime_type"
+#: ``mlflow.message.format`` values whose ``mlflow.spanInputs`` are an SDK call's arguments
+#: (mlflow.openai / mlflow.anthropic autolog) that this module can send
+_MLFLOW_SDK_FORMATS = ("openai", "anthropic")
+#: The SDKs' own request options among a call's arguments: not body fields (``extra_body`` is
+#: merged into the body, as the SDK does).
+_SDK_REQUEST_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+#: What MLflow's JSON encoder makes of the SDKs' "not given" sentinels (some wrappers pass them
+#: explicitly): the SDK sends no such field.
+_SDK_SENTINEL = re.compile(r"NOT_GIVEN|<(?:openai|anthropic)\.Omit object at 0x[0-9a-f]+>")
+#: Arguments the SDK turns into body fields (a pydantic model → a JSON schema) that MLflow records
+#: as the text of the Python object (``"<class 'app.Answer'>"``).
+_CONVERTED_ARGUMENTS = ("response_format", "text_format")
 
 #: ``gen_ai.request.*`` attribute → (OpenAI body key, Anthropic body key)
 _PARAMS: tuple[tuple[str, str, str], ...] = (
@@ -304,6 +323,56 @@ def _tools(attrs: Mapping[str, Any], anthropic: bool) -> list[dict[str, Any]] | 
     return tools or None
 
 
+def _mlflow_arguments(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """An MLflow openai / anthropic model call's arguments as the request body the SDK sent, and
+    the wire format (``openai``, ``anthropic``); ``None`` for other spans."""
+    from spanreel.collector import _peers as peers
+    from spanreel.collector._normalise import attribute_view
+
+    if peers.MLFLOW_SPAN_TYPE not in attrs:
+        return None
+    view = attribute_view(attrs)  # MLflow JSON-encodes every value
+    if view.get(peers.MLFLOW_SPAN_TYPE) not in peers.MLFLOW_SPAN_TYPE_OPERATIONS:
+        return None  # a chain, agent or tool span
+    inputs, wire = view.get(peers.MLFLOW_SPAN_INPUTS), view.get(peers.MLFLOW_MESSAGE_FORMAT)
+    if not isinstance(inputs, dict):
+        return None
+    if wire is None and isinstance(inputs.get("model"), str):
+        wire = _OPENAI  # recorded before MLflow named the format
+    if wire not in _MLFLOW_SDK_FORMATS:
+        return None  # another framework's inputs (LangChain, LlamaIndex …), not a request body
+    body = {
+        key: value
+        for key, value in inputs.items()
+        if key not in _SDK_REQUEST_OPTIONS and not (isinstance(value, str) and _SDK_SENTINEL.fullmatch(value))
+    }
+    for key in _CONVERTED_ARGUMENTS:
+        if isinstance(body.get(key), str):
+            raise _CannotRebuild(
+                f"{peers.MLFLOW_SPAN_INPUTS} holds {key} as the text of a Python object "
+                f"({body[key][:80]!r}), not the JSON the SDK sent"
+            )
+    extra = inputs.get("extra_body")
+    if isinstance(extra, Mapping):
+        body.update(extra)
+    return body, str(wire)
+
+
+def _recorded_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool] | None:
+    """The request body as a peer recorded it (module docstring, 1.): ``(body, source, anthropic
+    wire format)``; ``None`` when none was recorded."""
+    from spanreel.collector._peers import MLFLOW_SPAN_INPUTS
+
+    raw = parse_json(attrs.get(_OI_INPUT_VALUE))
+    if isinstance(raw, dict) and "json" in str(attrs.get(_OI_INPUT_MIME) or ""):
+        return dict(raw), f"{_OI_INPUT_VALUE} (OpenInference)", False
+    arguments = _mlflow_arguments(attrs)
+    if arguments is not None:
+        body, wire = arguments
+        return body, f"{MLFLOW_SPAN_INPUTS} (MLflow)", wire == _ANTHROPIC
+    return None
+
+
 def rebuild_request(
     attrs: Mapping[str, Any], provider: str | None, request_model: str | None
 ) -> RebuiltRequest | str:
@@ -315,16 +384,17 @@ def rebuild_request(
     provider = (provider or _OPENAI).lower()
     anthropic = provider == _ANTHROPIC
     try:
-        raw = parse_json(attrs.get(_OI_INPUT_VALUE))
-        mime = str(attrs.get(_OI_INPUT_MIME) or "")
         model = request_model or attrs.get(OI_LLM_MODEL_NAME)
-        if isinstance(raw, dict) and isinstance(raw.get("messages"), list) and "json" in mime:
-            body = dict(raw)
+        recorded_body = _recorded_body(attrs)
+        if recorded_body is not None and isinstance(recorded_body[0].get("messages"), list):
+            body, source, anthropic_wire = recorded_body
             if model and "model" not in body:
                 body["model"] = model
-            body.pop("stream", None)  # peers record the kwargs; the response is read whole
+            body.pop("stream", None)  # the response is read whole
             body.pop("stream_options", None)
-            return RebuiltRequest(_endpoint(attrs, provider), body, f"{_OI_INPUT_VALUE} (OpenInference)")
+            if anthropic_wire:
+                provider = _ANTHROPIC
+            return RebuiltRequest(_endpoint(attrs, provider), body, source)
         if not isinstance(model, str) or not model:
             return f"the model was not recorded ({ga.GEN_AI_REQUEST_MODEL})"
         recorded = _recorded_messages(attrs)

@@ -86,15 +86,49 @@ ANTHROPIC_TOOL_TURN = [
     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny, 21C"}]},
 ]
 
+OPENAI_TOOL_CALL = {"model": GPT, "messages": OPENAI_TOOL_TURN, "tools": TOOLS}
+ANTHROPIC_TOOL_CALL = {
+    "model": CLAUDE,
+    "max_tokens": 200,
+    "tools": ANTHROPIC_TOOLS,
+    "messages": ANTHROPIC_TOOL_TURN,
+}
+ANTHROPIC_SYSTEM_CALL = {
+    "model": CLAUDE,
+    "max_tokens": 3,
+    "system": "Be brief.",
+    "stop_sequences": ["END"],
+    "messages": [ASK],
+}
+
 #: calls made in this process, by service name: openai-v2 (openai SDK) and the anthropic SDK's span
-OPENAI_V2_CALLS: list[dict[str, Any]] = [
-    {"model": GPT, "messages": OPENAI_TOOL_TURN, "tools": TOOLS},
-]
-ANTHROPIC_SDK_CALLS: list[dict[str, Any]] = [
-    {"model": CLAUDE, "max_tokens": 200, "tools": ANTHROPIC_TOOLS, "messages": ANTHROPIC_TOOL_TURN},
-]
+OPENAI_V2_CALLS: list[dict[str, Any]] = [OPENAI_TOOL_CALL]
+ANTHROPIC_SDK_CALLS: list[dict[str, Any]] = [ANTHROPIC_TOOL_CALL]
 #: calls made under the peers that patch the SDKs, each in a process of its own
-CLIENTS: dict[str, PeerClient] = {}
+CLIENTS: dict[str, PeerClient] = {
+    "mlflow": PeerClient(
+        "mlflow",
+        [
+            (
+                "chat",
+                {
+                    "model": GPT,
+                    "messages": OPENAI_TOOL_TURN[:2],
+                    "temperature": 0.2,
+                    "max_tokens": 50,
+                    "tools": TOOLS,
+                    "tool_choice": "auto",
+                    "timeout": 30,  # the SDK's own options: not sent as body fields
+                    "extra_body": {"user": "u-1"},
+                },
+            ),
+            ("chat", OPENAI_TOOL_CALL),
+            ("messages", ANTHROPIC_SYSTEM_CALL),
+            ("messages", ANTHROPIC_TOOL_CALL),
+            ("parse", {"model": GPT, "messages": [ASK], "response_format": "Answer"}),
+        ],
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -199,3 +233,26 @@ def test_tool_results_recorded_as_blocks_are_sent_and_exported_as_their_text(rec
     assert result.status == "ok", result
     assert sent.json["messages"][3] == {"role": "tool", "tool_call_id": CALL_ID, "content": "Sunny, 21C"}
     assert export(recorded, gpt)["messages"][3] == sent.json["messages"][3]
+
+
+# --------------------------------------------------------------------------- MLflow: the recorded arguments
+
+
+def test_mlflow_calls_are_replayed_with_the_arguments_the_app_passed(recorded: Recorded) -> None:
+    """MLflow records the SDK call's arguments (``mlflow.spanInputs``): the replay sends them as
+    the body the SDK sent — system prompt, sampling parameters, max_tokens and tools included (the
+    request was rebuilt from the messages alone: tools, temperature and the Anthropic system prompt
+    were dropped, max_tokens became 1024). A response_format MLflow recorded as a class's text
+    cannot be sent."""
+    *sent_as_is, parse = recorded.calls["peer-mlflow"]
+    for call in sent_as_is:
+        result, (sent,) = replay(recorded, call)
+        assert result.status == "ok", result
+        expected = {k: v for k, v in call.kwargs.items() if k not in ("timeout", "extra_body")}
+        expected.update(call.kwargs.get("extra_body") or {})
+        assert sent.json == expected
+        assert result.notes == ("request rebuilt from mlflow.spanInputs (MLflow)",)
+        assert sent.path == ("/v1/messages" if call.kwargs["model"] == CLAUDE else "/v1/chat/completions")
+    result, sent_nothing = replay(recorded, parse)
+    assert result.status == "skipped" and sent_nothing == []
+    assert "mlflow.spanInputs holds response_format as the text of a Python object" in str(result.skip_reason)
