@@ -11,8 +11,8 @@ equivalent request body is rebuilt, in this order of preference
    options ``extra_headers``, ``extra_query``, ``timeout`` are left out and ``extra_body`` merged
    in, as the SDK does; its "not given" sentinels are left out; a ``response_format`` /
    ``text_format`` MLflow could only record as a Python object's text cannot be rebuilt) — sent
-   as it is, ``stream`` / ``stream_options`` removed (the answer is read whole) (needs
-   ``messages``);
+   as it is, ``stream`` / ``stream_options`` removed (the answer is read whole), to the API its
+   shape names (below);
 2. the recorded input messages, read by the collector's
    :func:`spanreel.collector._normalise.normalise_messages` into the OpenTelemetry GenAI message
    schema whatever the instrumentation: ``gen_ai.input.messages`` (OpenLLMetry ≥ 0.55, OpenLIT,
@@ -21,10 +21,24 @@ equivalent request body is rebuilt, in this order of preference
    ``gen_ai.system_instructions``, ``gen_ai.tool.definitions``, ``gen_ai.request.model`` and the
    ``gen_ai.request.*`` parameters.
 
-The body is an OpenAI Chat Completions body, or an Anthropic Messages body when the provider is
-``anthropic``; it is sent to ``server.address``/``server.port`` (default: the provider's public
-API host) at the provider's chat path. Anything that cannot be rebuilt faithfully (non-text
-input parts, unknown provider without a recorded server address) gives a reason instead.
+The API follows the call's operation (the normalised ``operation`` column), never a chat body
+for another kind of call:
+
+- a recorded body goes to Anthropic Messages when the provider (or MLflow's message format) is
+  ``anthropic``; else to Embeddings for an ``embeddings`` call, to Chat Completions with
+  ``messages``, to legacy Completions with ``prompt``, to Responses with ``input``;
+- rebuilt from the messages: an ``embeddings`` call gets an Embeddings body (``input``: each
+  recorded message is one input text, as OpenLLMetry records them; ``encoding_format`` and
+  ``dimensions`` when recorded), a ``text_completion`` call a legacy Completions body
+  (``prompt``: each message's text) with the OpenAI parameters, anything else an OpenAI Chat
+  Completions body, or an Anthropic Messages body when the provider is ``anthropic`` (Anthropic
+  has neither embeddings nor legacy completions to rebuild).
+
+The request is sent to ``server.address``/``server.port`` (default: the provider's public API
+host) at that API's path (``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
+``/v1/responses``, Anthropic ``/v1/messages``; other providers get the OpenAI paths). Anything
+that cannot be rebuilt faithfully (non-text input parts, an input that is not one text per
+message, unknown provider without a recorded server address) gives a reason instead.
 """
 
 from __future__ import annotations
@@ -44,11 +58,15 @@ __all__ = ["RebuiltRequest", "rebuild_request", "tool_response_text"]
 
 _OPENAI = ga.GenAiProviderNameValues.OPENAI.value
 _ANTHROPIC = ga.GenAiProviderNameValues.ANTHROPIC.value
-#: provider → (default host, chat path)
-_ENDPOINTS: Mapping[str, tuple[str, str]] = {
-    _OPENAI: ("api.openai.com", "/v1/chat/completions"),
-    _ANTHROPIC: ("api.anthropic.com", "/v1/messages"),
-}
+_EMBEDDINGS = ga.GenAiOperationNameValues.EMBEDDINGS.value
+_TEXT_COMPLETION = ga.GenAiOperationNameValues.TEXT_COMPLETION.value
+#: provider → public API host
+_HOSTS: Mapping[str, str] = {_OPENAI: "api.openai.com", _ANTHROPIC: "api.anthropic.com"}
+_CHAT_PATH = "/v1/chat/completions"
+_COMPLETIONS_PATH = "/v1/completions"
+_EMBEDDINGS_PATH = "/v1/embeddings"
+_RESPONSES_PATH = "/v1/responses"
+_MESSAGES_PATH = "/v1/messages"
 #: Anthropic requires ``max_tokens``; used when the recording has none.
 ANTHROPIC_DEFAULT_MAX_TOKENS = 1024
 
@@ -95,17 +113,16 @@ class _CannotRebuild(ValueError):
     pass
 
 
-def _endpoint(attrs: Mapping[str, Any], provider: str) -> str:
+def _endpoint(attrs: Mapping[str, Any], provider: str, path: str) -> str:
     host = attrs.get(SERVER_ADDRESS)
-    default = _ENDPOINTS.get(provider)
-    path = default[1] if default else _ENDPOINTS[_OPENAI][1]
     if not isinstance(host, str) or not host:
+        default = _HOSTS.get(provider)
         if default is None:
             raise _CannotRebuild(
                 f"no {SERVER_ADDRESS} recorded and provider {provider!r} has no known API host "
                 "(pass --base-url to choose where to send it)"
             )
-        return f"https://{default[0]}{path}"
+        return f"https://{default}{path}"
     port = attrs.get(SERVER_PORT)
     local = host in ("localhost", "127.0.0.1", "::1")
     scheme = "http" if local else "https"
@@ -373,33 +390,102 @@ def _recorded_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool]
     return None
 
 
+def _recorded_body_path(body: Mapping[str, Any], operation: str | None, anthropic: bool) -> str | None:
+    """The API path a request body recorded as sent goes to (module docstring), or ``None`` when
+    its shape names none."""
+    if anthropic:
+        return _MESSAGES_PATH if isinstance(body.get("messages"), list) else None
+    if operation == _EMBEDDINGS:
+        return _EMBEDDINGS_PATH if "input" in body else None
+    if isinstance(body.get("messages"), list):
+        return _CHAT_PATH
+    if "prompt" in body:
+        return _COMPLETIONS_PATH
+    if "input" in body:
+        return _RESPONSES_PATH
+    return None
+
+
+def _single_texts(messages: list[Any], source: str, what: str) -> list[str]:
+    """Each message's text, for an embeddings input or a completions prompt: a message with
+    anything but text parts (or none) cannot be one."""
+    texts: list[str] = []
+    for i, message in enumerate(messages):
+        parts = message.get("parts") if isinstance(message, Mapping) else None
+        contents = [
+            p["content"]
+            for p in parts or ()
+            if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("content"), str)
+        ]
+        if not parts or len(contents) != len(parts):
+            raise _CannotRebuild(f"{source}[{i}] is not text, so the {what} cannot be rebuilt")
+        texts.append("".join(contents))
+    return texts
+
+
+def _embeddings_body(
+    attrs: Mapping[str, Any], model: str, messages: list[Any], source: str
+) -> dict[str, Any]:
+    inputs = _single_texts(messages, source, "embeddings input")
+    body: dict[str, Any] = {"model": model, "input": inputs[0] if len(inputs) == 1 else inputs}
+    formats = attrs.get(ga.GEN_AI_REQUEST_ENCODING_FORMATS)
+    if isinstance(formats, list | tuple) and len(formats) == 1:
+        body["encoding_format"] = formats[0]
+    dimensions = attrs.get(ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT)
+    if isinstance(dimensions, int):
+        body["dimensions"] = dimensions
+    return body
+
+
+def _completions_body(
+    attrs: Mapping[str, Any], model: str, messages: list[Any], source: str
+) -> dict[str, Any]:
+    prompts = _single_texts(messages, source, "prompt")
+    return {"model": model, "prompt": prompts[0] if len(prompts) == 1 else prompts, **_params(attrs, False)}
+
+
 def rebuild_request(
-    attrs: Mapping[str, Any], provider: str | None, request_model: str | None
+    attrs: Mapping[str, Any],
+    provider: str | None,
+    request_model: str | None,
+    operation: str | None = None,
 ) -> RebuiltRequest | str:
     """A :class:`RebuiltRequest` from a peer instrumentation's span attributes, or the reason
-    (one sentence) why the request cannot be rebuilt. ``provider``/``request_model``: the
-    span's normalised ``provider`` / ``request_model`` columns."""
+    (one sentence) why the request cannot be rebuilt. ``provider``/``request_model``/``operation``:
+    the span's normalised ``provider`` / ``request_model`` / ``operation`` columns."""
     from spanreel.collector._peers import OI_LLM_MODEL_NAME
 
     provider = (provider or _OPENAI).lower()
-    anthropic = provider == _ANTHROPIC
     try:
         model = request_model or attrs.get(OI_LLM_MODEL_NAME)
         recorded_body = _recorded_body(attrs)
-        if recorded_body is not None and isinstance(recorded_body[0].get("messages"), list):
+        if recorded_body is not None:
             body, source, anthropic_wire = recorded_body
-            if model and "model" not in body:
-                body["model"] = model
-            body.pop("stream", None)  # the response is read whole
-            body.pop("stream_options", None)
             if anthropic_wire:
                 provider = _ANTHROPIC
-            return RebuiltRequest(_endpoint(attrs, provider), body, source)
+            path = _recorded_body_path(body, operation, provider == _ANTHROPIC)
+            if path is not None:
+                if model and "model" not in body:
+                    body["model"] = model
+                body.pop("stream", None)  # the response is read whole
+                body.pop("stream_options", None)
+                return RebuiltRequest(_endpoint(attrs, provider, path), body, source)
+        anthropic = provider == _ANTHROPIC
         if not isinstance(model, str) or not model:
             return f"the model was not recorded ({ga.GEN_AI_REQUEST_MODEL})"
         recorded = _recorded_messages(attrs)
         if recorded is not None:
             messages, source = recorded
+            if operation in (_EMBEDDINGS, _TEXT_COMPLETION):
+                if anthropic:
+                    raise _CannotRebuild(
+                        f"an Anthropic {operation} call cannot be rebuilt (only Messages requests can)"
+                    )
+                if operation == _EMBEDDINGS:
+                    body, path = _embeddings_body(attrs, model, messages, source), _EMBEDDINGS_PATH
+                else:
+                    body, path = _completions_body(attrs, model, messages, source), _COMPLETIONS_PATH
+                return RebuiltRequest(_endpoint(attrs, provider, path), body, source)
             system = _system_instructions(attrs)
             if anthropic:
                 wire, inline_system = _semconv_to_anthropic(messages, source)
@@ -417,7 +503,9 @@ def rebuild_request(
             tools = _tools(attrs, anthropic)
             if tools:
                 body["tools"] = tools
-            return RebuiltRequest(_endpoint(attrs, provider), body, source)
+            return RebuiltRequest(
+                _endpoint(attrs, provider, _MESSAGES_PATH if anthropic else _CHAT_PATH), body, source
+            )
     except _CannotRebuild as exc:
         return str(exc)
     return (

@@ -173,7 +173,7 @@ def _plan_one(span: SpanRecord) -> tuple[RecordedRequest | None, str | None]:
     if body is None:
         if span.scope_name in (None, SPANREEL_SCOPE):
             return None, CAPTURE_OFF_REASON
-        rebuilt = rebuild_request(attrs, span.provider, span.request_model)
+        rebuilt = rebuild_request(attrs, span.provider, span.request_model, span.operation)
         if isinstance(rebuilt, str):
             return None, f"recorded by {span.scope_name!r}: {rebuilt}"
         text = json.dumps(rebuilt.body, ensure_ascii=False, separators=(",", ":"))

@@ -104,8 +104,17 @@ ANTHROPIC_SYSTEM_CALL = {
 #: calls made in this process, by service name: openai-v2 (openai SDK) and the anthropic SDK's span
 OPENAI_V2_CALLS: list[dict[str, Any]] = [OPENAI_TOOL_CALL]
 ANTHROPIC_SDK_CALLS: list[dict[str, Any]] = [ANTHROPIC_TOOL_CALL]
+EMBEDDINGS = ("embeddings", {"model": "text-embedding-3-small", "input": ["hello world", "second"]})
+COMPLETIONS = (
+    "completions",
+    {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 20, "temperature": 0.5},
+)
+
 #: calls made under the peers that patch the SDKs, each in a process of its own
 CLIENTS: dict[str, PeerClient] = {
+    "openllmetry-apis": PeerClient("openllmetry", [EMBEDDINGS, COMPLETIONS]),
+    "openinference-apis": PeerClient("openinference", [EMBEDDINGS, COMPLETIONS]),
+    "mlflow-apis": PeerClient("mlflow", [EMBEDDINGS, COMPLETIONS]),
     "mlflow": PeerClient(
         "mlflow",
         [
@@ -256,3 +265,22 @@ def test_mlflow_calls_are_replayed_with_the_arguments_the_app_passed(recorded: R
     result, sent_nothing = replay(recorded, parse)
     assert result.status == "skipped" and sent_nothing == []
     assert "mlflow.spanInputs holds response_format as the text of a Python object" in str(result.skip_reason)
+
+
+# --------------------------------------------------------------------------- embeddings, completions
+
+
+@pytest.mark.parametrize("peer", ["openllmetry", "openinference", "mlflow"])
+def test_peer_embeddings_and_completions_are_replayed_at_their_own_api(recorded: Recorded, peer: str) -> None:
+    """An embeddings call and a legacy completions call are sent to /v1/embeddings with ``input``
+    and /v1/completions with ``prompt`` (OpenLLMetry's were sent to /v1/chat/completions as chat
+    messages — which the real API refuses for those models —, OpenInference's and MLflow's were
+    skipped), from the body the peer recorded or rebuilt from OpenLLMetry's messages."""
+    embeddings, completions = recorded.calls[f"peer-{peer}-apis"]
+    for call, path in ((embeddings, "/v1/embeddings"), (completions, "/v1/completions")):
+        result, requests = replay(recorded, call)
+        assert result.status == "ok", result.skip_reason or result.replay
+        (sent,) = requests
+        assert sent.path == path
+        assert {k: sent.json.get(k) for k in call.kwargs} == call.kwargs  # every argument the app passed
+        assert "messages" not in sent.json
