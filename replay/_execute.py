@@ -174,24 +174,38 @@ class ReplayPlan:
 
     def warnings(self) -> tuple[str, ...]:
         """What a reader of the report must know before trusting it: a trace that looks
-        incomplete (spans whose parent is not stored: still being written, or spans lost), and
+        incomplete (spans whose parent is not stored: still being written, or spans lost),
         replayable calls whose recorded body spanreel modified at record time (placeholders,
-        masked credentials, redaction) that no ``--hook`` restores — they are not replayed as the
-        app sent them."""
+        masked credentials, redaction) and requests rebuilt from a peer's recording without
+        something it did not record (tool definitions), that no ``--hook`` edits — they are not
+        replayed as the app sent them."""
         notes = [w for tid, roots in self.forests if (w := _incomplete(tid, roots)) is not None]
-        modified = [c for c in self.calls if c.request is not None and c.request.modified]
-        unhooked = [c for c in modified if not self.hooked(c)]
-        if not unhooked:
-            return tuple(notes)
-        kinds = sorted({m for c in unhooked if c.request for m in c.request.modifications})
-        which = ("calls " if len(unhooked) > 1 else "call ") + ", ".join(str(c.index) for c in unhooked)
-        return (
-            *notes,
-            f"{len(unhooked)} of {len(self.calls)} calls ({which}) are not replayed verbatim: "
-            f"spanreel modified their recorded request body at record time ({'; '.join(kinds)}), "
-            "and the body is sent as recorded, so their output may differ; restore it with --hook "
-            "MODULE:FUNCTION",
-        )
+        unhooked = [
+            c for c in self.calls if c.request is not None and c.request.modified and not self.hooked(c)
+        ]
+        at_record = [c for c in unhooked if c.request is not None and not c.request.rebuilt_from]
+        rebuilt = [c for c in unhooked if c.request is not None and c.request.rebuilt_from]
+
+        def which(calls: list[PlannedCall]) -> tuple[str, str]:
+            kinds = sorted({m for c in calls if c.request for m in c.request.modifications})
+            names = ("calls " if len(calls) > 1 else "call ") + ", ".join(str(c.index) for c in calls)
+            return f"{len(calls)} of {len(self.calls)} calls ({names})", "; ".join(kinds)
+
+        if at_record:
+            calls, kinds = which(at_record)
+            notes.append(
+                f"{calls} are not replayed verbatim: spanreel modified their recorded request body "
+                f"at record time ({kinds}), and the body is sent as recorded, so their output may "
+                "differ; restore it with --hook MODULE:FUNCTION"
+            )
+        if rebuilt:
+            calls, kinds = which(rebuilt)
+            notes.append(
+                f"{calls} are not replayed verbatim: their request was rebuilt without what the "
+                f"recording instrumentation did not record ({kinds}), so their output may differ; "
+                "add it with --hook MODULE:FUNCTION"
+            )
+        return tuple(notes)
 
     def sources(self, call: PlannedCall) -> tuple[int, ...]:
         """Indexes of the calls ``call`` waits for (sorted, unique)."""

@@ -37,8 +37,14 @@ for another kind of call:
 The request is sent to ``server.address``/``server.port`` (default: the provider's public API
 host) at that API's path (``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
 ``/v1/responses``, Anthropic ``/v1/messages``; other providers get the OpenAI paths). Anything
-that cannot be rebuilt faithfully (non-text input parts, an input that is not one text per
-message, unknown provider without a recorded server address) gives a reason instead.
+that cannot be rebuilt faithfully (non-text input parts, a message recorded without its content,
+an input that is not one text per message, unknown provider without a recorded server address)
+gives a reason instead. What the recording lacks but the rest of the request does not depend on is
+named in :attr:`RebuiltRequest.gaps` — the request is still sent, and the report says what it
+lacks: tool definitions for a conversation that calls tools (opentelemetry-instrumentation-openai-v2
+and the anthropic SDK's span do not record them), Anthropic's ``max_tokens`` when not recorded
+(1024 is sent), the ``extra_headers`` / ``extra_query`` MLflow recorded (not re-sent). A ``--hook``
+can add what is missing.
 """
 
 from __future__ import annotations
@@ -102,11 +108,14 @@ _PARAMS: tuple[tuple[str, str, str], ...] = (
 @dataclass(frozen=True, slots=True)
 class RebuiltRequest:
     """A request rebuilt from peer attributes: ``url``, ``body`` (a JSON object) and ``source``
-    (which attributes it came from, for the report)."""
+    (which attributes it came from, for the report). ``gaps``: what the app's request had that the
+    recording does not hold, so the rebuilt one lacks or guesses it (``"tool definitions"``),
+    for the report's note; empty when the request is complete."""
 
     url: str
     body: dict[str, Any]
     source: str
+    gaps: tuple[str, ...] = ()
 
 
 class _CannotRebuild(ValueError):
@@ -204,6 +213,20 @@ def _anthropic_result_content(response: Any) -> str | list[dict[str, Any]]:
     return json.dumps(response, ensure_ascii=False)
 
 
+def _parts(message: Mapping[str, Any], where: str, role: str) -> list[Any]:
+    """A recorded message's parts; a message recorded without any is a reason not to rebuild:
+    its content was left out (opentelemetry-instrumentation-openai-v2 records only string
+    content, so an image or a list of parts leaves ``"parts": []``), and sending it empty would
+    ask the model something else."""
+    parts = message.get("parts")
+    if not isinstance(parts, list) or not parts:
+        raise _CannotRebuild(
+            f"{where} ({role}) has no recorded content: the recording instrumentation left it out "
+            "(some record only text, not images or lists of parts), so the request cannot be rebuilt"
+        )
+    return parts
+
+
 def _semconv_to_openai(messages: list[Any], system: str | None, source: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if system:
@@ -212,7 +235,7 @@ def _semconv_to_openai(messages: list[Any], system: str | None, source: str) -> 
         if not isinstance(message, Mapping):
             continue
         role = str(message.get("role") or "user")
-        parts = message.get("parts") or []
+        parts = _parts(message, f"{source}[{i}]", role)
         if role == "tool":
             for part in parts:
                 if isinstance(part, Mapping) and part.get("type") == "tool_call_response":
@@ -247,8 +270,8 @@ def _semconv_to_anthropic(messages: list[Any], source: str) -> tuple[list[dict[s
         if not isinstance(message, Mapping):
             continue
         role = str(message.get("role") or "user")
-        parts = message.get("parts") or []
         where = f"{source}[{i}]"
+        parts = _parts(message, where, role)
         if role == "system":
             system.append(_text_parts(parts, where))
             continue
@@ -287,23 +310,43 @@ def _system_instructions(attrs: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _recorded_messages(attrs: Mapping[str, Any]) -> tuple[list[Any], str] | None:
-    """The recorded input messages in the OTel GenAI message schema, whatever the instrumentation
-    (:func:`~spanreel.collector._normalise.normalise_messages`), and the attributes they came
-    from (for the report); ``None`` when none were recorded."""
+@dataclass(frozen=True, slots=True)
+class _Recorded:
+    """The recorded conversation in the OTel GenAI message schema: input ``messages``, the
+    attributes they came from (``source``, for the report) and the output messages."""
+
+    messages: list[Any]
+    source: str
+    outputs: list[Any]
+
+    def uses_tools(self) -> bool:
+        """Whether a tool was called or answered, in the history or the output."""
+        return any(
+            isinstance(part, Mapping) and part.get("type") in ("tool_call", "tool_call_response")
+            for message in (*self.messages, *self.outputs)
+            if isinstance(message, Mapping)
+            for part in message.get("parts") or ()
+        )
+
+
+def _recorded_messages(attrs: Mapping[str, Any]) -> _Recorded | None:
+    """The recorded messages, whatever the instrumentation
+    (:func:`~spanreel.collector._normalise.normalise_messages`); ``None`` when no input messages
+    were recorded."""
     from spanreel.collector import _peers as peers
     from spanreel.collector._normalise import normalise_messages
 
-    messages = parse_json(normalise_messages(attrs)[0])
-    if not isinstance(messages, list) or not messages:
+    inputs, outputs = (parse_json(m) for m in normalise_messages(attrs))
+    if not isinstance(inputs, list) or not inputs:
         return None
+    outputs = outputs if isinstance(outputs, list) else []
     # the first convention present, in normalise_messages' order of preference
     if ga.GEN_AI_INPUT_MESSAGES in attrs:
-        return messages, ga.GEN_AI_INPUT_MESSAGES
+        return _Recorded(inputs, ga.GEN_AI_INPUT_MESSAGES, outputs)
     for prefix in (peers.LLMETRY_PROMPTS, peers.OI_INPUT_MESSAGES):
         if any(key.startswith(f"{prefix}.") for key in attrs):
-            return messages, f"{prefix}.*"
-    return messages, peers.MLFLOW_SPAN_INPUTS
+            return _Recorded(inputs, f"{prefix}.*", outputs)
+    return _Recorded(inputs, peers.MLFLOW_SPAN_INPUTS, outputs)
 
 
 def _params(attrs: Mapping[str, Any], anthropic: bool) -> dict[str, Any]:
@@ -340,9 +383,14 @@ def _tools(attrs: Mapping[str, Any], anthropic: bool) -> list[dict[str, Any]] | 
     return tools or None
 
 
-def _mlflow_arguments(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """An MLflow openai / anthropic model call's arguments as the request body the SDK sent, and
-    the wire format (``openai``, ``anthropic``); ``None`` for other spans."""
+#: The SDK options that change the request outside its body, which a replay does not re-send.
+_UNSENT_OPTIONS = (("extra_headers", "request headers"), ("extra_query", "query parameters"))
+
+
+def _mlflow_arguments(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, tuple[str, ...]] | None:
+    """An MLflow openai / anthropic model call's arguments as the request body the SDK sent, the
+    wire format (``openai``, ``anthropic``) and the gaps (the SDK options given that are not
+    re-sent); ``None`` for other spans."""
     from spanreel.collector import _peers as peers
     from spanreel.collector._normalise import attribute_view
 
@@ -372,21 +420,22 @@ def _mlflow_arguments(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str] | 
     extra = inputs.get("extra_body")
     if isinstance(extra, Mapping):
         body.update(extra)
-    return body, str(wire)
+    gaps = tuple(f"{what} ({key})" for key, what in _UNSENT_OPTIONS if inputs.get(key))
+    return body, str(wire), gaps
 
 
-def _recorded_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool] | None:
+def _recorded_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool, tuple[str, ...]] | None:
     """The request body as a peer recorded it (module docstring, 1.): ``(body, source, anthropic
-    wire format)``; ``None`` when none was recorded."""
+    wire format, gaps)``; ``None`` when none was recorded."""
     from spanreel.collector._peers import MLFLOW_SPAN_INPUTS
 
     raw = parse_json(attrs.get(_OI_INPUT_VALUE))
     if isinstance(raw, dict) and "json" in str(attrs.get(_OI_INPUT_MIME) or ""):
-        return dict(raw), f"{_OI_INPUT_VALUE} (OpenInference)", False
+        return dict(raw), f"{_OI_INPUT_VALUE} (OpenInference)", False, ()
     arguments = _mlflow_arguments(attrs)
     if arguments is not None:
-        body, wire = arguments
-        return body, f"{MLFLOW_SPAN_INPUTS} (MLflow)", wire == _ANTHROPIC
+        body, wire, gaps = arguments
+        return body, f"{MLFLOW_SPAN_INPUTS} (MLflow)", wire == _ANTHROPIC, gaps
     return None
 
 
@@ -460,7 +509,7 @@ def rebuild_request(
         model = request_model or attrs.get(OI_LLM_MODEL_NAME)
         recorded_body = _recorded_body(attrs)
         if recorded_body is not None:
-            body, source, anthropic_wire = recorded_body
+            body, source, anthropic_wire, gaps = recorded_body
             if anthropic_wire:
                 provider = _ANTHROPIC
             path = _recorded_body_path(body, operation, provider == _ANTHROPIC)
@@ -469,13 +518,13 @@ def rebuild_request(
                     body["model"] = model
                 body.pop("stream", None)  # the response is read whole
                 body.pop("stream_options", None)
-                return RebuiltRequest(_endpoint(attrs, provider, path), body, source)
+                return RebuiltRequest(_endpoint(attrs, provider, path), body, source, gaps)
         anthropic = provider == _ANTHROPIC
         if not isinstance(model, str) or not model:
             return f"the model was not recorded ({ga.GEN_AI_REQUEST_MODEL})"
         recorded = _recorded_messages(attrs)
         if recorded is not None:
-            messages, source = recorded
+            messages, source = recorded.messages, recorded.source
             if operation in (_EMBEDDINGS, _TEXT_COMPLETION):
                 if anthropic:
                     raise _CannotRebuild(
@@ -487,11 +536,14 @@ def rebuild_request(
                     body, path = _completions_body(attrs, model, messages, source), _COMPLETIONS_PATH
                 return RebuiltRequest(_endpoint(attrs, provider, path), body, source)
             system = _system_instructions(attrs)
+            missing: list[str] = []
             if anthropic:
                 wire, inline_system = _semconv_to_anthropic(messages, source)
                 system = "\n".join(s for s in (system, inline_system) if s) or None
                 body = {"model": model, "messages": wire, **_params(attrs, True)}
-                body.setdefault("max_tokens", ANTHROPIC_DEFAULT_MAX_TOKENS)
+                if "max_tokens" not in body:
+                    body["max_tokens"] = ANTHROPIC_DEFAULT_MAX_TOKENS
+                    missing.append(f"max_tokens ({ANTHROPIC_DEFAULT_MAX_TOKENS} sent: Anthropic needs one)")
                 if system:
                     body["system"] = system
             else:
@@ -503,8 +555,13 @@ def rebuild_request(
             tools = _tools(attrs, anthropic)
             if tools:
                 body["tools"] = tools
+            elif recorded.uses_tools():
+                missing.insert(0, "tool definitions")
             return RebuiltRequest(
-                _endpoint(attrs, provider, _MESSAGES_PATH if anthropic else _CHAT_PATH), body, source
+                _endpoint(attrs, provider, _MESSAGES_PATH if anthropic else _CHAT_PATH),
+                body,
+                source,
+                tuple(missing),
             )
     except _CannotRebuild as exc:
         return str(exc)

@@ -10,8 +10,10 @@ peer instrumentation's span around spanreel's) whose replayable request is on a 
 are left out: the descendant is the call. A body spanreel changed at record time
 (``spanreel.request.body_modified``: blob placeholders, masked credentials, redaction) is still
 replayable, sent as recorded; ``RecordedRequest.modifications`` says what was changed, for the
-report's note. Each call also gets its tree path (span names from the
-trace root, joined by ``/``), which ``--only`` matches.
+report's note. Likewise a request rebuilt without something the peer did not record (tool
+definitions, :attr:`spanreel.replay._peer.RebuiltRequest.gaps`) is sent with a note naming it.
+Each call also gets its tree path (span names from the trace root, joined by ``/``), which
+``--only`` matches.
 
 URL rule (:func:`rewrite_url`) — with ``--base-url`` the recorded URL's origin (scheme, host,
 port) is replaced by the base URL's; the base URL's path is a *mount prefix*: the recorded path
@@ -104,20 +106,31 @@ class RecordedRequest:
     json_body: Any
     rebuilt_from: str | None = None
     #: how spanreel changed the body at record time (``spanreel.request.body_modified``), e.g.
-    #: ``("blob placeholders", "credentials masked")``; empty when the body is what was sent
+    #: ``("blob placeholders", "credentials masked")``; for a rebuilt request, what it lacks
+    #: because the peer did not record it (``("tool definitions",)``); empty when the body is
+    #: what was sent
     modifications: tuple[str, ...] = ()
 
     @property
     def modified(self) -> bool:
-        """Whether the recorded body is not what the app sent (a verbatim replay is not verbatim)."""
+        """Whether the body is not what the app sent (a verbatim replay is not verbatim)."""
         return bool(self.modifications)
 
     def modified_note(self, hooked: bool = False) -> str | None:
-        """One line for the report saying the body was changed at record time and what that means
-        (``hooked``: a ``--hook`` got the body); ``None`` for an unmodified body."""
+        """One line for the report saying the body was changed at record time (or rebuilt
+        without something) and what that means (``hooked``: a ``--hook`` got the body); ``None``
+        for an unmodified body."""
         if not self.modifications:
             return None
         what = "; ".join(self.modifications)
+        if self.rebuilt_from:
+            then = (
+                "the --hook got the rebuilt body"
+                if hooked
+                else "it is not the request the app sent, so the output may differ "
+                "(a --hook can add what is missing)"
+            )
+            return f"the request was rebuilt without what the instrumentation did not record ({what}): {then}"
         then = (
             "the --hook got the body as recorded"
             if hooked
@@ -177,7 +190,7 @@ def _plan_one(span: SpanRecord) -> tuple[RecordedRequest | None, str | None]:
         if isinstance(rebuilt, str):
             return None, f"recorded by {span.scope_name!r}: {rebuilt}"
         text = json.dumps(rebuilt.body, ensure_ascii=False, separators=(",", ":"))
-        return RecordedRequest("POST", rebuilt.url, text, rebuilt.body, rebuilt.source), None
+        return RecordedRequest("POST", rebuilt.url, text, rebuilt.body, rebuilt.source, rebuilt.gaps), None
     url = attrs.get(SPANREEL_REQUEST_URL)
     if not isinstance(url, str) or not urlsplit(url).netloc:
         return None, f"no usable request URL recorded ({SPANREEL_REQUEST_URL})"

@@ -268,7 +268,9 @@ def plan_to_json(plan: ReplayPlan, base_url: str | None = None) -> dict[str, Any
     ``{"mode", "label", "session_id", "trace_ids", "edits", "base_url", "warnings", "calls":
     [{"index", "name", "path", "trace_id", "span_id", "replayable", "skip_reason",
     "rebuilt_from", "body_modified" ([str]: what spanreel changed in the recorded body at record
-    time, e.g. "blob placeholders"; empty when it is what the app sent), "method", "url" (after
+    time, e.g. "blob placeholders", or for a request rebuilt from a peer's recording what it
+    lacks because the peer did not record it, e.g. "tool definitions"; empty when it is what the
+    app sent), "method", "url" (after
     --base-url and the edits), "model" (after the edits), "edited", "edit_error", "wave",
     "depends_on": [{"call", "message_index", "choice"}]}]}``.
     Calls of the same ``wave`` are independent of each other. URLs are shown without credentials
@@ -367,7 +369,8 @@ def render_plan(plan: ReplayPlan, base_url: str | None = None, data: dict[str, A
         if c["rebuilt_from"]:
             target.append(f"\nrebuilt from {c['rebuilt_from']}", style="dim")
         if c["body_modified"]:
-            target.append(f"\nbody modified at record time: {'; '.join(c['body_modified'])}", style="yellow")
+            what = "rebuilt without (not recorded)" if c["rebuilt_from"] else "body modified at record time"
+            target.append(f"\n{what}: {'; '.join(c['body_modified'])}", style="yellow")
         edited = Text("yes" if c["edited"] else "")
         if c["edit_error"]:
             edited = Text(f"edit failed: {c['edit_error']}", style="red")

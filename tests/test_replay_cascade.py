@@ -325,10 +325,17 @@ def test_rebuild_requests_from_peer_conventions() -> None:
             {"role": "tool", "tool_call_id": "c1", "content": "r"},
         ],
     }
+    # what the recording lacks is named: the tools of a conversation that calls them, and
+    # Anthropic's max_tokens (a guess, as Anthropic needs one)
+    assert rebuilt.gaps == ("tool definitions",)
     anthropic = rebuild_request(semconv, "anthropic", "claude-x")
     assert not isinstance(anthropic, str)
     assert anthropic.body["system"] == "sys" and anthropic.body["max_tokens"] == 1024
     assert anthropic.body["messages"][2]["content"][0]["type"] == "tool_result"
+    assert anthropic.gaps == ("tool definitions", "max_tokens (1024 sent: Anthropic needs one)")
+    tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}}]
+    complete = semconv | {"gen_ai.tool.definitions": json.dumps(tools), "gen_ai.request.max_tokens": 9}
+    assert rebuild_request(complete, "anthropic", "claude-x").gaps == ()  # type: ignore[union-attr]
 
     oi = {
         "input.value": json.dumps({"messages": [USER], "stream": True}),

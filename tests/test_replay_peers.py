@@ -10,12 +10,14 @@ same stored rows.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import anthropic
 import pytest
+from click.testing import CliRunner
 from conftest import (
     CollectorProcess,
     PeerClient,
@@ -28,6 +30,7 @@ from openai import OpenAI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from test_replay_support import wait_for
 
+from spanreel.cli import main
 from spanreel.collector import run_query
 from spanreel.fakellm import FakeLLMServer, RecordedRequest
 from spanreel.replay import load_trace
@@ -101,8 +104,22 @@ ANTHROPIC_SYSTEM_CALL = {
     "messages": [ASK],
 }
 
+IMAGE = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in it?"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        ],
+    }
+]
+
 #: calls made in this process, by service name: openai-v2 (openai SDK) and the anthropic SDK's span
-OPENAI_V2_CALLS: list[dict[str, Any]] = [OPENAI_TOOL_CALL]
+OPENAI_V2_CALLS: list[dict[str, Any]] = [
+    OPENAI_TOOL_CALL,
+    {"model": GPT, "messages": OPENAI_TOOL_TURN[:2], "tools": TOOLS},  # answered with a tool call
+    {"model": GPT, "messages": IMAGE},
+]
 ANTHROPIC_SDK_CALLS: list[dict[str, Any]] = [ANTHROPIC_TOOL_CALL]
 EMBEDDINGS = ("embeddings", {"model": "text-embedding-3-small", "input": ["hello world", "second"]})
 COMPLETIONS = (
@@ -115,6 +132,9 @@ CLIENTS: dict[str, PeerClient] = {
     "openllmetry-apis": PeerClient("openllmetry", [EMBEDDINGS, COMPLETIONS]),
     "openinference-apis": PeerClient("openinference", [EMBEDDINGS, COMPLETIONS]),
     "mlflow-apis": PeerClient("mlflow", [EMBEDDINGS, COMPLETIONS]),
+    "mlflow-headers": PeerClient(
+        "mlflow", [("chat", {"model": GPT, "messages": [ASK], "extra_headers": {"X-Tenant": "t1"}})]
+    ),
     "mlflow": PeerClient(
         "mlflow",
         [
@@ -237,7 +257,7 @@ def test_tool_results_recorded_as_blocks_are_sent_and_exported_as_their_text(rec
         "content": "Sunny, 21C",
     }
 
-    (gpt,) = recorded.calls["peer-openai-v2"]
+    gpt = recorded.calls["peer-openai-v2"][0]
     result, (sent,) = replay(recorded, gpt)
     assert result.status == "ok", result
     assert sent.json["messages"][3] == {"role": "tool", "tool_call_id": CALL_ID, "content": "Sunny, 21C"}
@@ -284,3 +304,91 @@ def test_peer_embeddings_and_completions_are_replayed_at_their_own_api(recorded:
         assert sent.path == path
         assert {k: sent.json.get(k) for k in call.kwargs} == call.kwargs  # every argument the app passed
         assert "messages" not in sent.json
+
+
+# --------------------------------------------------------------------------- what the peer did not record
+
+REBUILT_WITHOUT_TOOLS = (
+    "the request was rebuilt without what the instrumentation did not record (tool definitions): it is "
+    "not the request the app sent, so the output may differ (a --hook can add what is missing)"
+)
+
+
+def cli_replay(recorded: Recorded, call: Call, *args: str) -> Any:
+    """``spanreel replay TRACE --json …`` against the fake server: the parsed JSON."""
+    res = CliRunner().invoke(
+        main,
+        [
+            "replay",
+            call.trace_id,
+            "--db",
+            str(recorded.collector.db),
+            "--base-url",
+            recorded.llm.base_url,
+            *args,
+        ],
+        env={"OPENAI_API_KEY": "sk-replay", "ANTHROPIC_API_KEY": "sk-replay", "COLUMNS": "200"},
+    )
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout) if "--json" in args else res.stdout
+
+
+def add_weather_tool(body: dict[str, Any]) -> dict[str, Any]:
+    """A --hook that puts back the tool definitions the recording lacks."""
+    return {**body, "tools": TOOLS}
+
+
+def test_a_call_rebuilt_without_its_tool_definitions_is_replayed_with_a_note(recorded: Recorded) -> None:
+    """openai-v2 and the anthropic SDK's span record no tool definitions: a call whose
+    conversation calls tools (in its history, or its answer) was re-sent without them and
+    reported as a plain replay. It is still sent — a --hook can add them — but the report, the
+    dry run and a warning say what it lacks."""
+    *tool_calls, _ = recorded.calls["peer-openai-v2"]
+    for call in [*tool_calls, *recorded.calls["peer-anthropic-sdk"]]:
+        result, (sent,) = replay(recorded, call)
+        assert "tools" not in sent.json
+        assert result.status == "ok" and result.notes[-1] == REBUILT_WITHOUT_TOOLS
+
+    first = tool_calls[1]  # answered with a tool call, from messages without any
+    plan = cli_replay(recorded, first, "--dry-run", "--json")
+    assert plan["calls"][0]["body_modified"] == ["tool definitions"]
+    assert plan["warnings"] == [
+        "1 of 1 calls (call 1) are not replayed verbatim: their request was rebuilt without what the "
+        "recording instrumentation did not record (tool definitions), so their output may differ; "
+        "add it with --hook MODULE:FUNCTION"
+    ]
+    assert "rebuilt without (not recorded): tool definitions" in cli_replay(recorded, first, "--dry-run")
+
+    before = len(recorded.llm.requests)
+    report = cli_replay(recorded, first, "--hook", f"{__file__}:add_weather_tool", "--json")
+    (sent,) = recorded.llm.requests[before:]
+    assert sent.json["tools"] == TOOLS and report["warnings"] == []
+    assert report["calls"][0]["notes"][-1] == (
+        "the request was rebuilt without what the instrumentation did not record (tool definitions): "
+        "the --hook got the rebuilt body"
+    )
+
+
+def test_mlflow_request_options_that_are_not_re_sent_are_named(recorded: Recorded) -> None:
+    """The SDK's extra_headers are not part of the body MLflow's arguments give: the replay says
+    they were not sent."""
+    (call,) = recorded.calls["peer-mlflow-headers"]
+    result, (sent,) = replay(recorded, call)
+    assert sent.json == {"model": GPT, "messages": [ASK]} and sent.header("X-Tenant") is None
+    assert result.notes[-1].startswith(
+        "the request was rebuilt without what the instrumentation did not record (request headers "
+        "(extra_headers)): "
+    )
+
+
+def test_a_message_recorded_without_its_content_is_not_replayed(recorded: Recorded) -> None:
+    """openai-v2 records a message whose content is a list of parts (text and an image) as
+    ``"parts": []``: the replay sent an empty user message and reported it as replayed."""
+    *_, image = recorded.calls["peer-openai-v2"]
+    result, sent = replay(recorded, image)
+    assert result.status == "skipped" and sent == []
+    assert result.skip_reason == (
+        "recorded by 'opentelemetry.util.genai.handler': gen_ai.input.messages[0] (user) has "
+        "no recorded content: the recording instrumentation left it out (some record only text, not "
+        "images or lists of parts), so the request cannot be rebuilt"
+    )
