@@ -15,8 +15,12 @@ Formats (pure converters, then a writer):
   "tools": [...]}``; tool calls and tool results stay in OpenAI form
   (``tool_calls[].function.arguments`` as a JSON string, ``{"role": "tool", "tool_call_id"}``).
   Messages come from the recorded request body (OpenAI bodies as sent — ``developer`` becomes
-  ``system`` —, Anthropic bodies converted), else from ``gen_ai.input.messages`` /
-  ``gen_ai.system_instructions``. Failed calls, calls without recorded input or output, and calls
+  ``system`` —, Anthropic bodies converted), else the request body another instrumentation
+  recorded (OpenInference ``input.value``, MLflow ``mlflow.spanInputs``, as replay reads them), else
+  ``gen_ai.input.messages`` / ``gen_ai.system_instructions``, else the row's ``input_messages``
+  (the collector's normalised messages, any peer convention); the answer from
+  ``gen_ai.output.messages``, else the row's ``output_messages``; tools from the body, else
+  ``gen_ai.tool.definitions``. Failed calls, calls without recorded input or output, and calls
   whose recorded messages hold a blob placeholder instead of the image or file sent (the default
   capture, without ``SPANREEL_CAPTURE_BLOBS``) and answers cut off (no finish reason: the app
   stopped reading the stream) are skipped, each with a reason.
@@ -53,7 +57,7 @@ from spanreel.instrumentation._content import BLOB_PLACEHOLDER
 
 from ._load import QueryFn, default_query, parse_json, resolve_trace_id
 from ._messages import ApiShape, detect_shape
-from ._peer import tool_response_text
+from ._peer import recorded_body, tool_response_text
 from ._recorded import openai_assistant_message
 
 if TYPE_CHECKING:
@@ -315,20 +319,31 @@ def _tools(body: Mapping[str, Any] | None, definitions: Any) -> list[dict[str, A
     return out
 
 
-def _request_messages(attrs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Mapping[str, Any] | None]:
+def _body_messages(body: Mapping[str, Any], shape: ApiShape | None) -> list[dict[str, Any]]:
+    if shape is ApiShape.ANTHROPIC_MESSAGES:
+        return _from_anthropic(body)
+    messages = [
+        {**m, "role": "system"} if isinstance(m, Mapping) and m.get("role") == "developer" else m
+        for m in body["messages"]
+    ]
+    return [dict(m) for m in messages if isinstance(m, Mapping)]
+
+
+def _request_messages(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Mapping[str, Any] | None]:
+    attrs: Mapping[str, Any] = row.get("attributes") or {}
     body = parse_json(attrs.get(SPANREEL_REQUEST_BODY))
     if isinstance(body, Mapping) and isinstance(body.get("messages"), list):
         url = attrs.get(SPANREEL_REQUEST_URL)
-        if detect_shape(body, url if isinstance(url, str) else None) is ApiShape.ANTHROPIC_MESSAGES:
-            return _from_anthropic(body), body
-        messages = [
-            {**m, "role": "system"} if isinstance(m, Mapping) and m.get("role") == "developer" else m
-            for m in body["messages"]
-        ]
-        return [dict(m) for m in messages if isinstance(m, Mapping)], body
-    return _from_semconv(
-        parse_json(attrs.get(ga.GEN_AI_INPUT_MESSAGES)), parse_json(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))
-    ), None
+        return _body_messages(body, detect_shape(body, url if isinstance(url, str) else None)), body
+    peer = recorded_body(attrs)  # OpenInference input.value, MLflow spanInputs: the request itself
+    if peer is not None and isinstance(peer[0].get("messages"), list):
+        body, _, anthropic, _ = peer
+        provider = "anthropic" if anthropic else row.get("provider")
+        return _body_messages(body, detect_shape(body, None, provider)), body
+    messages = parse_json(attrs.get(ga.GEN_AI_INPUT_MESSAGES))
+    if messages is None:  # another convention: the collector's normalised messages
+        messages = parse_json(row.get("input_messages"))
+    return _from_semconv(messages, parse_json(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))), None
 
 
 def _exact_arguments(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -372,6 +387,8 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
             skipped.append((span_id, "the call failed (status ERROR)"))
             continue
         outputs = parse_json(attrs.get(ga.GEN_AI_OUTPUT_MESSAGES))
+        if outputs is None:  # another convention: the collector's normalised messages
+            outputs = parse_json(row.get("output_messages"))
         first = (
             outputs[0] if isinstance(outputs, list) and outputs and isinstance(outputs[0], Mapping) else None
         )
@@ -390,7 +407,7 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
                 (span_id, "the answer was cut off: the app stopped reading the stream (no finish reason)")
             )
             continue
-        messages, body = _request_messages(attrs)
+        messages, body = _request_messages(row)
         placeholder = _BLOB_PLACEHOLDER.search(json.dumps(messages, ensure_ascii=False))
         if placeholder is not None:
             skipped.append(

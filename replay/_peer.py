@@ -60,7 +60,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 
 from ._load import parse_json
 
-__all__ = ["RebuiltRequest", "rebuild_request", "tool_response_text"]
+__all__ = ["RebuiltRequest", "rebuild_request", "recorded_body", "tool_response_text"]
 
 _OPENAI = ga.GenAiProviderNameValues.OPENAI.value
 _ANTHROPIC = ga.GenAiProviderNameValues.ANTHROPIC.value
@@ -424,7 +424,7 @@ def _mlflow_arguments(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, tu
     return body, str(wire), gaps
 
 
-def _recorded_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool, tuple[str, ...]] | None:
+def recorded_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool, tuple[str, ...]] | None:
     """The request body as a peer recorded it (module docstring, 1.): ``(body, source, anthropic
     wire format, gaps)``; ``None`` when none was recorded."""
     from spanreel.collector._peers import MLFLOW_SPAN_INPUTS
@@ -507,9 +507,9 @@ def rebuild_request(
     provider = (provider or _OPENAI).lower()
     try:
         model = request_model or attrs.get(OI_LLM_MODEL_NAME)
-        recorded_body = _recorded_body(attrs)
-        if recorded_body is not None:
-            body, source, anthropic_wire, gaps = recorded_body
+        as_recorded = recorded_body(attrs)
+        if as_recorded is not None:
+            body, source, anthropic_wire, gaps = as_recorded
             if anthropic_wire:
                 provider = _ANTHROPIC
             path = _recorded_body_path(body, operation, provider == _ANTHROPIC)

@@ -212,6 +212,41 @@ def test_jsonl_from_semconv_messages_and_anthropic_bodies() -> None:
     ]
 
 
+def test_jsonl_from_the_normalised_messages_of_another_convention() -> None:
+    """OpenInference's indexed messages (here without ``input.value``) are not gen_ai.* attributes:
+    the collector's normalised ``input_messages`` / ``output_messages`` columns give the example."""
+    from spanreel.collector._normalise import normalise_messages
+
+    attributes = {
+        "openinference.span.kind": "LLM",
+        "llm.input_messages.0.message.role": "system",
+        "llm.input_messages.0.message.content": "Be brief.",
+        "llm.input_messages.1.message.role": "user",
+        "llm.input_messages.1.message.content": "Weather?",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "Sunny.",
+        "llm.finish_reason": "stop",
+    }
+    inputs, outputs = normalise_messages(attributes)
+    row = {
+        "span_id": "01",
+        "operation": "chat",
+        "status_code": "OK",
+        "attributes": attributes,
+        "input_messages": inputs,
+        "output_messages": outputs,
+    }
+    assert finetune_records([row]).records == [
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather?"},
+                {"role": "assistant", "content": "Sunny."},
+            ]
+        }
+    ]
+
+
 # --------------------------------------------------------------------------- parquet
 
 

@@ -131,6 +131,7 @@ COMPLETIONS = (
 CLIENTS: dict[str, PeerClient] = {
     "openllmetry-apis": PeerClient("openllmetry", [EMBEDDINGS, COMPLETIONS]),
     "openinference-apis": PeerClient("openinference", [EMBEDDINGS, COMPLETIONS]),
+    "openinference-chat": PeerClient("openinference", [("chat", OPENAI_TOOL_CALL)]),
     "mlflow-apis": PeerClient("mlflow", [EMBEDDINGS, COMPLETIONS]),
     "mlflow-headers": PeerClient(
         "mlflow", [("chat", {"model": GPT, "messages": [ASK], "extra_headers": {"X-Tenant": "t1"}})]
@@ -392,3 +393,26 @@ def test_a_message_recorded_without_its_content_is_not_replayed(recorded: Record
         "no recorded content: the recording instrumentation left it out (some record only text, not "
         "images or lists of parts), so the request cannot be rebuilt"
     )
+
+
+# --------------------------------------------------------------------------- export
+
+
+def test_openinference_and_mlflow_calls_are_exported_as_fine_tuning_examples(recorded: Recorded) -> None:
+    """Their calls were skipped with "no output recorded (content capture off?)": export read only
+    the gen_ai.* attributes, not the request the peer recorded nor the collector's normalised
+    output messages (which replay and the viewer use)."""
+    (oi,) = recorded.calls["peer-openinference-chat"]
+    example = export(recorded, oi)
+    assert example["messages"][:-1] == OPENAI_TOOL_TURN and example["tools"] == TOOLS
+    answer = example["messages"][-1]
+    assert answer["role"] == "assistant" and answer["content"].strip()
+
+    tool_call, _, claude, _, _ = recorded.calls["peer-mlflow"]
+    example = export(recorded, tool_call)
+    assert example["messages"][:-1] == OPENAI_TOOL_TURN[:2] and example["tools"] == TOOLS
+    (call,) = example["messages"][-1]["tool_calls"]
+    assert call["function"]["name"] == "get_weather" and json.loads(call["function"]["arguments"])
+    example = export(recorded, claude)
+    assert example["messages"][:-1] == [{"role": "system", "content": "Be brief."}, ASK]
+    assert example["messages"][-1]["role"] == "assistant"
