@@ -20,10 +20,12 @@ Formats (pure converters, then a writer):
   ``gen_ai.input.messages`` / ``gen_ai.system_instructions``, else the row's ``input_messages``
   (the collector's normalised messages, any peer convention); the answer from
   ``gen_ai.output.messages``, else the row's ``output_messages``; tools from the body, else
-  ``gen_ai.tool.definitions``. Failed calls, calls without recorded input or output, and calls
-  whose recorded messages hold a blob placeholder instead of the image or file sent (the default
-  capture, without ``SPANREEL_CAPTURE_BLOBS``) and answers cut off (no finish reason: the app
-  stopped reading the stream) are skipped, each with a reason.
+  ``gen_ai.tool.definitions``. Failed calls, calls without recorded input or output, calls with
+  a recorded input message without any part (its content left out by the instrumentation, as
+  openai-v2 does with images and lists of parts), and calls whose recorded messages hold a blob
+  placeholder instead of the image or file sent (the default capture, without
+  ``SPANREEL_CAPTURE_BLOBS``) and answers cut off (no finish reason: the app stopped reading the
+  stream) are skipped, each with a reason.
 - ``parquet`` — :func:`spans_to_arrow`: the span rows with the ``spans`` table's columns;
   ``start_time`` / ``end_time`` ``timestamp[ns, UTC]``, ``received_at`` ``timestamp[us, UTC]``,
   JSON columns with Arrow's JSON extension type (Parquet's JSON logical type; DuckDB reads them as
@@ -346,6 +348,20 @@ def _request_messages(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Map
     return _from_semconv(messages, parse_json(attrs.get(ga.GEN_AI_SYSTEM_INSTRUCTIONS))), None
 
 
+def _contentless(attrs: Mapping[str, Any], row: Mapping[str, Any]) -> int | None:
+    """The index of the first recorded input message without any part (its content left out by
+    the instrumentation: openai-v2 records only string content), ``None`` when there is none."""
+    if isinstance(parse_json(attrs.get(SPANREEL_REQUEST_BODY)), Mapping):
+        return None
+    messages = parse_json(attrs.get(ga.GEN_AI_INPUT_MESSAGES))
+    if messages is None:
+        messages = parse_json(row.get("input_messages"))
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        if isinstance(message, Mapping) and not message.get("parts"):
+            return i
+    return None
+
+
 def _exact_arguments(rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """tool-call id → exact ``arguments`` text sent back in a later OpenAI request body."""
     found: dict[str, str] = {}
@@ -408,6 +424,16 @@ def finetune_records(rows: Sequence[Mapping[str, Any]]) -> FineTuneResult:
             )
             continue
         messages, body = _request_messages(row)
+        empty = _contentless(attrs, row) if body is None else None
+        if empty is not None:
+            skipped.append(
+                (
+                    span_id,
+                    f"input message {empty} was recorded without its content (the instrumentation "
+                    "left it out: some record only text, not images or lists of parts)",
+                )
+            )
+            continue
         placeholder = _BLOB_PLACEHOLDER.search(json.dumps(messages, ensure_ascii=False))
         if placeholder is not None:
             skipped.append(

@@ -384,10 +384,19 @@ def test_mlflow_request_options_that_are_not_re_sent_are_named(recorded: Recorde
 
 def test_a_message_recorded_without_its_content_is_not_replayed(recorded: Recorded) -> None:
     """openai-v2 records a message whose content is a list of parts (text and an image) as
-    ``"parts": []``: the replay sent an empty user message and reported it as replayed."""
+    ``"parts": []``: the replay sent an empty user message and reported it as replayed; the
+    export skips it too."""
     *_, image = recorded.calls["peer-openai-v2"]
     result, sent = replay(recorded, image)
     assert result.status == "skipped" and sent == []
+    rows = fetch_span_rows(recorded.collector.db, trace_id=image.trace_id)
+    assert finetune_records(rows).skipped == [
+        (
+            image.span_id,
+            "input message 0 was recorded without its content (the instrumentation left it out: some "
+            "record only text, not images or lists of parts)",
+        )
+    ]  # it was exported with an empty user message
     assert result.skip_reason == (
         "recorded by 'opentelemetry.util.genai.handler': gen_ai.input.messages[0] (user) has "
         "no recorded content: the recording instrumentation left it out (some record only text, not "
