@@ -26,7 +26,9 @@ for another kind of call:
 
 - a recorded body goes to Anthropic Messages when the provider (or MLflow's message format) is
   ``anthropic``; else to Embeddings for an ``embeddings`` call, to Chat Completions with
-  ``messages``, to legacy Completions with ``prompt``, to Responses with ``input``;
+  ``messages``, to legacy Completions with ``prompt`` for a completions call, to Responses with
+  ``input`` for a chat call (:func:`_recorded_body_path`); a body of another API (an
+  OpenInference span of ``images.generate`` or ``moderations.create``) is not sent;
 - rebuilt from the messages: an ``embeddings`` call gets an Embeddings body (``input``: each
   recorded message is one input text, as OpenLLMetry records them; ``encoding_format`` and
   ``dimensions`` when recorded), a ``text_completion`` call a legacy Completions body
@@ -439,18 +441,33 @@ def recorded_body(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, bool, 
     return None
 
 
-def _recorded_body_path(body: Mapping[str, Any], operation: str | None, anthropic: bool) -> str | None:
+def _has_indexed(attrs: Mapping[str, Any], prefix: str) -> bool:
+    return any(key.startswith(f"{prefix}.") for key in attrs)
+
+
+def _recorded_body_path(
+    attrs: Mapping[str, Any], body: Mapping[str, Any], operation: str | None, anthropic: bool
+) -> str | None:
     """The API path a request body recorded as sent goes to (module docstring), or ``None`` when
-    its shape names none."""
+    nothing says which API it was for. ``prompt`` and ``input`` bodies need the call's kind too,
+    as OpenInference records every OpenAI request it sees as an LLM span (images, moderations…):
+    a completions call (operation ``text_completion``, or OpenInference's ``llm.prompts.*``), a
+    Responses call (an MLflow chat model span, or OpenInference's ``llm.input_messages.*``)."""
+    from spanreel.collector import _peers as peers
+
     if anthropic:
         return _MESSAGES_PATH if isinstance(body.get("messages"), list) else None
     if operation == _EMBEDDINGS:
         return _EMBEDDINGS_PATH if "input" in body else None
     if isinstance(body.get("messages"), list):
         return _CHAT_PATH
-    if "prompt" in body:
+    if "prompt" in body and (operation == _TEXT_COMPLETION or _has_indexed(attrs, peers.OI_PROMPTS)):
         return _COMPLETIONS_PATH
-    if "input" in body:
+    if (
+        "input" in body
+        and operation == ga.GenAiOperationNameValues.CHAT.value
+        and (peers.MLFLOW_SPAN_TYPE in attrs or _has_indexed(attrs, peers.OI_INPUT_MESSAGES))
+    ):
         return _RESPONSES_PATH
     return None
 
@@ -512,7 +529,12 @@ def rebuild_request(
             body, source, anthropic_wire, gaps = as_recorded
             if anthropic_wire:
                 provider = _ANTHROPIC
-            path = _recorded_body_path(body, operation, provider == _ANTHROPIC)
+            path = _recorded_body_path(attrs, body, operation, provider == _ANTHROPIC)
+            if path is None and _recorded_messages(attrs) is None:
+                return (
+                    f"the recorded request ({source}) is not a chat, completions, embeddings or "
+                    "Responses request, and no input messages were recorded"
+                )
             if path is not None:
                 if model and "model" not in body:
                     body["model"] = model

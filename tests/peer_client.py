@@ -10,8 +10,8 @@ must not run inside the pytest process. ``SPEC_JSON`` is ``{"peer", "calls", "se
   (openai and anthropic autolog; MLflow exports over OTLP itself);
 - ``calls``: ``[[api, kwargs], …]`` made in order against the fake LLM server (``FAKE_LLM_URL``):
   ``chat`` / ``parse`` (``response_format: "Answer"`` is a pydantic model) / ``completions`` /
-  ``embeddings`` / ``responses`` on an ``openai.OpenAI`` client, ``messages`` on an
-  ``anthropic.Anthropic`` client; streams are read to the end;
+  ``embeddings`` / ``responses`` / ``images`` / ``moderations`` on an ``openai.OpenAI`` client,
+  ``messages`` on an ``anthropic.Anthropic`` client; streams are read to the end;
 - ``session``: an OpenInference ``using_session`` id around the calls (or ``null``).
 """
 
@@ -44,6 +44,8 @@ def _methods(anthropic_options: Any = None) -> dict[str, Callable[..., Any]]:
         "completions": client.completions.create,
         "embeddings": client.embeddings.create,
         "responses": client.responses.create,
+        "images": client.images.generate,
+        "moderations": client.moderations.create,
         "messages": claude.messages.create,
     }
 

@@ -126,12 +126,19 @@ COMPLETIONS = (
     "completions",
     {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi", "max_tokens": 20, "temperature": 0.5},
 )
+RESPONSES = ("responses", {"model": GPT, "instructions": "Be brief.", "input": "Is DuckDB fast?"})
+IMAGES = ("images", {"model": "dall-e-3", "prompt": "a cat", "n": 1})
+MODERATIONS = ("moderations", {"model": "omni-moderation-latest", "input": "Is DuckDB fast?"})
 
 #: calls made under the peers that patch the SDKs, each in a process of its own
 CLIENTS: dict[str, PeerClient] = {
     "openllmetry-apis": PeerClient("openllmetry", [EMBEDDINGS, COMPLETIONS]),
     "openinference-apis": PeerClient("openinference", [EMBEDDINGS, COMPLETIONS]),
     "openinference-chat": PeerClient("openinference", [("chat", OPENAI_TOOL_CALL)]),
+    # OpenInference records every OpenAI request as an LLM span (the fake server has no images
+    # or moderations API: those two fail with 404)
+    "openinference-responses": PeerClient("openinference", [RESPONSES, IMAGES, MODERATIONS]),
+    "mlflow-responses": PeerClient("mlflow", [RESPONSES]),
     "mlflow-apis": PeerClient("mlflow", [EMBEDDINGS, COMPLETIONS]),
     "mlflow-headers": PeerClient(
         "mlflow", [("chat", {"model": GPT, "messages": [ASK], "extra_headers": {"X-Tenant": "t1"}})]
@@ -305,6 +312,25 @@ def test_peer_embeddings_and_completions_are_replayed_at_their_own_api(recorded:
         assert sent.path == path
         assert {k: sent.json.get(k) for k in call.kwargs} == call.kwargs  # every argument the app passed
         assert "messages" not in sent.json
+
+
+def test_responses_calls_are_replayed_at_responses_and_other_apis_are_not_sent(recorded: Recorded) -> None:
+    """A recorded ``input`` body is a Responses request only for a call that says so (MLflow's chat
+    model span, OpenInference's input messages); OpenInference's spans of images and moderations
+    requests, with a ``prompt`` or ``input`` body too, are not sent to another API."""
+    (mlflow,) = recorded.calls["peer-mlflow-responses"]
+    oi, images, moderations = recorded.calls["peer-openinference-responses"]
+    for call in (mlflow, oi):
+        result, requests = replay(recorded, call)
+        assert result.status == "ok", result.skip_reason or result.replay
+        (sent,) = requests
+        assert sent.path == "/v1/responses" and sent.json == call.kwargs
+    for call in (images, moderations):
+        result, sent_nothing = replay(recorded, call)
+        assert result.status == "skipped" and sent_nothing == []
+        assert "the recorded request (input.value (OpenInference)) is not a chat, completions, " in str(
+            result.skip_reason
+        )
 
 
 # --------------------------------------------------------------------------- what the peer did not record
