@@ -413,12 +413,6 @@ def _mlflow_arguments(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], str, tu
         for key, value in inputs.items()
         if key not in _SDK_REQUEST_OPTIONS and not (isinstance(value, str) and _SDK_SENTINEL.fullmatch(value))
     }
-    for key in _CONVERTED_ARGUMENTS:
-        if isinstance(body.get(key), str):
-            raise _CannotRebuild(
-                f"{peers.MLFLOW_SPAN_INPUTS} holds {key} as the text of a Python object "
-                f"({body[key][:80]!r}), not the JSON the SDK sent"
-            )
     extra = inputs.get("extra_body")
     if isinstance(extra, Mapping):
         body.update(extra)
@@ -536,6 +530,12 @@ def rebuild_request(
                     "Responses request, and no input messages were recorded"
                 )
             if path is not None:
+                for key in _CONVERTED_ARGUMENTS:
+                    if isinstance(body.get(key), str):
+                        raise _CannotRebuild(
+                            f"{source} holds {key} as the text of a Python object "
+                            f"({body[key][:80]!r}), not the JSON the SDK sent"
+                        )
                 if model and "model" not in body:
                     body["model"] = model
                 body.pop("stream", None)  # the response is read whole

@@ -247,6 +247,28 @@ def test_jsonl_from_the_normalised_messages_of_another_convention() -> None:
     ]
 
 
+def test_jsonl_from_mlflow_arguments_holding_a_python_object() -> None:
+    """MLflow records ``parse(response_format=Answer)`` with the class as its text: replay cannot
+    send that, but the export (messages and answer) is unaffected — it raised."""
+    from spanreel.collector._normalise import normalise_messages
+
+    inputs = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+    outputs = {
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "{}"}}]
+    }
+    attributes = {
+        "mlflow.spanType": json.dumps("CHAT_MODEL"),
+        "mlflow.message.format": json.dumps("openai"),
+        "mlflow.spanInputs": json.dumps({**inputs, "response_format": "<class 'app.Answer'>"}),
+        "mlflow.spanOutputs": json.dumps(outputs),
+    }
+    row = {"span_id": "01", "operation": "chat", "status_code": "OK", "attributes": attributes}
+    row["input_messages"], row["output_messages"] = normalise_messages(attributes)
+    assert finetune_records([row]).records == [
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "{}"}]}
+    ]
+
+
 # --------------------------------------------------------------------------- parquet
 
 

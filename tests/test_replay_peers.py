@@ -292,7 +292,9 @@ def test_mlflow_calls_are_replayed_with_the_arguments_the_app_passed(recorded: R
         assert sent.path == ("/v1/messages" if call.kwargs["model"] == CLAUDE else "/v1/chat/completions")
     result, sent_nothing = replay(recorded, parse)
     assert result.status == "skipped" and sent_nothing == []
-    assert "mlflow.spanInputs holds response_format as the text of a Python object" in str(result.skip_reason)
+    assert "mlflow.spanInputs (MLflow) holds response_format as the text of a Python object" in str(
+        result.skip_reason
+    )
 
 
 # --------------------------------------------------------------------------- embeddings, completions
