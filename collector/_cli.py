@@ -329,10 +329,11 @@ def prune_command(
     """Delete old traces from the spanreel database.
 
     \b
-    Whole traces are deleted (spans and the per-trace index, in one transaction): a trace goes
-    when its last span ended before now - DURATION. While a collector runs on the database the
-    request goes through its API (SPANREEL_TOKEN is sent when the API requires a token);
-    otherwise the file is opened directly.
+    Whole traces are deleted (spans and the per-trace index together), oldest first, a few
+    thousand per transaction: a trace goes when its last span ended before now - DURATION.
+    While a collector runs on the database the request goes through its API (SPANREEL_TOKEN is
+    sent when the API requires a token), and it keeps committing exports between those
+    transactions; otherwise the file is opened directly.
 
     \b
     Examples:

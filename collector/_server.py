@@ -67,7 +67,7 @@ from spanreel.collector._forward import Forwarders
 from spanreel.collector._http_body import BodyDecoder, BodyTooLarge, MalformedBody, UnsupportedEncoding
 from spanreel.collector._metrics import Counters, QueueBudget
 from spanreel.collector._query import CONVERT_ROWS, QueryError, execute_read_only
-from spanreel.collector._retention import PruneResult, cutoff_ns, prune
+from spanreel.collector._retention import Pruner, PruneResult, cutoff_ns
 from spanreel.collector._security import (
     AUTHORIZATION,
     check_authorization,
@@ -358,15 +358,16 @@ class Collector:
 
     async def prune(self, older_than_s: float, *, dry_run: bool = False) -> PruneResult:
         """Delete the traces that ended more than ``older_than_s`` seconds ago (see
-        :mod:`spanreel.collector._retention`), on the writer thread between two commits.
+        :mod:`spanreel.collector._retention`), on the writer thread, a chunk of traces at a time
+        between two commits.
 
         Raises ``duckdb.Error``, or :class:`~spanreel.collector._writer.WriterClosedError` while stopping.
         """
         assert self._writer is not None
-        cutoff = cutoff_ns(older_than_s)
-        future = self._writer.run_exclusive(lambda con: prune(con, cutoff, dry_run=dry_run))
-        result: PruneResult = await asyncio.wrap_future(future)
-        return result
+        pruner = Pruner(cutoff_ns(older_than_s), dry_run=dry_run)
+        # A chunk of traces per step: the exports waiting are committed between two chunks.
+        await asyncio.wrap_future(self._writer.run_in_steps(pruner.step))
+        return pruner.result()
 
     async def _retention(self, ttl_s: float) -> None:
         low, high = _PRUNE_INTERVAL_BOUNDS_S

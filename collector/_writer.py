@@ -13,8 +13,10 @@
   :class:`QueueFullError` (the receivers answer UNAVAILABLE / 503 so clients retry later).
 - **Clean drain**: :meth:`SpanWriter.close` refuses new batches, writes what is queued, checkpoints
   and closes the database.
-- **Maintenance** (retention pruning) runs on the same thread between two groups
-  (:meth:`SpanWriter.run_exclusive`), so it never races a commit.
+- **Maintenance** runs on the same thread between two groups (:meth:`SpanWriter.run_exclusive`),
+  so it never races a commit. Long maintenance (retention pruning) runs in short steps
+  (:meth:`SpanWriter.run_in_steps`): when exports are waiting, a group of them is committed
+  between two steps, so acknowledgements keep flowing while it runs.
 """
 
 from __future__ import annotations
@@ -283,7 +285,10 @@ class SpanWriter:
         self._max_queue_bytes = max_queue_bytes
         self._max_group_rows = max_group_rows
         self._pending: deque[_Pending] = deque()
-        self._tasks: deque[tuple[Callable[[duckdb.DuckDBPyConnection], Any], Future[Any]]] = deque()
+        #: maintenance: (task, its future, whether it runs in steps until it returns True)
+        self._tasks: deque[tuple[Callable[[duckdb.DuckDBPyConnection], Any], Future[Any], bool]] = deque()
+        #: a task (step) ran last: waiting exports get a group committed before the next one
+        self._groups_turn = False
         self._queued_bytes = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -341,7 +346,23 @@ class SpanWriter:
         with self._cond:
             if self._closing:
                 raise WriterClosedError("the collector is shutting down")
-            self._tasks.append((task, future))
+            self._tasks.append((task, future, False))
+            self._cond.notify()
+        return future
+
+    def run_in_steps(self, step: Callable[[duckdb.DuckDBPyConnection], bool]) -> Future[None]:
+        """Call ``step(connection)`` on the writer thread until it returns ``True`` (done), one call
+        at a time between two groups: when exports are waiting, a group of them is committed before
+        the next call. The future resolves after the last call, or holds the exception a call
+        raised (no call follows it). Raises :class:`WriterClosedError` after :meth:`close`; once
+        :meth:`close` is called no further step runs and the future holds that error.
+
+        Each step should be one short transaction: exports wait for at most one step."""
+        future: Future[None] = Future()
+        with self._cond:
+            if self._closing:
+                raise WriterClosedError("the collector is shutting down")
+            self._tasks.append((step, future, True))
             self._cond.notify()
         return future
 
@@ -357,27 +378,48 @@ class SpanWriter:
 
     # -- writer thread -------------------------------------------------------------------------
 
-    def _run_tasks(self) -> None:
-        while True:
-            with self._cond:
-                if not self._tasks:
-                    return
-                task, future = self._tasks.popleft()
+    def _run_task(self) -> None:
+        """Run the first maintenance task (one step of a stepped one, which then goes to the back
+        of the queue unless it is done)."""
+        with self._cond:
+            task, future, stepped = self._tasks.popleft()
+        if not stepped:
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(task(self._con))
                 except BaseException as exc:
                     future.set_exception(exc)
+            return
+        if not future.running() and not future.set_running_or_notify_cancel():
+            return  # cancelled before its first step
+        with self._cond:
+            closing = self._closing
+        if closing:  # a long task must not hold up the shutdown: it stops between two steps
+            future.set_exception(WriterClosedError("the collector is shutting down"))
+            return
+        try:
+            done = task(self._con)
+        except BaseException as exc:
+            future.set_exception(exc)
+            return
+        if done:
+            future.set_result(None)
+            return
+        with self._cond:
+            self._tasks.append((task, future, True))
 
     def _take_group(self) -> list[_Pending] | None:
-        """The next group to write; runs maintenance tasks first. ``None`` once closed and drained."""
+        """The next group to write. Maintenance tasks run first, one at a time (a stepped one one
+        step at a time), and after each a group of the exports waiting, if any, is written before
+        the next. ``None`` once closed and drained."""
         while True:
             with self._cond:
                 while not self._pending and not self._tasks and not self._closing:
                     self._cond.wait()
-                has_tasks = bool(self._tasks)
-            if has_tasks:
-                self._run_tasks()
+                run_task = bool(self._tasks) and not (self._pending and self._groups_turn)
+                self._groups_turn = run_task
+            if run_task:
+                self._run_task()
                 continue
             break
         with self._cond:

@@ -8,8 +8,10 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -20,9 +22,9 @@ from spanreel._config import ConfigError, expand_env
 from spanreel.cli import main
 from spanreel.collector import load_collector_config, run_query
 from spanreel.collector._config import ALL_INTERFACES, parse_duration, parse_endpoint
-from spanreel.collector._retention import prune
+from spanreel.collector._retention import Pruner, prune
 from spanreel.collector._schema import rows_to_arrow
-from spanreel.collector._writer import SpanWriter, open_database
+from spanreel.collector._writer import SpanWriter, WriterClosedError, WriteResult, open_database
 
 DAY_NS = 86_400 * 10**9
 OLD_TRACE, NEW_TRACE = "0a" * 16, "0b" * 16
@@ -180,6 +182,132 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
     assert code == 0
     assert "retention: deleted 1 traces (1 spans)" in err
     assert "final counters: received 2 spans" in err
+
+
+def _traces_and_orphans(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[str, int]], int]:
+    """(trace_id, span_count) of every trace_index row whose spans are all stored, and how many
+    spans or rows are not in that state (spans without their trace row, rows missing spans)."""
+    whole = con.execute(
+        "SELECT t.trace_id, t.span_count FROM trace_index t JOIN (SELECT trace_id, count(*) AS n FROM spans "
+        "GROUP BY 1) s ON s.trace_id = t.trace_id AND s.n = t.span_count ORDER BY 1"
+    ).fetchall()
+    row = con.execute("SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM trace_index)").fetchone()
+    assert row is not None
+    return whole, int(row[0]) - sum(n for _, n in whole) - len(whole)
+
+
+def _expired_traces(now: int) -> list[dict[str, object]]:
+    """Seven traces that ended 10 to 4 days ago (the oldest first), of 1, 2, 1, 3, 1, 2 and 1 spans."""
+    rows = []
+    for i, size in enumerate((1, 2, 1, 3, 1, 2, 1)):
+        end = now - (10 - i) * DAY_NS
+        rows += [_row(f"{i + 1:02x}" * 16, f"{i + 1:x}{s}" * 8, end - s) for s in range(size)]
+    return rows
+
+
+def test_exports_are_committed_between_the_chunks_of_a_prune(tmp_path: Path) -> None:
+    """A prune deletes a chunk of the oldest expired traces per transaction, one step at a time on
+    the writer thread, and an export queued meanwhile is committed between two chunks: it used to
+    wait for the whole prune (37 s for 1.2M spans, past the exporters' 10 s timeout)."""
+    now = time.time_ns()
+    writer = SpanWriter(open_database(tmp_path / "chunks.duckdb"))
+    writer.submit(rows_to_arrow([*_expired_traces(now), _row(NEW_TRACE, "0f" * 8, now)])).result(timeout=30)
+    pruner = Pruner(now - DAY_NS, chunk_traces=3)
+    late: list[Future[WriteResult]] = []
+    committed_before_step: list[bool] = []
+
+    def step(con: duckdb.DuckDBPyConnection) -> bool:
+        if late:
+            committed_before_step.append(late[0].done())
+        done = pruner.step(con)
+        if not late:  # an export arrives while the prune runs
+            late.append(writer.submit(rows_to_arrow([_row("0e" * 16, "0e" * 8, now)])))
+        return done
+
+    pruning = writer.run_in_steps(step)
+    pruning.result(timeout=30)
+    # Chunks of 3, 3 and 1 traces, then a step that finds nothing left; the export was committed
+    # right after the first chunk, before the second began.
+    assert pruner.chunks == 3 and committed_before_step == [True, True, True]
+    assert late[0].result(timeout=0).committed == 1
+    result = pruner.result()
+    assert (result.traces, result.spans, result.dry_run) == (7, 11, False)
+    whole, orphans = _traces_and_orphans(writer.cursor())
+    assert whole == [("0b" * 16, 1), ("0e" * 16, 1)] and orphans == 0
+    # A step that raises ends the run with its error; nothing else runs after it.
+    failing = writer.run_in_steps(lambda con: con.execute("SELECT no_such_column").fetchone() is None)
+    with pytest.raises(duckdb.BinderException):
+        failing.result(timeout=30)
+    # Closing the writer stops a stepped task between two steps (a shutdown waits for one chunk).
+    endless = writer.run_in_steps(lambda con: False)
+    writer.close()
+    with pytest.raises(WriterClosedError):
+        endless.result(timeout=0)
+    with pytest.raises(WriterClosedError):
+        writer.run_in_steps(pruner.step)
+
+
+def test_prune_chunks_hold_whole_traces_within_a_span_budget(tmp_path: Path) -> None:
+    """Chunks go oldest first and stop at the span budget (a trace larger than it is a chunk of
+    its own); ``dry_run`` counts all in one step; the direct ``prune`` gives the same totals."""
+    now = time.time_ns()
+    con = open_database(tmp_path / "budget.duckdb")
+    writer = SpanWriter(con)
+    writer.submit(rows_to_arrow([*_expired_traces(now), _row(NEW_TRACE, "0f" * 8, now)])).result(timeout=30)
+    writer.close()
+    con = open_database(tmp_path / "budget.duckdb")
+    try:
+        dry = Pruner(now - DAY_NS, dry_run=True, chunk_traces=1)
+        assert dry.step(con) is True
+        assert (dry.result().traces, dry.result().spans, dry.chunks) == (7, 11, 0)
+        pruner = Pruner(now - DAY_NS, chunk_traces=100, chunk_spans=2)
+        left = []
+        while not pruner.step(con):
+            left.append([t for t, _ in _traces_and_orphans(con)[0]])
+        first = ["01" * 16, "02" * 16, "03" * 16, "04" * 16, "05" * 16, "06" * 16, "07" * 16]
+        # sizes 1, 2, 1, 3, 1, 2, 1 → chunks [1], [2], [1], [3], [1], [2], [1] (1 + 2 > 2 …)
+        assert left == [[*first[i:], NEW_TRACE] for i in range(1, 8)]
+        assert _traces_and_orphans(con)[1] == 0
+        assert (pruner.result().traces, pruner.result().spans) == (7, 11)
+        assert prune(con, now - DAY_NS).traces == 0
+    finally:
+        con.close()
+
+
+_CRASH_MID_PRUNE = """
+import os, signal, sys
+from spanreel.collector._retention import Pruner
+from spanreel.collector._writer import open_database
+con = open_database(__import__("pathlib").Path(sys.argv[1]))
+pruner = Pruner(int(sys.argv[2]), chunk_traces=2)
+pruner.step(con)
+pruner.step(con)
+print(pruner.traces, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # a crash in the middle of the prune
+"""
+
+
+def test_a_crash_in_the_middle_of_a_prune_leaves_whole_traces(tmp_path: Path) -> None:
+    """Every chunk is one transaction: after a SIGKILL between two chunks the file holds the
+    traces of the chunks not deleted yet, each whole, and a second prune deletes them."""
+    now = time.time_ns()
+    db = tmp_path / "crash.duckdb"
+    writer = SpanWriter(open_database(db))
+    writer.submit(rows_to_arrow([*_expired_traces(now), _row(NEW_TRACE, "0f" * 8, now)])).result(timeout=30)
+    writer.close()
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASH_MID_PRUNE, str(db), str(now - DAY_NS)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == -9 and proc.stdout.strip() == "4", proc.stderr
+    con = open_database(db)
+    try:
+        whole, orphans = _traces_and_orphans(con)
+        assert orphans == 0
+        assert [t for t, _ in whole] == ["05" * 16, "06" * 16, "07" * 16, NEW_TRACE]
+        assert (prune(con, now - DAY_NS).traces, _traces_and_orphans(con)) == (3, ([(NEW_TRACE, 1)], 0))
+    finally:
+        con.close()
 
 
 def test_duration_and_ops_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
