@@ -4,7 +4,7 @@ A database is filled by DuckDB SQL with ``--spans`` expired spans (ended 10 to 4
 ``--spans-per-trace`` each, 1 by default as in the audit that found the stall; ~300 bytes of
 attributes) and its ``trace_index``, the way the writer keeps it. A collector subprocess is started
 on it, one client sends a small OTLP/HTTP export (5 new spans) every 50 ms, and after a few
-seconds of that the prune is asked for through the query API (``POST /api/prune``, what
+seconds of that the prune is asked for through the query API (``POST /api/prune`` with the owner key, what
 ``spanreel prune`` and ``exporters.duckdb.ttl`` run): every trace older than one day goes.
 
 Prints the prune's duration and rate, and the export latency (median, p99, max) before and
@@ -158,7 +158,7 @@ def main() -> None:
         exporter.start()
         time.sleep(5)
         started = time.monotonic()
-        result = call_api(info, "/api/prune", {"older_than": "1d"})
+        result = call_api(info, "/api/prune", {"older_than": "1d"}, as_owner=True)
         took = time.monotonic() - started
         time.sleep(1)
         exporter.stop.set()

@@ -331,9 +331,10 @@ def prune_command(
     \b
     Whole traces are deleted (spans and the per-trace index together), oldest first, a few
     thousand per transaction: a trace goes when its last span ended before now - DURATION.
-    While a collector runs on the database the request goes through its API (SPANREEL_TOKEN is
-    sent when the API requires a token), and it keeps committing exports between those
-    transactions; otherwise the file is opened directly.
+    While a collector runs on the database the request goes through its API, and it keeps
+    committing exports between those transactions; otherwise the file is opened directly. The
+    API wants SPANREEL_TOKEN when it requires a token, else the key in <db>.collector.json
+    (readable by the user running the collector only), which this command sends.
 
     \b
     Examples:
@@ -352,7 +353,8 @@ def prune_command(
     info = running_collector(db_path)
     if info is not None:
         try:
-            result = call_api(info, "/api/prune", {"older_than": older_than_s, "dry_run": dry_run})
+            body = {"older_than": older_than, "dry_run": dry_run}  # the duration with its unit
+            result = call_api(info, "/api/prune", body, as_owner=True)
         except QueryError as exc:
             raise click.ClickException(str(exc)) from exc
     else:

@@ -17,6 +17,11 @@ PEM of the certificate the collector serves: the client trusts that certificate 
 (pinned, whatever name it was issued for: the discovery file is on this machine, and names an
 address such as ``0.0.0.0`` or ``127.0.0.1``). With ``client_ca_file`` the client presents the
 certificate of :data:`CLIENT_CERT_ENV` (PEM; the key in it or in :data:`CLIENT_KEY_ENV`).
+
+The file also holds ``owner_key``, a random secret made for each run of the collector: without
+``query_auth``, ``POST /api/prune`` (it deletes data) wants it in the :data:`OWNER_KEY_HEADER`
+header, as proof that the caller can read the file, which is created readable by its owner only
+(0600). ``spanreel prune`` sends it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import os
 import ssl
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +53,7 @@ from spanreel.collector._security import pinned_client_context
 __all__ = [
     "CLIENT_CERT_ENV",
     "CLIENT_KEY_ENV",
+    "OWNER_KEY_HEADER",
     "TOKEN_ENV",
     "CollectorInfo",
     "call_api",
@@ -66,6 +72,8 @@ TOKEN_ENV = "SPANREEL_TOKEN"
 #: a query API with ``tls.client_ca_file`` (mutual TLS).
 CLIENT_CERT_ENV = "SPANREEL_CLIENT_CERT"
 CLIENT_KEY_ENV = "SPANREEL_CLIENT_KEY"
+#: Header carrying the discovery file's ``owner_key`` (``POST /api/prune`` without query auth).
+OWNER_KEY_HEADER = "X-Spanreel-Owner-Key"
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,9 @@ class CollectorInfo:
     #: with TLS on the query API (``query_url`` is https): the PEM certificate it serves, which
     #: the client pins; ``None``: plaintext
     query_tls_cert: str | None = None
+    #: this run's secret, only in the discovery file (0600): proof of owning the collector, which
+    #: ``POST /api/prune`` wants when the query API has no bearer token
+    owner_key: str = field(default="", repr=False)
 
 
 def discovery_path(db_path: str | os.PathLike[str]) -> Path:
@@ -96,10 +107,15 @@ def discovery_path(db_path: str | os.PathLike[str]) -> Path:
 
 
 def write_discovery(info: CollectorInfo) -> Path:
-    """Atomically write ``info`` next to its database; return the file's path."""
+    """Atomically write ``info`` next to its database, readable and writable by its owner only
+    (0600: it holds the ``owner_key``); return the file's path."""
     path = discovery_path(info.db_path)
     tmp = path.with_name(f".{path.name}.{info.pid}.tmp")
-    tmp.write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # left by a crashed run with the same pid: created anew, with this mode
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(asdict(info), indent=2) + "\n")
     os.replace(tmp, path)
     return path
 
@@ -125,6 +141,7 @@ def _read_discovery(path: Path) -> CollectorInfo | None:
             started_at=str(data.get("started_at", "")),
             query_auth=bool(data.get("query_auth", False)),
             query_tls_cert=data["query_tls_cert"] if isinstance(data.get("query_tls_cert"), str) else None,
+            owner_key=str(data.get("owner_key", "")),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
@@ -176,13 +193,18 @@ def running_collector(db_path: str | os.PathLike[str]) -> CollectorInfo | None:
     return None
 
 
-def call_api(info: CollectorInfo, path: str, body: dict[str, Any]) -> dict[str, Any]:
+def call_api(
+    info: CollectorInfo, path: str, body: dict[str, Any], *, as_owner: bool = False
+) -> dict[str, Any]:
     """POST ``body`` to the collector's API at ``path`` (e.g. ``/api/query``) with the bearer token
-    from :data:`TOKEN_ENV` when the API requires one; return the JSON answer.
+    from :data:`TOKEN_ENV` when the API requires one, and with ``as_owner`` the discovery file's
+    ``owner_key`` (``/api/prune``); return the JSON answer.
 
     Raises :class:`QueryError` with the API's error message, or saying which token is missing.
     """
     headers = {}
+    if as_owner and info.owner_key:
+        headers[OWNER_KEY_HEADER] = info.owner_key
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
         headers["Authorization"] = f"Bearer {token}"

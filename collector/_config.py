@@ -78,6 +78,7 @@ __all__ = [
     "load_collector_config",
     "parse_duration",
     "parse_endpoint",
+    "parse_prune_age",
     "security_warnings",
 ]
 
@@ -449,11 +450,24 @@ def _ttl(value: Any, key: str) -> float | None:
             "unquoted true/false/yes/no/on/off as booleans); to keep everything leave ttl out or set 0"
         )
     if isinstance(typed, int | float) and typed != 0:
-        raise ConfigError(
-            f"{key}: expected a duration with a unit like 30d or 720h, got the bare number {typed!r} "
-            "(retention deletes data: say which unit is meant)"
-        )
+        raise _bare_number(typed, key)
     return parse_duration(typed, key) or None
+
+
+def _bare_number(value: float, key: str) -> ConfigError:
+    return ConfigError(
+        f"{key}: expected a duration with a unit like 30d or 720h, got the bare number {value!r} "
+        "(retention deletes data: say which unit is meant)"
+    )
+
+
+def parse_prune_age(value: Any, key: str) -> float:
+    """The age beyond which a prune deletes traces (``POST /api/prune``'s ``older_than``), in
+    seconds: a duration with a unit, as ``ttl``; a bare number, 0 included (which would delete
+    everything), is refused with ``ttl``'s message. Raises :class:`ConfigError` naming ``key``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise _bare_number(value, key)
+    return parse_duration(value, key)
 
 
 def _parse_exporters(

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import os
+import secrets
 import socket
 import ssl
 import threading
@@ -60,8 +62,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from spanreel import __version__
 from spanreel._config import ConfigError
 from spanreel.collector._batch import DecodePool, default_decode_workers
-from spanreel.collector._client import CollectorInfo, remove_discovery, write_discovery
-from spanreel.collector._config import CollectorConfig, parse_duration, parse_endpoint
+from spanreel.collector._client import OWNER_KEY_HEADER, CollectorInfo, remove_discovery, write_discovery
+from spanreel.collector._config import CollectorConfig, parse_endpoint, parse_prune_age
 from spanreel.collector._decode import DecodeError
 from spanreel.collector._forward import Forwarders
 from spanreel.collector._http_body import BodyDecoder, BodyTooLarge, MalformedBody, UnsupportedEncoding
@@ -178,6 +180,9 @@ class Collector:
         self._queries: set[duckdb.DuckDBPyConnection] = set()
         self._queries_lock = threading.Lock()
         self._stopping = False
+        #: this run's secret, written only to the discovery file (0600): ``POST /api/prune`` wants
+        #: it when the query API has no bearer token
+        self._owner_key = secrets.token_urlsafe(32)
 
     @property
     def info(self) -> CollectorInfo:
@@ -246,6 +251,7 @@ class Collector:
             started_at=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             query_auth=cfg.query_auth is not None,
             query_tls_cert=query_cert,
+            owner_key=self._owner_key,
         )
         try:
             write_discovery(self._info)
@@ -714,6 +720,19 @@ class Collector:
         )
 
     async def _api_prune(self, request: web.Request) -> web.Response:
+        if self.config.query_auth is None and not hmac.compare_digest(
+            request.headers.get(OWNER_KEY_HEADER, "").encode(), self._owner_key.encode()
+        ):
+            # Without a token, anyone on the host reaches this port: pruning deletes data, so it
+            # wants the key only the discovery file (0600) holds, as `spanreel prune` sends it.
+            return web.json_response(
+                {
+                    "error": "pruning deletes data: without exporters.duckdb.auth only the user running "
+                    f"the collector may prune (`spanreel prune` sends the {OWNER_KEY_HEADER} header "
+                    "from <db>.collector.json, readable by that user only)"
+                },
+                status=403,
+            )
         try:
             body = await request.json()
         except ValueError as exc:
@@ -723,7 +742,7 @@ class Collector:
                 {"error": 'body must be {"older_than": "30d", "dry_run": false}'}, status=400
             )
         try:
-            older_than_s = parse_duration(body["older_than"], "older_than")
+            older_than_s = parse_prune_age(body["older_than"], "older_than")
         except ConfigError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         try:

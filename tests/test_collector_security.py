@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
+import secrets
 import ssl
+import stat
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +34,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spanreel.cli import main
 from spanreel.collector import QueryError, run_query
-from spanreel.collector._client import CLIENT_CERT_ENV, CLIENT_KEY_ENV, TOKEN_ENV
+from spanreel.collector._client import CLIENT_CERT_ENV, CLIENT_KEY_ENV, OWNER_KEY_HEADER, TOKEN_ENV
 from spanreel.collector._security import pinned_client_context
 
 TOKEN = "s3cr3t-token-for-tests"
@@ -377,6 +381,71 @@ def test_query_api_refuses_what_a_web_page_could_send(collector_sql: CollectorPr
     assert (
         httpx.get(f"{url}/healthz", headers={"host": "evil.example"}).status_code == 200
     )  # liveness stays open
+
+
+def _old_span(running: CollectorProcess, days: int) -> None:
+    """One span (its own trace) that ended ``days`` days ago, over OTLP/HTTP JSON."""
+    end = time.time_ns() - days * 86_400 * 10**9
+    span = {"traceId": secrets.token_hex(16), "spanId": secrets.token_hex(8), "name": "old",
+            "startTimeUnixNano": str(end - 10**9), "endTimeUnixNano": str(end)}  # fmt: skip
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+    assert httpx.post(running.http_url, json=body).status_code == 200
+
+
+def test_prune_without_a_token_wants_the_owner_key(collector_process: CollectorProcess) -> None:
+    """Without query auth, ``POST /api/prune`` deleted every trace for any local user or process
+    that found the port in the (world-readable) discovery file. It now wants this run's
+    ``owner_key``, which only the discovery file holds (0600) and ``spanreel prune`` sends; and it
+    refuses a bare number (``0`` deleted everything) with the message ``ttl`` gives."""
+    running = collector_process
+    _old_span(running, days=3)
+    url = f"{running.info['query_url']}/api/prune"
+    assert stat.S_IMODE(running.discovery.stat().st_mode) == 0o600
+    key = running.info["owner_key"]
+    assert len(key) >= 40 and key not in running.stderr()
+    for headers in ({}, {OWNER_KEY_HEADER: "guess"}, {OWNER_KEY_HEADER: key[:-1]}, {"X-Other": key}):
+        refused = httpx.post(url, json={"older_than": "1d"}, headers=headers)
+        assert refused.status_code == 403, refused.text
+        assert "only the user running the collector may prune" in refused.json()["error"]
+    for bare in (0, 30, 2.5):
+        refused = httpx.post(url, json={"older_than": bare}, headers={OWNER_KEY_HEADER: key})
+        assert refused.status_code == 400 and refused.json()["error"] == (
+            f"older_than: expected a duration with a unit like 30d or 720h, got the bare number {bare!r} "
+            "(retention deletes data: say which unit is meant)"
+        )
+    assert run_query("SELECT count(*) FROM spans", running.db).rows == [[1]]
+    dry = httpx.post(url, json={"older_than": "1d", "dry_run": True}, headers={OWNER_KEY_HEADER: key})
+    assert (dry.status_code, dry.json()["traces"]) == (200, 1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "spanreel", "prune", "--older-than", "1d", "--db", str(running.db), "--json"],
+        env=clean_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["traces"] == 1
+    assert run_query("SELECT count(*) FROM spans", running.db).rows == [[0]]
+
+
+def test_prune_with_a_token(secure: tuple[CollectorProcess, Path]) -> None:
+    """With query auth the bearer token is what admits a prune, from the API and from ``spanreel
+    prune`` (which sends SPANREEL_TOKEN), without the owner key; a bare number is refused there too."""
+    running, _ = secure
+    url = f"{running.info['query_url']}/api/prune"
+    body = {"older_than": "3650d", "dry_run": True}
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.post(url, json=body).status_code == 401
+    admitted = httpx.post(url, json=body, headers=bearer)
+    assert admitted.status_code == 200 and admitted.json()["dry_run"] is True
+    bare = httpx.post(url, json={"older_than": 0}, headers=bearer)
+    assert bare.status_code == 400 and "got the bare number 0" in bare.json()["error"]
+    command = [sys.executable, "-m", "spanreel", "prune", "--older-than", "3650d", "--db", str(running.db)]
+    proc = subprocess.run(
+        command, env=clean_env(**{TOKEN_ENV: TOKEN}), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith("deleted 0 traces"), proc.stderr
+    proc = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=60)
+    assert (
+        proc.returncode == 1 and f"requires a bearer token on its query API: set {TOKEN_ENV}" in proc.stderr
+    )
 
 
 def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
