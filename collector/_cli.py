@@ -143,8 +143,12 @@ def handle_stop_signals(stop: asyncio.Event, prog: str, db_path: str) -> None:
 
 async def _serve(config: CollectorConfig) -> None:
     from spanreel.collector._server import Collector
+    from spanreel.collector._writer import keep_files_private
 
     _setup_logging(config.log_level)
+    readable = keep_files_private(config.db_path)  # the database, its WAL, the discovery file: 0600
+    if readable:
+        logging.getLogger("spanreel.collector").warning("%s", readable)
     if config.ignored_settings:
         logging.getLogger("spanreel.collector").warning(
             "ignored (valid for the OpenTelemetry Collector, no effect here): %s",

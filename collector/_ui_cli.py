@@ -87,9 +87,13 @@ def _running(info: CollectorInfo, open_browser: bool) -> None:
 
 async def _serve(config: CollectorConfig, open_browser: bool) -> None:
     from spanreel.collector._server import Collector
+    from spanreel.collector._writer import keep_files_private
 
     for warning in security_warnings(config):
         click.echo(f"spanreel ui: WARNING: {warning}", err=True)
+    readable = keep_files_private(config.db_path)  # the database, its WAL, the discovery file: 0600
+    if readable:
+        click.echo(f"spanreel ui: warning: {readable}", err=True)
     collector = Collector(config)
     info = await collector.start()
     stop = asyncio.Event()

@@ -22,6 +22,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -39,11 +41,13 @@ from spanreel.collector._query import restrict
 from spanreel.collector._schema import JSON_COLUMNS, SPAN_ID_AS_UBIGINT, migrate
 
 __all__ = [
+    "PRIVATE_UMASK",
     "DatabaseLockedError",
     "QueueFullError",
     "SpanWriter",
     "WriteResult",
     "WriterClosedError",
+    "keep_files_private",
     "open_database",
 ]
 
@@ -80,8 +84,47 @@ ROW_GROUP_SIZE: Final = 4096
 CATALOG: Final = "spanreel"
 
 
+#: The collector process's umask: the files it creates are its owner's only (0600), DuckDB's WAL
+#: included, which DuckDB deletes at each checkpoint and creates again at the next write (so a
+#: chmod of it would not last). The database holds every captured prompt and response.
+PRIVATE_UMASK: Final = 0o077
+
+
+def keep_files_private(db_path: Path) -> str | None:
+    """Set the process umask to :data:`PRIVATE_UMASK` (for a process that runs the collector; the
+    decode workers inherit it); return a warning when the database file exists already and other
+    users may read it (made by an earlier release, or by hand: its mode is left as it is)."""
+    os.umask(PRIVATE_UMASK)
+    try:
+        mode = stat.S_IMODE(os.stat(db_path).st_mode)
+    except OSError:
+        return None
+    if not mode & (stat.S_IRGRP | stat.S_IROTH):
+        return None
+    return (
+        f"{db_path} is readable by other users (mode {mode:04o}), and so is every captured prompt in "
+        f"it; `chmod 600 {db_path}` unless that is meant (spanreel creates its files 0600)"
+    )
+
+
+def _make_private_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents, each ``0700`` (readable by the owner only);
+    existing folders are left as they are."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for each in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            each.mkdir(mode=0o700)
+
+
 def open_database(path: Path, *, allow_empty: bool = True) -> duckdb.DuckDBPyConnection:
     """Open (creating folders and file as needed) the collector's read-write database and migrate it.
+
+    A folder it creates is ``0700``, a database file it creates ``0600`` (owner only).
 
     The file is attached as :data:`CATALOG` with :data:`ROW_GROUP_SIZE` rows per row group and made
     the connection's default catalog; :meth:`SpanWriter.cursor` does the same for reader cursors.
@@ -92,11 +135,14 @@ def open_database(path: Path, *, allow_empty: bool = True) -> duckdb.DuckDBPyCon
     file without spanreel's ``schema_migrations`` that holds tables or views (or, with
     ``allow_empty=False``, for any file without it).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_private_folders(path.parent)
+    created = not path.exists()
     con = duckdb.connect(":memory:")
     try:
         quoted = str(path).replace("'", "''")
         con.execute(f"ATTACH '{quoted}' AS {CATALOG} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        if created:
+            os.chmod(path, 0o600)
     except duckdb.IOException as exc:
         con.close()
         if "lock" in str(exc).lower():

@@ -96,23 +96,29 @@ class CollectorProcess:
 
 
 def start_collector(
-    db: Path, *extra_args: str, timeout: float = 30, env: dict[str, str] | None = None
+    db: Path,
+    *extra_args: str,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+    stderr_path: Path | None = None,
 ) -> CollectorProcess:
-    """Start a collector on ``db`` (cwd: its folder; stderr to ``<db>.stderr.log``) and wait for it.
+    """Start a collector on ``db`` (cwd: its folder, else the stderr file's; stderr to
+    ``stderr_path``, by default ``<db>.stderr.log``) and wait for it.
 
     ``extra_args`` follow the endpoint options (e.g. ``"--config", path``); ``env`` is added to
     the environment (without ``SPANREEL_*``/``OTEL_*``: :func:`clean_env`). Raises
     ``AssertionError`` with the collector's stderr if it exits or has not written its discovery
     file within ``timeout`` seconds (it is then killed).
     """
-    stderr_path = db.with_name(db.name + ".stderr.log")
+    stderr_path = stderr_path or db.with_name(db.name + ".stderr.log")
     stderr_file = stderr_path.open("w")
     # stderr goes to a file, not a pipe: a long-running collector never blocks on a full pipe.
     proc = subprocess.Popen(
         [sys.executable, "-m", "spanreel", "collector", "--db", str(db),
          "--grpc-endpoint", "127.0.0.1:0", "--http-endpoint", "127.0.0.1:0",
          "--query-endpoint", "127.0.0.1:0", *extra_args],
-        cwd=db.parent, env=clean_env(**(env or {})), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        cwd=db.parent if db.parent.exists() else stderr_path.parent, env=clean_env(**(env or {})),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
         stderr=stderr_file, text=True,
     )  # fmt: skip
     running = CollectorProcess(proc, db, {}, stderr_path, stderr_file)

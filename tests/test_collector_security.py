@@ -383,9 +383,9 @@ def test_query_api_refuses_what_a_web_page_could_send(collector_sql: CollectorPr
     )  # liveness stays open
 
 
-def _old_span(running: CollectorProcess, days: int) -> None:
-    """One span (its own trace) that ended ``days`` days ago, over OTLP/HTTP JSON."""
-    end = time.time_ns() - days * 86_400 * 10**9
+def _post_span(running: CollectorProcess, ended_days_ago: int) -> None:
+    """One span (its own trace) that ended ``ended_days_ago`` days ago, over OTLP/HTTP JSON."""
+    end = time.time_ns() - ended_days_ago * 86_400 * 10**9
     span = {"traceId": secrets.token_hex(16), "spanId": secrets.token_hex(8), "name": "old",
             "startTimeUnixNano": str(end - 10**9), "endTimeUnixNano": str(end)}  # fmt: skip
     body = {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
@@ -398,7 +398,7 @@ def test_prune_without_a_token_wants_the_owner_key(collector_process: CollectorP
     ``owner_key``, which only the discovery file holds (0600) and ``spanreel prune`` sends; and it
     refuses a bare number (``0`` deleted everything) with the message ``ttl`` gives."""
     running = collector_process
-    _old_span(running, days=3)
+    _post_span(running, ended_days_ago=3)
     url = f"{running.info['query_url']}/api/prune"
     assert stat.S_IMODE(running.discovery.stat().st_mode) == 0o600
     key = running.info["owner_key"]
@@ -446,6 +446,36 @@ def test_prune_with_a_token(secure: tuple[CollectorProcess, Path]) -> None:
     assert (
         proc.returncode == 1 and f"requires a bearer token on its query API: set {TOKEN_ENV}" in proc.stderr
     )
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_collector_keeps_its_files_private(tmp_path: Path) -> None:
+    """The database, DuckDB's WAL and the discovery file were 0644 and the data folder 0755:
+    another local user copied a running collector's WAL and read the prompts in it, token or not.
+    Folders the collector creates are 0700 and its files 0600 (a 0077 umask: DuckDB deletes the
+    WAL at each checkpoint and creates it again itself); an existing database keeps its mode, with
+    a warning."""
+    before = _mode(tmp_path)
+    db = tmp_path / "data" / "spanreel" / "spans.duckdb"
+    wal = db.with_name(db.name + ".wal")
+    with start_collector(db, stderr_path=tmp_path / "first.log") as running:
+        _post_span(running, ended_days_ago=0)  # committed: the WAL holds it
+        assert wal.exists()
+        files = (db.parent.parent, db.parent, db, wal, running.discovery)
+        assert {path.name: _mode(path) for path in files} == {
+            "data": 0o700, "spanreel": 0o700, "spans.duckdb": 0o600, "spans.duckdb.wal": 0o600,
+            "spans.duckdb.collector.json": 0o600,
+        }  # fmt: skip
+        assert "readable by other users" not in running.stderr()
+    assert _mode(tmp_path) == before  # a folder that was there is left alone
+    db.chmod(0o644)
+    with start_collector(db, stderr_path=tmp_path / "second.log") as running:
+        _post_span(running, ended_days_ago=0)
+        assert (_mode(db), _mode(wal), _mode(running.discovery)) == (0o644, 0o600, 0o600)
+        assert f"{db} is readable by other users (mode 0644)" in running.stderr()
 
 
 def test_check_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
