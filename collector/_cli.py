@@ -72,6 +72,8 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
     read_timeout = config.http_read_timeout_s
     body_read = f"within {_duration_text(read_timeout)} (else 408)" if read_timeout else "no time limit"
     workers = "one per CPU (max 4)" if config.decode_workers is None else str(config.decode_workers)
+    answer_rows = f"{config.query_max_rows:,} rows" if config.query_max_rows else "any rows"
+    answer_bytes = f"{config.query_max_bytes / _MIB:g} MiB" if config.query_max_bytes else "any size"
     lines = [
         f"configuration OK: {source}",
         f"  OTLP/gRPC       {listener(config.grpc_endpoint, config.grpc_tls, config.grpc_auth)}",
@@ -83,6 +85,7 @@ def _describe_config(config: CollectorConfig, source: str) -> str:
         f"  queue           {config.max_queue_bytes / _MIB:g} MiB; decode workers: {workers}",
         f"  retention       {_duration_text(config.ttl_s) if config.ttl_s else 'keep everything'}",
         f"  query timeout   {_duration_text(config.query_timeout_s) if config.query_timeout_s else 'none'}",
+        f"  query answers   at most {answer_rows}, {answer_bytes} (past a limit: cut, truncated)",
         f"  HTTP body read  {body_read}",
     ]
     lines.append(f"  log level       {config.log_level.lower()}")
@@ -263,6 +266,8 @@ def collector_command(
       exporters.duckdb.max_queue_bytes    queue bound; beyond it UNAVAILABLE / 503 + Retry-After
       exporters.duckdb.ttl                retention, e.g. 30d (see also `spanreel prune`)
       exporters.duckdb.query_timeout      query API / UI queries interrupted after it (30s)
+      exporters.duckdb.query_max_rows / query_max_bytes   the most one answer holds (1000000,
+                                          128 MiB); a larger one is cut and says truncated
       exporters.otlp / exporters.otlphttp  forward received spans to another OTLP backend too
                                           (endpoint, headers, compression, tls, retry_on_failure,
                                           sending_queue); list them in the traces pipeline

@@ -21,10 +21,11 @@ Supported components (anything else is a :class:`~spanreel._config.ConfigError` 
   the in-memory queue, default 128 MiB), ``decode_workers`` (decoding processes, default one per CPU
   up to 4; 0 decodes in threads), ``ttl`` (retention, e.g. ``720h`` or ``30d``, with a unit;
   default, or ``0``: keep everything), ``metrics_log_interval`` (how often counters are logged,
-  default ``60s``, at least ``1s``; ``0s`` turns it off), ``query_timeout`` (a query API / UI query
-  running longer is interrupted, default ``30s``; ``0s``: no limit), ``query_max_rows`` (the most
-  rows one query API answer holds, default 1,000,000, the answer then says ``truncated``; 0: no
-  limit).
+  default ``60s``, at least ``1s``; ``0s`` turns it off), ``query_timeout`` (a query API / UI
+  query running longer is interrupted, default ``30s``; ``0s``: no limit), ``query_max_rows`` (the
+  most rows one query API answer holds, default 1,000,000, the answer then says ``truncated``; 0:
+  no limit), ``query_max_bytes`` (the most bytes one query API answer holds, its JSON and the
+  result read from DuckDB, default 128 MiB, then ``truncated`` too; 0: no limit).
 - ``processors.batch`` (or ``batch/<name>``): accepted with the Collector's keys, no effect.
 - ``exporters.otlp`` / ``exporters.otlphttp`` (or ``…/<name>``): forward received spans to another
   OTLP backend; keys as in the OTel Collector (see :mod:`spanreel.collector._forward_config`).
@@ -94,6 +95,7 @@ MIN_METRICS_LOG_INTERVAL_S = 1.0
 DEFAULT_QUERY_TIMEOUT_S = 30.0
 DEFAULT_HTTP_READ_TIMEOUT_S = 30.0
 DEFAULT_QUERY_MAX_ROWS = 1_000_000
+DEFAULT_QUERY_MAX_BYTES = 128 * _MIB
 
 _RECEIVER_TYPES = frozenset({"otlp"})
 _EXPORTER_TYPES = frozenset({"duckdb", *FORWARDER_TYPES})
@@ -140,6 +142,10 @@ class CollectorConfig:
     #: The most rows one query API answer holds (0: no limit): a result is built in memory, and
     #: an unbounded ``SELECT`` over millions of spans would take the collector's memory with it.
     query_max_rows: int = DEFAULT_QUERY_MAX_ROWS
+    #: The most bytes one query API answer holds (0: no limit), as JSON and as the result read
+    #: from DuckDB: rows limit the count, not the size (one 500 MB value took the collector from
+    #: 150 MB to 1.6 GB).
+    query_max_bytes: int = DEFAULT_QUERY_MAX_BYTES
     #: Expected ``authorization`` value (``"Bearer <token>"``) per listener; ``None``: no auth.
     grpc_auth: str | None = field(default=None, repr=False)
     http_auth: str | None = field(default=None, repr=False)
@@ -319,7 +325,7 @@ _GRPC_KEYS = ("endpoint", "auth", "tls", "max_recv_msg_size_mib")
 _HTTP_KEYS = ("endpoint", "auth", "tls", "max_request_body_size", "read_timeout")
 _DUCKDB_KEYS = (
     "path", "query_endpoint", "auth", "tls", "max_queue_bytes", "decode_workers", "ttl",
-    "metrics_log_interval", "query_timeout", "query_max_rows",
+    "metrics_log_interval", "query_timeout", "query_max_rows", "query_max_bytes",
 )  # fmt: skip
 _TOP_KEYS = ("receivers", "processors", "exporters", "extensions", "service")
 
@@ -432,6 +438,13 @@ def _parse_duckdb(
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
             raise ConfigError(f"{key}.query_max_rows must be a whole number ≥ 0 (0: no limit), got {rows!r}")
         out["query_max_rows"] = rows
+    if "query_max_bytes" in section:
+        size = scalar(section["query_max_bytes"])
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ConfigError(
+                f"{key}.query_max_bytes must be a whole number of bytes ≥ 0 (0: no limit), got {size!r}"
+            )
+        out["query_max_bytes"] = size
     return out
 
 

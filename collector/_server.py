@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import duckdb
 import grpc
@@ -68,7 +68,14 @@ from spanreel.collector._decode import DecodeError
 from spanreel.collector._forward import Forwarders
 from spanreel.collector._http_body import BodyDecoder, BodyTooLarge, MalformedBody, UnsupportedEncoding
 from spanreel.collector._metrics import Counters, QueueBudget
-from spanreel.collector._query import CONVERT_ROWS, QueryError, execute_read_only
+from spanreel.collector._query import (
+    CONVERT_ROWS,
+    QueryError,
+    execute_read_only,
+    json_rows,
+    read_only_table,
+    rows_within,
+)
 from spanreel.collector._retention import Pruner, PruneResult, cutoff_ns
 from spanreel.collector._security import (
     AUTHORIZATION,
@@ -82,6 +89,7 @@ from spanreel.collector._writer import QueueFullError, SpanWriter, WriterClosedE
 __all__ = ["Collector", "CollectorStartError", "prune_result_json"]
 
 _log = logging.getLogger("spanreel.collector")
+_T = TypeVar("_T")
 #: Seconds between two log lines about failing writes (each failed request is counted).
 _FAILURE_LOG_INTERVAL_S = 10.0
 
@@ -99,6 +107,8 @@ SHUTDOWN_GRACE_S: Final = 3.0
 #: that had not started executing when first interrupted is caught by the next round.
 _INTERRUPT_INTERVAL_S: Final = 0.1
 _READ_CHUNK: Final = 1 << 16
+#: Arrow bytes converted to JSON per piece of a query answer, at most (at least one row).
+_PIECE_BYTES: Final = 8 << 20
 _WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="spanreel"'}
 #: Retention runs every ttl/24, within these bounds (seconds).
 _PRUNE_INTERVAL_BOUNDS_S: Final = (60.0, 3600.0)
@@ -786,19 +796,59 @@ class Collector:
         """The ``/api/query`` answer as UTF-8 JSON pieces of :data:`CONVERT_ROWS` rows, made on a
         query thread: a large result is converted, serialised and encoded in short steps, off the
         event loop that serves the OTLP receivers (one ``json.dumps`` of millions of rows held the
-        GIL, and so the receivers, for seconds)."""
-        result = self._run_query(sql, params, max_rows)
-        rows = result.rows
-        pieces = [f'{{"columns":{_dumps(result.columns)},"rows":['.encode()]
-        for start in range(0, len(rows), CONVERT_ROWS):
-            text = _dumps(rows[start : start + CONVERT_ROWS])[1:-1]
-            pieces.append(("," + text if start else text).encode())
-        pieces.append(f'],"truncated":{_dumps(result.truncated)}}}'.encode())
+        GIL, and so the receivers, for seconds).
+
+        The answer holds at most ``exporters.duckdb.query_max_bytes`` bytes: DuckDB's result is read
+        up to that much Arrow data only, and the rows whose JSON would go past it are left out
+        (``truncated``). ``query_timeout`` covers the conversion too, checked before each piece."""
+        started = time.monotonic()
+        max_bytes = self.config.query_max_bytes or None
+        table, truncated = self._on_cursor(
+            lambda cursor: read_only_table(cursor, sql, params, max_rows=max_rows, max_bytes=max_bytes)
+        )
+        head = f'{{"columns":{_dumps(table.column_names)},"rows":['.encode()
+        pieces, size = [head], len(head) + len(b'],"truncated":false}')
+        start = 0
+        while start < table.num_rows:
+            self._check_query_time(started)
+            part = table.slice(start, CONVERT_ROWS)
+            if part.nbytes > _PIECE_BYTES:  # large values: fewer rows a piece (its copies are smaller)
+                part = part.slice(0, max(1, rows_within(part, _PIECE_BYTES)))
+            rows = json_rows(part)
+            text = _dumps(rows)[1:-1]
+            piece = ("," + text if start else text).encode()
+            if max_bytes is not None and size + len(piece) > max_bytes:
+                for i, row in enumerate(rows):  # the rows of this piece that still fit
+                    one = (("," if start or i else "") + _dumps(row)).encode()
+                    if size + len(one) > max_bytes:
+                        break
+                    pieces.append(one)
+                    size += len(one)
+                truncated = True
+                break
+            pieces.append(piece)
+            size += len(piece)
+            start += part.num_rows
+        pieces.append(f'],"truncated":{_dumps(truncated)}}}'.encode())
         return pieces
+
+    def _check_query_time(self, started: float) -> None:
+        """Raise :class:`QueryError` when the collector is stopping, or ``query_timeout`` has passed
+        since ``started`` (the answer's conversion counts: it used to run on unbounded)."""
+        timeout = self.config.query_timeout_s
+        if self._stopping:
+            raise QueryError("query interrupted: the collector is stopping")
+        if timeout > 0 and time.monotonic() - started > timeout:
+            raise QueryError(f"query interrupted after exporters.duckdb.query_timeout ({timeout:g} s)")
 
     def _run_query(self, sql: str, params: list[Any], max_rows: int | None = None) -> Any:
         """Run a read-only query on its own cursor (at most ``max_rows`` rows), interrupted after
         ``query_timeout_s``. Raises :class:`QueryError` (also for the timeout)."""
+        return self._on_cursor(lambda cursor: execute_read_only(cursor, sql, params, max_rows=max_rows))
+
+    def _on_cursor(self, run: Callable[[duckdb.DuckDBPyConnection], _T]) -> _T:
+        """``run(cursor)`` on a reader cursor of its own, interrupted after ``query_timeout_s``
+        (and when the collector stops). Raises :class:`QueryError` (also for the timeout)."""
         assert self._writer is not None
         try:
             cursor = self._writer.cursor()
@@ -817,7 +867,7 @@ class Collector:
             timer.daemon = True
             timer.start()
         try:
-            return execute_read_only(cursor, sql, params, max_rows=max_rows)
+            return run(cursor)
         except QueryError as exc:
             if isinstance(exc.__cause__, duckdb.InterruptException):
                 if self._stopping:

@@ -145,12 +145,12 @@ def sql_command(query: str, db: str | None, config_path: str | None, as_json: bo
 
 def _truncation_note(shown: int, max_rows: int | None) -> str:
     """What cut a truncated answer: ``--max-rows``, or (fewer rows than that) the running
-    collector's own cap, ``exporters.duckdb.query_max_rows``."""
+    collector's own caps, ``exporters.duckdb.query_max_rows`` and ``query_max_bytes``."""
     if max_rows is not None and shown >= max_rows:
         return f"more rows than --max-rows {max_rows}: showing the first {max_rows}"
     return (
-        f"the collector's exporters.duckdb.query_max_rows cut the answer at {shown:,} rows "
-        "(raise it in otel-config.yaml, or narrow the query)"
+        f"the collector's exporters.duckdb.query_max_rows or query_max_bytes cut the answer at "
+        f"{shown:,} rows (raise them in otel-config.yaml, or narrow the query)"
     )
 
 

@@ -240,10 +240,10 @@ def default_query(sql: str, db_path: Path, params: Sequence[Any] | None = None) 
     from spanreel.collector import QueryError, run_query
 
     result = run_query(sql, db_path, params=list(params) if params is not None else None)
-    if result.truncated:  # cut by the running collector's exporters.duckdb.query_max_rows
+    if result.truncated:  # cut by the running collector's exporters.duckdb.query_max_rows / _bytes
         raise QueryError(
-            f"the answer has more than the collector's exporters.duckdb.query_max_rows "
-            f"({len(result.rows):,}) rows: raise that limit in otel-config.yaml, or select less"
+            f"the collector's exporters.duckdb.query_max_rows or query_max_bytes cut the answer at "
+            f"{len(result.rows):,} rows: raise them in otel-config.yaml, or select less"
         )
     loaded: QueryResultLike = result
     return loaded

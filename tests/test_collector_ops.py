@@ -173,7 +173,8 @@ def test_ttl_prunes_at_start_and_counters_are_logged(tmp_path: Path) -> None:
         assert run_query("SELECT * FROM range(4)", db).truncated is False
         res = CliRunner().invoke(main, ["sql", "SELECT * FROM range(10); -- ten", "--db", str(db)])
         assert res.exit_code == 0, res.output
-        assert "query_max_rows cut the answer at 5 rows" in res.output and "--max-rows" not in res.output
+        assert "query_max_rows or query_max_bytes cut the answer at 5 rows" in " ".join(res.output.split())
+        assert "--max-rows" not in res.output
         deadline = time.monotonic() + 30
         while "received 2 spans in 2 requests, stored 1, duplicates 1" not in running.stderr():
             assert time.monotonic() < deadline, running.stderr()
@@ -308,6 +309,54 @@ def test_a_crash_in_the_middle_of_a_prune_leaves_whole_traces(tmp_path: Path) ->
         assert (prune(con, now - DAY_NS).traces, _traces_and_orphans(con)) == (3, ([(NEW_TRACE, 1)], 0))
     finally:
         con.close()
+
+
+#: 600,000 rows that DuckDB makes in a fraction of a second and spanreel converts to JSON in
+#: seconds (timestamps inside a list of structs are formatted in Python).
+_SLOW_TO_CONVERT = (
+    "SELECT i, TIMESTAMP_NS '2026-01-01' + to_microseconds(i) AS t, [{'at': TIMESTAMP '2026-01-01' "
+    "+ to_microseconds(i), 'day': DATE '2026-01-01'}] AS l FROM range(600000) t(i)"
+)
+
+
+def test_query_answers_are_capped_in_bytes_and_the_timeout_covers_their_conversion(tmp_path: Path) -> None:
+    """``query_max_rows`` limited rows, not bytes: one query returning a 500 MB value took the
+    collector from 150 MB to 1.6 GB and answered after 40 s despite a 30 s ``query_timeout``, which
+    did not cover turning the result into JSON. ``query_max_bytes`` cuts an answer after the rows
+    that fit (``truncated``, as the row cap), DuckDB's result is not read past it, and the
+    timeout now interrupts the conversion."""
+    db = tmp_path / "caps.duckdb"
+    config = tmp_path / "caps.yaml"
+    config.write_text(
+        "receivers:\n  otlp:\n    protocols:\n      http: {endpoint: 127.0.0.1:0}\n"
+        "exporters:\n  duckdb:\n    query_timeout: 1s\n    query_max_bytes: 33554432\n"
+        "service:\n  pipelines:\n    traces: {receivers: [otlp], exporters: [duckdb]}\n"
+    )
+    checked = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(config)])
+    assert "query answers   at most 1,000,000 rows, 32 MiB" in checked.output, checked.output
+    cap = 32 << 20
+    with start_collector(db, "--config", str(config)) as running:
+        url = f"{running.info['query_url']}/api/query"
+        big_rows = "SELECT i, repeat('x', 10000) AS s FROM range(5000) t(i)"  # 50 MB
+        r = httpx.post(url, json={"sql": big_rows}, timeout=60)
+        assert r.status_code == 200 and cap - 50_000 < len(r.content) <= cap, len(r.content)
+        answer = r.json()
+        assert answer["truncated"] is True and 3000 < len(answer["rows"]) < 3400
+        assert [row[0] for row in answer["rows"]] == list(range(len(answer["rows"])))  # the first ones
+        # One value larger than the cap: no row (it was read, converted and sent whole).
+        r = httpx.post(url, json={"sql": "SELECT 1 AS n, repeat('x', 40000000) AS s"}, timeout=60)
+        assert r.json() == {"columns": ["n", "s"], "rows": [], "truncated": True}
+        whole = httpx.post(url, json={"sql": "SELECT repeat('x', 10000) FROM range(3000)"}, timeout=60)
+        assert (len(whole.json()["rows"]), whole.json()["truncated"]) == (3000, False)
+        res = CliRunner().invoke(main, ["sql", big_rows, "--db", str(db), "--json"])
+        assert res.exit_code == 0 and "query_max_bytes cut the answer at" in " ".join(res.output.split())
+        # DuckDB is done with it long before the timeout; the conversion takes seconds more.
+        r = httpx.post(url, json={"sql": _SLOW_TO_CONVERT}, timeout=60)
+        assert r.status_code == 400 and "query_timeout (1 s)" in r.json()["error"], r.text[:200]
+        assert httpx.post(url, json={"sql": "SELECT 1"}).json()["rows"] == [[1]]
+    config.write_text(config.read_text().replace("33554432", "-1"))
+    refused = CliRunner().invoke(main, ["collector", "--check-config", "--config", str(config)])
+    assert refused.exit_code == 1 and "query_max_bytes must be a whole number of bytes ≥ 0" in refused.output
 
 
 def test_duration_and_ops_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
